@@ -1,0 +1,169 @@
+"""Security codes, boards and periods: parsed and validated here and nowhere else."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Final
+
+import msgspec
+
+from qmtkit.errors import InvalidCode, InvalidPeriod
+
+EXCHANGES: Final = ("SH", "SZ", "BJ")
+_CODE_RE = re.compile(r"^(\d{6})\.(SH|SZ|BJ)$")
+
+
+class Board(str, Enum):
+    """The listing board of a security; it decides the daily price limit."""
+
+    MAIN = "main"
+    CHINEXT = "chinext"  # 创业板, SZ 300/301
+    STAR = "star"  # 科创板, SH 688/689
+    BJ = "bj"  # 北交所
+    INDEX = "index"
+    ETF = "etf"
+
+
+class SecurityCode(msgspec.Struct, frozen=True, order=True):
+    """A parsed security code such as ``600000.SH``: six digits and an exchange."""
+
+    symbol: str
+    exchange: str
+
+    def __str__(self) -> str:
+        return f"{self.symbol}.{self.exchange}"
+
+    @property
+    def board(self) -> Board:
+        """The board the code belongs to, from its exchange and number range."""
+        return board_of(self.symbol, self.exchange)
+
+
+def parse_code(code: object) -> SecurityCode:
+    """Parse ``code`` (``'600000.SH'``; lower-case exchange accepted) or raise InvalidCode."""
+    if not isinstance(code, str):
+        raise InvalidCode(
+            f"security code must be a string like '600000.SH', got {type(code).__name__} {code!r}"
+        )
+    m = _CODE_RE.match(code.strip().upper())
+    if m is None:
+        raise InvalidCode(
+            f"bad security code {code!r}: expected six digits, a dot and SH, SZ or BJ "
+            "(e.g. '600000.SH', '000001.SZ', '430047.BJ')"
+        )
+    symbol, exchange = m.group(1), m.group(2)
+    board_of(symbol, exchange)  # rejects numbers no board uses
+    return SecurityCode(symbol, exchange)
+
+
+def normalize_code(code: object) -> str:
+    """Return ``code`` in canonical ``'600000.SH'`` form, or raise InvalidCode."""
+    return str(parse_code(code))
+
+
+def normalize_codes(codes: object) -> list[str]:
+    """Normalise one code or a list of codes; duplicates are removed, order is kept."""
+    if isinstance(codes, str):
+        codes = [codes]
+    if not isinstance(codes, (list, tuple, set, frozenset)):
+        raise InvalidCode(f"codes must be a code or a list of codes, got {codes!r}")
+    out: dict[str, None] = {}
+    for c in codes:
+        out[normalize_code(c)] = None
+    return list(out)
+
+
+def board_of(symbol: str, exchange: str) -> Board:
+    """Classify a six-digit symbol on an exchange into its board."""
+    p3, p2 = symbol[:3], symbol[:2]
+    if exchange == "SH":
+        if p3 in ("600", "601", "603", "605"):
+            return Board.MAIN
+        if p3 in ("688", "689"):
+            return Board.STAR
+        if p3 == "000" or p2 == "99":
+            return Board.INDEX
+        if p2 in ("51", "52", "56", "58"):
+            return Board.ETF
+    elif exchange == "SZ":
+        if p3 in ("000", "001", "002", "003"):
+            return Board.MAIN
+        if p3 in ("300", "301"):
+            return Board.CHINEXT
+        if p3 == "399":
+            return Board.INDEX
+        if p2 in ("15", "16"):
+            return Board.ETF
+    elif exchange == "BJ":
+        if p3 == "899":
+            return Board.INDEX
+        if p2 in ("43", "82", "83", "87", "88", "92"):
+            return Board.BJ
+    raise InvalidCode(
+        f"bad security code {symbol}.{exchange}: {symbol} is not a stock, index or ETF number "
+        f"on {exchange} (SH stocks 600/601/603/605/688, SZ 000-003/300/301, BJ 43/83/87/92...)"
+    )
+
+
+def limit_ratio(board: Board, is_st: bool) -> float | None:
+    """The daily price-limit ratio for a board; None where there is no limit (indices)."""
+    if board is Board.INDEX:
+        return None
+    if board is Board.BJ:
+        return 0.30
+    if board in (Board.CHINEXT, Board.STAR):
+        return 0.20
+    if is_st:
+        return 0.05
+    return 0.10
+
+
+class Period(msgspec.Struct, frozen=True):
+    """A K-line period: its xtquant name and its length in seconds (0 for ticks).
+
+    Weeks and months have a nominal length; their bars follow the calendar, not the length.
+    """
+
+    name: str
+    seconds: int
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_intraday(self) -> bool:
+        """True for tick and minute periods."""
+        return self.seconds < 86400
+
+    @property
+    def base(self) -> str:
+        """The stored period this one is derived from (``1m`` for minutes, ``1d`` for days)."""
+        if self.name in ("tick", "1m", "1d"):
+            return self.name
+        return "1m" if self.seconds < 86400 else "1d"
+
+
+PERIODS: Final[dict[str, Period]] = {
+    p.name: p
+    for p in (
+        Period("tick", 0),
+        Period("1m", 60),
+        Period("5m", 300),
+        Period("15m", 900),
+        Period("30m", 1800),
+        Period("1h", 3600),
+        Period("1d", 86400),
+        Period("1w", 7 * 86400),
+        Period("1mon", 30 * 86400),
+    )
+}
+
+
+def parse_period(period: object) -> Period:
+    """Parse a period name (``'1d'``, ``'5m'``, ...) or raise InvalidPeriod naming it."""
+    if isinstance(period, str) and period in PERIODS:
+        return PERIODS[period]
+    raise InvalidPeriod(
+        f"bad period {period!r}: expected one of {', '.join(PERIODS)}"
+    )

@@ -1,0 +1,1 @@
+"""The data layer: columnar cache, sources, calendar, adjustment and resampling."""

@@ -1,0 +1,51 @@
+"""Column names and dtypes of stored market data, one place for the cache, sources and wire.
+
+Times are Unix milliseconds (int64), as xtquant's ``time`` field. Minute bars are labelled by
+their end; daily bars by 00:00 Beijing time of the day (as MiniQMT stores them).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+BAR_DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
+    "time": np.dtype("<i8"),
+    "open": np.dtype("<f8"),
+    "high": np.dtype("<f8"),
+    "low": np.dtype("<f8"),
+    "close": np.dtype("<f8"),
+    "volume": np.dtype("<i8"),
+    "amount": np.dtype("<f8"),
+    "preClose": np.dtype("<f8"),
+    "suspendFlag": np.dtype("<i1"),
+}
+
+_LEVELS = range(1, 6)
+TICK_DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
+    "time": np.dtype("<i8"),
+    "lastPrice": np.dtype("<f8"),
+    "open": np.dtype("<f8"),
+    "high": np.dtype("<f8"),
+    "low": np.dtype("<f8"),
+    "lastClose": np.dtype("<f8"),
+    "amount": np.dtype("<f8"),
+    "volume": np.dtype("<i8"),
+    "pvolume": np.dtype("<i8"),
+    "stockStatus": np.dtype("<i4"),
+    "openInt": np.dtype("<i8"),
+    "transactionNum": np.dtype("<i8"),
+    **{f"askPrice{i}": np.dtype("<f8") for i in _LEVELS},
+    **{f"bidPrice{i}": np.dtype("<f8") for i in _LEVELS},
+    **{f"askVol{i}": np.dtype("<i8") for i in _LEVELS},
+    **{f"bidVol{i}": np.dtype("<i8") for i in _LEVELS},
+}
+
+#: Periods kept in the cache; every other period is derived from one of these.
+STORED_PERIODS: Final = ("tick", "1m", "1d")
+
+
+def dtypes_for(period: str) -> dict[str, np.dtype[np.generic]]:
+    """The stored columns of a stored period."""
+    return TICK_DTYPES if period == "tick" else BAR_DTYPES
