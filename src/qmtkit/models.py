@@ -83,6 +83,8 @@ class Order(msgspec.Struct, kw_only=True, tag="order"):
     offset_flag: int = 48
     secu_account: str = ""
     instrument_name: str = ""
+    #: qmtkit's addition: why a rejected order was refused (the client attaches it).
+    error: OrderError | None = None
 
 
 class Trade(msgspec.Struct, kw_only=True, tag="trade"):

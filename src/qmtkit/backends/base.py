@@ -169,10 +169,26 @@ class QueryAccountStatus(msgspec.Struct, tag="query_account_status"):
 
 
 Request = Union[
-    Hello, ListInstruments, GetSnapshot, SubscribeQuotes, UnsubscribeQuotes, FetchHistory,
-    FetchDividends, ListSectors, GetSectorMembers, OpenAccount, CloseAccount, SubmitOrder,
-    CancelOrder, CancelOrderSysid, QueryAsset, QueryOrders, QueryTrades, QueryPositions,
-    QueryAccountInfos, QueryAccountStatus,
+    Hello,
+    ListInstruments,
+    GetSnapshot,
+    SubscribeQuotes,
+    UnsubscribeQuotes,
+    FetchHistory,
+    FetchDividends,
+    ListSectors,
+    GetSectorMembers,
+    OpenAccount,
+    CloseAccount,
+    SubmitOrder,
+    CancelOrder,
+    CancelOrderSysid,
+    QueryAsset,
+    QueryOrders,
+    QueryTrades,
+    QueryPositions,
+    QueryAccountInfos,
+    QueryAccountStatus,
 ]
 
 # --------------------------------------------------------------------------- replies
@@ -272,8 +288,22 @@ class AccountStatuses(msgspec.Struct, tag="account_statuses"):
 
 
 Reply = Union[
-    Ok, BackendInfo, Instruments, Snapshots, HistoryColumns, Dividends, Names, Orders, Trades,
-    Positions, AccountInfos, AccountStatuses, Asset, AccountStatus, OrderResponse, CancelResponse,
+    Ok,
+    BackendInfo,
+    Instruments,
+    Snapshots,
+    HistoryColumns,
+    Dividends,
+    Names,
+    Orders,
+    Trades,
+    Positions,
+    AccountInfos,
+    AccountStatuses,
+    Asset,
+    AccountStatus,
+    OrderResponse,
+    CancelResponse,
 ]
 
 # --------------------------------------------------------------------------- events

@@ -1,0 +1,293 @@
+"""Gateway benchmark: order round trip and quote throughput over loopback, beside in-process.
+
+Run ``python benchmarks/bench_gateway.py`` (``--quick`` for a smoke run). The gateway runs in a
+child process (as it would beside MiniQMT), serving a small echo venue defined here: it answers
+``SubmitOrder`` with an ``OrderResponse`` and pushes the ``Order`` report, and publishes synthetic
+ticks on demand. The same venue is also driven in-process in the same run, as the baseline.
+
+Figures (targets): remote order round trip median <= 300 us; >= 200,000 quote records/s to one
+remote client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from qmtkit.backends.base import (
+    BackendInfo,
+    EventSink,
+    GetSectorMembers,
+    Names,
+    Ok,
+    OpenAccount,
+    Reply,
+    Request,
+    SubmitOrder,
+    SubscribeQuotes,
+    UnsubscribeQuotes,
+)
+from qmtkit.backends.remote import RemoteBackend
+from qmtkit.backends.base import ConnectionState
+from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
+
+TOKEN = "bench-token-" + "x" * 16
+CODES = [f"{600000 + i:06d}.SH" for i in range(50)]
+
+
+def make_ticks(n: int) -> list[Tick]:
+    """``n`` realistic ticks (5-level book) cycling over ``CODES``."""
+    out = []
+    for i in range(n):
+        p = 10.0 + (i % 100) * 0.01
+        out.append(
+            Tick(
+                stock_code=CODES[i % len(CODES)],
+                time=1_700_000_000_000 + i,
+                lastPrice=p,
+                open=10.0,
+                high=11.0,
+                low=9.0,
+                lastClose=10.0,
+                amount=1e6 + i,
+                volume=1000 + i,
+                askPrice=[p + 0.01 * k for k in range(1, 6)],
+                bidPrice=[p - 0.01 * k for k in range(1, 6)],
+                askVol=[100 * k for k in range(1, 6)],
+                bidVol=[100 * k for k in range(1, 6)],
+            )
+        )
+    return out
+
+
+class EchoVenue:
+    """Answers orders at once and publishes prepared ticks when asked (``bench-publish:N:B``)."""
+
+    def __init__(self) -> None:
+        self.sink: EventSink | None = None
+        self.subs: dict[int, SubscribeQuotes] = {}
+        self.seq: dict[str, int] = {}
+        self.next_order = 1
+        self._tg: Any = None
+        self._ticks = make_ticks(1000)
+
+    @asynccontextmanager
+    async def _life(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        self.sink = sink
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            yield BackendInfo(kind="echo", url="echo://", version="bench")
+            tg.cancel_scope.cancel()
+        self.sink = None
+
+    def open(self, sink: EventSink) -> Any:
+        return self._life(sink)
+
+    async def request(self, req: Request) -> Reply:
+        assert self.sink is not None
+        if isinstance(req, SubmitOrder):
+            oid = self.next_order
+            self.next_order += 1
+            seq = self.seq.get(req.account_id, 0) + 1
+            self.seq[req.account_id] = seq
+            order = Order(
+                account_id=req.account_id,
+                stock_code=req.stock_code,
+                order_id=oid,
+                order_type=req.order_type,
+                order_volume=req.order_volume,
+                price_type=req.price_type,
+                price=req.price,
+                order_status=50,
+            )
+            self.sink.on_report(AccountReport(req.account_id, seq, order))
+            return OrderResponse(account_id=req.account_id, order_id=oid, seq=req.seq)
+        if isinstance(req, SubscribeQuotes):
+            self.subs[req.sub_id] = req
+            return Ok()
+        if isinstance(req, UnsubscribeQuotes):
+            self.subs.pop(req.sub_id, None)
+            return Ok()
+        if isinstance(req, GetSectorMembers) and req.sector.startswith("bench-publish:"):
+            _, n, batch = req.sector.split(":")
+            self._tg.start_soon(self._publish, int(n), int(batch))
+            return Names([])
+        return Ok()
+
+    async def _publish(self, n: int, batch: int) -> None:
+        assert self.sink is not None
+        ticks = self._ticks
+        sent = 0
+        while sent < n:
+            k = min(batch, n - sent)
+            items = (ticks * (k // len(ticks) + 1))[:k]
+            for gid, sub in list(self.subs.items()):
+                self.sink.on_quotes(QuoteBatch(gid, sub.period, items))
+            sent += k
+            await anyio.sleep(0)
+
+
+class CountingSink:
+    """Counts quote records and wakes waiters on reports / a record target."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.target = 0
+        self.done = anyio.Event()
+        self.report_event: anyio.Event | None = None
+
+    def on_quotes(self, batch: QuoteBatch) -> None:
+        self.records += len(batch.items)
+        if self.target and self.records >= self.target:
+            self.done.set()
+
+    def on_report(self, report: AccountReport) -> None:
+        ev = self.report_event
+        if ev is not None:
+            self.report_event = None
+            ev.set()
+
+    def on_connection(self, state: ConnectionState) -> None:
+        pass
+
+
+async def order_round_trips(backend: Any, sink: CountingSink, n: int) -> tuple[list[float], list[float]]:
+    """Per order: seconds to the reply, and to the Order report."""
+    replies: list[float] = []
+    reports: list[float] = []
+    req = SubmitOrder("bench", "600000.SH", 23, 100, 11, 10.0)
+    for _ in range(n):
+        ev = sink.report_event = anyio.Event()
+        t0 = time.perf_counter()
+        await backend.request(req)
+        t1 = time.perf_counter()
+        await ev.wait()
+        t2 = time.perf_counter()
+        replies.append(t1 - t0)
+        reports.append(t2 - t0)
+    return replies, reports
+
+
+async def quote_rate(backend: Any, sink: CountingSink, n: int, batch: int) -> tuple[float, int]:
+    """Records per second delivered to ``sink`` for ``n`` published records."""
+    sink.records = 0
+    sink.target = n
+    sink.done = anyio.Event()
+    t0 = time.perf_counter()
+    await backend.request(GetSectorMembers(f"bench-publish:{n}:{batch}"))
+    with anyio.fail_after(120):
+        await sink.done.wait()
+    dt = time.perf_counter() - t0
+    dropped = sum(getattr(backend, "quotes_dropped", {}).values())
+    return sink.records / dt, dropped
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def row(name: str, value: str, baseline: str, target: str) -> None:
+    print(f"| {name} | {value} | {baseline} | {target} |")
+
+
+async def run(quick: bool) -> None:
+    n_orders = 500 if quick else 5000
+    n_quotes = 100_000 if quick else 1_000_000
+    batch = 1000
+
+    # In-process baseline: the same venue, called directly.
+    venue = EchoVenue()
+    local_sink = CountingSink()
+    async with venue.open(local_sink):
+        await order_round_trips(venue, local_sink, 200)
+        local_rep, local_rt = await order_round_trips(venue, local_sink, n_orders)
+        await venue.request(SubscribeQuotes(1, CODES))
+        local_rate, _ = await quote_rate(venue, local_sink, n_quotes, batch)
+
+    with tempfile.TemporaryDirectory() as home:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--child", home],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            port = int(child.stdout.readline())
+            remote = RemoteBackend("127.0.0.1", port, token=TOKEN)
+            sink = CountingSink()
+            async with remote.open(sink):
+                await remote.request(OpenAccount("bench"))
+                await order_round_trips(remote, sink, 200)
+                rep, rt = await order_round_trips(remote, sink, n_orders)
+                await remote.request(SubscribeQuotes(1, CODES))
+                await quote_rate(remote, sink, min(n_quotes, 50_000), batch)  # warm-up
+                rate, dropped = await quote_rate(remote, sink, n_quotes, batch)
+        finally:
+            if child.stdin is not None:
+                child.stdin.close()
+            child.wait(10)
+
+    us = 1e6
+    print(f"gateway benchmark ({'quick' if quick else 'full'}; gateway in a child process,")
+    print(f"echo venue; {n_orders} orders, {n_quotes:,} ticks in batches of {batch}; 2 procs)\n")
+    print("| figure | remote (gateway, loopback) | in-process baseline | target |")
+    print("|---|---|---|---|")
+    row("order reply, median", f"{statistics.median(rep) * us:.0f} µs",
+        f"{statistics.median(local_rep) * us:.1f} µs", "≤ 300 µs")  # fmt: skip
+    row("order reply, p99", f"{pct(rep, 0.99) * us:.0f} µs",
+        f"{pct(local_rep, 0.99) * us:.1f} µs", "")  # fmt: skip
+    row("submit → order report, median", f"{statistics.median(rt) * us:.0f} µs",
+        f"{statistics.median(local_rt) * us:.1f} µs", "")  # fmt: skip
+    row("submit → order report, p99", f"{pct(rt, 0.99) * us:.0f} µs",
+        f"{pct(local_rt, 0.99) * us:.1f} µs", "")  # fmt: skip
+    row("quote records/s to one client", f"{rate:,.0f} (merged away: {dropped})",
+        f"{local_rate:,.0f}", "≥ 200,000")  # fmt: skip
+
+
+async def child_main(home: str) -> None:
+    from qmtkit.gateway.server import Gateway, serve
+
+    async with anyio.create_task_group() as tg:
+        gw: Gateway = await tg.start(
+            lambda task_status: serve(
+                EchoVenue(),
+                "127.0.0.1",
+                0,
+                token=TOKEN,
+                home=home,
+                max_records=10_000_000,
+                task_status=task_status,
+            )
+        )
+        print(gw.address[1], flush=True)
+        # Serve until the parent closes our stdin.
+        await anyio.to_thread.run_sync(sys.stdin.read)
+        tg.cancel_scope.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
+    parser.add_argument("--child", metavar="HOME", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        anyio.run(child_main, args.child)
+        return
+    os.environ.pop("QMTKIT_TOKEN", None)
+    anyio.run(run, args.quick)
+
+
+if __name__ == "__main__":
+    main()

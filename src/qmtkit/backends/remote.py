@@ -1,0 +1,537 @@
+"""``qmtkit://HOST:PORT``: a Backend that talks to a qmtkit gateway over TCP (optionally TLS).
+
+The link heals itself: heartbeats detect a dead peer, the backend reconnects with exponential
+backoff and jitter, resubscribes its quote subscriptions and reopens its accounts with
+``after_seq`` set to the last report it delivered, so no report is lost or delivered twice
+across a reconnect. The sink hears ``ConnectionState(connected=False)`` when the link drops and
+``ConnectionState(connected=True)`` once it is restored.
+
+Requests in flight when the link drops fail with ``BackendUnavailable`` and are not re-sent:
+an order may already have reached the venue, and sending it again could place it twice. The
+account's report stream (replayed on reconnect) tells what became of it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import anyio
+import anyio.abc
+import msgspec
+
+from qmtkit.backends.base import (
+    BackendInfo,
+    CloseAccount,
+    ConnectionState,
+    EventSink,
+    OpenAccount,
+    Reply,
+    Request,
+    SubscribeQuotes,
+    UnsubscribeQuotes,
+)
+from qmtkit.errors import BackendError, BackendUnavailable, ClosedError, InvalidArgument
+from qmtkit.gateway.protocol import (
+    DEFAULT_PORT,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    Auth,
+    Bye,
+    Call,
+    ConnectionEvent,
+    ErrorFrame,
+    Failure,
+    FrameEncoder,
+    FrameReader,
+    FramingError,
+    Ping,
+    Pong,
+    QuotesEvent,
+    ReportEvent,
+    Result,
+    ServerMessage,
+    Welcome,
+    error_from_wire,
+)
+from qmtkit.gateway.security import client_tls_context
+from qmtkit.models import AccountReport
+
+_LINK_ERRORS = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+    ssl.SSLError,
+    FramingError,
+)
+
+
+class AuthRefused(BackendError):
+    """The gateway refused the token or the protocol version; retrying will not help."""
+
+
+class _Waiter:
+    __slots__ = ("error", "event", "reply")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.reply: Reply | None = None
+        self.error: BaseException | None = None
+
+
+class _Link:
+    """One live TCP connection to the gateway."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, reader: FrameReader, info: BackendInfo):
+        self.stream = stream
+        self.reader = reader
+        self.info = info
+        self.lock = anyio.Lock()
+        self.last_seen = anyio.current_time()
+        self.reason = ""
+
+
+class RemoteBackend:
+    """A Backend served by a remote ``qmtkit serve`` gateway.
+
+    ``backoff`` is ``(first, maximum)`` seconds between reconnect attempts (doubling, with full
+    jitter drawn from ``rng``); ``heartbeat``/``timeout`` are the ping interval and the silence
+    after which the link is declared dead.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        *,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        heartbeat: float = 5.0,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+        backoff: tuple[float, float] = (0.1, 5.0),
+        rng: random.Random | None = None,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise InvalidArgument(f"gateway host must be a non-empty string, got {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise InvalidArgument(f"gateway port must be an int in 1..65535, got {port!r}")
+        if token is not None and not isinstance(token, str):
+            raise InvalidArgument(f"token must be a string, got {type(token).__name__}")
+        timeout = 3 * heartbeat if timeout is None else timeout
+        for name, value in (
+            ("heartbeat", heartbeat),
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
+        if timeout <= heartbeat:
+            raise InvalidArgument(
+                f"timeout ({timeout!r}s) must exceed the heartbeat interval ({heartbeat!r}s)"
+            )
+        if (
+            not isinstance(backoff, tuple)
+            or len(backoff) != 2
+            or not all(isinstance(b, (int, float)) and b > 0 for b in backoff)
+            or backoff[0] > backoff[1]
+        ):
+            raise InvalidArgument(
+                f"backoff must be (first, maximum) positive seconds with first <= maximum, "
+                f"got {backoff!r}"
+            )
+        self.host = host
+        self.port = port
+        self.token = token if token is not None else os.environ.get("QMTKIT_TOKEN", "")
+        self.tls = tls
+        self.server_hostname = server_hostname
+        self.heartbeat = float(heartbeat)
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.backoff = (float(backoff[0]), float(backoff[1]))
+        self.rng = rng if rng is not None else random.Random()
+        self.url = f"qmtkit://{host}:{port}"
+        #: Quote records the gateway merged away for this (slow) client, per subscription id.
+        self.quotes_dropped: dict[int, int] = {}
+        #: How many times the link was re-established.
+        self.reconnects = 0
+        self._encoder = FrameEncoder(max_frame)
+        self._decoder = msgspec.msgpack.Decoder(ServerMessage)
+        self._max_frame = max_frame
+        self._sink: EventSink | None = None
+        self._link: _Link | None = None
+        self._connected = False
+        self._closed = False
+        self._pending: dict[int, _Waiter] = {}
+        self._next_id = 1
+        self._subs: dict[int, SubscribeQuotes] = {}
+        self._accounts: dict[str, int] = {}  # account_id -> account_type
+        self._last_seq: dict[str, int] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> RemoteBackend:
+        """Build from ``qmtkit://HOST:PORT?token=...``.
+
+        Query options: ``token`` (else ``$QMTKIT_TOKEN``), ``tls=1``, ``cafile=PATH``,
+        ``verify=0`` (encrypt without checking the certificate), ``server_hostname``,
+        ``heartbeat`` and ``timeout`` (seconds).
+        """
+        if not isinstance(url, str):
+            raise InvalidArgument(f"gateway URL must be a string, got {url!r}")
+        parts = urlsplit(url)
+        if parts.scheme != "qmtkit" or not parts.hostname:
+            raise InvalidArgument(f"bad gateway URL {url!r}: expected qmtkit://HOST:PORT?token=...")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise InvalidArgument(f"bad port in gateway URL {url!r}: expected 1..65535") from None
+        q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        known = {"token", "tls", "cafile", "verify", "server_hostname", "heartbeat", "timeout"}
+        unknown = sorted(set(q) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown option(s) {unknown} in gateway URL {url!r}; known: {sorted(known)}"
+            )
+        token = unquote(q["token"]) if "token" in q else None
+        if parts.password and token is None:
+            token = unquote(parts.password)
+        tls: ssl.SSLContext | None = None
+        if _truthy(q.get("tls", "0"), "tls", url) or "cafile" in q:
+            tls = client_tls_context(
+                q.get("cafile"), verify=_truthy(q.get("verify", "1"), "verify", url)
+            )
+        kwargs: dict[str, Any] = {}
+        for name in ("heartbeat", "timeout"):
+            if name in q:
+                try:
+                    kwargs[name] = float(q[name])
+                except ValueError:
+                    raise InvalidArgument(
+                        f"{name}={q[name]!r} in gateway URL {url!r} is not a number of seconds"
+                    ) from None
+        return cls(
+            parts.hostname,
+            port,
+            token=token,
+            tls=tls,
+            server_hostname=q.get("server_hostname"),
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ Backend protocol
+
+    @asynccontextmanager
+    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        """Connect (failing with ``BackendUnavailable``/``AuthRefused`` if the first try fails)."""
+        if self._closed:
+            raise ClosedError(f"{self.url} was closed; create a new RemoteBackend")
+        if self._sink is not None:
+            raise InvalidArgument(f"{self.url} is already open; a backend has one lifetime")
+        self._sink = sink
+        link = await self._connect()
+        self._link = link
+        self._connected = True
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._supervise, link)
+                try:
+                    yield BackendInfo(kind="remote", url=self.url, version=link.info.version)
+                except BaseException as exc:
+                    # Re-raised below, outside the task group, so callers see it unwrapped.
+                    error = exc
+                finally:
+                    tg.cancel_scope.cancel()
+            if error is not None:
+                raise error
+        finally:
+            self._closed = True
+            self._connected = False
+            self._fail_pending(BackendUnavailable(f"{self.url} was closed"))
+            current = self._link
+            self._link = None
+            if current is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                    await self._send_quietly(current, Bye("client closing"))
+                    await current.stream.aclose()
+
+    async def request(self, req: Request) -> Reply:
+        """Send one request to the gateway and wait for its answer."""
+        if self._closed or self._sink is None:
+            raise ClosedError(
+                f"{self.url} is not open; use it inside `async with backend.open(sink)`"
+            )
+        link = self._link
+        if link is None or not self._connected:
+            raise BackendUnavailable(
+                f"not connected to the gateway at {self.host}:{self.port} (reconnecting); "
+                "retry after ConnectionState(connected=True)"
+            )
+        if isinstance(req, OpenAccount):
+            # The caller says where its stream stands; later resumes continue from there.
+            self._last_seq[req.account_id] = req.after_seq
+        reply = await self._call(link, req)
+        self._remember(req)
+        return reply
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect ``attempt`` (0-based): doubling, capped, jittered.
+
+        The jitter (a uniform draw from the upper half of the window) keeps many clients of a
+        restarted gateway from reconnecting in lockstep.
+        """
+        first, maximum = self.backoff
+        ceiling = min(maximum, first * (2 ** min(attempt, 60)))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    # ------------------------------------------------------------------ internals
+
+    def _remember(self, req: Request) -> None:
+        if isinstance(req, SubscribeQuotes):
+            self._subs[req.sub_id] = req
+        elif isinstance(req, UnsubscribeQuotes):
+            self._subs.pop(req.sub_id, None)
+            self.quotes_dropped.pop(req.sub_id, None)
+        elif isinstance(req, OpenAccount):
+            self._accounts[req.account_id] = req.account_type
+        elif isinstance(req, CloseAccount):
+            self._accounts.pop(req.account_id, None)
+
+    async def _call(self, link: _Link, req: Request) -> Reply:
+        call_id = self._next_id
+        self._next_id += 1
+        waiter = _Waiter()
+        self._pending[call_id] = waiter
+        try:
+            try:
+                await self._send(link, Call(call_id, req))
+            except _LINK_ERRORS as exc:
+                raise BackendUnavailable(
+                    f"could not send {type(req).__name__} to {self.host}:{self.port}: {exc!r}"
+                ) from None
+            await waiter.event.wait()
+        finally:
+            self._pending.pop(call_id, None)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
+    async def _send(self, link: _Link, msg: Any) -> None:
+        frame = self._encoder.encode(msg)
+        async with link.lock:
+            await link.stream.send(frame)
+
+    async def _send_quietly(self, link: _Link, msg: Any) -> None:
+        with suppress(*_LINK_ERRORS):
+            await self._send(link, msg)
+
+    async def _connect(self) -> _Link:
+        """Open a connection and authenticate; raise BackendUnavailable or AuthRefused."""
+        where = f"{self.host}:{self.port}"
+        stream: anyio.abc.ByteStream | None = None
+        try:
+            with anyio.fail_after(self.connect_timeout):
+                if self.tls is not None:
+                    stream = await anyio.connect_tcp(
+                        self.host,
+                        self.port,
+                        ssl_context=self.tls,
+                        tls_hostname=self.server_hostname,
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    stream = await anyio.connect_tcp(self.host, self.port)
+                reader = FrameReader(stream, self._max_frame)
+                await stream.send(
+                    self._encoder.encode(Auth(self.token, PROTOCOL_VERSION, "qmtkit"))
+                )
+                msg = self._decoder.decode(await reader.receive())
+        except TimeoutError:
+            await _aclose(stream)
+            raise BackendUnavailable(
+                f"gateway at {where} did not answer within {self.connect_timeout}s"
+            ) from None
+        except (*_LINK_ERRORS, msgspec.DecodeError) as exc:
+            await _aclose(stream)
+            raise BackendUnavailable(f"cannot connect to the gateway at {where}: {exc!r}") from None
+        if isinstance(msg, ErrorFrame):
+            await _aclose(stream)
+            raise AuthRefused(f"gateway at {where} refused the connection: {msg.message}")
+        if not isinstance(msg, Welcome):
+            await _aclose(stream)
+            raise BackendUnavailable(
+                f"gateway at {where} answered {type(msg).__name__} instead of Welcome"
+            )
+        return _Link(stream, reader, msg.info)
+
+    async def _supervise(self, link: _Link) -> None:
+        """Run links one after another for the backend's whole lifetime."""
+        sink = self._sink
+        assert sink is not None
+        restore = False
+        while True:
+            await self._run_link(link, restore)
+            self._connected = False
+            self._link = None
+            reason = link.reason or "connection lost"
+            self._fail_pending(
+                BackendUnavailable(
+                    f"the link to the gateway at {self.host}:{self.port} dropped ({reason}); "
+                    "the request may or may not have reached the venue and is not re-sent"
+                )
+            )
+            await _aclose(link.stream)
+            sink.on_connection(ConnectionState(connected=False, reason=reason))
+            link = await self._reconnect()
+            restore = True
+
+    async def _reconnect(self) -> _Link:
+        attempt = 0
+        while True:
+            await anyio.sleep(self.backoff_delay(attempt))
+            try:
+                return await self._connect()
+            except BackendError:
+                attempt += 1
+
+    async def _run_link(self, link: _Link, restore: bool) -> None:
+        self._link = link
+        async with anyio.create_task_group() as tg:
+            link_scope = tg.cancel_scope
+
+            def dead(reason: str) -> None:
+                if not link.reason:
+                    link.reason = reason
+                link_scope.cancel()
+
+            tg.start_soon(self._read_loop, link, dead)
+            tg.start_soon(self._heartbeat_loop, link, dead)
+            if restore:
+                try:
+                    await self._restore(link)
+                except BackendUnavailable as exc:
+                    dead(f"restore failed: {exc}")
+                    return
+                self.reconnects += 1
+            self._connected = True
+            if restore and self._sink is not None:
+                self._sink.on_connection(ConnectionState(connected=True, reason="reconnected"))
+
+    async def _restore(self, link: _Link) -> None:
+        """Resubscribe quotes and reopen accounts after a reconnect."""
+        for sub in list(self._subs.values()):
+            try:
+                await self._call(link, sub)
+            except BackendUnavailable:
+                raise
+            except BackendError:
+                self._subs.pop(sub.sub_id, None)
+        for account_id, account_type in list(self._accounts.items()):
+            after = self._last_seq.get(account_id, 0)
+            await self._call(link, OpenAccount(account_id, account_type, after_seq=after))
+
+    async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
+        sink = self._sink
+        assert sink is not None
+        decode = self._decoder.decode
+        while True:
+            try:
+                payload = await link.reader.receive()
+            except anyio.EndOfStream:
+                dead("the gateway closed the connection")
+                return
+            except _LINK_ERRORS as exc:
+                dead(f"connection error: {exc!r}")
+                return
+            link.last_seen = anyio.current_time()
+            try:
+                msg = decode(payload)
+            except msgspec.DecodeError as exc:
+                dead(f"undecodable frame from the gateway: {exc}")
+                return
+            if isinstance(msg, Result):
+                self._resolve(msg.id, msg.reply, None)
+            elif isinstance(msg, QuotesEvent):
+                if msg.dropped:
+                    sub_id = msg.batch.sub_id
+                    self.quotes_dropped[sub_id] = self.quotes_dropped.get(sub_id, 0) + msg.dropped
+                sink.on_quotes(msg.batch)
+            elif isinstance(msg, ReportEvent):
+                self._deliver(sink, msg.report)
+            elif isinstance(msg, Failure):
+                self._resolve(msg.id, None, error_from_wire(msg.error, msg.message))
+            elif isinstance(msg, Ping):
+                await self._send_quietly(link, Pong(msg.nonce))
+            elif isinstance(msg, ConnectionEvent):
+                sink.on_connection(msg.state)
+            elif isinstance(msg, ErrorFrame):
+                if msg.fatal:
+                    dead(f"the gateway closed the connection: {msg.message}")
+                    return
+            elif isinstance(msg, Bye):
+                dead(f"the gateway said goodbye ({msg.reason})")
+                return
+
+    def _deliver(self, sink: EventSink, report: AccountReport) -> None:
+        last = self._last_seq.get(report.account_id, 0)
+        if report.seq <= last:
+            return
+        self._last_seq[report.account_id] = report.seq
+        sink.on_report(report)
+
+    def _resolve(self, call_id: int, reply: Reply | None, error: BaseException | None) -> None:
+        waiter = self._pending.pop(call_id, None)
+        if waiter is None:
+            return
+        waiter.reply = reply
+        waiter.error = error
+        waiter.event.set()
+
+    def _fail_pending(self, error: BackendUnavailable) -> None:
+        pending, self._pending = self._pending, {}
+        for waiter in pending.values():
+            waiter.error = error
+            waiter.event.set()
+
+    async def _heartbeat_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
+        nonce = 0
+        while True:
+            await anyio.sleep(self.heartbeat)
+            idle = anyio.current_time() - link.last_seen
+            if idle > self.timeout:
+                dead(f"heartbeat timeout: nothing from the gateway for {idle:.2f}s")
+                return
+            nonce += 1
+            try:
+                await self._send(link, Ping(nonce))
+            except _LINK_ERRORS as exc:
+                dead(f"connection error: {exc!r}")
+                return
+
+
+def _truthy(value: str, name: str, url: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidArgument(f"{name}={value!r} in gateway URL {url!r}: expected 1/0, true/false")
+
+
+async def _aclose(stream: anyio.abc.ByteStream | None) -> None:
+    if stream is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0), suppress(*_LINK_ERRORS):
+        await stream.aclose()
+
+
+__all__ = ["AuthRefused", "RemoteBackend"]

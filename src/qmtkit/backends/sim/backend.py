@@ -1,0 +1,504 @@
+"""``SimBackend``: the embedded exchange simulator behind the Backend seam.
+
+It ties together the synthetic market (instruments, ticks, history), the paper broker (A-share
+rules and matching) and the journal (paper accounts that survive a restart). One task runs
+inside ``open()``: at every tick step it publishes quotes to the subscriptions and lets resting
+orders trade against the new book. Every account report gets the next ``seq`` of its account,
+is journaled, and is pushed to the sink if that account's stream is open.
+
+URL: ``sim://?home=DIR&terminal=NAME&seed=N&clock=session|strict&speed=X&cash=C&step=MS``
+(every part optional). ``clock=session`` (the default) keeps the market open whenever the
+program runs; ``strict`` follows real session hours; ``speed`` makes session time run X times
+faster than the default virtual mapping would (see ``market.virtual_session_time``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+import numpy as np
+
+from qmtkit import __version__
+from qmtkit.backends.base import (
+    AccountInfos,
+    AccountStatuses,
+    BackendInfo,
+    CancelOrder,
+    CancelOrderSysid,
+    CloseAccount,
+    Dividends,
+    EventSink,
+    FetchDividends,
+    FetchHistory,
+    GetSectorMembers,
+    GetSnapshot,
+    Hello,
+    HistoryColumns,
+    Instruments,
+    ListInstruments,
+    ListSectors,
+    Names,
+    Ok,
+    OpenAccount,
+    Orders,
+    Positions,
+    QueryAccountInfos,
+    QueryAccountStatus,
+    QueryAsset,
+    QueryOrders,
+    QueryPositions,
+    QueryTrades,
+    Reply,
+    Request,
+    Snapshots,
+    SubmitOrder,
+    SubscribeQuotes,
+    Trades,
+    UnsubscribeQuotes,
+)
+from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.journal import Journal
+from qmtkit.backends.sim.market import SyntheticMarket, virtual_session_time
+from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
+from qmtkit.clock import Clock, SessionClock, StrictClock, VirtualClock, in_session
+from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.constants import AccountStatusCode
+from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES
+from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
+from qmtkit.models import (
+    AccountInfo,
+    AccountReport,
+    AccountStatus,
+    Bar,
+    QuoteBatch,
+    Tick,
+    TradeReportItem,
+)
+
+DEFAULT_TERMINAL = "default"
+_TERMINAL_RE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A code on the main SH calendar, used to ask the market which trading day it is.
+_CALENDAR_CODE = "600000.SH"
+
+
+def default_home() -> Path:
+    """``$QMTKIT_HOME`` or ``~/.qmtkit``."""
+    return Path(os.environ.get("QMTKIT_HOME") or "~/.qmtkit").expanduser()
+
+
+def terminal_name(text: str) -> str:
+    """A directory-safe terminal name for any text (e.g. a MiniQMT ``userdata_mini`` path)."""
+    name = _TERMINAL_RE.sub("_", text).strip("._") or DEFAULT_TERMINAL
+    return name[-120:]
+
+
+class _Subscription:
+    def __init__(self, sub_id: int, codes: list[str], period: str) -> None:
+        self.sub_id = sub_id
+        self.codes = codes  # empty: the whole market
+        self.period = period
+
+
+class SimBackend:
+    """The embedded exchange simulator: a deterministic market and paper accounts."""
+
+    def __init__(
+        self,
+        *,
+        home: Path | str | None = None,
+        terminal: str = DEFAULT_TERMINAL,
+        seed: int = DEFAULT_SEED,
+        clock: Clock | None = None,
+        speed: float | None = None,
+        initial_cash: float = 1_000_000.0,
+        step_ms: int = 3000,
+        url: str = "sim://",
+    ) -> None:
+        if speed is not None and (not isinstance(speed, (int, float)) or not speed > 0):
+            raise InvalidArgument(f"speed must be a number > 0, got {speed!r}")
+        if not isinstance(terminal, str) or not terminal:
+            raise InvalidArgument(f"terminal must be a non-empty string, got {terminal!r}")
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.terminal = terminal_name(terminal)
+        self.clock: Clock = clock if clock is not None else SessionClock()
+        self.speed = speed
+        self.initial_cash = initial_cash
+        self.url = url
+        self.market = SyntheticMarket(seed, Universe(seed), step_ms=step_ms)
+        self.step_ms = step_ms
+        self._broker: Broker | None = None
+        self._journal: Journal | None = None
+        self._sink: EventSink | None = None
+        self._reports: dict[str, list[AccountReport]] = {}
+        self._streaming: set[str] = set()
+        self._subs: dict[int, _Subscription] = {}
+        self._changed = anyio.Event()
+        self._t0_wall = 0
+        self._t0_session = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> SimBackend:
+        """Build a simulator from a ``sim://`` URL (see the module docstring)."""
+        parts = urlsplit(url)
+        if parts.scheme != "sim":
+            raise InvalidArgument(f"not a simulator URL: {url!r} (expected sim://...)")
+        q = dict(parse_qsl(parts.query))
+        known = {"home", "terminal", "seed", "clock", "speed", "cash", "step"}
+        unknown = set(q) - known
+        if unknown:
+            raise InvalidArgument(
+                f"unknown sim:// parameter(s) {sorted(unknown)} in {url!r}; known: {sorted(known)}"
+            )
+        clock_name = q.get("clock", "session")
+        clocks: dict[str, type[SessionClock]] = {"session": SessionClock, "strict": StrictClock}
+        if clock_name not in clocks:
+            raise InvalidArgument(
+                f"bad clock {clock_name!r} in {url!r}: expected 'session' or 'strict'"
+            )
+
+        def number(name: str, kind: type[int] | type[float], default: float | None) -> float | None:
+            if name not in q:
+                return default
+            try:
+                return kind(q[name])
+            except ValueError:
+                raise InvalidArgument(
+                    f"bad {name}={q[name]!r} in {url!r}: expected a {kind.__name__}"
+                ) from None
+
+        seed = number("seed", int, DEFAULT_SEED)
+        step = number("step", int, 3000)
+        cash = number("cash", float, 1_000_000.0)
+        return cls(
+            home=q.get("home"),
+            terminal=q.get("terminal", DEFAULT_TERMINAL),
+            seed=int(seed if seed is not None else DEFAULT_SEED),
+            clock=clocks[clock_name](),
+            speed=number("speed", float, None),
+            initial_cash=float(cash if cash is not None else 1_000_000.0),
+            step_ms=int(step if step is not None else 3000),
+            url=url,
+        )
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this terminal's journal lives."""
+        return self.home / "sim" / self.terminal
+
+    @asynccontextmanager
+    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        """Lock and replay the journal, start the tick loop; undo both on exit."""
+        if self._sink is not None:
+            raise BackendError("this SimBackend is already open; build another one")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(self.state_dir / "journal.bin").open()
+        try:
+            history = list(journal.replay())
+            self._broker = Broker.restore(history, initial_cash=self.initial_cash)
+            for report in history:
+                self._reports.setdefault(report.account_id, []).append(report)
+            self._journal, self._sink = journal, sink
+            self._t0_wall = self.clock.now_ms()
+            self._t0_session = self._session_time_raw(self._t0_wall)
+            self._sync_day()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._tick_loop)
+                try:
+                    yield BackendInfo(kind="sim", url=self.url, version=__version__)
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._sink = None
+            self._journal = None
+            self._streaming.clear()
+            self._subs.clear()
+            journal.close()
+
+    # ------------------------------------------------------------------ time
+
+    def _session_time_raw(self, now: int) -> int:
+        if isinstance(self.clock, (VirtualClock, StrictClock)):
+            return now
+        return virtual_session_time(now)
+
+    def session_now(self) -> int:
+        """Session time now (Unix ms): what the market shows and the broker trades at."""
+        now = self.clock.now_ms()
+        if self.speed is None or isinstance(self.clock, (VirtualClock, StrictClock)):
+            return self._session_time_raw(now)
+        return self._t0_session + int((now - self._t0_wall) * self.speed / 6)
+
+    def _market_open(self, session_ms: int) -> bool:
+        if isinstance(self.clock, StrictClock):
+            return in_session(session_ms)
+        return self.clock.is_open()
+
+    def _step_wall_seconds(self) -> float:
+        step = self.step_ms / 1000
+        if isinstance(self.clock, (VirtualClock, StrictClock)):
+            return step
+        return step * 6 / (self.speed or 1.0)
+
+    def _today(self) -> int:
+        return self.market.session_day(_CALENDAR_CODE, self.session_now())
+
+    def _sync_day(self) -> None:
+        broker = self._need_broker()
+        today = self._today()
+        if broker.day != today:
+            self._publish_many(broker.roll_day(today))
+
+    # ------------------------------------------------------------------ reports
+
+    def _need_broker(self) -> Broker:
+        if self._broker is None or self._journal is None:
+            raise ClosedError("the simulator is not open: use it inside `async with connect()`")
+        return self._broker
+
+    def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
+        journal = self._journal
+        if journal is None:
+            raise ClosedError("the simulator is closed")
+        log = self._reports.setdefault(account_id, [])
+        for item in items:
+            report = AccountReport(account_id, len(log) + 1, item)
+            journal.append(report)
+            log.append(report)
+            if account_id in self._streaming and self._sink is not None:
+                self._sink.on_report(report)
+
+    def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
+        for account_id, item in pairs:
+            self._publish(account_id, (item,))
+
+    # ------------------------------------------------------------------ quotes
+
+    def _all_codes(self) -> list[str]:
+        return self.market.universe.codes()
+
+    def _listed(self, codes: list[str]) -> list[str]:
+        missing = [c for c in codes if c not in self.market.universe]
+        if missing:
+            raise InvalidCode(
+                f"not listed in the simulator: {', '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''} (qk.instruments() lists what is)"
+            )
+        return codes
+
+    def _bars_now(self, codes: list[str], period: str, now: int) -> list[Tick | Bar]:
+        day = self.market.session_day(_CALENDAR_CODE, now)
+        out: list[Tick | Bar] = []
+        for code in codes:
+            minute, daily = self.market.intraday_bars(code, day, now)
+            cols = minute if period == "1m" else daily
+            if len(cols["time"]) == 0:
+                continue
+            out.append(_bar(code, period, cols, -1))
+        return out
+
+    def _quotes(self, sub: _Subscription, now: int, ticks: dict[str, Tick]) -> list[Tick | Bar]:
+        codes = sub.codes or self._all_codes()
+        if sub.period == "tick":
+            return [ticks[c] for c in codes if c in ticks]
+        return self._bars_now(codes, sub.period, now)
+
+    def _publish_quotes(self, subs: list[_Subscription], now: int) -> dict[str, Tick]:
+        want: dict[str, None] = {}
+        for sub in subs:
+            if sub.period == "tick":
+                want.update(dict.fromkeys(sub.codes or self._all_codes()))
+        ticks = {t.stock_code: t for t in self.market.ticks(list(want), now)} if want else {}
+        for sub in subs:
+            items = self._quotes(sub, now, ticks)
+            if items and self._sink is not None:
+                self._sink.on_quotes(QuoteBatch(sub.sub_id, sub.period, items))
+        return ticks
+
+    async def _tick_loop(self) -> None:
+        last_step = -1
+        while True:
+            now = self.session_now()
+            step = now // self.step_ms
+            if step != last_step:
+                last_step = step
+                self._on_step(now)
+            await self.clock.sleep(min(self._step_wall_seconds(), 1.0))
+
+    def _on_step(self, now: int) -> None:
+        broker = self._need_broker()
+        self._sync_day()
+        ticks = self._publish_quotes(list(self._subs.values()), now)
+        resting = {o.stock_code for a in broker.known_accounts for o in broker.orders(a, True)}
+        if not resting or not self._market_open(now):
+            return
+        missing = [c for c in resting if c not in ticks]
+        if missing:
+            ticks.update({t.stock_code: t for t in self.market.ticks(missing, now)})
+        for code in sorted(resting):
+            self._publish_many(broker.on_tick(ticks[code], now))
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, req: Request) -> Reply:
+        """Answer one request (see ``backends.base``)."""
+        broker = self._need_broker()
+        now = self.session_now()
+        match req:
+            case Hello():
+                return BackendInfo(kind="sim", url=self.url, version=__version__)
+            case ListInstruments(codes=codes):
+                wanted = None if codes is None else normalize_codes(codes)
+                return Instruments(self.market.instruments(wanted, self._today()))
+            case GetSnapshot(codes=codes):
+                known = [c for c in normalize_codes(codes) if c in self.market.universe]
+                return Snapshots(self.market.ticks(known, now) if known else [])
+            case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
+                if period not in ("tick", "1m", "1d"):
+                    parse_period(period)
+                    raise InvalidArgument(
+                        f"the simulator streams 'tick', '1m' and '1d' quotes, not {period!r}; "
+                        "subscribe to 1m and resample for longer minute periods"
+                    )
+                if sub_id in self._subs:
+                    raise InvalidArgument(f"subscription id {sub_id} is already in use")
+                listed = self._listed(normalize_codes(codes)) if codes else []
+                sub = _Subscription(sub_id, listed, period)
+                self._subs[sub_id] = sub
+                self._publish_quotes([sub], now)  # the current state at once, like MiniQMT
+                return Ok()
+            case UnsubscribeQuotes(sub_id=sub_id):
+                self._subs.pop(sub_id, None)
+                return Ok()
+            case FetchHistory(code=code, period=period, start=start, end=end):
+                return self._history(code, period, start, end, now)
+            case FetchDividends(code=code):
+                code = self._listed([normalize_code(code)])[0]
+                return Dividends(code, self.market.history.dividends(code))
+            case ListSectors():
+                return Names(list(self.market.universe.sectors()))
+            case GetSectorMembers(sector=sector):
+                sectors = self.market.universe.sectors()
+                if sector not in sectors:
+                    raise InvalidArgument(
+                        f"unknown sector {sector!r}; known: {', '.join(sectors)}"
+                    )
+                return Names(list(sectors[sector]))
+            case OpenAccount(account_id=account_id, after_seq=after_seq):
+                self._check_account(account_id)
+                self._sync_day()
+                self._publish(account_id, broker.open_account(account_id))
+                for report in self._reports.get(account_id, []):
+                    if report.seq > after_seq and self._sink is not None:
+                        self._sink.on_report(report)
+                self._streaming.add(account_id)
+                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
+            case CloseAccount(account_id=account_id):
+                self._streaming.discard(account_id)
+                return Ok()
+            case SubmitOrder():
+                self._check_account(req.account_id)
+                self._sync_day()
+                code = req.stock_code
+                listed = code in self.market.universe
+                response, items = broker.submit(
+                    req,
+                    book=self.market.tick(code, now) if listed else None,
+                    instrument=self.market.instrument(code, self._today()) if listed else None,
+                    now_ms=now,
+                    day=self._today(),
+                    market_open=self._market_open(now),
+                )
+                self._publish(req.account_id, items)
+                return response
+            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
+                self._check_account(account_id)
+                response, items = broker.cancel(account_id, order_id, now, seq=seq)
+                self._publish(account_id, items)
+                return response
+            case CancelOrderSysid(account_id=account_id, market=market, order_sysid=sysid, seq=seq):
+                self._check_account(account_id)
+                response, items = broker.cancel_by_sysid(account_id, market, sysid, now, seq=seq)
+                self._publish(account_id, items)
+                return response
+            case QueryAsset(account_id=account_id):
+                self._mark(account_id, now)
+                return broker.asset(account_id)
+            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
+                return Orders(broker.orders(account_id, cancelable))
+            case QueryTrades(account_id=account_id):
+                return Trades(broker.trades(account_id))
+            case QueryPositions(account_id=account_id):
+                self._mark(account_id, now)
+                return Positions(broker.positions(account_id))
+            case QueryAccountInfos():
+                return AccountInfos(
+                    [AccountInfo(account_id=a, login_status=0) for a in sorted(broker.known_accounts)]
+                )
+            case QueryAccountStatus():
+                return AccountStatuses(
+                    [
+                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
+                        for a in sorted(broker.known_accounts)
+                    ]
+                )
+        raise InvalidArgument(f"the simulator does not understand request {req!r}")
+
+    def _check_account(self, account_id: object) -> None:
+        if not isinstance(account_id, str) or not account_id.strip():
+            raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
+
+    def _mark(self, account_id: str, now: int) -> None:
+        broker = self._need_broker()
+        held = [p.stock_code for p in broker.positions(account_id)]
+        if held:
+            broker.mark_to_market({t.stock_code: t.lastPrice for t in self.market.ticks(held, now)})
+
+    def _history(self, code: str, period: str, start: int, end: int, now: int) -> HistoryColumns:
+        code = self._listed([normalize_code(code)])[0]
+        if period in ("1d", "1m"):
+            cols = self.market.history_until(code, period, start, end, now)
+            dtypes = BAR_DTYPES
+        elif period == "tick":
+            day = self.market.session_day(code, now)
+            cols = self.market.day_ticks(code, day, now)
+            t = cols["time"]
+            keep = (t >= start) & ((t <= end) if end else True)
+            cols = {k: v[keep] for k, v in cols.items()}
+            dtypes = TICK_DTYPES
+        else:
+            parse_period(period)
+            raise InvalidArgument(
+                f"history is stored as 'tick', '1m' or '1d', not {period!r}; "
+                "the client derives other periods by resampling"
+            )
+        rows = len(cols["time"])
+        columns = {
+            name: np.ascontiguousarray(cols[name], dtype=dt).tobytes()
+            for name, dt in dtypes.items()
+            if name in cols
+        }
+        return HistoryColumns(code=code, period=period, rows=rows, columns=columns)
+
+
+def _bar(code: str, period: str, cols: dict[str, np.ndarray], i: int) -> Bar:
+    return Bar(
+        stock_code=code,
+        period=period,
+        time=int(cols["time"][i]),
+        open=float(cols["open"][i]),
+        high=float(cols["high"][i]),
+        low=float(cols["low"][i]),
+        close=float(cols["close"][i]),
+        volume=int(cols["volume"][i]),
+        amount=float(cols["amount"][i]),
+        preClose=float(cols["preClose"][i]),
+        suspendFlag=int(cols["suspendFlag"][i]),
+    )

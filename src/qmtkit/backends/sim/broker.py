@@ -1,0 +1,1169 @@
+"""The simulator's paper broker: accounts, A-share rules and matching, as a pure state machine.
+
+``Broker`` does no I/O, knows no clock and runs no tasks: every call gets the time and the
+market data it needs as arguments and returns the account reports it produced, in the order
+the account's report stream must show them. The simulator backend journals those reports
+and pushes them to clients; ``Broker.restore`` rebuilds the same state from them.
+
+Units and readings worth knowing:
+
+- Money is kept in whole cents internally, so cash never drifts; reports carry CNY floats.
+- Book volumes (``Tick.askVol`` / ``bidVol``) are read as **shares** in the simulator, not
+  as the lots of 100 that MiniQMT reports for live stocks. A tick's book volume can be
+  consumed once across all our orders; a new tick (a different ``time``) refreshes it.
+- Order ids grow by one per broker and are never reused (also not after a restore).
+  ``order_sysid`` and ``traded_id`` are numeric strings: the 8-digit trading day followed
+  by a 10-digit counter. ``order_time`` and ``traded_time`` are Unix seconds.
+- An accepted order's ``price`` is the limit the venue works with: the given price for
+  ``FIX_PRICE``; the last price for ``LATEST_PRICE``; the best opposite (own-side) quote for
+  ``MARKET_PEER_PRICE_FIRST`` (``MARKET_MINE_PRICE_FIRST``); the protective up-limit (buys)
+  or down-limit (sells) price for the immediate-or-cancel market kinds, which is also the
+  price cash is frozen at. A ``MARKET_SH_CONVERT_5_LIMIT`` remainder rests at its last fill
+  price and its ``price`` changes to that.
+- Market kinds, as the simulator reads them: 42 and 47 fill against up to five book levels
+  and cancel the rest; 46 fills what the (5-level) book offers and cancels the rest; 48 fills
+  completely or cancels everything; 43 fills up to five levels and rests the remainder as a
+  limit at the last fill price (nothing filled: canceled); 44 and 45 become limit orders at
+  the best opposite / own-side quote and rest (no such quote: refused).
+- A buy freezes price × volume plus the estimated fees of that amount; each fill takes its
+  real amount and fees and re-freezes what the remainder needs, so an order filled in many
+  small pieces (each paying the minimum commission) can cost a little more than it froze.
+- ``fetch_balance`` equals ``cash`` (withdrawal rules are not simulated). Sells leave
+  ``avg_price`` (cost incl. fees) and ``open_price`` (cost excl. fees) unchanged.
+- The trading day is an increasing int (YYYYMMDD). ``submit`` refuses a day other than the
+  current one (the first ``submit`` or ``roll_day`` sets it): call ``roll_day`` at each new
+  trading day to expire orders and settle T+1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from enum import IntEnum
+
+import msgspec
+
+from qmtkit.backends.base import SubmitOrder
+from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeSchedule
+from qmtkit.codes import Board, limit_ratio, parse_code
+from qmtkit.constants import (
+    SH_MARKET_PRICE_TYPES,
+    SZ_MARKET_PRICE_TYPES,
+    OffsetFlag,
+    OrderStatus,
+    OrderType,
+    PriceType,
+)
+from qmtkit.errors import InvalidArgument, InvalidCode
+from qmtkit.models import (
+    AccountReport,
+    Asset,
+    CancelError,
+    CancelResponse,
+    InstrumentDetail,
+    Order,
+    OrderError,
+    OrderResponse,
+    Position,
+    Tick,
+    Trade,
+    TradeReportItem,
+)
+
+__all__ = [
+    "REMARK_BYTES",
+    "Broker",
+    "Reject",
+    "cut_remark",
+    "limit_prices",
+]
+
+#: MiniQMT keeps at most this many UTF-8 bytes of ``order_remark``.
+REMARK_BYTES = 24
+_LOT = 100
+_BOOK_LEVELS = 5
+_DAY_DIGITS = 8
+_COUNTER_DIGITS = 10
+_BUY = int(OrderType.STOCK_BUY)
+_SELL = int(OrderType.STOCK_SELL)
+_EPS = 1e-9
+#: ``market`` numbers accepted by ``cancel_by_sysid``: 0 SH, 1 SZ, 2 or 70 (xtquant's) BJ.
+_MARKETS = {0: "SH", 1: "SZ", 2: "BJ", 70: "BJ"}
+_EXCHANGE_MARKET = {"SH": 0, "SZ": 1, "BJ": 2}
+
+_IOC_KINDS = frozenset(
+    {
+        PriceType.MARKET_SH_CONVERT_5_CANCEL,
+        PriceType.MARKET_SZ_CONVERT_5_CANCEL,
+        PriceType.MARKET_SZ_INSTBUSI_RESTCANCEL,
+        PriceType.MARKET_SZ_FULL_OR_CANCEL,
+        PriceType.MARKET_SH_CONVERT_5_LIMIT,
+    }
+)
+_STOCK_PRICE_TYPES = (
+    frozenset({PriceType.LATEST_PRICE, PriceType.FIX_PRICE})
+    | SH_MARKET_PRICE_TYPES
+    | SZ_MARKET_PRICE_TYPES
+)
+
+
+class Reject(IntEnum):
+    """Why an order was refused: the ``error_id`` of its ``OrderError``."""
+
+    UNKNOWN_ACCOUNT = 1
+    BAD_ORDER_TYPE = 2
+    BAD_VOLUME = 3
+    BAD_CODE = 4
+    NOT_TRADABLE = 5
+    BAD_PRICE_TYPE = 6
+    BAD_PRICE = 7
+    PRICE_LIMIT = 8
+    MARKET_CLOSED = 9
+    NO_QUOTE = 10
+    BAD_LOT = 11
+    NO_CASH = 12
+    NO_SHARES = 13
+
+
+def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
+    """``remark`` cut to ``limit`` bytes of UTF-8 without splitting a character."""
+    if not isinstance(remark, str):
+        raise InvalidArgument(f"order_remark must be a string, got {remark!r}")
+    raw = remark.encode("utf-8")
+    if len(raw) <= limit:
+        return remark
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> tuple[float, float]:
+    """The (down, up) daily limit prices: pre_close × (1 ∓ ratio), rounded half-up to 0.01.
+
+    Ratios: main board ±10 %, ST ±5 %, ChiNext and STAR ±20 % (ST too), BJ ±30 %.
+    Indices have no limit and raise ``InvalidArgument``.
+    """
+    if isinstance(pre_close, bool) or not isinstance(pre_close, (int, float)):
+        raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
+    if not math.isfinite(pre_close) or pre_close <= 0:
+        raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")
+    try:
+        b = Board(board)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown board {board!r}: expected one of {', '.join(x.value for x in Board)}"
+        ) from None
+    ratio = limit_ratio(b, bool(is_st))
+    if ratio is None:
+        raise InvalidArgument(f"board {b.value!r} has no daily price limit")
+    base = Decimal(repr(float(pre_close)))
+    r = Decimal(repr(ratio))
+    cent = Decimal("0.01")
+    up = (base * (1 + r)).quantize(cent, rounding=ROUND_HALF_UP)
+    down = (base * (1 - r)).quantize(cent, rounding=ROUND_HALF_UP)
+    return (float(down), float(up))
+
+
+# --------------------------------------------------------------------------- internal state
+
+
+@dataclass
+class _Pos:
+    volume: int = 0
+    can_use: int = 0
+    frozen: int = 0
+    yesterday: int = 0
+    open_price: float = 0.0
+    avg_price: float = 0.0
+    last_price: float = 0.0
+    name: str = ""
+
+
+@dataclass
+class _Account:
+    account_id: str
+    cash: int  # cents available
+    frozen: int  # cents frozen for open buys
+    positions: dict[str, _Pos] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
+    trades: list[Trade] = field(default_factory=list)  # today's
+
+
+class _Refused(Exception):
+    """Internal: an order fails a rule (never escapes the module)."""
+
+    def __init__(self, reason: Reject, msg: str) -> None:
+        super().__init__(msg)
+        self.reason = reason
+        self.msg = msg
+
+
+@dataclass
+class _Plan:
+    code: str
+    limit: float
+    kind: int
+
+
+def _li(price: float) -> int:
+    """A price in thousandths of a yuan."""
+    return round(price * 1000)
+
+
+def _amount_cents(price: float, volume: int) -> int:
+    return (_li(price) * volume + 5) // 10
+
+
+def _cents(value: float) -> int:
+    return round(value * 100)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}" if abs(x * 100 - round(x * 100)) < 1e-6 else f"{x:.3f}"
+
+
+def _day_of(counter_id: str) -> int | None:
+    if len(counter_id) != _DAY_DIGITS + _COUNTER_DIGITS or not counter_id.isdigit():
+        return None
+    return int(counter_id[:_DAY_DIGITS])
+
+
+def _seq_of(counter_id: str) -> int:
+    return int(counter_id[_DAY_DIGITS:]) if _day_of(counter_id) is not None else 0
+
+
+def _price_type_name(pt: int) -> str:
+    try:
+        return f"{pt} ({PriceType(pt).name})"
+    except ValueError:
+        return str(pt)
+
+
+def _remaining(order: Order) -> int:
+    return order.order_volume - order.traded_volume
+
+
+def _is_open(order: Order) -> bool:
+    return not OrderStatus(order.order_status).is_terminal
+
+
+# --------------------------------------------------------------------------- the broker
+
+
+class Broker:
+    """Paper accounts with A-share rules and an immediate matcher against a 5-level book.
+
+    ``initial_cash`` funds every new account; ``fees`` prices every fill;
+    ``allow_new_accounts`` decides whether an unknown account id is created on first use
+    (True) or refused (False); ``accounts`` are created up front.
+    """
+
+    def __init__(
+        self,
+        *,
+        initial_cash: float = 1_000_000.0,
+        fees: FeeSchedule | None = None,
+        allow_new_accounts: bool = True,
+        accounts: Iterable[str] = (),
+    ) -> None:
+        if not _is_num(initial_cash) or initial_cash < 0:
+            raise InvalidArgument(
+                f"initial_cash must be a finite amount >= 0, got {initial_cash!r}"
+            )
+        if fees is not None and not isinstance(fees, FeeSchedule):
+            raise InvalidArgument(f"fees must be a FeeSchedule, got {fees!r}")
+        self._initial_cents = _cents(float(initial_cash))
+        self.fees = fees if fees is not None else DEFAULT_FEES
+        self.allow_new_accounts = bool(allow_new_accounts)
+        self._accounts: dict[str, _Account] = {}
+        self._next_order_id = 1
+        self._trade_counter = 0
+        self._day = 0
+        # code -> {order_id: account_id} of orders that can still trade
+        self._resting: dict[str, dict[int, str]] = {}
+        # code -> (tick time, {(side, price in li): shares already taken})
+        self._book_used: dict[str, tuple[int, dict[tuple[int, int], int]]] = {}
+        for acc in accounts:
+            self._check_account_id(acc)
+            self._create(acc)
+
+    # ------------------------------------------------------------------ accounts
+
+    @property
+    def known_accounts(self) -> frozenset[str]:
+        """The ids of the accounts that exist."""
+        return frozenset(self._accounts)
+
+    @property
+    def day(self) -> int:
+        """The current trading day (0 until the first ``submit`` or ``roll_day``)."""
+        return self._day
+
+    @property
+    def next_order_id(self) -> int:
+        """The id the next submitted order will get."""
+        return self._next_order_id
+
+    def open_account(self, account_id: str) -> list[TradeReportItem]:
+        """Create ``account_id`` if it is new (whatever ``allow_new_accounts`` says).
+
+        Returns the new account's first ``Asset`` report, or nothing if it existed.
+        """
+        self._check_account_id(account_id)
+        if account_id in self._accounts:
+            return []
+        return [self._asset_report(self._create(account_id))]
+
+    def _create(self, account_id: str) -> _Account:
+        acct = _Account(account_id, cash=self._initial_cents, frozen=0)
+        self._accounts[account_id] = acct
+        return acct
+
+    @staticmethod
+    def _check_account_id(account_id: object) -> None:
+        if not isinstance(account_id, str) or not account_id:
+            raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
+
+    def _query_account(self, account_id: str) -> _Account:
+        self._check_account_id(account_id)
+        acct = self._accounts.get(account_id)
+        if acct is not None:
+            return acct
+        if self.allow_new_accounts:
+            # A query never creates: answer what a fresh account would show.
+            return _Account(account_id, cash=self._initial_cents, frozen=0)
+        raise InvalidArgument(
+            f"unknown account {account_id!r}: known accounts are {sorted(self._accounts) or 'none'}"
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def asset(self, account_id: str) -> Asset:
+        """The account's cash and totals."""
+        return self._asset_report(self._query_account(account_id))
+
+    def orders(self, account_id: str, cancelable_only: bool = False) -> list[Order]:
+        """Today's orders in id order; only those that can still trade if ``cancelable_only``."""
+        acct = self._query_account(account_id)
+        return [
+            msgspec.structs.replace(o)
+            for o in acct.orders.values()
+            if not cancelable_only or _is_open(o)
+        ]
+
+    def order(self, account_id: str, order_id: int) -> Order | None:
+        """One of today's orders, or None."""
+        acct = self._query_account(account_id)
+        o = acct.orders.get(order_id)
+        return None if o is None else msgspec.structs.replace(o)
+
+    def trades(self, account_id: str) -> list[Trade]:
+        """Today's fills in the order they happened."""
+        return [msgspec.structs.replace(t) for t in self._query_account(account_id).trades]
+
+    def positions(self, account_id: str) -> list[Position]:
+        """The holdings (a position sold out today is listed with volume 0 until the day ends)."""
+        acct = self._query_account(account_id)
+        return [self._position_report(acct, code) for code in acct.positions]
+
+    def mark_to_market(self, last_prices: Mapping[str, float]) -> None:
+        """Value positions at ``last_prices`` (code -> price); codes not held are ignored."""
+        if not isinstance(last_prices, Mapping):
+            raise InvalidArgument(f"last_prices must map codes to prices, got {last_prices!r}")
+        for code, price in last_prices.items():
+            if not _is_num(price) or price < 0:
+                raise InvalidArgument(
+                    f"last price of {code!r} must be a finite price >= 0, got {price!r}"
+                )
+        for code, price in last_prices.items():
+            if price <= 0:
+                continue
+            for acct in self._accounts.values():
+                pos = acct.positions.get(code)
+                if pos is not None:
+                    pos.last_price = float(price)
+
+    # ------------------------------------------------------------------ reports
+
+    def _asset_report(self, acct: _Account) -> Asset:
+        mv = sum((p.volume * p.last_price for p in acct.positions.values()), 0.0)
+        cash = acct.cash / 100
+        frozen = acct.frozen / 100
+        return Asset(
+            account_id=acct.account_id,
+            cash=cash,
+            frozen_cash=frozen,
+            market_value=round(mv, 2),
+            total_asset=round((acct.cash + acct.frozen) / 100 + mv, 2),
+            fetch_balance=cash,
+        )
+
+    def _position_report(self, acct: _Account, code: str) -> Position:
+        p = acct.positions[code]
+        return Position(
+            account_id=acct.account_id,
+            stock_code=code,
+            volume=p.volume,
+            can_use_volume=p.can_use,
+            open_price=p.open_price,
+            market_value=round(p.volume * p.last_price, 2),
+            frozen_volume=p.frozen,
+            yesterday_volume=p.yesterday,
+            avg_price=p.avg_price,
+            last_price=p.last_price,
+            profit_rate=(p.last_price - p.avg_price) / p.avg_price if p.avg_price > 0 else 0.0,
+            instrument_name=p.name,
+        )
+
+    # ------------------------------------------------------------------ freezing
+
+    def _freeze_of(self, order: Order) -> int:
+        """Cents a buy order holds frozen: its remainder's amount plus estimated fees."""
+        if order.order_type != _BUY or not _is_open(order):
+            return 0
+        amount = _amount_cents(order.price, _remaining(order))
+        return amount + sum(self.fees.fee_cents(_BUY, amount))
+
+    # ------------------------------------------------------------------ submit
+
+    def submit(
+        self,
+        req: SubmitOrder,
+        *,
+        book: Tick | None,
+        instrument: InstrumentDetail | None,
+        now_ms: int,
+        day: int,
+        market_open: bool = True,
+    ) -> tuple[OrderResponse, list[TradeReportItem]]:
+        """Place one order; returns the response and the account's reports, in venue order.
+
+        A refused order yields one ``Order`` at 57 (JUNK) and an ``OrderError`` and changes
+        no cash or shares. An accepted one yields an ``Order`` at 50 (REPORTED) and the freeze
+        (``Asset`` for buys, ``Position`` for sells), then for each fill a ``Trade``, the
+        updated ``Order`` (55 / 56), ``Position`` and ``Asset``, and for a market remainder
+        its final ``Order`` (53 / 54) with the unfreeze.
+        """
+        if not isinstance(req, SubmitOrder):
+            raise InvalidArgument(f"req must be a SubmitOrder, got {type(req).__name__}")
+        if book is not None and not isinstance(book, Tick):
+            raise InvalidArgument(f"book must be a Tick or None, got {type(book).__name__}")
+        if instrument is not None and not isinstance(instrument, InstrumentDetail):
+            raise InvalidArgument(
+                f"instrument must be an InstrumentDetail or None, got {type(instrument).__name__}"
+            )
+        self._check_time(now_ms)
+        self._check_day_arg(day)
+        self._check_account_id(req.account_id)
+        if self._day == 0:
+            self._day = day
+        elif day != self._day:
+            raise InvalidArgument(
+                f"order for trading day {day} but the broker is on day {self._day}: "
+                + (f"call roll_day({day}) first" if day > self._day else "days cannot go backwards")
+            )
+
+        remark = cut_remark(req.order_remark) if isinstance(req.order_remark, str) else ""
+        strategy = req.strategy_name if isinstance(req.strategy_name, str) else ""
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        out: list[TradeReportItem] = []
+        acct = self._accounts.get(req.account_id)
+        if acct is None and self.allow_new_accounts:
+            acct = self._create(req.account_id)
+            out.append(self._asset_report(acct))
+
+        order = Order(
+            account_id=req.account_id,
+            stock_code=req.stock_code if isinstance(req.stock_code, str) else str(req.stock_code),
+            order_id=order_id,
+            order_sysid=self._counter_id(order_id),
+            order_time=now_ms // 1000,
+            order_type=req.order_type if _is_int(req.order_type) else 0,
+            order_volume=req.order_volume if _is_int(req.order_volume) else 0,
+            price_type=req.price_type if _is_int(req.price_type) else 0,
+            price=float(req.price) if _is_num(req.price) else 0.0,
+            order_status=int(OrderStatus.REPORTED),
+            strategy_name=strategy,
+            order_remark=remark,
+            offset_flag=int(OffsetFlag.CLOSE if req.order_type == _SELL else OffsetFlag.OPEN),
+        )
+        try:
+            if acct is None:
+                raise _Refused(
+                    Reject.UNKNOWN_ACCOUNT,
+                    f"unknown account {req.account_id!r}: this simulator accepts only "
+                    f"{sorted(self._accounts) or 'no accounts'}",
+                )
+            plan = self._validate(acct, req, book, instrument, market_open)
+        except _Refused as r:
+            order.order_status = int(OrderStatus.JUNK)
+            order.status_msg = r.msg
+            if instrument is not None:
+                order.instrument_name = instrument.InstrumentName
+            if acct is not None:
+                acct.orders[order_id] = order
+            out.append(msgspec.structs.replace(order))
+            out.append(
+                OrderError(
+                    account_id=req.account_id,
+                    order_id=order_id,
+                    error_id=int(r.reason),
+                    error_msg=r.msg,
+                    strategy_name=strategy,
+                    order_remark=remark,
+                )
+            )
+            resp = OrderResponse(
+                account_id=req.account_id,
+                order_id=order_id,
+                strategy_name=strategy,
+                order_remark=remark,
+                error_msg=r.msg,
+                seq=req.seq if _is_int(req.seq) else 0,
+            )
+            return resp, out
+
+        assert instrument is not None  # _validate refuses a missing instrument
+        order.stock_code = plan.code
+        order.price = plan.limit
+        order.instrument_name = instrument.InstrumentName
+        acct.orders[order_id] = order
+        self._resting.setdefault(plan.code, {})[order_id] = acct.account_id
+        out.append(msgspec.structs.replace(order))
+        if order.order_type == _BUY:
+            f = self._freeze_of(order)
+            acct.cash -= f
+            acct.frozen += f
+            out.append(self._asset_report(acct))
+        else:
+            pos = acct.positions[plan.code]
+            pos.can_use -= order.order_volume
+            pos.frozen += order.order_volume
+            out.append(self._position_report(acct, plan.code))
+
+        kind = plan.kind
+        if kind == PriceType.MARKET_SZ_FULL_OR_CANCEL and (
+            book is None or self._fillable(order, book) < order.order_volume
+        ):
+            self._finish(acct, order, "canceled: the book cannot fill the whole order", out)
+        else:
+            if book is not None:
+                self._match(acct, order, book, now_ms, out)
+            if _is_open(order) and kind in _IOC_KINDS:
+                if kind == PriceType.MARKET_SH_CONVERT_5_LIMIT and order.traded_volume > 0:
+                    self._convert_to_limit(acct, order, out)
+                else:
+                    self._finish(
+                        acct, order, "remainder canceled: market order with no more liquidity", out
+                    )
+        resp = OrderResponse(
+            account_id=acct.account_id,
+            order_id=order_id,
+            strategy_name=strategy,
+            order_remark=remark,
+            seq=req.seq if _is_int(req.seq) else 0,
+        )
+        return resp, out
+
+    def _counter_id(self, n: int) -> str:
+        return f"{self._day:0{_DAY_DIGITS}d}{n:0{_COUNTER_DIGITS}d}"
+
+    @staticmethod
+    def _check_time(now_ms: object) -> None:
+        if not isinstance(now_ms, int) or isinstance(now_ms, bool) or now_ms < 0:
+            raise InvalidArgument(f"now_ms must be Unix milliseconds (int >= 0), got {now_ms!r}")
+
+    @staticmethod
+    def _check_day_arg(day: object) -> None:
+        if not isinstance(day, int) or isinstance(day, bool) or not 0 < day < 10**_DAY_DIGITS:
+            raise InvalidArgument(f"trading day must be an int like 20250107, got {day!r}")
+
+    def _validate(
+        self,
+        acct: _Account,
+        req: SubmitOrder,
+        book: Tick | None,
+        instrument: InstrumentDetail | None,
+        market_open: bool,
+    ) -> _Plan:
+        side = req.order_type
+        if not _is_int(side) or side not in (_BUY, _SELL):
+            raise _Refused(
+                Reject.BAD_ORDER_TYPE,
+                f"bad order_type {side!r}: stocks take {_BUY} (STOCK_BUY) or {_SELL} (STOCK_SELL)",
+            )
+        volume = req.order_volume
+        if not _is_int(volume) or volume <= 0:
+            raise _Refused(
+                Reject.BAD_VOLUME,
+                f"bad order_volume {volume!r}: expected a whole number of shares > 0",
+            )
+        try:
+            sc = parse_code(req.stock_code)
+        except InvalidCode as e:
+            raise _Refused(Reject.BAD_CODE, str(e)) from None
+        code = str(sc)
+        if instrument is None:
+            raise _Refused(
+                Reject.BAD_CODE, f"unknown security {code}: it is not listed on this simulator"
+            )
+        if instrument.stock_code != code:
+            raise InvalidArgument(
+                f"instrument {instrument.stock_code} was passed for an order on {code}"
+            )
+        if sc.board is Board.INDEX or instrument.board == Board.INDEX.value:
+            raise _Refused(Reject.NOT_TRADABLE, f"{code} is an index and cannot be traded")
+        if not instrument.IsTrading:
+            raise _Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
+
+        pt = req.price_type
+        if not _is_int(pt) or pt not in _STOCK_PRICE_TYPES:
+            raise _Refused(
+                Reject.BAD_PRICE_TYPE,
+                f"bad price_type {pt!r} for a stock: expected 11 (FIX_PRICE), 5 (LATEST_PRICE) "
+                "or an exchange market type (SH/BJ: 42, 43, 44, 45; SZ: 44, 45, 46, 47, 48)",
+            )
+        if sc.exchange == "SZ" and pt in SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES:
+            raise _Refused(
+                Reject.BAD_PRICE_TYPE,
+                f"price_type {_price_type_name(pt)} is a Shanghai market type and {code} trades "
+                "in Shenzhen: use 44, 45, 46, 47 or 48",
+            )
+        if sc.exchange in ("SH", "BJ") and pt in SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES:
+            raise _Refused(
+                Reject.BAD_PRICE_TYPE,
+                f"price_type {_price_type_name(pt)} is a Shenzhen market type and {code} trades "
+                f"on {sc.exchange}: use 42, 43, 44 or 45",
+            )
+
+        up, down = instrument.UpStopPrice, instrument.DownStopPrice
+        if pt == PriceType.FIX_PRICE:
+            price = req.price
+            if not _is_num(price) or price <= 0:
+                raise _Refused(
+                    Reject.BAD_PRICE, f"bad price {price!r}: a limit order needs a price > 0"
+                )
+            tick = instrument.PriceTick if instrument.PriceTick > 0 else 0.01
+            steps = price / tick
+            if abs(steps - round(steps)) > 1e-6:
+                raise _Refused(
+                    Reject.BAD_PRICE,
+                    f"price {price!r} is not on the {tick:g} tick of {code}: "
+                    f"use e.g. {round(steps) * tick:.{_decimals(tick)}f}",
+                )
+            if (up > 0 and price > up + _EPS) or (down > 0 and price < down - _EPS):
+                raise _Refused(
+                    Reject.PRICE_LIMIT,
+                    f"price {_fmt(price)} is outside today's limits of {code} "
+                    f"[{_fmt(down)}, {_fmt(up)}]",
+                )
+
+        if not market_open:
+            raise _Refused(
+                Reject.MARKET_CLOSED,
+                f"the market is closed: orders on {code} are taken during trading sessions only",
+            )
+
+        limit = self._limit_for(code, side, pt, req.price, book, instrument)
+
+        if side == _BUY:
+            if volume % _LOT:
+                raise _Refused(
+                    Reject.BAD_LOT,
+                    f"buy volume {volume} is not a multiple of {_LOT} shares: "
+                    f"buy whole lots of {_LOT} (BJ too)",
+                )
+            amount = _amount_cents(limit, volume)
+            need = amount + sum(self.fees.fee_cents(_BUY, amount))
+            if need > acct.cash:
+                raise _Refused(
+                    Reject.NO_CASH,
+                    f"insufficient cash: buying {volume} {code} at {_fmt(limit)} needs "
+                    f"{need / 100:.2f} CNY (amount plus estimated fees), available "
+                    f"{acct.cash / 100:.2f}",
+                )
+        else:
+            pos = acct.positions.get(code)
+            sellable = pos.can_use if pos is not None else 0
+            if volume > sellable:
+                raise _Refused(
+                    Reject.NO_SHARES,
+                    f"insufficient sellable shares of {code}: asked {volume}, sellable {sellable} "
+                    "(shares bought today become sellable the next trading day, T+1)",
+                )
+            if volume % _LOT and volume != sellable:
+                raise _Refused(
+                    Reject.BAD_LOT,
+                    f"sell volume {volume} is not a multiple of {_LOT}: an odd lot may only be "
+                    f"sold together with the whole sellable position ({sellable} shares)",
+                )
+        return _Plan(code=code, limit=limit, kind=pt)
+
+    def _limit_for(
+        self,
+        code: str,
+        side: int,
+        pt: int,
+        price: float,
+        book: Tick | None,
+        instrument: InstrumentDetail,
+    ) -> float:
+        """The limit price an accepted order works at (see the module docstring)."""
+        if pt == PriceType.FIX_PRICE:
+            return float(price)
+        usable = book is not None and book.stock_code == code
+        if pt == PriceType.LATEST_PRICE:
+            if not usable or book is None or book.lastPrice <= 0:
+                raise _Refused(
+                    Reject.NO_QUOTE, f"no last price for {code}: a LATEST_PRICE order needs a quote"
+                )
+            return float(book.lastPrice)
+        asks = _levels(book.askPrice, book.askVol) if usable and book is not None else []
+        bids = _levels(book.bidPrice, book.bidVol) if usable and book is not None else []
+        if pt == PriceType.MARKET_PEER_PRICE_FIRST:
+            levels = asks if side == _BUY else bids
+            if not levels:
+                raise _Refused(
+                    Reject.NO_QUOTE,
+                    f"no opposite quote for {code}: a peer-price-first order needs one",
+                )
+            return levels[0][0]
+        if pt == PriceType.MARKET_MINE_PRICE_FIRST:
+            levels = bids if side == _BUY else asks
+            if not levels:
+                raise _Refused(
+                    Reject.NO_QUOTE,
+                    f"no own-side quote for {code}: a mine-price-first order needs one",
+                )
+            return levels[0][0]
+        # Immediate-or-cancel kinds: a protective price bounds the fill and the freeze.
+        if side == _BUY:
+            if instrument.UpStopPrice > 0:
+                return float(instrument.UpStopPrice)
+            if asks:
+                return max(p for p, _ in asks)
+        else:
+            if instrument.DownStopPrice > 0:
+                return float(instrument.DownStopPrice)
+            if bids:
+                return min(p for p, _ in bids)
+        raise _Refused(
+            Reject.NO_QUOTE, f"no quote and no price limit for {code}: cannot price a market order"
+        )
+
+    # ------------------------------------------------------------------ matching
+
+    def _used(self, book: Tick) -> dict[tuple[int, int], int]:
+        entry = self._book_used.get(book.stock_code)
+        if entry is None or entry[0] != book.time:
+            entry = (book.time, {})
+            self._book_used[book.stock_code] = entry
+        return entry[1]
+
+    def _crossing(self, order: Order, book: Tick) -> list[tuple[float, int]]:
+        """The book levels (price, shares still free this tick) the order may trade with."""
+        if order.order_type == _BUY:
+            levels = _levels(book.askPrice, book.askVol)
+            side_key = _BUY
+            crosses = [lv for lv in levels if _li(lv[0]) <= _li(order.price)]
+        else:
+            levels = _levels(book.bidPrice, book.bidVol)
+            side_key = _SELL
+            crosses = [lv for lv in levels if _li(lv[0]) >= _li(order.price)]
+        used = self._used(book)
+        out = []
+        for p, v in crosses:
+            free = v - used.get((side_key, _li(p)), 0)
+            if free > 0:
+                out.append((p, free))
+        return out
+
+    def _fillable(self, order: Order, book: Tick) -> int:
+        if book.stock_code != order.stock_code:
+            return 0
+        return sum(v for _, v in self._crossing(order, book))
+
+    def _match(
+        self, acct: _Account, order: Order, book: Tick, now_ms: int, out: list[TradeReportItem]
+    ) -> None:
+        if book.stock_code != order.stock_code or not _is_open(order):
+            return
+        used = self._used(book)
+        for price, free in self._crossing(order, book):
+            qty = min(free, _remaining(order))
+            if qty <= 0:
+                break
+            key = (order.order_type, _li(price))
+            used[key] = used.get(key, 0) + qty
+            self._fill(acct, order, price, qty, now_ms, out)
+
+    def _fill(
+        self,
+        acct: _Account,
+        order: Order,
+        price: float,
+        qty: int,
+        now_ms: int,
+        out: list[TradeReportItem],
+    ) -> None:
+        code = order.stock_code
+        amount = _amount_cents(price, qty)
+        fee = sum(self.fees.fee_cents(order.order_type, amount))
+        old_freeze = self._freeze_of(order)
+        done = order.traded_volume
+        order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
+        order.traded_volume = done + qty
+        order.order_status = int(
+            OrderStatus.SUCCEEDED if _remaining(order) == 0 else OrderStatus.PART_SUCC
+        )
+        pos = acct.positions.get(code)
+        if pos is None:
+            pos = acct.positions[code] = _Pos(name=order.instrument_name)
+        if order.order_type == _BUY:
+            new_freeze = self._freeze_of(order)
+            acct.frozen += new_freeze - old_freeze
+            acct.cash += old_freeze - new_freeze - amount - fee
+            if pos.volume > 0:
+                pos.open_price = (pos.open_price * pos.volume + amount / 100) / (pos.volume + qty)
+                pos.avg_price = (pos.avg_price * pos.volume + (amount + fee) / 100) / (
+                    pos.volume + qty
+                )
+            else:
+                pos.open_price = amount / 100 / qty
+                pos.avg_price = (amount + fee) / 100 / qty
+            pos.volume += qty
+        else:
+            acct.cash += amount - fee
+            pos.volume -= qty
+            pos.frozen -= qty
+        pos.last_price = price
+        if not _is_open(order):
+            self._unrest(order)
+        self._trade_counter += 1
+        trade = Trade(
+            account_id=acct.account_id,
+            stock_code=code,
+            order_type=order.order_type,
+            traded_id=self._counter_id(self._trade_counter),
+            traded_time=now_ms // 1000,
+            traded_price=price,
+            traded_volume=qty,
+            traded_amount=amount / 100,
+            order_id=order.order_id,
+            order_sysid=order.order_sysid,
+            strategy_name=order.strategy_name,
+            order_remark=order.order_remark,
+            offset_flag=order.offset_flag,
+            commission=fee / 100,
+            instrument_name=order.instrument_name,
+        )
+        acct.trades.append(trade)
+        out.append(msgspec.structs.replace(trade))
+        out.append(msgspec.structs.replace(order))
+        out.append(self._position_report(acct, code))
+        out.append(self._asset_report(acct))
+
+    def _unrest(self, order: Order) -> None:
+        book = self._resting.get(order.stock_code)
+        if book is not None:
+            book.pop(order.order_id, None)
+            if not book:
+                del self._resting[order.stock_code]
+
+    def _finish(self, acct: _Account, order: Order, msg: str, out: list[TradeReportItem]) -> None:
+        """End an open order's remainder (cancel or expiry) and release what it froze."""
+        old_freeze = self._freeze_of(order)
+        rest = _remaining(order)
+        order.order_status = int(
+            OrderStatus.PART_CANCEL if order.traded_volume > 0 else OrderStatus.CANCELED
+        )
+        order.status_msg = msg
+        self._unrest(order)
+        out.append(msgspec.structs.replace(order))
+        if order.order_type == _BUY:
+            acct.frozen -= old_freeze
+            acct.cash += old_freeze
+            out.append(self._asset_report(acct))
+        else:
+            pos = acct.positions[order.stock_code]
+            pos.frozen -= rest
+            pos.can_use += rest
+            out.append(self._position_report(acct, order.stock_code))
+
+    def _convert_to_limit(self, acct: _Account, order: Order, out: list[TradeReportItem]) -> None:
+        """A five-level-then-limit remainder rests at its last fill's price."""
+        last = acct.trades[-1].traded_price
+        old_freeze = self._freeze_of(order)
+        order.price = last
+        order.status_msg = f"remainder rests as a limit order at {_fmt(last)}"
+        out.append(msgspec.structs.replace(order))
+        if order.order_type == _BUY:
+            new_freeze = self._freeze_of(order)
+            acct.frozen += new_freeze - old_freeze
+            acct.cash += old_freeze - new_freeze
+            out.append(self._asset_report(acct))
+
+    def on_tick(self, tick: Tick, now_ms: int) -> list[tuple[str, TradeReportItem]]:
+        """Match the resting orders on ``tick.stock_code`` against the new book.
+
+        Buys go best (highest) price first, sells lowest first, ties by order id; the book's
+        volume at each level is shared by all of them once per tick.
+        """
+        if not isinstance(tick, Tick):
+            raise InvalidArgument(f"tick must be a Tick, got {type(tick).__name__}")
+        self._check_time(now_ms)
+        resting = self._resting.get(tick.stock_code)
+        if not resting:
+            return []
+        entries = [(self._accounts[a].orders[oid], a) for oid, a in resting.items()]
+        buys = sorted(
+            (e for e in entries if e[0].order_type == _BUY),
+            key=lambda e: (-_li(e[0].price), e[0].order_id),
+        )
+        sells = sorted(
+            (e for e in entries if e[0].order_type == _SELL),
+            key=lambda e: (_li(e[0].price), e[0].order_id),
+        )
+        result: list[tuple[str, TradeReportItem]] = []
+        for order, account_id in buys + sells:
+            out: list[TradeReportItem] = []
+            self._match(self._accounts[account_id], order, tick, now_ms, out)
+            result.extend((account_id, item) for item in out)
+        return result
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(
+        self, account_id: str, order_id: int, now_ms: int, *, seq: int = 0
+    ) -> tuple[CancelResponse, list[TradeReportItem]]:
+        """Cancel a resting order: final ``Order`` at 54 / 53 plus the unfreeze.
+
+        A cancel the broker cannot do answers ``cancel_result`` -1 and reports a
+        ``CancelError`` saying why; nothing changes.
+        """
+        self._check_account_id(account_id)
+        self._check_time(now_ms)
+        if not _is_int(order_id):
+            raise InvalidArgument(f"order_id must be an int, got {order_id!r}")
+        acct = self._accounts.get(account_id)
+        order = acct.orders.get(order_id) if acct is not None else None
+        if acct is None:
+            why = f"unknown account {account_id!r}: nothing to cancel"
+        elif order is None:
+            why = f"no order {order_id} today in account {account_id!r}"
+        else:
+            why = ""
+        return self._cancel(account_id, acct, order, order_id, why, seq)
+
+    def cancel_by_sysid(
+        self, account_id: str, market: int, order_sysid: str, now_ms: int, *, seq: int = 0
+    ) -> tuple[CancelResponse, list[TradeReportItem]]:
+        """Cancel by the venue's order number; ``market`` is 0 SH, 1 SZ, 2 (or 70) BJ."""
+        self._check_account_id(account_id)
+        self._check_time(now_ms)
+        if not _is_int(market) or market not in _MARKETS:
+            raise InvalidArgument(f"bad market {market!r}: expected 0 (SH), 1 (SZ) or 2 (BJ)")
+        if not isinstance(order_sysid, str):
+            raise InvalidArgument(f"order_sysid must be a string, got {order_sysid!r}")
+        acct = self._accounts.get(account_id)
+        order = None
+        why = ""
+        if acct is None:
+            why = f"unknown account {account_id!r}: nothing to cancel"
+        else:
+            order = next((o for o in acct.orders.values() if o.order_sysid == order_sysid), None)
+            if order is None:
+                why = f"no order with sysid {order_sysid!r} today in account {account_id!r}"
+            elif not order.stock_code.endswith("." + _MARKETS[market]):
+                why = (
+                    f"order {order_sysid!r} is on {order.stock_code}, not on market {market} "
+                    f"({_MARKETS[market]})"
+                )
+        order_id = order.order_id if order is not None else -1
+        return self._cancel(account_id, acct, order, order_id, why, seq, sysid=order_sysid)
+
+    def _cancel(
+        self,
+        account_id: str,
+        acct: _Account | None,
+        order: Order | None,
+        order_id: int,
+        why: str,
+        seq: int,
+        sysid: str = "",
+    ) -> tuple[CancelResponse, list[TradeReportItem]]:
+        if not why and order is not None and not _is_open(order):
+            why = (
+                f"order {order.order_id} is already final "
+                f"({OrderStatus(order.order_status).name}, status {order.order_status}): "
+                "only orders still in the book can be canceled"
+            )
+        sysid = order.order_sysid if order is not None else sysid
+        if why or acct is None or order is None:
+            market = _EXCHANGE_MARKET.get(order.stock_code[-2:], 0) if order is not None else 0
+            err = CancelError(
+                account_id=account_id,
+                order_id=order_id,
+                market=market,
+                order_sysid=sysid,
+                error_id=-1,
+                error_msg=why,
+            )
+            resp = CancelResponse(
+                account_id=account_id,
+                cancel_result=-1,
+                order_id=order_id,
+                order_sysid=sysid,
+                seq=seq,
+                error_msg=why,
+            )
+            return resp, [err]
+        out: list[TradeReportItem] = []
+        self._finish(acct, order, "canceled by request", out)
+        resp = CancelResponse(
+            account_id=account_id,
+            cancel_result=0,
+            order_id=order.order_id,
+            order_sysid=sysid,
+            seq=seq,
+        )
+        return resp, out
+
+    # ------------------------------------------------------------------ day roll
+
+    def roll_day(self, new_day: int) -> list[tuple[str, TradeReportItem]]:
+        """Start trading day ``new_day``: expire open orders, settle T+1, clear today's lists.
+
+        Rolling to the current day again does nothing; earlier days are refused.
+        """
+        self._check_day_arg(new_day)
+        if new_day < self._day:
+            raise InvalidArgument(
+                f"cannot roll back to day {new_day}: the broker is already on day {self._day}"
+            )
+        if new_day == self._day:
+            return []
+        result: list[tuple[str, TradeReportItem]] = []
+        for acct in self._accounts.values():
+            out: list[TradeReportItem] = []
+            for order in list(acct.orders.values()):
+                if _is_open(order):
+                    self._finish(acct, order, f"expired at the end of trading day {self._day}", out)
+            for code in list(acct.positions):
+                pos = acct.positions[code]
+                if pos.volume == 0:
+                    del acct.positions[code]
+                elif pos.can_use != pos.volume or pos.yesterday != pos.volume:
+                    pos.can_use = pos.volume - pos.frozen
+                    pos.yesterday = pos.volume
+                    out.append(self._position_report(acct, code))
+            acct.orders.clear()
+            acct.trades.clear()
+            result.extend((acct.account_id, item) for item in out)
+        self._day = new_day
+        self._book_used.clear()
+        return result
+
+    # ------------------------------------------------------------------ restore
+
+    @classmethod
+    def restore(
+        cls,
+        reports: Iterable[AccountReport],
+        *,
+        initial_cash: float = 1_000_000.0,
+        fees: FeeSchedule | None = None,
+        allow_new_accounts: bool = True,
+        accounts: Iterable[str] = (),
+    ) -> Broker:
+        """Rebuild a broker from the reports it emitted (e.g. a journal), oldest first.
+
+        Accounts come back from their ``Asset`` reports (every account's first report is
+        one), holdings from ``Position``, orders (and so the frozen amounts and the resting
+        book) from ``Order``, today's fills from ``Trade``. The trading day is the latest one
+        seen in an order or trade number; after a restart call ``roll_day(today)``, which
+        emits only what the journal does not already hold. Pass the same ``fees`` as the
+        broker that wrote the reports: a resting buy's frozen cash is derived from them.
+        """
+        b = cls(
+            initial_cash=initial_cash,
+            fees=fees,
+            allow_new_accounts=allow_new_accounts,
+            accounts=accounts,
+        )
+        for rep in reports:
+            if not isinstance(rep, AccountReport):
+                raise InvalidArgument(f"restore takes AccountReports, got {type(rep).__name__}")
+            b._fold(rep.account_id, rep.item)
+        return b
+
+    def _see_day(self, counter_id: str) -> None:
+        day = _day_of(counter_id)
+        if day is None or day <= self._day:
+            return
+        if self._day:
+            # The journaled roll already expired and settled; this drops what a roll
+            # removes silently (sold-out positions, yesterday's lists).
+            self.roll_day(day)
+        self._day = day
+
+    def _fold(self, account_id: str, item: TradeReportItem) -> None:
+        acct = self._accounts.get(account_id)
+        if isinstance(item, Asset):
+            if acct is None:
+                acct = self._create(account_id)
+            acct.cash = _cents(item.cash)
+            acct.frozen = _cents(item.frozen_cash)
+        elif isinstance(item, Order):
+            self._next_order_id = max(self._next_order_id, item.order_id + 1)
+            self._see_day(item.order_sysid)
+            if acct is None:
+                return
+            order = msgspec.structs.replace(item)
+            acct.orders[order.order_id] = order
+            if order.order_status != OrderStatus.JUNK and _is_open(order):
+                self._resting.setdefault(order.stock_code, {})[order.order_id] = account_id
+            else:
+                self._unrest(order)
+        elif isinstance(item, Trade):
+            self._trade_counter = max(self._trade_counter, _seq_of(item.traded_id))
+            self._see_day(item.traded_id)
+            if acct is not None:
+                acct.trades.append(msgspec.structs.replace(item))
+        elif isinstance(item, Position):
+            if acct is None:
+                return
+            acct.positions[item.stock_code] = _Pos(
+                volume=item.volume,
+                can_use=item.can_use_volume,
+                frozen=item.frozen_volume,
+                yesterday=item.yesterday_volume,
+                open_price=item.open_price,
+                avg_price=item.avg_price,
+                last_price=item.last_price,
+                name=item.instrument_name,
+            )
+        elif isinstance(item, OrderError):
+            self._next_order_id = max(self._next_order_id, item.order_id + 1)
+
+
+def _levels(prices: list[float], vols: list[int]) -> list[tuple[float, int]]:
+    """The usable (price, shares) levels of one book side, best first, at most five."""
+    out = []
+    for p, v in zip(prices[:_BOOK_LEVELS], vols[:_BOOK_LEVELS], strict=False):
+        if p > 0 and v > 0:
+            out.append((float(p), int(v)))
+    return out
+
+
+def _decimals(tick: float) -> int:
+    return max(0, -math.floor(math.log10(tick) + 1e-9))

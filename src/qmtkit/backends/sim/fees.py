@@ -1,0 +1,109 @@
+"""Trading fees of the simulator's paper broker, with A-share defaults.
+
+The defaults follow what a retail A-share account typically pays:
+
+- commission: 0.025 % of the traded amount, at least 5 CNY. The minimum applies to every
+  fill (every trade report), so an order filled in three pieces can pay three minimums.
+- stamp duty: 0.05 % of the amount, on sells only.
+- transfer fee: 0.001 % of the amount on both sides. Real venues differ slightly (BJ charges
+  none); the simulator charges SH, SZ and BJ alike to keep one rule.
+
+Every fee is rounded half-up to 0.01 CNY on its own; ``total`` is the sum of the rounded fees.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
+import msgspec
+
+from qmtkit.constants import OrderType
+from qmtkit.errors import InvalidArgument
+
+_CENT = Decimal("0.01")
+
+
+class Fees(msgspec.Struct, frozen=True):
+    """The fees of one fill, in CNY, each already rounded to 0.01."""
+
+    commission: float
+    stamp_duty: float
+    transfer_fee: float
+    total: float
+
+
+def _rate(name: str, value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"fee {name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"fee {name} must be a finite number >= 0, got {value!r}")
+    return Decimal(repr(float(value)))
+
+
+def _cents(value: Decimal) -> int:
+    """Round a CNY amount half-up to whole cents."""
+    return int((value / _CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
+    """Configurable fee rates; rates are fractions of the traded amount (0.00025 = 0.025 %)."""
+
+    commission_rate: float = 0.00025
+    min_commission: float = 5.0
+    stamp_duty_rate: float = 0.0005
+    transfer_fee_rate: float = 0.00001
+
+    def __post_init__(self) -> None:
+        # Validate once here so fee computation can trust its inputs.
+        _rate("commission_rate", self.commission_rate)
+        _rate("min_commission", self.min_commission)
+        _rate("stamp_duty_rate", self.stamp_duty_rate)
+        _rate("transfer_fee_rate", self.transfer_fee_rate)
+
+    def fee_cents(self, side: int, amount_cents: int) -> tuple[int, int, int]:
+        """Commission, stamp duty and transfer fee in cents for a fill of ``amount_cents``."""
+        if amount_cents <= 0:
+            return (0, 0, 0)
+        amount = Decimal(amount_cents) * _CENT
+        commission = max(
+            _cents(amount * Decimal(repr(self.commission_rate))),
+            _cents(Decimal(repr(self.min_commission))),
+        )
+        stamp = (
+            _cents(amount * Decimal(repr(self.stamp_duty_rate)))
+            if side == OrderType.STOCK_SELL
+            else 0
+        )
+        transfer = _cents(amount * Decimal(repr(self.transfer_fee_rate)))
+        return (commission, stamp, transfer)
+
+    def fees_for(self, side: int, amount: float) -> Fees:
+        """The fees of one fill of ``amount`` CNY on ``side`` (23 buy, 24 sell)."""
+        _check_side(side)
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise InvalidArgument(f"fill amount must be a number of CNY, got {amount!r}")
+        if not math.isfinite(amount) or amount < 0:
+            raise InvalidArgument(f"fill amount must be a finite number >= 0, got {amount!r}")
+        amount_cents = _cents(Decimal(repr(float(amount))))
+        c, s, t = self.fee_cents(side, amount_cents)
+        return Fees(c / 100, s / 100, t / 100, (c + s + t) / 100)
+
+
+def _check_side(side: object) -> None:
+    if isinstance(side, bool) or side not in (OrderType.STOCK_BUY, OrderType.STOCK_SELL):
+        raise InvalidArgument(
+            f"bad order side {side!r}: expected {int(OrderType.STOCK_BUY)} (STOCK_BUY) "
+            f"or {int(OrderType.STOCK_SELL)} (STOCK_SELL)"
+        )
+
+
+#: The default A-share schedule.
+DEFAULT_FEES = FeeSchedule()
+
+
+def fees_for(side: int, amount: float, schedule: FeeSchedule = DEFAULT_FEES) -> Fees:
+    """The fees of one fill of ``amount`` CNY on ``side`` under ``schedule`` (default A-share)."""
+    if not isinstance(schedule, FeeSchedule):
+        raise InvalidArgument(f"schedule must be a FeeSchedule, got {schedule!r}")
+    return schedule.fees_for(side, amount)

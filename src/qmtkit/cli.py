@@ -1,0 +1,97 @@
+"""The ``qmtkit`` console command: demo, run, serve and the data commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+# Each optional face registers its own sub-commands; a face that fails to import is reported,
+# not hidden, when its command is used.
+_FACES = ("qmtkit.data.cli",)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from qmtkit.demo import run_demo
+
+    return run_demo(url=args.backend or "sim://?speed=20", seconds=args.seconds, home=args.home)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qmtkit.compat.runner import run_script
+
+    return run_script(args.script, list(args.args), backend=args.backend)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qmtkit.gateway.server import serve_main
+
+    return serve_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command mounted."""
+    parser = argparse.ArgumentParser(
+        prog="qmtkit",
+        description="qmtkit: async A-share trading SDK with xtquant's meaning.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run an async strategy end-to-end on the simulator")
+    demo.add_argument("--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)")
+    demo.add_argument("--seconds", type=float, default=8.0, help="how long to stream quotes")
+    demo.add_argument("--home", default=None, help="state directory (default: a fresh temp dir)")
+    demo.set_defaults(handler=_demo)
+    run = sub.add_parser("run", help="run an unchanged xtquant script on qmtkit")
+    run.add_argument("--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)")
+    run.add_argument("script", help="path of the xtquant script")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    run.set_defaults(handler=_run)
+    serve = sub.add_parser("serve", help="expose a backend to remote qmtkit clients (the gateway)")
+    serve.add_argument("--backend", default=None, help="backend URL to serve (default: sim://)")
+    serve.add_argument("--listen", default="127.0.0.1:58610", help="HOST:PORT (default loopback)")
+    serve.add_argument("--token", default=None, help="client token (default: $QMTKIT_TOKEN)")
+    serve.add_argument("--tls-cert", default=None, help="PEM certificate to serve TLS")
+    serve.add_argument("--tls-key", default=None, help="PEM private key to serve TLS")
+    serve.add_argument("--home", default=None, help="gateway state directory (report journal)")
+    serve.add_argument(
+        "--insecure-no-token", action="store_true", help="allow clients without a token (never on a network)"
+    )
+    serve.set_defaults(handler=_serve)
+    for name in _FACES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # pragma: no cover - only when a face is broken
+            logging.getLogger("qmtkit").debug("sub-commands of %s unavailable: %s", name, exc)
+            continue
+        add: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = (
+            module.add_subcommands
+        )
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="qmtkit %(levelname)s %(name)s: %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        result: int = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The sync shim's plumbing: one event-loop thread (a portal) and callback dispatcher threads.
+
+xtquant scripts are synchronous and expect callbacks on a thread of their own, one at a time, in
+order. The shim therefore runs the async client in one background thread (an anyio
+``BlockingPortal``) and hands every user callback to a ``Dispatcher`` thread. A callback may
+call the shim's blocking functions again: they only wait on the loop thread, which is never the
+dispatcher, so there is no deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from qmtkit.errors import BackendUnavailable, ClosedError, QmtkitError
+
+log = logging.getLogger("qmtkit.compat")
+
+T = TypeVar("T")
+
+__all__ = ["Bridge", "Dispatcher", "LoopThreadError", "bridge", "ensure_not_in_loop"]
+
+
+class LoopThreadError(QmtkitError, RuntimeError):
+    """A blocking shim function was called from a thread that runs an event loop."""
+
+
+def ensure_not_in_loop(name: str) -> None:
+    """Fail fast when ``name`` (a blocking shim function) is called from an event-loop thread.
+
+    Blocking there would stall the loop the shim itself may need; async code should use
+    ``qmtkit.connect()`` instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        in_loop = threading.current_thread() is _BRIDGE_THREAD[0]
+    else:
+        in_loop = True
+    if in_loop:
+        raise LoopThreadError(
+            f"{name}() blocks and cannot be called from a thread running an event loop "
+            f"({threading.current_thread().name}); call it from plain synchronous code, or use "
+            "the async API (`async with qmtkit.connect() as qk: ...`) inside async code"
+        )
+
+
+_BRIDGE_THREAD: list[threading.Thread | None] = [None]
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+class Dispatcher:
+    """A thread that runs submitted callbacks one at a time, in submission order.
+
+    An exception raised by a callback is logged with its traceback and does not stop the
+    thread, as xtquant's callback executor does.
+    """
+
+    _STOP = object()
+
+    def __init__(self, name: str = "qmtkit-callbacks") -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The dispatcher's thread."""
+        return self._thread
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called."""
+        return self._closed
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Queue ``fn(*args)``; silently ignored after ``close`` (late pushes are dropped)."""
+        if self._closed:
+            return
+        self._queue.put((fn, args))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call has run; False on timeout."""
+        if self._closed or threading.current_thread() is self._thread:
+            return True
+        done = threading.Event()
+        self._queue.put((done.set, ()))
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Run what is queued, then stop the thread (waits up to ``timeout`` seconds)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(self._STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException:  # a user callback must never kill the dispatcher
+                log.exception("callback %s raised", getattr(fn, "__qualname__", fn))
+
+
+# --------------------------------------------------------------------------- portal
+
+
+class Bridge:
+    """The process-wide event-loop thread and the clients opened in it, shared by URL.
+
+    Clients are reference counted: ``acquire(url)`` connects (or reuses) and ``release(url)``
+    disconnects when the last user leaves. Everything is closed at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._portal: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
+        self._clients: dict[str, tuple[Any, AbstractContextManager[Any], int]] = {}
+        self._atexit = False
+        #: Tests may build the backend for a URL themselves (e.g. a MockBackend).
+        self.backend_factory: Callable[[str], Any] | None = None
+
+    # -- the loop thread
+
+    def portal(self) -> BlockingPortal:
+        """The running portal, starting the loop thread on first use."""
+        with self._lock:
+            if self._portal is not None:
+                return self._portal
+            ready: Future[BlockingPortal] = Future()
+
+            async def main() -> None:
+                async with BlockingPortal() as portal:
+                    ready.set_result(portal)
+                    await portal.sleep_until_stopped()
+
+            def run() -> None:
+                try:
+                    anyio.run(main)
+                except BaseException as exc:  # surfaced to the starter below
+                    if not ready.done():
+                        ready.set_exception(exc)
+
+            # A daemon thread: a script that forgets stop() must still be able to exit.
+            thread = threading.Thread(target=run, name="qmtkit-loop", daemon=True)
+            thread.start()
+            self._portal = ready.result()
+            self._thread = thread
+            _BRIDGE_THREAD[0] = thread
+            if not self._atexit:
+                atexit.register(self.shutdown)
+                self._atexit = True
+            return self._portal
+
+    @property
+    def loop_thread(self) -> threading.Thread | None:
+        """The thread running the event loop, if started."""
+        return self._thread
+
+    def call(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: object,
+        timeout: float | None = None,
+        name: str = "",
+    ) -> T:
+        """Run ``await fn(*args)`` on the loop thread and wait for its result."""
+        ensure_not_in_loop(name or getattr(fn, "__name__", "call"))
+        future = self.portal().start_task_soon(fn, *args)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> Future[Any]:
+        """Start ``fn(*args)`` on the loop thread without waiting; cancel it via the future."""
+        return self.portal().start_task_soon(fn, *args)
+
+    # -- shared clients
+
+    def acquire(self, url: str) -> Any:
+        """The connected ``qmtkit.Client`` for ``url`` (connecting on first use)."""
+        ensure_not_in_loop("connect")
+        with self._lock:
+            entry = self._clients.get(url)
+            if entry is not None:
+                client, cm, refs = entry
+                self._clients[url] = (client, cm, refs + 1)
+                return client
+            from qmtkit.client import connect
+
+            factory = self.backend_factory
+            opener = connect(backend=factory(url)) if factory is not None else connect(url)
+            cm = self.portal().wrap_async_context_manager(opener)
+            client = cm.__enter__()
+            self._clients[url] = (client, cm, 1)
+            return client
+
+    def release(self, url: str) -> None:
+        """Drop one reference to the client of ``url``; the last one disconnects it."""
+        with self._lock:
+            entry = self._clients.get(url)
+            if entry is None:
+                return
+            client, cm, refs = entry
+            if refs > 1:
+                self._clients[url] = (client, cm, refs - 1)
+                return
+            del self._clients[url]
+        try:
+            cm.__exit__(None, None, None)
+        except Exception:
+            log.exception("closing the connection to %s failed", url)
+
+    def shutdown(self) -> None:
+        """Close every client and stop the loop thread (idempotent; runs at exit)."""
+        with self._lock:
+            clients = list(self._clients.items())
+            self._clients.clear()
+            portal, thread = self._portal, self._thread
+            self._portal = None
+            self._thread = None
+        for url, (_client, cm, _refs) in clients:
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:
+                log.exception("closing the connection to %s failed", url)
+        if portal is not None:
+            try:
+                portal.call(portal.stop)
+            except Exception:
+                log.debug("portal already stopped", exc_info=True)
+        if thread is not None:
+            thread.join(5.0)
+        _BRIDGE_THREAD[0] = None
+
+
+_BRIDGE = Bridge()
+
+
+def bridge() -> Bridge:
+    """The process-wide bridge."""
+    return _BRIDGE
+
+
+@contextmanager
+def translate_errors(name: str) -> Iterator[None]:
+    """Re-raise a closed/unreachable backend as BackendUnavailable naming the shim function."""
+    try:
+        yield
+    except ClosedError as exc:
+        raise BackendUnavailable(f"{name}(): the connection is closed ({exc})") from exc

@@ -1,0 +1,1541 @@
+"""xtquant's ``xtdata`` module for the compat shim: market data over ``qmtkit.client``.
+
+Functions keep xtquant's names, parameters, defaults and return shapes; they translate onto
+the async client (running in the shim's loop thread) and its ``MarketData`` API, and reshape
+the answers (pandas frames indexed by Beijing-time strings, numpy tick arrays, plain dicts).
+Subscription callbacks run on one dispatcher thread, one at a time, in order.
+
+What differs from a MiniQMT terminal is listed in ``docs/compat.md``: notably, financial
+statements are not served (the reference's empty shapes are returned) and functions for
+futures, options, Level-2, formulas and quote servers raise ``qmtkit.errors.Unsupported``.
+"""
+
+# ruff: noqa: B006
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import threading
+import time as _time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+
+from qmtkit.backends import backend_url
+from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
+from qmtkit.compat import _shapes
+from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
+from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, QmtkitError, Unsupported
+
+log = logging.getLogger("qmtkit.compat")
+
+# xtquant's module-level settings, kept for scripts that read or set them.
+debug_mode = 0
+default_data_dir = "../userdata_mini/datadir"
+#: Set to a directory to make ``get_data_dir``/``get_local_data`` use it.
+data_dir: str | None = None
+#: Print the connection banner on first use (xtquant does; set False to hide it).
+enable_hello = True
+
+_MARKETS = ("SH", "SZ", "BJ")
+_FINANCIAL_TABLES = (
+    "Balance", "Income", "CashFlow", "Capital", "Top10FlowHolder", "Top10Holder",
+    "HolderNum", "PershareIndex",
+)  # fmt: skip
+_KLINE_PERIODS = ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1mon")
+_PERIOD_ALIASES = {"60m": "1h"}
+
+
+# --------------------------------------------------------------------------- connection
+
+
+class _Connection:
+    """What ``connect()`` returns: the shim's handle on one client (xtquant returns its client)."""
+
+    def __init__(self, url: str, client: Any) -> None:
+        self.url = url
+        self.client = client
+        self._open = True
+
+    def is_connected(self) -> bool:
+        """True until ``disconnect()``."""
+        return self._open and not bool(self.client.closed)
+
+    def get_data_dir(self) -> str:
+        """The local data directory (qmtkit's cache home)."""
+        return _cache_dir(self.client)
+
+    def shutdown(self) -> None:
+        """Release the connection."""
+        if self._open:
+            self._open = False
+            bridge().release(self.url)
+
+    def __repr__(self) -> str:
+        return f"<xtdata connection to {self.url}>"
+
+
+_lock = threading.RLock()
+_conn: _Connection | None = None
+_last_spec: tuple[str, Any] = ("", None)
+_dispatcher: Dispatcher | None = None
+_subs: dict[int, Future[Any]] = {}
+_next_seq = [0]
+
+
+def _url_for(ip: str, port: Any) -> str:
+    """The backend a (ip, port) pair names: a local ``listen`` port, a gateway, or the default."""
+    from qmtkit.compat import xtdatacenter
+
+    if isinstance(port, int) and not isinstance(port, bool):
+        local = xtdatacenter.listened_url(port)
+        if local is not None:
+            return local
+        return f"qmtkit://{ip or '127.0.0.1'}:{port}"
+    if isinstance(port, tuple):
+        # A (low, high) range, or the (ip, port) pair that xtdatacenter.listen() returned.
+        ints = [p for p in port if isinstance(p, int) and not isinstance(p, bool)]
+        lo, hi = (min(ints), max(ints)) if ints else (0, -1)
+        for candidate in range(lo, hi + 1):
+            local = xtdatacenter.listened_url(candidate)
+            if local is not None:
+                return local
+        if len(ints) == 1:
+            return f"qmtkit://{ip or '127.0.0.1'}:{ints[0]}"
+    return backend_url(None)
+
+
+def connect(ip: str = "", port: Any = None, remember_if_success: bool = True) -> _Connection:
+    """Connect to the data service (the qmtkit backend); returns the connection.
+
+    With ``port`` an int: a port this process opened with ``xtdatacenter.listen`` means the
+    local backend, any other port a qmtkit gateway at ``ip:port``. Otherwise the backend of
+    ``$QMTKIT_BACKEND`` (default ``sim://``).
+    """
+    global _conn, _last_spec
+    ensure_not_in_loop("connect")
+    if not isinstance(ip, str):
+        raise InvalidArgument(f"ip must be a str such as '127.0.0.1', got {ip!r}")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, (int, tuple))):
+        raise InvalidArgument(f"port must be an int (or a (low, high) tuple), got {port!r}")
+    if not port and ip not in ("", "127.0.0.1", "localhost"):
+        raise InvalidArgument(f"a remote address needs a port as well as the ip {ip!r}")
+    with _lock:
+        if _conn is not None and _conn.is_connected():
+            return _conn
+        url = _url_for(ip, port)
+        try:
+            client = bridge().acquire(url)
+        except QmtkitError as exc:
+            raise QmtkitError(
+                f"cannot connect to the data service at {url}: {exc} (check QMTKIT_BACKEND or "
+                "the gateway address)"
+            ) from exc
+        _conn = _Connection(url, client)
+        if remember_if_success:
+            _last_spec = (ip, port)
+    hello()
+    return _conn
+
+
+def reconnect(ip: str = "", port: Any = None, remember_if_success: bool = True) -> _Connection:
+    """Drop the current connection and connect again."""
+    disconnect()
+    return connect(ip, port, remember_if_success)
+
+
+def disconnect() -> None:
+    """Close the connection and every quote subscription."""
+    global _conn, _dispatcher
+    with _lock:
+        for fut in _subs.values():
+            fut.cancel()
+        _subs.clear()
+        conn, _conn = _conn, None
+        disp, _dispatcher = _dispatcher, None
+    if conn is not None:
+        conn.shutdown()
+    if disp is not None:
+        disp.close()
+
+
+def get_client() -> _Connection:
+    """The current connection, connecting with the last remembered address if needed."""
+    with _lock:
+        if _conn is not None and _conn.is_connected():
+            return _conn
+    ip, port = _last_spec
+    return connect(ip, port, False)
+
+
+def hello() -> None:
+    """Print the connection banner (suppressed by ``enable_hello = False``)."""
+    if not enable_hello or _conn is None:
+        return
+    info = _conn.client.info
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    print(
+        f"***** qmtkit xtdata connected {now} *****\n"
+        f"service: {info.kind} {info.version}\n"
+        f"address: {info.url}\n"
+        f"data dir: {get_data_dir()}\n"
+        "set xtdata.enable_hello = False to hide this message\n"
+    )
+
+
+def _client() -> Any:
+    return get_client().client
+
+
+def _call(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    return bridge().call(fn, *args, name=name)
+
+
+def _cache_dir(client: Any) -> str:
+    home = getattr(client.data.cache, "home", None)
+    if home is None:
+        home = getattr(client.data.cache, "root", None)
+    return str(Path(home) / "data") if home is not None else ""
+
+
+def get_data_dir() -> str:
+    """``xtdata.data_dir`` if set, else the local cache directory of the connection."""
+    conn = get_client()
+    return data_dir if data_dir is not None else conn.get_data_dir()
+
+
+def _disp() -> Dispatcher:
+    global _dispatcher
+    with _lock:
+        if _dispatcher is None or _dispatcher.closed:
+            _dispatcher = Dispatcher("qmtkit-xtdata-callbacks")
+        return _dispatcher
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _codes(stock_list: object, name: str = "stock_list") -> list[str]:
+    """Normalised codes; malformed ones raise InvalidCode naming them."""
+    if isinstance(stock_list, str):
+        stock_list = [stock_list]
+    if not isinstance(stock_list, (list, tuple, set)):
+        raise InvalidArgument(
+            f"{name} must be a list of codes like ['600000.SH'], got {stock_list!r}"
+        )
+    out: list[str] = []
+    for c in stock_list:
+        code = normalize_code(c)
+        if code not in out:
+            out.append(code)
+    return out
+
+
+def _period(period: object) -> str:
+    if isinstance(period, str):
+        period = _PERIOD_ALIASES.get(period, period)
+    try:
+        return parse_period(period).name
+    except InvalidPeriod:
+        raise InvalidPeriod(
+            f"period {period!r} is not served by qmtkit: expected one of {', '.join(PERIODS)}"
+        ) from None
+
+
+def _time_arg(value: object, name: str) -> object:
+    """xtquant's '' (unbounded), 'YYYYMMDD[hhmmss]' or datetime, as MarketData takes them."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (str, int, _dt.date, _dt.datetime)) and not isinstance(value, bool):
+        return value
+    raise InvalidArgument(
+        f"{name} must be '' or a time like '20240102' / '20240102093000' or a datetime, "
+        f"got {value!r}"
+    )
+
+
+def _adjust(dividend_type: object) -> str:
+    if dividend_type in (None, ""):
+        return "none"
+    if dividend_type not in ("none", "front", "back", "front_ratio", "back_ratio"):
+        raise InvalidArgument(
+            f"dividend_type {dividend_type!r}: expected 'none', 'front', 'back', "
+            "'front_ratio' or 'back_ratio'"
+        )
+    return str(dividend_type)
+
+
+def _fields(field_list: object) -> list[str]:
+    if field_list is None or field_list == []:
+        return []
+    if isinstance(field_list, str):
+        return [field_list]
+    if not isinstance(field_list, (list, tuple)) or not all(isinstance(f, str) for f in field_list):
+        raise InvalidArgument(f"field_list must be a list of field names, got {field_list!r}")
+    return list(field_list)
+
+
+def _count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or count < -1:
+        raise InvalidArgument(f"count must be -1 (all) or a number of bars >= 0, got {count!r}")
+    return count
+
+
+# --------------------------------------------------------------------------- K-lines
+
+
+def _read(
+    field_list: object,
+    stock_list: object,
+    period: object,
+    start_time: object,
+    end_time: object,
+    count: object,
+    dividend_type: object,
+) -> tuple[pl.DataFrame, list[str], str, list[str]]:
+    """Read the cache (no backend call): (long frame, codes, period, output fields)."""
+    codes = _codes(stock_list)
+    p = _period(period)
+    fields = _shapes.kline_fields(_fields(field_list))
+    for f in fields:
+        if f not in _shapes.KLINE_FIELDS:
+            raise InvalidArgument(
+                f"unknown field {f!r} for {p} data: expected any of {list(_shapes.KLINE_FIELDS)}"
+            )
+    start, end = _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time")
+    n, mode = _count(count), _adjust(dividend_type)
+    client = _client()
+    stored = _shapes.stored_fields(fields) or ["close"]
+    if mode != "none":
+        frame = _call("get_market_data", client.data.bars, codes, p, start, end, n, stored, mode)
+    else:
+        frame = client.data.read_bars(codes, p, start, end, n, stored, mode)
+    return frame, codes, p, fields
+
+
+def get_market_data(
+    field_list: list[str] = [],
+    stock_list: list[str] = [],
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = -1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+) -> dict[str, Any]:
+    """Field → DataFrame (index codes, columns time labels); tick: code → numpy tick array.
+
+    Reads the local cache: download first (``download_history_data``), as with xtquant.
+    """
+    if period == "tick":
+        return _ticks(stock_list, start_time, end_time, count)
+    frame, codes, p, fields = _read(
+        field_list, stock_list, period, start_time, end_time, count, dividend_type
+    )
+    return _shapes.field_frames(frame, codes, p, fields)
+
+
+def get_market_data_ex(
+    field_list: list[str] = [],
+    stock_list: list[str] = [],
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = -1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Code → DataFrame indexed by time labels ('20240102' daily, '20240102093100' intraday).
+
+    Reads the local cache: download first (``download_history_data``), as with xtquant.
+    """
+    if period == "tick":
+        arrays = _ticks(stock_list, start_time, end_time, count)
+        return {code: _shapes.tick_frame(arr) for code, arr in arrays.items()}
+    frame, codes, p, fields = _read(
+        field_list, stock_list, period, start_time, end_time, count, dividend_type
+    )
+    return _shapes.ex_frames(frame, codes, p, fields)
+
+
+def _ticks(
+    stock_list: object, start_time: object, end_time: object, count: object
+) -> dict[str, Any]:
+    """Tick history is not kept by qmtkit's cache: the latest snapshot is the only tick."""
+    codes = _codes(stock_list)
+    _count(count)
+    snaps = _call("get_market_data", _client().snapshot, codes) if codes else {}
+    return {c: _shapes.tick_array([snaps[c]] if c in snaps else []) for c in codes}
+
+
+def get_local_data(
+    field_list: list[str] = [],
+    stock_list: list[str] = [],
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = -1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+    data_dir: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Like ``get_market_data_ex`` from local files only.
+
+    ``data_dir`` pointing at a MiniQMT ``datadir`` reads its ``.DAT`` files (1d and 1m);
+    otherwise the qmtkit cache is read.
+    """
+    if data_dir is None:
+        return get_market_data_ex(
+            field_list, stock_list, period, start_time, end_time, count, dividend_type, fill_data
+        )
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise InvalidArgument(f"data_dir must be a directory path, got {data_dir!r}")
+    return _datadir_frames(
+        data_dir, field_list, stock_list, period, start_time, end_time, count, dividend_type
+    )
+
+
+def _datadir_frames(
+    root: str | os.PathLike[str],
+    field_list: object,
+    stock_list: object,
+    period: object,
+    start_time: object,
+    end_time: object,
+    count: object,
+    dividend_type: object,
+) -> dict[str, pd.DataFrame]:
+    from qmtkit.data import datadir
+    from qmtkit.data.api import time_range
+
+    codes = _codes(stock_list)
+    p = _period(period)
+    if p not in ("1d", "1m"):
+        raise Unsupported(
+            f"get_local_data(data_dir=...) reads MiniQMT's 1d and 1m files, not {p!r} "
+            "(import the datadir with `qmtkit data import-datadir` to resample)"
+        )
+    if _adjust(dividend_type) != "none":
+        raise Unsupported("get_local_data(data_dir=...) returns raw prices only: use 'none'")
+    fields = _shapes.kline_fields(_fields(field_list))
+    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
+    n = _count(count)
+    per_code: list[pl.DataFrame] = []
+    for code in codes:
+        try:
+            cols = datadir.read_bars(root, code, p)
+        except FileNotFoundError:
+            continue
+        t = cols["time"]
+        keep = (t >= lo) & ((t <= hi) if hi else True)
+        sel = {k: v[keep] for k, v in cols.items()}
+        if n >= 0:
+            sel = {k: v[len(v) - n :] if n else v[:0] for k, v in sel.items()}
+        frame = pl.DataFrame({k: v for k, v in sel.items()})
+        frame = frame.with_columns(
+            pl.lit(code).alias("code"), pl.col("time").cast(pl.Datetime("ms", "Asia/Shanghai"))
+        )
+        per_code.append(frame)
+    frame = (
+        pl.concat(per_code)
+        if per_code
+        else pl.DataFrame(
+            {"code": [], "time": []}, schema={"code": pl.String, "time": pl.Datetime("ms", "UTC")}
+        )
+    )
+    return _shapes.ex_frames(frame, codes, p, fields)
+
+
+def get_full_kline(
+    field_list: list[str] = [],
+    stock_list: list[str] = [],
+    period: str = "1m",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = 1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """The latest bars of ``stock_list`` in ``get_market_data``'s shape (field → frame)."""
+    return get_market_data(
+        field_list, stock_list, period, start_time, end_time, count, dividend_type, fill_data
+    )
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _download(
+    name: str,
+    codes: list[str],
+    period: str,
+    start_time: object,
+    end_time: object,
+    incrementally: object,
+    progress: Callable[[int, int, str], object] | None,
+) -> None:
+    if incrementally is None:
+        incrementally = not start_time
+    if not isinstance(incrementally, bool):
+        raise InvalidArgument(f"incrementally must be True, False or None, got {incrementally!r}")
+    start, end = _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time")
+    client = _client()
+
+    async def run() -> None:
+        await client.data.download(
+            codes, period, start, end, incrementally=incrementally, progress=progress
+        )
+
+    _call(name, run)
+
+
+def download_history_data(
+    stock_code: str,
+    period: str,
+    start_time: str = "",
+    end_time: str = "",
+    incrementally: bool | None = None,
+) -> None:
+    """Fetch one code's history into the local cache (incrementally by default)."""
+    p = _period(period)
+    _download("download_history_data", [normalize_code(stock_code)], p, start_time, end_time,
+              incrementally, None)  # fmt: skip
+
+
+supply_history_data = download_history_data
+
+
+def download_history_data2(
+    stock_list: list[str],
+    period: str,
+    start_time: str = "",
+    end_time: str = "",
+    callback: Callable[[dict[str, Any]], object] | None = None,
+    incrementally: bool | None = None,
+) -> dict[str, Any]:
+    """Fetch the history of many codes; ``callback`` gets xtquant's progress dicts.
+
+    Each progress dict has ``finished``, ``total``, ``stockcode`` and ``message``; callbacks run
+    on the dispatcher thread and have all run when this returns. Returns ``{}``.
+    """
+    codes = _codes(stock_list)
+    p = _period(period)
+    if callback is not None and not callable(callback):
+        raise InvalidArgument(f"callback must be callable(progress_dict), got {callback!r}")
+    disp = _disp()
+
+    def progress(done: int, total: int, code: str) -> None:
+        if callback is not None:
+            info = {"finished": done, "total": total, "stockcode": code, "message": ""}
+            disp.submit(callback, info)
+
+    _download("download_history_data2", codes, p, start_time, end_time, incrementally, progress)
+    disp.flush()
+    return {}
+
+
+def download_financial_data(
+    stock_list: list[str],
+    table_list: list[str] = [],
+    start_time: str = "",
+    end_time: str = "",
+    incrementally: bool | None = None,
+) -> None:
+    """Accepted and ignored: qmtkit backends serve no financial statements."""
+    _codes(stock_list)
+    log.info("download_financial_data: financial statements are not served by qmtkit")
+
+
+def download_financial_data2(
+    stock_list: list[str],
+    table_list: list[str] = [],
+    start_time: str = "",
+    end_time: str = "",
+    callback: Callable[[dict[str, Any]], object] | None = None,
+) -> None:
+    """Like ``download_financial_data``; ``callback`` still gets one progress dict per item."""
+    codes = _codes(stock_list)
+    tables = list(table_list) or list(_FINANCIAL_TABLES)
+    total = len(codes) * len(tables)
+    if callback is None:
+        return
+    disp = _disp()
+    for i in range(total):
+        disp.submit(callback, {"total": total, "finished": i + 1})
+    disp.flush()
+
+
+def get_financial_data(
+    stock_list: list[str],
+    table_list: list[str] = [],
+    start_time: str = "",
+    end_time: str = "",
+    report_type: str = "report_time",
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """Code → table → DataFrame; always empty frames (qmtkit serves no statements)."""
+    codes = _codes(stock_list)
+    if report_type not in ("report_time", "announce_time"):
+        raise InvalidArgument(
+            f"report_type must be 'report_time' or 'announce_time', got {report_type!r}"
+        )
+    tables = list(table_list) or list(_FINANCIAL_TABLES)
+    return {c: {t: pd.DataFrame() for t in tables} for c in codes}
+
+
+def download_sector_data() -> None:
+    """Nothing to do: the backend serves sectors directly."""
+    _client()
+
+
+def download_holiday_data(incrementally: bool = True) -> dict[str, Any]:
+    """Nothing to do: the holiday table ships with qmtkit."""
+    return {}
+
+
+# --------------------------------------------------------------------------- quotes
+
+
+def get_full_tick(code_list: list[str]) -> dict[str, dict[str, Any]]:
+    """The latest tick of each code (``'SH'``/``'SZ'``/``'BJ'`` expand to the whole market)."""
+    if isinstance(code_list, str) or not isinstance(code_list, (list, tuple, set)):
+        raise InvalidArgument(f"code_list must be a list of codes or markets, got {code_list!r}")
+    codes = _expand_markets(list(code_list), "get_full_tick")
+    if not codes:
+        return {}
+    snaps = _call("get_full_tick", _client().snapshot, codes)
+    return {c: _shapes.tick_dict(snaps[c]) for c in codes if c in snaps}
+
+
+def _expand_markets(items: list[Any], name: str) -> list[str]:
+    markets = [m for m in items if isinstance(m, str) and m.upper() in _MARKETS]
+    codes = _codes([c for c in items if c not in markets])
+    if markets:
+        everything = _call(name, _client().instruments)
+        wanted = {m.upper() for m in markets}
+        codes += [c for c in everything if c.rsplit(".", 1)[-1] in wanted and c not in codes]
+    return codes
+
+
+def _new_seq() -> int:
+    with _lock:
+        _next_seq[0] += 1
+        return _next_seq[0]
+
+
+def _start_subscription(
+    name: str, codes: list[str], period: str, deliver: Callable[[list[Any]], None]
+) -> int:
+    client = _client()
+    ready: Future[None] = Future()
+
+    async def pump() -> None:
+        try:
+            sub = client.subscribe(codes, period)
+            async with sub:
+                ready.set_result(None)
+                async for batch in sub:
+                    deliver(batch)
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    fut = bridge().spawn(pump)
+    try:
+        ready.result()
+    except QmtkitError as exc:
+        log.error("%s() failed: %s", name, exc)
+        return -1
+    seq = _new_seq()
+    with _lock:
+        _subs[seq] = fut
+    return seq
+
+
+def subscribe_quote(
+    stock_code: str,
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = 0,
+    callback: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
+) -> int:
+    """Subscribe to one code's quotes; ``callback({code: [record, ...]})`` per push.
+
+    With ``count`` != 0 the code's history is downloaded first (as MiniQMT does), so
+    ``get_market_data_ex`` finds it. Returns the subscription number (> 0) or -1.
+    """
+    return subscribe_quote2(stock_code, period, start_time, end_time, count, None, callback)
+
+
+def subscribe_quote2(
+    stock_code: str,
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = 0,
+    dividend_type: str | None = None,
+    callback: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
+) -> int:
+    """``subscribe_quote`` with a ``dividend_type`` (pushes are always unadjusted)."""
+    ensure_not_in_loop("subscribe_quote")
+    code = normalize_code(stock_code)
+    p = _period(period)
+    n = _count(count)
+    _adjust(dividend_type)
+    if callback is not None and not callable(callback):
+        raise InvalidArgument(f"callback must be callable(datas), got {callback!r}")
+    if n != 0 and p != "tick":
+        _download("subscribe_quote", [code], p, start_time, end_time, None, None)
+    disp = _disp()
+    as_dict = _shapes.tick_dict if p == "tick" else _shapes.bar_dict
+
+    def deliver(batch: list[Any]) -> None:
+        if callback is not None and batch:
+            disp.submit(callback, {code: [as_dict(r) for r in batch]})
+
+    return _start_subscription("subscribe_quote", [code], p, deliver)
+
+
+def subscribe_whole_quote(
+    code_list: list[str], callback: Callable[[dict[str, dict[str, Any]]], object] | None = None
+) -> int:
+    """Subscribe to ticks of markets (``['SH', 'SZ']``) or codes; ``callback({code: tick})``."""
+    ensure_not_in_loop("subscribe_whole_quote")
+    if isinstance(code_list, str) or not isinstance(code_list, (list, tuple, set)):
+        raise InvalidArgument(f"code_list must be a list of markets or codes, got {code_list!r}")
+    if callback is not None and not callable(callback):
+        raise InvalidArgument(f"callback must be callable(datas), got {callback!r}")
+    items = list(code_list)
+    markets = {m.upper() for m in items if isinstance(m, str) and m.upper() in _MARKETS}
+    codes = _codes([c for c in items if not (isinstance(c, str) and c.upper() in _MARKETS)])
+    disp = _disp()
+
+    def deliver(batch: list[Any]) -> None:
+        if callback is None:
+            return
+        out: dict[str, dict[str, Any]] = {}
+        for t in batch:
+            if not markets or t.stock_code.rsplit(".", 1)[-1] in markets:
+                out[t.stock_code] = _shapes.tick_dict(t)
+        if out:
+            disp.submit(callback, out)
+
+    return _start_subscription("subscribe_whole_quote", [] if markets else codes, "tick", deliver)
+
+
+def unsubscribe_quote(seq: int) -> None:
+    """End a subscription made by ``subscribe_quote``/``subscribe_whole_quote``."""
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidArgument(f"seq must be the int a subscribe function returned, got {seq!r}")
+    with _lock:
+        fut = _subs.pop(seq, None)
+    if fut is None:
+        log.warning("unsubscribe_quote(%r): no such subscription", seq)
+        return
+    fut.cancel()
+
+
+def run() -> None:
+    """Block to keep receiving quote callbacks; Ctrl-C returns cleanly."""
+    ensure_not_in_loop("run")
+    conn = get_client()
+    try:
+        while conn.is_connected():
+            _time.sleep(0.5)
+    except KeyboardInterrupt:
+        log.info("xtdata.run() interrupted")
+        return
+    raise QmtkitError("the data service connection was closed")
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+def get_instrument_detail(stock_code: str, iscomplete: bool = False) -> dict[str, Any] | None:
+    """Reference data of one code with xtquant's keys, or None for an unknown code."""
+    try:
+        code = normalize_code(stock_code)
+    except InvalidCode:
+        return None
+    inst = _call("get_instrument_detail", _client().instrument, code)
+    if inst is None:
+        return None
+    return _detail(inst, bool(iscomplete))
+
+
+_DETAIL_KEYS = (
+    "ExchangeID", "InstrumentID", "InstrumentName", "ProductID", "ProductName", "ProductType",
+    "ExchangeCode", "UniCode", "CreateDate", "OpenDate", "ExpireDate", "TradingDay",
+    "PreClose", "SettlementPrice", "UpStopPrice", "DownStopPrice", "FloatVolume",
+    "TotalVolume", "LongMarginRatio", "ShortMarginRatio", "PriceTick", "VolumeMultiple",
+    "MainContract", "LastVolume", "InstrumentStatus", "IsTrading", "IsRecent",
+    "ProductTradeQuota", "ContractTradeQuota", "ProductOpenInterestQuota",
+    "ContractOpenInterestQuota",
+)  # fmt: skip
+
+
+def _detail(inst: Any, complete: bool) -> dict[str, Any]:
+    import msgspec
+
+    src = msgspec.structs.asdict(inst)
+    out = {k: src.get(k) for k in _DETAIL_KEYS}
+    if complete:
+        out.update(src)
+    return out
+
+
+def get_instrument_detail_list(
+    stock_list: list[str], iscomplete: bool = False
+) -> dict[str, dict[str, Any] | None]:
+    """``get_instrument_detail`` of each code (None for unknown ones)."""
+    if isinstance(stock_list, str) or not isinstance(stock_list, (list, tuple, set)):
+        raise InvalidArgument(f"stock_list must be a list of codes, got {stock_list!r}")
+    good = []
+    for s in stock_list:
+        with contextlib.suppress(InvalidCode):
+            good.append(normalize_code(s))
+    found = _call("get_instrument_detail_list", _client().instruments, good) if good else {}
+    out: dict[str, dict[str, Any] | None] = {}
+    for s in stock_list:
+        try:
+            code = normalize_code(s)
+        except InvalidCode:
+            out[s] = None
+            continue
+        inst = found.get(code)
+        out[s] = None if inst is None else _detail(inst, bool(iscomplete))
+    return out
+
+
+def get_instrument_type(stock_code: str, variety_list: list[str] | None = None) -> dict[str, bool]:
+    """Which kinds ``stock_code`` is (``{'stock': True}``, ``{'index': True}``, ...)."""
+    try:
+        code = normalize_code(stock_code)
+    except InvalidCode:
+        return {}
+    inst = _call("get_instrument_type", _client().instrument, code)
+    if inst is None:
+        return {}
+    board = parse_code(code).board.value
+    kinds = {
+        "index": board == "index",
+        "stock": board in ("main", "chinext", "star", "bj"),
+        "fund": board == "etf",
+        "etf": board == "etf",
+    }
+    if not variety_list:
+        return {k: v for k, v in kinds.items() if v}
+    return {k: kinds[k] for k in variety_list if k in kinds}
+
+
+get_stock_type = get_instrument_type
+
+
+def get_sector_list() -> list[str]:
+    """The names of the sectors the backend knows."""
+    return list(_call("get_sector_list", _client().sectors))
+
+
+def get_stock_list_in_sector(sector_name: str, real_timetag: int | str = -1) -> list[str]:
+    """The codes of a sector (current members; ``real_timetag`` is accepted and ignored)."""
+    if not isinstance(sector_name, str):
+        raise InvalidArgument(f"sector_name must be a str such as '沪深A股', got {sector_name!r}")
+    for ch in '\\/:*?"<>|':
+        sector_name = sector_name.replace(ch, "")
+    try:
+        return list(_call("get_stock_list_in_sector", _client().sector_members, sector_name))
+    except InvalidArgument:
+        return []
+
+
+def get_divid_factors(stock_code: str, start_time: str = "", end_time: str = "") -> pd.DataFrame:
+    """Ex-rights records of a code, one row per ex-date (index 'YYYYMMDD')."""
+    from qmtkit.data.api import time_range
+
+    code = normalize_code(stock_code)
+    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
+    items = _call("get_divid_factors", _client().data.dividends, code)
+    cols = ["time", "interest", "stockBonus", "stockGift", "allotNum", "allotPrice", "gugai", "dr"]
+    rows = [
+        [getattr(d, c) for c in cols] for d in items if d.time >= lo and (not hi or d.time <= hi)
+    ]
+    df: pd.DataFrame = pd.DataFrame(rows, columns=cols)
+    df.index = pd.Index(list(_shapes.time_labels(df["time"].to_numpy(dtype="int64"), "1d")))
+    return df
+
+
+def get_trading_dates(
+    market: str, start_time: str = "", end_time: str = "", count: int = -1
+) -> list[int]:
+    """Trading days of a market (SH/SZ/BJ) as Unix ms at 00:00 Beijing."""
+    return list(
+        _client().data.trading_dates(
+            market, _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"),
+            _count(count),
+        )
+    )  # fmt: skip
+
+
+def get_trading_calendar(market: str, start_time: str = "", end_time: str = "") -> list[str]:
+    """Trading days (future ones included, from the holiday table) as 'YYYYMMDD' strings."""
+    from qmtkit.data.calendar import trading_calendar
+
+    if market not in ("SH", "SZ"):
+        raise InvalidArgument(
+            f"get_trading_calendar serves 'SH' and 'SZ' (as xtquant), got {market!r}"
+        )
+    return trading_calendar(market, start_time or "", end_time or "")
+
+
+def get_market_last_trade_date(market: str) -> int:
+    """The last trading day up to today (Unix ms at 00:00 Beijing)."""
+    today = _dt.datetime.now(_dt.timezone(_dt.timedelta(hours=8))).strftime("%Y%m%d")
+    days = get_trading_dates(market, "", today, 1)
+    return days[-1] if days else 0
+
+
+def get_holidays() -> list[str]:
+    """Exchange holidays (weekdays the market is closed) as 'YYYYMMDD' strings."""
+    from qmtkit.data.calendar import holidays
+
+    return [str(d) for d in holidays("SH").tolist()]
+
+
+def get_period_list() -> list[dict[str, str]]:
+    """The periods qmtkit serves, as ``{'name': ..., 'desc': ...}`` dicts."""
+    desc = {
+        "tick": "tick", "1m": "1 minute", "5m": "5 minutes", "15m": "15 minutes",
+        "30m": "30 minutes", "1h": "1 hour", "1d": "1 day", "1w": "1 week", "1mon": "1 month",
+    }  # fmt: skip
+    return [{"name": p, "desc": desc.get(p, p)} for p in PERIODS]
+
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def datetime_to_timetag(datetime: str, format: str = "%Y%m%d%H%M%S") -> float:
+    """Local-time string → Unix ms (an 8-character string is read as '%Y%m%d')."""
+    if not isinstance(datetime, str):
+        raise InvalidArgument(f"datetime must be a str like '20240102093000', got {datetime!r}")
+    if len(datetime) == 8:
+        format = "%Y%m%d"
+    return _time.mktime(_time.strptime(datetime, format)) * 1000
+
+
+def timetag_to_datetime(timetag: int, format: str) -> str | None:
+    """Unix ms → local-time string in ``format`` (None if it cannot be converted)."""
+    return timetagToDateTime(timetag, format)
+
+
+def timetagToDateTime(timetag: int, format: str) -> str | None:
+    """Unix ms → local-time string in ``format`` (None if it cannot be converted)."""
+    try:
+        return _time.strftime(format, _time.localtime(timetag / 1000))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------- short aliases
+
+gmd = get_market_data
+gmd2 = get_market_data_ex
+gld = get_local_data
+t2d = timetag_to_datetime
+gsl = get_stock_list_in_sector
+
+
+# --------------------------------------------------------------------------- unsupported
+
+
+def _unsupported(name: str) -> Any:
+    raise Unsupported(
+        f"xtdata.{name}() is not supported by qmtkit's compat shim on backend "
+        f"{backend_url(None)!r}: qmtkit serves A-share stocks, ETFs and indices "
+        "(see docs/compat.md for what is)"
+    )
+
+
+def get_market_data3(*args: Any, **kwargs: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_market_data3")
+
+
+gmd3 = get_market_data3
+
+
+def try_except(func: Callable[..., Any]) -> Callable[..., Any]:
+    """xtquant's decorator: call ``func``, answering None instead of raising."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            return None
+
+    return wrapper
+
+
+def subscribe_callback_wrapper(callback: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_callback_wrapper")
+
+
+def subscribe_callback_wrapper_1820(callback: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_callback_wrapper_1820")
+
+
+def subscribe_callback_wrapper_convert(callback: Any, metaid: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_callback_wrapper_convert")
+
+
+def get_field_list(metaid: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_field_list")
+
+
+def create_array(shape: Any, dtype_tuple: Any, capsule: Any, size: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("create_array")
+
+
+def get_index_weight(index_code: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_index_weight")
+
+
+def get_financial_data_ori(
+    stock_list: Any,
+    table_list: Any = [],
+    start_time: Any = "",
+    end_time: Any = "",
+    report_type: Any = "report_time",
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_financial_data_ori")
+
+
+def get_market_data_ori(
+    field_list: Any = [],
+    stock_list: Any = [],
+    period: Any = "1d",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    dividend_type: Any = "none",
+    fill_data: Any = True,
+    enable_read_from_server: Any = True,
+    data_dir: Any = None,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_market_data_ori")
+
+
+def get_market_data_ex_ori(
+    field_list: Any = [],
+    stock_list: Any = [],
+    period: Any = "1d",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    dividend_type: Any = "none",
+    fill_data: Any = True,
+    enable_read_from_server: Any = True,
+    data_dir: Any = None,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_market_data_ex_ori")
+
+
+def get_l2_quote(
+    field_list: Any = [],
+    stock_code: Any = "",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_l2_quote")
+
+
+def get_l2_order(
+    field_list: Any = [],
+    stock_code: Any = "",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_l2_order")
+
+
+def get_l2_transaction(
+    field_list: Any = [],
+    stock_code: Any = "",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_l2_transaction")
+
+
+def getDividFactors(stock_code: Any, date: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("getDividFactors")
+
+
+def get_main_contract(code_market: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_main_contract")
+
+
+def get_sec_main_contract(code_market: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_sec_main_contract")
+
+
+def subscribe_l2thousand(stock_code: Any, gear_num: Any = None, callback: Any = None) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_l2thousand")
+
+
+def subscribe_l2thousand_queue(
+    stock_code: Any, callback: Any = None, gear_num: Any = None, price: Any = None
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_l2thousand_queue")
+
+
+def get_l2thousand_queue(stock_code: Any, gear_num: Any = None, price: Any = None) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_l2thousand_queue")
+
+
+def get_transactioncount(code_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_transactioncount")
+
+
+def get_fullspeed_orderbook(code_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_fullspeed_orderbook")
+
+
+def create_sector_folder(parent_node: Any, folder_name: Any, overwrite: Any = True) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("create_sector_folder")
+
+
+def create_sector(parent_node: Any, sector_name: Any, overwrite: Any = True) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("create_sector")
+
+
+def get_sector_info(sector_name: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_sector_info")
+
+
+def add_sector(sector_name: Any, stock_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("add_sector")
+
+
+def remove_stock_from_sector(sector_name: Any, stock_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("remove_stock_from_sector")
+
+
+def remove_sector(sector_name: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("remove_sector")
+
+
+def reset_sector(sector_name: Any, stock_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("reset_sector")
+
+
+def download_index_weight() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_index_weight")
+
+
+def download_history_contracts(incrementally: Any = True) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_history_contracts")
+
+
+def is_stock_type(stock: Any, tag: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("is_stock_type")
+
+
+def download_cb_data() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_cb_data")
+
+
+def get_cb_info(stockcode: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_cb_info")
+
+
+def get_option_detail_data(optioncode: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_option_detail_data")
+
+
+def get_option_undl_data(undl_code_ref: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_option_undl_data")
+
+
+def get_option_list(
+    undl_code: Any, dedate: Any, opttype: Any = "", isavailavle: Any = False
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_option_list")
+
+
+def get_his_option_list(undl_code: Any, dedate: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_his_option_list")
+
+
+def get_his_option_list_batch(undl_code: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_his_option_list_batch")
+
+
+def get_ipo_info(start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_ipo_info")
+
+
+def get_markets() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_markets")
+
+
+def get_wp_market_list() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_wp_market_list")
+
+
+def get_his_st_data(stock_code: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_his_st_data")
+
+
+def subscribe_formula(
+    formula_name: Any,
+    stock_code: Any,
+    period: Any,
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    dividend_type: Any = None,
+    extend_param: Any = {},
+    callback: Any = None,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("subscribe_formula")
+
+
+def get_formula_result(
+    request_id: Any,
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    timeout_second: Any = -1,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_formula_result")
+
+
+def bind_formula(request_id: Any, callback: Any = None) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("bind_formula")
+
+
+def unsubscribe_formula(request_id: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("unsubscribe_formula")
+
+
+def call_formula(
+    formula_name: Any,
+    stock_code: Any,
+    period: Any,
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    dividend_type: Any = None,
+    extend_param: Any = {},
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("call_formula")
+
+
+def reset_market_trading_day_list(market: Any, datas: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("reset_market_trading_day_list")
+
+
+def reset_market_stock_list(market: Any, datas: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("reset_market_stock_list")
+
+
+def push_custom_data(meta: Any, datas: Any, coverall: Any = False) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("push_custom_data")
+
+
+def gen_factor_index(
+    data_name: Any,
+    formula_name: Any,
+    vars: Any,
+    sector_list: Any,
+    start_time: Any = "",
+    end_time: Any = "",
+    period: Any = "1d",
+    dividend_type: Any = "none",
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("gen_factor_index")
+
+
+def create_formula(formula_name: Any, formula_content: Any, formula_params: Any = {}) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("create_formula")
+
+
+def import_formula(formula_name: Any, file_path: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("import_formula")
+
+
+def del_formula(formula_name: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("del_formula")
+
+
+def get_formulas() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_formulas")
+
+
+def read_feather(file_path: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("read_feather")
+
+
+def write_feather(dest_path: Any, param: Any, df: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("write_feather")
+
+
+def get_quote_server_config() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_quote_server_config")
+
+
+def get_quote_server_status() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_quote_server_status")
+
+
+def show_quote_server_status() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("show_quote_server_status")
+
+
+def watch_quote_server_status(callback: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("watch_quote_server_status")
+
+
+def fetch_quote_server_from_config(root_path: Any, key_list: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("fetch_quote_server_from_config")
+
+
+def get_etf_info() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_etf_info")
+
+
+def download_etf_info() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_etf_info")
+
+
+def download_his_st_data() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_his_st_data")
+
+
+def get_hk_broker_dict() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_hk_broker_dict")
+
+
+def get_broker_queue_data(
+    stock_list: Any = [],
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    show_broker_name: Any = False,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_broker_queue_data")
+
+
+def watch_xtquant_status(callback: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("watch_xtquant_status")
+
+
+def generate_index_data(
+    formula_name: Any,
+    formula_param: Any = {},
+    stock_list: Any = [],
+    period: Any = "1d",
+    dividend_type: Any = "none",
+    start_time: Any = "",
+    end_time: Any = "",
+    fill_mode: Any = "fixed",
+    fill_value: Any = float("nan"),
+    result_path: Any = None,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("generate_index_data")
+
+
+def download_tabular_data(
+    stock_list: Any,
+    period: Any,
+    start_time: Any = "",
+    end_time: Any = "",
+    incrementally: Any = None,
+    download_type: Any = "validationbypage",
+    source: Any = "",
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("download_tabular_data")
+
+
+def get_trading_contract_list(stockcode: Any, date: Any = None) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_trading_contract_list")
+
+
+def get_trading_period(stock_code: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_trading_period")
+
+
+def get_kline_trading_period(stock_code: Any) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_kline_trading_period")
+
+
+def get_all_trading_periods() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_all_trading_periods")
+
+
+def get_all_kline_trading_periods() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_all_kline_trading_periods")
+
+
+def get_authorized_market_list() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_authorized_market_list")
+
+
+def compute_coming_trading_calendar(market: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("compute_coming_trading_calendar")
+
+
+def get_tabular_formula(
+    codes: Any,
+    fields: Any,
+    period: Any,
+    start_time: Any,
+    end_time: Any,
+    count: Any = -1,
+    dividend_type: Any = "none",
+    **kwargs: Any,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_tabular_formula")
+
+
+def bnd_get_conversion_price(stock_code: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("bnd_get_conversion_price")
+
+
+def bnd_get_call_info(stock_code: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("bnd_get_call_info")
+
+
+def bnd_get_put_info(stock_code: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("bnd_get_put_info")
+
+
+def bnd_get_amount_change(stock_code: Any, start_time: Any = "", end_time: Any = "") -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("bnd_get_amount_change")
+
+
+def get_tabular_data(
+    field_list: Any = [],
+    stock_list: Any = [],
+    period: Any = "1d",
+    start_time: Any = "",
+    end_time: Any = "",
+    count: Any = -1,
+    dividend_type: Any = "none",
+    fill_data: Any = True,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_tabular_data")
+
+
+def get_order_rank(
+    code: Any,
+    order_time: Any,
+    order_type: Any,
+    order_price: Any,
+    order_volume: Any,
+    order_left_volume: Any,
+) -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_order_rank")
+
+
+def get_current_connect_sub_info() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_current_connect_sub_info")
+
+
+def get_all_sub_info() -> Any:
+    """Not available on qmtkit backends: raises ``Unsupported``."""
+    return _unsupported("get_all_sub_info")

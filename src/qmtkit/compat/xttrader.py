@@ -1,0 +1,1070 @@
+"""xtquant's ``xttrader`` module for the compat shim: ``XtQuantTrader`` over ``qmtkit.client``.
+
+The trader translates xtquant calls onto the async client running in the shim's loop thread
+(``_bridge``) and turns the account's report stream into ``XtQuantTraderCallback`` calls on one
+dispatcher thread, one at a time, in order. It adds no trading behaviour of its own: venue rules,
+order ids and states come from the backend.
+
+xtquant conventions kept: ``connect``/``subscribe`` answer 0 or -1; ``order_stock`` answers the
+order id or -1; ``cancel_order_stock`` answers 0 (accepted) or -1; a refused order arrives at
+``on_order_error``; for an asynchronous order the ``on_order_stock_async_response`` callback comes
+before that order's ``on_order_error``. Bad arguments follow the same conventions and log a
+clear message to stderr (the ``qmtkit.compat`` logger).
+"""
+
+# ruff: noqa: B006
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from qmtkit import models
+from qmtkit.backends import backend_url
+from qmtkit.compat import xttype
+from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
+from qmtkit.compat.xttype import StockAccount
+from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
+
+log = logging.getLogger("qmtkit.compat")
+
+__all__ = ["XtQuantTrader", "XtQuantTraderCallback", "cut_remark", "terminal_url"]
+
+#: MiniQMT keeps at most this many bytes of ``order_remark`` (UTF-8).
+REMARK_BYTES = 24
+
+
+def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
+    """Cut ``remark`` to ``limit`` bytes of UTF-8 without splitting a character."""
+    raw = remark.encode("utf-8")
+    if len(raw) <= limit:
+        return remark
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+def terminal_url(path: str, session: int, url: str | None = None) -> str:
+    """The backend URL of the terminal a trader ``path`` names.
+
+    For the simulator the path becomes ``terminal=<name>``: two paths are two independent
+    terminals with their own accounts and journals. An ``xtquant://`` URL without a path gets the
+    script's path and session. A URL that already names a terminal or home is left alone.
+    """
+    url = backend_url(url)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "sim":
+        if "terminal" in query or "home" in query:
+            return url
+        query["terminal"] = terminal_name(path)
+        # Built by hand: urlunsplit drops the '//' of an empty authority ('sim://').
+        return f"sim://{parts.netloc}{parts.path}?{urlencode(query)}"
+    if parts.scheme == "xtquant" and not (parts.netloc or parts.path):
+        query.setdefault("session", str(session))
+        return f"xtquant://{path}?{urlencode(query)}"
+    return url
+
+
+def terminal_name(path: str) -> str:
+    """A file-name-safe terminal name for a MiniQMT path: readable tail plus a short hash."""
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", path.replace("\\", "/").rstrip("/").split("/")[-1])
+    digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
+    return f"{tail.strip('_.') or 'terminal'}-{digest}"
+
+
+class XtQuantTraderCallback:
+    """Override the ``on_*`` methods you need; each is called on the dispatcher thread."""
+
+    def on_connected(self) -> None:
+        """The connection is up."""
+
+    def on_disconnected(self) -> None:
+        """The connection to the terminal was lost."""
+
+    def on_account_status(self, status: xttype.XtAccountStatus) -> None:
+        """An account changed state."""
+
+    def on_stock_asset(self, asset: xttype.XtAsset) -> None:
+        """Cash or totals changed."""
+
+    def on_stock_order(self, order: xttype.XtOrder) -> None:
+        """An order changed state."""
+
+    def on_stock_trade(self, trade: xttype.XtTrade) -> None:
+        """A fill happened."""
+
+    def on_stock_position(self, position: xttype.XtPosition) -> None:
+        """A holding changed."""
+
+    def on_order_error(self, order_error: xttype.XtOrderError) -> None:
+        """An order was refused."""
+
+    def on_cancel_error(self, cancel_error: xttype.XtCancelError) -> None:
+        """A cancel was refused."""
+
+    def on_order_stock_async_response(self, response: xttype.XtOrderResponse) -> None:
+        """The answer to ``order_stock_async`` (``response.seq`` is the request's)."""
+
+    def on_cancel_order_stock_async_response(self, response: xttype.XtCancelOrderResponse) -> None:
+        """The answer to ``cancel_order_stock_async`` / ``cancel_order_stock_sysid_async``."""
+
+    def on_smt_appointment_async_response(self, response: Any) -> None:
+        """Securities-lending appointment answer (never sent by qmtkit backends)."""
+
+    def on_bank_transfer_async_response(self, response: Any) -> None:
+        """Bank transfer answer (never sent by qmtkit backends)."""
+
+    def on_ctp_internal_transfer_async_response(self, response: Any) -> None:
+        """CTP internal transfer answer (never sent by qmtkit backends)."""
+
+    def on_smart_algo_order_async_response(self, response: Any) -> None:
+        """Smart-algorithm order answer (never sent by qmtkit backends)."""
+
+    def on_operate_smart_task_async_response(self, response: Any) -> None:
+        """Smart-algorithm task answer (never sent by qmtkit backends)."""
+
+
+class _ErrorGate:
+    """Holds order/cancel errors back until the async response they belong to was delivered.
+
+    Loop-thread state only. xtquant promises ``on_order_stock_async_response`` before the
+    ``on_order_error`` of the same order, though the venue may report the error first.
+    """
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.answered: set[int] = set()
+        self.held: list[tuple[int, Callable[[], None]]] = []
+
+    def offer(self, order_id: int, deliver: Callable[[], None]) -> None:
+        if self.inflight == 0 or order_id in self.answered:
+            deliver()
+        else:
+            self.held.append((order_id, deliver))
+
+    def answered_id(self, order_id: int) -> None:
+        self.answered.add(order_id)
+        keep: list[tuple[int, Callable[[], None]]] = []
+        for oid, deliver in self.held:
+            if oid in self.answered or self.inflight == 0:
+                deliver()
+            else:
+                keep.append((oid, deliver))
+        self.held = keep
+
+
+class XtQuantTrader:
+    """A trading session with one terminal (``path``) under a session number.
+
+    ``path`` names the terminal: on the simulator each distinct path is an independent set of
+    paper accounts. ``session`` is kept for xtquant's sake (the xtquant backend uses it).
+    """
+
+    def __init__(self, path: str, session: int, callback: XtQuantTraderCallback | None = None):
+        if not isinstance(path, str):
+            raise InvalidArgument(
+                f"XtQuantTrader path must be a str (the userdata_mini directory), got {path!r}"
+            )
+        if isinstance(session, bool) or not isinstance(session, int):
+            raise InvalidArgument(f"XtQuantTrader session must be an int, got {session!r}")
+        self.path = path
+        self.session = session
+        self.callback = callback
+        self.connected = False
+        self._url = terminal_url(path, session)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._dispatcher: Dispatcher | None = None
+        self._relaxed_dispatcher: Dispatcher | None = None
+        self.relaxed_resp_order_enabled = False
+        self._accounts: dict[tuple[str, int], Any] = {}
+        self._pumps: dict[tuple[str, int], Future[Any]] = {}
+        self._seq = itertools.count(1)
+        self._timeout: float | None = None
+        self._stopped = threading.Event()
+        self._gate = _ErrorGate()
+        self._cancel_gate = _ErrorGate()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def register_callback(self, callback: XtQuantTraderCallback) -> None:
+        """Use ``callback`` for every push from now on."""
+        self.callback = callback
+
+    def start(self) -> None:
+        """Start the callback thread (call before ``connect``)."""
+        if self._dispatcher is None or self._dispatcher.closed:
+            self._dispatcher = Dispatcher(f"qmtkit-trader-{self.session}")
+            self._relaxed_dispatcher = Dispatcher(f"qmtkit-trader-{self.session}-resp")
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        """Stop pushes, disconnect, and end the callback threads (after what is queued)."""
+        for fut in list(self._pumps.values()):
+            fut.cancel()
+        self._pumps.clear()
+        self._accounts.clear()
+        if self._client is not None:
+            self._client = None
+            self.connected = False
+            bridge().release(self._url)
+        for d in (self._dispatcher, self._relaxed_dispatcher):
+            if d is not None:
+                d.close()
+        self._stopped.set()
+
+    def connect(self) -> int:
+        """Connect to the terminal: 0 on success, -1 on failure (the reason is logged)."""
+        ensure_not_in_loop("connect")
+        if self._client is not None:
+            return 0
+        if self._dispatcher is None:
+            self.start()
+        try:
+            self._client = bridge().acquire(self._url)
+        except QmtkitError as exc:
+            log.error("connect() to %s failed: %s", self._url, exc)
+            return -1
+        self.connected = True
+        return 0
+
+    def sleep(self, time: float) -> None:
+        """Block the caller for ``time`` seconds while pushes keep arriving."""
+        ensure_not_in_loop("sleep")
+        _time_sleep(time)
+
+    def run_forever(self) -> None:
+        """Block until ``stop()`` is called or Ctrl-C; Ctrl-C stops the trader and returns."""
+        ensure_not_in_loop("run_forever")
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            log.info("run_forever interrupted; stopping the trader")
+            self.stop()
+
+    def set_timeout(self, timeout: int = 0) -> None:
+        """Wait at most ``timeout`` milliseconds for a blocking answer (0: no limit)."""
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise InvalidArgument(f"timeout must be milliseconds >= 0, got {timeout!r}")
+        self._timeout = timeout / 1000 if timeout else None
+
+    def set_relaxed_response_order_enabled(self, enabled: bool) -> None:
+        """Deliver answers to async requests on their own thread instead of the push thread."""
+        self.relaxed_resp_order_enabled = bool(enabled)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _push(self, name: str, *args: object) -> None:
+        """Queue ``callback.<name>(*args)`` on the push thread (called on the loop thread)."""
+        d = self._dispatcher
+        if d is not None:
+            d.submit(self._invoke, name, args)
+
+    def _respond(self, fn: Callable[..., object], *args: object) -> None:
+        """Queue the answer to an async request (relaxed mode: on its own thread)."""
+        d = self._relaxed_dispatcher if self.relaxed_resp_order_enabled else self._dispatcher
+        if d is not None:
+            d.submit(fn, *args)
+
+    def _invoke(self, name: str, args: tuple[object, ...]) -> None:
+        cb = self.callback
+        if cb is not None:
+            getattr(cb, name)(*args)
+
+    def _require_client(self, name: str) -> Any:
+        if self._client is None:
+            raise QmtkitError(f"{name}(): not connected; call start() and connect() first")
+        return self._client
+
+    def _call(self, name: str, fn: Callable[..., Any], *args: object) -> Any:
+        return bridge().call(fn, *args, timeout=self._timeout, name=name)
+
+    def _account(self, name: str, account: object) -> Any:
+        """The client's Account for a ``StockAccount`` (opened on first use)."""
+        if not isinstance(account, StockAccount):
+            raise InvalidArgument(
+                f"{name}(): account must be a StockAccount (e.g. StockAccount('1000000365')), "
+                f"got {account!r}"
+            )
+        client = self._require_client(name)
+        key = (account.account_id, account.account_type)
+        with self._lock:
+            acc = self._accounts.get(key)
+        if acc is None:
+            acc = self._call(name, client.account, account.account_id, account.account_type)
+            with self._lock:
+                acc = self._accounts.setdefault(key, acc)
+        return acc
+
+    def _next_seq(self) -> int:
+        with self._lock:
+            return next(self._seq)
+
+    def _fail(self, name: str, exc: BaseException) -> None:
+        log.error("%s() refused: %s", name, exc)
+
+    def _unsupported(self, name: str) -> Any:
+        raise Unsupported(
+            f"XtQuantTrader.{name}() is not supported by qmtkit's compat shim on backend "
+            f"{self._url!r}; only stock trading and its queries are (see docs/compat.md)"
+        )
+
+    # ------------------------------------------------------------------ pushes
+
+    def subscribe(self, account: StockAccount) -> int:
+        """Start the account's pushes: 0 on success, -1 on failure."""
+        try:
+            acc = self._account("subscribe", account)
+        except QmtkitError as exc:
+            self._fail("subscribe", exc)
+            return -1
+        key = (account.account_id, account.account_type)
+        with self._lock:
+            if key in self._pumps:
+                return 0
+            # The consumer is attached before subscribe() returns, so no push is missed
+            # between subscribe() and the first order.
+            consumer = self._call("subscribe", _attach_reports, acc)
+            self._pumps[key] = bridge().spawn(self._pump, consumer)
+        return 0
+
+    def unsubscribe(self, account: StockAccount) -> int:
+        """Stop the account's pushes: 0 on success, -1 if it was not subscribed."""
+        if not isinstance(account, StockAccount):
+            self._fail("unsubscribe", InvalidArgument(f"not a StockAccount: {account!r}"))
+            return -1
+        with self._lock:
+            fut = self._pumps.pop((account.account_id, account.account_type), None)
+        if fut is None:
+            return -1
+        fut.cancel()
+        return 0
+
+    async def _pump(self, consumer: Any) -> None:
+        async with consumer:
+            async for report in consumer:
+                self._on_item(report.item)
+
+    def _on_item(self, item: object) -> None:
+        """Route one account report to its callback (loop thread)."""
+        if isinstance(item, models.Order):
+            self._push("on_stock_order", xttype.from_order(item))
+        elif isinstance(item, models.Trade):
+            self._push("on_stock_trade", xttype.from_trade(item))
+        elif isinstance(item, models.Position):
+            self._push("on_stock_position", xttype.from_position(item))
+        elif isinstance(item, models.Asset):
+            self._push("on_stock_asset", xttype.from_asset(item))
+        elif isinstance(item, models.AccountStatus):
+            self._push("on_account_status", xttype.from_account_status(item))
+        elif isinstance(item, models.OrderError):
+            err = xttype.from_order_error(item)
+            self._gate.offer(item.order_id, lambda: self._push("on_order_error", err))
+        elif isinstance(item, models.CancelError):
+            cerr = xttype.from_cancel_error(item)
+            self._cancel_gate.offer(item.order_id, lambda: self._push("on_cancel_error", cerr))
+        # OrderResponse / CancelResponse in the stream duplicate request answers: ignored.
+
+    # ------------------------------------------------------------------ orders
+
+    def _order_args(
+        self,
+        stock_code: object,
+        order_type: object,
+        order_volume: object,
+        price_type: object,
+        price: object,
+        strategy_name: object,
+        order_remark: object,
+    ) -> tuple[Any, ...]:
+        if not isinstance(strategy_name, str):
+            raise InvalidArgument(f"strategy_name must be a str, got {strategy_name!r}")
+        if not isinstance(order_remark, str):
+            raise InvalidArgument(f"order_remark must be a str, got {order_remark!r}")
+        return (
+            stock_code, order_type, order_volume, price_type, price,
+            strategy_name, cut_remark(order_remark),
+        )  # fmt: skip
+
+    def _refuse_order(
+        self, name: str, account: object, exc: BaseException, strategy: object, remark: object
+    ) -> None:
+        self._fail(name, exc)
+        if isinstance(account, StockAccount):
+            err = xttype.XtOrderError(
+                account.account_id, -1, -1, str(exc),
+                strategy if isinstance(strategy, str) else "",
+                remark if isinstance(remark, str) else "",
+            )  # fmt: skip
+            err.account_type = account.account_type
+            self._push("on_order_error", err)
+
+    def order_stock(
+        self,
+        account: StockAccount,
+        stock_code: str,
+        order_type: int,
+        order_volume: int,
+        price_type: int,
+        price: float,
+        strategy_name: str = "",
+        order_remark: str = "",
+    ) -> int:
+        """Place an order and wait for its id; -1 (and ``on_order_error``) if refused at once."""
+        ensure_not_in_loop("order_stock")
+        try:
+            args = self._order_args(
+                stock_code, order_type, order_volume, price_type, price, strategy_name,
+                order_remark,
+            )  # fmt: skip
+            acc = self._account("order_stock", account)
+            handle = self._call("order_stock", acc.order, *args)
+        except QmtkitError as exc:
+            self._refuse_order("order_stock", account, exc, strategy_name, order_remark)
+            return -1
+        return int(handle.order_id)
+
+    def order_stock_async(
+        self,
+        account: StockAccount,
+        stock_code: str,
+        order_type: int,
+        order_volume: int,
+        price_type: int,
+        price: float,
+        strategy_name: str = "",
+        order_remark: str = "",
+    ) -> int:
+        """Place an order without waiting; the answer goes to ``on_order_stock_async_response``.
+
+        Returns the request's ``seq`` (> 0), or -1 when the arguments are refused at once.
+        """
+        ensure_not_in_loop("order_stock_async")
+        try:
+            args = self._order_args(
+                stock_code, order_type, order_volume, price_type, price, strategy_name,
+                order_remark,
+            )  # fmt: skip
+            acc = self._account("order_stock_async", account)
+        except QmtkitError as exc:
+            self._refuse_order("order_stock_async", account, exc, strategy_name, order_remark)
+            return -1
+        seq = self._next_seq()
+        bridge().spawn(self._order_async, seq, account, acc, args)
+        return seq
+
+    async def _order_async(
+        self, seq: int, account: StockAccount, acc: Any, args: tuple[Any, ...]
+    ) -> None:
+        strategy, remark = args[5], args[6]
+        self._gate.inflight += 1
+        order_id = -1
+        error = ""
+        try:
+            handle = await acc.order(*args)
+            order_id = int(handle.order_id)
+        except QmtkitError as exc:
+            error = str(exc)
+            log.error("order_stock_async() refused: %s", exc)
+        finally:
+            self._gate.inflight -= 1
+        resp = xttype.XtOrderResponse(account.account_id, order_id, strategy, remark, error, seq)
+        resp.account_type = account.account_type
+        self._respond(self._invoke, "on_order_stock_async_response", (resp,))
+        if order_id < 0:
+            err = xttype.XtOrderError(account.account_id, -1, -1, error, strategy, remark)
+            err.account_type = account.account_type
+            self._respond(self._invoke, "on_order_error", (err,))
+        self._gate.answered_id(order_id)
+
+    def cancel_order_stock(self, account: StockAccount, order_id: int) -> int:
+        """Cancel by order id and wait: 0 accepted, -1 refused (then ``on_cancel_error``)."""
+        ensure_not_in_loop("cancel_order_stock")
+        try:
+            acc = self._account("cancel_order_stock", account)
+            resp = self._call("cancel_order_stock", acc.cancel, _order_id(order_id))
+        except QmtkitError as exc:
+            self._fail("cancel_order_stock", exc)
+            return -1
+        return int(resp.cancel_result)
+
+    def cancel_order_stock_async(self, account: StockAccount, order_id: int) -> int:
+        """Cancel by order id without waiting; returns the request ``seq`` or -1."""
+        ensure_not_in_loop("cancel_order_stock_async")
+        try:
+            acc = self._account("cancel_order_stock_async", account)
+            oid = _order_id(order_id)
+        except QmtkitError as exc:
+            self._fail("cancel_order_stock_async", exc)
+            return -1
+        seq = self._next_seq()
+        bridge().spawn(self._cancel_async, seq, account, acc.cancel, (oid,), oid, "")
+        return seq
+
+    async def _cancel_async(
+        self,
+        seq: int,
+        account: StockAccount,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        order_id: int,
+        sysid: str,
+    ) -> None:
+        self._cancel_gate.inflight += 1
+        try:
+            resp = await fn(*args)
+            x = xttype.from_cancel_response(resp, seq)
+        except QmtkitError as exc:
+            log.error("cancel request refused: %s", exc)
+            x = xttype.XtCancelOrderResponse(account.account_id, -1, order_id, sysid, seq, str(exc))
+            x.account_type = account.account_type
+        finally:
+            self._cancel_gate.inflight -= 1
+        self._respond(self._invoke, "on_cancel_order_stock_async_response", (x,))
+        self._cancel_gate.answered_id(x.order_id)
+
+    def cancel_order_stock_sysid(self, account: StockAccount, market: int | str, sysid: str) -> int:
+        """Cancel by the venue's order number; ``market`` 0/'SH', 1/'SZ', 2/'BJ'. 0 or -1."""
+        ensure_not_in_loop("cancel_order_stock_sysid")
+        try:
+            acc = self._account("cancel_order_stock_sysid", account)
+            mk, sid = _market(market), _sysid(sysid)
+            resp = self._call("cancel_order_stock_sysid", acc.cancel_sysid, mk, sid)
+        except QmtkitError as exc:
+            self._fail("cancel_order_stock_sysid", exc)
+            return -1
+        return int(resp.cancel_result)
+
+    def cancel_order_stock_sysid_async(
+        self, account: StockAccount, market: int | str, sysid: str
+    ) -> int:
+        """Cancel by the venue's order number without waiting; the request ``seq`` or -1."""
+        ensure_not_in_loop("cancel_order_stock_sysid_async")
+        try:
+            acc = self._account("cancel_order_stock_sysid_async", account)
+            mk, sid = _market(market), _sysid(sysid)
+        except QmtkitError as exc:
+            self._fail("cancel_order_stock_sysid_async", exc)
+            return -1
+        seq = self._next_seq()
+        bridge().spawn(self._cancel_async, seq, account, acc.cancel_sysid, (mk, sid), -1, sid)
+        return seq
+
+    # ------------------------------------------------------------------ queries
+
+    def _query(self, name: str, account: object, method: str, *args: object) -> Any:
+        ensure_not_in_loop(name)
+        acc = self._account(name, account)
+        return self._call(name, getattr(acc, method), *args)
+
+    def _query_async(
+        self,
+        name: str,
+        callback: Callable[[Any], object],
+        fetch: Callable[[], Any],
+        convert: Callable[[Any], Any],
+    ) -> int:
+        if not callable(callback):
+            raise InvalidArgument(f"{name}(): callback must be callable, got {callback!r}")
+        seq = self._next_seq()
+
+        async def run() -> None:
+            try:
+                value = convert(await fetch())
+            except QmtkitError as exc:
+                log.error("%s() failed: %s", name, exc)
+                value = convert(None)
+            self._respond(callback, value)
+
+        bridge().spawn(run)
+        return seq
+
+    def query_account_infos(self) -> list[xttype.XtAccountInfo]:
+        """Every account the terminal knows."""
+        ensure_not_in_loop("query_account_infos")
+        client = self._require_client("query_account_infos")
+        items = self._call("query_account_infos", client.account_infos)
+        return [xttype.from_account_info(i) for i in items]
+
+    query_account_info = query_account_infos
+
+    def query_account_infos_async(self, callback: Callable[[Any], object]) -> int:
+        """``query_account_infos`` answered to ``callback``; returns the request ``seq``."""
+        client = self._require_client("query_account_infos_async")
+        return self._query_async(
+            "query_account_infos_async", callback, client.account_infos,
+            lambda v: [xttype.from_account_info(i) for i in v or []],
+        )  # fmt: skip
+
+    def query_account_status(self) -> list[xttype.XtAccountStatus]:
+        """The state of every account the terminal knows."""
+        ensure_not_in_loop("query_account_status")
+        client = self._require_client("query_account_status")
+        items = self._call("query_account_status", client.account_statuses)
+        return [xttype.from_account_status(i) for i in items]
+
+    def query_account_status_async(self, callback: Callable[[Any], object]) -> int:
+        """``query_account_status`` answered to ``callback``; returns the request ``seq``."""
+        client = self._require_client("query_account_status_async")
+        return self._query_async(
+            "query_account_status_async", callback, client.account_statuses,
+            lambda v: [xttype.from_account_status(i) for i in v or []],
+        )  # fmt: skip
+
+    def query_stock_asset(self, account: StockAccount) -> xttype.XtAsset | None:
+        """The account's cash and totals, or None if it cannot be read."""
+        try:
+            return xttype.from_asset(self._query("query_stock_asset", account, "asset"))
+        except QmtkitError as exc:
+            self._fail("query_stock_asset", exc)
+            return None
+
+    def query_stock_asset_async(
+        self, account: StockAccount, callback: Callable[[Any], object]
+    ) -> None:
+        """``query_stock_asset`` answered to ``callback`` (None on failure)."""
+        acc = self._account("query_stock_asset_async", account)
+        self._query_async(
+            "query_stock_asset_async", callback, acc.asset,
+            lambda v: None if v is None else xttype.from_asset(v),
+        )  # fmt: skip
+
+    def query_stock_order(self, account: StockAccount, order_id: int) -> xttype.XtOrder | None:
+        """Today's order with ``order_id``, or None."""
+        try:
+            oid = _order_id(order_id)
+            orders = self._query("query_stock_order", account, "orders")
+        except QmtkitError as exc:
+            self._fail("query_stock_order", exc)
+            return None
+        for o in orders:
+            if o.order_id == oid:
+                return xttype.from_order(o)
+        return None
+
+    def query_stock_orders(
+        self, account: StockAccount, cancelable_only: bool = False
+    ) -> list[xttype.XtOrder]:
+        """Today's orders (only the cancelable ones if asked)."""
+        try:
+            items = self._query("query_stock_orders", account, "orders", bool(cancelable_only))
+        except QmtkitError as exc:
+            self._fail("query_stock_orders", exc)
+            return []
+        return [xttype.from_order(o) for o in items]
+
+    def query_stock_orders_async(
+        self,
+        account: StockAccount,
+        callback: Callable[[Any], object],
+        cancelable_only: bool = False,
+    ) -> int:
+        """``query_stock_orders`` answered to ``callback``; returns the request ``seq``."""
+        acc = self._account("query_stock_orders_async", account)
+        return self._query_async(
+            "query_stock_orders_async", callback, lambda: acc.orders(bool(cancelable_only)),
+            lambda v: [xttype.from_order(o) for o in v or []],
+        )  # fmt: skip
+
+    def query_stock_trades(self, account: StockAccount) -> list[xttype.XtTrade]:
+        """Today's fills."""
+        try:
+            items = self._query("query_stock_trades", account, "trades")
+        except QmtkitError as exc:
+            self._fail("query_stock_trades", exc)
+            return []
+        return [xttype.from_trade(t) for t in items]
+
+    def query_stock_trades_async(
+        self, account: StockAccount, callback: Callable[[Any], object]
+    ) -> int:
+        """``query_stock_trades`` answered to ``callback``; returns the request ``seq``."""
+        acc = self._account("query_stock_trades_async", account)
+        return self._query_async(
+            "query_stock_trades_async", callback, acc.trades,
+            lambda v: [xttype.from_trade(t) for t in v or []],
+        )  # fmt: skip
+
+    def query_stock_position(
+        self, account: StockAccount, stock_code: str
+    ) -> xttype.XtPosition | None:
+        """The holding of ``stock_code``, or None."""
+        try:
+            pos = self._query("query_stock_position", account, "position", stock_code)
+        except QmtkitError as exc:
+            self._fail("query_stock_position", exc)
+            return None
+        return None if pos is None else xttype.from_position(pos)
+
+    def query_stock_positions(self, account: StockAccount) -> list[xttype.XtPosition]:
+        """Every holding."""
+        try:
+            items = self._query("query_stock_positions", account, "positions")
+        except QmtkitError as exc:
+            self._fail("query_stock_positions", exc)
+            return []
+        return [xttype.from_position(p) for p in items]
+
+    def query_stock_positions_async(
+        self, account: StockAccount, callback: Callable[[Any], object]
+    ) -> int:
+        """``query_stock_positions`` answered to ``callback``; returns the request ``seq``."""
+        acc = self._account("query_stock_positions_async", account)
+        return self._query_async(
+            "query_stock_positions_async", callback, acc.positions,
+            lambda v: [xttype.from_position(p) for p in v or []],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ unsupported
+    # Present so that scripts import and introspect cleanly; each raises Unsupported.
+
+    def common_op_async_with_seq(self, seq: Any, callable: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("common_op_async_with_seq")
+
+    def common_op_sync_with_seq(self, seq: Any, callable: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("common_op_sync_with_seq")
+
+    def query_credit_detail(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_detail")
+
+    def query_credit_detail_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_detail_async")
+
+    def query_stk_compacts(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_stk_compacts")
+
+    def query_stk_compacts_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_stk_compacts_async")
+
+    def query_credit_subjects(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_subjects")
+
+    def query_credit_subjects_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_subjects_async")
+
+    def query_credit_slo_code(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_slo_code")
+
+    def query_credit_slo_code_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_slo_code_async")
+
+    def query_credit_assure(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_assure")
+
+    def query_credit_assure_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_credit_assure_async")
+
+    def query_new_purchase_limit(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_new_purchase_limit")
+
+    def query_new_purchase_limit_async(self, account: Any, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_new_purchase_limit_async")
+
+    def query_ipo_data(self) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_ipo_data")
+
+    def query_ipo_data_async(self, callback: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_ipo_data_async")
+
+    def fund_transfer(self, account: Any, transfer_direction: Any, price: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("fund_transfer")
+
+    def secu_transfer(
+        self,
+        account: Any,
+        transfer_direction: Any,
+        stock_code: Any,
+        volume: Any,
+        transfer_type: Any,
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("secu_transfer")
+
+    def query_com_fund(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_com_fund")
+
+    def query_com_position(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_com_position")
+
+    def smt_query_quoter(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_query_quoter")
+
+    def smt_negotiate_order_async(
+        self,
+        account: Any,
+        src_group_id: Any,
+        order_code: Any,
+        date: Any,
+        amount: Any,
+        apply_rate: Any,
+        dict_param: Any = {},
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_negotiate_order_async")
+
+    def smt_appointment_order_async(
+        self, account: Any, order_code: Any, date: Any, amount: Any, apply_rate: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_appointment_order_async")
+
+    def smt_appointment_cancel_async(self, account: Any, apply_id: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_appointment_cancel_async")
+
+    def smt_query_order(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_query_order")
+
+    def smt_query_compact(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_query_compact")
+
+    def smt_compact_renewal_async(
+        self,
+        account: Any,
+        cash_compact_id: Any,
+        order_code: Any,
+        defer_days: Any,
+        defer_num: Any,
+        apply_rate: Any,
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_compact_renewal_async")
+
+    def smt_compact_return_async(
+        self,
+        account: Any,
+        src_group_id: Any,
+        cash_compact_id: Any,
+        order_code: Any,
+        occur_amount: Any,
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smt_compact_return_async")
+
+    def query_position_statistics(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_position_statistics")
+
+    def export_data(
+        self,
+        account: Any,
+        result_path: Any,
+        data_type: Any,
+        start_time: Any = None,
+        end_time: Any = None,
+        user_param: Any = {},
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("export_data")
+
+    def query_data(
+        self,
+        account: Any,
+        result_path: Any,
+        data_type: Any,
+        start_time: Any = None,
+        end_time: Any = None,
+        user_param: Any = {},
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_data")
+
+    def sync_transaction_from_external(
+        self, operation: Any, data_type: Any, account: Any, deal_list: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("sync_transaction_from_external")
+
+    def bank_transfer_in(
+        self,
+        account: Any,
+        bank_no: Any,
+        bank_account: Any,
+        balance: Any,
+        bank_pwd: Any = "",
+        fund_pwd: Any = "",
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("bank_transfer_in")
+
+    def bank_transfer_in_async(
+        self,
+        account: Any,
+        bank_no: Any,
+        bank_account: Any,
+        balance: Any,
+        bank_pwd: Any = "",
+        fund_pwd: Any = "",
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("bank_transfer_in_async")
+
+    def bank_transfer_out(
+        self,
+        account: Any,
+        bank_no: Any,
+        bank_account: Any,
+        balance: Any,
+        bank_pwd: Any = "",
+        fund_pwd: Any = "",
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("bank_transfer_out")
+
+    def bank_transfer_out_async(
+        self,
+        account: Any,
+        bank_no: Any,
+        bank_account: Any,
+        balance: Any,
+        bank_pwd: Any = "",
+        fund_pwd: Any = "",
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("bank_transfer_out_async")
+
+    def query_bank_info(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_bank_info")
+
+    def query_bank_amount(
+        self, account: Any, bank_no: Any, bank_account: Any, bank_pwd: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_bank_amount")
+
+    def query_bank_transfer_stream(
+        self,
+        account: Any,
+        start_date: Any,
+        end_date: Any,
+        bank_no: Any = "",
+        bank_account: Any = "",
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_bank_transfer_stream")
+
+    def query_secu_account(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_secu_account")
+
+    def ctp_transfer_option_to_future(
+        self, opt_account_id: Any, ft_account_id: Any, balance: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("ctp_transfer_option_to_future")
+
+    def ctp_transfer_option_to_future_async(
+        self, opt_account_id: Any, ft_account_id: Any, balance: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("ctp_transfer_option_to_future_async")
+
+    def ctp_transfer_future_to_option(
+        self, opt_account_id: Any, ft_account_id: Any, balance: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("ctp_transfer_future_to_option")
+
+    def ctp_transfer_future_to_option_async(
+        self, opt_account_id: Any, ft_account_id: Any, balance: Any
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("ctp_transfer_future_to_option_async")
+
+    def get_smart_algo_param(self, algo_name_list: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("get_smart_algo_param")
+
+    def smart_algo_order_async(
+        self,
+        account: Any,
+        stock_code: Any,
+        order_type: Any,
+        order_volume: Any,
+        price_type: Any,
+        price: Any,
+        strategy_name: Any,
+        order_remark: Any,
+        algo_name: Any,
+        start_time: Any,
+        end_time: Any,
+        algo_param: Any,
+    ) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("smart_algo_order_async")
+
+    def query_smart_algo_task(self, account: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("query_smart_algo_task")
+
+    def cancel_smart_algo_task_async(self, account: Any, task_id: Any) -> Any:
+        """Not available on qmtkit backends: raises ``Unsupported``."""
+        return self._unsupported("cancel_smart_algo_task_async")
+
+
+async def _attach_reports(acc: Any) -> Any:
+    return acc.reports()
+
+
+def _time_sleep(seconds: float) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise InvalidArgument(f"sleep time must be seconds >= 0, got {seconds!r}")
+    time.sleep(seconds)
+
+
+def _order_id(order_id: object) -> int:
+    if isinstance(order_id, bool) or not isinstance(order_id, int):
+        raise InvalidArgument(
+            f"order_id must be the int returned by order_stock(), got {order_id!r}"
+        )
+    return order_id
+
+
+def _sysid(sysid: object) -> str:
+    if not isinstance(sysid, str) or not sysid:
+        raise InvalidArgument(f"sysid must be the venue's order number as a str, got {sysid!r}")
+    return sysid
+
+
+# xtquant's market codes (names and enum values) → the backend's 0 SH, 1 SZ, 2 BJ.
+_MARKETS: dict[object, int] = {"SH": 0, "SZ": 1, "BJ": 2, 0: 0, 1: 1, 70: 2}
+
+
+def _market(market: object) -> int:
+    key = market.upper() if isinstance(market, str) else market
+    if isinstance(market, bool) or key not in _MARKETS:
+        raise InvalidArgument(
+            f"market must be 0/'SH', 1/'SZ' or 70/'BJ' (xtconstant.SH_MARKET, SZ_MARKET, "
+            f"MARKET_ENUM_BEIJING) for stock orders, got {market!r}"
+        )
+    return _MARKETS[key]

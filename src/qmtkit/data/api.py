@@ -1,0 +1,502 @@
+"""The async market-data API: download into the cache, read bars as Polars frames.
+
+``MarketData(request, home)`` wraps a backend's ``request`` function. Downloads ask the
+backend only for what the cache lacks (per-code coverage) and write through
+``Cache.write_bars``; reads are slices of the memory-mapped cache. Periods not stored
+(5m/15m/30m/1h, 1w/1mon) are resampled from 1m/1d; adjustment uses the cached ex-rights
+records.
+
+Time arguments (``start``/``end``) take xtquant's strings (``'20240102'``,
+``'20240102093000'``), ISO strings, ``datetime``/``date`` (naive = Beijing time) or Unix
+milliseconds. A date without a time means 00:00 Beijing as a start and the end of that day
+as an end. Frame times are ``Datetime('ms', 'Asia/Shanghai')``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time as _time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from qmtkit.backends.base import (
+    Dividend,
+    Dividends,
+    FetchDividends,
+    FetchHistory,
+    GetSectorMembers,
+    GetSnapshot,
+    HistoryColumns,
+    Instruments,
+    ListInstruments,
+    ListSectors,
+    Names,
+    Reply,
+    Request,
+    Snapshots,
+    expect,
+)
+from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.data import coverage as cov
+from qmtkit.data.cache import Cache
+from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
+from qmtkit.data.schema import dtypes_for
+from qmtkit.errors import CacheError, InvalidArgument
+from qmtkit.models import InstrumentDetail, Tick
+
+RequestFn = Callable[[Request], Awaitable[Reply]]
+ProgressFn = Callable[[int, int, str], object]
+TimeLike = "str | int | dt.date | dt.datetime | None"
+
+BEIJING: Final = dt.timezone(dt.timedelta(hours=8))
+ADJUST_MODES: Final = ("none", "front", "back", "front_ratio", "back_ratio")
+_DAY_MS: Final = 86_400_000
+#: Flush downloaded bars to the cache once this many bytes are pending (bounds memory).
+_FLUSH_BYTES: Final = 64 << 20
+_DIGITS = re.compile(r"^\d+$")
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def to_ms(value: object, *, end: bool = False, name: str = "start") -> int:
+    """Parse a start/end time into Unix ms; ``None``/``''`` give 0 (unbounded).
+
+    A date without a time of day is 00:00 Beijing, or 23:59:59.999 when ``end``.
+    """
+    if value is None or value == "":
+        return 0
+    date_only = False
+    when: dt.datetime
+    if isinstance(value, bool):
+        raise _bad_time(name, value)
+    if isinstance(value, (int, np.integer)):
+        v = int(value)
+        digits = len(str(v))
+        if digits == 8 or digits == 14:
+            return to_ms(str(v), end=end, name=name)
+        if v <= 0 or digits < 11:
+            raise _bad_time(name, value)
+        return v
+    if isinstance(value, dt.datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    elif isinstance(value, dt.date):
+        when = dt.datetime(value.year, value.month, value.day, tzinfo=BEIJING)
+        date_only = True
+    elif isinstance(value, str):
+        s = value.strip()
+        try:
+            if _DIGITS.match(s) and len(s) in (8, 12, 14):
+                fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}[len(s)]
+                when = dt.datetime.strptime(s, fmt).replace(tzinfo=BEIJING)
+                date_only = len(s) == 8
+            elif len(s) == 10 and s[4] == "-":
+                when = dt.datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=BEIJING)
+                date_only = True
+            else:
+                when = dt.datetime.fromisoformat(s)
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=BEIJING)
+        except ValueError:
+            raise _bad_time(name, value) from None
+    else:
+        raise _bad_time(name, value)
+    ms = int(when.timestamp() * 1000)
+    if date_only and end:
+        ms += _DAY_MS - 1
+    return ms
+
+
+def _bad_time(name: str, value: object) -> InvalidArgument:
+    return InvalidArgument(
+        f"bad {name} time {value!r}: expected 'YYYYMMDD', 'YYYYMMDDhhmmss', an ISO date/time, "
+        "a datetime/date (naive means Beijing time) or Unix milliseconds"
+    )
+
+
+def time_range(start: object, end: object) -> tuple[int, int]:
+    """Parse both bounds and check ``start <= end``; 0 means unbounded."""
+    lo, hi = to_ms(start, name="start"), to_ms(end, end=True, name="end")
+    if lo and hi and lo > hi:
+        raise InvalidArgument(f"start {start!r} is after end {end!r}: expected start <= end")
+    return lo, hi
+
+
+def _check_count(count: object) -> int:
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or int(count) < -1:
+        raise InvalidArgument(f"bad count {count!r}: expected -1 (all), 0 (none) or a count > 0")
+    return int(count)
+
+
+def _check_adjust(adjust: object) -> str:
+    if adjust is None:
+        return "none"
+    if not isinstance(adjust, str) or adjust not in ADJUST_MODES:
+        raise InvalidArgument(f"bad adjust {adjust!r}: expected one of {', '.join(ADJUST_MODES)}")
+    return adjust
+
+
+def _check_fields(fields: object, period: str) -> list[str]:
+    stored = list(dtypes_for(period))
+    if fields is None or (isinstance(fields, (list, tuple)) and len(fields) == 0):
+        return [f for f in stored if f != "time"]
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, (list, tuple)):
+        raise InvalidArgument(f"fields must be a list of column names, got {fields!r}")
+    out: list[str] = []
+    for f in fields:
+        if f in ("code", "time"):
+            continue
+        if f not in stored:
+            raise InvalidArgument(
+                f"unknown field {f!r} for {period} data: expected any of {stored}"
+            )
+        if f not in out:
+            out.append(f)
+    return out
+
+
+# --------------------------------------------------------------------------- the API
+
+
+class MarketData:
+    """Market data through one backend, cached under ``home`` (see ``Cache``).
+
+    ``request`` is the backend's ``request`` coroutine function; ``now_ms`` tells the time
+    (injectable for tests and the simulator's virtual clock).
+    """
+
+    def __init__(
+        self,
+        request: RequestFn,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        cache: Cache | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        if not callable(request):
+            raise InvalidArgument(
+                f"request must be the backend's request function, got {request!r}"
+            )
+        self._request = request
+        self.cache = cache if cache is not None else Cache(home)
+        self._now_ms = now_ms or (lambda: _time.time_ns() // 1_000_000)
+
+    # ------------------------------------------------------------------- download
+
+    async def download(
+        self,
+        codes: str | Sequence[str],
+        period: str = "1d",
+        start: object = None,
+        end: object = None,
+        *,
+        incrementally: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> int:
+        """Fetch the bars of ``codes`` into the cache and return how many bars were fetched.
+
+        Periods not stored are downloaded as their base (1m or 1d). With ``incrementally``
+        only the ranges missing from each code's coverage are asked for; otherwise the whole
+        range is fetched again (and replaces the cached bars with the same times).
+        ``progress(done, total, code)`` is called after each code.
+        """
+        norm = normalize_codes(codes)
+        base = parse_period(period).base
+        lo, hi = time_range(start, end)
+        if progress is not None and not callable(progress):
+            raise InvalidArgument(f"progress must be callable(done, total, code), got {progress!r}")
+        now = self._now_ms()
+        pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
+        pending_cov: dict[str, tuple[int, int]] = {}
+        pending_bytes = 0
+        fetched = 0
+        dtypes = dtypes_for(base)
+        for i, code in enumerate(norm, 1):
+            covered = self.cache.coverage(base, code)
+            gaps = cov.missing(covered if incrementally else None, lo, hi)
+            parts: list[dict[str, npt.NDArray[Any]]] = []
+            new_cov = covered
+            for gap in gaps:
+                w_lo, w_hi = cov.to_wire(gap)
+                reply = expect(
+                    await self._request(FetchHistory(code, base, w_lo, w_hi)), HistoryColumns
+                )
+                cols = _decode(reply, base, dtypes)
+                t = cols["time"]
+                parts.append(cols)
+                fetched += len(t)
+                proven = cov.settled(gap, int(t.max()) if len(t) else None, now)
+                new_cov = cov.combine(new_cov, proven)
+            if gaps:
+                pending[code] = _concat(parts, dtypes)
+                if new_cov is not None:
+                    pending_cov[code] = new_cov
+                pending_bytes += sum(v.nbytes for v in pending[code].values())
+            if pending_bytes >= _FLUSH_BYTES:
+                self.cache.write_bars(base, pending, coverage=pending_cov)
+                pending, pending_cov, pending_bytes = {}, {}, 0
+            if progress is not None:
+                progress(i, len(norm), code)
+        if pending:
+            self.cache.write_bars(base, pending, coverage=pending_cov)
+        return fetched
+
+    # ------------------------------------------------------------------- reading
+
+    def read_bars(
+        self,
+        codes: str | Sequence[str],
+        period: str = "1d",
+        start: object = None,
+        end: object = None,
+        count: int = -1,
+        fields: Sequence[str] | None = None,
+        adjust: str = "none",
+    ) -> pl.DataFrame:
+        """Bars from the cache alone (no backend call): long form ``code, time, fields...``.
+
+        ``count >= 0`` keeps the last ``count`` bars of each code within ``[start, end]``
+        (xtquant's rule; -1 keeps all). Rows are grouped by code in the order given, time
+        ascending. Adjustment other than ``none`` needs the code's ex-rights records in the
+        cache (``await dividends(code)`` or ``bars(...)`` fetch them).
+        """
+        norm = normalize_codes(codes)
+        p = parse_period(period)
+        base = p.base
+        names = _check_fields(fields, base)
+        lo, hi = time_range(start, end)
+        n = _check_count(count)
+        mode = _check_adjust(adjust)
+        if mode != "none" and p.name != "tick":
+            return self._read_adjusted(norm, p.name, base, lo, hi, n, names, mode)
+        if p.name == base:
+            return self.cache.read(base, norm, lo, hi, n, names)
+        return self._read_resampled(norm, p.name, base, lo, hi, n, names, None)
+
+    async def bars(
+        self,
+        codes: str | Sequence[str],
+        period: str = "1d",
+        start: object = None,
+        end: object = None,
+        count: int = -1,
+        fields: Sequence[str] | None = None,
+        adjust: str = "none",
+    ) -> pl.DataFrame:
+        """Like ``read_bars``, fetching missing ex-rights records first when adjusting.
+
+        Bars themselves come from the cache: call ``download`` first, as with xtquant.
+        """
+        mode = _check_adjust(adjust)
+        if mode != "none":
+            for code in normalize_codes(codes):
+                if self.cache.read_dividends(code) is None:
+                    await self.dividends(code)
+        return self.read_bars(codes, period, start, end, count, fields, mode)
+
+    def bars_lazy(
+        self,
+        codes: str | Sequence[str],
+        period: str = "1d",
+        start: object = None,
+        end: object = None,
+        count: int = -1,
+        fields: Sequence[str] | None = None,
+        adjust: str = "none",
+    ) -> pl.LazyFrame:
+        """``read_bars`` as a LazyFrame over the mapped columns, for scans and aggregations."""
+        return self.read_bars(codes, period, start, end, count, fields, adjust).lazy()
+
+    def _code_columns(self, code: str, base: str, lo: int, hi: int) -> dict[str, npt.NDArray[Any]]:
+        return _cut(self.cache.arrays(base, code), lo, hi)
+
+    def _read_resampled(
+        self,
+        codes: list[str],
+        period: str,
+        base: str,
+        lo: int,
+        hi: int,
+        count: int,
+        names: list[str],
+        mode: str | None,
+    ) -> pl.DataFrame:
+        from qmtkit.data.resample import resample
+
+        per_code: list[tuple[str, Mapping[str, npt.NDArray[Any]]]] = []
+        for code in codes:
+            if mode is None:
+                cols = self._code_columns(code, base, lo, hi)
+            else:
+                # Ratio modes need the close before each ex-date, which may lie before
+                # ``start``: adjust the whole history, then cut the range.
+                full = self._adjust_columns(code, self.cache.arrays(base, code), mode)
+                cols = _cut(full, lo, hi)
+            if period != base:
+                cols = resample(cols, period)
+            per_code.append((code, cols))
+        return _build_frame(per_code, count, names, dtypes_for(base))
+
+    def _read_adjusted(
+        self,
+        codes: list[str],
+        period: str,
+        base: str,
+        lo: int,
+        hi: int,
+        count: int,
+        names: list[str],
+        mode: str,
+    ) -> pl.DataFrame:
+        return self._read_resampled(codes, period, base, lo, hi, count, names, mode)
+
+    def _adjust_columns(
+        self, code: str, cols: Mapping[str, npt.NDArray[Any]], mode: str
+    ) -> dict[str, npt.NDArray[Any]]:
+        from qmtkit.data.adjust import adjust_bars
+
+        divs = self.cache.read_dividends(code)
+        if divs is None:
+            raise CacheError(
+                f"ex-rights records of {code} are not cached, so {mode!r} adjustment cannot be "
+                f"computed: call `await data.dividends({code!r})` or `data.bars(..., "
+                f"adjust={mode!r})` first"
+            )
+        items = [msgspec.convert(d, Dividend) for d in divs]
+        return adjust_bars(cols, items, mode)
+
+    # ------------------------------------------------------------------- reference data
+
+    async def dividends(self, code: str) -> list[Dividend]:
+        """The ex-rights records of ``code`` (oldest first), fetched and cached."""
+        norm = normalize_code(code)
+        reply = expect(await self._request(FetchDividends(norm)), Dividends)
+        items = sorted(reply.items, key=lambda d: d.time)
+        self.cache.write_dividends(norm, items)
+        return items
+
+    async def snapshot(self, codes: str | Sequence[str]) -> dict[str, Tick]:
+        """The latest tick of each code the backend knows (unknown codes are left out)."""
+        norm = normalize_codes(codes)
+        reply = expect(await self._request(GetSnapshot(norm)), Snapshots)
+        return {t.stock_code: t for t in reply.items}
+
+    async def instruments(self, codes: str | Sequence[str] | None = None) -> dict[str, Any]:
+        """Reference data per code (``InstrumentDetail``); ``None`` lists every instrument."""
+        norm = None if codes is None else normalize_codes(codes)
+        reply = expect(await self._request(ListInstruments(norm)), Instruments)
+        out: dict[str, InstrumentDetail] = {}
+        for item in reply.items:
+            key = _instrument_code(item)
+            out[key] = item
+        return out
+
+    async def sectors(self) -> list[str]:
+        """The names of the sectors the backend knows."""
+        return list(expect(await self._request(ListSectors()), Names).items)
+
+    async def sector_members(self, name: str) -> list[str]:
+        """The codes in sector ``name``."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"sector name must be a non-empty string, got {name!r}")
+        return list(expect(await self._request(GetSectorMembers(name)), Names).items)
+
+    def trading_dates(
+        self, market: str, start: object = None, end: object = None, count: int = -1
+    ) -> list[int]:
+        """Trading days of ``market`` (SH/SZ/BJ) as ms at 00:00 Beijing, like xtquant."""
+        from qmtkit.data.calendar import trading_days
+
+        lo, hi = time_range(start, end)
+        n = _check_count(count)
+        days = trading_days(market, lo or None, hi or None, count=n)
+        return [int(x) for x in days]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _instrument_code(item: InstrumentDetail) -> str:
+    for attr in ("stock_code", "InstrumentID"):
+        v = getattr(item, attr, None)
+        if isinstance(v, str) and v:
+            ex = getattr(item, "ExchangeID", "")
+            return v if "." in v or not ex else f"{v}.{ex}"
+    return str(item)
+
+
+def _cut(cols: Mapping[str, npt.NDArray[Any]], lo: int, hi: int) -> dict[str, npt.NDArray[Any]]:
+    """The rows of time-sorted columns with ``lo <= time <= hi`` (0 = unbounded), as views."""
+    t = cols["time"]
+    a = int(np.searchsorted(t, lo, "left")) if lo else 0
+    b = int(np.searchsorted(t, hi, "right")) if hi else len(t)
+    return {k: v[a:b] for k, v in cols.items()}
+
+
+def _decode(
+    reply: HistoryColumns, period: str, dtypes: Mapping[str, np.dtype[np.generic]]
+) -> dict[str, npt.NDArray[Any]]:
+    if reply.period != period:
+        raise CacheError(f"backend sent {reply.period} bars for a {period} request")
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, dtype in dtypes.items():
+        raw = reply.columns.get(name)
+        if raw is None:
+            if name == "time":
+                raise CacheError(f"backend sent {reply.code} {period} bars without times")
+            out[name] = np.zeros(reply.rows, dtype=dtype)
+            continue
+        arr = np.frombuffer(raw, dtype=dtype)
+        if len(arr) != reply.rows:
+            raise CacheError(
+                f"backend sent {len(arr)} values of {name!r} for {reply.code}, "
+                f"expected {reply.rows}"
+            )
+        out[name] = arr
+    return out
+
+
+def _concat(
+    parts: list[dict[str, npt.NDArray[Any]]], dtypes: Mapping[str, np.dtype[np.generic]]
+) -> dict[str, npt.NDArray[Any]]:
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return {k: np.zeros(0, dtype=d) for k, d in dtypes.items()}
+    return {k: np.concatenate([p[k] for p in parts]) for k in dtypes}
+
+
+def _build_frame(
+    per_code: list[tuple[str, Mapping[str, npt.NDArray[Any]]]],
+    count: int,
+    names: list[str],
+    dtypes: Mapping[str, np.dtype[np.generic]],
+) -> pl.DataFrame:
+    codes: list[str] = []
+    counts: list[int] = []
+    cols: dict[str, list[npt.NDArray[Any]]] = {n: [] for n in ("time", *names)}
+    for code, c in per_code:
+        n = len(c["time"])
+        a = max(0, n - count) if count >= 0 else 0
+        if a >= n:
+            continue
+        codes.append(code)
+        counts.append(n - a)
+        for name in cols:
+            cols[name].append(np.asarray(c[name][a:], dtype=dtypes[name]))
+    if not codes:
+        return empty_frame(dtypes, names)
+    series = [code_column(codes, counts)]
+    for name, chunks in cols.items():
+        s = pl.Series(name, np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+        series.append(s.cast(TIME_DTYPE) if name == "time" else s)
+    return columns_of(pl.DataFrame(series), names)

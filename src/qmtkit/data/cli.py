@@ -1,0 +1,261 @@
+"""Command-line pieces of the data layer, for the ``qmtkit`` CLI to mount.
+
+``add_subcommands(subparsers)`` adds ``download``, ``bars``, ``cache info``,
+``cache verify [--repair]`` and ``import-datadir PATH``; each sets ``func`` to its handler,
+which takes the parsed arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import polars as pl
+
+from qmtkit.data.api import MarketData
+from qmtkit.data.cache import Cache
+from qmtkit.errors import QmtkitError
+
+Handler = Callable[[argparse.Namespace], int]
+#: Codes per batch written by ``import-datadir`` (bounds memory, keeps writes few).
+_IMPORT_BATCH = 200
+
+
+class ProgressBar:
+    """A one-line progress bar on a text stream (stderr by default)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        """Redraw for ``done`` of ``total`` items, ``item`` the last one finished."""
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {item:<12}{end}")
+        self.stream.flush()
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME or ~/.qmtkit)")
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add the data commands to an argparse ``add_subparsers()`` object."""
+    p = subparsers.add_parser("download", help="download bars into the local cache")
+    _common(p)
+    p.add_argument("codes", nargs="+", help="security codes, e.g. 600000.SH 000001.SZ")
+    p.add_argument("--period", default="1d", help="1d, 1m, tick (others download their base)")
+    p.add_argument("--start", default=None, help="YYYYMMDD[hhmmss] (default: earliest)")
+    p.add_argument("--end", default=None, help="YYYYMMDD[hhmmss] (default: latest)")
+    p.add_argument("--full", action="store_true", help="re-fetch even what is cached")
+    p.add_argument(
+        "--backend", default=None, help="backend URL (default $QMTKIT_BACKEND or sim://)"
+    )
+    p.set_defaults(func=cmd_download)
+
+    p = subparsers.add_parser("bars", help="print cached bars as a table")
+    _common(p)
+    p.add_argument("codes", nargs="+")
+    p.add_argument("--period", default="1d")
+    p.add_argument("--start", default=None)
+    p.add_argument("--end", default=None)
+    p.add_argument("--count", type=int, default=20, help="last N bars per code (-1: all)")
+    p.add_argument("--fields", default=None, help="comma-separated columns (default: all)")
+    p.add_argument("--adjust", default="none", help="none, front, back, front_ratio, back_ratio")
+    p.set_defaults(func=cmd_bars)
+
+    cache = subparsers.add_parser("cache", help="inspect or check the local cache")
+    sub = cache.add_subparsers(dest="cache_command", required=True)
+    p = sub.add_parser("info", help="periods, codes, rows and bytes in the cache")
+    _common(p)
+    p.set_defaults(func=cmd_cache_info)
+    p = sub.add_parser("verify", help="check every checksum of the cache")
+    _common(p)
+    p.add_argument("--repair", action="store_true", help="drop damaged shards, sweep leftovers")
+    p.set_defaults(func=cmd_cache_verify)
+
+    p = subparsers.add_parser("import-datadir", help="import a MiniQMT datadir into the cache")
+    _common(p)
+    p.add_argument("path", help="MiniQMT's userdata_mini/datadir")
+    p.add_argument(
+        "--periods", default="1d,1m,tick", help="comma-separated periods to import (1d,1m,tick)"
+    )
+    p.set_defaults(func=cmd_import_datadir)
+
+
+def _fail(exc: QmtkitError) -> int:
+    sys.stderr.write(f"error: {exc}\n")
+    return 2
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """``qmtkit download CODES...``: fetch the missing bars through a backend."""
+    from qmtkit.backends import open_backend
+    from qmtkit.backends.base import ConnectionState
+    from qmtkit.models import AccountReport, QuoteBatch
+
+    class _Quiet:
+        def on_quotes(self, batch: QuoteBatch) -> None:
+            pass
+
+        def on_report(self, report: AccountReport) -> None:
+            pass
+
+        def on_connection(self, state: ConnectionState) -> None:
+            pass
+
+    async def run() -> int:
+        backend = open_backend(args.backend)
+        async with backend.open(_Quiet()):
+            data = MarketData(backend.request, args.home)
+            return await data.download(
+                args.codes,
+                args.period,
+                args.start,
+                args.end,
+                incrementally=not args.full,
+                progress=ProgressBar("download"),
+            )
+
+    try:
+        n = anyio.run(run)
+    except QmtkitError as exc:
+        return _fail(exc)
+    print(f"fetched {n} bars")
+    return 0
+
+
+def cmd_bars(args: argparse.Namespace) -> int:
+    """``qmtkit bars CODES...``: print cached bars."""
+
+    async def no_backend(req: Any) -> Any:
+        from qmtkit.errors import Unsupported
+
+        raise Unsupported(f"`qmtkit bars` reads the cache only; cannot send {type(req).__name__}")
+
+    try:
+        data = MarketData(no_backend, args.home)
+        fields = args.fields.split(",") if args.fields else None
+        df = data.read_bars(
+            args.codes, args.period, args.start, args.end, args.count, fields, args.adjust
+        )
+    except QmtkitError as exc:
+        return _fail(exc)
+    with pl.Config(tbl_rows=max(len(df), 1), tbl_cols=-1, tbl_width_chars=200):
+        print(df)
+    return 0
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    """``qmtkit cache info``: one line per cached period."""
+    try:
+        cache = Cache(args.home)
+        infos = cache.info()
+    except QmtkitError as exc:
+        return _fail(exc)
+    print(f"cache at {cache.root}")
+    if not infos:
+        print("(empty)")
+    for i in infos:
+        print(
+            f"{i.period:>5}: {i.codes} codes, {i.rows} rows, {i.bytes / 1e6:.1f} MB "
+            f"in {i.shards} shards (version {i.version})"
+        )
+    return 0
+
+
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    """``qmtkit cache verify [--repair]``: full checksum pass; exit 1 if problems remain."""
+    try:
+        problems = Cache(args.home).verify(repair=args.repair)
+    except QmtkitError as exc:
+        return _fail(exc)
+    for line in problems:
+        print(line)
+    if not problems:
+        print("cache OK")
+        return 0
+    return 0 if args.repair else 1
+
+
+def import_datadir(
+    cache: Cache,
+    datadir: str | Path,
+    periods: Sequence[str] = ("1d", "1m", "tick"),
+    progress: Callable[[int, int, str], object] | None = None,
+) -> dict[str, int]:
+    """Copy a MiniQMT datadir's bars and ticks into ``cache``; rows imported per period."""
+    from qmtkit.data import datadir as dd
+
+    out: dict[str, int] = {}
+    for period in periods:
+        if period not in ("1d", "1m", "tick"):
+            from qmtkit.errors import InvalidPeriod
+
+            raise InvalidPeriod(f"cannot import period {period!r}: expected 1d, 1m or tick")
+        rows = 0
+        batch: dict[str, Any] = {}
+        if period == "tick":
+            entries = [e for e in dd.scan(datadir) if e.period == "tick" and not e.problem]
+            codes = sorted({e.code for e in entries})
+            days: dict[str, list[int]] = {}
+            for e in entries:
+                days.setdefault(e.code, []).append(e.day)
+        else:
+            codes = dd.list_codes(datadir, period)
+        for i, code in enumerate(codes, 1):
+            if period == "tick":
+                parts = [dd.read_ticks(datadir, code, d) for d in sorted(days[code])]
+                cols = {k: _cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+            else:
+                cols = dd.read_bars(datadir, code, period)
+            if cols and len(cols["time"]):
+                batch[code] = cols
+                rows += len(cols["time"])
+            if len(batch) >= _IMPORT_BATCH:
+                cache.write_bars(period, batch)
+                batch = {}
+            if progress is not None:
+                progress(i, len(codes), code)
+        if batch:
+            cache.write_bars(period, batch)
+        out[period] = rows
+    return out
+
+
+def _cat(parts: list[Any]) -> Any:
+    import numpy as np
+
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def cmd_import_datadir(args: argparse.Namespace) -> int:
+    """``qmtkit import-datadir PATH``: import MiniQMT's local files."""
+    try:
+        periods = [p.strip() for p in args.periods.split(",") if p.strip()]
+        counts = import_datadir(Cache(args.home), args.path, periods, ProgressBar("import"))
+    except QmtkitError as exc:
+        return _fail(exc)
+    for period, n in counts.items():
+        print(f"{period}: imported {n} rows")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the data commands alone (``python -m qmtkit.data.cli``)."""
+    parser = argparse.ArgumentParser(prog="qmtkit-data")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    func: Handler = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

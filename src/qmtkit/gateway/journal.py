@@ -1,0 +1,222 @@
+"""The gateway's journal of account reports, so clients (and a restarted gateway) can resume.
+
+Every report the gateway receives from its backend is kept in memory per account and appended
+to one file: a sequence of 4-byte big-endian lengths, each followed by a msgpack
+``AccountReport``. On open the file is read back; a torn last record (a crash mid-write) is cut
+away with a warning instead of being misread. One process at a time may hold a journal file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import msgspec
+
+from qmtkit.errors import ClosedError, JournalLocked
+from qmtkit.gateway.protocol import HEADER
+from qmtkit.models import AccountReport
+
+log = logging.getLogger(__name__)
+
+
+class _Stream:
+    """The reports of one account, ascending by seq."""
+
+    __slots__ = ("reports", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.reports: list[AccountReport] = []
+
+
+class ReportJournal:
+    """Reports per account, in memory and (when ``path`` is given) appended to a file.
+
+    ``append`` keeps only reports newer than the last one of their account, so a backend that
+    replays what the gateway already has is harmless. ``since(account, n)`` returns the kept
+    reports with ``seq > n`` in order. With ``fsync=True`` each append is forced to disk.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, fsync: bool = False) -> None:
+        self.path = Path(path) if path is not None else None
+        self._fsync = fsync
+        self._streams: dict[str, _Stream] = {}
+        self._file: IO[bytes] | None = None
+        self._enc = msgspec.msgpack.Encoder()
+        self._dec = msgspec.msgpack.Decoder(AccountReport)
+        self._opened = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifetime
+
+    def open(self) -> ReportJournal:
+        """Lock the file, load what it holds and get ready to append."""
+        if self._closed:
+            raise ClosedError("this ReportJournal was closed; create a new one")
+        if self._opened:
+            return self
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+b")  # noqa: SIM115 - held for the journal's lifetime
+            try:
+                _lock(f, self.path)
+                self._load(f)
+            except BaseException:
+                f.close()
+                raise
+            self._file = f
+        self._opened = True
+        return self
+
+    def close(self) -> None:
+        """Release the file; the journal cannot be used afterwards."""
+        self._closed = True
+        if self._file is not None:
+            f, self._file = self._file, None
+            _unlock(f)
+            f.close()
+
+    def __enter__(self) -> ReportJournal:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+
+    def accounts(self) -> list[str]:
+        """The accounts with at least one report."""
+        return [a for a, s in self._streams.items() if s.seqs]
+
+    def last_seq(self, account_id: str) -> int:
+        """The highest seq kept for ``account_id`` (0 if none)."""
+        stream = self._streams.get(account_id)
+        return stream.seqs[-1] if stream is not None and stream.seqs else 0
+
+    def since(self, account_id: str, after_seq: int) -> list[AccountReport]:
+        """The kept reports of ``account_id`` with ``seq > after_seq``, oldest first."""
+        stream = self._streams.get(account_id)
+        if stream is None:
+            return []
+        i = bisect.bisect_right(stream.seqs, after_seq)
+        return stream.reports[i:]
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, report: AccountReport) -> bool:
+        """Keep ``report`` if it is newer than its account's last; True if it was kept."""
+        if not self._opened or self._closed:
+            raise ClosedError("the gateway journal is not open")
+        stream = self._streams.setdefault(report.account_id, _Stream())
+        last = stream.seqs[-1] if stream.seqs else 0
+        if report.seq <= last:
+            return False
+        if last and report.seq != last + 1:
+            log.warning(
+                "account %s reports jump from seq %d to %d", report.account_id, last, report.seq
+            )
+        if self._file is not None:
+            buf = bytearray(HEADER.size)
+            self._enc.encode_into(report, buf, HEADER.size)
+            HEADER.pack_into(buf, 0, len(buf) - HEADER.size)
+            self._file.write(buf)
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+        stream.seqs.append(report.seq)
+        stream.reports.append(report)
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    def _load(self, f: IO[bytes]) -> None:
+        f.seek(0)
+        data = f.read()
+        pos = 0
+        good = 0
+        while pos + HEADER.size <= len(data):
+            (size,) = HEADER.unpack_from(data, pos)
+            end = pos + HEADER.size + size
+            if end > len(data):
+                break
+            try:
+                report = self._dec.decode(data[pos + HEADER.size : end])
+            except msgspec.DecodeError:
+                break
+            stream = self._streams.setdefault(report.account_id, _Stream())
+            if not stream.seqs or report.seq > stream.seqs[-1]:
+                stream.seqs.append(report.seq)
+                stream.reports.append(report)
+            pos = good = end
+        if good < len(data):
+            log.warning(
+                "gateway journal %s: cut %d bytes of a torn or unreadable tail at offset %d",
+                self.path,
+                len(data) - good,
+                good,
+            )
+            f.truncate(good)
+        f.seek(0, os.SEEK_END)
+
+
+def _lock(f: IO[bytes], path: Path) -> None:
+    """Take an exclusive, non-blocking lock on the open journal file."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _read_holder(path)
+        raise JournalLocked(
+            f"gateway journal {path} is held by another gateway ({holder}); stop that gateway "
+            "or give this one another home (--home)"
+        ) from None
+    _write_holder(path)
+
+
+def _unlock(f: IO[bytes]) -> None:
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError:  # pragma: no cover - closing releases it anyway
+        pass
+
+
+def _holder_path(path: Path) -> Path:
+    return path.with_name(path.name + ".holder")
+
+
+def _write_holder(path: Path) -> None:
+    _holder_path(path).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        return _holder_path(path).read_text().strip()
+    except OSError:
+        return "unknown holder"

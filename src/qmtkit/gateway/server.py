@@ -1,0 +1,780 @@
+"""The gateway: serve one Backend to many remote clients over TCP (optionally TLS).
+
+One backend is shared by every client. Quote subscriptions are multiplexed: equal
+``(codes, period)`` subscriptions of different clients share one backend subscription
+(reference-counted), and each client keeps its own subscription ids. Account reports are
+journaled and fanned out to every client that opened the account; ``OpenAccount(after_seq=N)``
+replays the journal from ``N + 1`` so a reconnecting client loses nothing.
+
+Each client has bounded outgoing buffers: quotes use the in-process slow-consumer policy of
+``qmtkit.streams.QuoteFanout`` (merge to the latest record per code and count what was merged
+away); reports are never dropped, and a client whose unsent reports exceed ``report_cap`` is
+disconnected so that it resumes (with ``after_seq``) instead of silently losing any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import msgspec
+from anyio.abc import TaskStatus
+from anyio.streams.tls import TLSListener
+
+from qmtkit.backends.base import (
+    Backend,
+    BackendInfo,
+    CloseAccount,
+    ConnectionState,
+    Ok,
+    OpenAccount,
+    Reply,
+    Request,
+    SubscribeQuotes,
+    UnsubscribeQuotes,
+)
+from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
+from qmtkit.gateway.journal import ReportJournal
+from qmtkit.gateway.protocol import (
+    DEFAULT_PORT,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    Auth,
+    Bye,
+    Call,
+    ClientMessage,
+    ConnectionEvent,
+    ErrorFrame,
+    Failure,
+    FrameEncoder,
+    FrameReader,
+    FramingError,
+    Ping,
+    Pong,
+    QuotesEvent,
+    ReportEvent,
+    Result,
+    Welcome,
+    error_name,
+)
+from qmtkit.gateway.security import check_token_value, server_tls_context, token_matches
+from qmtkit.models import AccountReport, Bar, QuoteBatch, Tick
+from qmtkit.streams import (
+    DEFAULT_MAX_RECORDS,
+    QuoteConsumer,
+    QuoteFanout,
+    ReportConsumer,
+    ReportFanout,
+)
+
+log = logging.getLogger(__name__)
+
+#: Unsent reports a client may have before it is disconnected (it then resumes).
+DEFAULT_REPORT_CAP = 100_000
+#: Requests one client may have in flight; more wait (TCP back-pressure does the rest).
+MAX_IN_FLIGHT = 256
+AUTH_TIMEOUT = 10.0
+
+Record = Tick | Bar
+
+
+@dataclass(eq=False)
+class _SharedSub:
+    """One backend subscription and the client subscriptions riding on it."""
+
+    gid: int
+    key: tuple[str, tuple[str, ...]]
+    period: str
+    fanout: QuoteFanout[Record] = field(default_factory=QuoteFanout)
+    riders: dict[tuple[_Session, int], None] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _QuoteFeed:
+    shared: _SharedSub
+    consumer: QuoteConsumer[Record]
+    sent_dropped: int = 0
+
+
+@dataclass(eq=False)
+class _Account:
+    account_id: str
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    reply: Reply | None = None
+    failed: BaseException | None = None
+    fanout: ReportFanout[bytes] = field(default_factory=ReportFanout)
+    sessions: dict[_Session, ReportConsumer[bytes]] = field(default_factory=dict)
+
+
+class _Session:
+    """One authenticated client connection: its buffers, its reader, writer and heartbeat."""
+
+    def __init__(self, gateway: Gateway, stream: anyio.abc.ByteStream, peer: str) -> None:
+        self.gw = gateway
+        self.stream = stream
+        self.peer = peer
+        self.frames: deque[bytes] = deque()
+        self.quote_feeds: dict[int, _QuoteFeed] = {}
+        self.accounts: dict[str, _Account] = {}
+        self.last_seen = anyio.current_time()
+        self.scope = anyio.CancelScope()
+        self.reason = ""
+        self.draining = False
+        self.drained = anyio.Event()
+        self._wake: anyio.Event | None = None
+        self._calls = anyio.Semaphore(MAX_IN_FLIGHT)
+
+    def __repr__(self) -> str:
+        return f"<client {self.peer}>"
+
+    # ------------------------------------------------------------------ outgoing
+
+    def send(self, msg: Any) -> None:
+        """Queue one message (never dropped) and wake the writer."""
+        self.frames.append(self.gw.encoder.encode(msg))
+        self.wake()
+
+    def wake(self) -> None:
+        ev = self._wake
+        if ev is not None:
+            self._wake = None
+            ev.set()
+
+    def kill(self, reason: str) -> None:
+        """Close this connection (only this one)."""
+        if not self.reason:
+            self.reason = reason
+            log.info("gateway: closing %s: %s", self.peer, reason)
+        self.scope.cancel()
+
+    def _collect(self) -> list[bytes]:
+        chunks = list(self.frames)
+        self.frames.clear()
+        for acct in self.accounts.values():
+            consumer = acct.sessions.get(self)
+            if consumer is None:
+                continue
+            while (frame := consumer.get_nowait()) is not None:
+                chunks.append(frame)
+        for sub_id, feed in self.quote_feeds.items():
+            items: list[Record] | None = None
+            while (batch := feed.consumer.get_nowait()) is not None:
+                items = batch if items is None else items + batch
+            if items:
+                dropped = feed.consumer.dropped - feed.sent_dropped
+                feed.sent_dropped = feed.consumer.dropped
+                event = QuotesEvent(QuoteBatch(sub_id, feed.shared.period, items), dropped)
+                chunks.append(self.gw.encoder.encode(event))
+        return chunks
+
+    async def writer(self) -> None:
+        while True:
+            chunks = self._collect()
+            if not chunks:
+                if self.draining:
+                    self.drained.set()
+                    return
+                ev = self._wake = anyio.Event()
+                await ev.wait()
+                continue
+            try:
+                await self.stream.send(b"".join(chunks))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.drained.set()
+                self.kill(f"connection lost while writing: {exc!r}")
+                return
+
+    # ------------------------------------------------------------------ incoming
+
+    async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
+        decoder = self.gw.decoder
+        while True:
+            try:
+                payload = await reader.receive()
+            except anyio.EndOfStream:
+                self.reason = self.reason or "client closed the connection"
+                return
+            except FramingError as exc:
+                self.send(ErrorFrame(f"broken framing, closing: {exc}", fatal=True))
+                self.reason = str(exc)
+                return
+            except (anyio.BrokenResourceError, OSError) as exc:
+                self.reason = f"connection lost: {exc!r}"
+                return
+            self.last_seen = anyio.current_time()
+            try:
+                msg = decoder.decode(payload)
+            except msgspec.DecodeError as exc:
+                self._refuse(payload, exc)
+                continue
+            if isinstance(msg, Call):
+                await self._calls.acquire()
+                tg.start_soon(self._call, msg.id, msg.req)
+            elif isinstance(msg, Ping):
+                self.send(Pong(msg.nonce))
+            elif isinstance(msg, Pong):
+                pass
+            elif isinstance(msg, Bye):
+                self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
+                return
+            else:
+                self.send(
+                    ErrorFrame("already authenticated: Auth is only valid as the first frame")
+                )
+
+    def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
+        """Answer a frame we could not decode, to the call it names when we can tell."""
+        try:
+            raw = msgspec.msgpack.decode(payload)
+        except msgspec.DecodeError:
+            raw = None
+        if isinstance(raw, dict) and raw.get("type") == "call" and type(raw.get("id")) is int:
+            self.send(Failure(raw["id"], InvalidArgument.__name__, f"malformed request: {exc}"))
+            return
+        if raw is None:
+            what = f"frame of {len(payload)} bytes is not msgpack ({exc})"
+        elif isinstance(raw, dict) and "type" in raw:
+            what = f"unknown or malformed message {raw['type']!r}: {exc}"
+        else:
+            what = f"frame is not a tagged message (got {type(raw).__name__}): {exc}"
+        self.send(ErrorFrame(what))
+
+    async def _call(self, call_id: int, req: Request) -> None:
+        try:
+            reply = await self.gw.handle(self, req)
+        except QmtkitError as exc:
+            self.send(Failure(call_id, error_name(exc), str(exc)))
+        except Exception as exc:
+            log.exception("gateway: %s failed on %s", type(req).__name__, self.peer)
+            self.send(Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}"))
+        else:
+            self.send(Result(call_id, reply))
+        finally:
+            self._calls.release()
+
+    async def heartbeat(self) -> None:
+        gw = self.gw
+        nonce = 0
+        while True:
+            await anyio.sleep(gw.heartbeat)
+            idle = anyio.current_time() - self.last_seen
+            if idle > gw.timeout:
+                self.kill(f"heartbeat timeout: nothing received for {idle:.2f}s")
+                return
+            nonce += 1
+            self.send(Ping(nonce))
+
+
+class Gateway:
+    """The shared state behind ``serve``: the backend, the sessions, subscriptions and accounts.
+
+    It is the backend's ``EventSink``. Create it through ``serve`` (which returns it via
+    ``task_status``) rather than directly.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        journal: ReportJournal,
+        *,
+        token: str | None,
+        heartbeat: float,
+        timeout: float,
+        max_records: int,
+        report_cap: int,
+        max_frame: int,
+    ) -> None:
+        self.backend = backend
+        self.journal = journal
+        self.token = token
+        self.heartbeat = heartbeat
+        self.timeout = timeout
+        self.max_records = max_records
+        self.report_cap = report_cap
+        self.max_frame = max_frame
+        self.encoder = FrameEncoder(max_frame)
+        self.decoder = msgspec.msgpack.Decoder(ClientMessage)
+        self.info = BackendInfo(kind="unknown", url="")
+        self.address: tuple[str, int] = ("", 0)
+        self.sessions: set[_Session] = set()
+        self._subs_by_key: dict[tuple[str, tuple[str, ...]], _SharedSub] = {}
+        self._subs_by_gid: dict[int, _SharedSub] = {}
+        self._next_gid = 1
+        self._sub_lock = anyio.Lock()
+        self._accounts: dict[str, _Account] = {}
+
+    @property
+    def backend_subscriptions(self) -> int:
+        """How many quote subscriptions the gateway holds at the backend."""
+        return len(self._subs_by_gid)
+
+    # ------------------------------------------------------------------ EventSink
+
+    def on_quotes(self, batch: QuoteBatch) -> None:
+        """Fan a backend quote batch out to the client subscriptions sharing it."""
+        shared = self._subs_by_gid.get(batch.sub_id)
+        if shared is None or not batch.items:
+            return
+        shared.fanout.publish(batch.items)
+        for session, _ in shared.riders:
+            session.wake()
+
+    def on_report(self, report: AccountReport) -> None:
+        """Journal a report and fan it out to the clients that opened its account."""
+        if not self.journal.append(report):
+            return
+        acct = self._accounts.get(report.account_id)
+        if acct is None or not acct.sessions:
+            return
+        acct.fanout.publish(self.encoder.encode(ReportEvent(report)))
+        for session, consumer in list(acct.sessions.items()):
+            if consumer.pending > self.report_cap:
+                session.kill(
+                    f"client too slow: {consumer.pending} unsent reports of account "
+                    f"{report.account_id} exceed the cap of {self.report_cap}; it must resume"
+                )
+            else:
+                session.wake()
+
+    def on_connection(self, state: ConnectionState) -> None:
+        """Tell every client that the backend lost or regained its venue."""
+        for session in self.sessions:
+            session.send(ConnectionEvent(state))
+
+    # ------------------------------------------------------------------ requests
+
+    async def handle(self, session: _Session, req: Request) -> Reply:
+        """Answer one client request; subscription and account requests are multiplexed."""
+        if isinstance(req, SubscribeQuotes):
+            return await self._subscribe(session, req)
+        if isinstance(req, UnsubscribeQuotes):
+            return await self._unsubscribe(session, req.sub_id)
+        if isinstance(req, OpenAccount):
+            return await self._open_account(session, req)
+        if isinstance(req, CloseAccount):
+            return await self._close_account(session, req.account_id)
+        return await self.backend.request(req)
+
+    async def _subscribe(self, session: _Session, req: SubscribeQuotes) -> Reply:
+        key = (req.period, tuple(sorted(set(req.codes))))
+        async with self._sub_lock:
+            if req.sub_id in session.quote_feeds:
+                raise InvalidArgument(
+                    f"subscription id {req.sub_id} is already in use on this connection; "
+                    "unsubscribe it first or use another id"
+                )
+            shared = self._subs_by_key.get(key)
+            if shared is None:
+                gid = self._next_gid
+                self._next_gid += 1
+                await self.backend.request(SubscribeQuotes(gid, list(req.codes), req.period))
+                shared = _SharedSub(gid, key, req.period)
+                self._subs_by_key[key] = shared
+                self._subs_by_gid[gid] = shared
+            consumer = shared.fanout.subscribe(self.max_records)
+            shared.riders[(session, req.sub_id)] = None
+            session.quote_feeds[req.sub_id] = _QuoteFeed(shared, consumer)
+        return Ok()
+
+    async def _unsubscribe(self, session: _Session, sub_id: int) -> Reply:
+        async with self._sub_lock:
+            feed = session.quote_feeds.pop(sub_id, None)
+            if feed is None:
+                raise InvalidArgument(
+                    f"no quote subscription with id {sub_id} on this connection "
+                    f"(open ones: {sorted(session.quote_feeds)})"
+                )
+            await self._release(session, sub_id, feed)
+        return Ok()
+
+    async def _release(self, session: _Session, sub_id: int, feed: _QuoteFeed) -> None:
+        await feed.consumer.aclose()
+        shared = feed.shared
+        shared.riders.pop((session, sub_id), None)
+        if shared.riders:
+            return
+        self._subs_by_key.pop(shared.key, None)
+        self._subs_by_gid.pop(shared.gid, None)
+        shared.fanout.close()
+        try:
+            await self.backend.request(UnsubscribeQuotes(shared.gid))
+        except QmtkitError as exc:
+            log.warning("gateway: backend refused to unsubscribe %d: %s", shared.gid, exc)
+
+    async def _open_account(self, session: _Session, req: OpenAccount) -> Reply:
+        while True:
+            acct = self._accounts.get(req.account_id)
+            if acct is None:
+                acct = _Account(req.account_id)
+                self._accounts[req.account_id] = acct
+                after = self.journal.last_seq(req.account_id)
+                try:
+                    acct.reply = await self.backend.request(
+                        OpenAccount(req.account_id, req.account_type, after_seq=after)
+                    )
+                except BaseException as exc:
+                    del self._accounts[req.account_id]
+                    acct.failed = exc
+                    acct.ready.set()
+                    raise
+                acct.ready.set()
+                break
+            await acct.ready.wait()
+            if acct.failed is None:
+                break
+        # Replay and attach with no await in between: no report can slip through the gap.
+        old = acct.sessions.pop(session, None)
+        if old is not None:
+            await old.aclose()
+        for report in self.journal.since(req.account_id, req.after_seq):
+            session.send(ReportEvent(report))
+        acct.sessions[session] = acct.fanout.subscribe()
+        session.accounts[req.account_id] = acct
+        return acct.reply if acct.reply is not None else Ok()
+
+    async def _close_account(self, session: _Session, account_id: str) -> Reply:
+        # The backend account stays open: the gateway keeps journaling it for later resumes.
+        acct = session.accounts.pop(account_id, None)
+        if acct is None:
+            raise InvalidArgument(
+                f"account {account_id!r} is not open on this connection "
+                f"(open ones: {sorted(session.accounts)})"
+            )
+        consumer = acct.sessions.pop(session, None)
+        if consumer is not None:
+            await consumer.aclose()
+        return Ok()
+
+    # ------------------------------------------------------------------ connections
+
+    async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve one client connection until it ends; never raises."""
+        try:
+            async with stream:
+                await self._serve_client(stream)
+        except Exception:
+            log.exception("gateway: connection handler failed")
+
+    async def _serve_client(self, stream: anyio.abc.ByteStream) -> None:
+        peer = _peer_name(stream)
+        reader = FrameReader(stream, self.max_frame)
+        refusal = await self._authenticate(reader)
+        if refusal is not None:
+            log.warning("gateway: refused %s: %s", peer, refusal)
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await stream.send(self.encoder.encode(ErrorFrame(refusal, fatal=True)))
+            return
+        session = _Session(self, stream, peer)
+        session.send(Welcome(self.info, PROTOCOL_VERSION, self.heartbeat))
+        self.sessions.add(session)
+        log.info("gateway: %s connected", peer)
+        try:
+            with session.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(session.writer)
+                    tg.start_soon(session.heartbeat)
+                    await session.reader(reader, tg)
+                    session.draining = True
+                    session.wake()
+                    with anyio.move_on_after(1.0):
+                        await session.drained.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            self.sessions.discard(session)
+            with anyio.CancelScope(shield=True):
+                await self._detach(session)
+            log.info("gateway: %s disconnected: %s", peer, session.reason or "closed")
+
+    async def _authenticate(self, reader: FrameReader) -> str | None:
+        """None if the first frame authenticates the client, else why not."""
+        payload: bytes | None = None
+        with anyio.move_on_after(AUTH_TIMEOUT):
+            try:
+                payload = await reader.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                return "connection closed before authenticating"
+            except FramingError as exc:
+                return f"broken framing before authenticating: {exc}"
+        if payload is None:
+            return f"no Auth frame within {AUTH_TIMEOUT:.0f}s"
+        try:
+            msg = self.decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            return f"the first frame must be Auth(token=...): {exc}"
+        if not isinstance(msg, Auth):
+            return f"the first frame must be Auth(token=...), got {type(msg).__name__}"
+        if msg.version != PROTOCOL_VERSION:
+            return (
+                f"protocol version {msg.version} is not supported; this gateway speaks "
+                f"{PROTOCOL_VERSION} (upgrade qmtkit on the older side)"
+            )
+        if self.token is not None and not token_matches(self.token, msg.token):
+            return "authentication failed: wrong token"
+        return None
+
+    async def _detach(self, session: _Session) -> None:
+        for acct in list(session.accounts.values()):
+            consumer = acct.sessions.pop(session, None)
+            if consumer is not None:
+                await consumer.aclose()
+        session.accounts.clear()
+        async with self._sub_lock:
+            for sub_id, feed in list(session.quote_feeds.items()):
+                with anyio.move_on_after(5.0):
+                    await self._release(session, sub_id, feed)
+            session.quote_feeds.clear()
+
+
+def _peer_name(stream: anyio.abc.ByteStream) -> str:
+    try:
+        addr = stream.extra(anyio.abc.SocketAttribute.remote_address)
+    except Exception:
+        return "unknown peer"
+    if isinstance(addr, tuple):
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
+
+
+def gateway_home(home: str | Path | None = None) -> Path:
+    """The gateway's directory: under ``home``, else ``$QMTKIT_HOME``, else ``~/.qmtkit``."""
+    base = home if home is not None else os.environ.get("QMTKIT_HOME") or Path.home() / ".qmtkit"
+    return Path(base) / "gateway"
+
+
+def _positive(name: str, value: object, kind: type = float) -> None:
+    ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+    if isinstance(value, bool) or not ok or not value > 0:  # type: ignore[operator]
+        raise InvalidArgument(f"{name} must be a positive {kind.__name__}, got {value!r}")
+
+
+async def serve(
+    backend: str | Backend,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    token: str | None = None,
+    tls: Any = None,
+    insecure_no_token: bool = False,
+    home: str | Path | None = None,
+    journal: str | Path | None = None,
+    heartbeat: float = 5.0,
+    timeout: float | None = None,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    report_cap: int = DEFAULT_REPORT_CAP,
+    max_frame: int = MAX_FRAME,
+    task_status: TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``backend`` (a Backend or a backend URL) to remote clients until cancelled.
+
+    Binds ``host:port`` (loopback by default; port 0 picks a free one). Clients must present
+    ``token`` in their first frame; serving without a token needs ``insecure_no_token=True``.
+    ``tls`` is an ``ssl.SSLContext`` or a ``(cert_file, key_file)`` pair. Reports are journaled
+    in ``journal`` (default ``<home>/gateway/reports.journal``). Heartbeats go out every
+    ``heartbeat`` seconds and a client silent for ``timeout`` (default 3 x heartbeat) is
+    dropped. Started with ``await task_group.start(serve, ...)`` it hands back the
+    ``Gateway`` once listening (``gateway.address`` is the bound address).
+    """
+    if token is None and not insecure_no_token:
+        raise InvalidArgument(
+            "refusing to serve without a token: pass token=... (or set QMTKIT_TOKEN for "
+            "`qmtkit serve`); serving without one needs insecure_no_token=True explicitly"
+        )
+    if token is not None:
+        check_token_value(token)
+    if not isinstance(host, str) or not host:
+        raise InvalidArgument(f"host must be a non-empty string, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidArgument(f"port must be an int in 0..65535, got {port!r}")
+    _positive("heartbeat", heartbeat)
+    timeout = 3 * heartbeat if timeout is None else timeout
+    _positive("timeout", timeout)
+    if timeout <= heartbeat:
+        raise InvalidArgument(
+            f"timeout ({timeout!r}s) must exceed the heartbeat interval ({heartbeat!r}s)"
+        )
+    _positive("max_records", max_records, int)
+    _positive("report_cap", report_cap, int)
+    _positive("max_frame", max_frame, int)
+    if isinstance(tls, tuple):
+        tls = server_tls_context(*tls)
+    if tls is not None and not hasattr(tls, "wrap_socket"):
+        raise InvalidArgument(
+            f"tls must be an ssl.SSLContext or a (cert_file, key_file) pair, got {tls!r}"
+        )
+    if isinstance(backend, str):
+        from qmtkit.backends import open_backend
+
+        backend = open_backend(backend)
+    elif not isinstance(backend, Backend):
+        raise InvalidArgument(f"backend must be a Backend or a backend URL, got {backend!r}")
+    if host not in ("127.0.0.1", "localhost", "::1") and tls is None:
+        log.warning("gateway: listening on %s without TLS: tokens and orders travel in clear", host)
+
+    path = Path(journal) if journal is not None else gateway_home(home) / "reports.journal"
+    with ReportJournal(path) as report_journal:
+        gw = Gateway(
+            backend,
+            report_journal,
+            token=token,
+            heartbeat=float(heartbeat),
+            timeout=float(timeout),
+            max_records=max_records,
+            report_cap=report_cap,
+            max_frame=max_frame,
+        )
+        async with backend.open(gw) as info:
+            gw.info = info
+            raw = await anyio.create_tcp_listener(local_host=host, local_port=port)
+            addr = raw.extra(anyio.abc.SocketAttribute.local_address)
+            gw.address = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else (host, port)
+            listener: anyio.abc.Listener[Any] = (
+                TLSListener(raw, tls, standard_compatible=False) if tls is not None else raw
+            )
+            async with listener:
+                task_status.started(gw)
+                await listener.serve(gw.handle_connection)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``qmtkit serve`` options to ``parser``."""
+    parser.add_argument("--backend", default=None, help="backend URL to serve (default sim://)")
+    parser.add_argument(
+        "--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT to listen on"
+    )
+    parser.add_argument("--token", default=None, help="shared token (default $QMTKIT_TOKEN)")
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate chain for TLS")
+    parser.add_argument("--tls-key", default=None, help="PEM private key for TLS")
+    parser.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME)")
+    parser.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="serve without a token (trusted networks only)",
+    )
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Mount ``serve`` on an argparse sub-parser set; the handler is ``serve_main``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="serve a backend to remote qmtkit clients"
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=serve_main)
+    return parser
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
+    if not isinstance(listen, str) or ":" not in listen:
+        raise InvalidArgument(
+            f"--listen must be HOST:PORT (e.g. 127.0.0.1:{DEFAULT_PORT}), got {listen!r}"
+        )
+    host, _, port_s = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise InvalidArgument(
+            f"bad port {port_s!r} in --listen {listen!r}: expected 0..65535"
+        ) from None
+    if not host or not 0 <= port <= 65535:
+        raise InvalidArgument(f"--listen must be HOST:PORT with a port in 0..65535, got {listen!r}")
+    return host, port
+
+
+def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``qmtkit serve`` until Ctrl-C; returns the process exit code."""
+    if not isinstance(args, argparse.Namespace):
+        parser = argparse.ArgumentParser(prog="qmtkit serve")
+        add_arguments(parser)
+        args = parser.parse_args(list(args) if args is not None else None)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        host, port = parse_listen(getattr(args, "listen", f"127.0.0.1:{DEFAULT_PORT}"))
+        token = getattr(args, "token", None) or os.environ.get("QMTKIT_TOKEN") or None
+        cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+        if (cert is None) != (key is None):
+            raise InvalidArgument("TLS needs both --tls-cert and --tls-key")
+        tls = server_tls_context(cert, key) if cert is not None and key is not None else None
+        backend_url = getattr(args, "backend", None)
+        insecure = bool(getattr(args, "insecure_no_token", False))
+        home = getattr(args, "home", None)
+    except QmtkitError as exc:
+        print(f"qmtkit serve: {exc}", file=sys.stderr)
+        return 2
+
+    if token is None and not insecure:
+        print(
+            "qmtkit serve: refusing to serve without a token: pass --token or set QMTKIT_TOKEN "
+            "(or --insecure-no-token on a trusted network)",
+            file=sys.stderr,
+        )
+        return 2
+    announce = _Announce("TLS" if tls is not None else "plain TCP")
+
+    async def main() -> None:
+        from qmtkit.backends import backend_url as resolve
+
+        await serve(
+            resolve(backend_url),
+            host,
+            port,
+            token=token,
+            tls=tls,
+            insecure_no_token=insecure,
+            home=home,
+            task_status=announce,
+        )
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        print("qmtkit serve: stopped", file=sys.stderr)
+    except QmtkitError as exc:
+        print(f"qmtkit serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"qmtkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Announce:
+    """A task status that prints where the gateway listens once it does."""
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+
+    def started(self, value: Gateway | None = None) -> None:
+        if value is not None:
+            host, port = value.address
+            print(
+                f"qmtkit gateway serving {value.info.kind} ({value.info.url}) on {host}:{port} "
+                f"({self.scheme}); Ctrl-C stops it",
+                file=sys.stderr,
+            )
+
+
+__all__ = [
+    "DEFAULT_REPORT_CAP",
+    "Gateway",
+    "add_arguments",
+    "add_subcommand",
+    "gateway_home",
+    "parse_listen",
+    "serve",
+    "serve_main",
+]

@@ -1,0 +1,3 @@
+"""Test double of the xtquant package (see ../README.md). Not the real thing."""
+
+__version__ = "fake-250807"

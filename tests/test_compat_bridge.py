@@ -1,0 +1,130 @@
+"""The shim's plumbing: the dispatcher thread and the loop-thread portal."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from qmtkit.compat import _bridge
+from qmtkit.compat._bridge import Bridge, Dispatcher, LoopThreadError, ensure_not_in_loop
+
+
+def test_dispatcher_runs_callbacks_in_order_on_its_own_thread() -> None:
+    d = Dispatcher("t")
+    seen: list[tuple[int, str]] = []
+    for i in range(200):
+        d.submit(lambda i=i: seen.append((i, threading.current_thread().name)))
+    assert d.flush(5)
+    d.close()
+    assert [i for i, _ in seen] == list(range(200))
+    assert {name for _, name in seen} == {"t"}
+
+
+def test_dispatcher_runs_one_callback_at_a_time() -> None:
+    d = Dispatcher()
+    active = [0]
+    overlap = [False]
+    lock = threading.Lock()
+
+    def cb() -> None:
+        with lock:
+            active[0] += 1
+            overlap[0] |= active[0] > 1
+        threading.Event().wait(0.001)
+        with lock:
+            active[0] -= 1
+
+    for _ in range(50):
+        d.submit(cb)
+    d.flush(5)
+    d.close()
+    assert overlap == [False]
+
+
+def test_a_failing_callback_is_logged_and_the_next_one_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    d = Dispatcher()
+    ran: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("user bug")
+
+    d.submit(boom)
+    d.submit(lambda: ran.append("after"))
+    d.flush(5)
+    d.close()
+    assert ran == ["after"]
+    assert "user bug" in caplog.text
+
+
+def test_closed_dispatcher_ignores_late_submissions() -> None:
+    d = Dispatcher()
+    d.close()
+    ran: list[int] = []
+    d.submit(lambda: ran.append(1))
+    assert d.flush(1)
+    assert ran == []
+    assert not d.thread.is_alive()
+
+
+def test_bridge_runs_coroutines_on_its_loop_thread_and_returns_results() -> None:
+    b = Bridge()
+    try:
+
+        async def where(x: int) -> tuple[int, str]:
+            await asyncio.sleep(0)
+            return x * 2, threading.current_thread().name
+
+        value, thread = b.call(where, 21)
+        assert value == 42
+        assert thread == "qmtkit-loop" != threading.current_thread().name
+    finally:
+        b.shutdown()
+    assert b.loop_thread is None
+
+
+def test_bridge_propagates_exceptions() -> None:
+    b = Bridge()
+    try:
+
+        async def fail() -> None:
+            raise ValueError("bad thing 17")
+
+        with pytest.raises(ValueError, match="bad thing 17"):
+            b.call(fail)
+    finally:
+        b.shutdown()
+
+
+def test_blocking_call_from_a_running_event_loop_fails_fast() -> None:
+    async def inside() -> None:
+        ensure_not_in_loop("order_stock")
+
+    with pytest.raises(LoopThreadError, match=r"order_stock\(\).*async"):
+        asyncio.run(inside())
+
+
+def test_blocking_call_from_the_bridge_loop_thread_fails_fast() -> None:
+    b = _bridge.bridge()
+
+    async def nested() -> None:
+        b.call(asyncio.sleep, 0)
+
+    with pytest.raises(LoopThreadError):
+        b.call(nested)
+
+
+def test_shutdown_is_idempotent_and_the_bridge_restarts_on_use() -> None:
+    b = Bridge()
+
+    async def one() -> int:
+        return 1
+
+    assert b.call(one) == 1
+    b.shutdown()
+    b.shutdown()
+    assert b.call(one) == 1
+    b.shutdown()
