@@ -887,3 +887,76 @@ async def test_bad_subscriptions_are_refused(xt: SimpleNamespace, tmp_path: Path
         assert set(backend._subs) == {1}
         result = await backend.request(UnsubscribeQuotes(sub_id=1))
     assert isinstance(result, Ok)
+
+
+async def test_asset_position_and_status_pushes_are_reported_in_order(
+    xt: SimpleNamespace, tmp_path: Path
+) -> None:
+    import xtquant.xttype as xtt
+
+    async with running(tmp_path) as (backend, sink):
+        await backend.request(OpenAccount(account_id=ACC))
+        xt.terminal.push(ACC, "on_account_status", xtt.XtAccountStatus(ACC, 2, 0))
+        xt.terminal.push(ACC, "on_stock_asset", xtt.XtAsset(ACC, 900.0, 100.0, 0.0, 1000.0, 900.0))
+        bad = xtt.XtAsset(ACC, "lots of", 0.0, 0.0, 0.0, 0.0)  # cannot be read: skipped, logged
+        xt.terminal.push(ACC, "on_stock_asset", bad)
+        xt.terminal.push(
+            ACC,
+            "on_stock_position",
+            xtt.XtPosition(
+                ACC,
+                "600000.SH",
+                200,
+                0,
+                10.0,
+                2000.0,
+                0,
+                200,
+                0,
+                10.0,
+                48,
+                10.0,
+                0.0,
+                "A1",
+                "浦发银行",
+            ),
+        )
+        await sink.until(lambda: len(sink.reports) == 3)
+        await backend.request(QueryOrders(account_id=ACC))  # a round trip: nothing else queued
+    assert [type(r.item).__name__ for r in sink.reports] == ["AccountStatus", "Asset", "Position"]
+    assert [r.seq for r in sink.reports] == [1, 2, 3]
+    assert sink.reports[1].item.frozen_cash == 100.0
+    assert sink.reports[2].item.on_road_volume == 200
+
+
+async def test_an_unanswered_order_times_out_saying_what_to_do(
+    xt: SimpleNamespace, tmp_path: Path
+) -> None:
+    xt.terminal.hold_responses = xt.terminal.hold_pushes = True
+    async with running(tmp_path, response_timeout=0.2) as (backend, _):
+        with pytest.raises(
+            Exception, match=r"did not answer order request seq 1.*query the orders"
+        ):
+            await backend.request(buy())
+
+
+async def test_a_disconnect_fails_the_orders_waiting_for_an_answer(
+    xt: SimpleNamespace, tmp_path: Path
+) -> None:
+    xt.terminal.hold_responses = xt.terminal.hold_pushes = True
+    async with running(tmp_path) as (backend, sink):
+        failures: list[BaseException] = []
+
+        async def place() -> None:
+            try:
+                await backend.request(buy())
+            except BackendUnavailable as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(place)
+            # wait until the order is in the fake terminal's hands
+            assert await anyio.to_thread.run_sync(xt.terminal.placed_signal.wait, 5)
+            xt.terminal.disconnect()
+        await sink.until(lambda: len(sink.states) == 2)
+    assert len(failures) == 1 and "may or may not have been placed" in str(failures[0])

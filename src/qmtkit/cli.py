@@ -40,12 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run an async strategy end-to-end on the simulator")
-    demo.add_argument("--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)")
+    demo.add_argument(
+        "--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)"
+    )
     demo.add_argument("--seconds", type=float, default=8.0, help="how long to stream quotes")
     demo.add_argument("--home", default=None, help="state directory (default: a fresh temp dir)")
     demo.set_defaults(handler=_demo)
     run = sub.add_parser("run", help="run an unchanged xtquant script on qmtkit")
-    run.add_argument("--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)")
+    run.add_argument(
+        "--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)"
+    )
     run.add_argument("script", help="path of the xtquant script")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     run.set_defaults(handler=_run)
@@ -57,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", default=None, help="PEM private key to serve TLS")
     serve.add_argument("--home", default=None, help="gateway state directory (report journal)")
     serve.add_argument(
-        "--insecure-no-token", action="store_true", help="allow clients without a token (never on a network)"
+        "--insecure-no-token",
+        action="store_true",
+        help="allow clients without a token (never on a network)",
     )
     serve.set_defaults(handler=_serve)
     for name in _FACES:

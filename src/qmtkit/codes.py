@@ -164,6 +164,4 @@ def parse_period(period: object) -> Period:
     """Parse a period name (``'1d'``, ``'5m'``, ...) or raise InvalidPeriod naming it."""
     if isinstance(period, str) and period in PERIODS:
         return PERIODS[period]
-    raise InvalidPeriod(
-        f"bad period {period!r}: expected one of {', '.join(PERIODS)}"
-    )
+    raise InvalidPeriod(f"bad period {period!r}: expected one of {', '.join(PERIODS)}")

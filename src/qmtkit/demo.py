@@ -97,8 +97,9 @@ async def strategy(url: str | None, seconds: float, home: Path) -> None:
                             break
             for code, t in last.items():
                 print(
-                    f"  {code} last {t.lastPrice:>8.2f}  bid {t.bidPrice[0]:>8.2f} x {t.bidVol[0]:<6}"
-                    f" ask {t.askPrice[0]:>8.2f} x {t.askVol[0]}"
+                    f"  {code} last {t.lastPrice:>8.2f}  "
+                    f"bid {t.bidPrice[0]:>8.2f} x {t.bidVol[0]:<8} "
+                    f"ask {t.askPrice[0]:>8.2f} x {t.askVol[0]}"
                 )
             print(f"  ({records} tick records in {batches} batches, {sub.dropped} merged)\n")
 
@@ -134,7 +135,10 @@ async def strategy(url: str | None, seconds: float, home: Path) -> None:
             f"market value {asset.market_value:,.2f}, total {asset.total_asset:,.2f}"
         )
         for p in await account.positions():
-            print(f"  {p.stock_code} {p.volume} shares, sellable {p.can_use_volume}, cost {p.avg_price:.3f}")
+            print(
+                f"  {p.stock_code} {p.volume} shares, sellable {p.can_use_volume}, "
+                f"cost {p.avg_price:.3f}"
+            )
 
 
 def run_demo(url: str | None = None, seconds: float = 8.0, home: str | None = None) -> int:

@@ -245,7 +245,14 @@ class InstrumentDetail(msgspec.Struct, kw_only=True, tag="instrument"):
 
 #: Everything that can appear in an account's trade-report stream.
 TradeReportItem = Union[
-    Order, Trade, OrderError, CancelError, Asset, Position, AccountStatus, OrderResponse,
+    Order,
+    Trade,
+    OrderError,
+    CancelError,
+    Asset,
+    Position,
+    AccountStatus,
+    OrderResponse,
     CancelResponse,
 ]
 

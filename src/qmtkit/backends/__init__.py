@@ -41,4 +41,4 @@ def open_backend(url: str | None = None) -> Backend:
     )
 
 
-__all__ = ["Backend", "open_backend", "backend_url"]
+__all__ = ["Backend", "backend_url", "open_backend"]

@@ -63,7 +63,7 @@ class UnsubscribeQuotes(msgspec.Struct, tag="unsubscribe_quotes"):
 
 
 class FetchHistory(msgspec.Struct, tag="fetch_history"):
-    """Bars of one code and stored period (``1m``, ``1d`` or ``tick``) with ``start <= time <= end``.
+    """Bars of one code and stored period (``1m``, ``1d``, ``tick``), ``start <= time <= end``.
 
     Times are Unix milliseconds; 0 means unbounded.
     """

@@ -447,7 +447,9 @@ class XtQuantBackend:
         self._live = True
         failure: Exception | None = None
         try:
-            trader, result = await anyio.to_thread.run_sync(self._make_trader, self._session, 0)
+            # Shielded: a trader connected while we were being cancelled must still be stopped.
+            with anyio.CancelScope(shield=True):
+                trader, result = await anyio.to_thread.run_sync(self._make_trader, self._session, 0)
             if result != 0:
                 raise BackendUnavailable(connect_error_message(self._path, self._session, result))
             self._trader, self._connected = trader, True
@@ -464,11 +466,12 @@ class XtQuantBackend:
                 finally:
                     self._closing = True
                     tg.cancel_scope.cancel()
-                    with anyio.CancelScope(shield=True):
-                        await self._shutdown()
         finally:
+            self._closing = True
             self._live = False
             self._tg = None
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
             self._bridge.close()
         if failure is not None:
             raise failure
@@ -611,7 +614,8 @@ class XtQuantBackend:
             )
 
     async def _reconnect_once(self, session: int, gen: int) -> bool:
-        trader, result = await anyio.to_thread.run_sync(self._make_trader, session, gen)
+        with anyio.CancelScope(shield=True):  # never lose a connected trader to a cancel
+            trader, result = await anyio.to_thread.run_sync(self._make_trader, session, gen)
         if result != 0:
             log.warning("xtquant reconnect with session %s: connect() returned %r", session, result)
             return False

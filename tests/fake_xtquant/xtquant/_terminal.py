@@ -40,6 +40,7 @@ class Terminal:
         self.trades = []
         self.pushed = []  # (account_id, method, obj) in delivery order
         self.placed = []  # every order_stock_async call
+        self.placed_signal = threading.Event()  # set by the first one
         self._held = []
         self._ids = itertools.count(1001)
         self._trade_ids = itertools.count(1)
@@ -119,6 +120,7 @@ class Terminal:
     ):
         with self.lock:
             self.placed.append((seq, account.account_id, code, order_type, volume, price))
+            self.placed_signal.set()
             order_id = next(self._ids)
             remark = order_remark.encode("utf-8")[:24].decode("utf-8", "ignore")
             rejected = self.reject.get(code)

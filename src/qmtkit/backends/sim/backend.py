@@ -387,9 +387,7 @@ class SimBackend:
             case GetSectorMembers(sector=sector):
                 sectors = self.market.universe.sectors()
                 if sector not in sectors:
-                    raise InvalidArgument(
-                        f"unknown sector {sector!r}; known: {', '.join(sectors)}"
-                    )
+                    raise InvalidArgument(f"unknown sector {sector!r}; known: {', '.join(sectors)}")
                 return Names(list(sectors[sector]))
             case OpenAccount(account_id=account_id, after_seq=after_seq):
                 self._check_account(account_id)
@@ -407,11 +405,11 @@ class SimBackend:
                 self._check_account(req.account_id)
                 self._sync_day()
                 code = req.stock_code
-                listed = code in self.market.universe
+                is_listed = code in self.market.universe
                 response, items = broker.submit(
                     req,
-                    book=self.market.tick(code, now) if listed else None,
-                    instrument=self.market.instrument(code, self._today()) if listed else None,
+                    book=self.market.tick(code, now) if is_listed else None,
+                    instrument=self.market.instrument(code, self._today()) if is_listed else None,
                     now_ms=now,
                     day=self._today(),
                     market_open=self._market_open(now),
@@ -420,14 +418,14 @@ class SimBackend:
                 return response
             case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
                 self._check_account(account_id)
-                response, items = broker.cancel(account_id, order_id, now, seq=seq)
+                cancel_reply, items = broker.cancel(account_id, order_id, now, seq=seq)
                 self._publish(account_id, items)
-                return response
+                return cancel_reply
             case CancelOrderSysid(account_id=account_id, market=market, order_sysid=sysid, seq=seq):
                 self._check_account(account_id)
-                response, items = broker.cancel_by_sysid(account_id, market, sysid, now, seq=seq)
+                sysid_reply, items = broker.cancel_by_sysid(account_id, market, sysid, now, seq=seq)
                 self._publish(account_id, items)
-                return response
+                return sysid_reply
             case QueryAsset(account_id=account_id):
                 self._mark(account_id, now)
                 return broker.asset(account_id)
@@ -440,7 +438,10 @@ class SimBackend:
                 return Positions(broker.positions(account_id))
             case QueryAccountInfos():
                 return AccountInfos(
-                    [AccountInfo(account_id=a, login_status=0) for a in sorted(broker.known_accounts)]
+                    [
+                        AccountInfo(account_id=a, login_status=0)
+                        for a in sorted(broker.known_accounts)
+                    ]
                 )
             case QueryAccountStatus():
                 return AccountStatuses(
@@ -469,7 +470,7 @@ class SimBackend:
         elif period == "tick":
             day = self.market.session_day(code, now)
             cols = self.market.day_ticks(code, day, now)
-            t = cols["time"]
+            t = np.asarray(cols["time"], dtype=np.int64)
             keep = (t >= start) & ((t <= end) if end else True)
             cols = {k: v[keep] for k, v in cols.items()}
             dtypes = TICK_DTYPES

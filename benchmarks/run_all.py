@@ -1,0 +1,72 @@
+"""Run every benchmark and rewrite ``docs/benchmarks.md`` with what they printed.
+
+Each ``bench_*.py`` prints markdown (its figures beside a baseline measured in the same run);
+this script runs each in a fresh process, so cold figures are really cold, and collects the
+output under one heading per benchmark. ``--quick`` is passed through (small sizes, for smoke).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "docs" / "benchmarks.md"
+ORDER = ["bench_core.py", "bench_data.py", "bench_compat.py", "bench_gateway.py"]
+TITLES = {
+    "bench_core.py": "Async core: quote fan-out and in-process order round trip",
+    "bench_data.py": "Data layer: K-line reads (W1-W5)",
+    "bench_compat.py": "xtquant shim overhead",
+    "bench_gateway.py": "Gateway over loopback",
+}
+
+
+def machine() -> str:
+    """One line naming the machine the figures come from."""
+    return (
+        f"{platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def main() -> int:
+    """Run the benchmarks named (default: all) and write the document."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--no-write", action="store_true", help="print only; keep the doc")
+    parser.add_argument("only", nargs="*", help="benchmark files to run (default: all)")
+    args = parser.parse_args()
+    names = args.only or [n for n in ORDER if (HERE / n).exists()]
+    sections = []
+    failed = 0
+    for name in names:
+        cmd = [sys.executable, str(HERE / name)] + (["--quick"] if args.quick else [])
+        print(f"== {name}", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        sys.stderr.write(proc.stderr[-4000:])
+        print(proc.stdout, flush=True)
+        body = proc.stdout.strip() or "(no output)"
+        if proc.returncode != 0:
+            failed += 1
+            body += f"\n\n**This benchmark failed (exit {proc.returncode}).**"
+        sections.append(f"## {TITLES.get(name, name)}\n\n`python benchmarks/{name}`\n\n{body}\n")
+    if not args.no_write:
+        mode = "quick (smoke sizes)" if args.quick else "full"
+        DOC.write_text(
+            "# Benchmarks\n\n"
+            "Every figure is printed beside a baseline measured in the same run, on the same "
+            "machine. Regenerate with `nox -s bench` (or `python benchmarks/run_all.py`).\n\n"
+            f"Machine: {machine()}; mode: {mode}.\n\n" + "\n".join(sections),
+            encoding="utf-8",
+        )
+        print(f"wrote {DOC}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
