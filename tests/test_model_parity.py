@@ -120,10 +120,25 @@ def test_trader_models_have_xttypes_attribute_names(model: type, fields: str) ->
 
 
 def test_tick_has_xtquants_tick_fields_and_a_five_level_book() -> None:
-    wanted = (
-        "time lastPrice open high low lastClose amount volume pvolume stockStatus openInt "
-        "lastSettlementPrice askPrice bidPrice askVol bidVol transactionNum"
-    ).split()
+    wanted = [
+        "time",
+        "lastPrice",
+        "open",
+        "high",
+        "low",
+        "lastClose",
+        "amount",
+        "volume",
+        "pvolume",
+        "stockStatus",
+        "openInt",
+        "lastSettlementPrice",
+        "askPrice",
+        "bidPrice",
+        "askVol",
+        "bidVol",
+        "transactionNum",
+    ]
     assert set(wanted) <= set(Tick.__struct_fields__)
 
 
