@@ -40,8 +40,7 @@ def market(universe: Universe) -> SyntheticMarket:
     return SyntheticMarket(universe.seed, universe)
 
 
-SAMPLE = ["600000.SH", "600519.SH", "000001.SZ", "300750.SZ", "688981.SH", "430047.BJ",
-          "510300.SH"]
+SAMPLE = ["600000.SH", "600519.SH", "000001.SZ", "300750.SZ", "688981.SH", "430047.BJ", "510300.SH"]
 
 
 # --------------------------------------------------------------------------- determinism
@@ -119,7 +118,7 @@ def test_day_ticks_are_exactly_what_tick_returns(market: SyntheticMarket) -> Non
     code = "300750.SZ"
     ticks = market.day_ticks(code, DAY)
     rng = np.random.default_rng(5)
-    for k in sorted(rng.choice(market.steps_per_day, size=25, replace=False).tolist()) + [0]:
+    for k in [0, *sorted(rng.choice(market.steps_per_day, size=25, replace=False).tolist())]:
         t = market.tick(code, int(ticks["time"][k]))
         assert t.time == ticks["time"][k]
         assert t.lastPrice == ticks["lastPrice"][k]
@@ -193,7 +192,8 @@ def test_a_stock_locked_at_limit_up_has_no_sellers(market: SyntheticMarket) -> N
     found = None
     for code in market.universe.sectors()["沪深A股"]:
         p = market.history.path(code, at(23, 59))
-        hit = np.flatnonzero((p.close == p.up) & (p.days >= p.days[-1] - 120))
+        today = calendar.day_number(DAY)
+        hit = np.flatnonzero((p.close == p.up) & (p.days <= today) & (p.days >= today - 120))
         if len(hit):
             found = code, int(calendar.ms_to_yyyymmdd(day_ms(p.days[hit[-1]])))
             break

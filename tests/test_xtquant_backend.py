@@ -567,6 +567,9 @@ async def test_disconnect_reconnects_with_a_new_session_and_resubscribes(
         reply = expect(await backend.request(buy()), OrderResponse)
         await sink.until(lambda: len(sink.items(Order)) == 1)
     assert sink.items(Order)[0].order_id == reply.order_id
+    # closing stopped every trader made on the way, with their threads
+    assert xt.terminal.traders == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("fake-xttrader")]
 
 
 async def test_trading_while_disconnected_fails_fast(xt: SimpleNamespace, tmp_path: Path) -> None:
@@ -579,6 +582,8 @@ async def test_trading_while_disconnected_fails_fast(xt: SimpleNamespace, tmp_pa
         with pytest.raises(BackendUnavailable):
             await b.request(QueryAsset(account_id=ACC))
     assert sink.states[0].connected is False
+    assert xt.terminal.traders == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("fake-xttrader")]
 
 
 async def test_duplicate_pushes_after_reconnect_are_dropped(

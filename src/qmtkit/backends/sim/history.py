@@ -63,6 +63,14 @@ MINUTE_LABELS_MS.setflags(write=False)
 # Beyond the holiday table the calendar is extended with plain weekdays.
 _CAL_END: Final = 20351231
 _M64: Final = (1 << 64) - 1
+_KNOWN_LAST: Final = (
+    dt.date(
+        calendar.known_range()[1] // 10000,
+        calendar.known_range()[1] // 100 % 100,
+        calendar.known_range()[1] % 100,
+    )
+    - dt.date(1970, 1, 1)
+).days
 
 # Purposes: each stream of randomness has its own salt so streams never overlap.
 _RET, _JUMP, _GAP, _HIW, _LOW, _VOL, _DIV, _DIV2, _DIV3 = range(1, 10)
@@ -521,8 +529,8 @@ class SyntheticHistory:
     """Deterministic history of every code for one seed: daily and minute bars, dividends.
 
     ``start_ms``/``end_ms`` bound the bar times inclusively; 0 means unbounded (the end then is
-    the last day of the holiday table, 2026-12-31, so callers that mean "until now" must say so;
-    explicit later ends are served on a weekday calendar).
+    the last day of the holiday table, 2026-12-31: history is pure and knows no "now", so a
+    caller that means "until now" must say so; later ends are served on a weekday calendar).
     """
 
     def __init__(self, universe: Universe | None = None, seed: int | None = None) -> None:
@@ -534,7 +542,7 @@ class SyntheticHistory:
         self.seed = self.universe.seed if seed is None else seed
         if not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidArgument(f"seed must be a non-negative int, got {self.seed!r}")
-        self._path = lru_cache(maxsize=512)(self._make_path)
+        self._path = lru_cache(maxsize=128)(self._make_path)
 
     def _make_path(self, code: str, last_daynum: int) -> DailyPath:
         return daily_path(self.universe.get(code), self.seed, last_daynum)
@@ -544,10 +552,14 @@ class SyntheticHistory:
         return self.universe.get(code)
 
     def path(self, code: str, end_ms: int = 0) -> DailyPath:
-        """The daily path of ``code`` through the day of ``end_ms`` (0: the calendar's end)."""
+        """The daily path of ``code`` through at least the day of ``end_ms``.
+
+        Paths are generated through the end of the holiday table (2026-12-31) or a later
+        ``end_ms``, and cached per code: a shorter range is a slice of the same path.
+        """
         code = normalize_code(code)
         end_ms = _check_ms("end_ms", end_ms)
-        last = daynum_of_ms(end_ms) if end_ms else _daynum(calendar.known_range()[1])
+        last = max(daynum_of_ms(end_ms), _KNOWN_LAST) if end_ms else _KNOWN_LAST
         return self._path(code, last)
 
     def _range(self, code: str, start_ms: object, end_ms: object) -> tuple[DailyPath, int, int]:
@@ -560,7 +572,8 @@ class SyntheticHistory:
         p = self.path(code, end)
         times = day_ms(p.days)
         lo = int(np.searchsorted(times, start - DAY_MS + 1)) if start else 0
-        return p, lo, len(p.days)
+        hi = int(np.searchsorted(times, end, "right")) if end else len(times)
+        return p, lo, max(lo, hi)
 
     def daily_bars(self, code: str, start_ms: int = 0, end_ms: int = 0) -> Columns:
         """Daily bars with ``start_ms <= time <= end_ms`` as ``BAR_DTYPES`` columns.
@@ -608,18 +621,21 @@ class SyntheticHistory:
 
     def dividends(self, code: str, end_ms: int = 0) -> list[Dividend]:
         """Ex-rights records of ``code`` (ex-dates up to ``end_ms``; 0: all), oldest first."""
-        return list(self.path(code, end_ms).dividends)
+        end = _check_ms("end_ms", end_ms)
+        return [d for d in self.path(code, end).dividends if not end or d.time <= end]
 
     def day_index(self, code: str, day: int) -> tuple[DailyPath, int]:
-        """The daily path through trading day ``day`` (``YYYYMMDD``) and that day's row."""
+        """The daily path of ``code`` and the row of trading day ``day`` (``YYYYMMDD``) in it."""
         n = _parse_day(day)
         p = self.path(code, int(day_ms(n)))
-        if not len(p.days) or int(p.days[-1]) != n:
+        i = int(np.searchsorted(p.days, n))
+        if i == len(p.days) or int(p.days[i]) != n:
+            first = ymd_of_daynum(int(p.days[0])) if len(p.days) else "none"
             raise InvalidArgument(
-                f"{day!r} is not a trading day of {code} (not a trading day, or before its "
-                f"first bar {ymd_of_daynum(int(p.days[0])) if len(p.days) else 'none'})"
+                f"{day!r} is not a trading day of {code}: a holiday or weekend, or before its "
+                f"first bar ({first})"
             )
-        return p, len(p.days) - 1
+        return p, i
 
     def instrument(self, code: str, day: int) -> InstrumentDetail:
         """Reference data of ``code`` on trading day ``day`` with its PreClose and limits."""

@@ -187,12 +187,12 @@ class SyntheticMarket:
     def _prepare(self, code: str, daynum: int) -> dict[str, np.ndarray]:
         lst = self.universe.listing(code)
         path = self.history.path(code, int(day_ms(daynum)))
-        if not len(path.days) or int(path.days[-1]) != daynum:
+        row = int(np.searchsorted(path.days, daynum))
+        if row == len(path.days) or int(path.days[row]) != daynum:
             raise InvalidArgument(
                 f"{code} does not trade on {ymd_of_daynum(daynum)}: it is listed from "
                 f"{lst.list_date} on the {market_of(code)} calendar"
             )
-        row = len(path.days) - 1
         t = minute_table(self.seed, code, path, np.array([row], dtype=np.int64))
         h = t.high[0]
         low = t.low[0]
