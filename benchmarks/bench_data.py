@@ -331,7 +331,11 @@ def write_docs(table: str, quick: bool) -> None:
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. Warm = median of repeated calls "
         "after a first call in the same process; cold = first call in a fresh process (OS page "
         "cache not dropped). Floor: memcpy of the same bytes into fresh memory (W5: building "
-        "the pandas frames from numpy views).\n\n" + table
+        "the pandas frames from numpy views). Warm W3/W4 reuse the shard frames a process "
+        "builds on its first read (the files are mapped once, a read is zero-copy slices); the "
+        "cold column includes mapping, header checks and building those frames, and for W4 "
+        "reading pages the OS had evicted. The machine was shared with other work, so the "
+        "baselines run slower than in `/work/shared/notes/kline-measurements.md`.\n\n" + table
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     start = text.find(heading)

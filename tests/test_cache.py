@@ -275,7 +275,7 @@ def test_bad_period_is_refused(cache: Cache) -> None:
 
 
 def test_bad_code_is_refused_and_nothing_written(cache: Cache) -> None:
-    with pytest.raises(InvalidCode, match="600000.XX"):
+    with pytest.raises(InvalidCode, match=r"600000\.XX"):
         cache.write_bars("1d", {"600000.SH": bars(2), "600000.XX": bars(2)})
     assert cache.codes("1d") == []
 
@@ -295,12 +295,12 @@ def test_missing_required_column_is_named(cache: Cache) -> None:
 def test_ragged_columns_are_refused(cache: Cache) -> None:
     data = bars(3)
     data["open"] = data["open"][:2]
-    with pytest.raises(InvalidArgument, match="'open'.*2 rows"):
+    with pytest.raises(InvalidArgument, match=r"'open'.*2 rows"):
         cache.write_bars("1d", {"600000.SH": data})
 
 
 def test_bad_coverage_is_refused(cache: Cache) -> None:
-    with pytest.raises(InvalidArgument, match="coverage of 600000.SH"):
+    with pytest.raises(InvalidArgument, match=r"coverage of 600000\.SH"):
         cache.write_bars("1d", {"600000.SH": bars(2)}, coverage={"600000.SH": (1,)})  # type: ignore[dict-item]
 
 
@@ -484,3 +484,8 @@ def test_environment_home_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     Cache().write_bars("1d", {"600000.SH": bars(1)})
     assert (tmp_path / "data" / "1d" / "MANIFEST").exists()
     assert os.listdir(tmp_path / "data" / "1d" / "SH") == ["6000.g1.qkc"]
+
+
+def test_read_refuses_an_unknown_field(cache: Cache) -> None:
+    with pytest.raises(InvalidArgument, match="'closing'"):
+        cache.read("1d", ["600000.SH"], fields=["closing"])

@@ -1,4 +1,4 @@
-"""MarketData: incremental download, reads with xtquant's range/count rules, resampling, adjustment."""
+"""MarketData: incremental download, xtquant range/count rules, resampling, adjustment."""
 
 from __future__ import annotations
 
@@ -352,3 +352,38 @@ def test_trading_dates_skip_weekends_and_holidays(data: MarketData) -> None:
 def test_constructor_refuses_a_non_callable() -> None:
     with pytest.raises(InvalidArgument, match="request"):
         MarketData(None, "/tmp")  # type: ignore[arg-type]
+
+
+async def test_bars_fetched_before_a_failure_are_kept(tmp_path: Path) -> None:
+    from qmtkit.errors import BackendError
+
+    venue = FakeVenue()
+
+    async def flaky(req: Request) -> Reply:
+        if isinstance(req, FetchHistory) and req.code == "000001.SZ":
+            raise BackendError("venue hiccup")
+        return await venue(req)
+
+    data = MarketData(flaky, tmp_path, now_ms=lambda: NOW)
+    with pytest.raises(BackendError):
+        await data.download(["600000.SH", "000001.SZ"], "1d", "20240101", "20240110")
+    assert data.read_bars("600000.SH").height == 10
+    assert data.cache.coverage("1d", "000001.SZ") is None
+
+
+async def test_instruments_are_keyed_by_full_code(tmp_path: Path) -> None:
+    from qmtkit.backends.base import Instruments, ListInstruments
+    from qmtkit.models import InstrumentDetail
+
+    asked: list[list[str] | None] = []
+
+    async def venue(req: Request) -> Reply:
+        assert isinstance(req, ListInstruments)
+        asked.append(req.codes)
+        detail = InstrumentDetail(ExchangeID="SH", InstrumentID="600000", InstrumentName="浦发银行")
+        return Instruments([detail])
+
+    data = MarketData(venue, tmp_path)
+    got = await data.instruments("600000.sh")
+    assert list(got) == ["600000.SH"] and got["600000.SH"].InstrumentName == "浦发银行"
+    assert asked == [["600000.SH"]]

@@ -46,7 +46,7 @@ def test_pandas_by_code_matches_xtquant_shape(tmp_path: Path) -> None:
     assert list(sz.index) == ["20240102", "20240103", "20240104"]
     assert sz["close"].tolist() == [50.0, 51.0, 52.0]
     assert sz["time"].tolist() == [T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY]
-    assert list(out["600000.SH"].index)[0] == "20240101"
+    assert out["600000.SH"].index[0] == "20240101"
 
 
 def test_pandas_by_code_handles_gaps_in_a_code(tmp_path: Path) -> None:
@@ -116,7 +116,9 @@ def test_verify_command_fails_on_damage_and_repairs(
 
 def test_bars_command_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Cache(tmp_path).write_bars("1d", {"600000.SH": bars(30)})
-    args = parse(["bars", "600000.SH", "--count", "2", "--fields", "close", "--home", str(tmp_path)])
+    args = parse(
+        ["bars", "600000.SH", "--count", "2", "--fields", "close", "--home", str(tmp_path)]
+    )
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "shape: (2, 3)" in out and "38.0" in out and "39.0" in out
@@ -129,7 +131,7 @@ def test_bars_command_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def write_dat(path: Path, times_s: np.ndarray, closes: np.ndarray) -> None:
-    rec = np.zeros(len(times_s), dtype=[("time", "<u4"), ("p", "<u4", 4), ("pad", "V56")])
+    rec = np.zeros(len(times_s), dtype=[("time", "<u4"), ("p", "<u4", 4), ("pad", "V44")])
     rec["time"] = times_s
     rec["p"] = (closes * 1000).astype(np.uint32)[:, None]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,3 +174,16 @@ def test_pandas_index_dtype_is_string(tmp_path: Path) -> None:
     c.write_bars("1d", {"600000.SH": bars(2)})
     frame = to_pandas_by_code(c.read("1d", ["600000.SH"]))["600000.SH"]
     assert isinstance(frame, pd.DataFrame) and isinstance(frame.index[0], str)
+
+
+def test_download_command_fills_the_cache_from_the_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("qmtkit.backends.sim")
+    argv = ["download", "600000.SH", "--start", "20240102", "--end", "20240105"]
+    args = parse([*argv, "--backend", f"sim://?home={tmp_path}", "--home", str(tmp_path)])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert "fetched 4 bars" in captured.out
+    assert "1/1 600000.SH" in captured.err
+    assert Cache(tmp_path).read("1d", ["600000.SH"]).height == 4

@@ -14,6 +14,8 @@ from qmtkit.backends.sim.history import (
     MINUTES_PER_DAY,
     SyntheticHistory,
     day_ms,
+    minute_rows,
+    minute_table,
 )
 from qmtkit.backends.sim.universe import Universe, limit_prices, listing_of
 from qmtkit.codes import Board, board_of, parse_code
@@ -390,6 +392,17 @@ def test_minute_bars_are_sane_inside(history: SyntheticHistory) -> None:
     assert np.all(vwap <= m["high"][traded] + 1e-9)
     cents = m["close"] * 100
     assert np.allclose(cents, np.rint(cents))
+
+
+def test_minute_bars_of_many_codes_at_once_equal_one_by_one(history: SyntheticHistory) -> None:
+    codes = ["600000.SH", "000300.SH", "688111.SH"]
+    paths = [history.path(c, END) for c in codes]
+    rows = np.array([len(p.days) // 2 for p in paths], dtype=np.int64)
+    batch = minute_rows(history.seed, paths, rows)
+    for i, (p, r) in enumerate(zip(paths, rows.tolist(), strict=True)):
+        alone = minute_table(history.seed, p.code, p, np.array([r], dtype=np.int64))
+        for field in ("open", "high", "low", "close", "volume", "amount"):
+            assert np.array_equal(getattr(batch, field)[i], getattr(alone, field)[0]), field
 
 
 def test_minute_bars_are_deterministic_and_bounded_by_range(history: SyntheticHistory) -> None:

@@ -15,6 +15,7 @@ from qmtkit.backends.sim.market import (
 )
 from qmtkit.backends.sim.universe import Universe
 from qmtkit.data import calendar
+from qmtkit.data.schema import TICK_DTYPES
 from qmtkit.errors import InvalidArgument, InvalidCode
 from qmtkit.models import Tick
 
@@ -71,6 +72,28 @@ def test_vectorised_ticks_equal_single_ticks(market: SyntheticMarket) -> None:
     assert [t.stock_code for t in batch] == SAMPLE
     for t in batch:
         assert market.tick(t.stock_code, now) == t
+
+
+def test_preparing_a_day_in_bulk_changes_no_tick(universe: Universe) -> None:
+    bulk = SyntheticMarket(universe.seed, universe)
+    bulk.prepare(None, DAY)
+    alone = SyntheticMarket(universe.seed, universe)
+    for code in [*SAMPLE, "000300.SH", "399006.SZ"]:
+        assert bulk.tick(code, at(13, 31, 12)) == alone.tick(code, at(13, 31, 12))
+
+
+def test_tick_columns_use_the_stored_tick_schema(market: SyntheticMarket) -> None:
+    cols = market.tick_columns(SAMPLE, at(10, 0))
+    assert set(cols) == set(TICK_DTYPES)
+    for name, dtype in TICK_DTYPES.items():
+        assert cols[name].dtype == dtype, name
+    day = market.day_ticks("600000.SH", DAY, at(9, 31))
+    assert set(day) == set(TICK_DTYPES)
+    assert len(day["time"]) == 1 + 20  # the auction tick and one minute of 3-second ticks
+
+
+def test_no_codes_no_ticks(market: SyntheticMarket) -> None:
+    assert market.ticks([], at(10, 0)) == []
 
 
 def test_the_order_of_asking_does_not_matter(universe: Universe) -> None:

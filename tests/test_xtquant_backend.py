@@ -129,6 +129,8 @@ def xt(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     yield SimpleNamespace(terminal=xtquant._terminal.TERMINAL, xtdata=xtdata)
     xtdata._pusher.shutdown(wait=True)
     _purge_xtquant()
+    # whatever a test did, the backend stopped every trader it made (and their threads)
+    assert not [t for t in threading.enumerate() if t.name.startswith("fake-xttrader")]
 
 
 class Sink:

@@ -439,3 +439,16 @@ def test_dividends_take_the_date_from_the_row_label_without_a_time_column() -> N
     assert [d.interest for d in items] == [0.1, 0.3]  # oldest first
     assert items[1].time == xt_date_to_ms("20240601") and items[1].stockGift == 0.2
     assert dividends_of(pd.DataFrame()) == []
+
+
+def test_importing_the_backend_does_not_import_xtquant() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qmtkit.backends.xtquant\n"
+        "leaked = [m for m in sys.modules if m.split('.')[0] == 'xtquant']\n"
+        "print(leaked)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

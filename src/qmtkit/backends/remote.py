@@ -92,7 +92,10 @@ class _Link:
         self.stream = stream
         self.reader = reader
         self.info = info
-        self.lock = anyio.Lock()
+        try:
+            self.lock = anyio.Lock(fast_acquire=True)
+        except TypeError:  # anyio < 4.5
+            self.lock = anyio.Lock()
         self.last_seen = anyio.current_time()
         self.reason = ""
 

@@ -15,13 +15,10 @@ import importlib
 import logging
 import math
 import random
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import PureWindowsPath
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, unquote
 
 import anyio
 from anyio.abc import TaskGroup
@@ -68,22 +65,26 @@ from qmtkit.backends.xtquant_convert import (
     account_info_of,
     account_status_of,
     asset_of,
-    cancel_error_of,
-    cancel_response_of,
     dividends_of,
     history_columns,
     instrument_of,
     many,
     ms_to_xt_time,
-    order_error_of,
     order_of,
-    order_response_of,
     position_of,
     quote_items,
     tick_of,
     trade_of,
 )
+from qmtkit.backends.xtquant_relay import RelayTargets, relay_class
 from qmtkit.backends.xtquant_reports import OrderReconciler, ReportBook
+from qmtkit.backends.xtquant_url import (
+    INSTALL_HINT,
+    MAX_SESSION,
+    check_session,
+    connect_error_message,
+    parse_url,
+)
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType, OrderType, PriceType
 from qmtkit.data.schema import STORED_PERIODS
@@ -114,89 +115,6 @@ WHOLE_MARKET_SECTORS: Final = ("沪深A股", "京市A股", "沪深ETF", "沪深�
 #: Markets a whole-market tick subscription asks for.
 WHOLE_MARKET: Final = ("SH", "SZ", "BJ")
 _MARKETS: Final = {0: "SH", 1: "SZ", 2: "BJ"}
-_MAX_SESSION: Final = 2**31 - 1
-
-INSTALL_HINT: Final = (
-    "install xtquant on the Windows machine running MiniQMT (pip install xtquant), "
-    "or use qmtkit://HOST:PORT to reach a qmtkit gateway that runs there"
-)
-
-
-# --------------------------------------------------------------------------- URL
-
-
-def parse_url(url: str) -> tuple[str, int | None]:
-    """Split ``xtquant://<userdata_mini path>?session=N`` into (path, session or None).
-
-    Windows paths may be written with either slash (``xtquant://D:/qmt/userdata_mini``,
-    ``xtquant:///D:/qmt/userdata_mini``) and come back with backslashes; percent-escapes are
-    decoded.
-    """
-    if not isinstance(url, str) or not url.lower().startswith("xtquant://"):
-        raise InvalidArgument(
-            f"not an xtquant URL: {url!r}; expected xtquant://<userdata_mini path>?session=N, "
-            "e.g. xtquant://D:/qmt/userdata_mini?session=123456"
-        )
-    rest = url[len("xtquant://") :]
-    raw_path, _, query = rest.partition("?")
-    path = unquote(raw_path)
-    if re.match(r"^/[A-Za-z]:", path):
-        path = path[1:]
-    if re.match(r"^[A-Za-z]:", path):
-        path = str(PureWindowsPath(path))  # MiniQMT gets the folder in Windows spelling
-    if not path.strip("/\\"):
-        raise InvalidArgument(
-            f"xtquant URL {url!r} names no folder: give the path of MiniQMT's userdata_mini "
-            "folder, e.g. xtquant://D:/qmt/userdata_mini?session=123456"
-        )
-    session: int | None = None
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "session":
-            raise InvalidArgument(
-                f"unknown parameter {key!r} in xtquant URL {url!r}; the only one is session=N"
-            )
-        session = _check_session(value, url)
-    return path, session
-
-
-def _check_session(value: object, where: object) -> int:
-    try:
-        session = int(str(value))
-    except ValueError:
-        session = 0
-    if not 1 <= session <= _MAX_SESSION:
-        raise InvalidArgument(
-            f"bad session id {value!r} in {where!r}: expected a whole number from 1 to "
-            f"{_MAX_SESSION}, different from every other xtquant program's"
-        )
-    return session
-
-
-def connect_error_message(path: str, session: int, result: object) -> str:
-    """What ``XtQuantTrader.connect()`` failing means and what to check, for the error."""
-    tail = PureWindowsPath(path).name
-    wrong_folder = (
-        f" (this path ends in {tail!r}, not 'userdata_mini')"
-        if tail.lower() not in ("userdata_mini", "userdata")
-        else ""
-    )
-    return (
-        f"MiniQMT refused the xtquant connection: XtQuantTrader({path!r}, {session}).connect() "
-        f"returned {result!r}. The documented causes, to check in this order:\n"
-        "  1. the MiniQMT terminal is not running or not logged in with minimal / independent "
-        "trading mode (极简模式) ticked on its login screen;\n"
-        "  2. the path does not point at the terminal's userdata_mini folder (e.g. "
-        f"D:\\qmt\\userdata_mini){wrong_folder};\n"
-        "  3. this process cannot write into that folder (a terminal installed under C:\\ "
-        "needs the program run as administrator; creating a file there tells you: a "
-        "PermissionError means no);\n"
-        f"  4. session id {session} is in use by another program or was used less than 3 s ago "
-        "- pass another one (xtquant://...?session=N);\n"
-        "  5. if the folder holds no up_queue_xtquant file, the broker has not enabled "
-        "trading through xtquant for the account - ask the broker."
-    )
-
-
 # --------------------------------------------------------------------------- internals
 
 
@@ -267,83 +185,6 @@ class _CancelWaits:
         return self.values.pop(seq, None)
 
 
-class _Relay:
-    """The body of the callback registered with ``XtQuantTrader`` (runs on xtquant's threads).
-
-    It is mixed into a subclass of the real ``XtQuantTraderCallback`` at ``open()``. Each
-    method converts the ``Xt*`` object on the calling thread and posts the model to the loop;
-    nothing here blocks or touches loop state.
-    """
-
-    def __init__(self, backend: XtQuantBackend, gen: int) -> None:
-        self._backend = backend
-        self._gen = gen
-
-    def _item(
-        self, convert: Callable[[object], TradeReportItem], obj: object, xt_seq: int | None = None
-    ) -> None:
-        try:
-            item = convert(obj)
-        except Exception:
-            log.exception("cannot convert xtquant push %r", obj)
-            return
-        self._backend._post(self._backend._on_item, self._gen, item, xt_seq)
-
-    def on_connected(self) -> None:
-        """MiniQMT connected (informational; ``connect()``'s result is what counts)."""
-
-    def on_disconnected(self) -> None:
-        """MiniQMT dropped the link."""
-        self._backend._post(self._backend._on_disconnected, self._gen)
-
-    def on_account_status(self, status: object) -> None:
-        """An account changed state."""
-        self._item(account_status_of, status)
-
-    def on_stock_asset(self, asset: object) -> None:
-        """Cash changed."""
-        self._item(asset_of, asset)
-
-    def on_stock_order(self, order: object) -> None:
-        """An order changed."""
-        self._item(order_of, order)
-
-    def on_stock_trade(self, trade: object) -> None:
-        """A fill."""
-        self._item(trade_of, trade)
-
-    def on_stock_position(self, position: object) -> None:
-        """A holding changed."""
-        self._item(position_of, position)
-
-    def on_order_error(self, order_error: object) -> None:
-        """An order was refused; the raw push may carry the request seq."""
-        seq = getattr(order_error, "seq", None)
-        self._item(order_error_of, order_error, seq if isinstance(seq, int) else None)
-
-    def on_cancel_error(self, cancel_error: object) -> None:
-        """A cancel was refused."""
-        self._item(cancel_error_of, cancel_error)
-
-    def on_order_stock_async_response(self, response: object) -> None:
-        """The answer to ``order_stock_async``."""
-        try:
-            resp = order_response_of(response)
-        except Exception:
-            log.exception("cannot convert xtquant order response %r", response)
-            return
-        self._backend._post(self._backend._on_order_response, self._gen, resp)
-
-    def on_cancel_order_stock_async_response(self, response: object) -> None:
-        """The answer to ``cancel_order_stock_async``."""
-        try:
-            resp = cancel_response_of(response)
-        except Exception:
-            log.exception("cannot convert xtquant cancel response %r", response)
-            return
-        self._backend._post(self._backend._on_cancel_response, self._gen, resp)
-
-
 # --------------------------------------------------------------------------- the backend
 
 
@@ -373,7 +214,7 @@ class XtQuantBackend:
                 f"bad userdata_mini path {path!r}: give the folder, e.g. 'D:\\qmt\\userdata_mini'"
             )
         if session is not None:
-            session = _check_session(session, "session")
+            session = check_session(session, "session")
         for name, value in (
             ("reconnect_delay", reconnect_delay),
             ("reconnect_max_delay", reconnect_max_delay),
@@ -439,9 +280,7 @@ class XtQuantBackend:
         self._opened = True
         xt = _import_xtquant()
         self._xt = xt
-        self._callback_cls = type(
-            "QmtkitTraderCallback", (_Relay, xt.xttrader.XtQuantTraderCallback), {}
-        )
+        self._callback_cls = relay_class(xt.xttrader.XtQuantTraderCallback)
         self._sink = sink
         self._bridge = ThreadBridge.for_current_loop()
         self._live = True
@@ -504,7 +343,17 @@ class XtQuantBackend:
         assert self._callback_cls is not None
         self._used_sessions.add(session)
         trader = xt.xttrader.XtQuantTrader(self._path, session)
-        trader.register_callback(self._callback_cls(self, gen))
+        trader.register_callback(
+            self._callback_cls(
+                RelayTargets(
+                    post=self._post,
+                    item=functools.partial(self._on_item, gen),
+                    disconnected=functools.partial(self._on_disconnected, gen),
+                    order_response=functools.partial(self._on_order_response, gen),
+                    cancel_response=functools.partial(self._on_cancel_response, gen),
+                )
+            )
+        )
         trader.start()
         result = trader.connect()
         if result != 0:
@@ -579,7 +428,7 @@ class XtQuantBackend:
     def _fresh_session(self) -> int:
         candidate = self._session
         while candidate in self._used_sessions:
-            candidate = candidate % _MAX_SESSION + 1
+            candidate = candidate % MAX_SESSION + 1
         return candidate
 
     async def _supervise(self) -> None:
@@ -593,7 +442,8 @@ class XtQuantBackend:
         """New session id, start, connect; then resubscribe accounts and quotes. Retries forever."""
         old, self._trader = self._trader, None
         if old is not None:
-            await anyio.to_thread.run_sync(_quietly, old.stop)
+            with anyio.CancelScope(shield=True):  # a cancel must not skip the stop
+                await anyio.to_thread.run_sync(_quietly, old.stop)
         delay = self._reconnect_delay
         while True:
             session = self._fresh_session()

@@ -220,34 +220,38 @@ class MarketData:
         pending_bytes = 0
         fetched = 0
         dtypes = dtypes_for(base)
-        for i, code in enumerate(norm, 1):
-            covered = self.cache.coverage(base, code)
-            gaps = cov.missing(covered if incrementally else None, lo, hi)
-            parts: list[dict[str, npt.NDArray[Any]]] = []
-            new_cov = covered
-            for gap in gaps:
-                w_lo, w_hi = cov.to_wire(gap)
-                reply = expect(
-                    await self._request(FetchHistory(code, base, w_lo, w_hi)), HistoryColumns
-                )
-                cols = _decode(reply, base, dtypes)
-                t = cols["time"]
-                parts.append(cols)
-                fetched += len(t)
-                proven = cov.settled(gap, int(t.max()) if len(t) else None, now)
-                new_cov = cov.combine(new_cov, proven)
-            if gaps:
-                pending[code] = _concat(parts, dtypes)
-                if new_cov is not None:
-                    pending_cov[code] = new_cov
-                pending_bytes += sum(v.nbytes for v in pending[code].values())
-            if pending_bytes >= _FLUSH_BYTES:
+        try:
+            for i, code in enumerate(norm, 1):
+                covered = self.cache.coverage(base, code)
+                gaps = cov.missing(covered if incrementally else None, lo, hi)
+                parts: list[dict[str, npt.NDArray[Any]]] = []
+                new_cov = covered
+                for gap in gaps:
+                    w_lo, w_hi = cov.to_wire(gap)
+                    reply = expect(
+                        await self._request(FetchHistory(code, base, w_lo, w_hi)), HistoryColumns
+                    )
+                    cols = _decode(reply, base, dtypes)
+                    t = cols["time"]
+                    parts.append(cols)
+                    fetched += len(t)
+                    proven = cov.settled(gap, int(t.max()) if len(t) else None, now)
+                    new_cov = cov.combine(new_cov, proven)
+                if gaps:
+                    pending[code] = _concat(parts, dtypes)
+                    if new_cov is not None:
+                        pending_cov[code] = new_cov
+                    pending_bytes += sum(v.nbytes for v in pending[code].values())
+                if pending_bytes >= _FLUSH_BYTES:
+                    self.cache.write_bars(base, pending, coverage=pending_cov)
+                    pending, pending_cov, pending_bytes = {}, {}, 0
+                if progress is not None:
+                    progress(i, len(norm), code)
+        finally:
+            # Bars already fetched are kept even if a later code fails or the task is
+            # cancelled: they are valid, with their own coverage.
+            if pending:
                 self.cache.write_bars(base, pending, coverage=pending_cov)
-                pending, pending_cov, pending_bytes = {}, {}, 0
-            if progress is not None:
-                progress(i, len(norm), code)
-        if pending:
-            self.cache.write_bars(base, pending, coverage=pending_cov)
         return fetched
 
     # ------------------------------------------------------------------- reading
@@ -390,15 +394,13 @@ class MarketData:
         reply = expect(await self._request(GetSnapshot(norm)), Snapshots)
         return {t.stock_code: t for t in reply.items}
 
-    async def instruments(self, codes: str | Sequence[str] | None = None) -> dict[str, Any]:
+    async def instruments(
+        self, codes: str | Sequence[str] | None = None
+    ) -> dict[str, InstrumentDetail]:
         """Reference data per code (``InstrumentDetail``); ``None`` lists every instrument."""
         norm = None if codes is None else normalize_codes(codes)
         reply = expect(await self._request(ListInstruments(norm)), Instruments)
-        out: dict[str, InstrumentDetail] = {}
-        for item in reply.items:
-            key = _instrument_code(item)
-            out[key] = item
-        return out
+        return {_instrument_code(item): item for item in reply.items}
 
     async def sectors(self) -> list[str]:
         """The names of the sectors the backend knows."""
@@ -426,12 +428,9 @@ class MarketData:
 
 
 def _instrument_code(item: InstrumentDetail) -> str:
-    for attr in ("stock_code", "InstrumentID"):
-        v = getattr(item, attr, None)
-        if isinstance(v, str) and v:
-            ex = getattr(item, "ExchangeID", "")
-            return v if "." in v or not ex else f"{v}.{ex}"
-    return str(item)
+    """``'600000.SH'`` from ``InstrumentID`` and ``ExchangeID``."""
+    code = item.InstrumentID
+    return code if "." in code else f"{code}.{item.ExchangeID}"
 
 
 def _cut(cols: Mapping[str, npt.NDArray[Any]], lo: int, hi: int) -> dict[str, npt.NDArray[Any]]:

@@ -297,6 +297,11 @@ class Cache:
         period = check_period(period)
         dtypes = dtypes_for(period)
         names = list(dtypes) if fields is None else list(fields)
+        unknown = [f for f in names if f not in dtypes and f != "code"]
+        if unknown:
+            raise InvalidArgument(
+                f"unknown field(s) {unknown} for {period} data: expected any of {list(dtypes)}"
+            )
         lo_t, hi_t = cov.bounds(start, end)
         result: pl.DataFrame = self._retrying(
             self._read_once, period, codes, lo_t, hi_t, count, names, dtypes
@@ -344,7 +349,9 @@ class Cache:
                 runs.append([key, a, b])
         if not runs:
             return empty_frame(dtypes, names)
-        if len(runs) <= 64:
+        rows = sum(b - a for _, a, b in runs)
+        if len(runs) <= 64 or rows >= 4096 * len(runs):
+            # Few or long runs: zero-copy slices of the mapped frames.
             pieces = [frames[k].slice(a, b - a) for k, a, b in runs]
         else:
             # Many scattered runs: one gather per shard beats thousands of tiny slices.

@@ -84,6 +84,18 @@ DEFAULT_REPORT_CAP = 100_000
 #: Requests one client may have in flight; more wait (TCP back-pressure does the rest).
 MAX_IN_FLIGHT = 256
 AUTH_TIMEOUT = 10.0
+#: Bytes of queued events one write may take; the rest waits (and quotes may merge).
+WRITE_BUDGET = 1 << 20
+#: Quote records per QuotesEvent frame.
+QUOTES_PER_FRAME = 2000
+
+
+def _semaphore(value: int) -> anyio.Semaphore:
+    try:
+        return anyio.Semaphore(value, fast_acquire=True)
+    except TypeError:  # anyio < 4.5
+        return anyio.Semaphore(value)
+
 
 Record = Tick | Bar
 
@@ -130,9 +142,10 @@ class _Session:
         self.scope = anyio.CancelScope()
         self.reason = ""
         self.draining = False
+        self.sending = False
         self.drained = anyio.Event()
         self._wake: anyio.Event | None = None
-        self._calls = anyio.Semaphore(MAX_IN_FLIGHT)
+        self._calls = _semaphore(MAX_IN_FLIGHT)
 
     def __repr__(self) -> str:
         return f"<client {self.peer}>"
@@ -143,6 +156,11 @@ class _Session:
         """Queue one message (never dropped) and wake the writer."""
         self.frames.append(self.gw.encoder.encode(msg))
         self.wake()
+
+    async def answer(self, msg: Any) -> None:
+        """Queue one message and send it from this task (saves a hop through the writer)."""
+        self.frames.append(self.gw.encoder.encode(msg))
+        await self.flush()
 
     def wake(self) -> None:
         ev = self._wake
@@ -157,42 +175,71 @@ class _Session:
             log.info("gateway: closing %s: %s", self.peer, reason)
         self.scope.cancel()
 
+    def _has_work(self) -> bool:
+        if self.frames:
+            return True
+        for acct in self.accounts.values():
+            consumer = acct.sessions.get(self)
+            if consumer is not None and consumer.pending:
+                return True
+        return any(feed.consumer.pending for feed in self.quote_feeds.values())
+
     def _collect(self) -> list[bytes]:
+        """Take what is ready to send, up to about ``WRITE_BUDGET`` bytes of events."""
         chunks = list(self.frames)
         self.frames.clear()
+        budget = WRITE_BUDGET
         for acct in self.accounts.values():
             consumer = acct.sessions.get(self)
             if consumer is None:
                 continue
-            while (frame := consumer.get_nowait()) is not None:
+            while budget > 0 and (frame := consumer.get_nowait()) is not None:
                 chunks.append(frame)
+                budget -= len(frame)
+        encode = self.gw.encoder.encode
         for sub_id, feed in self.quote_feeds.items():
-            items: list[Record] | None = None
-            while (batch := feed.consumer.get_nowait()) is not None:
-                items = batch if items is None else items + batch
-            if items:
-                dropped = feed.consumer.dropped - feed.sent_dropped
-                feed.sent_dropped = feed.consumer.dropped
-                event = QuotesEvent(QuoteBatch(sub_id, feed.shared.period, items), dropped)
-                chunks.append(self.gw.encoder.encode(event))
+            items: list[Record] = []
+            # Quotes left behind stay in the consumer, where the slow-consumer policy applies.
+            while budget > 0 and (batch := feed.consumer.get_nowait()) is not None:
+                items.extend(batch)
+                budget -= len(batch) * 400
+            if not items:
+                continue
+            dropped = feed.consumer.dropped - feed.sent_dropped
+            feed.sent_dropped = feed.consumer.dropped
+            period = feed.shared.period
+            for k in range(0, len(items), QUOTES_PER_FRAME):
+                part = items[k : k + QUOTES_PER_FRAME]
+                chunks.append(encode(QuotesEvent(QuoteBatch(sub_id, period, part), dropped)))
+                dropped = 0
         return chunks
+
+    async def flush(self) -> None:
+        """Send everything ready; if another task is already sending, it will send ours too."""
+        if self.sending:
+            return
+        self.sending = True
+        try:
+            while chunks := self._collect():
+                await self.stream.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.drained.set()
+            self.kill(f"connection lost while writing: {exc!r}")
+        finally:
+            self.sending = False
+            if self.draining:
+                self.wake()
 
     async def writer(self) -> None:
         while True:
-            chunks = self._collect()
-            if not chunks:
-                if self.draining:
-                    self.drained.set()
-                    return
-                ev = self._wake = anyio.Event()
-                await ev.wait()
+            if not self.sending and self._has_work():
+                await self.flush()
                 continue
-            try:
-                await self.stream.send(b"".join(chunks))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            if self.draining and not self.sending:
                 self.drained.set()
-                self.kill(f"connection lost while writing: {exc!r}")
                 return
+            ev = self._wake = anyio.Event()
+            await ev.wait()
 
     # ------------------------------------------------------------------ incoming
 
@@ -250,17 +297,20 @@ class _Session:
         self.send(ErrorFrame(what))
 
     async def _call(self, call_id: int, req: Request) -> None:
+        answer: Result | Failure
         try:
-            reply = await self.gw.handle(self, req)
+            answer = Result(call_id, await self.gw.handle(self, req))
         except QmtkitError as exc:
-            self.send(Failure(call_id, error_name(exc), str(exc)))
+            answer = Failure(call_id, error_name(exc), str(exc))
         except Exception as exc:
             log.exception("gateway: %s failed on %s", type(req).__name__, self.peer)
-            self.send(Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}"))
-        else:
-            self.send(Result(call_id, reply))
+            answer = Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}")
         finally:
             self._calls.release()
+        try:
+            await self.answer(answer)
+        except QmtkitError as exc:  # e.g. a reply over the frame limit
+            await self.answer(Failure(call_id, error_name(exc), str(exc)))
 
     async def heartbeat(self) -> None:
         gw = self.gw

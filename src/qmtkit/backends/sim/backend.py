@@ -2,9 +2,12 @@
 
 It ties together the synthetic market (instruments, ticks, history), the paper broker (A-share
 rules and matching) and the journal (paper accounts that survive a restart). One task runs
-inside ``open()``: at every tick step it publishes quotes to the subscriptions and lets resting
-orders trade against the new book. Every account report gets the next ``seq`` of its account,
-is journaled, and is pushed to the sink if that account's stream is open.
+inside ``open()``: at every new tick step of the market it publishes quotes to the
+subscriptions and lets resting orders trade against the new book (while the market stands
+still, in the lunch break or out of hours, nothing is pushed). Every account report gets the
+next ``seq`` of its account, is journaled, and is pushed to the sink if that account's stream
+is open. Only codes listed by the session day are quoted or traded; the trading day rolls (T+1,
+expiry) on the first step or request that sees a new day.
 
 URL: ``sim://?home=DIR&terminal=NAME&seed=N&clock=session|strict&speed=X&cash=C&step=MS``
 (every part optional). ``clock=session`` (the default) keeps the market open whenever the
@@ -64,7 +67,14 @@ from qmtkit.backends.base import (
 )
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
-from qmtkit.backends.sim.market import SyntheticMarket, virtual_session_time
+from qmtkit.backends.sim.market import (
+    AFTERNOON_MS,
+    MINUTE_MS,
+    MORNING_END_MS,
+    OPEN_MS,
+    SyntheticMarket,
+    virtual_session_time,
+)
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
 from qmtkit.clock import Clock, SessionClock, StrictClock, VirtualClock, in_session
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
@@ -76,6 +86,7 @@ from qmtkit.models import (
     AccountReport,
     AccountStatus,
     Bar,
+    InstrumentDetail,
     QuoteBatch,
     Tick,
     TradeReportItem,
@@ -85,6 +96,8 @@ DEFAULT_TERMINAL = "default"
 _TERMINAL_RE = re.compile(r"[^A-Za-z0-9._-]+")
 #: A code on the main SH calendar, used to ask the market which trading day it is.
 _CALENDAR_CODE = "600000.SH"
+_DAY_MS = 86_400_000
+_BEIJING_OFFSET_MS = 8 * 3_600_000
 
 
 def default_home() -> Path:
@@ -138,9 +151,14 @@ class SimBackend:
         self._reports: dict[str, list[AccountReport]] = {}
         self._streaming: set[str] = set()
         self._subs: dict[int, _Subscription] = {}
-        self._changed = anyio.Event()
+        # Reference data of the current trading day, filled on first use.
+        self._instr_day = 0
+        self._instr: dict[str, InstrumentDetail] = {}
+        self._listed_day = 0
+        self._listed_codes: list[str] = []
         self._t0_wall = 0
         self._t0_session = 0
+        self._last_mark = -1
 
     @classmethod
     def from_url(cls, url: str) -> SimBackend:
@@ -200,21 +218,37 @@ class SimBackend:
             raise BackendError("this SimBackend is already open; build another one")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.state_dir / "journal.bin").open()
+        failure: Exception | None = None
         try:
             history = list(journal.replay())
             self._broker = Broker.restore(history, initial_cash=self.initial_cash)
+            # A reopened backend starts from the journal alone, not from its last run's log.
+            self._reports = {}
             for report in history:
                 self._reports.setdefault(report.account_id, []).append(report)
             self._journal, self._sink = journal, sink
             self._t0_wall = self.clock.now_ms()
             self._t0_session = self._session_time_raw(self._t0_wall)
+            self._last_mark = -1
+            if self._today() < self._broker.day:
+                raise InvalidArgument(
+                    f"the simulator journal in {self.state_dir} was last used on trading day "
+                    f"{self._broker.day}, after the clock's day {self._today()}: start the "
+                    "clock later, or use another home or terminal"
+                )
             self._sync_day()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._tick_loop)
                 try:
                     yield BackendInfo(kind="sim", url=self.url, version=__version__)
+                except Exception as exc:
+                    # Re-raised below, outside the task group, so the caller gets its own
+                    # error back as it was and not wrapped in an ExceptionGroup.
+                    failure = exc
                 finally:
                     tg.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
         finally:
             self._sink = None
             self._journal = None
@@ -282,7 +316,18 @@ class SimBackend:
     # ------------------------------------------------------------------ quotes
 
     def _all_codes(self) -> list[str]:
-        return self.market.universe.codes()
+        """Every code trading on the current session day (later listings are left out)."""
+        today = self._today()
+        if self._listed_day != today:
+            self._listed_codes = [
+                lst.code for lst in self.market.universe if lst.list_date <= today
+            ]
+            self._listed_day = today
+        return self._listed_codes
+
+    def _trades_today(self, code: str) -> bool:
+        universe = self.market.universe
+        return code in universe and universe.listing(code).list_date <= self._today()
 
     def _listed(self, codes: list[str]) -> list[str]:
         missing = [c for c in codes if c not in self.market.universe]
@@ -291,18 +336,92 @@ class SimBackend:
                 f"not listed in the simulator: {', '.join(missing[:10])}"
                 f"{' ...' if len(missing) > 10 else ''} (qk.instruments() lists what is)"
             )
+        later = [c for c in codes if not self._trades_today(c)]
+        if later:
+            dates = ", ".join(
+                f"{c} from {self.market.universe.listing(c).list_date}" for c in later[:10]
+            )
+            raise InvalidCode(
+                f"not trading yet on {self._today()}: {dates} (qk.instruments() lists what is)"
+            )
         return codes
 
+    def _instrument(self, code: str) -> InstrumentDetail | None:
+        """Today's reference data of a code, or None if it does not trade today."""
+        today = self._today()
+        if self._instr_day != today:
+            self._instr, self._instr_day = {}, today
+        found = self._instr.get(code)
+        if found is None and self._trades_today(code):
+            found = self._instr[code] = self.market.instrument(code, today)
+        return found
+
     def _bars_now(self, codes: list[str], period: str, now: int) -> list[Tick | Bar]:
-        day = self.market.session_day(_CALENDAR_CODE, now)
-        out: list[Tick | Bar] = []
-        for code in codes:
-            minute, daily = self.market.intraday_bars(code, day, now)
-            cols = minute if period == "1m" else daily
-            if len(cols["time"]) == 0:
-                continue
-            out.append(_bar(code, period, cols, -1))
-        return out
+        """The bar in progress of each code: today's daily bar, or the current minute's.
+
+        Built from the ticks of the current minute only (not the whole day), so a
+        whole-market bar subscription stays cheap; the result equals the last row of
+        ``market.intraday_bars``.
+        """
+        cols = self.market.tick_columns(codes, now)
+        if not len(cols["time"]):
+            return []
+        last = int(cols["time"][0])  # one calendar: every code shows the same step
+        day0 = last - (last + _BEIJING_OFFSET_MS) % _DAY_MS
+        if last < day0 + OPEN_MS:
+            return []  # before the open there is no bar yet
+        cents = np.rint(cols["lastPrice"] * 100).astype(np.int64)
+        cum_a = np.rint(cols["amount"] * 100).astype(np.int64)
+        cum_v = cols["volume"].astype(np.int64)
+        if period == "1d":
+            first = np.rint(cols["open"] * 100).astype(np.int64)
+            high = np.rint(cols["high"] * 100).astype(np.int64)
+            low = np.rint(cols["low"] * 100).astype(np.int64)
+            vol, amt = cum_v, cum_a
+            label = day0
+        else:
+            label = -(-last // MINUTE_MS) * MINUTE_MS
+            first, high, low = cents.copy(), cents.copy(), cents.copy()
+            t = self._prev_tick_time(last, day0)
+            while t is not None and t > label - MINUTE_MS:
+                p = np.rint(self.market.tick_columns(codes, t)["lastPrice"] * 100)
+                first = p.astype(np.int64)
+                high = np.maximum(high, first)
+                low = np.minimum(low, first)
+                t = self._prev_tick_time(t, day0)
+            if t is None:
+                vol, amt = cum_v, cum_a
+                pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
+            else:
+                base = self.market.tick_columns(codes, t)
+                vol = cum_v - base["volume"].astype(np.int64)
+                amt = cum_a - np.rint(base["amount"] * 100).astype(np.int64)
+                pre = np.rint(base["lastPrice"] * 100).astype(np.int64)
+        if period == "1d":
+            pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
+        return [
+            Bar(
+                stock_code=code,
+                period=period,
+                time=label,
+                open=int(first[i]) / 100,
+                high=int(high[i]) / 100,
+                low=int(low[i]) / 100,
+                close=int(cents[i]) / 100,
+                volume=int(vol[i]),
+                amount=int(amt[i]) / 100,
+                preClose=int(pre[i]) / 100,
+            )
+            for i, code in enumerate(codes)
+        ]
+
+    def _prev_tick_time(self, t: int, day0: int) -> int | None:
+        """The time of the tick before the one at ``t`` (None for the 09:30 auction tick)."""
+        if t <= day0 + OPEN_MS:
+            return None
+        if t == day0 + AFTERNOON_MS + self.step_ms:
+            return day0 + MORNING_END_MS
+        return t - self.step_ms
 
     def _quotes(self, sub: _Subscription, now: int, ticks: dict[str, Tick]) -> list[Tick | Bar]:
         codes = sub.codes or self._all_codes()
@@ -335,6 +454,12 @@ class SimBackend:
     def _on_step(self, now: int) -> None:
         broker = self._need_broker()
         self._sync_day()
+        # The market's own step: it stands still in the lunch break and out of hours, when
+        # there is nothing new to push or to match (new orders met this book when placed).
+        mark = int(self.market.tick_columns([_CALENDAR_CODE], now)["time"][0])
+        if mark == self._last_mark:
+            return
+        self._last_mark = mark
         ticks = self._publish_quotes(list(self._subs.values()), now)
         resting = {o.stock_code for a in broker.known_accounts for o in broker.orders(a, True)}
         if not resting or not self._market_open(now):
@@ -351,14 +476,17 @@ class SimBackend:
         """Answer one request (see ``backends.base``)."""
         broker = self._need_broker()
         now = self.session_now()
+        # Every answer reflects the trading day the clock is on, even between loop steps.
+        self._sync_day()
         match req:
             case Hello():
                 return BackendInfo(kind="sim", url=self.url, version=__version__)
             case ListInstruments(codes=codes):
-                wanted = None if codes is None else normalize_codes(codes)
-                return Instruments(self.market.instruments(wanted, self._today()))
+                wanted = self._all_codes() if codes is None else normalize_codes(codes)
+                found = (self._instrument(c) for c in wanted)
+                return Instruments([i for i in found if i is not None])
             case GetSnapshot(codes=codes):
-                known = [c for c in normalize_codes(codes) if c in self.market.universe]
+                known = [c for c in normalize_codes(codes) if self._trades_today(c)]
                 return Snapshots(self.market.ticks(known, now) if known else [])
             case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
                 if period not in ("tick", "1m", "1d"):
@@ -371,8 +499,8 @@ class SimBackend:
                     raise InvalidArgument(f"subscription id {sub_id} is already in use")
                 listed = self._listed(normalize_codes(codes)) if codes else []
                 sub = _Subscription(sub_id, listed, period)
-                self._subs[sub_id] = sub
                 self._publish_quotes([sub], now)  # the current state at once, like MiniQMT
+                self._subs[sub_id] = sub  # only once it has worked: the tick loop repeats it
                 return Ok()
             case UnsubscribeQuotes(sub_id=sub_id):
                 self._subs.pop(sub_id, None)
@@ -381,7 +509,7 @@ class SimBackend:
                 return self._history(code, period, start, end, now)
             case FetchDividends(code=code):
                 code = self._listed([normalize_code(code)])[0]
-                return Dividends(code, self.market.history.dividends(code))
+                return Dividends(code, self.market.history.dividends(code, now))
             case ListSectors():
                 return Names(list(self.market.universe.sectors()))
             case GetSectorMembers(sector=sector):
@@ -391,7 +519,6 @@ class SimBackend:
                 return Names(list(sectors[sector]))
             case OpenAccount(account_id=account_id, after_seq=after_seq):
                 self._check_account(account_id)
-                self._sync_day()
                 self._publish(account_id, broker.open_account(account_id))
                 for report in self._reports.get(account_id, []):
                     if report.seq > after_seq and self._sink is not None:
@@ -403,13 +530,13 @@ class SimBackend:
                 return Ok()
             case SubmitOrder():
                 self._check_account(req.account_id)
-                self._sync_day()
                 code = req.stock_code
-                is_listed = code in self.market.universe
+                # A code not trading today reaches the broker without data: it refuses it.
+                instrument = self._instrument(code) if isinstance(code, str) else None
                 response, items = broker.submit(
                     req,
-                    book=self.market.tick(code, now) if is_listed else None,
-                    instrument=self.market.instrument(code, self._today()) if is_listed else None,
+                    book=self.market.tick(code, now) if instrument is not None else None,
+                    instrument=instrument,
                     now_ms=now,
                     day=self._today(),
                     market_open=self._market_open(now),
@@ -487,19 +614,3 @@ class SimBackend:
             if name in cols
         }
         return HistoryColumns(code=code, period=period, rows=rows, columns=columns)
-
-
-def _bar(code: str, period: str, cols: dict[str, np.ndarray], i: int) -> Bar:
-    return Bar(
-        stock_code=code,
-        period=period,
-        time=int(cols["time"][i]),
-        open=float(cols["open"][i]),
-        high=float(cols["high"][i]),
-        low=float(cols["low"][i]),
-        close=float(cols["close"][i]),
-        volume=int(cols["volume"][i]),
-        amount=float(cols["amount"][i]),
-        preClose=float(cols["preClose"][i]),
-        suspendFlag=int(cols["suspendFlag"][i]),
-    )

@@ -74,13 +74,13 @@ _KNOWN_LAST: Final = (
 
 # Purposes: each stream of randomness has its own salt so streams never overlap.
 _RET, _JUMP, _GAP, _HIW, _LOW, _VOL, _DIV, _DIV2, _DIV3 = range(1, 10)
-_MPATH, _MPOS, _MWICK, _MVOL, _MAUC = range(20, 25)
+_MPATH, _MPOS, _MWICK, _MWICK2, _MAUC = range(20, 25)
 
 
 # --------------------------------------------------------------------------- randomness
 
 
-def _mix(x: U64) -> U64:
+def mix64(x: U64) -> U64:
     """The splitmix64 finaliser on an array: a bijective scramble of 64-bit words."""
     with np.errstate(over="ignore"):
         x = x ^ (x >> np.uint64(30))
@@ -113,14 +113,14 @@ def uniforms(key: int | U64, counter: npt.ArrayLike) -> F64:
     c = np.asarray(counter, dtype=np.int64).astype(np.uint64)
     k = np.asarray(key, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        x = _mix(c * np.uint64(0x9E3779B97F4A7C15) + k)
+        x = mix64(c * np.uint64(0x9E3779B97F4A7C15) + k)
     out: F64 = ((x >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
     return out
 
 
 def _rekey(key: int | U64) -> int | U64:
     if isinstance(key, np.ndarray):
-        return _mix(key ^ np.uint64(0x5DEECE66D))
+        return mix64(key ^ np.uint64(0x5DEECE66D))
     return _mix_int(key ^ 0x5DEECE66D)
 
 
@@ -146,7 +146,7 @@ def _daynum(ymd: int) -> int:
 
 
 @cache
-def _calendar_days(market: str) -> I64:
+def calendar_days(market: str) -> I64:
     """Trading days (days since 1970-01-01) of ``market`` up to 2035, read-only."""
     first, last = calendar.known_range()
     known = calendar.trading_days(market, max(first, 20050104), last)
@@ -257,7 +257,7 @@ def _events(lst: Listing, seed: int, days: I64, x: F64) -> list[_Event]:
 
 def daily_path(lst: Listing, seed: int, last_daynum: int) -> DailyPath:
     """Generate the daily path of ``lst`` from its first day through ``last_daynum``."""
-    cal = _calendar_days(market_of(lst.code))
+    cal = calendar_days(market_of(lst.code))
     lo = int(np.searchsorted(cal, _daynum(history_start(lst))))
     hi = int(np.searchsorted(cal, last_daynum, "right"))
     days = cal[lo : max(lo, hi)]
@@ -450,32 +450,54 @@ class MinuteTable(msgspec.Struct, frozen=True):
 
 def minute_table(seed: int, code: str, path: DailyPath, rows: I64) -> MinuteTable:
     """Minute bars of the days ``path.days[rows]`` drawn inside their daily bars."""
-    ck = code_key(code)
-    days = path.days[rows]
-    nd = len(days)
-    op, hi, lo, cl = path.open[rows], path.high[rows], path.low[rows], path.close[rows]
-    V, A = path.volume[rows], path.amount[rows]
+    return minute_rows(seed, [path] * len(rows), rows)
+
+
+def minute_rows(seed: int, paths: list[DailyPath], rows: I64) -> MinuteTable:
+    """Minute bars of day ``rows[i]`` of ``paths[i]``, many codes and days in one pass.
+
+    Row ``i`` depends only on its own code and day, so batching never changes a result.
+    """
+    nd = len(rows)
+    one = all(p is paths[0] for p in paths)
+    cks = [code_key(paths[0].code)] if one and nd else [code_key(p.code) for p in paths]
+
+    def keys(purpose: int) -> U64:
+        k = np.array([stream_key(seed, ck, purpose) for ck in cks], dtype=np.uint64)
+        return np.repeat(k, nd) if one else k
+
+    def col(name: str) -> I64:
+        if one:
+            return np.asarray(getattr(paths[0], name)[rows], dtype=np.int64) if nd else rows[:0]
+        pairs = zip(paths, rows.tolist(), strict=True)
+        return np.array([getattr(p, name)[r] for p, r in pairs], dtype=np.int64)
+
+    days = col("days")
+    op, hi, lo, cl = col("open"), col("high"), col("low"), col("close")
+    V, A = col("volume"), col("amount")
+    scale = np.array([p.money_scale for p in paths], dtype=np.float64).reshape(nd)
     counter = days[:, None] * 256 + np.arange(MINUTES_PER_DAY, dtype=np.int64)[None, :]
-    noise = normals(stream_key(seed, ck, _MPATH), counter)
-    u_pos = uniforms(stream_key(seed, ck, _MPOS), days * 2)
-    u_pos2 = uniforms(stream_key(seed, ck, _MPOS), days * 2 + 1)
-    c = anchored_path(op, cl, hi, lo, noise, u_pos, u_pos2)
+    noise = normals(keys(_MPATH)[:, None], counter)
+    k_pos = keys(_MPOS)
+    c = anchored_path(
+        op, cl, hi, lo, noise, uniforms(k_pos, days * 2), uniforms(k_pos, days * 2 + 1)
+    )
 
     o = np.empty_like(c)
     o[:, 0] = op
     o[:, 1:] = c[:, :-1]
-    uw = uniforms(stream_key(seed, ck, _MWICK), counter)
+    uw = uniforms(keys(_MWICK)[:, None], counter)
     reach = np.maximum(np.rint((hi - lo) * 0.04), 1).astype(np.int64)[:, None]
     wick = np.floor(uw * uw * (reach + 1)).astype(np.int64)
     h = np.minimum(np.maximum(o, c) + wick, hi[:, None])
-    uw2 = uniforms(stream_key(seed, ck, _MWICK), counter + 128)
+    uw2 = uniforms(keys(_MWICK2)[:, None], counter)
     wick2 = np.floor(uw2 * uw2 * (reach + 1)).astype(np.int64)
     low = np.maximum(np.minimum(o, c) - wick2, lo[:, None])
     h[:, 0] = op
     low[:, 0] = op
 
     # Volumes: an auction share, then a U-shaped profile tilted so that the day's money adds up.
-    u_auc = uniforms(stream_key(seed, ck, _MAUC), days)
+    u_auc = uniforms(keys(_MAUC), days)
     v0 = np.minimum(np.rint(V * (0.01 + 0.03 * u_auc)).astype(np.int64), V - 1)
     rest = V - v0
     m = np.arange(1, MINUTES_PER_DAY, dtype=np.float64)
@@ -483,13 +505,12 @@ def minute_table(seed: int, code: str, path: DailyPath, rows: I64) -> MinuteTabl
     profile += 0.5 * np.exp(-np.abs(m - 121) / 10.0)
     w = profile[None, :] * np.exp(0.5 * noise[:, 1:])
     mid = (h[:, 1:] + low[:, 1:]) * 0.5
-    scale = path.money_scale
     money = A.astype(np.float64) / 100.0 / scale  # in lots * cents, the unit of price * volume
     want = (money - v0 * op) / np.maximum(rest, 1)
     z = (mid - want[:, None]) / np.maximum(hi - lo, 1)[:, None]
     lam_lo = np.full(nd, -60.0)
     lam_hi = np.full(nd, 60.0)
-    for _ in range(36):
+    for _ in range(30):
         lam = (lam_lo + lam_hi) * 0.5
         ww = w * np.exp(np.clip(lam[:, None] * z, -60.0, 60.0))
         mean = (ww * z).sum(axis=1) / ww.sum(axis=1)
@@ -542,7 +563,8 @@ class SyntheticHistory:
         self.seed = self.universe.seed if seed is None else seed
         if not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidArgument(f"seed must be a non-negative int, got {self.seed!r}")
-        self._path = lru_cache(maxsize=128)(self._make_path)
+        # Larger than the universe, so a pass over every listed code stays cached.
+        self._path = lru_cache(maxsize=1024)(self._make_path)
 
     def _make_path(self, code: str, last_daynum: int) -> DailyPath:
         return daily_path(self.universe.get(code), self.seed, last_daynum)
@@ -582,7 +604,7 @@ class SyntheticHistory:
         the day (so a start at 09:00 of a day includes that day).
         """
         p, lo, hi = self._range(code, start_ms, end_ms)
-        return _columns(
+        return bar_columns(
             day_ms(p.days[lo:hi]),
             p.open[lo:hi],
             p.high[lo:hi],
@@ -602,7 +624,7 @@ class SyntheticHistory:
         pre = np.empty_like(t.close)
         pre[:, 0] = p.pre_close[rows]
         pre[:, 1:] = t.close[:, :-1]
-        cols = _columns(
+        cols = bar_columns(
             times,
             t.open.ravel(),
             t.high.ravel(),
@@ -649,7 +671,8 @@ def _parse_day(day: object) -> int:
     return calendar.day_number(int(day))
 
 
-def _columns(time: I64, o: I64, h: I64, low: I64, c: I64, v: I64, a: I64, pre: I64) -> Columns:
+def bar_columns(time: I64, o: I64, h: I64, low: I64, c: I64, v: I64, a: I64, pre: I64) -> Columns:
+    """Bar columns with ``BAR_DTYPES`` from integer cents (prices, amount) and lots."""
     return {
         "time": np.ascontiguousarray(time, dtype=BAR_DTYPES["time"]),
         "open": o / 100.0,

@@ -37,17 +37,19 @@ from qmtkit.backends.sim.history import (
     I64,
     U64,
     Columns,
+    DailyPath,
+    MinuteTable,
     SyntheticHistory,
-    _calendar_days,
-    _columns,
-    _mix,
     anchored_path,
+    bar_columns,
+    calendar_days,
     code_key,
     cumulative_split,
     day_ms,
     daynum_of_ms,
     market_of,
-    minute_table,
+    minute_rows,
+    mix64,
     normals,
     stream_key,
     uniforms,
@@ -56,6 +58,7 @@ from qmtkit.backends.sim.history import (
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
 from qmtkit.codes import Board, normalize_code, normalize_codes
 from qmtkit.data.calendar import day_number
+from qmtkit.data.schema import TICK_DTYPES
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import InstrumentDetail, Tick
 
@@ -75,12 +78,12 @@ _PREOPEN_MS: Final = (9 * 60 + 15) * MINUTE_MS
 
 def _derive(key: U64, salt: int) -> U64:
     """A separate stream per row for another purpose (keys are scrambled, not just offset)."""
-    return _mix(key ^ np.uint64((salt * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)))
+    return mix64(key ^ np.uint64((salt * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)))
 
 
 def latest_trading_day(market: str, daynum: int) -> int:
     """The latest trading day (day number) on or before ``daynum``."""
-    cal = _calendar_days(market)
+    cal = calendar_days(market)
     i = int(np.searchsorted(cal, daynum, "right"))
     if i == 0:
         raise InvalidArgument(f"no trading day on or before {ymd_of_daynum(daynum)}")
@@ -124,8 +127,9 @@ class _DayTable:
 class SyntheticMarket:
     """The live side of the simulator: instruments, ticks and today's bars for one seed.
 
-    ``step_ms`` is the tick step (default 3 s, like MiniQMT's snapshots); it must divide a
-    minute into at least four ticks.
+    ``seed`` drives the prices (history and ticks); ``universe`` (default ``Universe(seed)``)
+    decides which codes exist. ``step_ms`` is the tick step (default 3 s, like MiniQMT's
+    snapshots); it must divide a minute into at least four ticks.
     """
 
     def __init__(
@@ -179,32 +183,63 @@ class SyntheticMarket:
                 self._days.popitem(last=False)
         else:
             self._days.move_to_end(daynum)
-        for code in codes:
-            if code not in table.rows:
-                table.add(code, self._prepare(code, daynum))
+        missing = [c for c in dict.fromkeys(codes) if c not in table.rows]
+        if missing:
+            for code, part in zip(missing, self._prepare(missing, daynum), strict=True):
+                table.add(code, part)
         return table, np.fromiter((table.rows[c] for c in codes), np.int64, len(codes))
 
-    def _prepare(self, code: str, daynum: int) -> dict[str, np.ndarray]:
-        lst = self.universe.listing(code)
-        path = self.history.path(code, int(day_ms(daynum)))
-        row = int(np.searchsorted(path.days, daynum))
-        if row == len(path.days) or int(path.days[row]) != daynum:
-            raise InvalidArgument(
-                f"{code} does not trade on {ymd_of_daynum(daynum)}: it is listed from "
-                f"{lst.list_date} on the {market_of(code)} calendar"
-            )
-        t = minute_table(self.seed, code, path, np.array([row], dtype=np.int64))
-        h = t.high[0]
-        low = t.low[0]
-        v = t.volume[0]
-        a = t.amount[0]
-        is_index = lst.board is Board.INDEX
+    def prepare(self, codes: list[str] | None, day: int) -> None:
+        """Compute the day's minute tables of ``codes`` (None: the universe) ahead of ticks.
+
+        The first tick of a code on a day costs about 2-3 ms (its history and minute bars);
+        calling this once at start-up moves that cost out of the first quote batch.
+        """
+        if isinstance(day, bool) or not isinstance(day, int):
+            raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
+        wanted = self.universe.codes() if codes is None else normalize_codes(codes)
+        listed = [c for c in wanted if self.universe.listing(c).list_date <= day]
+        by_market: dict[str, list[str]] = {}
+        for c in listed:
+            by_market.setdefault(market_of(c), []).append(c)
+        for mk, group in by_market.items():
+            daynum = latest_trading_day(mk, day_number(day))
+            self._table(daynum, group)
+
+    def _prepare(self, codes: list[str], daynum: int) -> list[dict[str, np.ndarray]]:
+        paths = []
+        rows = []
+        for code in codes:
+            lst = self.universe.listing(code)
+            path = self.history.path(code, int(day_ms(daynum)))
+            row = int(np.searchsorted(path.days, daynum))
+            if row == len(path.days) or int(path.days[row]) != daynum:
+                raise InvalidArgument(
+                    f"{code} does not trade on {ymd_of_daynum(daynum)}: it is listed from "
+                    f"{lst.list_date} on the {market_of(code)} calendar"
+                )
+            paths.append(path)
+            rows.append(row)
+        t = minute_rows(self.seed, paths, np.array(rows, dtype=np.int64))
+        return [
+            self._part(code, path, row, t, i)
+            for i, (code, path, row) in enumerate(zip(codes, paths, rows, strict=True))
+        ]
+
+    def _part(
+        self, code: str, path: DailyPath, row: int, t: MinuteTable, i: int
+    ) -> dict[str, np.ndarray]:
+        is_index = self.universe.listing(code).board is Board.INDEX
+        h = t.high[i]
+        low = t.low[i]
+        v = t.volume[i]
+        a = t.amount[i]
         gap = max(1, round(int(path.close[row]) / 5000))
         return {
-            "open": t.open[0],
+            "open": t.open[i],
             "high": h,
             "low": low,
-            "close": t.close[0],
+            "close": t.close[i],
             "volume": v,
             "amount": a,
             # running totals *before* each minute, and the running extremes up to it
@@ -388,6 +423,8 @@ class SyntheticMarket:
         """
         now_ms = _ms(now_ms)
         codes = normalize_codes(codes)
+        if not codes:
+            return {k: np.zeros(0, dtype=v) for k, v in TICK_DTYPES.items()}
         daynum, step = self._resolve(codes, now_ms)
         table, rows = self._table(daynum, codes)
         steps = np.full(len(rows), step, dtype=np.int64)
@@ -506,7 +543,7 @@ class SyntheticMarket:
         if end >= start_ms:
             old = fetch(code, start_ms, end)
         else:
-            old = _columns(*(np.zeros(0, np.int64) for _ in range(8)))
+            old = bar_columns(*(np.zeros(0, np.int64) for _ in range(8)))
         minute, daily = self.intraday_bars(code, day, now_ms)
         new = daily if period == "1d" else minute
         t = new["time"].astype(np.int64)
@@ -519,7 +556,7 @@ def bars_from_ticks(ticks: dict[str, np.ndarray], pre_close: float) -> tuple[Col
     t = ticks["time"]
     n = len(t)
     if n == 0:
-        empty = _columns(*(np.zeros(0, np.int64) for _ in range(8)))
+        empty = bar_columns(*(np.zeros(0, np.int64) for _ in range(8)))
         return empty, empty
     day0 = int(day_ms(daynum_of_ms(int(t[0]))))
     label = day0 + ((t - day0 + MINUTE_MS - 1) // MINUTE_MS) * MINUTE_MS
@@ -535,7 +572,7 @@ def bars_from_ticks(ticks: dict[str, np.ndarray], pre_close: float) -> tuple[Col
     pre_c = round(pre_close * 100)
     close = price[ends]
     pre = np.concatenate([[pre_c], close[:-1]])
-    minute = _columns(
+    minute = bar_columns(
         label[starts],
         price[starts],
         high,
@@ -545,7 +582,7 @@ def bars_from_ticks(ticks: dict[str, np.ndarray], pre_close: float) -> tuple[Col
         cuma[ends] - prev_a,
         pre,
     )
-    daily = _columns(
+    daily = bar_columns(
         np.array([day0]),
         price[:1],
         np.array([price.max()]),

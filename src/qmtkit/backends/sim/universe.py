@@ -135,13 +135,13 @@ _ETFS: Final[tuple[tuple[str, str, int, float, float], ...]] = (
     ("159919.SZ", "沪深300ETF嘉实", 20120528, 4.0, 0.012),
 )
 
-# How many synthetic stocks each number range gets: (prefixes, exchange, count, first year).
-_SYNTHETIC_PLAN: Final[tuple[tuple[tuple[str, ...], str, int, int], ...]] = (
-    (("600", "601", "603", "605"), "SH", 90, 1994),
-    (("000", "001", "002"), "SZ", 80, 1994),
-    (("300", "301"), "SZ", 55, 2010),
-    (("688",), "SH", 35, 2019),
-    (("43", "83", "87", "92"), "BJ", 20, 2021),
+# How many synthetic stocks each number range gets: (prefixes, exchange, count).
+_SYNTHETIC_PLAN: Final[tuple[tuple[tuple[str, ...], str, int], ...]] = (
+    (("600", "601", "603", "605"), "SH", 90),
+    (("000", "001", "002"), "SZ", 80),
+    (("300", "301"), "SZ", 55),
+    (("688",), "SH", 35),
+    (("43", "83", "87", "92"), "BJ", 20),
 )
 
 _BOARD_START: Final = {
@@ -320,7 +320,7 @@ class Universe:
         rng = _rng(self.seed, 1)
         names = {lst.name for lst in self._listings.values()}
         drawn: list[tuple[str, str]] = []
-        for prefixes, exchange, count, _year in _SYNTHETIC_PLAN:
+        for prefixes, exchange, count in _SYNTHETIC_PLAN:
             made = 0
             while made < count:
                 prefix = prefixes[int(rng.integers(len(prefixes)))]
@@ -395,6 +395,8 @@ class Universe:
         """Reference data of ``code`` for trading day ``day`` (``YYYYMMDD``) given its PreClose.
 
         The limit prices follow the board's ratio, rounded half-up to 0.01; indices have none (0).
+        ``PriceTick`` is 0.01 for every code here (real ETFs quote in 0.001; the simulator keeps
+        one price grid so that the broker's tick-size rule is the same for all).
         """
         lst = self.listing(code)
         if not isinstance(day, int) or not 19900101 <= day <= 99991231:
