@@ -280,6 +280,10 @@ def usable(root: Path, sz: dict[str, int]) -> str:
     return f"W3 frame: {df.height:,} rows, mean close {mean:.3f}; W5: {len(d5)} frames"
 
 
+def ratio(x: float) -> str:
+    return f"{x:.2f}×" if x >= 0.1 else f"{x:.3f}×"
+
+
 def fmt(sec: float) -> str:
     if sec < 1e-3:
         return f"{sec * 1e6:.0f} µs"
@@ -311,7 +315,7 @@ def run(root: Path, quick: bool) -> str:
         rows.append(
             f"| {labels[name]} | {fmt(q_warm)} | {fmt(q_cold)} | {fmt(b_warm)} | {fmt(b_cold)} "
             f"| {fmt(f_warm)} ({floor_label}) | {b_warm / q_warm:.0f}× | "
-            f"{q_warm / f_warm:.2f}× |"
+            f"{ratio(q_warm / f_warm)} |"
         )
         print(rows[-1], file=sys.stderr)
     note = usable(root, sz)

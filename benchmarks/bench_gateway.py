@@ -26,6 +26,7 @@ import anyio
 
 from qmtkit.backends.base import (
     BackendInfo,
+    ConnectionState,
     EventSink,
     GetSectorMembers,
     Names,
@@ -38,7 +39,6 @@ from qmtkit.backends.base import (
     UnsubscribeQuotes,
 )
 from qmtkit.backends.remote import RemoteBackend
-from qmtkit.backends.base import ConnectionState
 from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
 
 TOKEN = "bench-token-" + "x" * 16
@@ -161,7 +161,9 @@ class CountingSink:
         pass
 
 
-async def order_round_trips(backend: Any, sink: CountingSink, n: int) -> tuple[list[float], list[float]]:
+async def order_round_trips(
+    backend: Any, sink: CountingSink, n: int
+) -> tuple[list[float], list[float]]:
     """Per order: seconds to the reply, and to the Order report."""
     replies: list[float] = []
     reports: list[float] = []
@@ -190,6 +192,55 @@ async def quote_rate(backend: Any, sink: CountingSink, n: int, batch: int) -> tu
     dt = time.perf_counter() - t0
     dropped = sum(getattr(backend, "quotes_dropped", {}).values())
     return sink.records / dt, dropped
+
+
+_ECHO_SERVER = """
+import asyncio, sys
+async def main():
+    async def handle(r, w):
+        try:
+            while True:
+                w.write(await r.readexactly(64))
+        except asyncio.IncompleteReadError:
+            pass
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+
+def tcp_floor(n: int) -> list[float]:
+    """Round trips of 64 bytes to a bare asyncio echo server in another process."""
+    import asyncio
+    import socket
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ECHO_SERVER],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    port = int(child.stdout.readline())
+
+    async def ping() -> list[float]:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            w.write(b"x" * 64)
+            await r.readexactly(64)
+            out.append(time.perf_counter() - t0)
+        w.close()
+        return out
+
+    try:
+        return asyncio.run(ping())
+    finally:
+        child.stdin.close()
+        child.wait(10)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -239,6 +290,7 @@ async def run(quick: bool) -> None:
                 child.stdin.close()
             child.wait(10)
 
+    floor = await anyio.to_thread.run_sync(tcp_floor, n_orders)
     us = 1e6
     print(f"gateway benchmark ({'quick' if quick else 'full'}; gateway in a child process,")
     print(f"echo venue; {n_orders} orders, {n_quotes:,} ticks in batches of {batch}; 2 procs)\n")
@@ -252,6 +304,8 @@ async def run(quick: bool) -> None:
         f"{statistics.median(local_rt) * us:.1f} µs", "")  # fmt: skip
     row("submit → order report, p99", f"{pct(rt, 0.99) * us:.0f} µs",
         f"{pct(local_rt, 0.99) * us:.1f} µs", "")  # fmt: skip
+    row("bare asyncio TCP ping-pong across processes (floor), median",
+        f"{statistics.median(floor) * us:.0f} µs", "", "")  # fmt: skip
     row("quote records/s to one client", f"{rate:,.0f} (merged away: {dropped})",
         f"{local_rate:,.0f}", "≥ 200,000")  # fmt: skip
 

@@ -112,7 +112,7 @@ class DataVenue:
                         UpStopPrice=round(LISTED[c][1] * 1.1, 2),
                         DownStopPrice=round(LISTED[c][1] * 0.9, 2),
                         OpenDate="19991110",
-                    )  # fmt: skip
+                    )
                     for c in codes
                     if c in LISTED
                 ]
@@ -250,7 +250,7 @@ def test_front_adjustment_uses_dividends(venue: DataVenue) -> None:
 
 
 def test_bad_arguments_raise_naming_the_value(venue: DataVenue) -> None:
-    with pytest.raises(InvalidCode, match="'60000.SH'"):
+    with pytest.raises(InvalidCode, match=r"'60000\.SH'"):
         xtdata.get_market_data_ex([], ["60000.SH"])
     with pytest.raises(InvalidPeriod, match="'2d'"):
         xtdata.get_market_data_ex([], ["600000.SH"], period="2d")

@@ -25,7 +25,7 @@ from qmtkit.gateway.protocol import (
     error_name,
 )
 from qmtkit.gateway.security import check_token_value, generate_token, token_matches
-from qmtkit.models import AccountReport
+from qmtkit.models import AccountReport, Order
 from test_gateway_support import order_item
 
 
@@ -106,33 +106,41 @@ def test_token_helpers() -> None:
         check_token_value(12345678)
 
 
-def _report(seq: int, account: str = "A") -> AccountReport:
-    return AccountReport(account_id=account, seq=seq, item=order_item(account, seq))
+def _item(n: int, account: str = "A") -> Order:
+    return order_item(account, n)
 
 
-def test_journal_keeps_only_newer_reports_and_slices_by_seq(tmp_path: Path) -> None:
+def test_journal_numbers_reports_per_account_and_slices_by_seq(tmp_path: Path) -> None:
     with ReportJournal(tmp_path / "j") as j:
-        assert [j.append(_report(s)) for s in (1, 2, 2, 1, 3)] == [True, True, False, False, True]
-        j.append(_report(1, "B"))
+        made = [j.record("A", _item(n), bseq=10 + n) for n in (1, 2, 3)]
+        j.record("B", _item(1, "B"), bseq=1)
+        assert [r.seq for r in made] == [1, 2, 3]
+        assert made[1] == AccountReport(account_id="A", seq=2, item=_item(2))
         assert [r.seq for r in j.since("A", 1)] == [2, 3]
         assert j.since("A", 3) == [] and j.since("Z", 0) == []
-        assert j.last_seq("A") == 3 and j.last_seq("B") == 1 and j.last_seq("Z") == 0
+        assert (j.last_seq("A"), j.last_seq("B"), j.last_seq("Z")) == (3, 1, 0)
+        assert (j.last_bseq("A"), j.item_at_bseq("A", 12), j.item_at_bseq("A", 99)) == (
+            13,
+            _item(2),
+            None,
+        )
 
 
 def test_journal_reloads_and_cuts_a_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "j"
     with ReportJournal(path) as j:
-        for s in (1, 2, 3):
-            j.append(_report(s))
+        for n in (1, 2, 3):
+            j.record("A", _item(n), bseq=n)
     intact = path.stat().st_size
     with open(path, "ab") as f:
         f.write((500).to_bytes(4, "big") + b"half a record")
     with ReportJournal(path) as j:
         assert [r.seq for r in j.since("A", 0)] == [1, 2, 3]
+        assert j.item_at_bseq("A", 2) == _item(2)
         assert path.stat().st_size == intact
-        j.append(_report(4))
+        j.record("A", _item(4), bseq=4)
     with ReportJournal(path) as j:
-        assert [r.seq for r in j.since("A", 0)] == [1, 2, 3, 4]
+        assert [r.item for r in j.since("A", 0)] == [_item(n) for n in (1, 2, 3, 4)]
 
 
 def test_journal_is_held_by_one_process(tmp_path: Path) -> None:
@@ -154,12 +162,12 @@ def test_journal_is_held_by_one_process(tmp_path: Path) -> None:
 
 def test_journal_in_memory_needs_no_file() -> None:
     with ReportJournal(None) as j:
-        j.append(_report(1))
+        j.record("A", _item(1))
         assert j.last_seq("A") == 1
 
 
 def test_journal_refuses_writes_when_not_open(tmp_path: Path) -> None:
     j = ReportJournal(tmp_path / "j")
     with pytest.raises(ClosedError, match="not open"):
-        j.append(_report(1))
+        j.record("A", _item(1))
     assert not (tmp_path / "j").exists()

@@ -1,4 +1,4 @@
-"""Links that break: clients killed, gateways restarted, peers gone silent — no report lost or doubled."""
+"""Links that break: clients cut off, gateways restarted, silent peers: nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -105,6 +105,41 @@ async def test_the_gateway_restarted_mid_stream_loses_and_doubles_nothing(tmp_pa
             stop.set()
     assert _seqs(sink) == list(range(1, 601))
     assert venue.lifetimes == 2
+
+
+async def test_a_backend_whose_numbering_restarts_still_yields_one_sequence(
+    tmp_path: Path,
+) -> None:
+    """Like xtquant's: after a restart the backend numbers its reports from 1 again."""
+    venue = FakeVenue()
+    sink = RecordingSink()
+    async with anyio.create_task_group() as tg:
+        async with running_gateway(venue, tmp_path) as gw:
+            port = gw.address[1]
+            remote = remote_for(gw)
+            opened = anyio.Event()
+            stop = anyio.Event()
+
+            async def client() -> None:
+                async with remote.open(sink):
+                    await remote.request(OpenAccount("A"))
+                    opened.set()
+                    await stop.wait()
+
+            tg.start_soon(client)
+            await opened.wait()
+            await _emit_slowly(venue, 1, 100)
+            await sink.until(lambda: len(sink.reports) >= 100)
+        await sink.until(lambda: any(not s.connected for s in sink.states))
+        venue.reports.clear()  # the backend restarted and remembers nothing
+        async with running_gateway(venue, tmp_path, port=port):
+            await sink.until(lambda: any(s.connected for s in sink.states))
+            await _emit_slowly(venue, 101, 250)
+            await sink.until(lambda: len(sink.reports) >= 250)
+            stop.set()
+    assert _seqs(sink) == list(range(1, 251))
+    assert [r.item.order_id for r in sink.reports] == list(range(1, 251))
+    assert venue.reports["A"][-1].seq == 150  # the backend's own numbering did restart
 
 
 async def test_the_journal_outlives_the_gateway_and_its_venue_memory(tmp_path: Path) -> None:
@@ -263,3 +298,15 @@ async def test_a_backend_has_one_lifetime(tmp_path: Path) -> None:
         with pytest.raises(ClosedError):
             async with remote.open(RecordingSink()):
                 pass
+
+
+async def test_a_failed_first_connect_raises_and_leaves_the_backend_usable(tmp_path: Path) -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()  # nothing listens there now
+    remote = RemoteBackend("127.0.0.1", port, token=TOKEN)
+    with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
+        async with remote.open(RecordingSink()):
+            pass
+    async with running_gateway(FakeVenue(), tmp_path, port=port), remote.open(RecordingSink()):
+        assert isinstance(await remote.request(Hello()), BackendInfo)

@@ -14,13 +14,15 @@ from qmtkit.backends.base import (
     BackendInfo,
     GetSnapshot,
     Hello,
+    ListInstruments,
+    ListSectors,
     OpenAccount,
     SubmitOrder,
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
 from qmtkit.backends.remote import AuthRefused, RemoteBackend
-from qmtkit.errors import BackendUnavailable, InvalidArgument, InvalidCode
+from qmtkit.errors import BackendError, BackendUnavailable, InvalidArgument, InvalidCode
 from qmtkit.gateway.protocol import (
     Call,
     ErrorFrame,
@@ -377,3 +379,51 @@ def test_serve_main_rejects_bad_options(
     assert "both --tls-cert and --tls-key" in capsys.readouterr().err
     assert serve_main(["--listen", "127.0.0.1:0", "--backend", "sim://"]) == 2
     assert "without a token" in capsys.readouterr().err
+
+
+async def test_replies_that_cannot_travel_fail_only_their_call(tmp_path: Path) -> None:
+    def handler(req: object) -> object:
+        if isinstance(req, ListSectors):
+            return object()  # not encodable at all
+        if isinstance(req, ListInstruments):
+            return tick("600000.SH", 1)  # encodable, but not a reply the client knows
+        return None
+
+    async with running_gateway(FakeVenue(handler), tmp_path) as gw:
+        remote = remote_for(gw)
+        sink = RecordingSink()
+        async with remote.open(sink):
+            with pytest.raises(BackendError, match="cannot be sent"):
+                await remote.request(ListSectors())
+            with pytest.raises(BackendError, match="could not be decoded"):
+                await remote.request(ListInstruments())
+            assert isinstance(await remote.request(Hello()), BackendInfo)
+        assert sink.states == []  # the link never dropped
+
+
+async def test_a_client_killed_mid_stream_leaves_the_others_whole(tmp_path: Path) -> None:
+    venue = FakeVenue()
+    async with running_gateway(venue, tmp_path) as gw:
+        survivor = remote_for(gw)
+        sink = RecordingSink()
+        async with survivor.open(sink):
+            await survivor.request(OpenAccount("A"))
+            await survivor.request(SubscribeQuotes(1, ["600000.SH"]))
+            victim = await RawClient.connect(gw)
+            await victim.send(Call(1, OpenAccount("A")))
+            await victim.send(Call(2, SubscribeQuotes(5, ["600000.SH"])))
+            for call_id in (1, 2):
+                assert (await victim.recv_until(Result)).id == call_id
+            for i in range(1, 201):
+                venue.emit("A", order_item("A", i))
+                venue.publish([tick("600000.SH", i)])
+                if i == 100:
+                    await victim.stream.aclose()  # gone without a goodbye
+                await anyio.sleep(0)
+            await sink.until(lambda: len(sink.reports) == 200 and len(sink.records(1)) == 200)
+            with anyio.fail_after(5):
+                while len(gw.sessions) > 1:
+                    await anyio.sleep(0.01)
+            assert gw.backend_subscriptions == 1  # the survivor's ride on the shared one
+        assert [r.seq for r in sink.reports] == list(range(1, 201))
+        assert [t.volume for t in sink.records(1)] == list(range(1, 201))

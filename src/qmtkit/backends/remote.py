@@ -13,6 +13,7 @@ account's report stream (replayed on reconnect) tells what became of it.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import ssl
@@ -36,7 +37,13 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
-from qmtkit.errors import BackendError, BackendUnavailable, ClosedError, InvalidArgument
+from qmtkit.errors import (
+    BackendError,
+    BackendUnavailable,
+    ClosedError,
+    InvalidArgument,
+    QmtkitError,
+)
 from qmtkit.gateway.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
@@ -61,6 +68,8 @@ from qmtkit.gateway.protocol import (
 )
 from qmtkit.gateway.security import client_tls_context
 from qmtkit.models import AccountReport
+
+log = logging.getLogger(__name__)
 
 _LINK_ERRORS = (
     anyio.EndOfStream,
@@ -238,8 +247,8 @@ class RemoteBackend:
             raise ClosedError(f"{self.url} was closed; create a new RemoteBackend")
         if self._sink is not None:
             raise InvalidArgument(f"{self.url} is already open; a backend has one lifetime")
+        link = await self._connect()  # a failure here leaves the backend unopened
         self._sink = sink
-        link = await self._connect()
         self._link = link
         self._connected = True
         error: BaseException | None = None
@@ -436,11 +445,18 @@ class RemoteBackend:
                 await self._call(link, sub)
             except BackendUnavailable:
                 raise
-            except BackendError:
+            except QmtkitError as exc:
+                log.warning("gateway refused to restore quote subscription %d: %s", sub.sub_id, exc)
                 self._subs.pop(sub.sub_id, None)
         for account_id, account_type in list(self._accounts.items()):
             after = self._last_seq.get(account_id, 0)
-            await self._call(link, OpenAccount(account_id, account_type, after_seq=after))
+            try:
+                await self._call(link, OpenAccount(account_id, account_type, after_seq=after))
+            except BackendUnavailable:
+                raise
+            except QmtkitError as exc:
+                log.warning("gateway refused to reopen account %s: %s", account_id, exc)
+                self._accounts.pop(account_id, None)
 
     async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
         sink = self._sink
@@ -459,6 +475,8 @@ class RemoteBackend:
             try:
                 msg = decode(payload)
             except msgspec.DecodeError as exc:
+                if self._undecodable(payload, exc):
+                    continue
                 dead(f"undecodable frame from the gateway: {exc}")
                 return
             if isinstance(msg, Result):
@@ -483,6 +501,24 @@ class RemoteBackend:
             elif isinstance(msg, Bye):
                 dead(f"the gateway said goodbye ({msg.reason})")
                 return
+
+    def _undecodable(self, payload: bytes, exc: msgspec.DecodeError) -> bool:
+        """Fail just the call a frame we cannot decode answers; False if it answers none."""
+        try:
+            raw = msgspec.msgpack.decode(payload)
+        except msgspec.DecodeError:
+            return False
+        if not isinstance(raw, dict) or raw.get("type") not in ("result", "failure"):
+            return False
+        call_id = raw.get("id")
+        if type(call_id) is not int:
+            return False
+        error = BackendError(
+            f"the gateway's answer could not be decoded ({exc}); are both sides on the same "
+            "qmtkit version?"
+        )
+        self._resolve(call_id, None, error)
+        return True
 
     def _deliver(self, sink: EventSink, report: AccountReport) -> None:
         last = self._last_seq.get(report.account_id, 0)

@@ -50,15 +50,46 @@ def time_format(period: str) -> str:
     return "%Y%m%d" if period in ("1d", "1w", "1mon", "1q", "1hy", "1y") else "%Y%m%d%H%M%S"
 
 
+#: Label of each Unix-ms time already formatted, per format (bounded: cleared when large).
+_LABELS: dict[str, dict[int, str]] = {}
+_LABELS_MAX = 1_000_000
+#: Recently built time-label indexes, keyed by (format, first, last, length).
+_INDEXES: dict[tuple[str, int, int, int], tuple[npt.NDArray[np.int64], pd.Index]] = {}
+_INDEXES_MAX = 256
+
+
 def time_labels(ms: npt.NDArray[np.int64], period: str) -> npt.NDArray[np.object_]:
     """Beijing-time labels of ``ms`` (any order, repeats allowed) in ``period``'s format."""
+    fmt = time_format(period)
+    memo = _LABELS.setdefault(fmt, {})
+    out = np.empty(len(ms), dtype=object)
     if len(ms) == 0:
-        return np.empty(0, dtype=object)
-    uniq, inverse = np.unique(ms, return_inverse=True)
-    stamps = pd.to_datetime(uniq + BEIJING_MS, unit="ms")
-    labels = np.asarray(stamps.strftime(time_format(period)), dtype=object)
-    out: npt.NDArray[np.object_] = labels[inverse]
+        return out
+    keys = ms.tolist()
+    missing = [k for k in set(keys) if k not in memo]
+    if missing:
+        if len(memo) + len(missing) > _LABELS_MAX:
+            memo.clear()
+        stamps = pd.to_datetime(np.asarray(missing, dtype=np.int64) + BEIJING_MS, unit="ms")
+        memo.update(zip(missing, stamps.strftime(fmt), strict=True))
+    out[:] = [memo[k] for k in keys]
     return out
+
+
+def time_index(ms: npt.NDArray[np.int64], period: str) -> pd.Index:
+    """The label index of one code's (ascending) times, shared between codes with equal times."""
+    fmt = time_format(period)
+    if len(ms) == 0:
+        return pd.Index([], dtype=object)
+    key = (fmt, int(ms[0]), int(ms[-1]), len(ms))
+    hit = _INDEXES.get(key)
+    if hit is not None and np.array_equal(hit[0], ms):
+        return hit[1]
+    index = pd.Index(time_labels(ms, period))
+    if len(_INDEXES) >= _INDEXES_MAX:
+        _INDEXES.clear()
+    _INDEXES[key] = (ms.copy(), index)
+    return index
 
 
 def kline_fields(fields: Sequence[str] | None) -> list[str]:
@@ -75,18 +106,19 @@ def _runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
     """Codes in frame order and the row offset where each starts (plus the end)."""
     if frame.height == 0:
         return [], np.zeros(1, dtype=np.int64)
-    runs = frame.get_column("code").cast(pl.String).rle()
-    codes = runs.struct.field("value").to_list()
-    lens = runs.struct.field("len").to_numpy().astype(np.int64)
-    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
+    col = frame.get_column("code")
+    if col.n_unique() == 1:
+        return [str(col[0])], np.array([0, frame.height], dtype=np.int64)
+    phys = col.to_physical().to_numpy()
+    starts = np.flatnonzero(np.diff(phys)) + 1
+    offsets = np.concatenate(([0], starts, [frame.height])).astype(np.int64)
+    codes = col.gather(offsets[:-1]).cast(pl.String).to_list()
     return codes, offsets
 
 
 def _ms(frame: pl.DataFrame) -> npt.NDArray[np.int64]:
-    out: npt.NDArray[np.int64] = (
-        frame.get_column("time").dt.epoch("ms").to_numpy().astype(np.int64, copy=False)
-    )
+    # The physical value of a Datetime('ms') column is the Unix-ms int64: no conversion.
+    out: npt.NDArray[np.int64] = frame.get_column("time").to_physical().to_numpy()
     return out
 
 
@@ -109,24 +141,33 @@ def ex_frames(
 ) -> dict[str, pd.DataFrame]:
     """``get_market_data_ex``'s shape: code → DataFrame indexed by time labels.
 
-    Codes without data get an empty frame with the same columns, as xtquant does.
+    Codes without data get an empty frame with the same columns, as xtquant does. The
+    frames are slices of one frame built once, and codes with the same times share one index.
     """
     ms = _ms(frame)
-    big = pd.DataFrame(_columns(frame, fields, ms), columns=list(fields))
-    labels = time_labels(ms, period)
     present, offsets = _runs(frame)
-    out: dict[str, pd.DataFrame] = {}
+    cols = _columns(frame, fields, ms)
     where = {c: i for i, c in enumerate(present)}
+    out: dict[str, pd.DataFrame] = {}
+    if len(present) == 1:
+        # One code: build its frame directly, skipping the slice.
+        (code,) = present
+        out[code] = pd.DataFrame(cols, index=time_index(ms, period), copy=False)
+        big = None
+    else:
+        big = pd.DataFrame(cols, copy=False)
     for code in codes:
         i = where.get(code)
         if i is None:
             out[code] = pd.DataFrame(columns=list(fields))
             continue
+        if big is None:
+            continue
         a, b = int(offsets[i]), int(offsets[i + 1])
         part = big.iloc[a:b]
-        part.index = pd.Index(labels[a:b])
+        part.index = time_index(ms[a:b], period)
         out[code] = part
-    return out
+    return {code: out[code] for code in codes}
 
 
 def field_frames(

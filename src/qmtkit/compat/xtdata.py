@@ -747,6 +747,7 @@ def run() -> None:
     ensure_not_in_loop("run")
     conn = get_client()
     try:
+        log.info("xtdata.run(): receiving quote callbacks until Ctrl-C")
         while conn.is_connected():
             _time.sleep(0.5)
     except KeyboardInterrupt:

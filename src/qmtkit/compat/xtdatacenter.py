@@ -140,7 +140,22 @@ def init(start_local_service: bool = True) -> None:
 
 
 def _gateway_token() -> str:
-    return _token or _local_token
+    """The xtquant token when the gateway accepts it as its own, else a private random one."""
+    from qmtkit.gateway.security import check_token_value
+
+    try:
+        check_token_value(_token)
+    except InvalidArgument:
+        return _local_token
+    return _token
+
+
+def _first_error(exc: BaseException) -> Exception:
+    """The first real error inside (possibly nested) exception groups."""
+    # Duck-typed: BaseExceptionGroup is not a builtin on Python 3.10.
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc if isinstance(exc, Exception) else OSError(str(exc))
 
 
 def listen(ip: str = "0.0.0.0", port: int | tuple[int, int] = 58610) -> tuple[str, int]:
@@ -196,9 +211,9 @@ def _serve(ip: str, port: int) -> int:
                 gw = await tg.start(_start_gateway, serve, url, ip, port, token)
                 ready.set_result(int(gw.address[1]))
         except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
-            raise
+            if ready.done():
+                raise
+            ready.set_exception(_first_error(exc))
 
     fut = bridge().spawn(run)
     bound = ready.result()

@@ -243,6 +243,7 @@ class XtQuantTrader:
         """Block until ``stop()`` is called or Ctrl-C; Ctrl-C stops the trader and returns."""
         ensure_not_in_loop("run_forever")
         try:
+            log.info("run_forever(): receiving pushes until stop() or Ctrl-C")
             while not self._stopped.wait(0.5):
                 pass
         except KeyboardInterrupt:

@@ -415,7 +415,7 @@ class Cache:
             by_shard.setdefault(shard_key(period, code), []).append(code)
 
         pdir = self.period_dir(period)
-        with self._lock, _locked(pdir / ".lock"):
+        with _locked(pdir / ".lock"):
             mpath = pdir / "MANIFEST"
             manifest = self._load_manifest(mpath)
             _sweep(pdir, manifest)
@@ -513,7 +513,7 @@ class Cache:
             if not pdir.is_dir():
                 continue
             dtypes = dtypes_for(period)
-            with self._lock, _locked(pdir / ".lock"):
+            with _locked(pdir / ".lock"):
                 mpath = pdir / "MANIFEST"
                 try:
                     manifest = self._load_manifest(mpath)

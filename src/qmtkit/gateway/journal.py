@@ -1,9 +1,15 @@
 """The gateway's journal of account reports, so clients (and a restarted gateway) can resume.
 
-Every report the gateway receives from its backend is kept in memory per account and appended
-to one file: a sequence of 4-byte big-endian lengths, each followed by a msgpack
-``AccountReport``. On open the file is read back; a torn last record (a crash mid-write) is cut
-away with a warning instead of being misread. One process at a time may hold a journal file.
+The gateway numbers the reports it hands to clients itself (per account, 1, 2, 3 ...): a
+backend's own numbering may start again at 1 when the backend restarts (xtquant's does), while
+clients must see one ever-growing sequence. Each entry keeps both numbers: the gateway's
+``seq`` (inside the ``AccountReport``) and the backend's ``bseq``, which tells a restarted
+gateway where to ask the backend to resume.
+
+Entries are kept in memory per account and appended to one file: a sequence of 4-byte
+big-endian lengths, each followed by a msgpack ``JournalEntry``. On open the file is read
+back; a torn last record (a crash mid-write) is cut away with a warning instead of being
+misread. One process at a time may hold a journal file.
 """
 
 from __future__ import annotations
@@ -21,27 +27,43 @@ import msgspec
 
 from qmtkit.errors import ClosedError, JournalLocked
 from qmtkit.gateway.protocol import HEADER
-from qmtkit.models import AccountReport
+from qmtkit.models import AccountReport, TradeReportItem
 
 log = logging.getLogger(__name__)
+
+
+class JournalEntry(msgspec.Struct, array_like=True):
+    """One journaled report: the gateway-numbered report and the backend's own seq for it."""
+
+    bseq: int
+    report: AccountReport
 
 
 class _Stream:
     """The reports of one account, ascending by seq."""
 
-    __slots__ = ("reports", "seqs")
+    __slots__ = ("bseq", "by_bseq", "reports", "seqs")
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.reports: list[AccountReport] = []
+        self.bseq = 0
+        self.by_bseq: dict[int, int] = {}  # backend seq -> index of the latest entry with it
+
+    def keep(self, report: AccountReport, bseq: int) -> None:
+        if bseq > 0:
+            self.by_bseq[bseq] = len(self.reports)
+        self.seqs.append(report.seq)
+        self.reports.append(report)
+        self.bseq = bseq
 
 
 class ReportJournal:
     """Reports per account, in memory and (when ``path`` is given) appended to a file.
 
-    ``append`` keeps only reports newer than the last one of their account, so a backend that
-    replays what the gateway already has is harmless. ``since(account, n)`` returns the kept
-    reports with ``seq > n`` in order. With ``fsync=True`` each append is forced to disk.
+    ``record(account, item, bseq)`` numbers a new report and keeps it; ``since(account, n)``
+    returns the kept reports with ``seq > n`` in order. With ``fsync=True`` each record is
+    forced to disk before ``record`` returns.
     """
 
     def __init__(self, path: str | Path | None = None, *, fsync: bool = False) -> None:
@@ -50,7 +72,7 @@ class ReportJournal:
         self._streams: dict[str, _Stream] = {}
         self._file: IO[bytes] | None = None
         self._enc = msgspec.msgpack.Encoder()
-        self._dec = msgspec.msgpack.Decoder(AccountReport)
+        self._dec = msgspec.msgpack.Decoder(JournalEntry)
         self._opened = False
         self._closed = False
 
@@ -101,9 +123,22 @@ class ReportJournal:
         return [a for a, s in self._streams.items() if s.seqs]
 
     def last_seq(self, account_id: str) -> int:
-        """The highest seq kept for ``account_id`` (0 if none)."""
+        """The gateway seq of the account's latest report (0 if none)."""
         stream = self._streams.get(account_id)
         return stream.seqs[-1] if stream is not None and stream.seqs else 0
+
+    def last_bseq(self, account_id: str) -> int:
+        """The backend's seq of the account's latest report (0 if none)."""
+        stream = self._streams.get(account_id)
+        return stream.bseq if stream is not None else 0
+
+    def item_at_bseq(self, account_id: str, bseq: int) -> TradeReportItem | None:
+        """The item of the latest report the backend numbered ``bseq`` (None if none)."""
+        stream = self._streams.get(account_id)
+        if stream is None:
+            return None
+        i = stream.by_bseq.get(bseq)
+        return stream.reports[i].item if i is not None else None
 
     def since(self, account_id: str, after_seq: int) -> list[AccountReport]:
         """The kept reports of ``account_id`` with ``seq > after_seq``, oldest first."""
@@ -115,29 +150,23 @@ class ReportJournal:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, report: AccountReport) -> bool:
-        """Keep ``report`` if it is newer than its account's last; True if it was kept."""
+    def record(self, account_id: str, item: TradeReportItem, bseq: int = 0) -> AccountReport:
+        """Number ``item`` as the account's next report, keep it and return the report."""
         if not self._opened or self._closed:
             raise ClosedError("the gateway journal is not open")
-        stream = self._streams.setdefault(report.account_id, _Stream())
-        last = stream.seqs[-1] if stream.seqs else 0
-        if report.seq <= last:
-            return False
-        if last and report.seq != last + 1:
-            log.warning(
-                "account %s reports jump from seq %d to %d", report.account_id, last, report.seq
-            )
+        stream = self._streams.setdefault(account_id, _Stream())
+        seq = (stream.seqs[-1] if stream.seqs else 0) + 1
+        report = AccountReport(account_id=account_id, seq=seq, item=item)
         if self._file is not None:
             buf = bytearray(HEADER.size)
-            self._enc.encode_into(report, buf, HEADER.size)
+            self._enc.encode_into(JournalEntry(bseq, report), buf, HEADER.size)
             HEADER.pack_into(buf, 0, len(buf) - HEADER.size)
             self._file.write(buf)
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
-        stream.seqs.append(report.seq)
-        stream.reports.append(report)
-        return True
+        stream.keep(report, bseq)
+        return report
 
     # ------------------------------------------------------------------ internals
 
@@ -152,13 +181,13 @@ class ReportJournal:
             if end > len(data):
                 break
             try:
-                report = self._dec.decode(data[pos + HEADER.size : end])
+                entry = self._dec.decode(data[pos + HEADER.size : end])
             except msgspec.DecodeError:
                 break
+            report = entry.report
             stream = self._streams.setdefault(report.account_id, _Stream())
             if not stream.seqs or report.seq > stream.seqs[-1]:
-                stream.seqs.append(report.seq)
-                stream.reports.append(report)
+                stream.keep(report, entry.bseq)
             pos = good = end
         if good < len(data):
             log.warning(

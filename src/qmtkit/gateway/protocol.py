@@ -190,7 +190,8 @@ class FrameReader:
                     )
                 if avail >= HEADER.size + size:
                     start = self._pos + HEADER.size
-                    payload = bytes(self._buf[start : start + size])
+                    with memoryview(self._buf) as view:
+                        payload = bytes(view[start : start + size])
                     self._pos = start + size
                     if self._pos == len(self._buf):
                         self._buf.clear()

@@ -19,9 +19,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,286 +41,34 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
-from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
+from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
     PROTOCOL_VERSION,
     Auth,
-    Bye,
-    Call,
     ClientMessage,
     ConnectionEvent,
     ErrorFrame,
-    Failure,
     FrameEncoder,
     FrameReader,
     FramingError,
-    Ping,
-    Pong,
-    QuotesEvent,
     ReportEvent,
-    Result,
     Welcome,
-    error_name,
 )
 from qmtkit.gateway.security import check_token_value, server_tls_context, token_matches
-from qmtkit.models import AccountReport, Bar, QuoteBatch, Tick
+from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
+from qmtkit.models import AccountReport, QuoteBatch
 from qmtkit.streams import (
     DEFAULT_MAX_RECORDS,
-    QuoteConsumer,
-    QuoteFanout,
-    ReportConsumer,
-    ReportFanout,
 )
 
 log = logging.getLogger(__name__)
 
 #: Unsent reports a client may have before it is disconnected (it then resumes).
 DEFAULT_REPORT_CAP = 100_000
-#: Requests one client may have in flight; more wait (TCP back-pressure does the rest).
-MAX_IN_FLIGHT = 256
 AUTH_TIMEOUT = 10.0
-#: Bytes of queued events one write may take; the rest waits (and quotes may merge).
-WRITE_BUDGET = 1 << 20
-#: Quote records per QuotesEvent frame.
-QUOTES_PER_FRAME = 2000
-
-
-def _semaphore(value: int) -> anyio.Semaphore:
-    try:
-        return anyio.Semaphore(value, fast_acquire=True)
-    except TypeError:  # anyio < 4.5
-        return anyio.Semaphore(value)
-
-
-Record = Tick | Bar
-
-
-@dataclass(eq=False)
-class _SharedSub:
-    """One backend subscription and the client subscriptions riding on it."""
-
-    gid: int
-    key: tuple[str, tuple[str, ...]]
-    period: str
-    fanout: QuoteFanout[Record] = field(default_factory=QuoteFanout)
-    riders: dict[tuple[_Session, int], None] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _QuoteFeed:
-    shared: _SharedSub
-    consumer: QuoteConsumer[Record]
-    sent_dropped: int = 0
-
-
-@dataclass(eq=False)
-class _Account:
-    account_id: str
-    ready: anyio.Event = field(default_factory=anyio.Event)
-    reply: Reply | None = None
-    failed: BaseException | None = None
-    fanout: ReportFanout[bytes] = field(default_factory=ReportFanout)
-    sessions: dict[_Session, ReportConsumer[bytes]] = field(default_factory=dict)
-
-
-class _Session:
-    """One authenticated client connection: its buffers, its reader, writer and heartbeat."""
-
-    def __init__(self, gateway: Gateway, stream: anyio.abc.ByteStream, peer: str) -> None:
-        self.gw = gateway
-        self.stream = stream
-        self.peer = peer
-        self.frames: deque[bytes] = deque()
-        self.quote_feeds: dict[int, _QuoteFeed] = {}
-        self.accounts: dict[str, _Account] = {}
-        self.last_seen = anyio.current_time()
-        self.scope = anyio.CancelScope()
-        self.reason = ""
-        self.draining = False
-        self.sending = False
-        self.drained = anyio.Event()
-        self._wake: anyio.Event | None = None
-        self._calls = _semaphore(MAX_IN_FLIGHT)
-
-    def __repr__(self) -> str:
-        return f"<client {self.peer}>"
-
-    # ------------------------------------------------------------------ outgoing
-
-    def send(self, msg: Any) -> None:
-        """Queue one message (never dropped) and wake the writer."""
-        self.frames.append(self.gw.encoder.encode(msg))
-        self.wake()
-
-    async def answer(self, msg: Any) -> None:
-        """Queue one message and send it from this task (saves a hop through the writer)."""
-        self.frames.append(self.gw.encoder.encode(msg))
-        await self.flush()
-
-    def wake(self) -> None:
-        ev = self._wake
-        if ev is not None:
-            self._wake = None
-            ev.set()
-
-    def kill(self, reason: str) -> None:
-        """Close this connection (only this one)."""
-        if not self.reason:
-            self.reason = reason
-            log.info("gateway: closing %s: %s", self.peer, reason)
-        self.scope.cancel()
-
-    def _has_work(self) -> bool:
-        if self.frames:
-            return True
-        for acct in self.accounts.values():
-            consumer = acct.sessions.get(self)
-            if consumer is not None and consumer.pending:
-                return True
-        return any(feed.consumer.pending for feed in self.quote_feeds.values())
-
-    def _collect(self) -> list[bytes]:
-        """Take what is ready to send, up to about ``WRITE_BUDGET`` bytes of events."""
-        chunks = list(self.frames)
-        self.frames.clear()
-        budget = WRITE_BUDGET
-        for acct in self.accounts.values():
-            consumer = acct.sessions.get(self)
-            if consumer is None:
-                continue
-            while budget > 0 and (frame := consumer.get_nowait()) is not None:
-                chunks.append(frame)
-                budget -= len(frame)
-        encode = self.gw.encoder.encode
-        for sub_id, feed in self.quote_feeds.items():
-            items: list[Record] = []
-            # Quotes left behind stay in the consumer, where the slow-consumer policy applies.
-            while budget > 0 and (batch := feed.consumer.get_nowait()) is not None:
-                items.extend(batch)
-                budget -= len(batch) * 400
-            if not items:
-                continue
-            dropped = feed.consumer.dropped - feed.sent_dropped
-            feed.sent_dropped = feed.consumer.dropped
-            period = feed.shared.period
-            for k in range(0, len(items), QUOTES_PER_FRAME):
-                part = items[k : k + QUOTES_PER_FRAME]
-                chunks.append(encode(QuotesEvent(QuoteBatch(sub_id, period, part), dropped)))
-                dropped = 0
-        return chunks
-
-    async def flush(self) -> None:
-        """Send everything ready; if another task is already sending, it will send ours too."""
-        if self.sending:
-            return
-        self.sending = True
-        try:
-            while chunks := self._collect():
-                await self.stream.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.drained.set()
-            self.kill(f"connection lost while writing: {exc!r}")
-        finally:
-            self.sending = False
-            if self.draining:
-                self.wake()
-
-    async def writer(self) -> None:
-        while True:
-            if not self.sending and self._has_work():
-                await self.flush()
-                continue
-            if self.draining and not self.sending:
-                self.drained.set()
-                return
-            ev = self._wake = anyio.Event()
-            await ev.wait()
-
-    # ------------------------------------------------------------------ incoming
-
-    async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
-        decoder = self.gw.decoder
-        while True:
-            try:
-                payload = await reader.receive()
-            except anyio.EndOfStream:
-                self.reason = self.reason or "client closed the connection"
-                return
-            except FramingError as exc:
-                self.send(ErrorFrame(f"broken framing, closing: {exc}", fatal=True))
-                self.reason = str(exc)
-                return
-            except (anyio.BrokenResourceError, OSError) as exc:
-                self.reason = f"connection lost: {exc!r}"
-                return
-            self.last_seen = anyio.current_time()
-            try:
-                msg = decoder.decode(payload)
-            except msgspec.DecodeError as exc:
-                self._refuse(payload, exc)
-                continue
-            if isinstance(msg, Call):
-                await self._calls.acquire()
-                tg.start_soon(self._call, msg.id, msg.req)
-            elif isinstance(msg, Ping):
-                self.send(Pong(msg.nonce))
-            elif isinstance(msg, Pong):
-                pass
-            elif isinstance(msg, Bye):
-                self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
-                return
-            else:
-                self.send(
-                    ErrorFrame("already authenticated: Auth is only valid as the first frame")
-                )
-
-    def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
-        """Answer a frame we could not decode, to the call it names when we can tell."""
-        try:
-            raw = msgspec.msgpack.decode(payload)
-        except msgspec.DecodeError:
-            raw = None
-        if isinstance(raw, dict) and raw.get("type") == "call" and type(raw.get("id")) is int:
-            self.send(Failure(raw["id"], InvalidArgument.__name__, f"malformed request: {exc}"))
-            return
-        if raw is None:
-            what = f"frame of {len(payload)} bytes is not msgpack ({exc})"
-        elif isinstance(raw, dict) and "type" in raw:
-            what = f"unknown or malformed message {raw['type']!r}: {exc}"
-        else:
-            what = f"frame is not a tagged message (got {type(raw).__name__}): {exc}"
-        self.send(ErrorFrame(what))
-
-    async def _call(self, call_id: int, req: Request) -> None:
-        answer: Result | Failure
-        try:
-            answer = Result(call_id, await self.gw.handle(self, req))
-        except QmtkitError as exc:
-            answer = Failure(call_id, error_name(exc), str(exc))
-        except Exception as exc:
-            log.exception("gateway: %s failed on %s", type(req).__name__, self.peer)
-            answer = Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}")
-        finally:
-            self._calls.release()
-        try:
-            await self.answer(answer)
-        except QmtkitError as exc:  # e.g. a reply over the frame limit
-            await self.answer(Failure(call_id, error_name(exc), str(exc)))
-
-    async def heartbeat(self) -> None:
-        gw = self.gw
-        nonce = 0
-        while True:
-            await anyio.sleep(gw.heartbeat)
-            idle = anyio.current_time() - self.last_seen
-            if idle > gw.timeout:
-                self.kill(f"heartbeat timeout: nothing received for {idle:.2f}s")
-                return
-            nonce += 1
-            self.send(Ping(nonce))
 
 
 class Gateway:
@@ -356,12 +102,14 @@ class Gateway:
         self.decoder = msgspec.msgpack.Decoder(ClientMessage)
         self.info = BackendInfo(kind="unknown", url="")
         self.address: tuple[str, int] = ("", 0)
-        self.sessions: set[_Session] = set()
-        self._subs_by_key: dict[tuple[str, tuple[str, ...]], _SharedSub] = {}
-        self._subs_by_gid: dict[int, _SharedSub] = {}
+        self.sessions: set[Session] = set()
+        self._subs_by_key: dict[tuple[str, tuple[str, ...]], SharedSub] = {}
+        self._subs_by_gid: dict[int, SharedSub] = {}
         self._next_gid = 1
         self._sub_lock = anyio.Lock()
-        self._accounts: dict[str, _Account] = {}
+        self._accounts: dict[str, AccountState] = {}
+        # Per account, in this backend lifetime: (last backend seq, still matching the journal).
+        self._lifetime: dict[str, tuple[int, bool]] = {}
 
     @property
     def backend_subscriptions(self) -> int:
@@ -380,9 +128,25 @@ class Gateway:
             session.wake()
 
     def on_report(self, report: AccountReport) -> None:
-        """Journal a report and fan it out to the clients that opened its account."""
-        if not self.journal.append(report):
-            return
+        """Journal a new report under the gateway's seq and fan it out to the account's clients.
+
+        The backend's seq only filters repeats: within this backend lifetime, a seq not above
+        the last one seen is a repeat; at the start of a lifetime (the gateway asks the backend
+        to replay everything) a report equal to the journaled one with the same backend seq was
+        already handed out by an earlier lifetime. The first report that differs, or is beyond
+        the journal, ends that comparison: from then on everything is new.
+        """
+        account_id = report.account_id
+        state = self._lifetime.get(account_id)
+        if report.seq > 0:
+            if state is not None and report.seq <= state[0]:
+                return
+            comparing = state is None or state[1]
+            if comparing and self.journal.item_at_bseq(account_id, report.seq) == report.item:
+                self._lifetime[account_id] = (report.seq, True)
+                return
+            self._lifetime[account_id] = (report.seq, False)
+        report = self.journal.record(account_id, report.item, report.seq)
         acct = self._accounts.get(report.account_id)
         if acct is None or not acct.sessions:
             return
@@ -403,7 +167,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ requests
 
-    async def handle(self, session: _Session, req: Request) -> Reply:
+    async def handle(self, session: Session, req: Request) -> Reply:
         """Answer one client request; subscription and account requests are multiplexed."""
         if isinstance(req, SubscribeQuotes):
             return await self._subscribe(session, req)
@@ -415,7 +179,7 @@ class Gateway:
             return await self._close_account(session, req.account_id)
         return await self.backend.request(req)
 
-    async def _subscribe(self, session: _Session, req: SubscribeQuotes) -> Reply:
+    async def _subscribe(self, session: Session, req: SubscribeQuotes) -> Reply:
         key = (req.period, tuple(sorted(set(req.codes))))
         async with self._sub_lock:
             if req.sub_id in session.quote_feeds:
@@ -428,15 +192,15 @@ class Gateway:
                 gid = self._next_gid
                 self._next_gid += 1
                 await self.backend.request(SubscribeQuotes(gid, list(req.codes), req.period))
-                shared = _SharedSub(gid, key, req.period)
+                shared = SharedSub(gid, key, req.period)
                 self._subs_by_key[key] = shared
                 self._subs_by_gid[gid] = shared
             consumer = shared.fanout.subscribe(self.max_records)
             shared.riders[(session, req.sub_id)] = None
-            session.quote_feeds[req.sub_id] = _QuoteFeed(shared, consumer)
+            session.quote_feeds[req.sub_id] = QuoteFeed(shared, consumer)
         return Ok()
 
-    async def _unsubscribe(self, session: _Session, sub_id: int) -> Reply:
+    async def _unsubscribe(self, session: Session, sub_id: int) -> Reply:
         async with self._sub_lock:
             feed = session.quote_feeds.pop(sub_id, None)
             if feed is None:
@@ -447,7 +211,7 @@ class Gateway:
             await self._release(session, sub_id, feed)
         return Ok()
 
-    async def _release(self, session: _Session, sub_id: int, feed: _QuoteFeed) -> None:
+    async def _release(self, session: Session, sub_id: int, feed: QuoteFeed) -> None:
         await feed.consumer.aclose()
         shared = feed.shared
         shared.riders.pop((session, sub_id), None)
@@ -461,16 +225,17 @@ class Gateway:
         except QmtkitError as exc:
             log.warning("gateway: backend refused to unsubscribe %d: %s", shared.gid, exc)
 
-    async def _open_account(self, session: _Session, req: OpenAccount) -> Reply:
+    async def _open_account(self, session: Session, req: OpenAccount) -> Reply:
         while True:
             acct = self._accounts.get(req.account_id)
             if acct is None:
-                acct = _Account(req.account_id)
+                acct = AccountState(req.account_id)
                 self._accounts[req.account_id] = acct
-                after = self.journal.last_seq(req.account_id)
                 try:
+                    # Everything is asked for: a backend's numbering may have restarted, and
+                    # what the journal already holds is recognised in on_report.
                     acct.reply = await self.backend.request(
-                        OpenAccount(req.account_id, req.account_type, after_seq=after)
+                        OpenAccount(req.account_id, req.account_type, after_seq=0)
                     )
                 except BaseException as exc:
                     del self._accounts[req.account_id]
@@ -492,7 +257,7 @@ class Gateway:
         session.accounts[req.account_id] = acct
         return acct.reply if acct.reply is not None else Ok()
 
-    async def _close_account(self, session: _Session, account_id: str) -> Reply:
+    async def _close_account(self, session: Session, account_id: str) -> Reply:
         # The backend account stays open: the gateway keeps journaling it for later resumes.
         acct = session.accounts.pop(account_id, None)
         if acct is None:
@@ -524,7 +289,7 @@ class Gateway:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 await stream.send(self.encoder.encode(ErrorFrame(refusal, fatal=True)))
             return
-        session = _Session(self, stream, peer)
+        session = Session(self, stream, peer)
         session.send(Welcome(self.info, PROTOCOL_VERSION, self.heartbeat))
         self.sessions.add(session)
         log.info("gateway: %s connected", peer)
@@ -572,7 +337,7 @@ class Gateway:
             return "authentication failed: wrong token"
         return None
 
-    async def _detach(self, session: _Session) -> None:
+    async def _detach(self, session: Session) -> None:
         for acct in list(session.accounts.values()):
             consumer = acct.sessions.pop(session, None)
             if consumer is not None:
@@ -776,10 +541,8 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     announce = _Announce("TLS" if tls is not None else "plain TCP")
 
     async def main() -> None:
-        from qmtkit.backends import backend_url as resolve
-
         await serve(
-            resolve(backend_url),
+            _with_home(backend_url, home),
             host,
             port,
             token=token,
@@ -800,6 +563,23 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"qmtkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _with_home(url: str | None, home: str | None) -> str:
+    """The backend URL to serve; a simulator shares ``--home`` unless its URL names one."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from qmtkit.backends import backend_url
+
+    full = backend_url(url)
+    parts = urlsplit(full)
+    if home is None or parts.scheme != "sim":
+        return full
+    query = parse_qsl(parts.query)
+    if any(k == "home" for k, _ in query):
+        return full
+    query.append(("home", str(home)))
+    return f"sim://{parts.netloc}{parts.path}?{urlencode(query)}"
 
 
 class _Announce:

@@ -159,6 +159,12 @@ class SimBackend:
         self._t0_wall = 0
         self._t0_session = 0
         self._last_mark = -1
+        self._today_key = -1
+        self._session_key = -1
+        self._session_value = 0
+        self._today_value = 0
+        self._tick_step = -1
+        self._tick_cache: dict[str, Tick] = {}
 
     @classmethod
     def from_url(cls, url: str) -> SimBackend:
@@ -227,6 +233,7 @@ class SimBackend:
             for report in history:
                 self._reports.setdefault(report.account_id, []).append(report)
             self._journal, self._sink = journal, sink
+            self._session_key = self._today_key = self._tick_step = -1
             self._t0_wall = self.clock.now_ms()
             self._t0_session = self._session_time_raw(self._t0_wall)
             self._last_mark = -1
@@ -266,9 +273,14 @@ class SimBackend:
     def session_now(self) -> int:
         """Session time now (Unix ms): what the market shows and the broker trades at."""
         now = self.clock.now_ms()
+        if now == self._session_key:  # one request asks several times within a millisecond
+            return self._session_value
         if self.speed is None or isinstance(self.clock, (VirtualClock, StrictClock)):
-            return self._session_time_raw(now)
-        return self._t0_session + int((now - self._t0_wall) * self.speed / 6)
+            value = self._session_time_raw(now)
+        else:
+            value = self._t0_session + int((now - self._t0_wall) * self.speed / 6)
+        self._session_key, self._session_value = now, value
+        return value
 
     def _market_open(self, session_ms: int) -> bool:
         if isinstance(self.clock, StrictClock):
@@ -282,7 +294,25 @@ class SimBackend:
         return step * 6 / (self.speed or 1.0)
 
     def _today(self) -> int:
-        return self.market.session_day(_CALENDAR_CODE, self.session_now())
+        # The trading day cannot change within a session minute; asking the calendar on
+        # every request was a measurable part of an order's round trip.
+        minute = self.session_now() // 60_000
+        if minute != self._today_key:
+            self._today_key = minute
+            self._today_value = self.market.session_day(_CALENDAR_CODE, minute * 60_000)
+        return self._today_value
+
+    def _ticks(self, codes: list[str], now: int) -> dict[str, Tick]:
+        """The ticks of ``codes`` at ``now``; a tick is computed once per code and step."""
+        step = now // self.step_ms
+        if step != self._tick_step:
+            self._tick_step, self._tick_cache = step, {}
+        cache = self._tick_cache
+        missing = [c for c in codes if c not in cache]
+        if missing:
+            for tick in self.market.ticks(missing, now):
+                cache[tick.stock_code] = tick
+        return {c: cache[c] for c in codes if c in cache}
 
     def _sync_day(self) -> None:
         broker = self._need_broker()
@@ -302,11 +332,12 @@ class SimBackend:
         if journal is None:
             raise ClosedError("the simulator is closed")
         log = self._reports.setdefault(account_id, [])
-        for item in items:
-            report = AccountReport(account_id, len(log) + 1, item)
-            journal.append(report)
-            log.append(report)
-            if account_id in self._streaming and self._sink is not None:
+        first = len(log) + 1
+        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
+        journal.extend(reports)  # on disk before anyone sees them
+        log.extend(reports)
+        if account_id in self._streaming and self._sink is not None:
+            for report in reports:
                 self._sink.on_report(report)
 
     def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
@@ -434,7 +465,7 @@ class SimBackend:
         for sub in subs:
             if sub.period == "tick":
                 want.update(dict.fromkeys(sub.codes or self._all_codes()))
-        ticks = {t.stock_code: t for t in self.market.ticks(list(want), now)} if want else {}
+        ticks = self._ticks(list(want), now) if want else {}
         for sub in subs:
             items = self._quotes(sub, now, ticks)
             if items and self._sink is not None:
@@ -466,7 +497,7 @@ class SimBackend:
             return
         missing = [c for c in resting if c not in ticks]
         if missing:
-            ticks.update({t.stock_code: t for t in self.market.ticks(missing, now)})
+            ticks.update(self._ticks(missing, now))
         for code in sorted(resting):
             self._publish_many(broker.on_tick(ticks[code], now))
 
@@ -487,7 +518,7 @@ class SimBackend:
                 return Instruments([i for i in found if i is not None])
             case GetSnapshot(codes=codes):
                 known = [c for c in normalize_codes(codes) if self._trades_today(c)]
-                return Snapshots(self.market.ticks(known, now) if known else [])
+                return Snapshots(list(self._ticks(known, now).values()))
             case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
                 if period not in ("tick", "1m", "1d"):
                     parse_period(period)
@@ -535,7 +566,7 @@ class SimBackend:
                 instrument = self._instrument(code) if isinstance(code, str) else None
                 response, items = broker.submit(
                     req,
-                    book=self.market.tick(code, now) if instrument is not None else None,
+                    book=self._ticks([code], now)[code] if instrument is not None else None,
                     instrument=instrument,
                     now_ms=now,
                     day=self._today(),
@@ -587,7 +618,7 @@ class SimBackend:
         broker = self._need_broker()
         held = [p.stock_code for p in broker.positions(account_id)]
         if held:
-            broker.mark_to_market({t.stock_code: t.lastPrice for t in self.market.ticks(held, now)})
+            broker.mark_to_market({c: t.lastPrice for c, t in self._ticks(held, now).items()})
 
     def _history(self, code: str, period: str, start: int, end: int, now: int) -> HistoryColumns:
         code = self._listed([normalize_code(code)])[0]

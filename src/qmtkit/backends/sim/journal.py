@@ -21,7 +21,7 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -251,17 +251,29 @@ class Journal:
 
     def append(self, report: AccountReport) -> None:
         """Write one report at the end and flush it (and fsync it if asked)."""
-        if not isinstance(report, AccountReport):
-            raise InvalidArgument(
-                f"a journal stores AccountReport records, got {type(report).__name__}"
-            )
+        self.extend((report,))
+
+    def extend(self, reports: Sequence[AccountReport]) -> None:
+        """Write several reports at the end with one flush (and one fsync if asked).
+
+        One order produces several reports at once; writing them in one system call keeps an
+        order's round trip short. A crash mid-way leaves a torn tail, cut away on open.
+        """
+        chunks = []
+        for report in reports:
+            if not isinstance(report, AccountReport):
+                raise InvalidArgument(
+                    f"a journal stores AccountReport records, got {type(report).__name__}"
+                )
+            payload = self._encoder.encode(report)
+            chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
         f = self._need_open()
-        payload = self._encoder.encode(report)
-        f.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        data = b"".join(chunks)
+        f.write(data)
         f.flush()
         if self.fsync:
             os.fsync(f.fileno())
-        self._end += _HEADER.size + len(payload)
+        self._end += len(data)
 
     def replay(self) -> Iterator[AccountReport]:
         """Every report in the order it was appended (up to the end at the time of the call)."""

@@ -1,0 +1,223 @@
+"""The xtquant shim's cost: the same work through ``xtdata``/``xttrader`` and the async API.
+
+Run ``python benchmarks/bench_compat.py`` (``--quick`` for a smoke run). Figures, measured in
+one run on one synthetic cache and one simulator:
+
+* ``get_market_data_ex`` of 1 code and of N codes (default 5,000 x 500 daily bars) — the shim
+  (cache read + pandas frames indexed by 'YYYYMMDD' strings) beside ``await qk.data.bars(...)``
+  (the Polars frame the shim starts from);
+* an ``order_stock`` round trip (call → order id) through the shim beside ``await
+  account.order(...)`` through the client, both on the embedded simulator.
+
+The table is markdown: figure, shim, async API, shim / async.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DAY_MS = 86_400_000
+BEIJING_MS = 8 * 3_600_000
+
+
+def synthetic_codes(n: int) -> list[str]:
+    """``n`` valid A-share codes (SH main board first, then SZ main board and ChiNext)."""
+    pools = [f"{p}{i:03d}.SH" for p in ("600", "601", "603", "605") for i in range(1000)]
+    pools += [f"{p}{i:03d}.SZ" for p in ("000", "001", "002", "300") for i in range(1, 1000)]
+    if n > len(pools):
+        raise SystemExit(f"at most {len(pools)} synthetic codes, asked for {n}")
+    return pools[:n]
+
+
+def write_cache(home: Path, codes: list[str], days: int) -> None:
+    """Daily bars for every code into the qmtkit cache under ``home`` (seeded, vectorised)."""
+    from qmtkit.data.cache import Cache
+
+    rng = np.random.default_rng(20240101)
+    t = (np.arange(days, dtype=np.int64) + 19_000) * DAY_MS - BEIJING_MS
+    data: dict[str, dict[str, np.ndarray]] = {}
+    for code in codes:
+        close = np.round(10 * np.exp(np.cumsum(rng.normal(0, 0.02, days))), 2)
+        data[code] = {
+            "time": t,
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.integers(1_000, 100_000, days),
+            "amount": close * 1e5,
+            "preClose": np.roll(close, 1),
+            "suspendFlag": np.zeros(days, dtype=np.int8),
+        }
+    Cache(home).write_bars("1d", data)
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    """Seconds per call, ``repeat`` calls after one warm-up."""
+    fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def row(name: str, shim: list[float], base: list[float], pct: float = 50) -> None:
+    s, b = float(np.percentile(shim, pct)), float(np.percentile(base, pct))
+    print(f"| {name} | {fmt(s)} | {fmt(b)} | {s / b:.2f}x |")
+
+
+def async_side(codes: list[str], one: str, n_orders: int, repeat_one: int, repeat_all: int) -> dict[str, list[float]]:
+    """The same work through the async client (its own simulator terminal)."""
+    import anyio
+
+    import qmtkit.client as client_mod
+
+    results: dict[str, list[float]] = {}
+
+    async def main() -> None:
+        async with client_mod.connect("sim://?terminal=bench-async") as qk:
+            data = qk.data
+
+            def read_one() -> Any:
+                return data.read_bars([one], "1d", None, None, -1)
+
+            def read_all() -> Any:
+                return data.read_bars(codes, "1d", None, None, -1)
+
+            async def bars_one() -> None:
+                await data.bars([one], "1d")
+
+            async def bars_all() -> None:
+                await data.bars(codes, "1d")
+
+            await bars_one()
+            one_t = []
+            for _ in range(repeat_one):
+                t0 = time.perf_counter()
+                await bars_one()
+                one_t.append(time.perf_counter() - t0)
+            results["one"] = one_t
+            await bars_all()
+            all_t = []
+            for _ in range(repeat_all):
+                t0 = time.perf_counter()
+                await bars_all()
+                all_t.append(time.perf_counter() - t0)
+            results["all"] = all_t
+            del read_one, read_all
+            acc = await qk.account("bench-async")
+            inst = await qk.instrument("600000.SH")
+            assert inst is not None
+            price = inst.DownStopPrice
+            order_t = []
+            for _ in range(n_orders):
+                t0 = time.perf_counter()
+                handle = await acc.order("600000.SH", 23, 100, 11, price)
+                order_t.append(time.perf_counter() - t0)
+                assert handle.order_id > 0
+            results["order"] = order_t
+
+    anyio.run(main)
+    return results
+
+
+def shim_side(codes: list[str], one: str, n_orders: int, repeat_one: int, repeat_all: int) -> dict[str, list[float]]:
+    """The work through the xtquant shim."""
+    from qmtkit.compat import xtconstant, xtdata
+    from qmtkit.compat.xttrader import XtQuantTrader
+    from qmtkit.compat.xttype import StockAccount
+
+    xtdata.enable_hello = False
+    xtdata.connect()
+    results = {
+        "one": timed(lambda: xtdata.get_market_data_ex([], [one], "1d"), repeat_one),
+        "all": timed(lambda: xtdata.get_market_data_ex([], codes, "1d"), repeat_all),
+    }
+    check = xtdata.get_market_data_ex([], codes[:2], "1d")
+    assert len(check[codes[1]]) > 0
+    trader = XtQuantTrader("/bench/userdata_mini", 1)
+    trader.start()
+    assert trader.connect() == 0
+    acc = StockAccount("bench-shim")
+    inst = xtdata.get_instrument_detail("600000.SH")
+    assert inst is not None
+    price = inst["DownStopPrice"]
+    order_t = []
+    for _ in range(n_orders):
+        t0 = time.perf_counter()
+        oid = trader.order_stock(acc, "600000.SH", xtconstant.STOCK_BUY, 100, xtconstant.FIX_PRICE, price)
+        order_t.append(time.perf_counter() - t0)
+        assert oid > 0
+    results["order"] = order_t
+    trader.stop()
+    xtdata.disconnect()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--codes", type=int, default=None, help="codes in the many-code read")
+    ap.add_argument("--days", type=int, default=None, help="daily bars per code")
+    ap.add_argument("--orders", type=int, default=None, help="orders per side")
+    args = ap.parse_args(argv)
+    n_codes = args.codes or (300 if args.quick else 5000)
+    days = args.days or (250 if args.quick else 500)
+    n_orders = args.orders or (50 if args.quick else 300)
+    repeat_one, repeat_all = (50, 2) if args.quick else (300, 5)
+    with tempfile.TemporaryDirectory(prefix="qmtkit-bench-compat-") as tmp:
+        home = Path(tmp)
+        os.environ["QMTKIT_HOME"] = str(home)
+        os.environ.pop("QMTKIT_BACKEND", None)
+        codes = synthetic_codes(n_codes)
+        t0 = time.perf_counter()
+        write_cache(home, codes, days)
+        print(
+            f"<!-- cache: {n_codes} codes x {days} daily bars written in "
+            f"{time.perf_counter() - t0:.1f} s -->",
+            file=sys.stderr,
+        )
+        one = codes[0]
+        shim = shim_side(codes, one, n_orders, repeat_one, repeat_all)
+        base = async_side(codes, one, n_orders, repeat_one, repeat_all)
+        from qmtkit.compat._bridge import bridge
+
+        bridge().shutdown()
+    print("| figure | xtquant shim | async API | shim / async |")
+    print("|---|---|---|---|")
+    row(f"get_market_data_ex, 1 code x {days} bars (median)", shim["one"], base["one"])
+    row(f"get_market_data_ex, {n_codes} codes x {days} bars (median)", shim["all"], base["all"])
+    row("order_stock round trip on the simulator (median)", shim["order"], base["order"])
+    row("order_stock round trip on the simulator (p99)", shim["order"], base["order"], 99)
+    print()
+    print(
+        "The async API figures stop at the Polars frame (`qk.data.bars`) and the order handle "
+        "(`account.order`); the shim adds the pandas frames xtquant returns and a thread hop "
+        f"to the event loop. {statistics.mean([len(shim['order']), len(base['order'])]):.0f} "
+        "orders per side."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""One client connection of the gateway: its outgoing buffers, reader, writer and heartbeat.
+
+Outgoing data has three sources, drained in this order by whichever task sends: replies and
+control frames (never dropped), account reports (pre-encoded, from each account's
+``ReportFanout``; never dropped) and quotes (from ``QuoteFanout`` consumers, which merge to the
+latest record per code when this client falls behind). One write takes at most about
+``WRITE_BUDGET`` bytes of events so a slow client keeps its backlog where the policy applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import msgspec
+
+from qmtkit.backends.base import Reply, Request
+from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
+from qmtkit.gateway.protocol import (
+    Bye,
+    Call,
+    ErrorFrame,
+    Failure,
+    FrameReader,
+    FramingError,
+    Ping,
+    Pong,
+    QuotesEvent,
+    Result,
+    error_name,
+)
+from qmtkit.models import Bar, QuoteBatch, Tick
+from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
+
+if TYPE_CHECKING:
+    from qmtkit.gateway.server import Gateway
+
+log = logging.getLogger("qmtkit.gateway.server")
+
+#: Requests one client may have in flight; more wait (TCP back-pressure does the rest).
+MAX_IN_FLIGHT = 256
+#: Bytes of queued events one write may take; the rest waits (and quotes may merge).
+WRITE_BUDGET = 1 << 20
+#: Quote records per QuotesEvent frame.
+QUOTES_PER_FRAME = 2000
+
+
+def _semaphore(value: int) -> anyio.Semaphore:
+    try:
+        return anyio.Semaphore(value, fast_acquire=True)
+    except TypeError:  # anyio < 4.5
+        return anyio.Semaphore(value)
+
+
+Record = Tick | Bar
+
+
+@dataclass(eq=False)
+class SharedSub:
+    """One backend subscription and the client subscriptions riding on it."""
+
+    gid: int
+    key: tuple[str, tuple[str, ...]]
+    period: str
+    fanout: QuoteFanout[Record] = field(default_factory=QuoteFanout)
+    riders: dict[tuple[Session, int], None] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class QuoteFeed:
+    shared: SharedSub
+    consumer: QuoteConsumer[Record]
+    sent_dropped: int = 0
+
+
+@dataclass(eq=False)
+class AccountState:
+    account_id: str
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    reply: Reply | None = None
+    failed: BaseException | None = None
+    fanout: ReportFanout[bytes] = field(default_factory=ReportFanout)
+    sessions: dict[Session, ReportConsumer[bytes]] = field(default_factory=dict)
+
+
+class Session:
+    """One authenticated client connection: its buffers, its reader, writer and heartbeat."""
+
+    def __init__(self, gateway: Gateway, stream: anyio.abc.ByteStream, peer: str) -> None:
+        self.gw = gateway
+        self.stream = stream
+        self.peer = peer
+        self.frames: deque[bytes] = deque()
+        self.quote_feeds: dict[int, QuoteFeed] = {}
+        self.accounts: dict[str, AccountState] = {}
+        self.last_seen = anyio.current_time()
+        self.scope = anyio.CancelScope()
+        self.reason = ""
+        self.draining = False
+        self.sending = False
+        self.drained = anyio.Event()
+        self._wake: anyio.Event | None = None
+        self._calls = _semaphore(MAX_IN_FLIGHT)
+
+    def __repr__(self) -> str:
+        return f"<client {self.peer}>"
+
+    # ------------------------------------------------------------------ outgoing
+
+    def send(self, msg: Any) -> None:
+        """Queue one message (never dropped) and wake the writer."""
+        self.frames.append(self.gw.encoder.encode(msg))
+        self.wake()
+
+    async def answer(self, msg: Any) -> None:
+        """Queue one message and send it from this task (saves a hop through the writer)."""
+        self.frames.append(self.gw.encoder.encode(msg))
+        await self.flush()
+
+    def wake(self) -> None:
+        ev = self._wake
+        if ev is not None:
+            self._wake = None
+            ev.set()
+
+    def kill(self, reason: str) -> None:
+        """Close this connection (only this one)."""
+        if not self.reason:
+            self.reason = reason
+            log.info("gateway: closing %s: %s", self.peer, reason)
+        self.scope.cancel()
+
+    def _has_work(self) -> bool:
+        if self.frames:
+            return True
+        for acct in self.accounts.values():
+            consumer = acct.sessions.get(self)
+            if consumer is not None and consumer.pending:
+                return True
+        return any(feed.consumer.pending for feed in self.quote_feeds.values())
+
+    def _collect(self) -> list[bytes]:
+        """Take what is ready to send, up to about ``WRITE_BUDGET`` bytes of events."""
+        chunks = list(self.frames)
+        self.frames.clear()
+        budget = WRITE_BUDGET
+        for acct in self.accounts.values():
+            consumer = acct.sessions.get(self)
+            if consumer is None:
+                continue
+            while budget > 0 and (frame := consumer.get_nowait()) is not None:
+                chunks.append(frame)
+                budget -= len(frame)
+        encode = self.gw.encoder.encode
+        for sub_id, feed in self.quote_feeds.items():
+            items: list[Record] = []
+            # Quotes left behind stay in the consumer, where the slow-consumer policy applies.
+            while budget > 0 and (batch := feed.consumer.get_nowait()) is not None:
+                items.extend(batch)
+                budget -= len(batch) * 400
+            if not items:
+                continue
+            dropped = feed.consumer.dropped - feed.sent_dropped
+            feed.sent_dropped = feed.consumer.dropped
+            period = feed.shared.period
+            for k in range(0, len(items), QUOTES_PER_FRAME):
+                part = items[k : k + QUOTES_PER_FRAME]
+                chunks.append(encode(QuotesEvent(QuoteBatch(sub_id, period, part), dropped)))
+                dropped = 0
+        return chunks
+
+    async def flush(self) -> None:
+        """Send everything ready; if another task is already sending, it will send ours too."""
+        if self.sending:
+            return
+        self.sending = True
+        try:
+            while chunks := self._collect():
+                await self.stream.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.drained.set()
+            self.kill(f"connection lost while writing: {exc!r}")
+        finally:
+            self.sending = False
+            if self.draining:
+                self.wake()
+
+    async def writer(self) -> None:
+        while True:
+            if not self.sending and self._has_work():
+                await self.flush()
+                continue
+            if self.draining and not self.sending:
+                self.drained.set()
+                return
+            ev = self._wake = anyio.Event()
+            await ev.wait()
+
+    # ------------------------------------------------------------------ incoming
+
+    async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
+        decoder = self.gw.decoder
+        while True:
+            try:
+                payload = await reader.receive()
+            except anyio.EndOfStream:
+                self.reason = self.reason or "client closed the connection"
+                return
+            except FramingError as exc:
+                self.send(ErrorFrame(f"broken framing, closing: {exc}", fatal=True))
+                self.reason = str(exc)
+                return
+            except (anyio.BrokenResourceError, OSError) as exc:
+                self.reason = f"connection lost: {exc!r}"
+                return
+            self.last_seen = anyio.current_time()
+            try:
+                msg = decoder.decode(payload)
+            except msgspec.DecodeError as exc:
+                self._refuse(payload, exc)
+                continue
+            if isinstance(msg, Call):
+                await self._calls.acquire()
+                tg.start_soon(self._call, msg.id, msg.req)
+            elif isinstance(msg, Ping):
+                self.send(Pong(msg.nonce))
+            elif isinstance(msg, Pong):
+                pass
+            elif isinstance(msg, Bye):
+                self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
+                return
+            else:
+                self.send(
+                    ErrorFrame("already authenticated: Auth is only valid as the first frame")
+                )
+
+    def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
+        """Answer a frame we could not decode, to the call it names when we can tell."""
+        try:
+            raw = msgspec.msgpack.decode(payload)
+        except msgspec.DecodeError:
+            raw = None
+        if isinstance(raw, dict) and raw.get("type") == "call" and type(raw.get("id")) is int:
+            self.send(Failure(raw["id"], InvalidArgument.__name__, f"malformed request: {exc}"))
+            return
+        if raw is None:
+            what = f"frame of {len(payload)} bytes is not msgpack ({exc})"
+        elif isinstance(raw, dict) and "type" in raw:
+            what = f"unknown or malformed message {raw['type']!r}: {exc}"
+        else:
+            what = f"frame is not a tagged message (got {type(raw).__name__}): {exc}"
+        self.send(ErrorFrame(what))
+
+    async def _call(self, call_id: int, req: Request) -> None:
+        answer: Result | Failure
+        try:
+            answer = Result(call_id, await self.gw.handle(self, req))
+        except QmtkitError as exc:
+            answer = Failure(call_id, error_name(exc), str(exc))
+        except Exception as exc:
+            log.exception("gateway: %s failed on %s", type(req).__name__, self.peer)
+            answer = Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}")
+        finally:
+            self._calls.release()
+        try:
+            await self.answer(answer)
+        except QmtkitError as exc:  # e.g. a reply over the frame limit
+            await self.answer(Failure(call_id, error_name(exc), str(exc)))
+        except (msgspec.EncodeError, TypeError) as exc:
+            log.exception("gateway: cannot encode the reply to %s", type(req).__name__)
+            message = f"the backend's reply to {type(req).__name__} cannot be sent: {exc}"
+            await self.answer(Failure(call_id, BackendError.__name__, message))
+
+    async def heartbeat(self) -> None:
+        gw = self.gw
+        nonce = 0
+        while True:
+            await anyio.sleep(gw.heartbeat)
+            idle = anyio.current_time() - self.last_seen
+            if idle > gw.timeout:
+                self.kill(f"heartbeat timeout: nothing received for {idle:.2f}s")
+                return
+            nonce += 1
+            self.send(Ping(nonce))
