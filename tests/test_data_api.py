@@ -292,10 +292,21 @@ async def test_ratio_adjustment_of_a_window_matches_the_full_history(data: Marke
     assert window["close"].to_list() == pytest.approx(part["close"].to_list())
 
 
-async def test_sync_read_without_cached_dividends_says_what_to_do(data: MarketData) -> None:
+async def test_download_caches_dividends_so_a_sync_read_can_adjust(data: MarketData) -> None:
     await data.download("600000.SH", "1d", "20240101", "20240131")
+    adjusted = data.read_bars("600000.SH", adjust="front")
+    assert len(adjusted) == 31
+
+
+async def test_sync_read_without_cached_dividends_says_what_to_do(tmp_path: Path) -> None:
+    from qmtkit.data.cache import Cache
+
+    cache = Cache(tmp_path)
+    cols = {k: np.zeros(1, dtype=v) for k, v in BAR_DTYPES.items()}
+    cols["time"][:] = T0
+    cache.write_bars("1d", {"600000.SH": cols})
     with pytest.raises(CacheError, match="dividends"):
-        data.read_bars("600000.SH", adjust="front")
+        MarketData(FakeVenue(), tmp_path).read_bars("600000.SH", adjust="front")
 
 
 async def test_bars_lazy_scans_the_same_rows(data: MarketData) -> None:

@@ -229,12 +229,10 @@ def _codes(stock_list: object, name: str = "stock_list") -> list[str]:
         raise InvalidArgument(
             f"{name} must be a list of codes like ['600000.SH'], got {stock_list!r}"
         )
-    out: list[str] = []
+    out: dict[str, None] = {}
     for c in stock_list:
-        code = normalize_code(c)
-        if code not in out:
-            out.append(code)
-    return out
+        out[normalize_code(c)] = None
+    return list(out)
 
 
 def _period(period: object) -> str:

@@ -14,6 +14,7 @@ as an end. Frame times are ``Datetime('ms', 'Asia/Shanghai')``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -48,7 +49,7 @@ from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
 from qmtkit.data.schema import dtypes_for
-from qmtkit.errors import CacheError, InvalidArgument
+from qmtkit.errors import CacheError, InvalidArgument, Unsupported
 from qmtkit.models import InstrumentDetail, Tick
 
 RequestFn = Callable[[Request], Awaitable[Reply]]
@@ -237,6 +238,11 @@ class MarketData:
                     fetched += len(t)
                     proven = cov.settled(gap, int(t.max()) if len(t) else None, now)
                     new_cov = cov.combine(new_cov, proven)
+                if gaps and base != "tick":
+                    # Adjusted reads need the ex-rights records; fetch them with the bars,
+                    # as xtquant's download does, so that a cache-only read can adjust.
+                    with contextlib.suppress(Unsupported):
+                        await self.dividends(code)
                 if gaps:
                     pending[code] = _concat(parts, dtypes)
                     if new_cov is not None:

@@ -60,9 +60,7 @@ from qmtkit.gateway.protocol import (
 from qmtkit.gateway.security import check_token_value, server_tls_context, token_matches
 from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
 from qmtkit.models import AccountReport, QuoteBatch
-from qmtkit.streams import (
-    DEFAULT_MAX_RECORDS,
-)
+from qmtkit.streams import DEFAULT_MAX_RECORDS
 
 log = logging.getLogger(__name__)
 

@@ -72,6 +72,8 @@ class SharedSub:
 
 @dataclass(eq=False)
 class QuoteFeed:
+    """One client subscription: its consumer of the shared fan-out."""
+
     shared: SharedSub
     consumer: QuoteConsumer[Record]
     sent_dropped: int = 0
@@ -79,6 +81,8 @@ class QuoteFeed:
 
 @dataclass(eq=False)
 class AccountState:
+    """An account opened at the backend and the clients reading its reports."""
+
     account_id: str
     ready: anyio.Event = field(default_factory=anyio.Event)
     reply: Reply | None = None
@@ -122,6 +126,7 @@ class Session:
         await self.flush()
 
     def wake(self) -> None:
+        """Tell the writer there is something to send."""
         ev = self._wake
         if ev is not None:
             self._wake = None
@@ -190,6 +195,7 @@ class Session:
                 self.wake()
 
     async def writer(self) -> None:
+        """Send whatever becomes ready, until the connection drains at its end."""
         while True:
             if not self.sending and self._has_work():
                 await self.flush()
@@ -203,6 +209,7 @@ class Session:
     # ------------------------------------------------------------------ incoming
 
     async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
+        """Read frames and start a task per call, until the client leaves or breaks framing."""
         decoder = self.gw.decoder
         while True:
             try:
@@ -276,6 +283,7 @@ class Session:
             await self.answer(Failure(call_id, BackendError.__name__, message))
 
     async def heartbeat(self) -> None:
+        """Ping the client regularly and close it once it has been silent too long."""
         gw = self.gw
         nonce = 0
         while True:
