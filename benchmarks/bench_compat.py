@@ -177,13 +177,15 @@ def shim_side(
     results["one"] = timed(lambda: xtdata.get_market_data_ex([], [one], "1d"), repeat_one)
     check = xtdata.get_market_data_ex([], codes[:2], "1d")
     assert len(check[codes[1]]) > 0
+    inst = xtdata.get_instrument_detail("600000.SH")
+    assert inst is not None
+    price = inst["DownStopPrice"]
+    # One simulator at a time, as on the async side: the data connection's goes first.
+    xtdata.disconnect()
     trader = XtQuantTrader("/bench/userdata_mini", 1)
     trader.start()
     assert trader.connect() == 0
     acc = StockAccount("bench-shim")
-    inst = xtdata.get_instrument_detail("600000.SH")
-    assert inst is not None
-    price = inst["DownStopPrice"]
     order_t = []
     for _ in range(n_orders):
         t0 = time.perf_counter()
@@ -194,7 +196,6 @@ def shim_side(
         assert oid > 0
     results["order"] = order_t
     trader.stop()
-    xtdata.disconnect()
     return results
 
 
