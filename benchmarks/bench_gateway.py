@@ -310,6 +310,67 @@ async def run(quick: bool) -> None:
         f"{local_rate:,.0f}", "≥ 200,000")  # fmt: skip
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def client_round_trips(url: str, n: int) -> list[float]:
+    """Seconds from ``account.buy`` to the filled order, through the public client."""
+    import qmtkit
+
+    async with qmtkit.connect(url) as qk:
+        account = await qk.account("bench-client")
+        ask = (await qk.snapshot("600000.SH"))["600000.SH"].askPrice[0]
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            final = await (await account.buy("600000.SH", 100, ask))
+            times.append(time.perf_counter() - t0)
+            assert final.order_status == 56, final
+        return times
+
+
+async def run_sim(quick: bool) -> None:
+    """The full path a strategy takes: client → gateway → simulator, beside in-process."""
+    n = 300 if quick else 2000
+    cash = "cash=1000000000"
+    with tempfile.TemporaryDirectory() as home:
+        local = await client_round_trips(f"sim://?home={home}/local&{cash}", n)
+        port = free_port()
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "qmtkit", "serve", "--backend",
+             f"sim://?home={home}/remote&{cash}", "--listen", f"127.0.0.1:{port}",
+             "--token", TOKEN],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            url = f"qmtkit://127.0.0.1:{port}?token={TOKEN}"
+            for _ in range(200):  # wait for the listener
+                try:
+                    await client_round_trips(url, 1)
+                    break
+                except Exception:
+                    await anyio.sleep(0.05)
+            remote = await client_round_trips(url, n)
+        finally:
+            serve.terminate()
+            serve.wait(10)
+    us = 1e6
+    print(f"\nclient → simulator order round trip (buy → filled, {n} orders; the gateway in a")
+    print("child process serving sim://, the baseline the same client on sim:// in-process)\n")
+    print("| figure | through the gateway | in-process | target |")
+    print("|---|---|---|---|")
+    row("buy → filled order, median", f"{statistics.median(remote) * us:.0f} µs",
+        f"{statistics.median(local) * us:.0f} µs", "≤ 300 µs remote, ≤ 100 µs local")  # fmt: skip
+    row("buy → filled order, p99", f"{pct(remote, 0.99) * us:.0f} µs",
+        f"{pct(local, 0.99) * us:.0f} µs", "")  # fmt: skip
+
+
 async def child_main(home: str) -> None:
     from qmtkit.gateway.server import Gateway, serve
 
@@ -341,6 +402,7 @@ def main() -> None:
         return
     os.environ.pop("QMTKIT_TOKEN", None)
     anyio.run(run, args.quick)
+    anyio.run(run_sim, args.quick)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Command-line pieces of the data layer, for the ``qmtkit`` CLI to mount.
 
 ``add_subcommands(subparsers)`` adds ``download``, ``bars``, ``cache info``,
-``cache verify [--repair]`` and ``import-datadir PATH``; each sets ``func`` to its handler,
-which takes the parsed arguments and returns an exit code.
+``cache verify [--repair]``, ``import-datadir PATH`` and ``import FILE...``; each sets
+``func`` to its handler, which takes the parsed arguments and returns an exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ import polars as pl
 
 from qmtkit.data.api import MarketData
 from qmtkit.data.cache import Cache
-from qmtkit.errors import QmtkitError
+from qmtkit.errors import InvalidArgument, InvalidPeriod, QmtkitError
 
 Handler = Callable[[argparse.Namespace], int]
 #: Codes per batch written by ``import-datadir`` (bounds memory, keeps writes few).
@@ -88,6 +88,27 @@ def add_subcommands(subparsers: Any) -> None:
         "--periods", default="1d,1m,tick", help="comma-separated periods to import (1d,1m,tick)"
     )
     p.set_defaults(func=cmd_import_datadir)
+
+    p = subparsers.add_parser("import", help="import CSV/Parquet bar files into the cache")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help=".csv or .parquet files of bars")
+    p.add_argument("--period", required=True, help="1d or 1m: the period of the files' bars")
+    p.add_argument(
+        "--code", default=None, help="code of files without a code column (default: file name)"
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="TARGET=SOURCE",
+        help="read column TARGET (time, open, ..., code) from SOURCE; repeatable",
+    )
+    p.add_argument(
+        "--volume-unit",
+        default="lots",
+        help="unit of the files' volume: lots (100 shares, stored as is) or shares",
+    )
+    p.set_defaults(func=cmd_import)
 
 
 def _fail(exc: QmtkitError) -> int:
@@ -245,6 +266,82 @@ def cmd_import_datadir(args: argparse.Namespace) -> int:
         return _fail(exc)
     for period, n in counts.items():
         print(f"{period}: imported {n} rows")
+    return 0
+
+
+def parse_mapping(items: Sequence[str]) -> dict[str, str]:
+    """``['time=dt', 'volume=vol']`` as ``{'time': 'dt', 'volume': 'vol'}`` (``--map`` values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        target, sep, source = item.partition("=")
+        target, source = target.strip(), source.strip()
+        if not sep or not target or not source:
+            raise InvalidArgument(
+                f"bad --map {item!r}: expected TARGET=SOURCE, e.g. --map time=trade_date"
+            )
+        if target in out:
+            raise InvalidArgument(
+                f"bad --map {item!r}: {target!r} is already mapped to {out[target]!r}"
+            )
+        out[target] = source
+    return out
+
+
+def import_files_to_cache(
+    cache: Cache,
+    files: Sequence[str | Path],
+    period: str,
+    *,
+    code: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    volume_unit: str = "lots",
+) -> dict[str, int]:
+    """Import CSV/Parquet bar files into ``cache`` in one atomic write; rows stored per code.
+
+    Every file is read and checked before anything is written, so a bad file changes nothing.
+    Each code's coverage becomes the span of its imported bars, joined to what was cached
+    when the two touch or overlap (a span apart from the old coverage replaces it, since the
+    gap between them is not known complete).
+    """
+    from qmtkit.data import coverage as cov
+    from qmtkit.data import importers
+
+    if period not in ("1d", "1m"):
+        raise InvalidPeriod(f"cannot import period {period!r}: expected 1d or 1m")
+    if volume_unit not in ("lots", "shares"):
+        raise InvalidArgument(f"bad volume unit {volume_unit!r}: expected 'lots' or 'shares'")
+    if not files:
+        raise InvalidArgument("no files to import: expected one or more .csv/.parquet paths")
+    unit: importers.VolumeUnit = "shares" if volume_unit == "shares" else "lots"
+    data = importers.import_files(
+        files, period=period, code=code, mapping=dict(mapping or {}), volume_unit=unit
+    )
+    coverage: dict[str, tuple[int, int]] = {}
+    for c, cols in data.items():
+        t = cols["time"]
+        if len(t):
+            span = (int(t[0]), int(t[-1]))
+            joined = cov.combine(cache.coverage(period, c), span)
+            coverage[c] = joined if joined is not None else span
+    cache.write_bars(period, data, coverage=coverage)
+    return {c: len(cols["time"]) for c, cols in data.items()}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``qmtkit import FILE... --period 1d|1m``: import CSV/Parquet bars; rows per code."""
+    try:
+        counts = import_files_to_cache(
+            Cache(args.home),
+            args.files,
+            args.period,
+            code=args.code,
+            mapping=parse_mapping(args.map),
+            volume_unit=args.volume_unit,
+        )
+    except QmtkitError as exc:
+        return _fail(exc)
+    for c, n in counts.items():
+        print(f"{c}: imported {n} {args.period} rows")
     return 0
 
 
