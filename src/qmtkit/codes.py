@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from typing import Final
 
 import msgspec
 
-from qmtkit.errors import InvalidCode, InvalidPeriod
+from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod
 
 EXCHANGES: Final = ("SH", "SZ", "BJ")
 _CODE_RE = re.compile(r"^(\d{6})\.(SH|SZ|BJ)$")
@@ -117,6 +119,32 @@ def limit_ratio(board: Board, is_st: bool) -> float | None:
     if is_st:
         return 0.05
     return 0.10
+
+
+def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> tuple[float, float]:
+    """The (down, up) daily limit prices: pre_close x (1 -/+ ratio), rounded half-up to 0.01.
+
+    Ratios come from ``limit_ratio``. A board without a limit (indices) raises InvalidArgument.
+    """
+    if isinstance(pre_close, bool) or not isinstance(pre_close, (int, float)):
+        raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
+    if not math.isfinite(pre_close) or pre_close <= 0:
+        raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")
+    try:
+        b = Board(board)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown board {board!r}: expected one of {', '.join(x.value for x in Board)}"
+        ) from None
+    ratio = limit_ratio(b, bool(is_st))
+    if ratio is None:
+        raise InvalidArgument(f"board {b.value!r} has no daily price limit")
+    # Decimal of the shortest repr computes on the price as written (1.005), not its binary
+    # neighbour, and rounds half-up to the cent as the exchanges publish limits.
+    base, r, cent = Decimal(repr(float(pre_close))), Decimal(repr(ratio)), Decimal("0.01")
+    up = (base * (1 + r)).quantize(cent, rounding=ROUND_HALF_UP)
+    down = max(cent, (base * (1 - r)).quantize(cent, rounding=ROUND_HALF_UP))
+    return float(down), float(up)
 
 
 class Period(msgspec.Struct, frozen=True):

@@ -40,14 +40,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from enum import IntEnum
 
 import msgspec
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeSchedule
-from qmtkit.codes import Board, limit_ratio, parse_code
+from qmtkit.codes import Board, limit_prices, parse_code
 from qmtkit.constants import (
     SH_MARKET_PRICE_TYPES,
     SZ_MARKET_PRICE_TYPES,
@@ -135,33 +134,6 @@ def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
     if len(raw) <= limit:
         return remark
     return raw[:limit].decode("utf-8", errors="ignore")
-
-
-def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> tuple[float, float]:
-    """The (down, up) daily limit prices: pre_close × (1 ∓ ratio), rounded half-up to 0.01.
-
-    Ratios: main board ±10 %, ST ±5 %, ChiNext and STAR ±20 % (ST too), BJ ±30 %.
-    Indices have no limit and raise ``InvalidArgument``.
-    """
-    if isinstance(pre_close, bool) or not isinstance(pre_close, (int, float)):
-        raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
-    if not math.isfinite(pre_close) or pre_close <= 0:
-        raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")
-    try:
-        b = Board(board)
-    except ValueError:
-        raise InvalidArgument(
-            f"unknown board {board!r}: expected one of {', '.join(x.value for x in Board)}"
-        ) from None
-    ratio = limit_ratio(b, bool(is_st))
-    if ratio is None:
-        raise InvalidArgument(f"board {b.value!r} has no daily price limit")
-    base = Decimal(repr(float(pre_close)))
-    r = Decimal(repr(ratio))
-    cent = Decimal("0.01")
-    up = (base * (1 + r)).quantize(cent, rounding=ROUND_HALF_UP)
-    down = (base * (1 - r)).quantize(cent, rounding=ROUND_HALF_UP)
-    return (float(down), float(up))
 
 
 # --------------------------------------------------------------------------- internal state

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 import msgspec
 import numpy as np
 
 from qmtkit.codes import Board, limit_ratio, normalize_code, parse_code
+from qmtkit.codes import limit_prices as codes_limit_prices
 from qmtkit.errors import InvalidArgument, InvalidCode
 from qmtkit.models import InstrumentDetail
 
@@ -53,26 +53,13 @@ class Listing(msgspec.Struct, frozen=True):
         return limit_ratio(self.board, self.is_st)
 
 
-def round_half_up_cents(value: float) -> int:
-    """``value`` yuan rounded to whole cents, halves away from zero (as exchanges round)."""
-    # Decimal of the shortest repr rounds what the user wrote (11.055), not its binary twin.
-    sign = -1 if value < 0 else 1
-    cents = Decimal(repr(abs(float(value)))).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    return sign * int(cents * 100)
-
-
 def limit_prices(pre_close: float, board: Board, is_st: bool) -> tuple[float, float]:
-    """(down, up) limit prices for a previous close, rounded to 0.01 half-up; (0, 0) for indices."""
-    if not isinstance(pre_close, (int, float)) or pre_close <= 0:
-        raise InvalidArgument(f"pre_close must be a positive price, got {pre_close!r}")
-    ratio = limit_ratio(board, is_st)
-    if ratio is None:
+    """(down, up) limit prices as ``codes.limit_prices`` gives them; (0, 0) for indices."""
+    if limit_ratio(board, is_st) is None:
+        if not isinstance(pre_close, (int, float)) or pre_close <= 0:
+            raise InvalidArgument(f"pre_close must be a positive price, got {pre_close!r}")
         return 0.0, 0.0
-    pct = round(ratio * 100)
-    cents = round_half_up_cents(pre_close)
-    up = (cents * (100 + pct) + 50) // 100
-    down = max(1, (cents * (100 - pct) + 50) // 100)
-    return down / 100.0, up / 100.0
+    return codes_limit_prices(pre_close, board, is_st)
 
 
 # --------------------------------------------------------------------------- fixed entries
@@ -485,5 +472,4 @@ __all__ = [
     "history_start",
     "limit_prices",
     "listing_of",
-    "round_half_up_cents",
 ]
