@@ -109,6 +109,7 @@ def test_trader_quick_start_runs_and_ctrl_c_exits_cleanly(tmp_path: Path) -> Non
     rc, out, err = proc.finish(interrupt=True)
     assert rc == 0, err
     text = "\n".join(out)
+    assert out[:3] == ["demo test", "0", "0"]  # connect() and subscribe(): nothing pushed yet
     # Callbacks print from their own thread, so their writes may land between (or inside) the
     # main thread's lines, as with xtquant; check what each single write proves.
     pos = 0
@@ -121,10 +122,11 @@ def test_trader_quick_start_runs_and_ctrl_c_exits_cleanly(tmp_path: Path) -> Non
         assert found >= 0, f"{phrase!r} missing or out of order in {text!r}"
         pos = found + len(phrase)
     assert re.search(r"cash \d+\.\d+", text)
-    assert re.search(r"^order [1-9]\d*$", text, re.M)  # query_stock_order found the order
-    assert "600000.SH 200 10.5" in text  # the last of today's orders
-    assert re.search(r"orders:\s+2\b", text)
-    assert re.search(r"trades:\s+0\b", text) and re.search(r"positions:\s+0\b", text)
+    assert re.search(r"order [1-9]", text)  # query_stock_order found the order
+    # The counts are printed in several writes; the messages printed only when a list is not
+    # empty are single writes.
+    assert "last order:" in text and "600000.SH 200 10.5" in text  # the last of today's orders
+    assert "last trade:" not in text and "last position:" not in text  # nothing filled
     assert text.count("on order callback:") >= 3  # reported, canceled, second reported
     assert "on asset callback" in text
     assert "Traceback" not in err
@@ -152,7 +154,8 @@ def test_data_subscribe_example_calls_back_and_ctrl_c_exits_cleanly(tmp_path: Pa
 def test_trader_order_example_places_an_order(tmp_path: Path) -> None:
     rc, out, err = Proc(SCRIPTS / "trader_order.py", tmp_path).finish()
     assert rc == 0, err
-    assert re.fullmatch(r"下单成功，订单号: [1-9]\d*", out[0]), out
+    # The order callback prints from its own thread and may interleave with the main print.
+    assert re.search(r"下单成功，订单号: [1-9]\d*", "\n".join(out)), out
 
 
 def test_datacenter_example_listens_on_its_port(tmp_path: Path) -> None:

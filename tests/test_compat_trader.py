@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ from qmtkit.compat import xtconstant
 from qmtkit.compat._bridge import LoopThreadError, bridge
 from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback, cut_remark, terminal_url
 from qmtkit.compat.xttype import StockAccount
-from qmtkit.errors import BackendUnavailable, Unsupported
+from qmtkit.errors import BackendUnavailable, InvalidArgument, Unsupported
 from qmtkit.models import (
     AccountInfo,
     AccountStatus,
@@ -518,9 +519,89 @@ def test_each_path_names_its_own_terminal() -> None:
 
 
 def test_bad_constructor_arguments_raise() -> None:
-    from qmtkit.errors import InvalidArgument
-
     with pytest.raises(InvalidArgument, match="path"):
         XtQuantTrader(123, 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="session"):
         XtQuantTrader("/p", "1")  # type: ignore[arg-type]
+
+
+def test_set_timeout_turns_a_silent_venue_into_the_failure_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import anyio
+
+    async def slow(req: Request) -> Reply:
+        if isinstance(req, (QueryAsset, SubmitOrder)):
+            await anyio.sleep(30)
+        return Ok()
+
+    backend = MockBackend(slow)
+    bridge().backend_factory = lambda url: backend
+    try:
+        t = XtQuantTrader("/tmp/slow", 1)
+        t.start()
+        assert t.connect() == 0
+        t.set_timeout(50)
+        acc = StockAccount(ACC)
+        started = time.monotonic()
+        assert t.query_stock_asset(acc) is None
+        assert t.order_stock(acc, "600000.SH", 23, 100, 11, 10.0) == -1
+        assert time.monotonic() - started < 5
+        assert "no answer within 0.05 s" in caplog.text
+        with pytest.raises(InvalidArgument):
+            t.set_timeout(-1)
+        t.stop()
+    finally:
+        bridge().backend_factory = None
+        bridge().shutdown()
+
+
+def test_a_lost_venue_connection_calls_on_disconnected(venue: FakeVenue, trader: Any) -> None:
+    from qmtkit.backends.base import ConnectionState
+
+    _t, _rec, _acc = trader
+    lost = threading.Event()
+
+    class Watcher(XtQuantTraderCallback):
+        def on_disconnected(self) -> None:
+            lost.set()
+
+    _t.register_callback(Watcher())
+
+    async def drop() -> None:
+        venue.backend.push_connection(ConnectionState(connected=False, reason="link down"))
+
+    bridge().call(drop)
+    assert lost.wait(WAIT)
+
+
+def test_numpy_and_whole_float_volumes_are_taken_as_ints(venue: FakeVenue, trader: Any) -> None:
+    import numpy as np
+
+    t, _rec, acc = trader
+    oid = t.order_stock(acc, "600000.SH", np.int64(23), np.int64(200), 11, np.float64(10.5))
+    assert oid > 0
+    assert t.order_stock(acc, "600000.SH", 23, 300.0, 11, 10.5) > oid
+    assert t.order_stock(acc, "600000.SH", 23, 150.5, 11, 10.5) == -1
+    sent = _submits(venue)
+    assert [(s.order_type, s.order_volume, s.price) for s in sent] == [
+        (23, 200, 10.5),
+        (23, 300, 10.5),
+    ]
+    assert all(type(s.order_volume) is int for s in sent)
+    assert t.cancel_order_stock(acc, np.int64(oid)) == 0
+
+
+def test_stop_from_inside_a_callback_does_not_deadlock(venue: FakeVenue, trader: Any) -> None:
+    t, _rec, acc = trader
+    stopped = threading.Event()
+
+    class StopInside(XtQuantTraderCallback):
+        def on_stock_order(self, order: Any) -> None:
+            t.stop()
+            stopped.set()
+
+    t.register_callback(StopInside())
+    t.order_stock(acc, "600000.SH", 23, 100, 11, 10.0)
+    assert stopped.wait(WAIT)
+    assert not t.connected

@@ -1,5 +1,7 @@
 # The "history download" example of the xtquant skill notes (/work/shared/seeds), unchanged
 # code (comments dropped); run it with `qmtkit run`.
+# ruff: noqa
+# fmt: off
 from xtquant import xtdata
 import time
 

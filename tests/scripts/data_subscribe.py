@@ -1,5 +1,7 @@
 # The "subscribe with a callback" example of the xtquant skill notes (/work/shared/seeds),
 # unchanged code (comments dropped); it blocks in xtdata.run() until Ctrl-C.
+# ruff: noqa
+# fmt: off
 from xtquant import xtdata
 
 code_list = ["000001.SZ"]

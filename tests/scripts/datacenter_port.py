@@ -1,5 +1,7 @@
 # The "choose a port" example of the xtquant skill notes (/work/shared/seeds), unchanged code
 # (comments dropped).
+# ruff: noqa
+# fmt: off
 from xtquant import xtdatacenter as xtdc
 
 xtdc.set_token("你的token")

@@ -1,5 +1,7 @@
 # The "VIP server" example of the xtquant skill notes (/work/shared/seeds), unchanged code
 # (comments dropped); with qmtkit, listen() serves the backend through the gateway.
+# ruff: noqa
+# fmt: off
 from xtquant import xtdatacenter as xtdc
 from xtquant import xtdata
 

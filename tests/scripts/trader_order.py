@@ -1,5 +1,7 @@
 # The "trading: initialise and order" example of the xtquant skill notes (/work/shared/seeds),
 # unchanged code (comments dropped).
+# ruff: noqa
+# fmt: off
 from xtquant.xttrader import XtQuantTrader, XtQuantTraderCallback
 from xtquant.xttype import StockAccount
 from xtquant import xtconstant

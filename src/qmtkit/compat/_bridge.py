@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -185,13 +186,16 @@ class Bridge:
         name: str = "",
     ) -> T:
         """Run ``await fn(*args)`` on the loop thread and wait for its result."""
-        ensure_not_in_loop(name or getattr(fn, "__name__", "call"))
+        label = name or getattr(fn, "__name__", "call")
+        ensure_not_in_loop(label)
         future = self.portal().start_task_soon(fn, *args)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except FutureTimeout:
             future.cancel()
-            raise
+            raise BackendUnavailable(
+                f"{label}() got no answer within {timeout} s (see set_timeout)"
+            ) from None
 
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> Future[Any]:
         """Start ``fn(*args)`` on the loop thread without waiting; cancel it via the future."""
@@ -248,7 +252,8 @@ class Bridge:
                 log.exception("closing the connection to %s failed", url)
         if portal is not None:
             try:
-                portal.call(portal.stop)
+                # Cancel what still runs (pumps, watchers, gateways): nothing waits for them.
+                portal.call(portal.stop, True)
             except Exception:
                 log.debug("portal already stopped", exc_info=True)
         if thread is not None:

@@ -108,10 +108,11 @@ def _runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
     if frame.height == 0:
         return [], np.zeros(1, dtype=np.int64)
     col = frame.get_column("code")
-    if col.n_unique() == 1:
-        return [str(col[0])], np.array([0, frame.height], dtype=np.int64)
-    phys = col.to_physical().to_numpy()
+    # Categorical codes compare as their integer ids; any other dtype by run ids.
+    phys = (col.to_physical() if col.dtype == pl.Categorical else col.rle_id()).to_numpy()
     starts = np.flatnonzero(np.diff(phys)) + 1
+    if len(starts) == 0:
+        return [str(col[0])], np.array([0, frame.height], dtype=np.int64)
     offsets = np.concatenate(([0], starts, [frame.height])).astype(np.int64)
     codes = col.gather(offsets[:-1]).cast(pl.String).to_list()
     return codes, offsets

@@ -417,7 +417,7 @@ def _datadir_frames(
     if p not in ("1d", "1m"):
         raise Unsupported(
             f"get_local_data(data_dir=...) reads MiniQMT's 1d and 1m files, not {p!r} "
-            "(import the datadir with `qmtkit data import-datadir` to resample)"
+            "(import the datadir with `qmtkit import-datadir` to resample)"
         )
     if _adjust(dividend_type) != "none":
         raise Unsupported("get_local_data(data_dir=...) returns raw prices only: use 'none'")
@@ -1538,3 +1538,10 @@ def get_current_connect_sub_info() -> Any:
 def get_all_sub_info() -> Any:
     """Not available on qmtkit backends: raises ``Unsupported``."""
     return _unsupported("get_all_sub_info")
+
+
+class QuoteServer:
+    """xtquant's quote-server handle: not available on qmtkit backends."""
+
+    def __init__(self, info: dict[str, Any] = {}) -> None:
+        _unsupported("QuoteServer")

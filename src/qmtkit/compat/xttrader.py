@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import numbers
 import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from qmtkit import models
 from qmtkit.backends import backend_url
@@ -67,7 +68,7 @@ def terminal_url(path: str, session: int, url: str | None = None) -> str:
         return f"sim://{parts.netloc}{parts.path}?{urlencode(query)}"
     if parts.scheme == "xtquant" and not (parts.netloc or parts.path):
         query.setdefault("session", str(session))
-        return f"xtquant://{path}?{urlencode(query)}"
+        return "xtquant://" + quote(path, safe="/:\\") + "?" + urlencode(query)
     return url
 
 
@@ -190,6 +191,7 @@ class XtQuantTrader:
         self._stopped = threading.Event()
         self._gate = _ErrorGate()
         self._cancel_gate = _ErrorGate()
+        self._watch: Future[Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,6 +211,9 @@ class XtQuantTrader:
         for fut in list(self._pumps.values()):
             fut.cancel()
         self._pumps.clear()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self._accounts.clear()
         if self._client is not None:
             self._client = None
@@ -232,7 +237,26 @@ class XtQuantTrader:
             log.error("connect() to %s failed: %s", self._url, exc)
             return -1
         self.connected = True
+        self._watch = bridge().spawn(self._watch_connection, self._client)
         return 0
+
+    async def _watch_connection(self, client: Any) -> None:
+        """Turn the client's venue-connection state into ``on_disconnected`` (loop thread).
+
+        The client records the state the backend reports; polling it a few times a second is
+        enough for a callback that xtquant itself delivers with no timing promise.
+        """
+        import anyio
+
+        was_up = True
+        while True:
+            await anyio.sleep(0.2)
+            state = getattr(client, "connection", None)
+            up = bool(getattr(state, "connected", True))
+            if was_up and not up:
+                log.warning("connection to %s lost: %s", self._url, getattr(state, "reason", ""))
+                self._push("on_disconnected")
+            was_up = up
 
     def sleep(self, time: float) -> None:
         """Block the caller for ``time`` seconds while pushes keep arriving."""
@@ -390,7 +414,9 @@ class XtQuantTrader:
         if not isinstance(order_remark, str):
             raise InvalidArgument(f"order_remark must be a str, got {order_remark!r}")
         return (
-            stock_code, order_type, order_volume, price_type, price,
+            stock_code, _as_int(order_type), _as_int(order_volume), _as_int(price_type),
+            float(price) if isinstance(price, numbers.Real) and not isinstance(price, bool)
+            else price,
             strategy_name, cut_remark(order_remark),
         )  # fmt: skip
 
@@ -1043,7 +1069,23 @@ def _time_sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def _as_int(value: object) -> object:
+    """xtquant passes volumes through ``int()``: numpy ints and whole floats become ints.
+
+    Anything else is handed on unchanged for the client to refuse with its own message (a
+    fractional volume is refused rather than silently truncated).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _order_id(order_id: object) -> int:
+    order_id = _as_int(order_id)
     if isinstance(order_id, bool) or not isinstance(order_id, int):
         raise InvalidArgument(
             f"order_id must be the int returned by order_stock(), got {order_id!r}"
