@@ -173,3 +173,25 @@ async def test_connection_changes_are_visible() -> None:
         backend.push_connection(ConnectionState(connected=False, reason="venue down"))
         assert not qk.connection.connected
         assert qk.connection.reason == "venue down"
+
+
+async def test_connection_changes_streams_every_change_in_order() -> None:
+    backend = MockBackend()
+    seen: list[ConnectionState] = []
+    async with qmtkit.connect(backend=backend) as qk, anyio.create_task_group() as tg:
+        ready = anyio.Event()
+
+        async def watch() -> None:
+            async with qk.connection_changes() as changes:
+                ready.set()
+                async for state in changes:
+                    seen.append(state)
+
+        tg.start_soon(watch)
+        await ready.wait()
+        backend.push_connection(ConnectionState(connected=False, reason="venue down"))
+        backend.push_connection(ConnectionState(connected=True))
+        await anyio.wait_all_tasks_blocked()
+        assert [s.connected for s in seen] == [False, True]
+        assert seen[0].reason == "venue down"
+        tg.cancel_scope.cancel()

@@ -690,6 +690,7 @@ class Client:
         self._account_lock = anyio.Lock()
         self._data: MarketData | None = None
         self.connection = ConnectionState(connected=True)
+        self._connection_fanout: ReportFanout[ConnectionState] = ReportFanout()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else (self._info.url if self._info else "opening")
@@ -734,6 +735,7 @@ class Client:
         self._subs_by_key.clear()
         for account in self._accounts.values():
             account._close()
+        self._connection_fanout.close()
         # The data API may hold mapped cache files; release them with the client if it can.
         close = getattr(self._data, "close", None)
         if callable(close):
@@ -766,8 +768,18 @@ class Client:
             account._on_report(report)
 
     def on_connection(self, state: ConnectionState) -> None:
-        """Remember the venue connection state."""
+        """Remember the venue connection state and tell ``connection_changes`` consumers."""
         self.connection = state
+        self._connection_fanout.publish(state)
+
+    def connection_changes(self) -> ReportConsumer[ConnectionState]:
+        """Every venue connection change from now on (lost, regained), in order.
+
+        An async iterator and async context manager, like ``Account.reports()``; it ends when
+        the client closes. ``qk.connection`` holds the latest state.
+        """
+        self._check_open()
+        return self._connection_fanout.subscribe()
 
     # ----------------------------------------------------------------- quotes
 

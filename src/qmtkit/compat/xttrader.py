@@ -241,22 +241,12 @@ class XtQuantTrader:
         return 0
 
     async def _watch_connection(self, client: Any) -> None:
-        """Turn the client's venue-connection state into ``on_disconnected`` (loop thread).
-
-        The client records the state the backend reports; polling it a few times a second is
-        enough for a callback that xtquant itself delivers with no timing promise.
-        """
-        import anyio
-
-        was_up = True
-        while True:
-            await anyio.sleep(0.2)
-            state = getattr(client, "connection", None)
-            up = bool(getattr(state, "connected", True))
-            if was_up and not up:
-                log.warning("connection to %s lost: %s", self._url, getattr(state, "reason", ""))
-                self._push("on_disconnected")
-            was_up = up
+        """Turn the client's venue-connection changes into ``on_disconnected`` (loop thread)."""
+        async with client.connection_changes() as changes:
+            async for state in changes:
+                if not state.connected:
+                    log.warning("connection to %s lost: %s", self._url, state.reason)
+                    self._push("on_disconnected")
 
     def sleep(self, time: float) -> None:
         """Block the caller for ``time`` seconds while pushes keep arriving."""
