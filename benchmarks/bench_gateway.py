@@ -325,11 +325,15 @@ async def client_round_trips(url: str, n: int) -> list[float]:
 
     async with qmtkit.connect(url) as qk:
         account = await qk.account("bench-client")
-        ask = (await qk.snapshot("600000.SH"))["600000.SH"].askPrice[0]
+        # A limit at the day's up-limit always crosses the book: a limit at the ask of one
+        # moment could rest unfilled once the (moving) simulated market ticks up.
+        detail = await qk.instrument("600000.SH")
+        assert detail is not None
+        limit = detail.UpStopPrice
         times = []
         for _ in range(n):
             t0 = time.perf_counter()
-            final = await (await account.buy("600000.SH", 100, ask))
+            final = await (await account.buy("600000.SH", 100, limit))
             times.append(time.perf_counter() - t0)
             assert final.order_status == 56, final
         return times

@@ -357,13 +357,6 @@ def test_unsubscribe_stops_callbacks(venue: DataVenue) -> None:
     assert got == []
 
 
-def test_tick_period_gives_numpy_arrays(venue: DataVenue) -> None:
-    data = xtdata.get_market_data([], ["600000.SH"], period="tick")
-    arr = data["600000.SH"]
-    assert isinstance(arr, np.ndarray) and arr.dtype.names is not None
-    assert arr["lastPrice"][0] == pytest.approx(10.01) and arr["askPrice"].shape == (1, 5)
-
-
 # --------------------------------------------------------------------------- reference data
 
 

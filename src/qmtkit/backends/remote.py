@@ -44,6 +44,7 @@ from qmtkit.errors import (
     InvalidArgument,
     QmtkitError,
 )
+from qmtkit.gateway.fastio import FastStream, asyncio_running
 from qmtkit.gateway.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
@@ -360,6 +361,8 @@ class RemoteBackend:
                         tls_hostname=self.server_hostname,
                         tls_standard_compatible=False,
                     )
+                elif asyncio_running():
+                    stream = await FastStream.connect(self.host, self.port)
                 else:
                     stream = await anyio.connect_tcp(self.host, self.port)
                 reader = FrameReader(stream, self._max_frame)
@@ -459,12 +462,9 @@ class RemoteBackend:
                 self._accounts.pop(account_id, None)
 
     async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
-        sink = self._sink
-        assert sink is not None
-        decode = self._decoder.decode
         while True:
             try:
-                payload = await link.reader.receive()
+                payloads = await link.reader.receive_many()
             except anyio.EndOfStream:
                 dead("the gateway closed the connection")
                 return
@@ -472,35 +472,44 @@ class RemoteBackend:
                 dead(f"connection error: {exc!r}")
                 return
             link.last_seen = anyio.current_time()
-            try:
-                msg = decode(payload)
-            except msgspec.DecodeError as exc:
-                if self._undecodable(payload, exc):
-                    continue
-                dead(f"undecodable frame from the gateway: {exc}")
-                return
-            if isinstance(msg, Result):
-                self._resolve(msg.id, msg.reply, None)
-            elif isinstance(msg, QuotesEvent):
-                if msg.dropped:
-                    sub_id = msg.batch.sub_id
-                    self.quotes_dropped[sub_id] = self.quotes_dropped.get(sub_id, 0) + msg.dropped
-                sink.on_quotes(msg.batch)
-            elif isinstance(msg, ReportEvent):
-                self._deliver(sink, msg.report)
-            elif isinstance(msg, Failure):
-                self._resolve(msg.id, None, error_from_wire(msg.error, msg.message))
-            elif isinstance(msg, Ping):
-                await self._send_quietly(link, Pong(msg.nonce))
-            elif isinstance(msg, ConnectionEvent):
-                sink.on_connection(msg.state)
-            elif isinstance(msg, ErrorFrame):
-                if msg.fatal:
-                    dead(f"the gateway closed the connection: {msg.message}")
+            for payload in payloads:
+                if not await self._dispatch(link, payload, dead):
                     return
-            elif isinstance(msg, Bye):
-                dead(f"the gateway said goodbye ({msg.reason})")
-                return
+
+    async def _dispatch(self, link: _Link, payload: bytes, dead: Callable[[str], None]) -> bool:
+        """Act on one frame from the gateway; False once the link is finished."""
+        sink = self._sink
+        assert sink is not None
+        try:
+            msg = self._decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            if self._undecodable(payload, exc):
+                return True
+            dead(f"undecodable frame from the gateway: {exc}")
+            return False
+        if isinstance(msg, ReportEvent):
+            self._deliver(sink, msg.report)
+        elif isinstance(msg, Result):
+            self._resolve(msg.id, msg.reply, None)
+        elif isinstance(msg, QuotesEvent):
+            if msg.dropped:
+                sub_id = msg.batch.sub_id
+                self.quotes_dropped[sub_id] = self.quotes_dropped.get(sub_id, 0) + msg.dropped
+            sink.on_quotes(msg.batch)
+        elif isinstance(msg, Failure):
+            self._resolve(msg.id, None, error_from_wire(msg.error, msg.message))
+        elif isinstance(msg, Ping):
+            await self._send_quietly(link, Pong(msg.nonce))
+        elif isinstance(msg, ConnectionEvent):
+            sink.on_connection(msg.state)
+        elif isinstance(msg, ErrorFrame):
+            if msg.fatal:
+                dead(f"the gateway closed the connection: {msg.message}")
+                return False
+        elif isinstance(msg, Bye):
+            dead(f"the gateway said goodbye ({msg.reason})")
+            return False
+        return True
 
     def _undecodable(self, payload: bytes, exc: msgspec.DecodeError) -> bool:
         """Fail just the call a frame we cannot decode answers; False if it answers none."""

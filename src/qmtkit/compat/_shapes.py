@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 import polars as pl
 
+from qmtkit.errors import InvalidArgument
 from qmtkit.models import Bar, Tick
 
 BEIJING_MS = 8 * 3600 * 1000
@@ -116,6 +117,11 @@ def _runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
     offsets = np.concatenate(([0], starts, [frame.height])).astype(np.int64)
     codes = col.gather(offsets[:-1]).cast(pl.String).to_list()
     return codes, offsets
+
+
+def runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """Codes of a long frame (grouped by code) in order, and where each one's rows start."""
+    return _runs(frame)
 
 
 def _ms(frame: pl.DataFrame) -> npt.NDArray[np.int64]:
@@ -218,14 +224,57 @@ def tick_array(ticks: Sequence[Tick]) -> npt.NDArray[np.void]:
     return arr
 
 
-def tick_columns_array(cols: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.void]:
-    """Stored tick columns (``askPrice1``...) as xtquant's structured tick array."""
+#: Tick fields that are 5-element sub-arrays (the five book levels).
+BOOK_FIELDS: tuple[str, ...] = ("askPrice", "bidPrice", "askVol", "bidVol")
+
+
+def tick_fields(fields: Sequence[str] | None) -> list[str]:
+    """The tick fields for xtquant's ``field_list`` (``[]``: all), checked, repeats dropped."""
+    if not fields:
+        return list(TICK_FIELDS)
+    out: list[str] = []
+    for f in fields:
+        if f not in TICK_FIELDS:
+            raise InvalidArgument(
+                f"unknown field {f!r} for tick data: expected any of {list(TICK_FIELDS)}"
+            )
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def tick_stored_fields(fields: Sequence[str]) -> list[str]:
+    """The stored cache columns (``schema.TICK_DTYPES``) that ``fields`` are built from."""
+    out: list[str] = []
+    for f in fields:
+        if f in BOOK_FIELDS:
+            out.extend(f"{f}{lvl}" for lvl in range(1, 6))
+        elif f not in ("time", "lastSettlementPrice"):
+            out.append(f)
+    return out
+
+
+def tick_dtype(fields: Sequence[str]) -> np.dtype[np.void]:
+    """The structured dtype holding ``fields`` of ``TICK_DTYPE``, in the order given."""
+    if list(fields) == list(TICK_FIELDS):
+        return TICK_DTYPE
+    return np.dtype([(f, TICK_DTYPE.fields[f][0]) for f in fields])  # type: ignore[index]
+
+
+def tick_columns_array(
+    cols: Mapping[str, npt.NDArray[Any]], fields: Sequence[str] = TICK_FIELDS
+) -> npt.NDArray[np.void]:
+    """Stored tick columns (``askPrice1``...) as xtquant's structured tick array.
+
+    Only ``fields`` are kept; a field with no stored column (``lastSettlementPrice``, or what
+    a source could not supply) is 0.
+    """
     n = len(cols["time"])
-    arr = np.zeros(n, dtype=TICK_DTYPE)
-    for name in TICK_DTYPE.names or ():
+    arr = np.zeros(n, dtype=tick_dtype(fields))
+    for name in fields:
         if name in cols:
             arr[name] = cols[name]
-        elif name in ("askPrice", "bidPrice", "askVol", "bidVol"):
+        elif name in BOOK_FIELDS:
             for lvl in range(5):
                 src = cols.get(f"{name}{lvl + 1}")
                 if src is not None:
@@ -233,14 +282,26 @@ def tick_columns_array(cols: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.v
     return arr
 
 
-def tick_frame(arr: npt.NDArray[np.void]) -> pd.DataFrame:
-    """A tick array as a DataFrame indexed by time labels (book levels as list cells)."""
+def tick_frame(arr: npt.NDArray[np.void], fields: Sequence[str] | None = None) -> pd.DataFrame:
+    """A tick array as a DataFrame indexed by time labels (book levels as list cells).
+
+    ``fields`` picks and orders the columns (default: every field of ``arr``); the index
+    comes from ``arr['time']`` whether or not ``time`` is a column.
+    """
+    names = list(fields) if fields is not None else list(arr.dtype.names or ())
     data: dict[str, Any] = {}
-    for name in TICK_DTYPE.names or ():
-        col = arr[name]
-        data[name] = [list(x) for x in col.tolist()] if col.ndim > 1 else col
-    df: pd.DataFrame = pd.DataFrame(data, columns=list(TICK_FIELDS))
-    df.index = pd.Index(time_labels(arr["time"].astype(np.int64), "tick"))
+    # The book cells are many small lists: cyclic GC passes over them would find nothing.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for name in names:
+            col = arr[name]
+            data[name] = col.tolist() if col.ndim > 1 else col
+    finally:
+        if was_enabled:
+            gc.enable()
+    index = pd.Index(time_labels(arr["time"].astype(np.int64), "tick"))
+    df: pd.DataFrame = pd.DataFrame(data, columns=names, index=index)
     return df
 
 

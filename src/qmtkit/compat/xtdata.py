@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -332,7 +333,7 @@ def get_market_data(
     Reads the local cache: download first (``download_history_data``), as with xtquant.
     """
     if period == "tick":
-        return _ticks(stock_list, start_time, end_time, count)
+        return _tick_arrays(field_list, stock_list, start_time, end_time, count, dividend_type)
     frame, codes, p, fields = _read(
         field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
@@ -354,22 +355,55 @@ def get_market_data_ex(
     Reads the local cache: download first (``download_history_data``), as with xtquant.
     """
     if period == "tick":
-        arrays = _ticks(stock_list, start_time, end_time, count)
-        return {code: _shapes.tick_frame(arr) for code, arr in arrays.items()}
+        return _tick_frames(field_list, stock_list, start_time, end_time, count, dividend_type)
     frame, codes, p, fields = _read(
         field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
     return _shapes.ex_frames(frame, codes, p, fields)
 
 
-def _ticks(
-    stock_list: object, start_time: object, end_time: object, count: object
+def _tick_arrays(
+    field_list: object,
+    stock_list: object,
+    start_time: object,
+    end_time: object,
+    count: object,
+    dividend_type: object,
 ) -> dict[str, Any]:
-    """Tick history is not kept by qmtkit's cache: the latest snapshot is the only tick."""
+    """Code → xtquant tick array of the cached ticks (no backend call)."""
     codes = _codes(stock_list)
-    _count(count)
-    snaps = _call("get_market_data", _client().snapshot, codes) if codes else {}
-    return {c: _shapes.tick_array([snaps[c]] if c in snaps else []) for c in codes}
+    fields = _shapes.tick_fields(_fields(field_list))
+    start, end = _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time")
+    n = _count(count)
+    _adjust(dividend_type)  # checked, but ticks are never adjusted (as xtquant)
+    stored = _shapes.tick_stored_fields(fields) or ["lastPrice"]
+    frame = _client().data.read_bars(codes, "tick", start, end, n, stored)
+    present, offsets = _shapes.runs(frame)
+    where = {c: i for i, c in enumerate(present)}
+    cols = {name: frame.get_column(name).to_numpy() for name in stored}
+    cols["time"] = frame.get_column("time").to_physical().to_numpy()
+    out: dict[str, Any] = {}
+    for code in codes:
+        i = where.get(code)
+        a, b = (int(offsets[i]), int(offsets[i + 1])) if i is not None else (0, 0)
+        out[code] = _shapes.tick_columns_array({k: v[a:b] for k, v in cols.items()}, fields)
+    return out
+
+
+def _tick_frames(
+    field_list: object,
+    stock_list: object,
+    start_time: object,
+    end_time: object,
+    count: object,
+    dividend_type: object,
+) -> dict[str, pd.DataFrame]:
+    """Code → tick DataFrame indexed by time labels, columns ``field_list`` (``[]``: all)."""
+    fields = _shapes.tick_fields(_fields(field_list))
+    # The index needs the times even when ``time`` is not a requested column.
+    wanted = fields if "time" in fields else ["time", *fields]
+    arrays = _tick_arrays(wanted, stock_list, start_time, end_time, count, dividend_type)
+    return {code: _shapes.tick_frame(arr, fields) for code, arr in arrays.items()}
 
 
 def get_local_data(
@@ -383,10 +417,12 @@ def get_local_data(
     fill_data: bool = True,
     data_dir: str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Like ``get_market_data_ex`` from local files only.
+    """Like ``get_market_data_ex`` from local files only (tick too: code → DataFrame).
 
-    ``data_dir`` pointing at a MiniQMT ``datadir`` reads its ``.DAT`` files (1d and 1m);
-    otherwise the qmtkit cache is read.
+    ``data_dir`` pointing at a MiniQMT ``datadir`` reads its ``.DAT`` files (1d, 1m, and the
+    tick files of the days in range); otherwise the qmtkit cache is read. Tick fields the
+    MiniQMT files do not hold in a known place (``pvolume``, ``openInt``,
+    ``lastSettlementPrice``, ``transactionNum``) are 0.
     """
     if data_dir is None:
         return get_market_data_ex(
@@ -394,6 +430,11 @@ def get_local_data(
         )
     if not isinstance(data_dir, (str, os.PathLike)):
         raise InvalidArgument(f"data_dir must be a directory path, got {data_dir!r}")
+    if not Path(data_dir).is_dir():
+        raise InvalidArgument(
+            f"data_dir {str(data_dir)!r} is not a directory: expected MiniQMT's datadir "
+            "(the folder holding SH/, SZ/...)"
+        )
     return _datadir_frames(
         data_dir, field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
@@ -414,9 +455,11 @@ def _datadir_frames(
 
     codes = _codes(stock_list)
     p = _period(period)
+    if p == "tick":
+        return _datadir_ticks(root, field_list, codes, start_time, end_time, count, dividend_type)
     if p not in ("1d", "1m"):
         raise Unsupported(
-            f"get_local_data(data_dir=...) reads MiniQMT's 1d and 1m files, not {p!r} "
+            f"get_local_data(data_dir=...) reads MiniQMT's tick, 1d and 1m files, not {p!r} "
             "(import the datadir with `qmtkit import-datadir` to resample)"
         )
     if _adjust(dividend_type) != "none":
@@ -426,10 +469,9 @@ def _datadir_frames(
     n = _count(count)
     per_code: list[pl.DataFrame] = []
     for code in codes:
-        try:
-            cols = datadir.read_bars(root, code, p)
-        except FileNotFoundError:
-            continue
+        if not datadir.bar_path(root, code, p).is_file():
+            continue  # no file: the code gets an empty frame, as xtquant gives
+        cols = datadir.read_bars(root, code, p)
         t = cols["time"]
         keep = (t >= lo) & ((t <= hi) if hi else True)
         sel = {k: v[keep] for k, v in cols.items()}
@@ -448,6 +490,71 @@ def _datadir_frames(
         )
     )
     return _shapes.ex_frames(frame, codes, p, fields)
+
+
+def _tick_days(root: str | os.PathLike[str], code: str, lo: int, hi: int) -> list[int]:
+    """The days (``YYYYMMDD``, ascending) of ``[lo, hi]`` with a MiniQMT tick file of ``code``."""
+    from qmtkit.data.calendar import ms_to_yyyymmdd
+    from qmtkit.data.datadir import PERIOD_DIRS
+
+    c = parse_code(code)
+    folder = Path(root) / c.exchange / PERIOD_DIRS["tick"] / c.symbol
+    if not folder.is_dir():
+        return []
+    first = int(ms_to_yyyymmdd(lo)) if lo else 0
+    last = int(ms_to_yyyymmdd(hi)) if hi else 99999999
+    found: list[int] = []
+    for f in folder.iterdir():
+        stem = f.stem
+        # Only files named by their day are tick files; anything else is not MiniQMT's.
+        if f.suffix.upper() == ".DAT" and len(stem) == 8 and stem.isdigit() and f.is_file():
+            day = int(stem)
+            if first <= day <= last:
+                found.append(day)
+    return sorted(found)
+
+
+def _datadir_ticks(
+    root: str | os.PathLike[str],
+    field_list: object,
+    codes: list[str],
+    start_time: object,
+    end_time: object,
+    count: object,
+    dividend_type: object,
+) -> dict[str, pd.DataFrame]:
+    """Code → tick DataFrame read from MiniQMT's ``<MKT>/0/<code>/<YYYYMMDD>.DAT`` files."""
+    from qmtkit.data import datadir
+    from qmtkit.data.api import time_range
+
+    fields = _shapes.tick_fields(_fields(field_list))
+    wanted = fields if "time" in fields else ["time", *fields]
+    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
+    n = _count(count)
+    _adjust(dividend_type)  # checked, but ticks are never adjusted (as xtquant)
+    out: dict[str, pd.DataFrame] = {}
+    for code in codes:
+        parts: list[dict[str, Any]] = []
+        rows = 0
+        # Newest day first, so that ``count`` stops reading once it has enough.
+        for day in reversed(_tick_days(root, code, lo, hi)):
+            if 0 <= n <= rows:
+                break
+            cols = datadir.read_ticks(root, code, day)
+            t = cols["time"]
+            keep = (t >= lo) & ((t <= hi) if hi else True)
+            part = {k: v[keep] for k, v in cols.items()}
+            parts.insert(0, part)
+            rows += len(part["time"])
+        if parts:
+            cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        else:
+            cols = {"time": np.zeros(0, dtype=np.int64)}
+        if n >= 0:
+            keep_from = max(len(cols["time"]) - n, 0)
+            cols = {k: v[keep_from:] for k, v in cols.items()}
+        out[code] = _shapes.tick_frame(_shapes.tick_columns_array(cols, wanted), fields)
+    return out
 
 
 def get_full_kline(
@@ -689,7 +796,7 @@ def subscribe_quote2(
     _adjust(dividend_type)
     if callback is not None and not callable(callback):
         raise InvalidArgument(f"callback must be callable(datas), got {callback!r}")
-    if n != 0 and p != "tick":
+    if n != 0:
         _download("subscribe_quote", [code], p, start_time, end_time, None, None)
     disp = _disp()
     as_dict = _shapes.tick_dict if p == "tick" else _shapes.bar_dict

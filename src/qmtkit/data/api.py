@@ -236,7 +236,11 @@ class MarketData:
                     t = cols["time"]
                     parts.append(cols)
                     fetched += len(t)
-                    proven = cov.settled(gap, int(t.max()) if len(t) else None, now)
+                    newest = int(t.max()) if len(t) else None
+                    # A tick source serves its day so far, by its own clock (a simulator's
+                    # may run behind ours): only what precedes its newest tick is proven.
+                    seen_now = now if base != "tick" or newest is None else min(now, newest)
+                    proven = cov.settled(gap, newest, seen_now)
                     new_cov = cov.combine(new_cov, proven)
                 if gaps and base != "tick":
                     # Adjusted reads need the ex-rights records; fetch them with the bars,

@@ -62,8 +62,9 @@ class ReportJournal:
     """Reports per account, in memory and (when ``path`` is given) appended to a file.
 
     ``record(account, item, bseq)`` numbers a new report and keeps it; ``since(account, n)``
-    returns the kept reports with ``seq > n`` in order. With ``fsync=True`` each record is
-    forced to disk before ``record`` returns.
+    returns the kept reports with ``seq > n`` in order. Records are buffered until ``sync``
+    (the gateway syncs before sending any report); with ``fsync=True`` ``sync`` also forces
+    them to disk.
     """
 
     def __init__(self, path: str | Path | None = None, *, fsync: bool = False) -> None:
@@ -75,6 +76,7 @@ class ReportJournal:
         self._dec = msgspec.msgpack.Decoder(JournalEntry)
         self._opened = False
         self._closed = False
+        self._dirty = False
 
     # ------------------------------------------------------------------ lifetime
 
@@ -99,6 +101,8 @@ class ReportJournal:
 
     def close(self) -> None:
         """Release the file; the journal cannot be used afterwards."""
+        if self._file is not None and not self._closed:
+            self.sync()
         self._closed = True
         if self._file is not None:
             f, self._file = self._file, None
@@ -162,11 +166,22 @@ class ReportJournal:
             self._enc.encode_into(JournalEntry(bseq, report), buf, HEADER.size)
             HEADER.pack_into(buf, 0, len(buf) - HEADER.size)
             self._file.write(buf)
+            self._dirty = True
+        stream.keep(report, bseq)
+        return report
+
+    def sync(self) -> None:
+        """Hand every recorded report to the OS (and to the disk with ``fsync=True``).
+
+        ``record`` only buffers, so a burst of reports costs one write: the gateway calls
+        ``sync`` before any of them leaves for a client, so nothing a client saw can be missing
+        from the journal.
+        """
+        if self._dirty and self._file is not None:
+            self._dirty = False
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
-        stream.keep(report, bseq)
-        return report
 
     # ------------------------------------------------------------------ internals
 

@@ -166,9 +166,9 @@ class FrameEncoder:
 class FrameReader:
     """Split a byte stream into frame payloads.
 
-    ``receive`` returns the next payload, raises ``anyio.EndOfStream`` when the peer closed
-    between frames and ``FramingError`` when the framing is broken (oversized length, or the
-    stream ended inside a frame).
+    ``receive`` returns the next payload (``receive_many`` every payload already buffered),
+    raises ``anyio.EndOfStream`` when the peer closed between frames and ``FramingError`` when
+    the framing is broken (oversized length, or the stream ended inside a frame).
     """
 
     def __init__(self, stream: anyio.abc.ByteReceiveStream, max_frame: int = MAX_FRAME) -> None:
@@ -180,36 +180,66 @@ class FrameReader:
     async def receive(self) -> bytes:
         """The next complete frame payload."""
         while True:
-            avail = len(self._buf) - self._pos
-            if avail >= HEADER.size:
-                (size,) = HEADER.unpack_from(self._buf, self._pos)
-                if size > self._max:
-                    raise FramingError(
-                        f"frame length {size} exceeds the limit of {self._max} bytes; "
-                        "the peer is not speaking the qmtkit gateway protocol"
-                    )
-                if avail >= HEADER.size + size:
-                    start = self._pos + HEADER.size
-                    with memoryview(self._buf) as view:
-                        payload = bytes(view[start : start + size])
-                    self._pos = start + size
-                    if self._pos == len(self._buf):
-                        self._buf.clear()
-                        self._pos = 0
-                    return payload
+            payload = self._next()
+            if payload is not None:
+                return payload
+            await self._fill()
+
+    async def receive_many(self) -> list[bytes]:
+        """Every complete frame payload already buffered, in order; waits for at least one.
+
+        A peer that coalesces many frames into one write costs its reader one wake-up and one
+        read for all of them.
+        """
+        while True:
+            payloads: list[bytes] = []
             try:
-                chunk = await self._stream.receive(1 << 18)
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                if len(self._buf) > self._pos:
-                    raise FramingError(
-                        f"connection closed inside a frame ({len(self._buf) - self._pos} "
-                        "bytes of it arrived)"
-                    ) from None
-                raise anyio.EndOfStream from None
-            if self._pos:
-                del self._buf[: self._pos]
-                self._pos = 0
-            self._buf += chunk
+                while (payload := self._next()) is not None:
+                    payloads.append(payload)
+            except FramingError:
+                if not payloads:
+                    raise
+                # The frames before the broken one are good; the error comes next call.
+            if payloads:
+                return payloads
+            await self._fill()
+
+    def _next(self) -> bytes | None:
+        """Cut the next complete frame out of the buffer (None if it is not all here yet)."""
+        avail = len(self._buf) - self._pos
+        if avail < HEADER.size:
+            return None
+        (size,) = HEADER.unpack_from(self._buf, self._pos)
+        if size > self._max:
+            raise FramingError(
+                f"frame length {size} exceeds the limit of {self._max} bytes; "
+                "the peer is not speaking the qmtkit gateway protocol"
+            )
+        if avail < HEADER.size + size:
+            return None
+        start = self._pos + HEADER.size
+        with memoryview(self._buf) as view:
+            payload = bytes(view[start : start + size])
+        self._pos = start + size
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        return payload
+
+    async def _fill(self) -> None:
+        try:
+            chunk = await self._stream.receive(1 << 18)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if len(self._buf) > self._pos:
+                raise FramingError(
+                    f"connection closed inside a frame ({len(self._buf) - self._pos} "
+                    "bytes of it arrived)"
+                ) from None
+            raise anyio.EndOfStream from None
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += chunk
 
 
 # --------------------------------------------------------------------------- errors on the wire

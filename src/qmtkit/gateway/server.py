@@ -15,9 +15,11 @@ disconnected so that it resumes (with ``after_seq``) instead of silently losing 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,7 @@ from qmtkit.backends.base import (
     UnsubscribeQuotes,
 )
 from qmtkit.errors import InvalidArgument, QmtkitError
+from qmtkit.gateway.fastio import FastStream, asyncio_running
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.protocol import (
     DEFAULT_PORT,
@@ -147,6 +150,7 @@ class Gateway:
         report = self.journal.record(account_id, report.item, report.seq)
         acct = self._accounts.get(report.account_id)
         if acct is None or not acct.sessions:
+            self.journal.sync()  # nobody will send it soon: hand it to the OS now
             return
         acct.fanout.publish(self.encoder.encode(ReportEvent(report)))
         for session, consumer in list(acct.sessions.items()):
@@ -358,6 +362,33 @@ def _peer_name(stream: anyio.abc.ByteStream) -> str:
     return str(addr)
 
 
+async def _serve_fast(listener: anyio.abc.Listener[Any], gw: Gateway) -> None:
+    """Accept plain-TCP clients on asyncio as ``FastStream`` links (see ``gateway.fastio``)."""
+    listeners = getattr(listener, "listeners", [listener])
+    async with anyio.create_task_group() as tg:
+        for each in listeners:
+            tg.start_soon(_accept_fast, each.extra(anyio.abc.SocketAttribute.raw_socket), gw, tg)
+
+
+async def _accept_fast(sock: socket.socket, gw: Gateway, tg: anyio.abc.TaskGroup) -> None:
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            client, _ = await loop.sock_accept(sock)
+        except OSError as exc:  # e.g. out of file descriptors: keep serving the others
+            log.warning("gateway: accept failed: %r", exc)
+            await anyio.sleep(0.1)
+            continue
+        try:
+            stream = await FastStream.accept(client)
+        except OSError as exc:
+            client.close()
+            log.warning("gateway: could not set up an accepted connection: %r", exc)
+            continue
+        tg.start_soon(gw.handle_connection, stream)
+
+
 def gateway_home(home: str | Path | None = None) -> Path:
     """The gateway's directory: under ``home``, else ``$QMTKIT_HOME``, else ``~/.qmtkit``."""
     base = home if home is not None else os.environ.get("QMTKIT_HOME") or Path.home() / ".qmtkit"
@@ -455,7 +486,10 @@ async def serve(
             )
             async with listener:
                 task_status.started(gw)
-                await listener.serve(gw.handle_connection)
+                if tls is None and asyncio_running():
+                    await _serve_fast(raw, gw)
+                else:
+                    await listener.serve(gw.handle_connection)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -109,6 +109,10 @@ class Session:
         self.drained = anyio.Event()
         self._wake: anyio.Event | None = None
         self._calls = _semaphore(MAX_IN_FLIGHT)
+        # Calls wait here for a worker; idle workers wait on their event (at most one worker
+        # per call in flight, so MAX_IN_FLIGHT bounds them too).
+        self._queue: deque[Call] = deque()
+        self._idle: list[anyio.Event] = []
 
     def __repr__(self) -> str:
         return f"<client {self.peer}>"
@@ -185,6 +189,8 @@ class Session:
         self.sending = True
         try:
             while chunks := self._collect():
+                # Reports are journaled before any client sees them (one write per burst).
+                self.gw.journal.sync()
                 await self.stream.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.drained.set()
@@ -209,11 +215,10 @@ class Session:
     # ------------------------------------------------------------------ incoming
 
     async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
-        """Read frames and start a task per call, until the client leaves or breaks framing."""
-        decoder = self.gw.decoder
+        """Read frames and hand calls to worker tasks, until the client leaves or breaks framing."""
         while True:
             try:
-                payload = await reader.receive()
+                payloads = await reader.receive_many()
             except anyio.EndOfStream:
                 self.reason = self.reason or "client closed the connection"
                 return
@@ -225,25 +230,44 @@ class Session:
                 self.reason = f"connection lost: {exc!r}"
                 return
             self.last_seen = anyio.current_time()
-            try:
-                msg = decoder.decode(payload)
-            except msgspec.DecodeError as exc:
-                self._refuse(payload, exc)
-                continue
-            if isinstance(msg, Call):
-                await self._calls.acquire()
-                tg.start_soon(self._call, msg.id, msg.req)
-            elif isinstance(msg, Ping):
-                self.send(Pong(msg.nonce))
-            elif isinstance(msg, Pong):
-                pass
-            elif isinstance(msg, Bye):
-                self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
-                return
+            for payload in payloads:
+                if not await self._on_frame(payload, tg):
+                    return
+
+    async def _on_frame(self, payload: bytes, tg: anyio.abc.TaskGroup) -> bool:
+        """Act on one client frame; False when the client said goodbye."""
+        try:
+            msg = self.gw.decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            self._refuse(payload, exc)
+            return True
+        if isinstance(msg, Call):
+            await self._calls.acquire()
+            self._queue.append(msg)
+            if self._idle:
+                self._idle.pop().set()
             else:
-                self.send(
-                    ErrorFrame("already authenticated: Auth is only valid as the first frame")
-                )
+                tg.start_soon(self._worker)
+        elif isinstance(msg, Ping):
+            self.send(Pong(msg.nonce))
+        elif isinstance(msg, Pong):
+            pass
+        elif isinstance(msg, Bye):
+            self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
+            return False
+        else:
+            self.send(ErrorFrame("already authenticated: Auth is only valid as the first frame"))
+        return True
+
+    async def _worker(self) -> None:
+        """Answer queued calls; between them wait idle (a hand-off is cheaper than a new task)."""
+        while True:
+            while self._queue:
+                call = self._queue.popleft()
+                await self._call(call.id, call.req)
+            idle = anyio.Event()
+            self._idle.append(idle)
+            await idle.wait()
 
     def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
         """Answer a frame we could not decode, to the call it names when we can tell."""

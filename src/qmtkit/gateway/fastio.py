@@ -1,0 +1,199 @@
+"""A lean byte stream over an asyncio transport, for plain-TCP gateway links on asyncio.
+
+anyio's socket stream pauses and resumes reading around every ``receive`` (two ``epoll_ctl``
+calls) and yields to the event loop when data is already waiting; on a request/reply link
+those costs are a large share of a loopback round trip. ``FastStream`` keeps reading enabled
+until ``READ_LIMIT`` bytes are buffered (then the peer is held back by TCP), hands over
+everything buffered in one ``receive`` (up to ``max_bytes``), and only suspends a sender when
+the transport's write buffer is over its high-water mark. It follows anyio's stream contract
+(``EndOfStream``, ``BrokenResourceError``, ``ClosedResourceError``), so the gateway session and
+``RemoteBackend`` use it exactly like an anyio ``SocketStream``. TLS and non-asyncio loops keep
+anyio's streams (see :func:`asyncio_running`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+#: Bytes buffered before reading pauses (TCP back-pressure then holds the peer back).
+READ_LIMIT = 1 << 20
+
+
+def asyncio_running() -> bool:
+    """True when the current task runs on an asyncio event loop (not trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _LinkProtocol(asyncio.Protocol):
+    """Buffers what arrives and wakes the one reader / the one blocked writer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.reading_paused = False
+        self.eof = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        _nodelay(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered >= READ_LIMIT and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        self._wake_reader()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.error = exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        fut = self.read_waiter
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _wake_writer(self) -> None:
+        fut = self.drain_waiter
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
+class FastStream(anyio.abc.ByteStream):
+    """An anyio ``ByteStream`` over an asyncio transport; make one with ``connect``/``accept``."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _LinkProtocol) -> None:
+        self._transport = transport
+        self._p = protocol
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> FastStream:
+        """Open a TCP connection (TCP_NODELAY set)."""
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(_LinkProtocol, host, port)
+        return cls(transport, protocol)
+
+    @classmethod
+    async def accept(cls, sock: socket.socket) -> FastStream:
+        """Wrap a socket a listener accepted (TCP_NODELAY set)."""
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        transport, protocol = await loop.connect_accepted_socket(_LinkProtocol, sock)
+        return cls(transport, protocol)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Everything buffered (at most ``max_bytes``), waiting for data only when none is."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
+        p = self._p
+        while not p.chunks:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if p.lost and p.error is not None:
+                raise anyio.BrokenResourceError from p.error
+            if p.eof or p.lost:
+                raise anyio.EndOfStream
+            if p.read_waiter is not None:
+                raise anyio.BusyResourceError("reading from")
+            fut = p.read_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await fut
+            finally:
+                p.read_waiter = None
+        chunks = p.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if len(data) > max_bytes:
+            data, rest = data[:max_bytes], data[max_bytes:]
+            chunks.append(rest)
+        p.buffered = len(chunks[0]) if chunks else 0
+        if p.reading_paused and p.buffered < READ_LIMIT:
+            p.reading_paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        """Queue ``item`` on the transport; wait only while its write buffer is too full."""
+        p = self._p
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if p.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from p.error
+        self._transport.write(item)
+        while p.write_paused and not p.lost:
+            fut = p.drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await fut
+            finally:
+                p.drain_waiter = None
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if p.lost:
+            raise anyio.BrokenResourceError from p.error
+
+    async def send_eof(self) -> None:
+        """Half-close: the peer reads end of stream after what was sent."""
+        if not self._transport.is_closing():
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        """Close the connection (buffered outgoing data is still sent)."""
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+            self._p._wake_reader()
+            self._p._wake_writer()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        transport = self._transport
+        return {
+            anyio.abc.SocketAttribute.raw_socket: lambda: transport.get_extra_info("socket"),
+            anyio.abc.SocketAttribute.local_address: lambda: transport.get_extra_info("sockname"),
+            anyio.abc.SocketAttribute.remote_address: lambda: transport.get_extra_info("peername"),
+        }
+
+
+__all__ = ["READ_LIMIT", "FastStream", "asyncio_running"]
