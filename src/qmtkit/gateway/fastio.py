@@ -14,6 +14,7 @@ anyio's streams (see :func:`asyncio_running`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -73,7 +74,7 @@ class _LinkProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.eof = True
         self._wake_reader()
-        return None
+        return True  # keep our half open: a last frame may still go out
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -178,13 +179,26 @@ class FastStream(anyio.abc.ByteStream):
             self._transport.write_eof()
 
     async def aclose(self) -> None:
-        """Close the connection (buffered outgoing data is still sent)."""
-        if not self._closed:
-            self._closed = True
-            self._transport.close()
-            self._p._wake_reader()
-            self._p._wake_writer()
-        await anyio.lowlevel.checkpoint()
+        """Close the connection, as anyio's socket streams do.
+
+        What the transport can send at once goes out; after one turn of the event loop the
+        rest is dropped, so a peer that stopped reading cannot keep the socket alive.
+        """
+        if self._closed:
+            await anyio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        transport = self._transport
+        if not transport.is_closing():
+            with contextlib.suppress(OSError):
+                transport.write_eof()
+            transport.close()
+        self._p._wake_reader()
+        self._p._wake_writer()
+        try:
+            await anyio.lowlevel.checkpoint()
+        finally:
+            transport.abort()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
