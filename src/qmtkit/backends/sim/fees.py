@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from functools import lru_cache
 
 import msgspec
 
@@ -46,6 +48,23 @@ def _cents(value: Decimal) -> int:
     return int((value / _CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+@lru_cache(maxsize=64)
+def _fraction(rate: float) -> tuple[int, int]:
+    """A rate as the exact fraction of its decimal form (0.00025 -> 1/4000)."""
+    f = Fraction(repr(float(rate)))
+    return f.numerator, f.denominator
+
+
+def _rate_cents(amount_cents: int, rate: float) -> int:
+    """``amount_cents * rate`` rounded half-up to whole cents, in integers (no float error).
+
+    Every fill computes four fees; exact integer arithmetic is both right and several times
+    cheaper than Decimal on an order's hot path.
+    """
+    num, den = _fraction(rate)
+    return (2 * amount_cents * num + den) // (2 * den)
+
+
 class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
     """Configurable fee rates; rates are fractions of the traded amount (0.00025 = 0.025 %)."""
 
@@ -65,17 +84,14 @@ class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
         """Commission, stamp duty and transfer fee in cents for a fill of ``amount_cents``."""
         if amount_cents <= 0:
             return (0, 0, 0)
-        amount = Decimal(amount_cents) * _CENT
         commission = max(
-            _cents(amount * Decimal(repr(self.commission_rate))),
-            _cents(Decimal(repr(self.min_commission))),
+            _rate_cents(amount_cents, self.commission_rate),
+            _rate_cents(100, self.min_commission),
         )
         stamp = (
-            _cents(amount * Decimal(repr(self.stamp_duty_rate)))
-            if side == OrderType.STOCK_SELL
-            else 0
+            _rate_cents(amount_cents, self.stamp_duty_rate) if side == OrderType.STOCK_SELL else 0
         )
-        transfer = _cents(amount * Decimal(repr(self.transfer_fee_rate)))
+        transfer = _rate_cents(amount_cents, self.transfer_fee_rate)
         return (commission, stamp, transfer)
 
     def fees_for(self, side: int, amount: float) -> Fees:
