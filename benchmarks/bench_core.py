@@ -200,9 +200,13 @@ async def qmtkit_round_trips(n: int, use_sim: bool) -> list[float]:
     async with ctx as qk:
         code, price = "600000.SH", 10.0
         if use_sim:
-            snaps = await qk.snapshot(list((await qk.instruments()).keys())[:50])
-            code, tick = min(snaps.items(), key=lambda kv: kv[1].lastPrice)
-            price = tick.askPrice[0] if tick.askPrice and tick.askPrice[0] > 0 else tick.lastPrice
+            instruments = await qk.instruments()
+            stocks = [c for c, d in instruments.items() if d.UpStopPrice > 0][:50]
+            snaps = await qk.snapshot(stocks)
+            code, _ = min(snaps.items(), key=lambda kv: kv[1].lastPrice)
+            # A marketable limit at the day's up-limit: it trades against the book at once
+            # (at the book's prices), so every order is a real submit -> fill round trip.
+            price = instruments[code].UpStopPrice
         accounts = {}
         for i in range(n):
             acct_id = f"bench{i // 50}"  # a fresh paper account now and then keeps cash ample
@@ -210,8 +214,11 @@ async def qmtkit_round_trips(n: int, use_sim: bool) -> list[float]:
                 accounts[acct_id] = await qk.account(acct_id)
             acct = accounts[acct_id]
             t0 = time.perf_counter()
-            handle = await acct.buy(code, 100) if use_sim else await acct.buy(code, 100, price)
-            await handle
+            handle = await acct.buy(code, 100, price)
+            with anyio.fail_after(30):
+                final = await handle
+            if use_sim and final.order_status != 56:
+                raise RuntimeError(f"benchmark order did not fill: {final}")
             out.append(time.perf_counter() - t0)
     return out
 
