@@ -61,6 +61,10 @@ def main() -> int:
             "# Benchmarks\n\n"
             "Every figure is printed beside a baseline measured in the same run, on the same "
             "machine. Regenerate with `nox -s bench` (or `python benchmarks/run_all.py`).\n\n"
+            "These machines are shared virtual machines: the same code measures up to 2x apart "
+            "from one hour to the next (compare the memcpy floors and the bare-asyncio and bare "
+            "TCP baselines between runs before comparing qmtkit figures). Ratios to the "
+            "baseline of the same run are the stable part.\n\n"
             f"Machine: {machine()}; mode: {mode}.\n\n" + "\n".join(sections),
             encoding="utf-8",
         )
