@@ -138,3 +138,23 @@ def test_submitted_remark_is_cut_everywhere() -> None:
     )
     assert resp.order_remark == "x" * 24
     assert {getattr(r, "order_remark", "x" * 24) for r in reports} == {"x" * 24}
+
+
+def test_fee_rates_total_equals_the_sum_of_the_schedules_rounded_fees() -> None:
+    import random
+
+    from qmtkit.backends.sim.fees import FeeRates, FeeSchedule
+
+    rng = random.Random(20240101)
+    schedules = [
+        FeeSchedule(),
+        FeeSchedule(commission_rate=0.0003, min_commission=0.0, stamp_duty_rate=0.001),
+    ]
+    for schedule in schedules:
+        rates = FeeRates(schedule)
+        for _ in range(5000):
+            side = rng.choice((23, 24))
+            amount_cents = rng.randrange(1, 10**10)
+            assert rates.total_cents(side, amount_cents) == sum(
+                schedule.fee_cents(side, amount_cents)
+            )

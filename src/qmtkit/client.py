@@ -101,7 +101,7 @@ _WHOLE_MARKET = ("all", "*", "")
 
 
 def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
 
 
 def _is_real(v: object) -> bool:
@@ -265,10 +265,10 @@ class OrderHandle:
             order_volume=request.order_volume,
             price_type=request.price_type,
             price=request.price,
-            order_status=int(OrderStatus.UNREPORTED),
+            order_status=_UNREPORTED,
             strategy_name=request.strategy_name,
             order_remark=request.order_remark,
-            offset_flag=48 if request.order_type == OrderType.STOCK_BUY else 49,
+            offset_flag=48 if request.order_type == _BUY else 49,
         )
         self._events: list[OrderEvent] = []
         # Made only when someone waits: most handles are awaited once, or never.
@@ -298,7 +298,7 @@ class OrderHandle:
         else:
             self.order = msgspec.structs.replace(
                 self.order,
-                order_status=int(OrderStatus.JUNK),
+                order_status=_JUNK,
                 status_msg=err.error_msg or self.order.status_msg,
                 error=err,
             )
@@ -306,8 +306,9 @@ class OrderHandle:
     def _on_item(self, item: OrderEvent) -> None:
         if isinstance(item, Order):
             # Once final, only another final state may replace it (a late push never revives it).
-            if not self.done or _is_terminal(item.order_status):
-                if item.error is None and item.order_status == OrderStatus.JUNK:
+            terminal = _TERMINAL_VALUES
+            if self.order.order_status not in terminal or item.order_status in terminal:
+                if item.error is None and item.order_status == _JUNK:
                     if self.error is None:
                         # The venue's OrderError may follow; until then the status message
                         # stands in, so a refused order never comes back without its reason.
@@ -328,7 +329,10 @@ class OrderHandle:
         else:
             self.cancel_errors.append(item)
         self._events.append(item)
-        self._notify()
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
 
     def _notify(self) -> None:
         changed = self._changed
@@ -389,6 +393,16 @@ def _is_terminal(code: int) -> bool:
 
 
 _TERMINAL_VALUES = frozenset(int(s) for s in OrderStatus if s.is_terminal)
+# Plain ints of the enum members an order's round trip compares against on every report.
+_UNREPORTED = int(OrderStatus.UNREPORTED)
+_JUNK = int(OrderStatus.JUNK)
+_BUY = int(OrderType.STOCK_BUY)
+_FIX_PRICE = int(PriceType.FIX_PRICE)
+_LATEST_PRICE = int(PriceType.LATEST_PRICE)
+_ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
+#: Codes already normalised, by the text given (valid ones only).
+_CODES: dict[str, str] = {}
+_CODES_MAX = 1 << 16
 _ORDER_TYPES = frozenset(int(t) for t in OrderType)
 _PRICE_TYPES = frozenset(int(t) for t in PriceType)
 
@@ -441,7 +455,7 @@ class Account:
             self.last_seq = report.seq
         self._fanout.publish(report)
         item = report.item
-        if isinstance(item, (Order, Trade, OrderError, CancelError)):
+        if isinstance(item, _ORDER_EVENTS):
             handle = self._handles.get(item.order_id)
             if handle is not None:
                 handle._on_item(item)
@@ -474,7 +488,13 @@ class Account:
         asynchronous order requests do.
         """
         self.client._check_open()
-        code = normalize_code(stock_code)
+        code = _CODES.get(stock_code) if isinstance(stock_code, str) else None
+        if code is None:
+            code = normalize_code(stock_code)
+            if isinstance(stock_code, str):
+                if len(_CODES) >= _CODES_MAX:
+                    _CODES.clear()
+                _CODES[stock_code] = code
         if not _is_int(order_type) or order_type not in _ORDER_TYPES:
             raise InvalidArgument(
                 f"bad order_type {order_type!r}: expected 23 (STOCK_BUY) or 24 (STOCK_SELL)"
@@ -490,7 +510,7 @@ class Account:
             )
         if not _is_real(price) or not math.isfinite(price):
             raise InvalidArgument(f"bad price {price!r}: expected a finite number")
-        if price_type == PriceType.FIX_PRICE and price <= 0:
+        if price_type == _FIX_PRICE and price <= 0:
             raise InvalidArgument(
                 f"bad price {price!r} for FIX_PRICE: expected a positive limit price"
             )
@@ -551,9 +571,9 @@ class Account:
         remark: str,
     ) -> tuple[str, int, int, int, float, str, str]:
         if price_type is None:
-            price_type = PriceType.LATEST_PRICE if price is None else PriceType.FIX_PRICE
+            price_type = _LATEST_PRICE if price is None else _FIX_PRICE
         if price is None:
-            if price_type == PriceType.FIX_PRICE:
+            if price_type == _FIX_PRICE:
                 raise InvalidArgument("price=None with FIX_PRICE: give the limit price")
             price = 0.0
         return code, int(order_type), volume, price_type, price, strategy_name, remark

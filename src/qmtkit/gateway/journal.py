@@ -6,30 +6,31 @@ clients must see one ever-growing sequence. Each entry keeps both numbers: the g
 ``seq`` (inside the ``AccountReport``) and the backend's ``bseq``, which tells a restarted
 gateway where to ask the backend to resume.
 
-Entries are kept in memory per account and appended to one file: a sequence of 4-byte
-big-endian lengths, each followed by a msgpack ``JournalEntry``. On open the file is read
-back; a torn last record (a crash mid-write) is cut away with a warning instead of being
-misread. One process at a time may hold a journal file.
+Entries are kept in memory per account and appended to one file through
+``qmtkit.recordlog.RecordLog``: a sequence of 4-byte big-endian lengths, each followed by a
+msgpack ``JournalEntry``. On open the file is read back; a torn last record (a crash
+mid-write) is cut away with a logged warning instead of being misread, and damage before the
+last record raises ``CacheError``. One process at a time may hold a journal file (the lock
+file ``<journal>.lock`` names the holder).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import os
-import socket
-import sys
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import msgspec
 
-from qmtkit.errors import ClosedError, JournalLocked
-from qmtkit.gateway.protocol import HEADER
+from qmtkit.errors import ClosedError
 from qmtkit.models import AccountReport, TradeReportItem
+from qmtkit.recordlog import Framing, RecordLog
 
 log = logging.getLogger(__name__)
+
+# The gateway's length prefix (see ``gateway.protocol.HEADER``), without magic or checksum.
+FRAMING = Framing(magic=b"", checksum=False, big_endian=True)
 
 
 class JournalEntry(msgspec.Struct, array_like=True):
@@ -71,12 +72,20 @@ class ReportJournal:
         self.path = Path(path) if path is not None else None
         self._fsync = fsync
         self._streams: dict[str, _Stream] = {}
-        self._file: IO[bytes] | None = None
-        self._enc = msgspec.msgpack.Encoder()
-        self._dec = msgspec.msgpack.Decoder(JournalEntry)
+        self._log: RecordLog[JournalEntry] | None = None
+        if self.path is not None:
+            self._log = RecordLog(
+                self.path,
+                JournalEntry,
+                framing=FRAMING,
+                fsync=fsync,
+                autoflush=False,
+                kind="gateway journal",
+                lock_hint="give this gateway another home (--home)",
+                on_torn=_log_torn,
+            )
         self._opened = False
         self._closed = False
-        self._dirty = False
 
     # ------------------------------------------------------------------ lifetime
 
@@ -86,28 +95,21 @@ class ReportJournal:
             raise ClosedError("this ReportJournal was closed; create a new one")
         if self._opened:
             return self
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+b")  # noqa: SIM115 - held for the journal's lifetime
+        if self._log is not None:
+            self._log.open()
             try:
-                _lock(f, self.path)
-                self._load(f)
+                self._load(self._log)
             except BaseException:
-                f.close()
+                self._log.close()
                 raise
-            self._file = f
         self._opened = True
         return self
 
     def close(self) -> None:
         """Release the file; the journal cannot be used afterwards."""
-        if self._file is not None and not self._closed:
-            self.sync()
         self._closed = True
-        if self._file is not None:
-            f, self._file = self._file, None
-            _unlock(f)
-            f.close()
+        if self._log is not None:
+            self._log.close()  # flushes what ``sync`` has not handed over yet
 
     def __enter__(self) -> ReportJournal:
         return self.open()
@@ -161,12 +163,8 @@ class ReportJournal:
         stream = self._streams.setdefault(account_id, _Stream())
         seq = (stream.seqs[-1] if stream.seqs else 0) + 1
         report = AccountReport(account_id=account_id, seq=seq, item=item)
-        if self._file is not None:
-            buf = bytearray(HEADER.size)
-            self._enc.encode_into(JournalEntry(bseq, report), buf, HEADER.size)
-            HEADER.pack_into(buf, 0, len(buf) - HEADER.size)
-            self._file.write(buf)
-            self._dirty = True
+        if self._log is not None:
+            self._log.append(JournalEntry(bseq, report))
         stream.keep(report, bseq)
         return report
 
@@ -177,90 +175,18 @@ class ReportJournal:
         ``sync`` before any of them leaves for a client, so nothing a client saw can be missing
         from the journal.
         """
-        if self._dirty and self._file is not None:
-            self._dirty = False
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
+        if self._log is not None and self._log.is_open:
+            self._log.sync()
 
     # ------------------------------------------------------------------ internals
 
-    def _load(self, f: IO[bytes]) -> None:
-        f.seek(0)
-        data = f.read()
-        pos = 0
-        good = 0
-        while pos + HEADER.size <= len(data):
-            (size,) = HEADER.unpack_from(data, pos)
-            end = pos + HEADER.size + size
-            if end > len(data):
-                break
-            try:
-                entry = self._dec.decode(data[pos + HEADER.size : end])
-            except msgspec.DecodeError:
-                break
+    def _load(self, journal: RecordLog[JournalEntry]) -> None:
+        for entry in journal.replay():
             report = entry.report
             stream = self._streams.setdefault(report.account_id, _Stream())
             if not stream.seqs or report.seq > stream.seqs[-1]:
                 stream.keep(report, entry.bseq)
-            pos = good = end
-        if good < len(data):
-            log.warning(
-                "gateway journal %s: cut %d bytes of a torn or unreadable tail at offset %d",
-                self.path,
-                len(data) - good,
-                good,
-            )
-            f.truncate(good)
-        f.seek(0, os.SEEK_END)
 
 
-def _lock(f: IO[bytes], path: Path) -> None:
-    """Take an exclusive, non-blocking lock on the open journal file."""
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            f.seek(0)
-            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = _read_holder(path)
-        raise JournalLocked(
-            f"gateway journal {path} is held by another gateway ({holder}); stop that gateway "
-            "or give this one another home (--home)"
-        ) from None
-    _write_holder(path)
-
-
-def _unlock(f: IO[bytes]) -> None:
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            f.seek(0)
-            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except OSError:  # pragma: no cover - closing releases it anyway
-        pass
-
-
-def _holder_path(path: Path) -> Path:
-    return path.with_name(path.name + ".holder")
-
-
-def _write_holder(path: Path) -> None:
-    _holder_path(path).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
-
-
-def _read_holder(path: Path) -> str:
-    try:
-        return _holder_path(path).read_text().strip()
-    except OSError:
-        return "unknown holder"
+def _log_torn(message: str) -> None:
+    log.warning("%s", message)

@@ -87,6 +87,7 @@ from qmtkit.models import (
     AccountStatus,
     Bar,
     InstrumentDetail,
+    OrderResponse,
     QuoteBatch,
     Tick,
     TradeReportItem,
@@ -314,11 +315,13 @@ class SimBackend:
                 cache[tick.stock_code] = tick
         return {c: cache[c] for c in codes if c in cache}
 
-    def _sync_day(self) -> None:
+    def _sync_day(self) -> int:
+        """Roll the broker to the clock's trading day if it is behind; returns that day."""
         broker = self._need_broker()
         today = self._today()
         if broker.day != today:
             self._publish_many(broker.roll_day(today))
+        return today
 
     # ------------------------------------------------------------------ reports
 
@@ -508,7 +511,9 @@ class SimBackend:
         broker = self._need_broker()
         now = self.session_now()
         # Every answer reflects the trading day the clock is on, even between loop steps.
-        self._sync_day()
+        today = self._sync_day()
+        if type(req) is SubmitOrder:  # the hot path: straight there, not down the match
+            return self._submit(broker, req, now, today)
         match req:
             case Hello():
                 return BackendInfo(kind="sim", url=self.url, version=__version__)
@@ -560,20 +565,7 @@ class SimBackend:
                 self._streaming.discard(account_id)
                 return Ok()
             case SubmitOrder():
-                self._check_account(req.account_id)
-                code = req.stock_code
-                # A code not trading today reaches the broker without data: it refuses it.
-                instrument = self._instrument(code) if isinstance(code, str) else None
-                response, items = broker.submit(
-                    req,
-                    book=self._ticks([code], now)[code] if instrument is not None else None,
-                    instrument=instrument,
-                    now_ms=now,
-                    day=self._today(),
-                    market_open=self._market_open(now),
-                )
-                self._publish(req.account_id, items)
-                return response
+                return self._submit(broker, req, now, today)
             case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
                 self._check_account(account_id)
                 cancel_reply, items = broker.cancel(account_id, order_id, now, seq=seq)
@@ -609,6 +601,32 @@ class SimBackend:
                     ]
                 )
         raise InvalidArgument(f"the simulator does not understand request {req!r}")
+
+    def _submit(self, broker: Broker, req: SubmitOrder, now: int, today: int) -> OrderResponse:
+        self._check_account(req.account_id)
+        code = req.stock_code
+        # A code not trading today reaches the broker without data: it refuses it.
+        instrument: InstrumentDetail | None = None
+        book: Tick | None = None
+        if isinstance(code, str):
+            instrument = self._instr.get(code) if self._instr_day == today else None
+            if instrument is None:
+                instrument = self._instrument(code)
+            if instrument is not None:
+                if now // self.step_ms == self._tick_step:
+                    book = self._tick_cache.get(code)
+                if book is None:
+                    book = self._ticks([code], now)[code]
+        response, items = broker.submit(
+            req,
+            book=book,
+            instrument=instrument,
+            now_ms=now,
+            day=today,
+            market_open=self._market_open(now),
+        )
+        self._publish(req.account_id, items)
+        return response
 
     def _check_account(self, account_id: object) -> None:
         if not isinstance(account_id, str) or not account_id.strip():

@@ -45,8 +45,8 @@ from enum import IntEnum
 import msgspec
 
 from qmtkit.backends.base import SubmitOrder
-from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeSchedule
-from qmtkit.codes import Board, limit_prices, parse_code
+from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
+from qmtkit.codes import Board, SecurityCode, limit_prices, parse_code
 from qmtkit.constants import (
     SH_MARKET_PRICE_TYPES,
     SZ_MARKET_PRICE_TYPES,
@@ -106,6 +106,30 @@ _STOCK_PRICE_TYPES = (
     | SH_MARKET_PRICE_TYPES
     | SZ_MARKET_PRICE_TYPES
 )
+_SH_ONLY_TYPES = SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES
+_SZ_ONLY_TYPES = SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES
+# Plain ints of the enum members used on every order: an enum lookup or construction per
+# use was a measurable part of an order's round trip.
+_TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
+_REPORTED = int(OrderStatus.REPORTED)
+_JUNK = int(OrderStatus.JUNK)
+_SUCCEEDED = int(OrderStatus.SUCCEEDED)
+_PART_SUCC = int(OrderStatus.PART_SUCC)
+_PART_CANCEL = int(OrderStatus.PART_CANCEL)
+_CANCELED = int(OrderStatus.CANCELED)
+_OPEN_FLAG = int(OffsetFlag.OPEN)
+_CLOSE_FLAG = int(OffsetFlag.CLOSE)
+_FIX_PRICE = int(PriceType.FIX_PRICE)
+_LATEST_PRICE = int(PriceType.LATEST_PRICE)
+_PEER_FIRST = int(PriceType.MARKET_PEER_PRICE_FIRST)
+_MINE_FIRST = int(PriceType.MARKET_MINE_PRICE_FIRST)
+_FULL_OR_CANCEL = int(PriceType.MARKET_SZ_FULL_OR_CANCEL)
+_SH_5_LIMIT = int(PriceType.MARKET_SH_CONVERT_5_LIMIT)
+_INDEX_BOARD = Board.INDEX.value
+_copy = msgspec.structs.replace
+#: Parsed codes by the text given (valid ones only): code, parsed form, board.
+_PARSED: dict[str, tuple[str, SecurityCode, Board]] = {}
+_PARSED_MAX = 1 << 16
 
 
 class Reject(IntEnum):
@@ -130,6 +154,8 @@ def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
     """``remark`` cut to ``limit`` bytes of UTF-8 without splitting a character."""
     if not isinstance(remark, str):
         raise InvalidArgument(f"order_remark must be a string, got {remark!r}")
+    if len(remark) * 4 <= limit:
+        return remark  # no character takes more than 4 bytes
     raw = remark.encode("utf-8")
     if len(raw) <= limit:
         return remark
@@ -170,11 +196,15 @@ class _Refused(Exception):
         self.msg = msg
 
 
-@dataclass
 class _Plan:
-    code: str
-    limit: float
-    kind: int
+    """An accepted order's code, working limit price and price type."""
+
+    __slots__ = ("code", "kind", "limit")
+
+    def __init__(self, code: str, limit: float, kind: int) -> None:
+        self.code = code
+        self.limit = limit
+        self.kind = kind
 
 
 def _li(price: float) -> int:
@@ -191,7 +221,7 @@ def _cents(value: float) -> int:
 
 
 def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return type(x) is int or (isinstance(x, int) and not isinstance(x, bool))
 
 
 def _is_num(x: object) -> bool:
@@ -224,7 +254,22 @@ def _remaining(order: Order) -> int:
 
 
 def _is_open(order: Order) -> bool:
-    return not OrderStatus(order.order_status).is_terminal
+    return order.order_status not in _TERMINAL
+
+
+def _parsed(text: object) -> tuple[str, SecurityCode, Board]:
+    """``parse_code`` with a cache of the codes already seen (raises InvalidCode like it)."""
+    if isinstance(text, str):
+        hit = _PARSED.get(text)
+        if hit is not None:
+            return hit
+    sc = parse_code(text)
+    entry = (str(sc), sc, sc.board)
+    if isinstance(text, str):
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = entry
+    return entry
 
 
 # --------------------------------------------------------------------------- the broker
@@ -253,7 +298,7 @@ class Broker:
         if fees is not None and not isinstance(fees, FeeSchedule):
             raise InvalidArgument(f"fees must be a FeeSchedule, got {fees!r}")
         self._initial_cents = _cents(float(initial_cash))
-        self.fees = fees if fees is not None else DEFAULT_FEES
+        self._rates = FeeRates(fees if fees is not None else DEFAULT_FEES)
         self.allow_new_accounts = bool(allow_new_accounts)
         self._accounts: dict[str, _Account] = {}
         self._next_order_id = 1
@@ -268,6 +313,15 @@ class Broker:
             self._create(acc)
 
     # ------------------------------------------------------------------ accounts
+
+    @property
+    def fees(self) -> FeeSchedule:
+        """The fee schedule every fill is priced with."""
+        return self._rates.schedule
+
+    @fees.setter
+    def fees(self, schedule: FeeSchedule) -> None:
+        self._rates = FeeRates(schedule)
 
     @property
     def known_accounts(self) -> frozenset[str]:
@@ -325,21 +379,17 @@ class Broker:
     def orders(self, account_id: str, cancelable_only: bool = False) -> list[Order]:
         """Today's orders in id order; only those that can still trade if ``cancelable_only``."""
         acct = self._query_account(account_id)
-        return [
-            msgspec.structs.replace(o)
-            for o in acct.orders.values()
-            if not cancelable_only or _is_open(o)
-        ]
+        return [_copy(o) for o in acct.orders.values() if not cancelable_only or _is_open(o)]
 
     def order(self, account_id: str, order_id: int) -> Order | None:
         """One of today's orders, or None."""
         acct = self._query_account(account_id)
         o = acct.orders.get(order_id)
-        return None if o is None else msgspec.structs.replace(o)
+        return None if o is None else _copy(o)
 
     def trades(self, account_id: str) -> list[Trade]:
         """Today's fills in the order they happened."""
-        return [msgspec.structs.replace(t) for t in self._query_account(account_id).trades]
+        return [_copy(t) for t in self._query_account(account_id).trades]
 
     def positions(self, account_id: str) -> list[Position]:
         """The holdings (a position sold out today is listed with volume 0 until the day ends)."""
@@ -402,7 +452,7 @@ class Broker:
         if order.order_type != _BUY or not _is_open(order):
             return 0
         amount = _amount_cents(order.price, _remaining(order))
-        return amount + sum(self.fees.fee_cents(_BUY, amount))
+        return amount + self._rates.total_cents(_BUY, amount)
 
     # ------------------------------------------------------------------ submit
 
@@ -463,10 +513,10 @@ class Broker:
             order_volume=req.order_volume if _is_int(req.order_volume) else 0,
             price_type=req.price_type if _is_int(req.price_type) else 0,
             price=float(req.price) if _is_num(req.price) else 0.0,
-            order_status=int(OrderStatus.REPORTED),
+            order_status=_REPORTED,
             strategy_name=strategy,
             order_remark=remark,
-            offset_flag=int(OffsetFlag.CLOSE if req.order_type == _SELL else OffsetFlag.OPEN),
+            offset_flag=_CLOSE_FLAG if req.order_type == _SELL else _OPEN_FLAG,
         )
         try:
             if acct is None:
@@ -477,13 +527,13 @@ class Broker:
                 )
             plan = self._validate(acct, req, book, instrument, market_open)
         except _Refused as r:
-            order.order_status = int(OrderStatus.JUNK)
+            order.order_status = _JUNK
             order.status_msg = r.msg
             if instrument is not None:
                 order.instrument_name = instrument.InstrumentName
             if acct is not None:
                 acct.orders[order_id] = order
-            out.append(msgspec.structs.replace(order))
+            out.append(_copy(order))
             out.append(
                 OrderError(
                     account_id=req.account_id,
@@ -510,7 +560,7 @@ class Broker:
         order.instrument_name = instrument.InstrumentName
         acct.orders[order_id] = order
         self._resting.setdefault(plan.code, {})[order_id] = acct.account_id
-        out.append(msgspec.structs.replace(order))
+        out.append(_copy(order))
         if order.order_type == _BUY:
             f = self._freeze_of(order)
             acct.cash -= f
@@ -523,7 +573,7 @@ class Broker:
             out.append(self._position_report(acct, plan.code))
 
         kind = plan.kind
-        if kind == PriceType.MARKET_SZ_FULL_OR_CANCEL and (
+        if kind == _FULL_OR_CANCEL and (
             book is None or self._fillable(order, book) < order.order_volume
         ):
             self._finish(acct, order, "canceled: the book cannot fill the whole order", out)
@@ -531,7 +581,7 @@ class Broker:
             if book is not None:
                 self._match(acct, order, book, now_ms, out)
             if _is_open(order) and kind in _IOC_KINDS:
-                if kind == PriceType.MARKET_SH_CONVERT_5_LIMIT and order.traded_volume > 0:
+                if kind == _SH_5_LIMIT and order.traded_volume > 0:
                     self._convert_to_limit(acct, order, out)
                 else:
                     self._finish(
@@ -547,7 +597,7 @@ class Broker:
         return resp, out
 
     def _counter_id(self, n: int) -> str:
-        return f"{self._day:0{_DAY_DIGITS}d}{n:0{_COUNTER_DIGITS}d}"
+        return f"{self._day:08d}{n:010d}"  # _DAY_DIGITS, _COUNTER_DIGITS
 
     @staticmethod
     def _check_time(now_ms: object) -> None:
@@ -580,10 +630,9 @@ class Broker:
                 f"bad order_volume {volume!r}: expected a whole number of shares > 0",
             )
         try:
-            sc = parse_code(req.stock_code)
+            code, sc, board = _parsed(req.stock_code)
         except InvalidCode as e:
             raise _Refused(Reject.BAD_CODE, str(e)) from None
-        code = str(sc)
         if instrument is None:
             raise _Refused(
                 Reject.BAD_CODE, f"unknown security {code}: it is not listed on this simulator"
@@ -592,7 +641,7 @@ class Broker:
             raise InvalidArgument(
                 f"instrument {instrument.stock_code} was passed for an order on {code}"
             )
-        if sc.board is Board.INDEX or instrument.board == Board.INDEX.value:
+        if board is Board.INDEX or instrument.board == _INDEX_BOARD:
             raise _Refused(Reject.NOT_TRADABLE, f"{code} is an index and cannot be traded")
         if not instrument.IsTrading:
             raise _Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
@@ -604,13 +653,13 @@ class Broker:
                 f"bad price_type {pt!r} for a stock: expected 11 (FIX_PRICE), 5 (LATEST_PRICE) "
                 "or an exchange market type (SH/BJ: 42, 43, 44, 45; SZ: 44, 45, 46, 47, 48)",
             )
-        if sc.exchange == "SZ" and pt in SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES:
+        if sc.exchange == "SZ" and pt in _SH_ONLY_TYPES:
             raise _Refused(
                 Reject.BAD_PRICE_TYPE,
                 f"price_type {_price_type_name(pt)} is a Shanghai market type and {code} trades "
                 "in Shenzhen: use 44, 45, 46, 47 or 48",
             )
-        if sc.exchange in ("SH", "BJ") and pt in SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES:
+        if sc.exchange in ("SH", "BJ") and pt in _SZ_ONLY_TYPES:
             raise _Refused(
                 Reject.BAD_PRICE_TYPE,
                 f"price_type {_price_type_name(pt)} is a Shenzhen market type and {code} trades "
@@ -618,7 +667,7 @@ class Broker:
             )
 
         up, down = instrument.UpStopPrice, instrument.DownStopPrice
-        if pt == PriceType.FIX_PRICE:
+        if pt == _FIX_PRICE:
             price = req.price
             if not _is_num(price) or price <= 0:
                 raise _Refused(
@@ -655,7 +704,7 @@ class Broker:
                     f"buy whole lots of {_LOT} (BJ too)",
                 )
             amount = _amount_cents(limit, volume)
-            need = amount + sum(self.fees.fee_cents(_BUY, amount))
+            need = amount + self._rates.total_cents(_BUY, amount)
             if need > acct.cash:
                 raise _Refused(
                     Reject.NO_CASH,
@@ -678,7 +727,7 @@ class Broker:
                     f"sell volume {volume} is not a multiple of {_LOT}: an odd lot may only be "
                     f"sold together with the whole sellable position ({sellable} shares)",
                 )
-        return _Plan(code=code, limit=limit, kind=pt)
+        return _Plan(code, limit, pt)
 
     def _limit_for(
         self,
@@ -690,10 +739,10 @@ class Broker:
         instrument: InstrumentDetail,
     ) -> float:
         """The limit price an accepted order works at (see the module docstring)."""
-        if pt == PriceType.FIX_PRICE:
+        if pt == _FIX_PRICE:
             return float(price)
         usable = book is not None and book.stock_code == code
-        if pt == PriceType.LATEST_PRICE:
+        if pt == _LATEST_PRICE:
             if not usable or book is None or book.lastPrice <= 0:
                 raise _Refused(
                     Reject.NO_QUOTE, f"no last price for {code}: a LATEST_PRICE order needs a quote"
@@ -701,7 +750,7 @@ class Broker:
             return float(book.lastPrice)
         asks = _levels(book.askPrice, book.askVol) if usable and book is not None else []
         bids = _levels(book.bidPrice, book.bidVol) if usable and book is not None else []
-        if pt == PriceType.MARKET_PEER_PRICE_FIRST:
+        if pt == _PEER_FIRST:
             levels = asks if side == _BUY else bids
             if not levels:
                 raise _Refused(
@@ -709,7 +758,7 @@ class Broker:
                     f"no opposite quote for {code}: a peer-price-first order needs one",
                 )
             return levels[0][0]
-        if pt == PriceType.MARKET_MINE_PRICE_FIRST:
+        if pt == _MINE_FIRST:
             levels = bids if side == _BUY else asks
             if not levels:
                 raise _Refused(
@@ -741,40 +790,49 @@ class Broker:
             self._book_used[book.stock_code] = entry
         return entry[1]
 
-    def _crossing(self, order: Order, book: Tick) -> list[tuple[float, int]]:
-        """The book levels (price, shares still free this tick) the order may trade with."""
-        if order.order_type == _BUY:
-            levels = _levels(book.askPrice, book.askVol)
-            side_key = _BUY
-            crosses = [lv for lv in levels if _li(lv[0]) <= _li(order.price)]
-        else:
-            levels = _levels(book.bidPrice, book.bidVol)
-            side_key = _SELL
-            crosses = [lv for lv in levels if _li(lv[0]) >= _li(order.price)]
+    def _crossing(self, order: Order, book: Tick) -> list[tuple[float, int, int]]:
+        """The book levels (price, price in li, shares still free this tick) the order may
+        trade with, best first."""
+        limit = round(order.price * 1000)
         used = self._used(book)
         out = []
-        for p, v in crosses:
-            free = v - used.get((side_key, _li(p)), 0)
-            if free > 0:
-                out.append((p, free))
+        # One pass over at most five levels: the same levels, filter and order as
+        # ``_levels`` followed by the limit check, without the intermediate lists.
+        if order.order_type == _BUY:
+            for p, v in zip(book.askPrice[:_BOOK_LEVELS], book.askVol[:_BOOK_LEVELS], strict=False):
+                if p > 0 and v > 0:
+                    li = round(p * 1000)
+                    if li <= limit:
+                        free = int(v) - used.get((_BUY, li), 0)
+                        if free > 0:
+                            out.append((float(p), li, free))
+        else:
+            for p, v in zip(book.bidPrice[:_BOOK_LEVELS], book.bidVol[:_BOOK_LEVELS], strict=False):
+                if p > 0 and v > 0:
+                    li = round(p * 1000)
+                    if li >= limit:
+                        free = int(v) - used.get((_SELL, li), 0)
+                        if free > 0:
+                            out.append((float(p), li, free))
         return out
 
     def _fillable(self, order: Order, book: Tick) -> int:
         if book.stock_code != order.stock_code:
             return 0
-        return sum(v for _, v in self._crossing(order, book))
+        return sum(v for _, _, v in self._crossing(order, book))
 
     def _match(
         self, acct: _Account, order: Order, book: Tick, now_ms: int, out: list[TradeReportItem]
     ) -> None:
         if book.stock_code != order.stock_code or not _is_open(order):
             return
+        crossing = self._crossing(order, book)
         used = self._used(book)
-        for price, free in self._crossing(order, book):
+        for price, li, free in crossing:
             qty = min(free, _remaining(order))
             if qty <= 0:
                 break
-            key = (order.order_type, _li(price))
+            key = (order.order_type, li)
             used[key] = used.get(key, 0) + qty
             self._fill(acct, order, price, qty, now_ms, out)
 
@@ -789,14 +847,12 @@ class Broker:
     ) -> None:
         code = order.stock_code
         amount = _amount_cents(price, qty)
-        fee = sum(self.fees.fee_cents(order.order_type, amount))
+        fee = self._rates.total_cents(order.order_type, amount)
         old_freeze = self._freeze_of(order)
         done = order.traded_volume
         order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
         order.traded_volume = done + qty
-        order.order_status = int(
-            OrderStatus.SUCCEEDED if _remaining(order) == 0 else OrderStatus.PART_SUCC
-        )
+        order.order_status = _SUCCEEDED if _remaining(order) == 0 else _PART_SUCC
         pos = acct.positions.get(code)
         if pos is None:
             pos = acct.positions[code] = _Pos(name=order.instrument_name)
@@ -839,8 +895,8 @@ class Broker:
             instrument_name=order.instrument_name,
         )
         acct.trades.append(trade)
-        out.append(msgspec.structs.replace(trade))
-        out.append(msgspec.structs.replace(order))
+        out.append(_copy(trade))
+        out.append(_copy(order))
         out.append(self._position_report(acct, code))
         out.append(self._asset_report(acct))
 
@@ -855,12 +911,10 @@ class Broker:
         """End an open order's remainder (cancel or expiry) and release what it froze."""
         old_freeze = self._freeze_of(order)
         rest = _remaining(order)
-        order.order_status = int(
-            OrderStatus.PART_CANCEL if order.traded_volume > 0 else OrderStatus.CANCELED
-        )
+        order.order_status = _PART_CANCEL if order.traded_volume > 0 else _CANCELED
         order.status_msg = msg
         self._unrest(order)
-        out.append(msgspec.structs.replace(order))
+        out.append(_copy(order))
         if order.order_type == _BUY:
             acct.frozen -= old_freeze
             acct.cash += old_freeze
@@ -877,7 +931,7 @@ class Broker:
         old_freeze = self._freeze_of(order)
         order.price = last
         order.status_msg = f"remainder rests as a limit order at {_fmt(last)}"
-        out.append(msgspec.structs.replace(order))
+        out.append(_copy(order))
         if order.order_type == _BUY:
             new_freeze = self._freeze_of(order)
             acct.frozen += new_freeze - old_freeze
@@ -1100,9 +1154,9 @@ class Broker:
             self._see_day(item.order_sysid)
             if acct is None:
                 return
-            order = msgspec.structs.replace(item)
+            order = _copy(item)
             acct.orders[order.order_id] = order
-            if order.order_status != OrderStatus.JUNK and _is_open(order):
+            if order.order_status != _JUNK and _is_open(order):
                 self._resting.setdefault(order.stock_code, {})[order.order_id] = account_id
             else:
                 self._unrest(order)
@@ -1110,7 +1164,7 @@ class Broker:
             self._trade_counter = max(self._trade_counter, _seq_of(item.traded_id))
             self._see_day(item.traded_id)
             if acct is not None:
-                acct.trades.append(msgspec.structs.replace(item))
+                acct.trades.append(_copy(item))
         elif isinstance(item, Position):
             if acct is None:
                 return

@@ -106,6 +106,41 @@ class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
         return Fees(c / 100, s / 100, t / 100, (c + s + t) / 100)
 
 
+class FeeRates:
+    """A schedule's rates as exact integer fractions, for pricing many fills fast.
+
+    ``total_cents`` equals ``sum(schedule.fee_cents(side, amount_cents))``; the fractions are
+    worked out once here instead of on every fill.
+    """
+
+    __slots__ = ("_cd", "_cn", "_min", "_sd", "_sn", "_td", "_tn", "schedule")
+
+    def __init__(self, schedule: FeeSchedule) -> None:
+        if not isinstance(schedule, FeeSchedule):
+            raise InvalidArgument(f"schedule must be a FeeSchedule, got {schedule!r}")
+        self.schedule = schedule
+        self._cn, self._cd = _fraction(schedule.commission_rate)
+        self._sn, self._sd = _fraction(schedule.stamp_duty_rate)
+        self._tn, self._td = _fraction(schedule.transfer_fee_rate)
+        self._min = _rate_cents(100, schedule.min_commission)
+
+    def total_cents(self, side: int, amount_cents: int) -> int:
+        """Commission + stamp duty + transfer fee in cents for a fill of ``amount_cents``."""
+        if amount_cents <= 0:
+            return 0
+        a2 = 2 * amount_cents
+        commission = (a2 * self._cn + self._cd) // (2 * self._cd)
+        if commission < self._min:
+            commission = self._min
+        transfer = (a2 * self._tn + self._td) // (2 * self._td)
+        if side == _SELL:
+            return commission + (a2 * self._sn + self._sd) // (2 * self._sd) + transfer
+        return commission + transfer
+
+
+_SELL = int(OrderType.STOCK_SELL)
+
+
 def _check_side(side: object) -> None:
     if isinstance(side, bool) or side not in (OrderType.STOCK_BUY, OrderType.STOCK_SELL):
         raise InvalidArgument(

@@ -1,0 +1,476 @@
+"""A typed, append-only file of msgspec records, owned by one process at a time.
+
+``RecordLog[T]`` is the mechanism under both journals (the simulator's account journal and
+the gateway's report journal): it frames each record, repairs a torn tail left by a crash,
+refuses a file damaged in the middle, and holds an exclusive lock that names its holder.
+
+Framing (see ``Framing``): an optional magic header, then per record a ``length`` (u32), an
+optional ``crc32`` of the payload (u32) and the msgpack payload. A crash in the middle of an
+append leaves a short or unreadable *last* record: ``open()`` cuts it away with a warning, so
+it is never misread. A bad record *followed by more data* is corruption, not a torn tail, and
+raises ``CacheError`` naming the file, the byte and how to repair it, instead of silently
+dropping history. Without a checksum a record is "bad" when its payload does not decode.
+
+Locking: ``open()`` takes a non-blocking exclusive lock on a separate lock file (``flock`` on
+POSIX, ``msvcrt.locking`` on Windows) and writes ``pid``/``host`` into it, so a refused opener
+can say who holds the log. A second open in the same process is refused too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Generic, TypeVar
+
+import msgspec
+
+from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalLocked
+
+__all__ = ["MAX_RECORD", "FileLock", "Framing", "RecordLog", "RecordLogWarning"]
+
+T = TypeVar("T")
+
+MAX_RECORD = 64 << 20
+# Windows locks byte ranges mandatorily; lock a byte past the pid/host text so that a
+# refused opener can still read who holds the file.
+_WIN_LOCK_OFFSET = 4096
+
+_held_lock = threading.Lock()
+_held: dict[str, int] = {}  # lock file -> pid holding it (a forked child does not)
+
+
+class RecordLogWarning(RuntimeWarning):
+    """A record log needed repair (a torn last record was cut away)."""
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How records are laid out on disk.
+
+    ``magic`` is written once at the start of the file (empty: none); ``checksum`` adds a
+    crc32 of each payload after its length; ``big_endian`` picks the byte order of both.
+    """
+
+    magic: bytes = b""
+    checksum: bool = True
+    big_endian: bool = False
+    header: struct.Struct = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.magic, bytes):
+            raise InvalidArgument(f"framing magic must be bytes, got {self.magic!r}")
+        order = ">" if self.big_endian else "<"
+        fmt = order + ("II" if self.checksum else "I")
+        object.__setattr__(self, "header", struct.Struct(fmt))
+
+    def frame(self, encoder: msgspec.msgpack.Encoder, record: object) -> bytes | bytearray:
+        """One record's bytes on disk: ``record`` encoded by ``encoder`` behind its header."""
+        header = self.header
+        if self.checksum:
+            payload = encoder.encode(record)
+            return header.pack(len(payload), zlib.crc32(payload)) + payload
+        # encoding straight behind the reserved header spares a copy of the payload
+        buf = bytearray(header.size)
+        encoder.encode_into(record, buf, header.size)
+        header.pack_into(buf, 0, len(buf) - header.size)
+        return buf
+
+
+class FileLock:
+    """An exclusive, non-blocking lock on one file that records its holder, until ``release``.
+
+    ``what`` names the guarded thing in refusals (e.g. "the simulator journal /x/j.bin");
+    ``hint`` says what to do about a refusal.
+    """
+
+    def __init__(self, path: Path, *, what: str, hint: str) -> None:
+        self.path = path
+        self.what = what
+        self.hint = hint
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True between ``acquire`` and ``release``."""
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock and write our pid and host into the lock file, or raise JournalLocked."""
+        if self._fd is not None:
+            raise InvalidArgument(f"the lock {self.path} is already held by this object")
+        key = str(self.path.resolve())
+        with _held_lock:
+            if _held.get(key) == os.getpid():
+                raise JournalLocked(
+                    f"{self.what} is already open in this process (pid {os.getpid()}, lock "
+                    f"file {self.path}): close the other one first, or {self.hint}"
+                )
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                _lock_fd(fd)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise JournalLocked(
+                    f"{self.what} is in use by {holder} (lock file {self.path}): "
+                    f"stop that process, or {self.hint}"
+                ) from None
+            _held[key] = os.getpid()
+        self._fd = fd
+        info = f"pid {os.getpid()}\nhost {socket.gethostname()}\n".encode()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, info)
+
+    def release(self) -> None:
+        """Clear the holder, unlock and close (releasing twice is harmless)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            _unlock_fd(fd)
+        finally:
+            os.close(fd)
+            with _held_lock:
+                _held.pop(str(self.path.resolve()), None)
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock_fd(fd: int) -> None:
+        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 256).decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    fields = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+    return f"pid {fields.get('pid', '?')} on host {fields.get('host', '?')}"
+
+
+class RecordLog(Generic[T]):
+    """An append-only, crash-tolerant file of ``record_type`` records (any msgspec-encodable type).
+
+    ``open()`` locks, checks and repairs the file; ``append``/``extend`` add records at the
+    end; ``replay()`` yields every record in order. With ``autoflush=True`` (the default)
+    each ``append``/``extend`` is handed to the OS before it returns; otherwise records are
+    buffered until ``sync()``. ``fsync=True`` makes every flush durable on disk.
+
+    ``kind`` names the file in messages ("journal", "record log"); ``lock_path`` is the lock
+    file (default: ``<path>.lock``); ``lock_hint`` says what to do when the lock is refused;
+    ``warning`` is the warning class used when a torn tail is cut away, unless ``on_torn``
+    is given: then it is called with the message instead (e.g. to log it).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        record_type: type[T],
+        *,
+        framing: Framing | None = None,
+        fsync: bool = False,
+        autoflush: bool = True,
+        kind: str = "record log",
+        lock_path: Path | str | None = None,
+        lock_hint: str = "use another path",
+        warning: type[Warning] = RecordLogWarning,
+        on_torn: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgument(f"{kind} path must be a path, got {path!r}")
+        self.path = Path(path)
+        if self.path.name == "":
+            raise InvalidArgument(
+                f"bad {kind} path {path!r}: name a file, e.g. {self.path / 'log.bin'}"
+            )
+        if lock_path is not None and not isinstance(lock_path, (str, os.PathLike)):
+            raise InvalidArgument(f"lock_path must be a path or None, got {lock_path!r}")
+        self.lock_path = (
+            Path(lock_path)
+            if lock_path is not None
+            else self.path.with_name(self.path.name + ".lock")
+        )
+        if self.lock_path.resolve() == self.path.resolve():
+            raise InvalidArgument(
+                f"bad {kind} path {path!r}: it is the lock file; name another file"
+            )
+        if not (isinstance(warning, type) and issubclass(warning, Warning)):
+            raise InvalidArgument(f"warning must be a Warning subclass, got {warning!r}")
+        if not isinstance(record_type, type):
+            raise InvalidArgument(f"record_type must be a class, got {record_type!r}")
+        self.record_type = record_type
+        self.framing = framing if framing is not None else Framing()
+        self.fsync = bool(fsync)
+        self.autoflush = bool(autoflush)
+        self.kind = kind
+        if on_torn is not None and not callable(on_torn):
+            raise InvalidArgument(f"on_torn must be callable or None, got {on_torn!r}")
+        self._warning = warning
+        self._on_torn = on_torn
+        self._lock = FileLock(self.lock_path, what=f"the {kind} {self.path}", hint=lock_hint)
+        self._file: BinaryIO | None = None
+        self._end = 0
+        self._dirty = False
+        self._preloaded: tuple[list[T], int] | None = None
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(record_type)
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``open()`` and ``close()``."""
+        return self._file is not None
+
+    @property
+    def end(self) -> int:
+        """The file offset just past the last record written (buffered ones included)."""
+        return self._end
+
+    def open(self) -> RecordLog[T]:
+        """Lock, check the file, cut a torn tail away and get ready to append; returns self."""
+        if self._file is not None:
+            raise InvalidArgument(f"{self.kind} {self.path} is already open")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            f = open(self.path, "a+b")  # noqa: SIM115 - lives until close()
+            try:
+                self._end = self._check(f)
+            except BaseException:
+                f.close()
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        self._file = f
+        self._dirty = False
+        return self
+
+    def close(self) -> None:
+        """Flush (and fsync if asked), close the file and release the lock (twice is harmless)."""
+        f, self._file = self._file, None
+        if f is None:
+            return
+        try:
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+            f.close()
+        finally:
+            self._dirty = False
+            self._preloaded = None
+            self._lock.release()
+
+    def __enter__(self) -> RecordLog[T]:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _need_open(self) -> BinaryIO:
+        if self._file is None:
+            raise ClosedError(f"{self.kind} {self.path} is not open: call open() or use `with`")
+        return self._file
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, record: T) -> None:
+        """Write one record at the end (flushed now with ``autoflush``, else at ``sync``)."""
+        f = self._need_open()
+        if not isinstance(record, self.record_type):
+            raise self._wrong_type(record)
+        data = self.framing.frame(self._encoder, record)
+        f.write(data)
+        self._end += len(data)
+        self._dirty = True
+        if self.autoflush:
+            self.sync()
+
+    def _wrong_type(self, record: object) -> InvalidArgument:
+        return InvalidArgument(
+            f"{self.kind} {self.path} stores {self.record_type.__name__} records, "
+            f"got {type(record).__name__}"
+        )
+
+    def extend(self, records: Iterable[T]) -> None:
+        """Write several records at the end in one system call.
+
+        Every record is checked before anything is written, so a refused call changes
+        nothing. A crash mid-way leaves a torn tail, cut away on the next open.
+        """
+        f = self._need_open()
+        chunks: list[bytes | bytearray] = []
+        for record in records:
+            if not isinstance(record, self.record_type):
+                raise self._wrong_type(record)
+            chunks.append(self.framing.frame(self._encoder, record))
+        if not chunks:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        f.write(data)
+        self._end += len(data)
+        self._dirty = True
+        if self.autoflush:
+            self.sync()
+
+    def sync(self) -> None:
+        """Hand every written record to the OS (and to the disk with ``fsync=True``)."""
+        f = self._need_open()
+        if not self._dirty:
+            return
+        self._dirty = False
+        f.flush()
+        if self.fsync:
+            os.fsync(f.fileno())
+
+    flush = sync
+
+    # ------------------------------------------------------------------ reads
+
+    def replay(self) -> Iterator[T]:
+        """Every record in the order it was appended, up to the end when iteration starts.
+
+        Buffered records are flushed to the OS first so that they are included.
+        """
+        self._need_open()
+        self.sync()
+        end = self._end
+        framing = self.framing
+        pos = len(framing.magic)
+        preloaded, self._preloaded = self._preloaded, None
+        if preloaded is not None:
+            # without a checksum, open() had to decode every record to check it: reuse them
+            records, pos = preloaded
+            yield from records
+        if pos >= end:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(pos)
+            data = f.read(end - pos)
+        view = memoryview(data)
+        header = framing.header
+        at = 0
+        while at < len(view):
+            fields = header.unpack_from(view, at) if at + header.size <= len(view) else (-1, 0)
+            length = fields[0]
+            start = at + header.size
+            payload = view[start : start + length] if length >= 0 else view[0:0]
+            if len(payload) != length or (framing.checksum and zlib.crc32(payload) != fields[1]):
+                raise CacheError(f"{self.kind} {self.path} changed under us at byte {pos + at}")
+            yield self._decoder.decode(payload)
+            at = start + length
+
+    # ------------------------------------------------------------------ repair
+
+    def _check(self, f: BinaryIO) -> int:
+        """Validate the file, cut a torn tail away; returns the end of the last good record."""
+        magic = self.framing.magic
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        head = f.read(len(magic))
+        if size < len(magic):
+            if head and not magic.startswith(head):
+                raise CacheError(
+                    f"{self.path} is not a qmtkit {self.kind} (bad header {head!r}): "
+                    "move it away or use another path"
+                )
+            if head:
+                self._warn_torn(0, size)
+            f.truncate(0)
+            f.write(magic)
+            f.flush()
+            return len(magic)
+        if head != magic:
+            raise CacheError(
+                f"{self.path} is not a qmtkit {self.kind} (header {head!r}, expected "
+                f"{magic!r}): move it away or use another path"
+            )
+        base = len(magic)
+        view = memoryview(f.read())
+        header = self.framing.header
+        checksum = self.framing.checksum
+        decode = self._decoder.decode
+        records: list[T] = []
+        at = 0
+        while at < len(view):
+            ok, end = True, len(view)
+            if at + header.size > len(view):
+                ok = False
+            else:
+                fields = header.unpack_from(view, at)
+                length = fields[0]
+                end = at + header.size + length
+                if length > MAX_RECORD or end > len(view):
+                    ok, end = False, len(view)
+                elif checksum:
+                    ok = zlib.crc32(view[at + header.size : end]) == fields[1]
+                else:
+                    try:
+                        records.append(decode(view[at + header.size : end]))
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        ok = False
+            if not ok:
+                pos = base + at
+                if end < len(view):
+                    raise CacheError(
+                        f"{self.kind} {self.path} is corrupted at byte {pos} with "
+                        f"{len(view) - end} bytes of records after it: restore it from a "
+                        f"backup, or move it away (truncating it to {pos} bytes keeps the "
+                        "records before the damage and loses the rest)"
+                    )
+                self._warn_torn(pos, size)
+                f.truncate(pos)
+                f.flush()
+                self._keep_preloaded(records, pos)
+                return pos
+            at = end
+        self._keep_preloaded(records, size)
+        return size
+
+    def _keep_preloaded(self, records: list[T], end: int) -> None:
+        self._preloaded = None if self.framing.checksum else (records, end)
+
+    def _warn_torn(self, pos: int, size: int) -> None:
+        message = (
+            f"{self.kind} {self.path}: cut away a torn last record ({size - pos} bytes at byte "
+            f"{pos}), left by a crash during a write"
+        )
+        if self._on_torn is not None:
+            self._on_torn(message)
+        else:
+            warnings.warn(message, self._warning, stacklevel=5)
