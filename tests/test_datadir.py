@@ -207,3 +207,21 @@ def test_missing_file_raises_cache_error(dd: Path) -> None:
 def test_unknown_period_is_refused(dd: Path) -> None:
     with pytest.raises(InvalidArgument, match="'5m'"):
         datadir.read_bars(dd, CODE, "5m")
+
+
+def test_read_range_keeps_the_last_count_rows_inside_the_range(dd: Path) -> None:
+    everything = datadir.read_bars(dd, "000001.SH", "1d")
+    t = everything["time"]
+    got = datadir.read_range(dd, "000001.SH", "1d", int(t[100]), int(t[200]), count=10)
+    assert got["time"].tolist() == t[191:201].tolist()
+
+
+def test_read_range_of_a_code_without_files_is_empty(dd: Path) -> None:
+    assert len(datadir.read_range(dd, "600000.SH", "1d")["time"]) == 0
+    assert len(datadir.read_range(dd, "600000.SH", "tick")["time"]) == 0
+
+
+def test_read_range_of_ticks_reads_only_the_files_in_the_range(dd: Path) -> None:
+    assert datadir.tick_days(dd, "000001.SH") == [20250529]
+    assert len(datadir.read_range(dd, "000001.SH", "tick", count=7)["time"]) == 7
+    assert datadir.tick_days(dd, "000001.SH", end_ms=1_700_000_000_000) == []

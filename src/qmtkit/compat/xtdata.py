@@ -24,7 +24,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -469,16 +468,10 @@ def _datadir_frames(
     n = _count(count)
     per_code: list[pl.DataFrame] = []
     for code in codes:
-        if not datadir.bar_path(root, code, p).is_file():
-            continue  # no file: the code gets an empty frame, as xtquant gives
-        cols = datadir.read_bars(root, code, p)
-        t = cols["time"]
-        keep = (t >= lo) & ((t <= hi) if hi else True)
-        sel = {k: v[keep] for k, v in cols.items()}
-        if n >= 0:
-            sel = {k: v[len(v) - n :] if n else v[:0] for k, v in sel.items()}
-        frame = pl.DataFrame({k: v for k, v in sel.items()})
-        frame = frame.with_columns(
+        cols = datadir.read_range(root, code, p, lo, hi, n)
+        if not len(cols["time"]):
+            continue  # no file or no rows: the code gets an empty frame, as xtquant gives
+        frame = pl.DataFrame(cols).with_columns(
             pl.lit(code).alias("code"), pl.col("time").cast(pl.Datetime("ms", "Asia/Shanghai"))
         )
         per_code.append(frame)
@@ -490,28 +483,6 @@ def _datadir_frames(
         )
     )
     return _shapes.ex_frames(frame, codes, p, fields)
-
-
-def _tick_days(root: str | os.PathLike[str], code: str, lo: int, hi: int) -> list[int]:
-    """The days (``YYYYMMDD``, ascending) of ``[lo, hi]`` with a MiniQMT tick file of ``code``."""
-    from qmtkit.data.calendar import ms_to_yyyymmdd
-    from qmtkit.data.datadir import PERIOD_DIRS
-
-    c = parse_code(code)
-    folder = Path(root) / c.exchange / PERIOD_DIRS["tick"] / c.symbol
-    if not folder.is_dir():
-        return []
-    first = int(ms_to_yyyymmdd(lo)) if lo else 0
-    last = int(ms_to_yyyymmdd(hi)) if hi else 99999999
-    found: list[int] = []
-    for f in folder.iterdir():
-        stem = f.stem
-        # Only files named by their day are tick files; anything else is not MiniQMT's.
-        if f.suffix.upper() == ".DAT" and len(stem) == 8 and stem.isdigit() and f.is_file():
-            day = int(stem)
-            if first <= day <= last:
-                found.append(day)
-    return sorted(found)
 
 
 def _datadir_ticks(
@@ -534,25 +505,7 @@ def _datadir_ticks(
     _adjust(dividend_type)  # checked, but ticks are never adjusted (as xtquant)
     out: dict[str, pd.DataFrame] = {}
     for code in codes:
-        parts: list[dict[str, Any]] = []
-        rows = 0
-        # Newest day first, so that ``count`` stops reading once it has enough.
-        for day in reversed(_tick_days(root, code, lo, hi)):
-            if 0 <= n <= rows:
-                break
-            cols = datadir.read_ticks(root, code, day)
-            t = cols["time"]
-            keep = (t >= lo) & ((t <= hi) if hi else True)
-            part = {k: v[keep] for k, v in cols.items()}
-            parts.insert(0, part)
-            rows += len(part["time"])
-        if parts:
-            cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        else:
-            cols = {"time": np.zeros(0, dtype=np.int64)}
-        if n >= 0:
-            keep_from = max(len(cols["time"]) - n, 0)
-            cols = {k: v[keep_from:] for k, v in cols.items()}
+        cols = datadir.read_range(root, code, "tick", lo, hi, n)
         out[code] = _shapes.tick_frame(_shapes.tick_columns_array(cols, wanted), fields)
     return out
 

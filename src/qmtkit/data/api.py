@@ -48,7 +48,7 @@ from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
-from qmtkit.data.schema import dtypes_for
+from qmtkit.data.schema import dtypes_for, window
 from qmtkit.errors import CacheError, InvalidArgument, Unsupported
 from qmtkit.models import InstrumentDetail, Tick
 
@@ -331,7 +331,7 @@ class MarketData:
         return self.read_bars(codes, period, start, end, count, fields, adjust).lazy()
 
     def _code_columns(self, code: str, base: str, lo: int, hi: int) -> dict[str, npt.NDArray[Any]]:
-        return _cut(self.cache.arrays(base, code), lo, hi)
+        return window(self.cache.arrays(base, code), lo, hi)
 
     def _read_resampled(
         self,
@@ -354,7 +354,7 @@ class MarketData:
                 # Ratio modes need the close before each ex-date, which may lie before
                 # ``start``: adjust the whole history, then cut the range.
                 full = self._adjust_columns(code, self.cache.arrays(base, code), mode)
-                cols = _cut(full, lo, hi)
+                cols = window(full, lo, hi)
             if period != base:
                 cols = resample(cols, period)
             per_code.append((code, cols))
@@ -441,14 +441,6 @@ def _instrument_code(item: InstrumentDetail) -> str:
     """``'600000.SH'`` from ``InstrumentID`` and ``ExchangeID``."""
     code = item.InstrumentID
     return code if "." in code else f"{code}.{item.ExchangeID}"
-
-
-def _cut(cols: Mapping[str, npt.NDArray[Any]], lo: int, hi: int) -> dict[str, npt.NDArray[Any]]:
-    """The rows of time-sorted columns with ``lo <= time <= hi`` (0 = unbounded), as views."""
-    t = cols["time"]
-    a = int(np.searchsorted(t, lo, "left")) if lo else 0
-    b = int(np.searchsorted(t, hi, "right")) if hi else len(t)
-    return {k: v[a:b] for k, v in cols.items()}
 
 
 def _decode(

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from qmtkit.codes import parse_code
 from qmtkit.data.calendar import day_number, ms_to_yyyymmdd
-from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES
+from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES, window
 from qmtkit.errors import CacheError, InvalidArgument, InvalidCode
 
 Columns: TypeAlias = dict[str, npt.NDArray[Any]]
@@ -328,3 +328,50 @@ def scan(datadir: PathLike) -> list[DatFile]:
                     continue
                 out.extend(_tick_entry(code, f) for f in sorted(sdir.glob("*.DAT")) if f.is_file())
     return out
+
+
+# --------------------------------------------------------------------------- range queries
+
+
+def tick_days(datadir: PathLike, code: str, start_ms: int = 0, end_ms: int = 0) -> list[int]:
+    """Days (``YYYYMMDD``, ascending) in ``[start_ms, end_ms]`` with a tick file of ``code``."""
+    c = parse_code(code)
+    folder = _check_root(datadir) / c.exchange / PERIOD_DIRS["tick"] / c.symbol
+    if not folder.is_dir():
+        return []
+    first = int(ms_to_yyyymmdd(start_ms)) if start_ms else 0
+    last = int(ms_to_yyyymmdd(end_ms)) if end_ms else 99999999
+    days = []
+    for f in folder.iterdir():
+        # Only files named by their day are tick files; anything else is not MiniQMT's.
+        named_by_day = f.suffix.upper() == ".DAT" and len(f.stem) == 8 and f.stem.isdigit()
+        if named_by_day and f.is_file() and first <= int(f.stem) <= last:
+            days.append(int(f.stem))
+    return sorted(days)
+
+
+def read_range(
+    datadir: PathLike, code: str, period: str, start_ms: int = 0, end_ms: int = 0, count: int = -1
+) -> Columns:
+    """``code``'s ``period`` rows (tick, 1m, 1d) in ``[start_ms, end_ms]``, oldest first.
+
+    ``count >= 0`` keeps the last ``count`` rows; tick files are read newest day first and
+    reading stops once ``count`` rows are in hand. A code without files gives empty columns.
+    """
+    if period != "tick":
+        path = bar_path(datadir, code, period)
+        if not path.is_file():
+            return decode_bar_bytes(BAR_HEADER, str(path))
+        return window(read_bars(datadir, code, period), start_ms, end_ms, count)
+    parts: list[Columns] = []
+    rows = 0
+    for day in reversed(tick_days(datadir, code, start_ms, end_ms)):
+        if 0 <= count <= rows:
+            break
+        part = window(read_ticks(datadir, code, day), start_ms, end_ms)
+        parts.insert(0, part)
+        rows += len(part["time"])
+    if not parts:
+        return decode_tick_bytes(b"", f"{datadir}: no tick files of {code}")
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return window(cols, count=count)

@@ -6,9 +6,11 @@ their end; daily bars by 00:00 Beijing time of the day (as MiniQMT stores them).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 BAR_DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
     "time": np.dtype("<i8"),
@@ -49,3 +51,18 @@ STORED_PERIODS: Final = ("tick", "1m", "1d")
 def dtypes_for(period: str) -> dict[str, np.dtype[np.generic]]:
     """The stored columns of a stored period."""
     return TICK_DTYPES if period == "tick" else BAR_DTYPES
+
+
+def window(
+    cols: Mapping[str, npt.NDArray[Any]], start_ms: int = 0, end_ms: int = 0, count: int = -1
+) -> dict[str, npt.NDArray[Any]]:
+    """Rows of time-sorted columns with ``start_ms <= time <= end_ms`` (0: unbounded), as views.
+
+    ``count >= 0`` keeps only the last ``count`` of those rows (xtquant's rule); -1 keeps all.
+    """
+    t = cols["time"]
+    a = int(np.searchsorted(t, start_ms, "left")) if start_ms else 0
+    b = int(np.searchsorted(t, end_ms, "right")) if end_ms else len(t)
+    if count >= 0:
+        a = max(a, b - count)
+    return {k: v[a:b] for k, v in cols.items()}
