@@ -68,10 +68,6 @@ from qmtkit.backends.base import (
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.backends.sim.market import (
-    AFTERNOON_MS,
-    MINUTE_MS,
-    MORNING_END_MS,
-    OPEN_MS,
     SyntheticMarket,
     virtual_session_time,
 )
@@ -97,8 +93,6 @@ DEFAULT_TERMINAL = "default"
 _TERMINAL_RE = re.compile(r"[^A-Za-z0-9._-]+")
 #: A code on the main SH calendar, used to ask the market which trading day it is.
 _CALENDAR_CODE = "600000.SH"
-_DAY_MS = 86_400_000
-_BEIJING_OFFSET_MS = 8 * 3_600_000
 
 
 def default_home() -> Path:
@@ -390,78 +384,11 @@ class SimBackend:
             found = self._instr[code] = self.market.instrument(code, today)
         return found
 
-    def _bars_now(self, codes: list[str], period: str, now: int) -> list[Tick | Bar]:
-        """The bar in progress of each code: today's daily bar, or the current minute's.
-
-        Built from the ticks of the current minute only (not the whole day), so a
-        whole-market bar subscription stays cheap; the result equals the last row of
-        ``market.intraday_bars``.
-        """
-        cols = self.market.tick_columns(codes, now)
-        if not len(cols["time"]):
-            return []
-        last = int(cols["time"][0])  # one calendar: every code shows the same step
-        day0 = last - (last + _BEIJING_OFFSET_MS) % _DAY_MS
-        if last < day0 + OPEN_MS:
-            return []  # before the open there is no bar yet
-        cents = np.rint(cols["lastPrice"] * 100).astype(np.int64)
-        cum_a = np.rint(cols["amount"] * 100).astype(np.int64)
-        cum_v = cols["volume"].astype(np.int64)
-        if period == "1d":
-            first = np.rint(cols["open"] * 100).astype(np.int64)
-            high = np.rint(cols["high"] * 100).astype(np.int64)
-            low = np.rint(cols["low"] * 100).astype(np.int64)
-            vol, amt = cum_v, cum_a
-            label = day0
-        else:
-            label = -(-last // MINUTE_MS) * MINUTE_MS
-            first, high, low = cents.copy(), cents.copy(), cents.copy()
-            t = self._prev_tick_time(last, day0)
-            while t is not None and t > label - MINUTE_MS:
-                p = np.rint(self.market.tick_columns(codes, t)["lastPrice"] * 100)
-                first = p.astype(np.int64)
-                high = np.maximum(high, first)
-                low = np.minimum(low, first)
-                t = self._prev_tick_time(t, day0)
-            if t is None:
-                vol, amt = cum_v, cum_a
-                pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
-            else:
-                base = self.market.tick_columns(codes, t)
-                vol = cum_v - base["volume"].astype(np.int64)
-                amt = cum_a - np.rint(base["amount"] * 100).astype(np.int64)
-                pre = np.rint(base["lastPrice"] * 100).astype(np.int64)
-        if period == "1d":
-            pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
-        return [
-            Bar(
-                stock_code=code,
-                period=period,
-                time=label,
-                open=int(first[i]) / 100,
-                high=int(high[i]) / 100,
-                low=int(low[i]) / 100,
-                close=int(cents[i]) / 100,
-                volume=int(vol[i]),
-                amount=int(amt[i]) / 100,
-                preClose=int(pre[i]) / 100,
-            )
-            for i, code in enumerate(codes)
-        ]
-
-    def _prev_tick_time(self, t: int, day0: int) -> int | None:
-        """The time of the tick before the one at ``t`` (None for the 09:30 auction tick)."""
-        if t <= day0 + OPEN_MS:
-            return None
-        if t == day0 + AFTERNOON_MS + self.step_ms:
-            return day0 + MORNING_END_MS
-        return t - self.step_ms
-
     def _quotes(self, sub: _Subscription, now: int, ticks: dict[str, Tick]) -> list[Tick | Bar]:
         codes = sub.codes or self._all_codes()
         if sub.period == "tick":
             return [ticks[c] for c in codes if c in ticks]
-        return self._bars_now(codes, sub.period, now)
+        return list(self.market.bars_in_progress(codes, sub.period, now))
 
     def _publish_quotes(self, subs: list[_Subscription], now: int) -> dict[str, Tick]:
         want: dict[str, None] = {}

@@ -60,7 +60,7 @@ from qmtkit.codes import Board, normalize_code, normalize_codes
 from qmtkit.data.calendar import day_number
 from qmtkit.data.schema import TICK_DTYPES
 from qmtkit.errors import InvalidArgument
-from qmtkit.models import InstrumentDetail, Tick
+from qmtkit.models import Bar, InstrumentDetail, Tick
 
 MINUTE_MS: Final = 60_000
 OPEN_MS: Final = (9 * 60 + 30) * MINUTE_MS
@@ -74,6 +74,8 @@ LEVELS: Final = 5
 
 _TPATH, _TPOS, _TVOL, _BOOK, _BOOKV = range(40, 45)
 _PREOPEN_MS: Final = (9 * 60 + 15) * MINUTE_MS
+_DAY_MS: Final = 86_400_000
+_BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 
 
 def _derive(key: U64, salt: int) -> U64:
@@ -522,6 +524,73 @@ class SyntheticMarket:
         """
         ticks = self.day_ticks(code, day, until_ms)
         return bars_from_ticks(ticks, self.instrument(code, day).PreClose)
+
+    def bars_in_progress(self, codes: list[str], period: str, now: int) -> list[Bar]:
+        """The bar in progress of each code: today's daily bar, or the current minute's.
+
+        Built from the ticks of the current minute only (not the whole day), so a
+        whole-market bar subscription stays cheap; the result equals the last row of
+        ``intraday_bars``.
+        """
+        cols = self.tick_columns(codes, now)
+        if not len(cols["time"]):
+            return []
+        last = int(cols["time"][0])  # one calendar: every code shows the same step
+        day0 = last - (last + _BEIJING_OFFSET_MS) % _DAY_MS
+        if last < day0 + OPEN_MS:
+            return []  # before the open there is no bar yet
+        cents = np.rint(cols["lastPrice"] * 100).astype(np.int64)
+        cum_a = np.rint(cols["amount"] * 100).astype(np.int64)
+        cum_v = cols["volume"].astype(np.int64)
+        if period == "1d":
+            first = np.rint(cols["open"] * 100).astype(np.int64)
+            high = np.rint(cols["high"] * 100).astype(np.int64)
+            low = np.rint(cols["low"] * 100).astype(np.int64)
+            vol, amt = cum_v, cum_a
+            label = day0
+        else:
+            label = -(-last // MINUTE_MS) * MINUTE_MS
+            first, high, low = cents.copy(), cents.copy(), cents.copy()
+            t = self._prev_tick_time(last, day0)
+            while t is not None and t > label - MINUTE_MS:
+                p = np.rint(self.tick_columns(codes, t)["lastPrice"] * 100)
+                first = p.astype(np.int64)
+                high = np.maximum(high, first)
+                low = np.minimum(low, first)
+                t = self._prev_tick_time(t, day0)
+            if t is None:
+                vol, amt = cum_v, cum_a
+                pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
+            else:
+                base = self.tick_columns(codes, t)
+                vol = cum_v - base["volume"].astype(np.int64)
+                amt = cum_a - np.rint(base["amount"] * 100).astype(np.int64)
+                pre = np.rint(base["lastPrice"] * 100).astype(np.int64)
+        if period == "1d":
+            pre = np.rint(cols["lastClose"] * 100).astype(np.int64)
+        return [
+            Bar(
+                stock_code=code,
+                period=period,
+                time=label,
+                open=int(first[i]) / 100,
+                high=int(high[i]) / 100,
+                low=int(low[i]) / 100,
+                close=int(cents[i]) / 100,
+                volume=int(vol[i]),
+                amount=int(amt[i]) / 100,
+                preClose=int(pre[i]) / 100,
+            )
+            for i, code in enumerate(codes)
+        ]
+
+    def _prev_tick_time(self, t: int, day0: int) -> int | None:
+        """The time of the tick before the one at ``t`` (None for the 09:30 auction tick)."""
+        if t <= day0 + OPEN_MS:
+            return None
+        if t == day0 + AFTERNOON_MS + self.step_ms:
+            return day0 + MORNING_END_MS
+        return t - self.step_ms
 
     def history_until(
         self, code: str, period: str, start_ms: int, end_ms: int, now_ms: int
