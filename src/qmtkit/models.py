@@ -13,6 +13,19 @@ from typing import Union
 import msgspec
 
 from qmtkit.constants import AccountType
+from qmtkit.errors import InvalidArgument
+
+#: MiniQMT keeps at most this many UTF-8 bytes of an order's ``order_remark``.
+REMARK_BYTES = 24
+
+
+def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
+    """``remark`` as MiniQMT stores it: at most ``limit`` UTF-8 bytes, never half a character."""
+    if not isinstance(remark, str):
+        raise InvalidArgument(f"order_remark must be a string, got {remark!r}")
+    if len(remark) * 4 <= limit:
+        return remark  # no character takes more than 4 bytes
+    return remark.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 class Tick(msgspec.Struct, kw_only=True, tag="tick", frozen=True):

@@ -8,14 +8,18 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.constants import OrderStatus, PriceType
-from qmtkit.models import AccountReport, Order, OrderError, OrderResponse, Trade, TradeReportItem
-
-#: MiniQMT keeps at most this many bytes of ``order_remark`` (UTF-8).
-REMARK_BYTES: Final = 24
+from qmtkit.models import (
+    AccountReport,
+    Order,
+    OrderError,
+    OrderResponse,
+    Trade,
+    TradeReportItem,
+    cut_remark,
+)
 
 
 class ReportBook:
@@ -76,11 +80,6 @@ class ReportBook:
         first = log[0].seq
         start = max(0, after_seq - first + 1)
         return [log[i] for i in range(start, len(log))]
-
-
-def cut_remark(remark: str) -> str:
-    """``remark`` as MiniQMT stores it: at most 24 UTF-8 bytes, never half a character."""
-    return remark.encode("utf-8")[:REMARK_BYTES].decode("utf-8", errors="ignore")
 
 
 @dataclass

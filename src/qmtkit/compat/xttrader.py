@@ -33,21 +33,13 @@ from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat.xttype import StockAccount
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
+from qmtkit.models import cut_remark
 
 log = logging.getLogger("qmtkit.compat")
 
 __all__ = ["XtQuantTrader", "XtQuantTraderCallback", "cut_remark", "terminal_url"]
 
 #: MiniQMT keeps at most this many bytes of ``order_remark`` (UTF-8).
-REMARK_BYTES = 24
-
-
-def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
-    """Cut ``remark`` to ``limit`` bytes of UTF-8 without splitting a character."""
-    raw = remark.encode("utf-8")
-    if len(raw) <= limit:
-        return remark
-    return raw[:limit].decode("utf-8", errors="ignore")
 
 
 def terminal_url(path: str, session: int, url: str | None = None) -> str:

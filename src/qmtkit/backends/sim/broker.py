@@ -57,6 +57,7 @@ from qmtkit.constants import (
 )
 from qmtkit.errors import InvalidArgument, InvalidCode
 from qmtkit.models import (
+    REMARK_BYTES,
     AccountReport,
     Asset,
     CancelError,
@@ -69,6 +70,7 @@ from qmtkit.models import (
     Tick,
     Trade,
     TradeReportItem,
+    cut_remark,
 )
 
 __all__ = [
@@ -80,7 +82,6 @@ __all__ = [
 ]
 
 #: MiniQMT keeps at most this many UTF-8 bytes of ``order_remark``.
-REMARK_BYTES = 24
 _LOT = 100
 _BOOK_LEVELS = 5
 _DAY_DIGITS = 8
@@ -148,18 +149,6 @@ class Reject(IntEnum):
     BAD_LOT = 11
     NO_CASH = 12
     NO_SHARES = 13
-
-
-def cut_remark(remark: str, limit: int = REMARK_BYTES) -> str:
-    """``remark`` cut to ``limit`` bytes of UTF-8 without splitting a character."""
-    if not isinstance(remark, str):
-        raise InvalidArgument(f"order_remark must be a string, got {remark!r}")
-    if len(remark) * 4 <= limit:
-        return remark  # no character takes more than 4 bytes
-    raw = remark.encode("utf-8")
-    if len(raw) <= limit:
-        return remark
-    return raw[:limit].decode("utf-8", errors="ignore")
 
 
 # --------------------------------------------------------------------------- internal state
