@@ -458,3 +458,13 @@ def test_open_account_reports_its_creation_once() -> None:
     assert isinstance(first, Asset) and first.cash == 7.0
     assert b.open_account("X") == []
     assert b.known_accounts == {"X"}
+
+
+def test_resting_codes_lists_the_codes_with_orders_that_can_still_trade() -> None:
+    b = Broker()
+    assert b.resting_codes == []
+    submit(b, order(BUY, 1000, 10.0))
+    (o,) = b.orders(ACC)
+    assert b.resting_codes == [o.stock_code]
+    b.cancel(ACC, o.order_id, T0 + 1000)
+    assert b.resting_codes == []

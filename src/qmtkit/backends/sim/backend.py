@@ -422,13 +422,13 @@ class SimBackend:
             return
         self._last_mark = mark
         ticks = self._publish_quotes(list(self._subs.values()), now)
-        resting = {o.stock_code for a in broker.known_accounts for o in broker.orders(a, True)}
+        resting = broker.resting_codes
         if not resting or not self._market_open(now):
             return
         missing = [c for c in resting if c not in ticks]
         if missing:
             ticks.update(self._ticks(missing, now))
-        for code in sorted(resting):
+        for code in resting:
             self._publish_many(broker.on_tick(ticks[code], now))
 
     # ------------------------------------------------------------------ requests

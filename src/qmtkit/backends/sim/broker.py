@@ -313,6 +313,11 @@ class Broker:
         self._rates = FeeRates(schedule)
 
     @property
+    def resting_codes(self) -> list[str]:
+        """The codes with orders that can still trade, sorted (what a new book may fill)."""
+        return sorted(code for code, orders in self._resting.items() if orders)
+
+    @property
     def known_accounts(self) -> frozenset[str]:
         """The ids of the accounts that exist."""
         return frozenset(self._accounts)
