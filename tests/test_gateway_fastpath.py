@@ -27,9 +27,18 @@ from qmtkit.gateway.protocol import (
     FrameReader,
     FramingError,
     Ping,
+    Pong,
+    Result,
 )
 from qmtkit.models import AccountReport, OrderResponse
-from test_gateway_support import FakeVenue, RecordingSink, order_item, remote_for, running_gateway
+from test_gateway_support import (
+    FakeVenue,
+    RawClient,
+    RecordingSink,
+    order_item,
+    remote_for,
+    running_gateway,
+)
 
 
 class _Chunks(anyio.abc.ByteReceiveStream):
@@ -286,3 +295,50 @@ async def test_gateway_serves_plain_tcp_clients_on_asyncio_over_fast_streams(
         async with remote.open(RecordingSink()):
             assert await remote.request(OpenAccount("acct")) == Ok()
     assert seen == [FastStream]
+
+
+async def test_calls_sent_in_one_write_start_in_the_order_they_were_sent(tmp_path: Path) -> None:
+    venue = FakeVenue()
+    async with running_gateway(venue, tmp_path) as gw:
+        client = await RawClient.connect(gw)
+        await client.recv()  # Welcome
+        encoder = FrameEncoder()
+        await client.stream.send(b"".join(encoder.encode(call) for call in _calls(40)))
+        answered = [await client.recv_until(Result) for _ in range(40)]
+        await client.aclose()
+    volumes = [r.order_volume for r in venue.requests if isinstance(r, SubmitOrder)]
+    assert volumes == [100 * (i + 1) for i in range(40)]
+    assert sorted(a.id for a in answered) == list(range(40))
+
+
+async def test_frames_behind_a_call_in_the_same_write_are_still_acted_on(tmp_path: Path) -> None:
+    release = anyio.Event()
+
+    async def handler(req: Request) -> Any:
+        if isinstance(req, SubmitOrder):
+            await release.wait()  # the call stays in flight while the ping behind it is read
+            return OrderResponse(account_id=req.account_id, order_id=1, seq=req.seq)
+        return None
+
+    async with running_gateway(FakeVenue(handler), tmp_path) as gw:
+        client = await RawClient.connect(gw)
+        await client.recv()  # Welcome
+        encoder = FrameEncoder()
+        await client.stream.send(encoder.encode(_calls(1)[0]) + encoder.encode(Ping(7)))
+        pong = await client.recv_until(Pong)
+        release.set()
+        result = await client.recv_until(Result)
+        await client.aclose()
+    assert pong.nonce == 7
+    assert result.id == 0
+
+
+def test_a_report_journaled_encoded_reads_back_as_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    with ReportJournal(path) as journal:
+        report, raw = journal.record_encoded("acct", order_item("acct", 1), bseq=9)
+        assert msgspec.msgpack.decode(raw, type=AccountReport) == report
+        assert (report.seq, report.item) == (1, order_item("acct", 1))
+    with ReportJournal(path) as again:
+        assert again.since("acct", 0) == [report]
+        assert again.last_bseq("acct") == 9

@@ -264,3 +264,24 @@ def test_we_are_refused_while_another_process_holds_the_log(tmp_path: Path) -> N
             child.wait()
     with RecordLog(path, Rec) as log:  # the child let go; its record is ours to read
         assert list(log.replay()) == [Rec(1, "child")]
+
+
+@pytest.mark.parametrize("framing", [CHECKED, PLAIN], ids=["checked", "plain"])
+def test_a_record_appended_already_encoded_reads_back_like_any_other(
+    tmp_path: Path, framing: Framing
+) -> None:
+    path = tmp_path / "log.bin"
+    with make(path, framing) as log:
+        log.append(recs(1)[0])
+        log.append_encoded(msgspec.msgpack.encode(recs(2)[1]))
+    with make(path, framing) as log:
+        assert list(log.replay()) == recs(2)
+
+
+def test_an_encoded_append_of_no_bytes_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "log.bin"
+    with make(path, PLAIN) as log:
+        for bad in (b"", "text", None):
+            with pytest.raises(InvalidArgument, match="payload must be non-empty bytes"):
+                log.append_encoded(bad)  # type: ignore[arg-type]
+    assert path.read_bytes() == b""

@@ -54,17 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     run.set_defaults(handler=_run)
     serve = sub.add_parser("serve", help="expose a backend to remote qmtkit clients (the gateway)")
-    serve.add_argument("--backend", default=None, help="backend URL to serve (default: sim://)")
-    serve.add_argument("--listen", default="127.0.0.1:58610", help="HOST:PORT (default loopback)")
-    serve.add_argument("--token", default=None, help="client token (default: $QMTKIT_TOKEN)")
-    serve.add_argument("--tls-cert", default=None, help="PEM certificate to serve TLS")
-    serve.add_argument("--tls-key", default=None, help="PEM private key to serve TLS")
-    serve.add_argument("--home", default=None, help="gateway state directory (report journal)")
-    serve.add_argument(
-        "--insecure-no-token",
-        action="store_true",
-        help="allow clients without a token (never on a network)",
-    )
+    from qmtkit.gateway.server import add_arguments as add_serve_arguments
+
+    add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)
     for name in _FACES:
         try:

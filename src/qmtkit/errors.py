@@ -38,6 +38,10 @@ class JournalLocked(QmtkitError):
     """Another process holds the simulator journal."""
 
 
+class JournalMismatch(QmtkitError):
+    """A report journal belongs to another venue's history than the one being served."""
+
+
 class CacheError(QmtkitError):
     """The local data cache is missing, truncated or corrupted."""
 

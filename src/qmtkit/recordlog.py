@@ -72,6 +72,12 @@ class Framing:
         fmt = order + ("II" if self.checksum else "I")
         object.__setattr__(self, "header", struct.Struct(fmt))
 
+    def frame_payload(self, payload: bytes) -> bytes:
+        """One record's bytes on disk, for a record already encoded as ``payload``."""
+        if self.checksum:
+            return self.header.pack(len(payload), zlib.crc32(payload)) + payload
+        return self.header.pack(len(payload)) + payload
+
     def frame(self, encoder: msgspec.msgpack.Encoder, record: object) -> bytes | bytearray:
         """One record's bytes on disk: ``record`` encoded by ``encoder`` behind its header."""
         header = self.header
@@ -314,6 +320,22 @@ class RecordLog(Generic[T]):
         if not isinstance(record, self.record_type):
             raise self._wrong_type(record)
         data = self.framing.frame(self._encoder, record)
+        f.write(data)
+        self._end += len(data)
+        self._dirty = True
+        if self.autoflush:
+            self.sync()
+
+    def append_encoded(self, payload: bytes) -> None:
+        """Write one record the caller has already msgpack-encoded as a ``record_type``.
+
+        For callers that need the encoded bytes themselves too (one encoding instead of two);
+        the payload is not checked, so it must come from encoding a ``record_type``.
+        """
+        f = self._need_open()
+        if not isinstance(payload, bytes) or not payload:
+            raise InvalidArgument(f"payload must be non-empty bytes, got {payload!r:.60}")
+        data = self.framing.frame_payload(payload)
         f.write(data)
         self._end += len(data)
         self._dirty = True

@@ -199,11 +199,16 @@ class Ok(msgspec.Struct, tag="ok"):
 
 
 class BackendInfo(msgspec.Struct, tag="backend_info"):
-    """Who answers: ``kind`` is ``sim``, ``xtquant`` or ``remote``; ``url`` what was opened."""
+    """Who answers: ``kind`` is ``sim``, ``xtquant`` or ``remote``; ``url`` what was opened.
+
+    ``venue_id`` is a stable identifier of the venue's report history: equal ids mean the same
+    history (so a journal of its reports may be resumed); ``""`` means unknown.
+    """
 
     kind: str
     url: str
     version: str = ""
+    venue_id: str = ""
 
 
 class Instruments(msgspec.Struct, tag="instruments"):

@@ -257,7 +257,12 @@ class RemoteBackend:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._supervise, link)
                 try:
-                    yield BackendInfo(kind="remote", url=self.url, version=link.info.version)
+                    yield BackendInfo(
+                        kind="remote",
+                        url=self.url,
+                        version=link.info.version,
+                        venue_id=link.info.venue_id,
+                    )
                 except BaseException as exc:
                     # Re-raised below, outside the task group, so callers see it unwrapped.
                     error = exc

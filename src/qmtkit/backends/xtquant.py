@@ -14,7 +14,10 @@ import functools
 import importlib
 import logging
 import math
+import ntpath
+import os
 import random
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -297,7 +300,12 @@ class XtQuantBackend:
                 self._reconnect_wanted = anyio.Event()
                 tg.start_soon(self._supervise)
                 try:
-                    yield BackendInfo(kind=self.kind, url=self._url, version=xt.version)
+                    yield BackendInfo(
+                        kind=self.kind,
+                        url=self._url,
+                        version=xt.version,
+                        venue_id=_venue_id(self._path),
+                    )
                 except Exception as exc:
                     # Re-raised below, outside the task group, so callers see their own
                     # exception rather than an ExceptionGroup around it.
@@ -524,7 +532,12 @@ class XtQuantBackend:
         return self._trader
 
     async def _hello(self, req: Hello) -> Reply:
-        return BackendInfo(kind=self.kind, url=self._url, version=self._xtm().version)
+        return BackendInfo(
+            kind=self.kind,
+            url=self._url,
+            version=self._xtm().version,
+            venue_id=_venue_id(self._path),
+        )
 
     async def _list_instruments(self, req: ListInstruments) -> Reply:
         codes = None if req.codes is None else normalize_codes(req.codes)
@@ -945,6 +958,14 @@ def _check_seq(seq: object, what: str, target: object) -> int:
             "check the code and that MiniQMT is connected to its quote server"
         )
     return seq
+
+
+def _venue_id(path: str) -> str:
+    """``xtquant:`` + the absolute, normalized ``userdata_mini`` folder (one terminal's history)."""
+    if os.name == "nt" or re.match(r"^([A-Za-z]:|\\\\)", path):
+        # Windows folders (also when spelled on another OS) ignore case and slash direction.
+        return "xtquant:" + ntpath.normcase(ntpath.abspath(path))
+    return "xtquant:" + os.path.normpath(os.path.abspath(path))
 
 
 def _quietly(fn: Callable[..., object], *args: Any) -> None:

@@ -11,19 +11,21 @@ Entries are kept in memory per account and appended to one file through
 msgpack ``JournalEntry``. On open the file is read back; a torn last record (a crash
 mid-write) is cut away with a logged warning instead of being misread, and damage before the
 last record raises ``CacheError``. One process at a time may hold a journal file (the lock
-file ``<journal>.lock`` names the holder).
+file ``<journal>.lock`` names the holder). The sidecar ``<journal>.venue`` names the venue
+whose reports the journal holds (see ``ReportJournal.bind_venue``).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
 from pathlib import Path
 from types import TracebackType
 
 import msgspec
 
-from qmtkit.errors import ClosedError
+from qmtkit.errors import ClosedError, InvalidArgument, JournalMismatch
 from qmtkit.models import AccountReport, TradeReportItem
 from qmtkit.recordlog import Framing, RecordLog
 
@@ -38,6 +40,13 @@ class JournalEntry(msgspec.Struct, array_like=True):
 
     bseq: int
     report: AccountReport
+
+
+class _EncodedEntry(msgspec.Struct, array_like=True):
+    """A ``JournalEntry`` whose report is already encoded (the same bytes on disk)."""
+
+    bseq: int
+    report: msgspec.Raw
 
 
 class _Stream:
@@ -72,6 +81,7 @@ class ReportJournal:
         self.path = Path(path) if path is not None else None
         self._fsync = fsync
         self._streams: dict[str, _Stream] = {}
+        self._encoder = msgspec.msgpack.Encoder()
         self._log: RecordLog[JournalEntry] | None = None
         if self.path is not None:
             self._log = RecordLog(
@@ -158,15 +168,24 @@ class ReportJournal:
 
     def record(self, account_id: str, item: TradeReportItem, bseq: int = 0) -> AccountReport:
         """Number ``item`` as the account's next report, keep it and return the report."""
+        return self.record_encoded(account_id, item, bseq)[0]
+
+    def record_encoded(
+        self, account_id: str, item: TradeReportItem, bseq: int = 0
+    ) -> tuple[AccountReport, msgspec.Raw]:
+        """``record``, also returning the report msgpack-encoded (encoded once for both uses)."""
         if not self._opened or self._closed:
             raise ClosedError("the gateway journal is not open")
-        stream = self._streams.setdefault(account_id, _Stream())
-        seq = (stream.seqs[-1] if stream.seqs else 0) + 1
-        report = AccountReport(account_id=account_id, seq=seq, item=item)
+        stream = self._streams.get(account_id)
+        if stream is None:
+            stream = self._streams[account_id] = _Stream()
+        seqs = stream.seqs
+        report = AccountReport(account_id, seqs[-1] + 1 if seqs else 1, item)
+        raw = msgspec.Raw(self._encoder.encode(report))
         if self._log is not None:
-            self._log.append(JournalEntry(bseq, report))
+            self._log.append_encoded(self._encoder.encode(_EncodedEntry(bseq, raw)))
         stream.keep(report, bseq)
-        return report
+        return report, raw
 
     def sync(self) -> None:
         """Hand every recorded report to the OS (and to the disk with ``fsync=True``).
@@ -177,6 +196,66 @@ class ReportJournal:
         """
         if self._log is not None and self._log.is_open:
             self._log.sync()
+
+    # ------------------------------------------------------------------ venue
+
+    #: The venue this journal was bound to by ``bind_venue`` ("" until then, or unknown).
+    _venue_id = ""
+
+    @property
+    def venue_id(self) -> str:
+        """The id of the venue this journal was bound to by ``bind_venue`` ("" until then)."""
+        return self._venue_id
+
+    @property
+    def venue_path(self) -> Path | None:
+        """The sidecar file naming the journal's venue: ``<journal>.venue`` (None in memory)."""
+        return None if self.path is None else self.path.with_name(self.path.name + ".venue")
+
+    def bind_venue(self, venue_id: str) -> None:
+        """Tie the journal to the venue whose reports it holds, or refuse a different one.
+
+        Backend seqs only mean something within one venue's history: the gateway recognises
+        replayed reports by them, so the reports of another venue that happen to look alike
+        would be swallowed as already delivered. Rules: an empty ``venue_id`` (unknown) is not
+        checked and nothing is written; a journal without reports is (re)bound to it; a journal
+        with reports but no sidecar (written before venues were recorded) is bound to it; one
+        bound to another id raises ``JournalMismatch`` and writes nothing. The sidecar
+        ``<journal>.venue`` holds the id as text and is replaced atomically.
+        """
+        if not isinstance(venue_id, str) or "\n" in venue_id or "\r" in venue_id:
+            raise InvalidArgument(
+                f'venue_id must be a one-line string ("" when unknown), got {venue_id!r}'
+            )
+        if not self._opened or self._closed:
+            raise ClosedError("the gateway journal is not open: open it before bind_venue")
+        if not venue_id:
+            return
+        sidecar = self.venue_path
+        if sidecar is None:
+            self._venue_id = venue_id
+            return
+        has_reports = any(stream.seqs for stream in self._streams.values())
+        bound = _read_venue(sidecar)
+        if has_reports and bound == venue_id:
+            self._venue_id = venue_id
+            return
+        if has_reports and bound:
+            raise JournalMismatch(
+                f"the gateway journal {self.path} holds the reports of venue {bound!r}, but the "
+                f"backend being served is venue {venue_id!r}: its reports would be mistaken for "
+                f"ones already delivered; give this gateway its own home with --home, or move "
+                f"{self.path} away to start a new history"
+            )
+        if has_reports:
+            log.info(
+                "gateway journal %s had no venue recorded; binding it to venue %r",
+                self.path,
+                venue_id,
+            )
+        if bound != venue_id:
+            _write_atomically(sidecar, venue_id + "\n")
+        self._venue_id = venue_id
 
     # ------------------------------------------------------------------ internals
 
@@ -190,3 +269,22 @@ class ReportJournal:
 
 def _log_torn(message: str) -> None:
     log.warning("%s", message)
+
+
+def _read_venue(sidecar: Path) -> str:
+    """The venue id a sidecar file names ("" if there is none)."""
+    try:
+        text = sidecar.read_text(encoding="utf-8", errors="replace").rstrip("\r\n")
+    except FileNotFoundError:
+        return ""
+    return text if text.strip() else ""
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by a file holding ``text``: readers see the old or the new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

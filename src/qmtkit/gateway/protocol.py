@@ -107,6 +107,12 @@ class ReportEvent(msgspec.Struct, tag="report_event"):
     report: AccountReport
 
 
+class EncodedReportEvent(msgspec.Struct, tag="report_event"):
+    """A ``ReportEvent`` whose report is already msgpack-encoded (the gateway sends these)."""
+
+    report: msgspec.Raw
+
+
 class ConnectionEvent(msgspec.Struct, tag="connection_event"):
     """The backend behind the gateway lost or regained its venue."""
 

@@ -53,6 +53,7 @@ from qmtkit.gateway.protocol import (
     Auth,
     ClientMessage,
     ConnectionEvent,
+    EncodedReportEvent,
     ErrorFrame,
     FrameEncoder,
     FrameReader,
@@ -147,12 +148,12 @@ class Gateway:
                 self._lifetime[account_id] = (report.seq, True)
                 return
             self._lifetime[account_id] = (report.seq, False)
-        report = self.journal.record(account_id, report.item, report.seq)
-        acct = self._accounts.get(report.account_id)
+        report, raw = self.journal.record_encoded(account_id, report.item, report.seq)
+        acct = self._accounts.get(account_id)
         if acct is None or not acct.sessions:
             self.journal.sync()  # nobody will send it soon: hand it to the OS now
             return
-        acct.fanout.publish(self.encoder.encode(ReportEvent(report)))
+        acct.fanout.publish(self.encoder.encode(EncodedReportEvent(raw)))
         for session, consumer in list(acct.sessions.items()):
             if consumer.pending > self.report_cap:
                 session.kill(
@@ -423,9 +424,10 @@ async def serve(
     Binds ``host:port`` (loopback by default; port 0 picks a free one). Clients must present
     ``token`` in their first frame; serving without a token needs ``insecure_no_token=True``.
     ``tls`` is an ``ssl.SSLContext`` or a ``(cert_file, key_file)`` pair. Reports are journaled
-    in ``journal`` (default ``<home>/gateway/reports.journal``). Heartbeats go out every
-    ``heartbeat`` seconds and a client silent for ``timeout`` (default 3 x heartbeat) is
-    dropped. Started with ``await task_group.start(serve, ...)`` it hands back the
+    in ``journal`` (default ``<home>/gateway/reports.journal``), which is tied to the backend's
+    ``venue_id``: one holding another venue's reports raises ``JournalMismatch``. Heartbeats go
+    out every ``heartbeat`` seconds and a client silent for ``timeout`` (default 3 x heartbeat)
+    is dropped. Started with ``await task_group.start(serve, ...)`` it hands back the
     ``Gateway`` once listening (``gateway.address`` is the bound address).
     """
     if token is None and not insecure_no_token:
@@ -477,6 +479,8 @@ async def serve(
             max_frame=max_frame,
         )
         async with backend.open(gw) as info:
+            # Before anyone listens: another venue's look-alike reports must not pass as replays.
+            report_journal.bind_venue(info.venue_id)
             gw.info = info
             raw = await anyio.create_tcp_listener(local_host=host, local_port=port)
             addr = raw.extra(anyio.abc.SocketAttribute.local_address)
@@ -510,16 +514,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve without a token (trusted networks only)",
     )
-
-
-def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
-    """Mount ``serve`` on an argparse sub-parser set; the handler is ``serve_main``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help="serve a backend to remote qmtkit clients"
+    parser.add_argument(
+        "--busy-poll",
+        metavar="MICROSECONDS",
+        default="0",
+        help="poll this long before sleeping after activity: lower latency, more CPU "
+        "(0..100000; default 0 = off)",
     )
-    add_arguments(parser)
-    parser.set_defaults(func=serve_main)
-    return parser
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -543,6 +544,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``qmtkit serve`` until Ctrl-C; returns the process exit code."""
+    from qmtkit.busypoll import parse_spin_us
+    from qmtkit.busypoll import run as run_busy_polling
+
     if not isinstance(args, argparse.Namespace):
         parser = argparse.ArgumentParser(prog="qmtkit serve")
         add_arguments(parser)
@@ -559,6 +563,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         backend_url = getattr(args, "backend", None)
         insecure = bool(getattr(args, "insecure_no_token", False))
         home = getattr(args, "home", None)
+        busy_poll_us = parse_spin_us(getattr(args, "busy_poll", 0), name="--busy-poll")
     except QmtkitError as exc:
         print(f"qmtkit serve: {exc}", file=sys.stderr)
         return 2
@@ -585,7 +590,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         )
 
     try:
-        anyio.run(main)
+        run_busy_polling(main, busy_poll_us=busy_poll_us)
     except KeyboardInterrupt:
         print("qmtkit serve: stopped", file=sys.stderr)
     except QmtkitError as exc:
@@ -623,9 +628,14 @@ class _Announce:
     def started(self, value: Gateway | None = None) -> None:
         if value is not None:
             host, port = value.address
+            from qmtkit.busypoll import running_spin_us
+
+            # Read from the running loop, so the line tells what is in effect.
+            spin_us = running_spin_us()
+            busy = f", busy-polling {spin_us:g} us" if spin_us > 0 else ""
             print(
                 f"qmtkit gateway serving {value.info.kind} ({value.info.url}) on {host}:{port} "
-                f"({self.scheme}); Ctrl-C stops it",
+                f"({self.scheme}{busy}); Ctrl-C stops it",
                 file=sys.stderr,
             )
 
@@ -634,7 +644,6 @@ __all__ = [
     "DEFAULT_REPORT_CAP",
     "Gateway",
     "add_arguments",
-    "add_subcommand",
     "gateway_home",
     "parse_listen",
     "serve",

@@ -109,10 +109,12 @@ class Session:
         self.drained = anyio.Event()
         self._wake: anyio.Event | None = None
         self._calls = _semaphore(MAX_IN_FLIGHT)
-        # Calls wait here for a worker; idle workers wait on their event (at most one worker
-        # per call in flight, so MAX_IN_FLIGHT bounds them too).
-        self._queue: deque[Call] = deque()
+        # Incoming frames, leader/follower style (see ``reader``): payloads read but not yet
+        # acted on, the idle followers' wake-up events, and the end of the incoming side.
+        self._inbox: deque[bytes] = deque()
         self._idle: list[anyio.Event] = []
+        self._ended = False
+        self._done = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<client {self.peer}>"
@@ -215,59 +217,79 @@ class Session:
     # ------------------------------------------------------------------ incoming
 
     async def reader(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
-        """Read frames and hand calls to worker tasks, until the client leaves or breaks framing."""
-        while True:
-            try:
-                payloads = await reader.receive_many()
-            except anyio.EndOfStream:
-                self.reason = self.reason or "client closed the connection"
-                return
-            except FramingError as exc:
-                self.send(ErrorFrame(f"broken framing, closing: {exc}", fatal=True))
-                self.reason = str(exc)
-                return
-            except (anyio.BrokenResourceError, OSError) as exc:
-                self.reason = f"connection lost: {exc!r}"
-                return
-            self.last_seen = anyio.current_time()
-            for payload in payloads:
-                if not await self._on_frame(payload, tg):
-                    return
+        """Act on the client's frames; return once it leaves or breaks framing.
 
-    async def _on_frame(self, payload: bytes, tg: anyio.abc.TaskGroup) -> bool:
-        """Act on one client frame; False when the client said goodbye."""
-        try:
-            msg = self.gw.decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            self._refuse(payload, exc)
-            return True
-        if isinstance(msg, Call):
-            await self._calls.acquire()
-            self._queue.append(msg)
+        Leader/follower: one task at a time reads. The task that reads a call answers it
+        itself, after handing the reading on to an idle follower (or a new task), so a call
+        starts without waiting for another task to be scheduled, and the connection is still
+        read while calls run. Calls in flight may outlive this method; the caller drains them.
+        """
+        tg.start_soon(self._lead, reader, tg)
+        await self._done.wait()
+
+    async def _lead(self, reader: FrameReader, tg: anyio.abc.TaskGroup) -> None:
+        """Lead (read) until a call comes, answer it, then follow until asked to lead again."""
+        while True:
+            call = await self._next_call(reader)
+            if call is None:
+                self._end()
+                return
             if self._idle:
                 self._idle.pop().set()
             else:
-                tg.start_soon(self._worker)
-        elif isinstance(msg, Ping):
-            self.send(Pong(msg.nonce))
-        elif isinstance(msg, Pong):
-            pass
-        elif isinstance(msg, Bye):
-            self.reason = f"client said goodbye ({msg.reason})" if msg.reason else "client left"
-            return False
-        else:
-            self.send(ErrorFrame("already authenticated: Auth is only valid as the first frame"))
-        return True
-
-    async def _worker(self) -> None:
-        """Answer queued calls; between them wait idle (a hand-off is cheaper than a new task)."""
-        while True:
-            while self._queue:
-                call = self._queue.popleft()
-                await self._call(call.id, call.req)
+                tg.start_soon(self._lead, reader, tg)
+            await self._call(call.id, call.req)
             idle = anyio.Event()
             self._idle.append(idle)
             await idle.wait()
+            if self._ended:
+                return
+
+    def _end(self) -> None:
+        self._ended = True
+        for idle in self._idle:
+            idle.set()
+        self._idle.clear()
+        self._done.set()
+
+    async def _next_call(self, reader: FrameReader) -> Call | None:
+        """Read and act on frames until a call comes (None: the incoming side has ended)."""
+        inbox = self._inbox
+        while True:
+            while inbox:
+                payload = inbox.popleft()
+                try:
+                    msg = self.gw.decoder.decode(payload)
+                except msgspec.DecodeError as exc:
+                    self._refuse(payload, exc)
+                    continue
+                if isinstance(msg, Call):
+                    await self._calls.acquire()  # back-pressure: this leader stops reading
+                    return msg
+                if isinstance(msg, Ping):
+                    self.send(Pong(msg.nonce))
+                elif isinstance(msg, Bye):
+                    self.reason = (
+                        f"client said goodbye ({msg.reason})" if msg.reason else "client left"
+                    )
+                    return None
+                elif not isinstance(msg, Pong):
+                    self.send(
+                        ErrorFrame("already authenticated: Auth is only valid as the first frame")
+                    )
+            try:
+                inbox.extend(await reader.receive_many())
+            except anyio.EndOfStream:
+                self.reason = self.reason or "client closed the connection"
+                return None
+            except FramingError as exc:
+                self.send(ErrorFrame(f"broken framing, closing: {exc}", fatal=True))
+                self.reason = str(exc)
+                return None
+            except (anyio.BrokenResourceError, OSError) as exc:
+                self.reason = f"connection lost: {exc!r}"
+                return None
+            self.last_seen = anyio.current_time()
 
     def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
         """Answer a frame we could not decode, to the call it names when we can tell."""

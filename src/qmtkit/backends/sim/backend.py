@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -93,11 +94,37 @@ DEFAULT_TERMINAL = "default"
 _TERMINAL_RE = re.compile(r"[^A-Za-z0-9._-]+")
 #: A code on the main SH calendar, used to ask the market which trading day it is.
 _CALENDAR_CODE = "600000.SH"
+#: The file, next to the journal, naming the simulator's report history (``BackendInfo.venue_id``).
+VENUE_FILE = "venue"
 
 
 def default_home() -> Path:
     """``$QMTKIT_HOME`` or ``~/.qmtkit``."""
     return Path(os.environ.get("QMTKIT_HOME") or "~/.qmtkit").expanduser()
+
+
+def venue_id(path: Path, *, fresh: bool) -> str:
+    """The venue id kept in ``path``, made (``sim:`` + a random hex) if missing or ``fresh``.
+
+    The simulator is deterministic, so a new history repeats an old one's first reports
+    byte for byte; only this id tells a gateway's journal that they are new. ``fresh`` (the
+    journal starts empty) always gets a new id: a deleted journal is a new history.
+    """
+    if not fresh:
+        try:
+            kept = path.read_text(encoding="utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            kept = ""
+        if kept:
+            return kept
+    made = f"sim:{uuid.uuid4().hex}"
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(made + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: a crash leaves the old id or the new, never half of one
+    return made
 
 
 def terminal_name(text: str) -> str:
@@ -142,6 +169,7 @@ class SimBackend:
         self.step_ms = step_ms
         self._broker: Broker | None = None
         self._journal: Journal | None = None
+        self._venue_id = ""
         self._sink: EventSink | None = None
         self._reports: dict[str, list[AccountReport]] = {}
         self._streaming: set[str] = set()
@@ -209,7 +237,7 @@ class SimBackend:
 
     @property
     def state_dir(self) -> Path:
-        """Where this terminal's journal lives."""
+        """Where this terminal's journal (and its venue id file) lives."""
         return self.home / "sim" / self.terminal
 
     @asynccontextmanager
@@ -222,6 +250,7 @@ class SimBackend:
         failure: Exception | None = None
         try:
             history = list(journal.replay())
+            self._venue_id = venue_id(self.state_dir / VENUE_FILE, fresh=not history)
             self._broker = Broker.restore(history, initial_cash=self.initial_cash)
             # A reopened backend starts from the journal alone, not from its last run's log.
             self._reports = {}
@@ -242,7 +271,9 @@ class SimBackend:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._tick_loop)
                 try:
-                    yield BackendInfo(kind="sim", url=self.url, version=__version__)
+                    yield BackendInfo(
+                        kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
+                    )
                 except Exception as exc:
                     # Re-raised below, outside the task group, so the caller gets its own
                     # error back as it was and not wrapped in an ExceptionGroup.
@@ -443,7 +474,9 @@ class SimBackend:
             return self._submit(broker, req, now, today)
         match req:
             case Hello():
-                return BackendInfo(kind="sim", url=self.url, version=__version__)
+                return BackendInfo(
+                    kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
+                )
             case ListInstruments(codes=codes):
                 wanted = self._all_codes() if codes is None else normalize_codes(codes)
                 found = (self._instrument(c) for c in wanted)
