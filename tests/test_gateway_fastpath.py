@@ -28,6 +28,7 @@ from qmtkit.gateway.protocol import (
     FramingError,
     Ping,
     Pong,
+    ReportsEvent,
     Result,
 )
 from qmtkit.models import AccountReport, OrderResponse
@@ -342,3 +343,18 @@ def test_a_report_journaled_encoded_reads_back_as_the_report(tmp_path: Path) -> 
     with ReportJournal(path) as again:
         assert again.since("acct", 0) == [report]
         assert again.last_bseq("acct") == 9
+
+
+async def test_a_burst_of_reports_travels_as_one_frame_in_seq_order(tmp_path: Path) -> None:
+    venue = FakeVenue()
+    async with running_gateway(venue, tmp_path) as gw:
+        client = await RawClient.connect(gw)
+        await client.recv()  # Welcome
+        await client.send(Call(1, OpenAccount("acct")))
+        await client.recv_until(Result)
+        for i in range(1, 7):  # one venue event: six reports with no await in between
+            venue.emit("acct", order_item("acct", i))
+        burst = await client.recv_until(ReportsEvent)
+        await client.aclose()
+    assert [r.seq for r in burst.reports] == [1, 2, 3, 4, 5, 6]
+    assert [r.item for r in burst.reports] == [order_item("acct", i) for i in range(1, 7)]

@@ -30,7 +30,7 @@ from qmtkit.gateway.protocol import (
     Ping,
     Pong,
     QuotesEvent,
-    ReportEvent,
+    ReportsEvent,
     Result,
     Welcome,
 )
@@ -319,8 +319,8 @@ async def test_a_client_overflowing_the_report_cap_is_disconnected_not_shortchan
         with anyio.fail_after(10), pytest.raises(anyio.EndOfStream):
             while True:
                 msg = await raw.recv()
-                if isinstance(msg, ReportEvent):
-                    seqs.append(msg.report.seq)
+                if isinstance(msg, ReportsEvent):
+                    seqs.extend(r.seq for r in msg.reports)
         # What did arrive is a gap-free prefix; the rest is waiting in the journal.
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < 3000
         # The client resumes after what it saw and gets every remaining report exactly once.

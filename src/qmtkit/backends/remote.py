@@ -62,6 +62,7 @@ from qmtkit.gateway.protocol import (
     Pong,
     QuotesEvent,
     ReportEvent,
+    ReportsEvent,
     Result,
     ServerMessage,
     Welcome,
@@ -492,7 +493,10 @@ class RemoteBackend:
                 return True
             dead(f"undecodable frame from the gateway: {exc}")
             return False
-        if isinstance(msg, ReportEvent):
+        if isinstance(msg, ReportsEvent):
+            for report in msg.reports:
+                self._deliver(sink, report)
+        elif isinstance(msg, ReportEvent):
             self._deliver(sink, msg.report)
         elif isinstance(msg, Result):
             self._resolve(msg.id, msg.reply, None)

@@ -53,7 +53,6 @@ from qmtkit.gateway.protocol import (
     Auth,
     ClientMessage,
     ConnectionEvent,
-    EncodedReportEvent,
     ErrorFrame,
     FrameEncoder,
     FrameReader,
@@ -153,7 +152,7 @@ class Gateway:
         if acct is None or not acct.sessions:
             self.journal.sync()  # nobody will send it soon: hand it to the OS now
             return
-        acct.fanout.publish(self.encoder.encode(EncodedReportEvent(raw)))
+        acct.fanout.publish(raw)
         for session, consumer in list(acct.sessions.items()):
             if consumer.pending > self.report_cap:
                 session.kill(

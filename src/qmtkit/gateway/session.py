@@ -1,9 +1,10 @@
 """One client connection of the gateway: its outgoing buffers, reader, writer and heartbeat.
 
 Outgoing data has three sources, drained in this order by whichever task sends: replies and
-control frames (never dropped), account reports (pre-encoded, from each account's
-``ReportFanout``; never dropped) and quotes (from ``QuoteFanout`` consumers, which merge to the
-latest record per code when this client falls behind). One write takes at most about
+control frames (never dropped), account reports (encoded once by the journal, from each
+account's ``ReportFanout``, one ``ReportsEvent`` per account and write; never dropped) and
+quotes (from ``QuoteFanout`` consumers, which merge to the latest record per code when this
+client falls behind). One write takes at most about
 ``WRITE_BUDGET`` bytes of events so a slow client keeps its backlog where the policy applies.
 """
 
@@ -23,6 +24,7 @@ from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
 from qmtkit.gateway.protocol import (
     Bye,
     Call,
+    EncodedReportsEvent,
     ErrorFrame,
     Failure,
     FrameReader,
@@ -87,8 +89,9 @@ class AccountState:
     ready: anyio.Event = field(default_factory=anyio.Event)
     reply: Reply | None = None
     failed: BaseException | None = None
-    fanout: ReportFanout[bytes] = field(default_factory=ReportFanout)
-    sessions: dict[Session, ReportConsumer[bytes]] = field(default_factory=dict)
+    # Reports msgpack-encoded once (by the journal); each write sends a burst in one frame.
+    fanout: ReportFanout[msgspec.Raw] = field(default_factory=ReportFanout)
+    sessions: dict[Session, ReportConsumer[msgspec.Raw]] = field(default_factory=dict)
 
 
 class Session:
@@ -159,14 +162,17 @@ class Session:
         chunks = list(self.frames)
         self.frames.clear()
         budget = WRITE_BUDGET
+        encode = self.gw.encoder.encode
         for acct in self.accounts.values():
             consumer = acct.sessions.get(self)
             if consumer is None:
                 continue
-            while budget > 0 and (frame := consumer.get_nowait()) is not None:
-                chunks.append(frame)
-                budget -= len(frame)
-        encode = self.gw.encoder.encode
+            reports: list[msgspec.Raw] = []
+            while budget > 0 and (report := consumer.get_nowait()) is not None:
+                reports.append(report)
+                budget -= len(report)
+            if reports:
+                chunks.append(encode(EncodedReportsEvent(reports)))
         for sub_id, feed in self.quote_feeds.items():
             items: list[Record] = []
             # Quotes left behind stay in the consumer, where the slow-consumer policy applies.
