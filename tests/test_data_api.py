@@ -192,6 +192,38 @@ async def test_open_ended_download_refetches_from_the_last_bar(
     assert data.read_bars("600000.SH").height == len(venue.times)
 
 
+class LaggingVenue(FakeVenue):
+    """A venue whose clock (``as_of``) runs behind ours: it has no bars after its own now."""
+
+    def __init__(self, as_of: int) -> None:
+        super().__init__()
+        self.as_of = as_of
+
+    async def __call__(self, req: Request) -> Reply:
+        reply = await super().__call__(req)
+        if isinstance(reply, HistoryColumns):
+            t = np.frombuffer(reply.columns["time"], dtype=np.int64)
+            keep = t <= self.as_of
+            cols = {
+                k: np.frombuffer(v, dtype=BAR_DTYPES[k])[keep].tobytes()
+                for k, v in reply.columns.items()
+            }
+            return HistoryColumns(reply.code, reply.period, int(keep.sum()), cols, self.as_of)
+        return reply
+
+
+async def test_a_range_past_the_venues_own_clock_is_asked_again_later(tmp_path: Path) -> None:
+    venue = LaggingVenue(as_of=day(20) + 12 * 3_600_000)  # our clock says NOW, far later
+    data = MarketData(venue, tmp_path, now_ms=lambda: NOW)
+    await data.download("600000.SH", "1d", "20240101", "20240131")
+    assert data.read_bars("600000.SH").height == 21  # the venue's days 0..20
+    venue.asked.clear()
+    venue.as_of = day(40)
+    await data.download("600000.SH", "1d", "20240101", "20240131")
+    assert [(s, e) for _, _, s, e in venue.asked] == [(day(20), day(31) - 1)]
+    assert data.read_bars("600000.SH").height == 31
+
+
 async def test_non_incremental_download_fetches_everything_again(
     data: MarketData, venue: FakeVenue
 ) -> None:

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import anyio
 import msgspec
+import numpy as np
 import pytest
 
 from qmtkit.backends import open_backend
 from qmtkit.backends.base import (
     CloseAccount,
     ConnectionState,
+    FetchHistory,
     GetSnapshot,
     Hello,
+    HistoryColumns,
     Instruments,
     ListInstruments,
     OpenAccount,
@@ -349,3 +352,14 @@ async def test_a_journal_from_a_later_day_is_refused_with_a_clear_message(tmp_pa
     with pytest.raises(InvalidArgument, match=r"last used on trading day 20240604"):
         async with opened(tmp_path):
             pass
+
+
+async def test_history_says_how_far_the_simulators_own_clock_has_come(tmp_path: Path) -> None:
+    async with opened(tmp_path) as (backend, _, clock):
+        clock.advance(90)
+        reply = await backend.request(FetchHistory(CODE, "1m", START - 3_600_000, 0))
+        assert isinstance(reply, HistoryColumns)
+        assert reply.as_of == backend.session_now()
+        times = np.frombuffer(reply.columns["time"], dtype=np.int64)
+        # Minute bars are labelled by their end: the one in progress may carry a later time.
+        assert reply.rows > 0 and int(times.max()) <= reply.as_of + 60_000

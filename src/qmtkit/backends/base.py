@@ -228,12 +228,15 @@ class HistoryColumns(msgspec.Struct, tag="history"):
 
     The column names and dtypes are those of ``qmtkit.data.schema`` for the period; ``rows``
     is the number of bars. Raw bytes keep a million bars cheap to send through the gateway.
+    ``as_of`` is the venue's own clock (Unix ms) when it answered: no bar after it can exist
+    yet, whatever the caller's clock says (0: unknown, the caller's clock stands in).
     """
 
     code: str
     period: str
     rows: int
     columns: dict[str, bytes]
+    as_of: int = 0
 
 
 class Dividend(msgspec.Struct, tag="dividend"):

@@ -237,9 +237,12 @@ class MarketData:
                     parts.append(cols)
                     fetched += len(t)
                     newest = int(t.max()) if len(t) else None
-                    # A tick source serves its day so far, by its own clock (a simulator's
-                    # may run behind ours): only what precedes its newest tick is proven.
-                    seen_now = now if base != "tick" or newest is None else min(now, newest)
+                    # Only what the venue's clock had reached is proven complete: its clock
+                    # may run behind ours (a simulator's virtual session), and a tick source
+                    # serves its day only up to its newest tick.
+                    seen_now = min(now, reply.as_of) if reply.as_of > 0 else now
+                    if base == "tick" and newest is not None:
+                        seen_now = min(seen_now, newest)
                     proven = cov.settled(gap, newest, seen_now)
                     new_cov = cov.combine(new_cov, proven)
                 if gaps and base != "tick":

@@ -622,4 +622,4 @@ class SimBackend:
             for name, dt in dtypes.items()
             if name in cols
         }
-        return HistoryColumns(code=code, period=period, rows=rows, columns=columns)
+        return HistoryColumns(code=code, period=period, rows=rows, columns=columns, as_of=now)
