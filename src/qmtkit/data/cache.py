@@ -29,11 +29,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.atomicfile import write_atomically
 from qmtkit.codes import normalize_code
 from qmtkit.data import coverage as cov
 from qmtkit.data.frames import columns_of, empty_frame, shard_frame
 from qmtkit.data.schema import STORED_PERIODS, dtypes_for
-from qmtkit.data.store import REPAIR_HINT, Shard, fsync_dir, open_shard, write_shard
+from qmtkit.data.store import REPAIR_HINT, Shard, open_shard, write_shard
 from qmtkit.errors import CacheError, InvalidArgument, InvalidPeriod
 
 #: How many leading symbol digits pick a shard, per stored period.
@@ -131,16 +132,6 @@ def _locked(path: Path) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class Cache:
@@ -444,7 +435,7 @@ class Cache:
             shards = dict(manifest.shards)
             shards.update(new_entries)
             new_manifest = Manifest(version=version, shards=dict(sorted(shards.items())))
-            _atomic_write_bytes(mpath, msgspec.json.encode(new_manifest))
+            write_atomically(mpath, msgspec.json.encode(new_manifest))
             for rel in old_files:
                 # Readers holding a mapping keep the data; on Windows the unlink may fail
                 # while mapped, and the next write sweeps the leftover.
@@ -462,7 +453,7 @@ class Cache:
         """Cache the ex-rights records of a code (msgspec Structs or dicts), atomically."""
         path = self.dividends_path(code)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, msgspec.json.encode(list(items)))
+        write_atomically(path, msgspec.json.encode(list(items)))
 
     def read_dividends(self, code: str) -> list[dict[str, Any]] | None:
         """The cached ex-rights records of a code, or None if never cached."""
@@ -536,7 +527,7 @@ class Cache:
                 if repair:
                     shards = {k: e for k, e in manifest.shards.items() if k not in bad}
                     fixed = Manifest(version=manifest.version + 1, shards=shards)
-                    _atomic_write_bytes(mpath, msgspec.json.encode(fixed))
+                    write_atomically(mpath, msgspec.json.encode(fixed))
                     for key in bad:
                         problems.append(f"dropped shard {period}/{key}; download its codes again")
                     _sweep(pdir, fixed)

@@ -33,6 +33,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.atomicfile import fsync_dir
 from qmtkit.errors import CacheError
 
 MAGIC: Final = b"QKCOLS\x00\x01"
@@ -193,20 +194,6 @@ def write_shard(
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _corrupt(path: Path, what: str) -> CacheError:

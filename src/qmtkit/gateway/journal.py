@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 from pathlib import Path
 from types import TracebackType
 
 import msgspec
 
+from qmtkit.atomicfile import write_atomically
 from qmtkit.errors import ClosedError, InvalidArgument, JournalMismatch
 from qmtkit.models import AccountReport, TradeReportItem
 from qmtkit.recordlog import Framing, RecordLog
@@ -82,6 +82,7 @@ class ReportJournal:
         self._fsync = fsync
         self._streams: dict[str, _Stream] = {}
         self._encoder = msgspec.msgpack.Encoder()
+        self._venue_id = ""  # the venue ``bind_venue`` tied the journal to ("": none yet)
         self._log: RecordLog[JournalEntry] | None = None
         if self.path is not None:
             self._log = RecordLog(
@@ -199,9 +200,6 @@ class ReportJournal:
 
     # ------------------------------------------------------------------ venue
 
-    #: The venue this journal was bound to by ``bind_venue`` ("" until then, or unknown).
-    _venue_id = ""
-
     @property
     def venue_id(self) -> str:
         """The id of the venue this journal was bound to by ``bind_venue`` ("" until then)."""
@@ -254,7 +252,7 @@ class ReportJournal:
                 venue_id,
             )
         if bound != venue_id:
-            _write_atomically(sidecar, venue_id + "\n")
+            write_atomically(sidecar, (venue_id + "\n").encode("utf-8"))
         self._venue_id = venue_id
 
     # ------------------------------------------------------------------ internals
@@ -278,13 +276,3 @@ def _read_venue(sidecar: Path) -> str:
     except FileNotFoundError:
         return ""
     return text if text.strip() else ""
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by a file holding ``text``: readers see the old or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

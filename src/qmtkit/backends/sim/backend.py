@@ -29,6 +29,7 @@ import anyio
 import numpy as np
 
 from qmtkit import __version__
+from qmtkit.atomicfile import write_atomically
 from qmtkit.backends.base import (
     AccountInfos,
     AccountStatuses,
@@ -118,12 +119,7 @@ def venue_id(path: Path, *, fresh: bool) -> str:
         if kept:
             return kept
     made = f"sim:{uuid.uuid4().hex}"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(made + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic: a crash leaves the old id or the new, never half of one
+    write_atomically(path, (made + "\n").encode("utf-8"))
     return made
 
 
