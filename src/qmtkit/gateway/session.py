@@ -245,6 +245,8 @@ class Session:
             else:
                 tg.start_soon(self._lead, reader, tg)
             await self._call(call.id, call.req)
+            if self._ended:
+                return
             idle = anyio.Event()
             self._idle.append(idle)
             await idle.wait()
