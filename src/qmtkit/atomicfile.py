@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -26,13 +28,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` by a file holding ``data``, atomically and durably."""
+def write_atomically(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` by a file holding ``data``, atomically and durably.
+
+    ``data`` is the bytes, or a function that writes them into the open file (for content
+    written in pieces, such as a cache shard's arrays, which are never joined in memory).
+    """
     # Unique per writer, so two processes replacing the same file never share a temp file.
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

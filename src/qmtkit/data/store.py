@@ -23,17 +23,16 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.atomicfile import fsync_dir
+from qmtkit.atomicfile import write_atomically
 from qmtkit.errors import CacheError
 
 MAGIC: Final = b"QKCOLS\x00\x01"
@@ -177,23 +176,16 @@ def write_shard(
         raise CacheError(f"shard meta of {path} outgrew its reserved space ({len(meta)} bytes)")
     header = _HEADER.pack(MAGIC, VERSION, len(meta), file_len, zlib.crc32(meta), 0)
 
+    def write(f: BinaryIO) -> None:
+        f.write(header)
+        f.write(meta)
+        f.write(b"\0" * (blocks[0].offset - _HEADER.size - len(meta)))
+        for (_, arr), blk in zip(arrays, blocks, strict=True):
+            f.write(_raw(arr))
+            f.write(b"\0" * _pad(blk.nbytes))
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.write(meta)
-            f.write(b"\0" * (blocks[0].offset - _HEADER.size - len(meta)))
-            for (_, arr), blk in zip(arrays, blocks, strict=True):
-                f.write(_raw(arr))
-                f.write(b"\0" * _pad(blk.nbytes))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_atomically(path, write)
 
 
 def _corrupt(path: Path, what: str) -> CacheError:
