@@ -46,6 +46,22 @@ class XtQuantTraderCallback:
     def on_cancel_order_stock_async_response(self, response):
         pass
 
+    # Hooks for requests the adapter never sends; present so the base class has every hook.
+    def on_smt_appointment_async_response(self, response):
+        pass
+
+    def on_bank_transfer_async_response(self, response):
+        pass
+
+    def on_ctp_internal_transfer_async_response(self, response):
+        pass
+
+    def on_smart_algo_order_async_response(self, response):
+        pass
+
+    def on_operate_smart_task_async_response(self, response):
+        pass
+
 
 class XtQuantTrader:
     """``XtQuantTrader(path, session, callback=None)`` talking to the fake terminal."""
