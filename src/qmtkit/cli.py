@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     run.set_defaults(handler=_run)
     serve = sub.add_parser("serve", help="expose a backend to remote qmtkit clients (the gateway)")
-    from qmtkit.gateway.server import add_arguments as add_serve_arguments
+    from qmtkit.gateway.options import add_arguments as add_serve_arguments
 
     add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)

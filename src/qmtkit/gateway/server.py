@@ -43,9 +43,12 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
+from qmtkit.busypoll import parse_spin_us, running_spin_us
+from qmtkit.busypoll import run as run_busy_polling
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.gateway.fastio import FastStream, asyncio_running
 from qmtkit.gateway.journal import ReportJournal
+from qmtkit.gateway.options import add_arguments
 from qmtkit.gateway.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
@@ -498,30 +501,6 @@ async def serve(
 # --------------------------------------------------------------------------- CLI
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``qmtkit serve`` options to ``parser``."""
-    parser.add_argument("--backend", default=None, help="backend URL to serve (default sim://)")
-    parser.add_argument(
-        "--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT to listen on"
-    )
-    parser.add_argument("--token", default=None, help="shared token (default $QMTKIT_TOKEN)")
-    parser.add_argument("--tls-cert", default=None, help="PEM certificate chain for TLS")
-    parser.add_argument("--tls-key", default=None, help="PEM private key for TLS")
-    parser.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME)")
-    parser.add_argument(
-        "--insecure-no-token",
-        action="store_true",
-        help="serve without a token (trusted networks only)",
-    )
-    parser.add_argument(
-        "--busy-poll",
-        metavar="MICROSECONDS",
-        default="0",
-        help="poll this long before sleeping after activity: lower latency, more CPU "
-        "(0..100000; default 0 = off)",
-    )
-
-
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
     if not isinstance(listen, str) or ":" not in listen:
@@ -543,9 +522,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``qmtkit serve`` until Ctrl-C; returns the process exit code."""
-    from qmtkit.busypoll import parse_spin_us
-    from qmtkit.busypoll import run as run_busy_polling
-
     if not isinstance(args, argparse.Namespace):
         parser = argparse.ArgumentParser(prog="qmtkit serve")
         add_arguments(parser)
@@ -627,8 +603,6 @@ class _Announce:
     def started(self, value: Gateway | None = None) -> None:
         if value is not None:
             host, port = value.address
-            from qmtkit.busypoll import running_spin_us
-
             # Read from the running loop, so the line tells what is in effect.
             spin_us = running_spin_us()
             busy = f", busy-polling {spin_us:g} us" if spin_us > 0 else ""

@@ -1,0 +1,35 @@
+"""The ``qmtkit serve`` command-line options, kept apart from the server so that building the
+``qmtkit`` command's parser does not load the gateway (TLS, certificates) for every command."""
+
+from __future__ import annotations
+
+import argparse
+
+from qmtkit.gateway.protocol import DEFAULT_PORT
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``qmtkit serve`` options to ``parser``."""
+    parser.add_argument("--backend", default=None, help="backend URL to serve (default sim://)")
+    parser.add_argument(
+        "--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT to listen on"
+    )
+    parser.add_argument("--token", default=None, help="shared token (default $QMTKIT_TOKEN)")
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate chain for TLS")
+    parser.add_argument("--tls-key", default=None, help="PEM private key for TLS")
+    parser.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME)")
+    parser.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="serve without a token (trusted networks only)",
+    )
+    parser.add_argument(
+        "--busy-poll",
+        metavar="MICROSECONDS",
+        default="0",
+        help="poll this long before sleeping after activity: lower latency, more CPU "
+        "(0..100000; default 0 = off)",
+    )
+
+
+__all__ = ["add_arguments"]
