@@ -7,6 +7,9 @@ sources when they are available.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import IntEnum
+
 import msgspec
 import pytest
 
@@ -181,3 +184,33 @@ def test_a_quote_batch_round_trips_with_its_book() -> None:
     )
     batch = QuoteBatch(1, "tick", [tick])
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(batch), type=QuoteBatch) == batch
+
+
+# xtquant's own spellings that break its pattern (the typed enums keep the regular name).
+IRREGULAR = {
+    "ACCOUNT_STATUS_STATUSING": "ACCOUNT_STATUSING",
+    "OFFSET_FLAG_CLOSEYESTERDAY": "OFFSET_FLAG_ClOSEYESTERDAY",
+}
+
+
+@pytest.mark.parametrize(
+    ("enum", "spell"),
+    [
+        (AccountType, lambda n: "SECURITY_ACCOUNT" if n == "STOCK" else f"{n}_ACCOUNT"),
+        (OrderType, lambda n: n),
+        (PriceType, lambda n: n),
+        (OrderStatus, lambda n: f"ORDER_{n}"),
+        (Direction, lambda n: f"DIRECTION_FLAG_{n}"),
+        (OffsetFlag, lambda n: f"OFFSET_FLAG_{n}"),
+        (AccountStatusCode, lambda n: f"ACCOUNT_STATUS_{n}"),
+    ],
+    ids=lambda x: getattr(x, "__name__", ""),
+)
+def test_every_typed_constant_equals_the_shims_xtconstant_of_the_same_name(
+    enum: type[IntEnum], spell: Callable[[str], str]
+) -> None:
+    from qmtkit.compat import xtconstant
+
+    assert {m.name: int(m) for m in enum} == {
+        m.name: getattr(xtconstant, IRREGULAR.get(spell(m.name), spell(m.name))) for m in enum
+    }

@@ -319,12 +319,7 @@ class RecordLog(Generic[T]):
         f = self._need_open()
         if not isinstance(record, self.record_type):
             raise self._wrong_type(record)
-        data = self.framing.frame(self._encoder, record)
-        f.write(data)
-        self._end += len(data)
-        self._dirty = True
-        if self.autoflush:
-            self.sync()
+        self._write(f, self.framing.frame(self._encoder, record))
 
     def append_encoded(self, payload: bytes) -> None:
         """Write one record the caller has already msgpack-encoded as a ``record_type``.
@@ -335,12 +330,7 @@ class RecordLog(Generic[T]):
         f = self._need_open()
         if not isinstance(payload, bytes) or not payload:
             raise InvalidArgument(f"payload must be non-empty bytes, got {payload!r:.60}")
-        data = self.framing.frame_payload(payload)
-        f.write(data)
-        self._end += len(data)
-        self._dirty = True
-        if self.autoflush:
-            self.sync()
+        self._write(f, self.framing.frame_payload(payload))
 
     def _wrong_type(self, record: object) -> InvalidArgument:
         return InvalidArgument(
@@ -360,9 +350,11 @@ class RecordLog(Generic[T]):
             if not isinstance(record, self.record_type):
                 raise self._wrong_type(record)
             chunks.append(self.framing.frame(self._encoder, record))
-        if not chunks:
-            return
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if chunks:
+            self._write(f, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write(self, f: BinaryIO, data: bytes | bytearray) -> None:
+        """Add framed ``data`` at the end; hand it to the OS now with ``autoflush``."""
         f.write(data)
         self._end += len(data)
         self._dirty = True
