@@ -33,11 +33,17 @@ pytestmark = pytest.mark.skipif(
 
 
 class Proc:
-    """A script under ``run_script`` whose stdout lines can be awaited."""
+    """A script under ``run_script`` whose stdout lines can be awaited.
 
-    def __init__(self, script: Path, home: Path, *args: str) -> None:
+    ``clock`` pins the simulator's start (``QMTKIT_CLOCK``) for scripts that trade at fixed
+    prices, which are valid only on the days whose limits contain them.
+    """
+
+    def __init__(self, script: Path, home: Path, *args: str, clock: str | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if k != "QMTKIT_BACKEND"}
         env["QMTKIT_HOME"] = str(home)
+        if clock is not None:
+            env["QMTKIT_CLOCK"] = clock
         env["PYTHONUNBUFFERED"] = "1"
         self.p = subprocess.Popen(
             [sys.executable, "-c", RUN, str(script), *args],
@@ -102,8 +108,13 @@ class Proc:
         return rc, self.seen["out"], "\n".join(self.seen["err"])
 
 
+#: A day on which 600000.SH's limits (10.14-12.40) admit the quick start's fixed 10.50 buy,
+#: below the ask so that it rests and can be canceled.
+QUICKSTART_DAY = "20261026"
+
+
 def test_trader_quick_start_runs_and_ctrl_c_exits_cleanly(tmp_path: Path) -> None:
-    proc = Proc(SCRIPTS / "trader_quickstart.py", tmp_path)
+    proc = Proc(SCRIPTS / "trader_quickstart.py", tmp_path, clock=QUICKSTART_DAY)
     proc.wait_for(r"^query position:$")
     proc.wait_for(r"run_forever\(\): receiving pushes", "err")
     rc, out, err = proc.finish(interrupt=True)

@@ -6,6 +6,7 @@ day a moment belongs to, so the broker can roll T+1 and the market can stop outs
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -13,6 +14,8 @@ from typing import Protocol
 import anyio
 
 BEIJING = timezone(timedelta(hours=8))
+#: Environment variable that pins where wall time starts (for tests and reproducible runs).
+CLOCK_ENV = "QMTKIT_CLOCK"
 #: Continuous-trading sessions in Beijing time, as (start, end) minutes after midnight.
 SESSIONS = ((9 * 60 + 30, 11 * 60 + 30), (13 * 60, 15 * 60))
 
@@ -37,6 +40,47 @@ def in_session(ms: int) -> bool:
     return any(start <= minute < end for start, end in SESSIONS)
 
 
+def parse_pinned_start(text: str) -> int:
+    """Unix ms of a pinned start: ``YYYYMMDD``, ``YYYYMMDDHHMMSS`` or ISO 8601.
+
+    A time without a zone is Beijing time; a date alone means 00:00 Beijing, which the
+    default session clock maps onto the opening of that day's session.
+    """
+    raw = text.strip()
+    try:
+        if raw.isdigit() and len(raw) in (8, 14):
+            parsed = datetime.strptime(raw, "%Y%m%d%H%M%S" if len(raw) == 14 else "%Y%m%d")
+        else:
+            parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"bad pinned clock {text!r}: expected YYYYMMDD, YYYYMMDDHHMMSS or an ISO 8601 time "
+            "such as 2026-12-31T10:00:00+08:00"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=BEIJING)
+    return int(parsed.timestamp() * 1000)
+
+
+_pin: tuple[str, int, int] | None = None  # (env text, pinned start ms, monotonic ns at start)
+
+
+def wall_ms() -> int:
+    """Wall time, Unix ms; under ``$QMTKIT_CLOCK`` a pinned start that runs on at wall speed.
+
+    Every place in qmtkit that needs "now" without a clock of its own asks here, so one
+    environment variable moves a whole process (and the scripts ``qmtkit run`` starts) to
+    another date without touching the system clock.
+    """
+    global _pin
+    text = os.environ.get(CLOCK_ENV, "")
+    if not text:
+        return time.time_ns() // 1_000_000
+    if _pin is None or _pin[0] != text:
+        _pin = (text, parse_pinned_start(text), time.monotonic_ns())
+    return _pin[1] + (time.monotonic_ns() - _pin[2]) // 1_000_000
+
+
 class Clock(Protocol):
     """What the simulator asks of time."""
 
@@ -57,7 +101,7 @@ class SessionClock:
     """Wall-clock time with the market open whenever the program runs (a virtual session)."""
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return wall_ms()
 
     def is_open(self) -> bool:
         return True

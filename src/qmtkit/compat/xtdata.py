@@ -28,6 +28,7 @@ import pandas as pd
 import polars as pl
 
 from qmtkit.backends import backend_url
+from qmtkit.clock import beijing, wall_ms
 from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
@@ -179,7 +180,7 @@ def hello() -> None:
     if not enable_hello or _conn is None:
         return
     info = _conn.client.info
-    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    now = beijing(wall_ms()).strftime("%Y-%m-%d %H:%M:%S")
     print(
         f"***** qmtkit xtdata connected {now} *****\n"
         f"service: {info.kind} {info.version}\n"
@@ -955,7 +956,7 @@ def get_trading_calendar(market: str, start_time: str = "", end_time: str = "") 
 
 def get_market_last_trade_date(market: str) -> int:
     """The last trading day up to today (Unix ms at 00:00 Beijing)."""
-    today = _dt.datetime.now(_dt.timezone(_dt.timedelta(hours=8))).strftime("%Y%m%d")
+    today = beijing(wall_ms()).strftime("%Y%m%d")
     days = get_trading_dates(market, "", today, 1)
     return days[-1] if days else 0
 

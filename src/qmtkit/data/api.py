@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import time as _time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -44,6 +43,7 @@ from qmtkit.backends.base import (
     Snapshots,
     expect,
 )
+from qmtkit.clock import wall_ms
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
@@ -189,7 +189,7 @@ class MarketData:
             )
         self._request = request
         self.cache = cache if cache is not None else Cache(home)
-        self._now_ms = now_ms or (lambda: _time.time_ns() // 1_000_000)
+        self._now_ms = now_ms or wall_ms
 
     # ------------------------------------------------------------------- download
 
