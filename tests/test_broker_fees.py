@@ -8,7 +8,7 @@ from qmtkit.backends.sim.broker import Broker, cut_remark, limit_prices
 from qmtkit.backends.sim.fees import Fees, FeeSchedule, fees_for
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import Trade
-from test_broker_support import ACC, BUY, SELL, book, order, submit
+from support.broker import ACC, BUY, SELL, book, order, submit
 
 # ---------------------------------------------------------------- fees
 

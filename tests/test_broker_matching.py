@@ -7,7 +7,7 @@ import pytest
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import Asset, CancelError, Order, Position, Trade, TradeReportItem
-from test_broker_support import (
+from support.broker import (
     ACC,
     BUY,
     DAY,

@@ -11,7 +11,7 @@ from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import AccountReport, InstrumentDetail, Tick, TradeReportItem
-from test_broker_support import ACC, BUY, DAY, SELL, T0, book, instrument, order
+from support.broker import ACC, BUY, DAY, SELL, T0, book, instrument, order
 
 CODES = ("600000.SH", "000001.SZ")
 INSTRUMENTS = {c: instrument(c) for c in CODES}

@@ -7,7 +7,7 @@ import pytest
 from qmtkit.backends.sim.broker import Broker, Reject
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import InstrumentDetail, Order, OrderError, Tick
-from test_broker_support import (
+from support.broker import (
     ACC,
     BUY,
     DAY,

@@ -28,10 +28,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from support.xtquant_fake import FAKE, purge_xtquant
+
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTER = ROOT / "src" / "qmtkit" / "backends"
 ADAPTER_FILES = tuple(sorted(ADAPTER.glob("xtquant*.py")))
-FAKE = Path(__file__).parent / "fake_xtquant"
 PIN = Path(__file__).parent / "scripts" / "data" / "xtquant_api_pin.json"
 REF = Path(os.environ.get("XTQUANT_REF", Path.home() / "xtq" / "x" / "xtquant"))
 needs_ref = pytest.mark.skipif(not (REF / "xttrader.py").is_file(), reason="no xtquant reference")
@@ -505,23 +506,18 @@ def write_pin() -> None:
 # --------------------------------------------------------------------------- fake package
 
 
-def _purge_xtquant() -> None:
-    for name in [m for m in sys.modules if m == "xtquant" or m.startswith("xtquant.")]:
-        del sys.modules[name]
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     """The fake xtquant's modules, imported fresh from tests/fake_xtquant."""
     import importlib
 
-    _purge_xtquant()
+    purge_xtquant()
     monkeypatch.syspath_prepend(str(FAKE))
     mods: dict[str, ModuleType] = {
         m: importlib.import_module(f"xtquant.{m}") for m in (*MODULES, "xtconstant")
     }
     yield SimpleNamespace(**mods)
-    _purge_xtquant()
+    purge_xtquant()
 
 
 def _fake_params(fn: Any) -> list[list[str | None]]:

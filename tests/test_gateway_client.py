@@ -17,7 +17,7 @@ import qmtkit.client as client_mod
 from qmtkit.backends import open_backend
 from qmtkit.backends.base import BackendInfo, Hello, OpenAccount, SubmitOrder, expect
 from qmtkit.backends.remote import RemoteBackend
-from test_gateway_support import TOKEN, FakeVenue, RecordingSink, running_gateway, tick
+from support.gateway import TOKEN, FakeVenue, RecordingSink, running_gateway, tick
 
 
 async def test_open_backend_builds_a_remote_backend_from_the_url() -> None:

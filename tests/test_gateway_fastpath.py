@@ -32,7 +32,7 @@ from qmtkit.gateway.protocol import (
     Result,
 )
 from qmtkit.models import AccountReport, OrderResponse
-from test_gateway_support import (
+from support.gateway import (
     FakeVenue,
     RawClient,
     RecordingSink,

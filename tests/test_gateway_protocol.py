@@ -26,7 +26,7 @@ from qmtkit.gateway.protocol import (
 )
 from qmtkit.gateway.security import check_token_value, generate_token, token_matches
 from qmtkit.models import AccountReport, Order
-from test_gateway_support import order_item
+from support.gateway import order_item
 
 
 async def _reader_over(chunks: list[bytes], max_frame: int = 1 << 20) -> FrameReader:

@@ -22,7 +22,7 @@ from qmtkit.gateway.protocol import (
     FramingError,
     Welcome,
 )
-from test_gateway_support import (
+from support.gateway import (
     TOKEN,
     FakeVenue,
     RecordingSink,

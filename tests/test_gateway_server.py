@@ -37,7 +37,7 @@ from qmtkit.gateway.protocol import (
 from qmtkit.gateway.security import client_tls_context, server_tls_context
 from qmtkit.gateway.server import parse_listen, serve, serve_main
 from qmtkit.models import OrderResponse
-from test_gateway_support import (
+from support.gateway import (
     TOKEN,
     FakeVenue,
     RawClient,

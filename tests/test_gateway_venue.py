@@ -36,7 +36,7 @@ from qmtkit.errors import ClosedError, InvalidArgument, JournalMismatch, QmtkitE
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.server import gateway_home, serve, serve_main
 from qmtkit.models import AccountReport
-from test_gateway_support import (
+from support.gateway import (
     TOKEN,
     FakeVenue,
     RecordingSink,
@@ -44,7 +44,6 @@ from test_gateway_support import (
     remote_for,
     running_gateway,
 )
-from test_xtquant_backend import xt  # noqa: F401  (the fake-xtquant fixture)
 
 ACCT = "venue"
 START = int(dt.datetime(2024, 6, 3, 10, 0, tzinfo=BEIJING).timestamp() * 1000)

@@ -32,11 +32,6 @@ def bj_ms(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> int:
 
 
 @pytest.fixture(scope="module")
-def universe() -> Universe:
-    return Universe()
-
-
-@pytest.fixture(scope="module")
 def history(universe: Universe) -> SyntheticHistory:
     return SyntheticHistory(universe)
 

@@ -32,11 +32,6 @@ def at(hh: int, mm: int, ss: int = 0, day: int = DAY) -> int:
 
 
 @pytest.fixture(scope="module")
-def universe() -> Universe:
-    return Universe()
-
-
-@pytest.fixture(scope="module")
 def market(universe: Universe) -> SyntheticMarket:
     return SyntheticMarket(universe.seed, universe)
 

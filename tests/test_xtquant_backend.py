@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -77,60 +77,12 @@ from qmtkit.models import (
     Tick,
     Trade,
 )
+from support.xtquant_fake import purge_xtquant
 
-FAKE = Path(__file__).parent / "fake_xtquant"
 ACC = "1000000365"
 DAY_MS = 86_400_000
 # 2024-01-02 00:00 Beijing time
 D0 = 1704124800000
-
-
-def _purge_xtquant() -> None:
-    for name in [m for m in sys.modules if m == "xtquant" or m.startswith("xtquant.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def xt(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """A fresh fake xtquant on sys.path: its terminal and its xtdata module."""
-    _purge_xtquant()
-    monkeypatch.syspath_prepend(str(FAKE))
-    import xtquant._terminal
-    import xtquant.xtdata
-
-    xtdata: Any = xtquant.xtdata
-    xtdata.INSTRUMENTS.update(
-        {
-            "600000.SH": {
-                "ExchangeID": "SH",
-                "InstrumentID": "600000",
-                "InstrumentName": "浦发银行",
-                "PreClose": 10.0,
-                "UpStopPrice": 11.0,
-                "DownStopPrice": 9.0,
-                "OpenDate": "19991110",
-                "ExpireDate": 99999999,
-                "PriceTick": 0.01,
-            },
-            "000001.SZ": {
-                "ExchangeID": "SZ",
-                "InstrumentID": "000001",
-                "InstrumentName": "平安银行",
-                "PreClose": 12.0,
-            },
-            "600666.SH": {
-                "ExchangeID": "SH",
-                "InstrumentID": "600666",
-                "InstrumentName": "*ST奥瑞",
-            },
-            "110011.SH": {"ExchangeID": "SH", "InstrumentID": "110011", "InstrumentName": "a bond"},
-        }
-    )
-    yield SimpleNamespace(terminal=xtquant._terminal.TERMINAL, xtdata=xtdata)
-    xtdata._pusher.shutdown(wait=True)
-    _purge_xtquant()
-    # whatever a test did, the backend stopped every trader it made (and their threads)
-    assert not [t for t in threading.enumerate() if t.name.startswith("fake-xttrader")]
 
 
 class Sink:
@@ -211,7 +163,7 @@ async def test_open_backend_builds_the_adapter_from_an_xtquant_url() -> None:
 async def test_open_without_xtquant_says_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _purge_xtquant()
+    purge_xtquant()
     monkeypatch.setitem(sys.modules, "xtquant", None)  # makes `import xtquant` fail
     backend = make_backend(tmp_path)
     with pytest.raises(BackendUnavailable) as err:
