@@ -11,8 +11,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from qmtkit.cli.data import ProgressBar, add_subcommands, import_datadir
 from qmtkit.data.cache import Cache
-from qmtkit.data.cli import ProgressBar, add_subcommands, import_datadir
 from qmtkit.data.frames import time_strings, to_pandas_by_code
 
 DAY = 86_400_000

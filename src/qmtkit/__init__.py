@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from qmtkit._version import __version__
 from qmtkit.client import Account, Client, OrderHandle, Subscription, connect
 from qmtkit.constants import (
     AccountStatusCode,

@@ -43,8 +43,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from qmtkit.backends.base import Dividend
 from qmtkit.errors import InvalidArgument
+from qmtkit.messages import Dividend
 
 Columns: TypeAlias = dict[str, npt.NDArray[Any]]
 F64Array: TypeAlias = npt.NDArray[np.float64]
@@ -84,7 +84,7 @@ class _Events:
             for d in dividends:
                 if not isinstance(d, Dividend):
                     raise InvalidArgument(
-                        f"bad ex-rights record {d!r}: expected qmtkit.backends.base.Dividend"
+                        f"bad ex-rights record {d!r}: expected qmtkit.messages.Dividend"
                     )
             time = np.array([d.time for d in dividends], dtype=np.int64)
             for f in _FIELDS:

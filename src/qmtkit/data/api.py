@@ -26,7 +26,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from qmtkit.backends.base import (
+from qmtkit.clock import wall_ms
+from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.data import coverage as cov
+from qmtkit.data.cache import Cache
+from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
+from qmtkit.data.schema import dtypes_for, window
+from qmtkit.errors import CacheError, InvalidArgument, Unsupported
+from qmtkit.messages import (
     Dividend,
     Dividends,
     FetchDividends,
@@ -43,13 +50,6 @@ from qmtkit.backends.base import (
     Snapshots,
     expect,
 )
-from qmtkit.clock import wall_ms
-from qmtkit.codes import normalize_code, normalize_codes, parse_period
-from qmtkit.data import coverage as cov
-from qmtkit.data.cache import Cache
-from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
-from qmtkit.data.schema import dtypes_for, window
-from qmtkit.errors import CacheError, InvalidArgument, Unsupported
 from qmtkit.models import InstrumentDetail, Tick
 
 RequestFn = Callable[[Request], Awaitable[Reply]]

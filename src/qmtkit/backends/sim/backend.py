@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio
 import numpy as np
 
-from qmtkit import __version__
+from qmtkit._version import __version__
 from qmtkit.atomicfile import write_atomically
 from qmtkit.backends.base import (
     AccountInfos,

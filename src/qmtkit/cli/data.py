@@ -1,4 +1,4 @@
-"""Command-line pieces of the data layer, for the ``qmtkit`` CLI to mount.
+"""The data commands of the ``qmtkit`` CLI (a face over the data layer and a backend).
 
 ``add_subcommands(subparsers)`` adds ``download``, ``bars``, ``cache info``,
 ``cache verify [--repair]``, ``import-datadir PATH`` and ``import FILE...``; each sets
@@ -346,7 +346,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the data commands alone (``python -m qmtkit.data.cli``)."""
+    """Run the data commands alone (``python -m qmtkit.cli.data``)."""
     parser = argparse.ArgumentParser(prog="qmtkit-data")
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

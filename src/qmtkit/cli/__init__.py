@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 # Each optional face registers its own sub-commands; a face that fails to import is reported,
 # not hidden, when its command is used.
-_FACES = ("qmtkit.data.cli",)
+_FACES = ("qmtkit.cli.data",)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -89,7 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
