@@ -16,10 +16,11 @@ import msgspec
 import pytest
 
 from qmtkit.backends.base import Ok, OpenAccount, Request, SubmitOrder
-from qmtkit.gateway import fastio
-from qmtkit.gateway.fastio import FastStream
 from qmtkit.gateway.journal import JournalEntry, ReportJournal
-from qmtkit.gateway.protocol import (
+from qmtkit.models import AccountReport, OrderResponse
+from qmtkit.wire import fastio
+from qmtkit.wire.fastio import FastStream
+from qmtkit.wire.protocol import (
     HEADER,
     Call,
     ClientMessage,
@@ -31,7 +32,6 @@ from qmtkit.gateway.protocol import (
     ReportsEvent,
     Result,
 )
-from qmtkit.models import AccountReport, OrderResponse
 from support.gateway import (
     FakeVenue,
     RawClient,

@@ -13,7 +13,8 @@ import pytest
 from qmtkit.backends.base import Ok, SubmitOrder
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
 from qmtkit.gateway.journal import ReportJournal
-from qmtkit.gateway.protocol import (
+from qmtkit.models import AccountReport, Order
+from qmtkit.wire.protocol import (
     Call,
     ClientMessage,
     FrameEncoder,
@@ -24,8 +25,7 @@ from qmtkit.gateway.protocol import (
     error_from_wire,
     error_name,
 )
-from qmtkit.gateway.security import check_token_value, generate_token, token_matches
-from qmtkit.models import AccountReport, Order
+from qmtkit.wire.security import check_token_value, generate_token, token_matches
 from support.gateway import order_item
 
 

@@ -14,7 +14,7 @@ import pytest
 from qmtkit.backends.base import BackendInfo, Hello, OpenAccount, SubmitOrder, SubscribeQuotes
 from qmtkit.backends.remote import RemoteBackend
 from qmtkit.errors import BackendUnavailable, ClosedError, InvalidArgument
-from qmtkit.gateway.protocol import (
+from qmtkit.wire.protocol import (
     Auth,
     ClientMessage,
     FrameEncoder,

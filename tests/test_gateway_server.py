@@ -23,7 +23,9 @@ from qmtkit.backends.base import (
 )
 from qmtkit.backends.remote import AuthRefused, RemoteBackend
 from qmtkit.errors import BackendError, BackendUnavailable, InvalidArgument, InvalidCode
-from qmtkit.gateway.protocol import (
+from qmtkit.gateway.server import parse_listen, serve, serve_main
+from qmtkit.models import OrderResponse
+from qmtkit.wire.protocol import (
     Call,
     ErrorFrame,
     Failure,
@@ -34,9 +36,7 @@ from qmtkit.gateway.protocol import (
     Result,
     Welcome,
 )
-from qmtkit.gateway.security import client_tls_context, server_tls_context
-from qmtkit.gateway.server import parse_listen, serve, serve_main
-from qmtkit.models import OrderResponse
+from qmtkit.wire.security import client_tls_context, server_tls_context
 from support.gateway import (
     TOKEN,
     FakeVenue,

@@ -31,14 +31,14 @@ from qmtkit.backends.base import (
 )
 from qmtkit.backends.remote import RemoteBackend
 from qmtkit.errors import BackendUnavailable, InvalidArgument
-from qmtkit.gateway.protocol import (
+from qmtkit.gateway.server import Gateway, serve
+from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
+from qmtkit.wire.protocol import (
     Auth,
     FrameEncoder,
     FrameReader,
     ServerMessage,
 )
-from qmtkit.gateway.server import Gateway, serve
-from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
 
 TOKEN = "test-token-0123456789"
 

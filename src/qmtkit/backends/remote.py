@@ -44,8 +44,9 @@ from qmtkit.errors import (
     InvalidArgument,
     QmtkitError,
 )
-from qmtkit.gateway.fastio import FastStream, asyncio_running
-from qmtkit.gateway.protocol import (
+from qmtkit.models import AccountReport
+from qmtkit.wire.fastio import FastStream, asyncio_running
+from qmtkit.wire.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
     PROTOCOL_VERSION,
@@ -68,8 +69,7 @@ from qmtkit.gateway.protocol import (
     Welcome,
     error_from_wire,
 )
-from qmtkit.gateway.security import client_tls_context
-from qmtkit.models import AccountReport
+from qmtkit.wire.security import client_tls_context
 
 log = logging.getLogger(__name__)
 

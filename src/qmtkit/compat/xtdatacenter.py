@@ -141,7 +141,7 @@ def init(start_local_service: bool = True) -> None:
 
 def _gateway_token() -> str:
     """The xtquant token when the gateway accepts it as its own, else a private random one."""
-    from qmtkit.gateway.security import check_token_value
+    from qmtkit.wire.security import check_token_value
 
     try:
         check_token_value(_token)

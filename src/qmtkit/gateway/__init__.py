@@ -11,17 +11,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from qmtkit.gateway.protocol import DEFAULT_PORT, PROTOCOL_VERSION
+from qmtkit.wire.protocol import DEFAULT_PORT, PROTOCOL_VERSION
 
 if TYPE_CHECKING:
-    from qmtkit.gateway.security import generate_token
     from qmtkit.gateway.server import Gateway, serve, serve_main
+    from qmtkit.wire.security import generate_token
 
 _LAZY = {
     "Gateway": "qmtkit.gateway.server",
     "serve": "qmtkit.gateway.server",
     "serve_main": "qmtkit.gateway.server",
-    "generate_token": "qmtkit.gateway.security",
+    "generate_token": "qmtkit.wire.security",
 }
 
 

@@ -31,7 +31,7 @@ from qmtkit.recordlog import Framing, RecordLog
 
 log = logging.getLogger(__name__)
 
-# The gateway's length prefix (see ``gateway.protocol.HEADER``), without magic or checksum.
+# The gateway's length prefix (see ``wire.protocol.HEADER``), without magic or checksum.
 FRAMING = Framing(magic=b"", checksum=False, big_endian=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from qmtkit.gateway.protocol import DEFAULT_PORT
+from qmtkit.wire.protocol import DEFAULT_PORT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -46,10 +46,13 @@ from qmtkit.backends.base import (
 from qmtkit.busypoll import parse_spin_us, running_spin_us
 from qmtkit.busypoll import run as run_busy_polling
 from qmtkit.errors import InvalidArgument, QmtkitError
-from qmtkit.gateway.fastio import FastStream, asyncio_running
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.options import add_arguments
-from qmtkit.gateway.protocol import (
+from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
+from qmtkit.models import AccountReport, QuoteBatch
+from qmtkit.streams import DEFAULT_MAX_RECORDS
+from qmtkit.wire.fastio import FastStream, asyncio_running
+from qmtkit.wire.protocol import (
     DEFAULT_PORT,
     MAX_FRAME,
     PROTOCOL_VERSION,
@@ -63,10 +66,7 @@ from qmtkit.gateway.protocol import (
     ReportEvent,
     Welcome,
 )
-from qmtkit.gateway.security import check_token_value, server_tls_context, token_matches
-from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
-from qmtkit.models import AccountReport, QuoteBatch
-from qmtkit.streams import DEFAULT_MAX_RECORDS
+from qmtkit.wire.security import check_token_value, server_tls_context, token_matches
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ def _peer_name(stream: anyio.abc.ByteStream) -> str:
 
 
 async def _serve_fast(listener: anyio.abc.Listener[Any], gw: Gateway) -> None:
-    """Accept plain-TCP clients on asyncio as ``FastStream`` links (see ``gateway.fastio``)."""
+    """Accept plain-TCP clients on asyncio as ``FastStream`` links (see ``wire.fastio``)."""
     listeners = getattr(listener, "listeners", [listener])
     async with anyio.create_task_group() as tg:
         for each in listeners:

@@ -21,7 +21,9 @@ import msgspec
 
 from qmtkit.backends.base import Reply, Request
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
-from qmtkit.gateway.protocol import (
+from qmtkit.models import Bar, QuoteBatch, Tick
+from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
+from qmtkit.wire.protocol import (
     Bye,
     Call,
     EncodedReportsEvent,
@@ -35,8 +37,6 @@ from qmtkit.gateway.protocol import (
     Result,
     error_name,
 )
-from qmtkit.models import Bar, QuoteBatch, Tick
-from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
 
 if TYPE_CHECKING:
     from qmtkit.gateway.server import Gateway

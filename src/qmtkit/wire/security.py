@@ -25,7 +25,7 @@ def check_token_value(token: object) -> str:
     if len(token) < MIN_TOKEN_LENGTH:
         raise InvalidArgument(
             f"token {token[:2]!r}... is {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
-            "(e.g. one from qmtkit.gateway.security.generate_token())"
+            "(e.g. one from qmtkit.wire.security.generate_token())"
         )
     return token
 

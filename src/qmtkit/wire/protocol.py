@@ -17,9 +17,9 @@ from typing import Any, Final
 import anyio.abc
 import msgspec
 
-from qmtkit import errors
-from qmtkit.backends.base import BackendInfo, ConnectionState, Reply, Request
+import qmtkit.errors as errors
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
+from qmtkit.messages import BackendInfo, ConnectionState, Reply, Request
 from qmtkit.models import AccountReport, QuoteBatch
 
 PROTOCOL_VERSION: Final = 1
