@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -21,14 +21,17 @@ import msgspec
 
 from qmtkit.backends.base import Reply, Request
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
+from qmtkit.gateway.journal import ReportJournal
 from qmtkit.models import Bar, QuoteBatch, Tick
 from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
 from qmtkit.wire.protocol import (
     Bye,
     Call,
+    ClientMessage,
     EncodedReportsEvent,
     ErrorFrame,
     Failure,
+    FrameEncoder,
     FrameReader,
     FramingError,
     Ping,
@@ -37,9 +40,6 @@ from qmtkit.wire.protocol import (
     Result,
     error_name,
 )
-
-if TYPE_CHECKING:
-    from qmtkit.gateway.server import Gateway
 
 log = logging.getLogger("qmtkit.gateway.server")
 
@@ -94,10 +94,26 @@ class AccountState:
     sessions: dict[Session, ReportConsumer[msgspec.Raw]] = field(default_factory=dict)
 
 
+class Host(Protocol):
+    """What a session needs of the gateway that accepted it (``gateway.server.Gateway``).
+
+    A protocol, so that the session does not import the server that imports it.
+    """
+
+    heartbeat: float
+    timeout: float
+    encoder: FrameEncoder
+    decoder: msgspec.msgpack.Decoder[ClientMessage]
+    journal: ReportJournal
+
+    async def handle(self, session: Session, req: Request) -> Reply:
+        """Answer one call of ``session``."""
+
+
 class Session:
     """One authenticated client connection: its buffers, its reader, writer and heartbeat."""
 
-    def __init__(self, gateway: Gateway, stream: anyio.abc.ByteStream, peer: str) -> None:
+    def __init__(self, gateway: Host, stream: anyio.abc.ByteStream, peer: str) -> None:
         self.gw = gateway
         self.stream = stream
         self.peer = peer
