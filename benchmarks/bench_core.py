@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 import anyio
+from ratios import record
 
 import qmtkit
 from qmtkit.backends.base import Ok, Reply, Request, SubmitOrder
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         tq, tb = best(run_q, repeat), best(run_b, repeat)
         rq, rb = total / tq, total / tb
         target = ">= 1,000,000 rec/s" if consumers == 1 else "-"
+        record(f"quote publishing time, {consumers} consumer(s), qmtkit/bare", tq / tb)
         print(
             f"| quote records/s published, {consumers} consumer(s) "
             f"(batches of {BATCH}, {n_batches} batches; dropped {max(drops)}) "
@@ -303,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     base = asyncio.run(baseline_round_trips(n_orders))
     med, p99 = statistics.median(rt) * 1e6, pct(rt, 0.99) * 1e6
     bmed, bp99 = statistics.median(base) * 1e6, pct(base, 0.99) * 1e6
+    record("order round trip median, qmtkit/bare", med / bmed)
+    record("order round trip p99, qmtkit/bare", p99 / bp99)
     print(
         f"| order round trip median, µs ({venue}, n={n_orders}) "
         f"| {med:.1f} | {bmed:.1f} | {med / bmed:.1f} | <= 100 µs |"

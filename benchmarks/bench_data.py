@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ratios import record
 
 DAY = 86_400_000
 FIRST_DAY = 1_420_041_600_000  # 2015-01-01 00:00 Beijing
@@ -135,26 +136,53 @@ def generate(root: Path, sz: dict[str, int]) -> None:
 def qmtkit_workload(root: Path, name: str, sz: dict[str, int]) -> Callable[[], Any]:
     """The qmtkit call of a workload (a fresh MarketData over the cache)."""
     from qmtkit.data.api import MarketData
-    from qmtkit.data.frames import to_pandas_by_code
 
     async def no_backend(req: Any) -> Any:
         raise RuntimeError("benchmarks read the cache only")
 
-    data = MarketData(no_backend, root / "home")
     dcodes = daily_codes(sz["d_codes"])
     mcodes = minute_codes(sz["m_codes"])
     code = dcodes[len(dcodes) // 3]
-    if name == "W1":
-        return lambda: data.read_bars(code, "1d")
-    if name == "W2":
-        return lambda: data.read_bars(code, "1d", count=100)
-    if name == "W3":
-        return lambda: data.read_bars(dcodes, "1d")
-    if name == "W4":
-        return lambda: data.read_bars(mcodes, "1m")
     if name == "W5":
-        return lambda: to_pandas_by_code(data.read_bars(dcodes, "1d"))
+        return shim_workload(root, dcodes)
+    data = MarketData(no_backend, root / "home")
+    base, _, read = name.partition(":")
+    if base == "W1":
+        return lambda: data.read_bars(code, "1d")
+    if base == "W2":
+        return lambda: data.read_bars(code, "1d", count=100)
+    if base in ("W3", "W4"):
+        codes, period = (dcodes, "1d") if base == "W3" else (mcodes, "1m")
+        if read == "one":
+            return lambda: read_one_column(data.read_bars(codes, period))
+        if read == "all":
+            return lambda: read_every_column(data.read_bars(codes, period))
+        return lambda: data.read_bars(codes, period)
     raise ValueError(name)
+
+
+def read_one_column(frame: Any) -> float:
+    """What a user reading one column pays: every value of ``close`` visited."""
+    return float(frame.get_column("close").sum())
+
+
+def read_every_column(frame: Any) -> float:
+    """Every byte of every column visited (codes and times by their physical values)."""
+    total = 0.0
+    for name in frame.columns:
+        total += float(frame.get_column(name).to_physical().sum())
+    return total
+
+
+def shim_workload(root: Path, codes: list[str]) -> Callable[[], Any]:
+    """W5 as xtquant users call it: ``xtdata.get_market_data_ex`` over the cache."""
+    os.environ["QMTKIT_HOME"] = str(root / "home")
+    os.environ.pop("QMTKIT_BACKEND", None)
+    from qmtkit.compat import xtdata
+
+    xtdata.enable_hello = False
+    xtdata.connect()
+    return lambda: xtdata.get_market_data_ex([], codes, "1d")
 
 
 def baseline_workload(root: Path, name: str, sz: dict[str, int]) -> Callable[[], Any]:
@@ -196,41 +224,81 @@ def floor_workload(root: Path, name: str, sz: dict[str, int]) -> Callable[[], An
 
     cache = Cache(root / "home")
     dcodes = daily_codes(sz["d_codes"])
-    mcodes = minute_codes(sz["m_codes"])
     code = dcodes[len(dcodes) // 3]
     if name in ("W1", "W2"):
         arrs = list(cache.arrays("1d", code).values())
         if name == "W2":
             arrs = [a[-100:] for a in arrs]
-    elif name in ("W3", "W4"):
-        period, codes = ("1d", dcodes) if name == "W3" else ("1m", mcodes)
+    elif name.split(":")[0] in ("W3", "W4"):
+        base, _, read = name.partition(":")
+        period = "1d" if base == "W3" else "1m"
         state = cache._state(period)  # the mapped shard columns hold exactly these bytes
         arrs = []
         for key in state.manifest.shards:
             shard = cache._shard(period, state, key)
             assert shard is not None
-            arrs.extend(shard.columns.values())
-        del codes
+            cols = shard.columns
+            arrs.extend([cols["close"]] if read == "one" else cols.values())
     else:
-        import pandas as pd
-
-        from qmtkit.data.frames import time_strings
-
-        cols = [cache.arrays("1d", c) for c in dcodes]
-        labels = pd.Index(time_strings(cols[0]["time"], False))
-
-        def bare() -> dict[str, Any]:
-            return {
-                c: pd.DataFrame(v, index=labels, copy=False)
-                for c, v in zip(dcodes, cols, strict=True)
-            }
-
-        return bare
+        return pandas_floor(root, dcodes)
 
     def memcpy() -> list[np.ndarray]:
         return [np.array(a, copy=True) for a in arrs]
 
     return memcpy
+
+
+def pandas_floor(root: Path, codes: list[str]) -> Callable[[], Any]:
+    """W5's floor: the cheapest way to build xtquant's shape from the mapped table.
+
+    One pandas frame over the table's columns (numeric columns zero-copy, the two columns
+    xtquant has and the cache does not as zeros, like the shim's), then one row-slice view
+    per code labelled by a slice of one shared index of 'YYYYMMDD' strings.
+    """
+    import gc
+
+    import pandas as pd
+
+    from qmtkit.compat._shapes import KLINE_FIELDS
+    from qmtkit.data.api import MarketData
+    from qmtkit.data.frames import time_strings
+
+    async def no_backend(req: Any) -> Any:
+        raise RuntimeError("benchmarks read the cache only")
+
+    data = MarketData(no_backend, root / "home")
+
+    def build() -> dict[str, Any]:
+        frame = data.read_bars(codes, "1d")
+        ms = frame.get_column("time").to_physical().to_numpy()
+        n = len(ms)
+        cols: dict[str, Any] = {}
+        for f in KLINE_FIELDS:
+            if f == "time":
+                cols[f] = ms
+            elif f in frame.columns:
+                cols[f] = frame.get_column(f).to_numpy()
+            else:
+                cols[f] = np.zeros(n, dtype=np.float64 if f == "settelementPrice" else np.int64)
+        big = pd.DataFrame(cols, copy=False)
+        uniq = np.unique(ms)
+        labels = pd.Index(time_strings(uniq, False))
+        ids = frame.get_column("code").to_physical().to_numpy()
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1, [n]))
+        first = np.searchsorted(uniq, ms[starts[:-1]])
+        gc.disable()
+        try:
+            out = {}
+            for i, code in enumerate(codes):
+                a, b = int(starts[i]), int(starts[i + 1])
+                part = big.iloc[a:b]
+                part.index = labels[int(first[i]) : int(first[i]) + (b - a)]
+                out[code] = part
+            return out
+        finally:
+            gc.enable()
+
+    return build
 
 
 def make(kind: str, root: Path, name: str, sz: dict[str, int]) -> Callable[[], Any]:
@@ -256,13 +324,48 @@ def warm(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(timed(fn) for _ in range(repeats))
 
 
-def cold(root: Path, kind: str, name: str, quick: bool) -> float:
-    """The first call of a workload in a fresh interpreter."""
+def memory_kb() -> dict[str, int]:
+    """This process's resident and peak resident set (kB), and its private bytes (kB)."""
+    out: dict[str, int] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0])
+    private = 0
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
+    out["private"] = private
+    return out
+
+
+def child(kind: str, name: str, root: Path, sz: dict[str, int]) -> dict[str, float]:
+    """One call in this (fresh) process: its time, and its memory held at the end."""
+    fn = make(kind, root, name, sz)
+    before = memory_kb()
+    t = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t
+    after = memory_kb()
+    del out
+    return {
+        "seconds": seconds,
+        "peak_mb": after["VmHWM"] / 1024,
+        "peak_delta_mb": (after["VmHWM"] - before["VmRSS"]) / 1024,
+        "private_delta_mb": (after["private"] - before["private"]) / 1024,
+    }
+
+
+def cold(root: Path, kind: str, name: str, quick: bool) -> dict[str, float]:
+    """The first call of a workload in a fresh interpreter (time and memory)."""
     cmd = [sys.executable, __file__, "--child", kind, name, "--dir", str(root)]
     if quick:
         cmd.append("--quick")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def usable(root: Path, sz: dict[str, int]) -> str:
@@ -273,15 +376,21 @@ def usable(root: Path, sz: dict[str, int]) -> str:
     assert df.height == expect, (df.height, expect)
     mean = float(df["close"].mean())  # type: ignore[arg-type]
     assert np.isfinite(mean)
-    d5 = qmtkit_workload(root, "W5", sz)()
-    assert len(d5) == sz["d_codes"]
-    first = next(iter(d5.values()))
-    assert len(first) == sz["d_days"] and len(first.index[0]) == 8
-    return f"W3 frame: {df.height:,} rows, mean close {mean:.3f}; W5: {len(d5)} frames"
+    shim = qmtkit_workload(root, "W5", sz)()
+    floor = pandas_floor(root, daily_codes(sz["d_codes"]))()
+    assert len(shim) == len(floor) == sz["d_codes"]
+    code = next(iter(floor))
+    a, b = shim[code], floor[code]
+    assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes)
+    assert a.index.equals(b.index) and a.equals(b), "the W5 floor must build the shim's shape"
+    return (
+        f"W3 frame: {df.height:,} rows, mean close {mean:.3f}; W5: {len(shim)} frames, the "
+        "floor's frames equal the shim's (columns, dtypes, index, values)"
+    )
 
 
 def ratio(x: float) -> str:
-    return f"{x:.2f}×" if x >= 0.1 else f"{x:.3f}×"
+    return f"{x:.2f}×"
 
 
 def fmt(sec: float) -> str:
@@ -294,36 +403,91 @@ def fmt(sec: float) -> str:
 
 def run(root: Path, quick: bool) -> str:
     sz = sizes(quick)
-    rows = []
-    labels = {
-        "W1": f"W1 one code, {sz['d_days']:,} daily bars",
-        "W2": "W2 one code, last 100 daily bars",
-        "W3": f"W3 {sz['d_codes']:,} codes × {sz['d_days']:,} days → one DataFrame",
-        "W4": f"W4 {sz['m_codes']} codes × {sz['m_days']} days of 1m bars → one DataFrame",
-        "W5": "W5 W3 as dict of pandas frames indexed 'YYYYMMDD'",
-    }
-    for name in ("W1", "W2", "W3", "W4", "W5"):
-        small = name in ("W1", "W2")
-        reps = 200 if small else (5 if name != "W5" else 3)
-        q_cold = cold(root, "qmtkit", name, quick)
-        q_warm = warm(make("qmtkit", root, name, sz), reps)
-        b_reps = 50 if small else 1
-        b_cold = cold(root, "baseline", name, quick)
-        b_warm = warm(make("baseline", root, name, sz), b_reps)
-        f_warm = warm(make("floor", root, name, sz), 50 if small else 3)
-        floor_label = "bare pandas" if name == "W5" else "memcpy"
-        rows.append(
-            f"| {labels[name]} | {fmt(q_warm)} | {fmt(q_cold)} | {fmt(b_warm)} | {fmt(b_cold)} "
-            f"| {fmt(f_warm)} ({floor_label}) | {b_warm / q_warm:.0f}× | "
-            f"{ratio(q_warm / f_warm)} |"
+    w3 = f"W3 {sz['d_codes']:,} codes × {sz['d_days']:,} days"
+    w4 = f"W4 {sz['m_codes']} codes × {sz['m_days']} days of 1m bars"
+    small = ["| workload | qmtkit warm | qmtkit cold | DIY Parquet→pandas warm | DIY cold "
+             "| floor: fresh copy (warm) | qmtkit vs DIY | qmtkit / floor |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, label in (
+        ("W1", f"W1 one code, {sz['d_days']:,} daily bars"),
+        ("W2", "W2 one code, last 100 daily bars"),
+    ):
+        q_cold = cold(root, "qmtkit", name, quick)["seconds"]
+        q_warm = warm(make("qmtkit", root, name, sz), 200)
+        b_cold = cold(root, "baseline", name, quick)["seconds"]
+        b_warm = warm(make("baseline", root, name, sz), 50)
+        f_warm = warm(make("floor", root, name, sz), 50)
+        record(f"{name} qmtkit/floor", q_warm / f_warm)
+        small.append(
+            f"| {label} | {fmt(q_warm)} | {fmt(q_cold)} | {fmt(b_warm)} | {fmt(b_cold)} "
+            f"| {fmt(f_warm)} | {b_warm / q_warm:.0f}× | {ratio(q_warm / f_warm)} |"
         )
-        print(rows[-1], file=sys.stderr)
+        print(small[-1], file=sys.stderr)
+    big = ["| workload | qmtkit warm | qmtkit cold | DIY Parquet→pandas warm (reads all) "
+           "| floor: fresh copy of the bytes read (warm) | qmtkit / floor | qmtkit vs DIY |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rss = ["| workload (each in a fresh process) | time | peak RSS | peak RSS over the process "
+           "before the call | private memory added | floor's peak RSS over before | ratio |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for base, label in (("W3", w3), ("W4", w4)):
+        b_warm = warm(make("baseline", root, base, sz), 1)
+        for read, what in (
+            ("", "returned"),
+            ("one", "one column read"),
+            ("all", "every column read"),
+        ):
+            name = f"{base}:{read}" if read else base
+            q_cold = cold(root, "qmtkit", name, quick)
+            q_warm = warm(make("qmtkit", root, name, sz), 5)
+            if read:
+                f_warm = warm(make("floor", root, name, sz), 3)
+                record(f"{name} qmtkit/floor", q_warm / f_warm)
+                floor_cells = f"{fmt(f_warm)} | {ratio(q_warm / f_warm)}"
+            else:
+                floor_cells = "— (nothing read yet) | —"
+            big.append(
+                f"| {label}, {what} | {fmt(q_warm)} | {fmt(q_cold['seconds'])} | {fmt(b_warm)} "
+                f"| {floor_cells} | {b_warm / q_warm:.0f}× |"
+            )
+            print(big[-1], file=sys.stderr)
+            if base == "W3" and read == "all":
+                f_cold = cold(root, "floor", name, quick)
+                rss.append(memory_row(f"{label}, every column read", q_cold, f_cold))
+    s_cold = cold(root, "qmtkit", "W5", quick)
+    s_warm = warm(make("qmtkit", root, "W5", sz), 3)
+    f_cold = cold(root, "floor", "W5", quick)
+    f_warm = warm(make("floor", root, "W5", sz), 3)
+    b_cold = cold(root, "baseline", "W5", quick)["seconds"]
+    b_warm = warm(make("baseline", root, "W5", sz), 1)
+    record("W5 shim/floor", s_warm / f_warm)
+    record("W5 shim/floor peak RSS", s_cold["peak_delta_mb"] / f_cold["peak_delta_mb"])
+    w5 = ["| workload | shim warm | shim cold | pandas floor warm | pandas floor cold "
+          "| shim / floor | DIY Parquet→pandas warm | DIY cold | shim vs DIY |",
+          "|---|---|---|---|---|---|---|---|---|",
+          f"| W5 {w3} as xtquant's dict of pandas frames (`get_market_data_ex`) "
+          f"| {fmt(s_warm)} | {fmt(s_cold['seconds'])} | {fmt(f_warm)} "
+          f"| {fmt(f_cold['seconds'])} | {ratio(s_warm / f_warm)} | {fmt(b_warm)} "
+          f"| {fmt(b_cold)} | {b_warm / s_warm:.0f}× |"]  # fmt: skip
+    rss.append(memory_row(f"W5 {w3} through the shim", s_cold, f_cold))
     note = usable(root, sz)
-    head = (
-        "| workload | qmtkit warm | qmtkit cold | DIY Parquet→pandas warm | DIY cold "
-        "| floor (warm) | qmtkit vs DIY | qmtkit / floor |\n|---|---|---|---|---|---|---|---|"
+    parts = [
+        "Small reads:", "\n".join(small),
+        "Whole-market reads (a Polars frame is returned without reading the mapped bytes; the "
+        "read rows add what a user pays to visit the values):", "\n".join(big),
+        "xtquant's shape:", "\n".join(w5),
+        "Memory, each figure from a fresh process:", "\n".join(rss),
+        f"Checked after timing: {note}.",
+    ]  # fmt: skip
+    return "\n\n".join(parts) + "\n"
+
+
+def memory_row(label: str, q: dict[str, float], f: dict[str, float]) -> str:
+    """One row of the memory table: a workload beside its floor, both from fresh processes."""
+    return (
+        f"| {label} | {fmt(q['seconds'])} | {q['peak_mb']:,.0f} MB "
+        f"| {q['peak_delta_mb']:,.0f} MB | {q['private_delta_mb']:,.0f} MB "
+        f"| {f['peak_delta_mb']:,.0f} MB | {ratio(q['peak_delta_mb'] / f['peak_delta_mb'])} |"
     )
-    return "\n".join([head, *rows]) + f"\n\nChecked after timing: {note}.\n"
 
 
 def write_docs(table: str, quick: bool) -> None:
@@ -361,8 +525,7 @@ def main() -> int:
     args = ap.parse_args()
     sz = sizes(args.quick)
     if args.child:
-        fn = make(args.child[0], Path(args.dir), args.child[1], sz)
-        print(json.dumps({"seconds": timed(fn)}))
+        print(json.dumps(child(args.child[0], args.child[1], Path(args.dir), sz)))
         return 0
     own = args.dir is None
     root = Path(tempfile.mkdtemp(prefix="qmtkit-bench-data-")) if own else Path(args.dir)

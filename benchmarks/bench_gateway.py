@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from ratios import record
 
 from qmtkit.backends.base import (
     BackendInfo,
@@ -348,6 +349,10 @@ def run_echo(quick: bool) -> None:
 
         print(f"| {name} | {fig(plain)} | {fig(busy)} | {fig(local, 1)} | {target} |")
 
+    record(
+        "order reply median, remote/floor",
+        statistics.median(plain["rep"]) / statistics.median(floor),
+    )
     line("order reply, median", "rep", None, "≤ 300 µs")
     line("order reply, p99", "rep", 0.99)
     line("submit → order report, median", "rt", None)
@@ -444,6 +449,10 @@ def run_sim(quick: bool) -> None:
     print("| figure | gateway, default loops | gateway, busy polling | in-process | target |")
     print("|---|---|---|---|---|")
     row2 = "| {} | {:.0f} µs | {:.0f} µs | {:.0f} µs | {} |"
+    record(
+        "buy → filled median, gateway/in-process",
+        statistics.median(plain) / statistics.median(local),
+    )
     print(row2.format("buy → filled order, median", statistics.median(plain) * us,
                       statistics.median(busy) * us, statistics.median(local) * us,
                       "≤ 300 µs remote, ≤ 100 µs local"))  # fmt: skip

@@ -3,6 +3,11 @@
 Each ``bench_*.py`` prints markdown (its figures beside a baseline measured in the same run);
 this script runs each in a fresh process, so cold figures are really cold, and collects the
 output under one heading per benchmark. ``--quick`` is passed through (small sizes, for smoke).
+
+``--compare`` is the regression guard (not a timed test): every ratio a benchmark reports
+(qmtkit / its same-run baseline, see ``ratios.py``) is printed beside the ratio recorded in
+``docs/benchmarks.md``, and any that got more than 1.5x worse is flagged (exit status 3).
+With ``--compare`` the document is left as it was unless ``--write`` is given too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import ratios
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
@@ -39,23 +46,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--no-write", action="store_true", help="print only; keep the doc")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="set each ratio beside the one recorded in docs/benchmarks.md; flag > 1.5x worse",
+    )
+    parser.add_argument("--write", action="store_true", help="with --compare: rewrite the doc")
     parser.add_argument("only", nargs="*", help="benchmark files to run (default: all)")
     args = parser.parse_args()
     names = args.only or [n for n in ORDER if (HERE / n).exists()]
     sections = []
     failed = 0
+    found: dict[str, float] = {}
     for name in names:
         cmd = [sys.executable, str(HERE / name)] + (["--quick"] if args.quick else [])
         print(f"== {name}", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         sys.stderr.write(proc.stderr[-4000:])
+        found.update({f"{name}: {k}": v for k, v in ratios.parse(proc.stderr).items()})
         print(proc.stdout, flush=True)
         body = proc.stdout.strip() or "(no output)"
         if proc.returncode != 0:
             failed += 1
             body += f"\n\n**This benchmark failed (exit {proc.returncode}).**"
         sections.append(f"## {TITLES.get(name, name)}\n\n`python benchmarks/{name}`\n\n{body}\n")
-    if not args.no_write:
+    old_text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    flagged: list[str] = []
+    if args.compare:
+        table, flagged = ratios.compare(ratios.from_doc(old_text), found)
+        print("## Ratios beside the recorded ones (lower is better)\n\n" + table, flush=True)
+        for key in flagged:
+            print(f"FLAGGED: {key} is more than {ratios.WORSE}x worse", file=sys.stderr)
+    if not args.no_write and (args.write or not args.compare):
+        # Ratios of benchmarks not run this time stay as recorded.
+        kept = {k: v for k, v in ratios.from_doc(old_text).items() if k.split(":")[0] not in names}
         mode = "quick (smoke sizes)" if args.quick else "full"
         DOC.write_text(
             "# Benchmarks\n\n"
@@ -65,11 +89,16 @@ def main() -> int:
             "from one hour to the next (compare the memcpy floors and the bare-asyncio and bare "
             "TCP baselines between runs before comparing qmtkit figures). Ratios to the "
             "baseline of the same run are the stable part.\n\n"
-            f"Machine: {machine()}; mode: {mode}.\n\n" + "\n".join(sections),
+            f"Machine: {machine()}; mode: {mode}.\n\n"
+            + "\n".join(sections)
+            + "\n"
+            + ratios.to_doc({**kept, **found}),
             encoding="utf-8",
         )
         print(f"wrote {DOC}", file=sys.stderr)
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return 3 if flagged else 0
 
 
 if __name__ == "__main__":
