@@ -58,6 +58,8 @@ _LABELS_MAX = 1_000_000
 #: Recently built time-label indexes, keyed by (format, first, last, length).
 _INDEXES: dict[tuple[str, int, int, int], tuple[npt.NDArray[np.int64], pd.Index]] = {}
 _INDEXES_MAX = 256
+#: Column-label indexes by column names (building a string Index costs ~25 µs each time).
+_COLUMNS: dict[tuple[str, ...], pd.Index] = {}
 
 
 def time_labels(ms: npt.NDArray[np.int64], period: str) -> npt.NDArray[np.object_]:
@@ -109,6 +111,11 @@ def _runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
     if frame.height == 0:
         return [], np.zeros(1, dtype=np.int64)
     col = frame.get_column("code")
+    first = col[0]
+    if first == col[-1]:
+        # A code's rows are contiguous, so equal ends mean one code: no pass over the column
+        # (its physical view costs ~100 µs, more than the rest of a one-code read).
+        return [str(first)], np.array([0, frame.height], dtype=np.int64)
     # Categorical codes compare as their integer ids; any other dtype by run ids.
     phys = (col.to_physical() if col.dtype == pl.Categorical else col.rle_id()).to_numpy()
     starts = np.flatnonzero(np.diff(phys)) + 1
@@ -125,9 +132,37 @@ def runs(frame: pl.DataFrame) -> tuple[list[str], npt.NDArray[np.int64]]:
 
 
 def _ms(frame: pl.DataFrame) -> npt.NDArray[np.int64]:
-    # The physical value of a Datetime('ms') column is the Unix-ms int64: no conversion.
-    out: npt.NDArray[np.int64] = frame.get_column("time").to_physical().to_numpy()
+    # A Datetime('ms') column reaches numpy as datetime64[ms] over the same buffer; its int64
+    # view is the Unix-ms value (``to_physical`` would run a query for the same bytes).
+    values = frame.get_column("time").to_numpy()
+    out: npt.NDArray[np.int64] = values.view(np.int64) if values.dtype.kind == "M" else values
     return out
+
+
+def _frame(cols: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """A DataFrame over ``cols`` (no copy) labelled by ``index``.
+
+    The columns are already checked numpy arrays of one length, so pandas' per-column
+    checks of ``DataFrame(dict)`` (two thirds of the time for a one-code frame) are skipped
+    where this pandas offers the internal constructor it uses itself.
+    """
+    build = getattr(pd.DataFrame, "_from_arrays", None)
+    if build is not None:
+        names = tuple(cols)
+        columns = _COLUMNS.get(names)
+        if columns is None:  # an Index is immutable: frames may share one
+            columns = _COLUMNS[names] = pd.Index(names)
+            if len(_COLUMNS) > _INDEXES_MAX:
+                _COLUMNS.clear()
+        try:
+            frame: pd.DataFrame = build(
+                list(cols.values()), columns=columns, index=index, verify_integrity=False
+            )
+            return frame
+        except TypeError:  # a pandas whose internal signature differs
+            pass
+    plain: pd.DataFrame = pd.DataFrame(cols, index=index, copy=False)
+    return plain
 
 
 def _columns(
@@ -160,11 +195,18 @@ def ex_frames(
     if len(present) == 1:
         # One code: build its frame directly, skipping the slice.
         (code,) = present
-        out[code] = pd.DataFrame(cols, index=time_index(ms, period), copy=False)
+        out[code] = _frame(cols, time_index(ms, period))
         big = None
     else:
         # Not consolidated (copy=False): building is free; a slice costs ~25 µs per code.
         big = pd.DataFrame(cols, copy=False)
+        # One label per distinct time, shared: a code whose times are a run of the distinct
+        # times (the usual case) is labelled by a slice of it, no new strings.
+        uniq = np.unique(ms)
+        labels = pd.Index(time_labels(uniq, period))
+        starts = offsets[:-1]
+        first = np.searchsorted(uniq, ms[starts]) if len(starts) else starts
+        last = np.searchsorted(uniq, ms[offsets[1:] - 1]) if len(starts) else starts
     # Thousands of small frames would trigger cyclic GC passes that find nothing to free.
     was_enabled = gc.isenabled()
     gc.disable()
@@ -178,7 +220,11 @@ def ex_frames(
                 continue
             a, b = int(offsets[i]), int(offsets[i + 1])
             part = big.iloc[a:b]
-            part.index = time_index(ms[a:b], period)
+            pa, pb = int(first[i]), int(last[i])
+            if pb - pa == b - a - 1:
+                part.index = labels[pa : pb + 1]
+            else:
+                part.index = labels.take(np.searchsorted(uniq, ms[a:b]))
             out[code] = part
     finally:
         if was_enabled:
