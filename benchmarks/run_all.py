@@ -24,9 +24,16 @@ import ratios
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
-ORDER = ["bench_core.py", "bench_data.py", "bench_compat.py", "bench_gateway.py"]
+ORDER = [
+    "bench_core.py",
+    "bench_broker.py",
+    "bench_data.py",
+    "bench_compat.py",
+    "bench_gateway.py",
+]
 TITLES = {
     "bench_core.py": "Async core: quote fan-out and in-process order round trip",
+    "bench_broker.py": "Paper broker at backtest scale: 1,000,000 orders on a virtual clock",
     "bench_data.py": "Data layer: K-line reads (W1-W5)",
     "bench_compat.py": "xtquant shim overhead",
     "bench_gateway.py": "Gateway over loopback",
