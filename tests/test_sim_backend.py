@@ -7,6 +7,7 @@ These tests talk to the backend directly with a recording ``EventSink`` (no clie
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,10 +95,10 @@ def test_a_sim_url_sets_every_option() -> None:
     b = SimBackend.from_url(
         "sim://?home=/tmp/h&terminal=x y&seed=7&clock=strict&cash=5e5&step=6000"
     )
-    assert b.home == Path("/tmp/h") and b.terminal == "x_y"
+    assert b.home == Path("/tmp/h") and b.terminal == terminal_name("x y")
     assert b.market.seed == 7 and b.step_ms == 6000 and b.initial_cash == 500_000.0
     assert isinstance(b.clock, StrictClock)
-    assert b.state_dir == Path("/tmp/h/sim/x_y")
+    assert b.state_dir == Path("/tmp/h/sim") / terminal_name("x y")
     assert isinstance(open_backend("sim://?seed=3"), SimBackend)
 
 
@@ -118,9 +119,23 @@ def test_a_bad_sim_url_is_refused_naming_the_bad_part(url: str, words: str) -> N
         SimBackend.from_url(url)
 
 
-def test_terminal_names_are_directory_safe() -> None:
-    assert terminal_name("D:\\迅投\\userdata_mini") == "D_userdata_mini"
-    assert terminal_name("...") == "default"
+def test_a_safe_terminal_name_is_kept() -> None:
+    assert terminal_name("desk-2.a_b") == "desk-2.a_b"
+
+
+def test_a_path_becomes_its_readable_tail_and_a_hash() -> None:
+    name = terminal_name("D:\\迅投\\userdata_mini")
+    assert re.fullmatch(r"userdata_mini-[0-9a-f]{8}", name)
+
+
+def test_distinct_paths_get_distinct_terminals() -> None:
+    names = {terminal_name(p) for p in ("D:\\a\\userdata_mini", "E:/a/userdata_mini", "x y")}
+    assert len(names) == 3 and all(re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in names)
+
+
+def test_a_name_of_nothing_safe_still_names_a_terminal() -> None:
+    assert re.fullmatch(r"terminal-[0-9a-f]{8}", terminal_name("..."))
+    assert terminal_name("") == "default"
 
 
 # --------------------------------------------------------------------------- lifetime

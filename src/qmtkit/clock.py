@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 
-BEIJING = timezone(timedelta(hours=8))
+#: Beijing time (UTC+8, no daylight saving): the one place that says so.
+BEIJING: Final = timezone(timedelta(hours=8))
+#: The same offset in milliseconds, for arithmetic on Unix-millisecond timestamps.
+BEIJING_OFFSET_MS: Final = 8 * 3_600_000
+#: The IANA name of Beijing time, for Polars and pandas datetime columns.
+BEIJING_TZ_NAME: Final = "Asia/Shanghai"
 #: Environment variable that pins where wall time starts (for tests and reproducible runs).
 CLOCK_ENV = "QMTKIT_CLOCK"
 #: Continuous-trading sessions in Beijing time, as (start, end) minutes after midnight.

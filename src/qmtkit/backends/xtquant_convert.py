@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import cache
 from typing import Any, Final, TypeVar
 
@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from qmtkit.backends.base import Dividend, HistoryColumns
+from qmtkit.clock import BEIJING
 from qmtkit.codes import board_of
 from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES, dtypes_for
 from qmtkit.errors import BackendError, InvalidCode
@@ -37,7 +38,6 @@ from qmtkit.models import (
 )
 
 #: Beijing time, in which xtdata's time strings are written.
-BEIJING: Final = timezone(timedelta(hours=8))
 #: Depth of the book in xtquant's level-1 ticks.
 BOOK_LEVELS: Final = 5
 

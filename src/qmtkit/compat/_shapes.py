@@ -17,10 +17,9 @@ import numpy.typing as npt
 import pandas as pd
 import polars as pl
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import Bar, Tick
-
-BEIJING_MS = 8 * 3600 * 1000
 
 #: The K-line columns of xtquant's frames, in xtquant's order (its spelling included).
 KLINE_FIELDS: tuple[str, ...] = (
@@ -74,7 +73,7 @@ def time_labels(ms: npt.NDArray[np.int64], period: str) -> npt.NDArray[np.object
     if missing:
         if len(memo) + len(missing) > _LABELS_MAX:
             memo.clear()
-        stamps = pd.to_datetime(np.asarray(missing, dtype=np.int64) + BEIJING_MS, unit="ms")
+        stamps = pd.to_datetime(np.asarray(missing, dtype=np.int64) + BEIJING_OFFSET_MS, unit="ms")
         memo.update(zip(missing, stamps.strftime(fmt), strict=True))
     out[:] = [memo[k] for k in keys]
     return out

@@ -28,7 +28,7 @@ import pandas as pd
 import polars as pl
 
 from qmtkit.backends import backend_url
-from qmtkit.clock import beijing, wall_ms
+from qmtkit.clock import BEIJING_TZ_NAME, beijing, wall_ms
 from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
@@ -473,7 +473,7 @@ def _datadir_frames(
         if not len(cols["time"]):
             continue  # no file or no rows: the code gets an empty frame, as xtquant gives
         frame = pl.DataFrame(cols).with_columns(
-            pl.lit(code).alias("code"), pl.col("time").cast(pl.Datetime("ms", "Asia/Shanghai"))
+            pl.lit(code).alias("code"), pl.col("time").cast(pl.Datetime("ms", BEIJING_TZ_NAME))
         )
         per_code.append(frame)
     frame = (

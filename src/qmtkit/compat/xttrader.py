@@ -15,11 +15,9 @@ clear message to stderr (the ``qmtkit.compat`` logger).
 # ruff: noqa: B006
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import numbers
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from qmtkit import models
 from qmtkit.backends import backend_url
+from qmtkit.backends.sim.backend import terminal_name
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat.xttype import StockAccount
@@ -38,8 +37,6 @@ from qmtkit.models import cut_remark
 log = logging.getLogger("qmtkit.compat")
 
 __all__ = ["XtQuantTrader", "XtQuantTraderCallback", "cut_remark", "terminal_url"]
-
-#: MiniQMT keeps at most this many bytes of ``order_remark`` (UTF-8).
 
 
 def terminal_url(path: str, session: int, url: str | None = None) -> str:
@@ -62,13 +59,6 @@ def terminal_url(path: str, session: int, url: str | None = None) -> str:
         query.setdefault("session", str(session))
         return "xtquant://" + quote(path, safe="/:\\") + "?" + urlencode(query)
     return url
-
-
-def terminal_name(path: str) -> str:
-    """A file-name-safe terminal name for a MiniQMT path: readable tail plus a short hash."""
-    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", path.replace("\\", "/").rstrip("/").split("/")[-1])
-    digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
-    return f"{tail.strip('_.') or 'terminal'}-{digest}"
 
 
 class XtQuantTraderCallback:

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from qmtkit.clock import wall_ms
+from qmtkit.clock import BEIJING, wall_ms
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
@@ -56,7 +56,6 @@ RequestFn = Callable[[Request], Awaitable[Reply]]
 ProgressFn = Callable[[int, int, str], object]
 TimeLike = "str | int | dt.date | dt.datetime | None"
 
-BEIJING: Final = dt.timezone(dt.timedelta(hours=8))
 ADJUST_MODES: Final = ("none", "front", "back", "front_ratio", "back_ratio")
 _DAY_MS: Final = 86_400_000
 #: Flush downloaded bars to the cache once this many bytes are pending (bounds memory).

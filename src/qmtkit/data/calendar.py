@@ -17,6 +17,7 @@ from typing import Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.data.holidays import BJ_OPENED, CLOSURES, KNOWN_FIRST, KNOWN_LAST
 from qmtkit.errors import InvalidArgument
 
@@ -25,7 +26,6 @@ I64Array: TypeAlias = npt.NDArray[np.int64]
 
 DAY_MS: Final = 86_400_000
 #: Beijing is UTC+8 all year (no daylight saving since 1991).
-BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 
 _EPOCH = dt.date(1970, 1, 1)
 _MARKET_ALIASES: Final = {

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from qmtkit.clock import BEIJING_OFFSET_MS, BEIJING_TZ_NAME
 from qmtkit.data.store import Shard
 
-TZ = "Asia/Shanghai"
+TZ = BEIJING_TZ_NAME
 TIME_DTYPE = pl.Datetime("ms", TZ)
 _PL_TYPES: dict[str, type[pl.DataType]] = {
     "<i8": pl.Int64,
@@ -62,7 +63,7 @@ def columns_of(frame: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
 
 def time_strings(ms: np.ndarray, intraday: bool) -> np.ndarray:
     """xtquant's index labels of Unix-ms times: ``YYYYMMDD`` (days) or ``YYYYMMDDhhmmss``."""
-    local = np.asarray(ms, dtype=np.int64) + 8 * 3_600_000
+    local = np.asarray(ms, dtype=np.int64) + BEIJING_OFFSET_MS
     unit = "s" if intraday else "D"
     text = np.datetime_as_string(local.astype("datetime64[ms]").astype(f"datetime64[{unit}]"))
     if intraday:

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import normalize_code
 from qmtkit.data.resample import minute_labels
 from qmtkit.data.schema import BAR_DTYPES
@@ -51,7 +52,6 @@ Duplicates: TypeAlias = Literal["error", "first", "last"]
 VolumeUnit: TypeAlias = Literal["lots", "shares"]
 
 _DAY_MS: Final = 86_400_000
-_BJ_MS: Final = 8 * 3_600_000
 
 #: Accepted source names of each target column, in order of preference (lower-case).
 COLUMN_NAMES: Final[dict[str, tuple[str, ...]]] = {
@@ -188,7 +188,9 @@ def _digits_to_ms(v: npt.NDArray[np.int64], name: str) -> npt.NDArray[np.int64]:
         )
         + (d - 1)
     ).astype(np.int64)
-    out: npt.NDArray[np.int64] = days * _DAY_MS - _BJ_MS + ((hh * 60 + mm) * 60 + ss) * 1000 + ms
+    out: npt.NDArray[np.int64] = (
+        days * _DAY_MS - BEIJING_OFFSET_MS + ((hh * 60 + mm) * 60 + ss) * 1000 + ms
+    )
     return out
 
 
@@ -201,10 +203,10 @@ def parse_times(series: pl.Series) -> npt.NDArray[np.int64]:
     dt = series.dtype
     if dt == pl.Date:
         days = np.asarray(series.cast(pl.Int64).to_numpy(), dtype=np.int64)
-        return days * _DAY_MS - _BJ_MS
+        return days * _DAY_MS - BEIJING_OFFSET_MS
     if isinstance(dt, pl.Datetime):
         if dt.time_zone is None:
-            return series.dt.epoch("ms").to_numpy().astype(np.int64) - _BJ_MS
+            return series.dt.epoch("ms").to_numpy().astype(np.int64) - BEIJING_OFFSET_MS
         return series.dt.epoch("ms").to_numpy().astype(np.int64)
     if dt.is_integer() or dt.is_float():
         v = series.to_numpy()
@@ -218,7 +220,7 @@ def parse_times(series: pl.Series) -> npt.NDArray[np.int64]:
         for fmt in _STR_FORMATS:
             parsed = s.str.to_datetime(fmt, strict=False, time_unit="ms")
             if parsed.null_count() == 0:
-                return parsed.dt.epoch("ms").to_numpy().astype(np.int64) - _BJ_MS
+                return parsed.dt.epoch("ms").to_numpy().astype(np.int64) - BEIJING_OFFSET_MS
         raise InvalidArgument(
             f"time column {name!r}: cannot parse values such as {s[0]!r}: expected "
             "'YYYY-MM-DD', 'YYYY-MM-DD HH:MM[:SS]', 'YYYY/MM/DD ...' or digits"
@@ -247,7 +249,7 @@ def _dedupe(t: npt.NDArray[np.int64], code: str, duplicates: str) -> npt.NDArray
     if same.size == 0:
         return order
     if duplicates == "error":
-        when = np.datetime64(int(ts[same[0]]) + _BJ_MS, "ms")
+        when = np.datetime64(int(ts[same[0]]) + BEIJING_OFFSET_MS, "ms")
         raise InvalidArgument(
             f"{code}: {same.size} repeated bar time(s), first {int(ts[same[0]])} ({when} "
             "Beijing): remove them or pass duplicates='first' or 'last'"
@@ -271,7 +273,7 @@ def _one_code(
 ) -> Columns:
     t = parse_times(df[cols["time"]])
     if period == "1d":
-        t = (t + _BJ_MS) // _DAY_MS * _DAY_MS - _BJ_MS
+        t = (t + BEIJING_OFFSET_MS) // _DAY_MS * _DAY_MS - BEIJING_OFFSET_MS
     else:
         minute_labels(t, "5m")  # refuses times that are not session-minute bar ends
     keep = _dedupe(t, code, duplicates)

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import parse_period
 from qmtkit.errors import InvalidArgument, InvalidPeriod
 
@@ -40,7 +41,6 @@ DayLabel: TypeAlias = Literal["period_end", "last_bar"]
 
 _DAY_MS: Final = 86_400_000
 _MIN_MS: Final = 60_000
-_BJ_MS: Final = 8 * 3_600_000
 _MINUTES: Final = {"5m": 5, "15m": 15, "30m": 30, "1h": 60}
 _AM_OPEN: Final = 9 * 60 + 30
 _AM_CLOSE: Final = 11 * 60 + 30
@@ -54,7 +54,9 @@ _KEPT: Final = frozenset((*_REQUIRED, *_SUMMED, *_FIRST, *_LAST))
 
 
 def _fmt(ms: int) -> str:
-    return str(np.datetime64(ms + _BJ_MS, "ms").astype("datetime64[s]")).replace("T", " ")
+    return str(np.datetime64(ms + BEIJING_OFFSET_MS, "ms").astype("datetime64[s]")).replace(
+        "T", " "
+    )
 
 
 def _check_period(period: object) -> str:
@@ -75,7 +77,7 @@ def minute_labels(time: npt.ArrayLike, period: str) -> I64Array:
         )
     n = _MINUTES[period]
     t = np.asarray(time, dtype=np.int64)
-    local = t + _BJ_MS
+    local = t + BEIJING_OFFSET_MS
     day_start = local - local % _DAY_MS
     rem = local - day_start
     minute = rem // _MIN_MS
@@ -91,13 +93,13 @@ def minute_labels(time: npt.ArrayLike, period: str) -> I64Array:
     opens = np.where(am, _AM_OPEN, _PM_OPEN)
     # ceil((minute - open) / n), with the 09:30 auction bar (offset 0) in the first bucket
     k = np.maximum(-((opens - minute) // n), 1)
-    out: I64Array = day_start - _BJ_MS + (opens + k * n) * _MIN_MS
+    out: I64Array = day_start - BEIJING_OFFSET_MS + (opens + k * n) * _MIN_MS
     return out
 
 
 def day_labels(time: npt.ArrayLike, period: str) -> I64Array:
     """The calendar-period end (ms at 00:00 Beijing) of the ``1w``/``1mon`` bucket of each day."""
-    days = (np.asarray(time, dtype=np.int64) + _BJ_MS) // _DAY_MS
+    days = (np.asarray(time, dtype=np.int64) + BEIJING_OFFSET_MS) // _DAY_MS
     if period == "1w":
         # day 0 (1970-01-01) was a Thursday, so (days + 3) // 7 counts Monday-based weeks
         end = (days + 3) // 7 * 7 + 3
@@ -106,7 +108,7 @@ def day_labels(time: npt.ArrayLike, period: str) -> I64Array:
         end = (month + 1).astype("datetime64[D]").astype(np.int64) - 1
     else:
         raise InvalidPeriod(f"bad period {period!r}: expected '1w' or '1mon'")
-    out: I64Array = end * _DAY_MS - _BJ_MS
+    out: I64Array = end * _DAY_MS - BEIJING_OFFSET_MS
     return out
 
 

@@ -17,6 +17,7 @@ faster than the default virtual mapping would (see ``market.virtual_session_time
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -93,6 +94,7 @@ from qmtkit.models import (
 
 DEFAULT_TERMINAL = "default"
 _TERMINAL_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_TERMINAL_MAX = 120
 #: A code on the main SH calendar, used to ask the market which trading day it is.
 _CALENDAR_CODE = "600000.SH"
 #: The file, next to the journal, naming the simulator's report history (``BackendInfo.venue_id``).
@@ -124,9 +126,18 @@ def venue_id(path: Path, *, fresh: bool) -> str:
 
 
 def terminal_name(text: str) -> str:
-    """A directory-safe terminal name for any text (e.g. a MiniQMT ``userdata_mini`` path)."""
-    name = _TERMINAL_RE.sub("_", text).strip("._") or DEFAULT_TERMINAL
-    return name[-120:]
+    """The directory name of the terminal ``text`` names; distinct texts get distinct names.
+
+    A text that is already a safe directory name (letters, digits, ``.``, ``_``, ``-``; at most
+    120 characters, not starting or ending with ``.`` or ``_``) is used as it is. Any other text,
+    such as a MiniQMT ``userdata_mini`` path, becomes the readable tail of its last path part plus
+    a short hash of the whole text, so two paths never share a terminal.
+    """
+    if len(text) <= _TERMINAL_MAX and not _TERMINAL_RE.search(text) and text.strip("._") == text:
+        return text or DEFAULT_TERMINAL
+    last = text.replace("\\", "/").rstrip("/").split("/")[-1]
+    tail = _TERMINAL_RE.sub("_", last).strip("._")[-_TERMINAL_MAX // 2 :] or "terminal"
+    return f"{tail}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 class _Subscription:

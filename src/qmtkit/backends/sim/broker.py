@@ -81,7 +81,7 @@ __all__ = [
     "limit_prices",
 ]
 
-#: MiniQMT keeps at most this many UTF-8 bytes of ``order_remark``.
+#: Shares per lot: every buy is whole lots; only a sell of the whole holding may be odd.
 _LOT = 100
 _BOOK_LEVELS = 5
 _DAY_DIGITS = 8

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.sim.universe import Listing, Universe, history_start
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, parse_code
 from qmtkit.data import calendar
 from qmtkit.data.schema import BAR_DTYPES
@@ -47,7 +48,6 @@ Columns: TypeAlias = dict[str, npt.NDArray[np.generic]]
 
 DAY_MS: Final = 86_400_000
 MINUTE_MS: Final = 60_000
-BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 #: Minutes in a full trading day: the auction bar plus 120 + 120 continuous minutes.
 MINUTES_PER_DAY: Final = 241
 #: Offsets of the minute labels (bar ends) from 00:00 Beijing, ms.

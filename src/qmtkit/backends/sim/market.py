@@ -56,6 +56,7 @@ from qmtkit.backends.sim.history import (
     ymd_of_daynum,
 )
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, normalize_codes
 from qmtkit.data.calendar import day_number
 from qmtkit.data.schema import TICK_DTYPES
@@ -75,7 +76,6 @@ LEVELS: Final = 5
 _TPATH, _TPOS, _TVOL, _BOOK, _BOOKV = range(40, 45)
 _PREOPEN_MS: Final = (9 * 60 + 15) * MINUTE_MS
 _DAY_MS: Final = 86_400_000
-_BEIJING_OFFSET_MS: Final = 8 * 3_600_000
 
 
 def _derive(key: U64, salt: int) -> U64:
@@ -536,7 +536,7 @@ class SyntheticMarket:
         if not len(cols["time"]):
             return []
         last = int(cols["time"][0])  # one calendar: every code shows the same step
-        day0 = last - (last + _BEIJING_OFFSET_MS) % _DAY_MS
+        day0 = last - (last + BEIJING_OFFSET_MS) % _DAY_MS
         if last < day0 + OPEN_MS:
             return []  # before the open there is no bar yet
         cents = np.rint(cols["lastPrice"] * 100).astype(np.int64)
