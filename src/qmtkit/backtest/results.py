@@ -18,6 +18,7 @@ from typing import Final, Protocol
 import numpy as np
 import polars as pl
 
+from qmtkit.backtest.metrics import Metrics, compute_metrics
 from qmtkit.errors import InvalidArgument
 
 #: Time stamps: milliseconds, naive, exchange local time.
@@ -131,6 +132,10 @@ class BacktestResult:
                 )
         object.__setattr__(self, "meta", dict(self.meta))
         _check_invariants(self)
+
+    def metrics(self, *, risk_free_rate: float = 0.0) -> Metrics:
+        """Returns, risk, drawdown, trading and benchmark figures (`qmtkit.backtest.metrics`)."""
+        return compute_metrics(self, risk_free_rate=risk_free_rate)
 
     def digest(self) -> str:
         """SHA-256 (hex) over a canonical serialization of every frame, the cash and the meta.
