@@ -270,8 +270,8 @@ def test_tick_period_uses_tick_columns(cache: Cache) -> None:
 
 
 def test_bad_period_is_refused(cache: Cache) -> None:
-    with pytest.raises(InvalidPeriod, match="'5m'"):
-        cache.write_bars("5m", {"600000.SH": bars(2)})
+    with pytest.raises(InvalidPeriod, match="'1w'"):
+        cache.write_bars("1w", {"600000.SH": bars(2)})
 
 
 def test_bad_code_is_refused_and_nothing_written(cache: Cache) -> None:

@@ -90,7 +90,7 @@ from qmtkit.backends.xtquant_url import (
 )
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType, OrderType, PriceType
-from qmtkit.data.schema import STORED_PERIODS
+from qmtkit.data.schema import BACKEND_PERIODS
 from qmtkit.errors import (
     BackendError,
     BackendUnavailable,
@@ -571,10 +571,10 @@ class XtQuantBackend:
 
     async def _fetch_history(self, req: FetchHistory) -> Reply:
         code = normalize_code(req.code)
-        if req.period not in STORED_PERIODS:
+        if req.period not in BACKEND_PERIODS:
             raise InvalidPeriod(
                 f"bad period {req.period!r} for FetchHistory: the cache stores "
-                f"{', '.join(STORED_PERIODS)}; other periods are derived from them"
+                f"{', '.join(BACKEND_PERIODS)}; other periods are derived from them"
             )
         for name, value in (("start", req.start), ("end", req.end)):
             if not isinstance(value, int) or value < 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ import polars as pl
 
 from qmtkit.data.api import MarketData
 from qmtkit.data.cache import Cache
+from qmtkit.data.sources import BACKEND, source_name
 from qmtkit.errors import InvalidArgument, InvalidPeriod, QmtkitError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -26,20 +28,48 @@ _IMPORT_BATCH = 200
 
 
 class ProgressBar:
-    """A one-line progress bar on a text stream (stderr by default)."""
+    """A one-line progress bar on a text stream (stderr by default).
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    With ``rate=True`` it also shows items per second and the time left, measured on
+    ``clock`` (monotonic seconds) from the bar's creation.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        width: int = 30,
+        *,
+        rate: bool = False,
+        unit: str = "codes",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.rate = rate
+        self.unit = unit
+        self._clock = clock or time.monotonic
+        self._t0 = self._clock()
 
     def __call__(self, done: int, total: int, item: str) -> None:
         """Redraw for ``done`` of ``total`` items, ``item`` the last one finished."""
         filled = self.width * done // max(total, 1)
         bar = "#" * filled + "." * (self.width - filled)
         end = "\n" if done >= total else ""
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {item:<12}{end}")
+        stats = f" {self.stats(done, total)}" if self.rate else ""
+        self.stream.write(f"\r{self.label}{stats} [{bar}] {done}/{total} {item:<12}{end}")
         self.stream.flush()
+
+    def stats(self, done: int, total: int) -> str:
+        """``'12.5 codes/s ETA 0:06:40'`` for ``done`` of ``total`` so far."""
+        elapsed = max(self._clock() - self._t0, 1e-9)
+        per_s = done / elapsed
+        if done <= 0:
+            return f"{0.0:6.1f} {self.unit}/s ETA --:--:--"
+        left = round((total - done) / per_s)
+        h, rem = divmod(left, 3600)
+        return f"{per_s:6.1f} {self.unit}/s ETA {h}:{rem // 60:02d}:{rem % 60:02d}"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -50,14 +80,28 @@ def add_subcommands(subparsers: Any) -> None:
     """Add the data commands to an argparse ``add_subparsers()`` object."""
     p = subparsers.add_parser("download", help="download bars into the local cache")
     _common(p)
-    p.add_argument("codes", nargs="+", help="security codes, e.g. 600000.SH 000001.SZ")
-    p.add_argument("--period", default="1d", help="1d, 1m, tick (others download their base)")
+    p.add_argument("codes", nargs="*", help="security codes, e.g. 600000.SH 000001.SZ")
+    p.add_argument(
+        "--period",
+        default="1d",
+        help="1d, 1m, tick (others download their base); baostock: 1d, 5m, 15m, 30m, 1h",
+    )
     p.add_argument("--start", default=None, help="YYYYMMDD[hhmmss] (default: earliest)")
     p.add_argument("--end", default=None, help="YYYYMMDD[hhmmss] (default: latest)")
     p.add_argument("--full", action="store_true", help="re-fetch even what is cached")
     p.add_argument(
         "--backend", default=None, help="backend URL (default $QMTKIT_BACKEND or sim://)"
     )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="where bars come from: backend or baostock (default $QMTKIT_DATA_SOURCE or backend)",
+    )
+    p.add_argument(
+        "--all", action="store_true", help="every stock the source lists (with --source)"
+    )
+    p.add_argument("--rate", type=float, default=None, help="source calls per second")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per source call")
     p.set_defaults(func=cmd_download)
 
     p = subparsers.add_parser("bars", help="print cached bars as a table")
@@ -142,15 +186,49 @@ def cmd_download(args: argparse.Namespace) -> int:
                 args.start,
                 args.end,
                 incrementally=not args.full,
-                progress=ProgressBar("download"),
+                progress=ProgressBar("download", rate=True),
             )
 
     try:
-        n = anyio.run(run)
+        name = source_name(args.source)
+        if name != BACKEND:
+            options = {k: v for k in ("rate", "timeout") if (v := getattr(args, k)) is not None}
+            n = anyio.run(download_from_source, args, name, options)
+        elif args.all:
+            raise InvalidArgument("--all lists the codes of a source: add --source baostock")
+        elif not args.codes:
+            raise InvalidArgument("no codes: name the codes to download (or --all --source ...)")
+        else:
+            n = anyio.run(run)
     except QmtkitError as exc:
         return _fail(exc)
     print(f"fetched {n} bars")
     return 0
+
+
+async def download_from_source(args: argparse.Namespace, name: str, options: Any) -> int:
+    """``qmtkit download --source NAME``: one session for the list and every code's bars."""
+    from qmtkit.data.sources import open_source
+    from qmtkit.data.update import download_with_source
+
+    data = MarketData(_no_backend, args.home)
+    async with open_source(name, **options) as src:
+        return await download_with_source(
+            data,
+            src,
+            None if args.all else args.codes,
+            args.period,
+            args.start,
+            args.end,
+            incrementally=not args.full,
+            progress=ProgressBar("download", rate=True),
+        )
+
+
+async def _no_backend(req: Any) -> Any:
+    from qmtkit.errors import Unsupported
+
+    raise Unsupported(f"this command reads the cache or a source only; cannot send {req!r}")
 
 
 def cmd_bars(args: argparse.Namespace) -> int:

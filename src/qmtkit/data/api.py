@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import numpy as np
@@ -27,12 +27,13 @@ import numpy.typing as npt
 import polars as pl
 
 from qmtkit.clock import BEIJING, wall_ms
-from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
-from qmtkit.data.schema import dtypes_for, window
-from qmtkit.errors import CacheError, InvalidArgument, Unsupported
+from qmtkit.data.reference import Reference
+from qmtkit.data.schema import MINUTE_PERIODS, dtypes_for, window
+from qmtkit.errors import CacheError, InvalidArgument, InvalidPeriod, Unsupported
 from qmtkit.messages import (
     Dividend,
     Dividends,
@@ -52,6 +53,9 @@ from qmtkit.messages import (
 )
 from qmtkit.models import InstrumentDetail, Tick
 
+if TYPE_CHECKING:
+    from qmtkit.data.sources import Source
+
 RequestFn = Callable[[Request], Awaitable[Reply]]
 ProgressFn = Callable[[int, int, str], object]
 TimeLike = "str | int | dt.date | dt.datetime | None"
@@ -60,6 +64,9 @@ ADJUST_MODES: Final = ("none", "front", "back", "front_ratio", "back_ratio")
 _DAY_MS: Final = 86_400_000
 #: Flush downloaded bars to the cache once this many bytes are pending (bounds memory).
 _FLUSH_BYTES: Final = 64 << 20
+#: A download from a source module commits every this many codes, so a killed run keeps
+#: what it fetched and a rerun fetches only the rest.
+_FLUSH_CODES: Final = 20
 _DIGITS = re.compile(r"^\d+$")
 
 
@@ -189,6 +196,7 @@ class MarketData:
         self._request = request
         self.cache = cache if cache is not None else Cache(home)
         self._now_ms = now_ms or wall_ms
+        self.reference = Reference(self.cache.root)
 
     # ------------------------------------------------------------------- download
 
@@ -201,20 +209,58 @@ class MarketData:
         *,
         incrementally: bool = True,
         progress: ProgressFn | None = None,
+        source: str | Source | None = None,
+        source_options: Mapping[str, Any] | None = None,
     ) -> int:
         """Fetch the bars of ``codes`` into the cache and return how many bars were fetched.
 
-        Periods not stored are downloaded as their base (1m or 1d). With ``incrementally``
-        only the ranges missing from each code's coverage are asked for; otherwise the whole
-        range is fetched again (and replaces the cached bars with the same times).
-        ``progress(done, total, code)`` is called after each code.
+        Periods not stored are downloaded as their base (1m or 1d), except that a source
+        serving a minute period as such (baostock's 5m/15m/30m/1h) stores it as such. With
+        ``incrementally`` only the ranges missing from each code's coverage are asked for;
+        otherwise the whole range is fetched again (and replaces the cached bars with the
+        same times). ``progress(done, total, code)`` is called after each code.
+
+        ``source`` picks where bars come from: ``'backend'`` (the connected backend), a
+        source module's name such as ``'baostock'`` (``qmtkit.data.sources``; opened for
+        this call with ``source_options``) or a source already open; ``None`` reads
+        ``$QMTKIT_DATA_SOURCE``, else the backend.
         """
+        from qmtkit.data.sources import BACKEND, Source, open_source, source_name
+
         norm = normalize_codes(codes)
-        base = parse_period(period).base
+        p = parse_period(period)
         lo, hi = time_range(start, end)
         if progress is not None and not callable(progress):
             raise InvalidArgument(f"progress must be callable(done, total, code), got {progress!r}")
+        if source_options is not None and not isinstance(source_options, Mapping):
+            raise InvalidArgument(f"source_options must be a mapping, got {source_options!r}")
+        if source is not None and not isinstance(source, str):
+            if not isinstance(source, Source):
+                raise InvalidArgument(
+                    f"source must be a source name or an open source, got {source!r}"
+                )
+            base = _source_base(source, p)
+            return await self._download(norm, base, lo, hi, incrementally, progress, source)
+        name = source_name(source)
+        if name == BACKEND:
+            return await self._download(norm, p.base, lo, hi, incrementally, progress, None)
+        async with open_source(name, **dict(source_options or {})) as src:
+            base = _source_base(src, p)
+            return await self._download(norm, base, lo, hi, incrementally, progress, src)
+
+    async def _download(
+        self,
+        norm: list[str],
+        base: str,
+        lo: int,
+        hi: int,
+        incrementally: bool,
+        progress: ProgressFn | None,
+        src: Source | None,
+    ) -> int:
+        fetch = self._request if src is None else src.request
         now = self._now_ms()
+        flush_codes = _FLUSH_CODES if src is not None else len(norm) + 1
         pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
         pending_cov: dict[str, tuple[int, int]] = {}
         pending_bytes = 0
@@ -229,9 +275,16 @@ class MarketData:
                 for gap in gaps:
                     w_lo, w_hi = cov.to_wire(gap)
                     reply = expect(
-                        await self._request(FetchHistory(code, base, w_lo, w_hi)), HistoryColumns
+                        await fetch(FetchHistory(code, base, w_lo, w_hi)), HistoryColumns
                     )
                     cols = _decode(reply, base, dtypes)
+                    if "isST" in reply.columns and src is not None:
+                        self.reference.record_st(
+                            src.name,
+                            code,
+                            cols["time"],
+                            np.frombuffer(reply.columns["isST"], "<i1"),
+                        )
                     t = cols["time"]
                     parts.append(cols)
                     fetched += len(t)
@@ -248,13 +301,13 @@ class MarketData:
                     # Adjusted reads need the ex-rights records; fetch them with the bars,
                     # as xtquant's download does, so that a cache-only read can adjust.
                     with contextlib.suppress(Unsupported):
-                        await self.dividends(code)
+                        await self._fetch_dividends(fetch, code)
                 if gaps:
                     pending[code] = _concat(parts, dtypes)
                     if new_cov is not None:
                         pending_cov[code] = new_cov
                     pending_bytes += sum(v.nbytes for v in pending[code].values())
-                if pending_bytes >= _FLUSH_BYTES:
+                if pending_bytes >= _FLUSH_BYTES or len(pending) >= flush_codes:
                     self.cache.write_bars(base, pending, coverage=pending_cov)
                     pending, pending_cov, pending_bytes = {}, {}, 0
                 if progress is not None:
@@ -350,17 +403,33 @@ class MarketData:
 
         per_code: list[tuple[str, Mapping[str, npt.NDArray[Any]]]] = []
         for code in codes:
+            stored = self._stored_period(code, period, base)
             if mode is None:
-                cols = self._code_columns(code, base, lo, hi)
+                cols = self._code_columns(code, stored, lo, hi)
             else:
                 # Ratio modes need the close before each ex-date, which may lie before
                 # ``start``: adjust the whole history, then cut the range.
-                full = self._adjust_columns(code, self.cache.arrays(base, code), mode)
+                full = self._adjust_columns(code, self.cache.arrays(stored, code), mode)
                 cols = window(full, lo, hi)
-            if period != base:
+            if period != stored:
                 cols = resample(cols, period)
             per_code.append((code, cols))
         return _build_frame(per_code, count, names, dtypes_for(base))
+
+    def _stored_period(self, code: str, period: str, base: str) -> str:
+        """Where ``code``'s ``period`` bars come from: the period itself when stored as such
+        (a source serving it, e.g. baostock's 5m), else the finest stored minute period
+        that divides it, else ``base``. Nothing finer than what is stored is invented."""
+        if period not in MINUTE_PERIODS:
+            return base
+        if self.cache.coverage(period, code) is not None:
+            return period
+        secs = parse_period(period).seconds
+        for candidate in ("1m", *MINUTE_PERIODS):
+            c_secs = parse_period(candidate).seconds
+            if c_secs < secs and secs % c_secs == 0 and self.cache.coverage(candidate, code):
+                return candidate
+        return base
 
     def _read_adjusted(
         self,
@@ -394,8 +463,11 @@ class MarketData:
 
     async def dividends(self, code: str) -> list[Dividend]:
         """The ex-rights records of ``code`` (oldest first), fetched and cached."""
+        return await self._fetch_dividends(self._request, code)
+
+    async def _fetch_dividends(self, fetch: RequestFn, code: str) -> list[Dividend]:
         norm = normalize_code(code)
-        reply = expect(await self._request(FetchDividends(norm)), Dividends)
+        reply = expect(await fetch(FetchDividends(norm)), Dividends)
         items = sorted(reply.items, key=lambda d: d.time)
         self.cache.write_dividends(norm, items)
         return items
@@ -437,6 +509,17 @@ class MarketData:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _source_base(src: Source, p: Period) -> str:
+    """The stored period a source's download of ``p`` lands in, or InvalidPeriod."""
+    base = p.name if p.name in src.periods else p.base
+    if base not in src.periods:
+        raise InvalidPeriod(
+            f"the {src.name} source serves {', '.join(src.periods)} bars, so {p.name!r} "
+            f"(stored as {base!r}) cannot come from it"
+        )
+    return base
 
 
 def _instrument_code(item: InstrumentDetail) -> str:

@@ -38,7 +38,7 @@ from qmtkit.data.store import REPAIR_HINT, Shard, open_shard, write_shard
 from qmtkit.errors import CacheError, InvalidArgument, InvalidPeriod
 
 #: How many leading symbol digits pick a shard, per stored period.
-SHARD_DIGITS: Final = {"1d": 4, "1m": 6, "tick": 6}
+SHARD_DIGITS: Final = {"1d": 4, "1m": 6, "tick": 6, "5m": 6, "15m": 6, "30m": 6, "1h": 6}
 _REQUIRED: Final = {"1d": ("time", "open", "high", "low", "close"), "tick": ("time", "lastPrice")}
 _FILE_RE = re.compile(r"^(?P<key>\d+)\.g(?P<gen>\d+)\.qkc$")
 _RETRIES: Final = 8
@@ -59,7 +59,7 @@ def check_period(period: object) -> str:
     if not isinstance(period, str) or period not in STORED_PERIODS:
         raise InvalidPeriod(
             f"the cache stores periods {', '.join(STORED_PERIODS)}, not {period!r} "
-            "(other periods are resampled from 1m or 1d when read)"
+            "(other periods are resampled from stored ones when read)"
         )
     return period
 

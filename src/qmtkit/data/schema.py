@@ -44,8 +44,13 @@ TICK_DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
     **{f"bidVol{i}": np.dtype("<i8") for i in _LEVELS},
 }
 
+#: Minute periods a source may serve as such (baostock's 5/15/30/60-minute bars); they are
+#: stored as they came, and derived from 1m (or a finer stored one) only when not stored.
+MINUTE_PERIODS: Final = ("5m", "15m", "30m", "1h")
+#: The stored periods a backend's ``FetchHistory`` serves (minute periods come from 1m).
+BACKEND_PERIODS: Final = ("tick", "1m", "1d")
 #: Periods kept in the cache; every other period is derived from one of these.
-STORED_PERIODS: Final = ("tick", "1m", "1d")
+STORED_PERIODS: Final = ("tick", "1m", *MINUTE_PERIODS, "1d")
 
 
 def dtypes_for(period: str) -> dict[str, np.dtype[np.generic]]:

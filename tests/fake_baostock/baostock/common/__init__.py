@@ -1,0 +1,1 @@
+"""The fake package's shared state (as in the real package's ``baostock.common``)."""
