@@ -15,10 +15,10 @@ import pytest
 from bsfake import FAKE_DIR, FAST, QK, day_ms, expected_adjusted, fake_module, raw_daily
 from qmtkit.backends.base import FetchHistory, Reply, Request
 from qmtkit.backends.mock import MockBackend, ok_handler
+from qmtkit.cli.data import ProgressBar, add_subcommands
 from qmtkit.compat import xtdata
 from qmtkit.compat._bridge import bridge
 from qmtkit.data.api import MarketData
-from qmtkit.cli.data import ProgressBar, add_subcommands
 from qmtkit.data.sources.baostock import BaostockSource
 from qmtkit.data.update import download_with_source
 

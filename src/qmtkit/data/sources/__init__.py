@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final, Protocol, runtime_checkable
 
-from qmtkit.messages import Reply, Request
 from qmtkit.errors import InvalidArgument
+from qmtkit.messages import Reply, Request
 
 #: The environment variable naming the default source of ``download``.
 SOURCE_ENV: Final = "QMTKIT_DATA_SOURCE"

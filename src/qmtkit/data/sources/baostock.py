@@ -29,6 +29,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.clock import wall_ms
+from qmtkit.codes import normalize_code
+from qmtkit.data.sources import bsrows
+from qmtkit.data.sources.bssession import BaostockSession
+from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, Unsupported
 from qmtkit.messages import (
     Dividend,
     Dividends,
@@ -40,11 +45,6 @@ from qmtkit.messages import (
     Reply,
     Request,
 )
-from qmtkit.clock import wall_ms
-from qmtkit.codes import normalize_code
-from qmtkit.data.sources import bsrows
-from qmtkit.data.sources.bssession import BaostockSession
-from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, Unsupported
 from qmtkit.models import InstrumentDetail
 
 #: baostock's first trading day.

@@ -15,9 +15,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.messages import Dividend
 from qmtkit.codes import normalize_code
 from qmtkit.errors import BackendError, InvalidCode
+from qmtkit.messages import Dividend
 from qmtkit.models import InstrumentDetail
 
 DAY_MS: Final = 86_400_000
