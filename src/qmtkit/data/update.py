@@ -21,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.api import MarketData, ProgressFn, time_range
@@ -30,7 +31,6 @@ from qmtkit.errors import InvalidArgument, Unsupported
 #: A code at most this many trading days behind is updated by whole-market day queries.
 MARKET_DAY_LIMIT: Final = 30
 _DAY_MS: Final = 86_400_000
-_BJ_MS: Final = 8 * 3_600_000
 
 
 async def download_with_source(
@@ -93,7 +93,8 @@ def _near(data: MarketData, code: str, lo: int) -> bool:
 
 
 def _day_text(ms: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=(ms + _BJ_MS) // _DAY_MS)).isoformat()
+    days = (ms + BEIJING_OFFSET_MS) // _DAY_MS
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
 
 
 async def _update_by_day(
@@ -111,7 +112,7 @@ async def _update_by_day(
     last_done: int | None = None
     for i, day in enumerate(days, 1):
         text = f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}"
-        day_ms = int(np.datetime64(text, "D").astype(np.int64)) * _DAY_MS - _BJ_MS
+        day_ms = int(np.datetime64(text, "D").astype(np.int64)) * _DAY_MS - BEIJING_OFFSET_MS
         if day_ms <= oldest_end:
             continue
         if day_ms + _DAY_MS - 1 >= now:

@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.clock import wall_ms
+from qmtkit.clock import BEIJING_OFFSET_MS, wall_ms
 from qmtkit.codes import normalize_code
 from qmtkit.data.sources import bsrows
 from qmtkit.data.sources.bssession import BaostockSession
@@ -145,8 +145,8 @@ class BaostockSource:
         if last is not None:
             hi = min(hi, last + bsrows.DAY_MS - 1)
         parts: list[dict[str, npt.NDArray[Any]]] = []
-        day0 = (lo + bsrows._BJ_MS) // bsrows.DAY_MS
-        day_end = (hi + bsrows._BJ_MS) // bsrows.DAY_MS
+        day0 = (lo + BEIJING_OFFSET_MS) // bsrows.DAY_MS
+        day_end = (hi + BEIJING_OFFSET_MS) // bsrows.DAY_MS
         step = CHUNK_DAYS[period]
         while day0 <= day_end:
             day1 = min(day_end, day0 + step - 1)
@@ -255,7 +255,7 @@ class BaostockSource:
         return out
 
     async def _exact_ratio(self, bs: str, item: Dividend) -> Dividend:
-        day = (item.time + bsrows._BJ_MS) // bsrows.DAY_MS
+        day = (item.time + BEIJING_OFFSET_MS) // bsrows.DAY_MS
         res = await self.session.call(
             "query_history_k_data_plus",
             code=bs,

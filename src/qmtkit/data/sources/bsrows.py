@@ -15,13 +15,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import normalize_code
 from qmtkit.errors import BackendError, InvalidCode
 from qmtkit.messages import Dividend
 from qmtkit.models import InstrumentDetail
 
 DAY_MS: Final = 86_400_000
-_BJ_MS: Final = 8 * 3_600_000
 #: The daily fields asked for (``isST`` is kept beside the bars, not in them).
 DAILY_FIELDS: Final = "date,code,open,high,low,close,preclose,volume,amount,tradestatus,isST"
 #: The minute fields baostock serves (minute bars have no preclose, status or ST flag).
@@ -49,13 +49,13 @@ def from_bs_code(code: str) -> str:
 
 def ms_to_date(ms: int) -> str:
     """Unix ms → the Beijing day ``'YYYY-MM-DD'`` it falls on."""
-    return str(np.datetime64((ms + _BJ_MS) // DAY_MS, "D"))
+    return str(np.datetime64((ms + BEIJING_OFFSET_MS) // DAY_MS, "D"))
 
 
 def date_ms(dates: Sequence[str]) -> npt.NDArray[np.int64]:
     """``'YYYY-MM-DD'`` strings → Unix ms at 00:00 Beijing."""
     days = np.array(dates, dtype="datetime64[D]").astype(np.int64)
-    out: npt.NDArray[np.int64] = days * DAY_MS - _BJ_MS
+    out: npt.NDArray[np.int64] = days * DAY_MS - BEIJING_OFFSET_MS
     return out
 
 
@@ -63,7 +63,7 @@ def minute_ms(times: Sequence[str]) -> npt.NDArray[np.int64]:
     """``'YYYYMMDDhhmmssSSS'`` strings (Beijing) → Unix ms."""
     iso = [f"{t[0:4]}-{t[4:6]}-{t[6:8]}T{t[8:10]}:{t[10:12]}:{t[12:14]}" for t in times]
     ms = np.array(iso, dtype="datetime64[ms]").astype(np.int64)
-    out: npt.NDArray[np.int64] = ms - _BJ_MS
+    out: npt.NDArray[np.int64] = ms - BEIJING_OFFSET_MS
     return out
 
 
