@@ -18,6 +18,12 @@ from typing import Final, Protocol
 import numpy as np
 import polars as pl
 
+from qmtkit.backtest.compliance import (
+    PER_DAY_THRESHOLD,
+    PER_SECOND_THRESHOLD,
+    ComplianceProfile,
+    compute_compliance,
+)
 from qmtkit.backtest.metrics import Metrics, compute_metrics
 from qmtkit.errors import InvalidArgument
 
@@ -136,6 +142,15 @@ class BacktestResult:
     def metrics(self, *, risk_free_rate: float = 0.0) -> Metrics:
         """Returns, risk, drawdown, trading and benchmark figures (`qmtkit.backtest.metrics`)."""
         return compute_metrics(self, risk_free_rate=risk_free_rate)
+
+    def compliance(
+        self,
+        *,
+        per_second: int = PER_SECOND_THRESHOLD,
+        per_day: int = PER_DAY_THRESHOLD,
+    ) -> ComplianceProfile:
+        """Order-flow peaks, cancels and risk refusals against the high-frequency thresholds."""
+        return compute_compliance(self, per_second=per_second, per_day=per_day)
 
     def digest(self) -> str:
         """SHA-256 (hex) over a canonical serialization of every frame, the cash and the meta.
