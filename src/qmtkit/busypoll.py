@@ -40,6 +40,7 @@ from typing import TypeVar
 
 import anyio
 
+from qmtkit.checks import is_real
 from qmtkit.errors import InvalidArgument
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ _Events = list[tuple[selectors.SelectorKey, int]]
 
 def _checked(name: str, value: object, limit: float, unit: str) -> float:
     """``value`` as a float if it is a finite number in ``0..limit``, else InvalidArgument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise InvalidArgument(
             f"{name} must be a number of {unit} in 0..{limit:g}, got {value!r} "
             f"({type(value).__name__})"

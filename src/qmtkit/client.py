@@ -15,7 +15,6 @@ called from that loop, inside the ``connect`` context.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import weakref
 from collections.abc import AsyncIterator, Generator, Sequence
@@ -62,6 +61,7 @@ from qmtkit.backends.base import (
     UnsubscribeQuotes,
     expect,
 )
+from qmtkit.checks import check_order, is_int, non_negative_int, positive_int
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType, OrderStatus, OrderType, PriceType
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, QmtkitError
@@ -100,27 +100,12 @@ Quote = Tick | Bar
 _WHOLE_MARKET = ("all", "*", "")
 
 
-def _is_int(v: object) -> bool:
-    return type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
-
-
-def _is_real(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _check_max_records(max_records: object) -> int:
-    if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
-        raise InvalidArgument(
-            f"max_records must be a positive int (records a slow consumer may buffer before "
-            f"they are merged to the latest per code), got {max_records!r}"
-        )
-    return max_records
-
-
-def _check_text(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be a str, got {type(value).__name__} {value!r}")
-    return value
+    return positive_int(
+        "max_records",
+        max_records,
+        " (records a slow consumer may buffer before they are merged to the latest per code)",
+    )
 
 
 # --------------------------------------------------------------------------- quotes
@@ -400,11 +385,6 @@ _BUY = int(OrderType.STOCK_BUY)
 _FIX_PRICE = int(PriceType.FIX_PRICE)
 _LATEST_PRICE = int(PriceType.LATEST_PRICE)
 _ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
-#: Codes already normalised, by the text given (valid ones only).
-_CODES: dict[str, str] = {}
-_CODES_MAX = 1 << 16
-_ORDER_TYPES = frozenset(int(t) for t in OrderType)
-_PRICE_TYPES = frozenset(int(t) for t in PriceType)
 
 
 # --------------------------------------------------------------------------- accounts
@@ -488,36 +468,9 @@ class Account:
         asynchronous order requests do.
         """
         self.client._check_open()
-        code = _CODES.get(stock_code) if isinstance(stock_code, str) else None
-        if code is None:
-            code = normalize_code(stock_code)
-            if isinstance(stock_code, str):
-                if len(_CODES) >= _CODES_MAX:
-                    _CODES.clear()
-                _CODES[stock_code] = code
-        if not _is_int(order_type) or order_type not in _ORDER_TYPES:
-            raise InvalidArgument(
-                f"bad order_type {order_type!r}: expected 23 (STOCK_BUY) or 24 (STOCK_SELL)"
-            )
-        if not _is_int(order_volume) or order_volume <= 0:
-            raise InvalidArgument(
-                f"bad order_volume {order_volume!r}: expected a positive int number of shares"
-            )
-        if not _is_int(price_type) or price_type not in _PRICE_TYPES:
-            raise InvalidArgument(
-                f"bad price_type {price_type!r}: expected one of xtquant's price types, e.g. "
-                f"11 (FIX_PRICE) or 5 (LATEST_PRICE)"
-            )
-        if not _is_real(price) or not math.isfinite(price):
-            raise InvalidArgument(f"bad price {price!r}: expected a finite number")
-        if price_type == _FIX_PRICE and price <= 0:
-            raise InvalidArgument(
-                f"bad price {price!r} for FIX_PRICE: expected a positive limit price"
-            )
-        _check_text("strategy_name", strategy_name)
-        _check_text("order_remark", order_remark)
-        if not _is_int(seq) or seq < 0:
-            raise InvalidArgument(f"bad seq {seq!r}: expected a non-negative int")
+        code = normalize_code(stock_code)
+        check_order(order_type, order_volume, price_type, price, strategy_name, order_remark)
+        non_negative_int("seq", seq)
         req = SubmitOrder(
             account_id=self.account_id,
             stock_code=code,
@@ -626,7 +579,7 @@ class Account:
                 raise InvalidArgument(
                     f"{order!r} was refused before it got a venue order id: nothing to cancel"
                 )
-        elif _is_int(order) and order > 0:
+        elif is_int(order) and order > 0:
             order_id = order
         else:
             raise InvalidArgument(
@@ -640,7 +593,7 @@ class Account:
     async def cancel_sysid(self, market: int, order_sysid: str) -> CancelResponse:
         """Cancel by the venue's order number (``market``: 0 SH, 1 SZ, 2 BJ)."""
         self.client._check_open()
-        if not _is_int(market) or market not in (0, 1, 2):
+        if not is_int(market) or market not in (0, 1, 2):
             raise InvalidArgument(f"bad market {market!r}: expected 0 (SH), 1 (SZ) or 2 (BJ)")
         if not isinstance(order_sysid, str) or not order_sysid:
             raise InvalidArgument(f"bad order_sysid {order_sysid!r}: expected a non-empty str")
@@ -939,7 +892,7 @@ class Client:
         self._check_open()
         if not isinstance(account_id, str) or not account_id.strip():
             raise InvalidArgument(f"bad account_id {account_id!r}: expected a non-empty str")
-        if not _is_int(account_type) or account_type not in {int(t) for t in AccountType}:
+        if not is_int(account_type) or account_type not in {int(t) for t in AccountType}:
             raise InvalidArgument(
                 f"bad account_type {account_type!r}: expected an AccountType, e.g. 2 (STOCK)"
             )

@@ -10,6 +10,7 @@ from typing import Final
 
 import msgspec
 
+from qmtkit.checks import is_real
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod
 
 EXCHANGES: Final = ("SH", "SZ", "BJ")
@@ -59,9 +60,31 @@ def parse_code(code: object) -> SecurityCode:
     return SecurityCode(symbol, exchange)
 
 
+#: Codes already parsed, by the text given (valid ones only; emptied when full, so a stream of
+#: distinct hostile texts costs bounded memory).
+_SEEN: dict[str, tuple[str, SecurityCode, Board]] = {}
+_SEEN_MAX: Final = 1 << 16
+
+
+def parsed_code(code: object) -> tuple[str, SecurityCode, Board]:
+    """``(canonical text, parsed code, board)`` of ``code``, remembered; raises like parse_code."""
+    if isinstance(code, str):
+        hit = _SEEN.get(code)
+        if hit is not None:
+            return hit
+    sc = parse_code(code)
+    entry = (str(sc), sc, sc.board)
+    if isinstance(code, str):
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[code] = entry
+    return entry
+
+
 def normalize_code(code: object) -> str:
     """Return ``code`` in canonical ``'600000.SH'`` form, or raise InvalidCode."""
-    return str(parse_code(code))
+    hit = _SEEN.get(code) if isinstance(code, str) else None
+    return hit[0] if hit is not None else parsed_code(code)[0]
 
 
 def normalize_codes(codes: object) -> list[str]:
@@ -126,7 +149,7 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
 
     Ratios come from ``limit_ratio``. A board without a limit (indices) raises InvalidArgument.
     """
-    if isinstance(pre_close, bool) or not isinstance(pre_close, (int, float)):
+    if not is_real(pre_close):
         raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
     if not math.isfinite(pre_close) or pre_close <= 0:
         raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")

@@ -20,7 +20,8 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from qmtkit.errors import ClosedError, InvalidArgument
+from qmtkit.checks import positive_int
+from qmtkit.errors import ClosedError
 from qmtkit.models import Bar
 
 R = TypeVar("R")
@@ -192,11 +193,7 @@ class QuoteFanout(Generic[R]):
         """Attach a consumer with a buffer of ``max_records`` records."""
         if self.closed:
             raise ClosedError("cannot subscribe to a closed quote fan-out")
-        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
-            raise InvalidArgument(
-                f"max_records must be a positive int (records a slow consumer may buffer), "
-                f"got {max_records!r}"
-            )
+        positive_int("max_records", max_records, " (records a slow consumer may buffer)")
         consumer = QuoteConsumer(self, max_records)
         self._consumers[consumer] = None
         return consumer

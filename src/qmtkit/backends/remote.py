@@ -37,6 +37,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
+from qmtkit.checks import is_int, is_real
 from qmtkit.errors import (
     BackendError,
     BackendUnavailable,
@@ -136,7 +137,7 @@ class RemoteBackend:
     ) -> None:
         if not isinstance(host, str) or not host:
             raise InvalidArgument(f"gateway host must be a non-empty string, got {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+        if not is_int(port) or not 0 < port <= 65535:
             raise InvalidArgument(f"gateway port must be an int in 1..65535, got {port!r}")
         if token is not None and not isinstance(token, str):
             raise InvalidArgument(f"token must be a string, got {type(token).__name__}")
@@ -146,7 +147,7 @@ class RemoteBackend:
             ("timeout", timeout),
             ("connect_timeout", connect_timeout),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if not is_real(value) or value <= 0:
                 raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
         if timeout <= heartbeat:
             raise InvalidArgument(

@@ -88,8 +88,9 @@ from qmtkit.backends.xtquant_url import (
     connect_error_message,
     parse_url,
 )
+from qmtkit.checks import check_order, positive_int
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
-from qmtkit.constants import AccountType, OrderType, PriceType
+from qmtkit.constants import AccountType
 from qmtkit.data.schema import BACKEND_PERIODS
 from qmtkit.errors import (
     BackendError,
@@ -751,37 +752,14 @@ class XtQuantBackend:
     @staticmethod
     def _check_order(req: SubmitOrder) -> str:
         code = normalize_code(req.stock_code)
-        if req.order_type not in set(OrderType):
-            raise InvalidArgument(
-                f"unknown order_type {req.order_type!r}: expected 23 (STOCK_BUY) or 24 (STOCK_SELL)"
-            )
-        if (
-            isinstance(req.order_volume, bool)
-            or not isinstance(req.order_volume, int)
-            or req.order_volume <= 0
-        ):
-            raise InvalidArgument(
-                f"order_volume must be a positive whole number of shares, got {req.order_volume!r}"
-            )
-        if req.price_type not in set(PriceType):
-            raise InvalidArgument(
-                f"unknown price_type {req.price_type!r}: expected one of "
-                + ", ".join(f"{p.value} ({p.name})" for p in PriceType)
-            )
-        price = req.price
-        if (
-            not isinstance(price, (int, float))
-            or not math.isfinite(price)
-            or price < 0
-            or (req.price_type == PriceType.FIX_PRICE and price <= 0)
-        ):
-            raise InvalidArgument(
-                f"bad price {price!r}: a FIX_PRICE order needs a positive finite price, "
-                "other price types 0 or more"
-            )
-        for name in ("strategy_name", "order_remark"):
-            if not isinstance(getattr(req, name), str):
-                raise InvalidArgument(f"{name} must be a string, got {getattr(req, name)!r}")
+        check_order(
+            req.order_type,
+            req.order_volume,
+            req.price_type,
+            req.price,
+            req.strategy_name,
+            req.order_remark,
+        )
         return code
 
     async def _submit(self, req: SubmitOrder) -> Reply:
@@ -860,10 +838,7 @@ class XtQuantBackend:
 
     async def _cancel(self, req: CancelOrder) -> Reply:
         account_id = self._check_account(req.account_id)
-        if isinstance(req.order_id, bool) or not isinstance(req.order_id, int) or req.order_id <= 0:
-            raise InvalidArgument(
-                f"order_id must be a positive int from an order, got {req.order_id!r}"
-            )
+        positive_int("order_id", req.order_id, " from an order")
         trader = self._live_trader()
         seq = await self._call(
             trader.cancel_order_stock_async, self._account(account_id), req.order_id

@@ -28,6 +28,7 @@ import pandas as pd
 import polars as pl
 
 from qmtkit.backends import backend_url
+from qmtkit.checks import is_int
 from qmtkit.clock import BEIJING_TZ_NAME, beijing, wall_ms
 from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
 from qmtkit.compat import _shapes
@@ -94,14 +95,14 @@ def _url_for(ip: str, port: Any) -> str:
     """The backend a (ip, port) pair names: a local ``listen`` port, a gateway, or the default."""
     from qmtkit.compat import xtdatacenter
 
-    if isinstance(port, int) and not isinstance(port, bool):
+    if is_int(port):
         local = xtdatacenter.listened_url(port)
         if local is not None:
             return local
         return f"qmtkit://{ip or '127.0.0.1'}:{port}"
     if isinstance(port, tuple):
         # A (low, high) range, or the (ip, port) pair that xtdatacenter.listen() returned.
-        ints = [p for p in port if isinstance(p, int) and not isinstance(p, bool)]
+        ints = [p for p in port if is_int(p)]
         lo, hi = (min(ints), max(ints)) if ints else (0, -1)
         for candidate in range(lo, hi + 1):
             local = xtdatacenter.listened_url(candidate)
@@ -281,7 +282,7 @@ def _fields(field_list: object) -> list[str]:
 
 
 def _count(count: object) -> int:
-    if isinstance(count, bool) or not isinstance(count, int) or count < -1:
+    if not is_int(count) or count < -1:
         raise InvalidArgument(f"count must be -1 (all) or a number of bars >= 0, got {count!r}")
     return count
 
@@ -791,7 +792,7 @@ def subscribe_whole_quote(
 
 def unsubscribe_quote(seq: int) -> None:
     """End a subscription made by ``subscribe_quote``/``subscribe_whole_quote``."""
-    if isinstance(seq, bool) or not isinstance(seq, int):
+    if not is_int(seq):
         raise InvalidArgument(f"seq must be the int a subscribe function returned, got {seq!r}")
     with _lock:
         fut = _subs.pop(seq, None)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from qmtkit.backends import backend_url
+from qmtkit.checks import is_int
 from qmtkit.compat._bridge import bridge, ensure_not_in_loop
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
 
@@ -173,7 +174,7 @@ def listen(ip: str = "0.0.0.0", port: int | tuple[int, int] = 58610) -> tuple[st
         if len(port) != 2 or not all(isinstance(p, int) for p in port):
             raise InvalidArgument(f"port range must be (first, last), got {port!r}")
         candidates = list(range(min(port), max(port) + 1))
-    elif isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535:
+    elif is_int(port) and 0 <= port <= 65535:
         candidates = [port]
     else:
         raise InvalidArgument(

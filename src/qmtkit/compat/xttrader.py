@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from qmtkit import models
 from qmtkit.backends import backend_url
 from qmtkit.backends.sim.backend import terminal_name
+from qmtkit.checks import is_int, is_real, text
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat.xttype import StockAccount
@@ -154,7 +155,7 @@ class XtQuantTrader:
             raise InvalidArgument(
                 f"XtQuantTrader path must be a str (the userdata_mini directory), got {path!r}"
             )
-        if isinstance(session, bool) or not isinstance(session, int):
+        if not is_int(session):
             raise InvalidArgument(f"XtQuantTrader session must be an int, got {session!r}")
         self.path = path
         self.session = session
@@ -248,7 +249,7 @@ class XtQuantTrader:
 
     def set_timeout(self, timeout: int = 0) -> None:
         """Wait at most ``timeout`` milliseconds for a blocking answer (0: no limit)."""
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        if not is_real(timeout) or timeout < 0:
             raise InvalidArgument(f"timeout must be milliseconds >= 0, got {timeout!r}")
         self._timeout = timeout / 1000 if timeout else None
 
@@ -381,15 +382,13 @@ class XtQuantTrader:
         strategy_name: object,
         order_remark: object,
     ) -> tuple[Any, ...]:
-        if not isinstance(strategy_name, str):
-            raise InvalidArgument(f"strategy_name must be a str, got {strategy_name!r}")
-        if not isinstance(order_remark, str):
-            raise InvalidArgument(f"order_remark must be a str, got {order_remark!r}")
+        strategy = text("strategy_name", strategy_name)
+        remark = text("order_remark", order_remark)
         return (
             stock_code, _as_int(order_type), _as_int(order_volume), _as_int(price_type),
             float(price) if isinstance(price, numbers.Real) and not isinstance(price, bool)
             else price,
-            strategy_name, cut_remark(order_remark),
+            strategy, cut_remark(remark),
         )  # fmt: skip
 
     def _refuse_order(
@@ -1036,7 +1035,7 @@ async def _attach_reports(acc: Any) -> Any:
 
 
 def _time_sleep(seconds: float) -> None:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+    if not is_real(seconds) or seconds < 0:
         raise InvalidArgument(f"sleep time must be seconds >= 0, got {seconds!r}")
     time.sleep(seconds)
 
@@ -1058,7 +1057,7 @@ def _as_int(value: object) -> object:
 
 def _order_id(order_id: object) -> int:
     order_id = _as_int(order_id)
-    if isinstance(order_id, bool) or not isinstance(order_id, int):
+    if not is_int(order_id):
         raise InvalidArgument(
             f"order_id must be the int returned by order_stock(), got {order_id!r}"
         )

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.checks import is_whole
 from qmtkit.clock import BEIJING, wall_ms
 from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
@@ -137,7 +138,7 @@ def time_range(start: object, end: object) -> tuple[int, int]:
 
 
 def _check_count(count: object) -> int:
-    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or int(count) < -1:
+    if not is_whole(count) or int(count) < -1:
         raise InvalidArgument(f"bad count {count!r}: expected -1 (all), 0 (none) or a count > 0")
     return int(count)
 

@@ -17,6 +17,7 @@ from typing import Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from qmtkit.checks import is_int, is_whole
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.data.holidays import BJ_OPENED, CLOSURES, KNOWN_FIRST, KNOWN_LAST
 from qmtkit.errors import InvalidArgument
@@ -70,7 +71,7 @@ def day_number(day: object) -> int:
         return (day.date() - _EPOCH).days
     if isinstance(day, dt.date):
         return (day - _EPOCH).days
-    if isinstance(day, (int, np.integer)) and not isinstance(day, bool):
+    if is_whole(day):
         v = int(day)
         if v >= 10**10:
             return (v + BEIJING_OFFSET_MS) // DAY_MS
@@ -165,7 +166,7 @@ def _bounds(start: object, end: object) -> tuple[int, int]:
 
 
 def _select(market: object, start: object, end: object, count: int) -> I64Array:
-    if not isinstance(count, int) or isinstance(count, bool) or count < -1:
+    if not is_int(count) or count < -1:
         raise InvalidArgument(f"bad count {count!r}: expected -1 (all) or a count >= 0")
     days = _open_days(normalize_market(market))
     lo, hi = _bounds(start, end)

@@ -45,6 +45,7 @@ from qmtkit.backends.base import (
 )
 from qmtkit.busypoll import parse_spin_us, running_spin_us
 from qmtkit.busypoll import run as run_busy_polling
+from qmtkit.checks import is_int
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.options import add_arguments
@@ -441,7 +442,7 @@ async def serve(
         check_token_value(token)
     if not isinstance(host, str) or not host:
         raise InvalidArgument(f"host must be a non-empty string, got {host!r}")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+    if not is_int(port) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, got {port!r}")
     _positive("heartbeat", heartbeat)
     timeout = 3 * heartbeat if timeout is None else timeout

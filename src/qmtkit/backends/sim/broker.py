@@ -46,7 +46,8 @@ import msgspec
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
-from qmtkit.codes import Board, SecurityCode, limit_prices, parse_code
+from qmtkit.checks import is_finite, is_int
+from qmtkit.codes import Board, limit_prices, parsed_code
 from qmtkit.constants import (
     SH_MARKET_PRICE_TYPES,
     SZ_MARKET_PRICE_TYPES,
@@ -128,9 +129,6 @@ _FULL_OR_CANCEL = int(PriceType.MARKET_SZ_FULL_OR_CANCEL)
 _SH_5_LIMIT = int(PriceType.MARKET_SH_CONVERT_5_LIMIT)
 _INDEX_BOARD = Board.INDEX.value
 _copy = msgspec.structs.replace
-#: Parsed codes by the text given (valid ones only): code, parsed form, board.
-_PARSED: dict[str, tuple[str, SecurityCode, Board]] = {}
-_PARSED_MAX = 1 << 16
 
 
 class Reject(IntEnum):
@@ -209,14 +207,6 @@ def _cents(value: float) -> int:
     return round(value * 100)
 
 
-def _is_int(x: object) -> bool:
-    return type(x) is int or (isinstance(x, int) and not isinstance(x, bool))
-
-
-def _is_num(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _fmt(x: float) -> str:
     return f"{x:.2f}" if abs(x * 100 - round(x * 100)) < 1e-6 else f"{x:.3f}"
 
@@ -246,21 +236,6 @@ def _is_open(order: Order) -> bool:
     return order.order_status not in _TERMINAL
 
 
-def _parsed(text: object) -> tuple[str, SecurityCode, Board]:
-    """``parse_code`` with a cache of the codes already seen (raises InvalidCode like it)."""
-    if isinstance(text, str):
-        hit = _PARSED.get(text)
-        if hit is not None:
-            return hit
-    sc = parse_code(text)
-    entry = (str(sc), sc, sc.board)
-    if isinstance(text, str):
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[text] = entry
-    return entry
-
-
 # --------------------------------------------------------------------------- the broker
 
 
@@ -280,7 +255,7 @@ class Broker:
         allow_new_accounts: bool = True,
         accounts: Iterable[str] = (),
     ) -> None:
-        if not _is_num(initial_cash) or initial_cash < 0:
+        if not is_finite(initial_cash) or initial_cash < 0:
             raise InvalidArgument(
                 f"initial_cash must be a finite amount >= 0, got {initial_cash!r}"
             )
@@ -395,7 +370,7 @@ class Broker:
         if not isinstance(last_prices, Mapping):
             raise InvalidArgument(f"last_prices must map codes to prices, got {last_prices!r}")
         for code, price in last_prices.items():
-            if not _is_num(price) or price < 0:
+            if not is_finite(price) or price < 0:
                 raise InvalidArgument(
                     f"last price of {code!r} must be a finite price >= 0, got {price!r}"
                 )
@@ -503,10 +478,10 @@ class Broker:
             order_id=order_id,
             order_sysid=self._counter_id(order_id),
             order_time=now_ms // 1000,
-            order_type=req.order_type if _is_int(req.order_type) else 0,
-            order_volume=req.order_volume if _is_int(req.order_volume) else 0,
-            price_type=req.price_type if _is_int(req.price_type) else 0,
-            price=float(req.price) if _is_num(req.price) else 0.0,
+            order_type=req.order_type if is_int(req.order_type) else 0,
+            order_volume=req.order_volume if is_int(req.order_volume) else 0,
+            price_type=req.price_type if is_int(req.price_type) else 0,
+            price=float(req.price) if is_finite(req.price) else 0.0,
             order_status=_REPORTED,
             strategy_name=strategy,
             order_remark=remark,
@@ -544,7 +519,7 @@ class Broker:
                 strategy_name=strategy,
                 order_remark=remark,
                 error_msg=r.msg,
-                seq=req.seq if _is_int(req.seq) else 0,
+                seq=req.seq if is_int(req.seq) else 0,
             )
             return resp, out
 
@@ -586,7 +561,7 @@ class Broker:
             order_id=order_id,
             strategy_name=strategy,
             order_remark=remark,
-            seq=req.seq if _is_int(req.seq) else 0,
+            seq=req.seq if is_int(req.seq) else 0,
         )
         return resp, out
 
@@ -595,12 +570,12 @@ class Broker:
 
     @staticmethod
     def _check_time(now_ms: object) -> None:
-        if not isinstance(now_ms, int) or isinstance(now_ms, bool) or now_ms < 0:
+        if not is_int(now_ms) or now_ms < 0:
             raise InvalidArgument(f"now_ms must be Unix milliseconds (int >= 0), got {now_ms!r}")
 
     @staticmethod
     def _check_day_arg(day: object) -> None:
-        if not isinstance(day, int) or isinstance(day, bool) or not 0 < day < 10**_DAY_DIGITS:
+        if not is_int(day) or not 0 < day < 10**_DAY_DIGITS:
             raise InvalidArgument(f"trading day must be an int like 20250107, got {day!r}")
 
     def _validate(
@@ -612,19 +587,19 @@ class Broker:
         market_open: bool,
     ) -> _Plan:
         side = req.order_type
-        if not _is_int(side) or side not in (_BUY, _SELL):
+        if not is_int(side) or side not in (_BUY, _SELL):
             raise _Refused(
                 Reject.BAD_ORDER_TYPE,
                 f"bad order_type {side!r}: stocks take {_BUY} (STOCK_BUY) or {_SELL} (STOCK_SELL)",
             )
         volume = req.order_volume
-        if not _is_int(volume) or volume <= 0:
+        if not is_int(volume) or volume <= 0:
             raise _Refused(
                 Reject.BAD_VOLUME,
                 f"bad order_volume {volume!r}: expected a whole number of shares > 0",
             )
         try:
-            code, sc, board = _parsed(req.stock_code)
+            code, sc, board = parsed_code(req.stock_code)
         except InvalidCode as e:
             raise _Refused(Reject.BAD_CODE, str(e)) from None
         if instrument is None:
@@ -641,7 +616,7 @@ class Broker:
             raise _Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
 
         pt = req.price_type
-        if not _is_int(pt) or pt not in _STOCK_PRICE_TYPES:
+        if not is_int(pt) or pt not in _STOCK_PRICE_TYPES:
             raise _Refused(
                 Reject.BAD_PRICE_TYPE,
                 f"bad price_type {pt!r} for a stock: expected 11 (FIX_PRICE), 5 (LATEST_PRICE) "
@@ -663,7 +638,7 @@ class Broker:
         up, down = instrument.UpStopPrice, instrument.DownStopPrice
         if pt == _FIX_PRICE:
             price = req.price
-            if not _is_num(price) or price <= 0:
+            if not is_finite(price) or price <= 0:
                 raise _Refused(
                     Reject.BAD_PRICE, f"bad price {price!r}: a limit order needs a price > 0"
                 )
@@ -972,7 +947,7 @@ class Broker:
         """
         self._check_account_id(account_id)
         self._check_time(now_ms)
-        if not _is_int(order_id):
+        if not is_int(order_id):
             raise InvalidArgument(f"order_id must be an int, got {order_id!r}")
         acct = self._accounts.get(account_id)
         order = acct.orders.get(order_id) if acct is not None else None
@@ -990,7 +965,7 @@ class Broker:
         """Cancel by the venue's order number; ``market`` is 0 SH, 1 SZ, 2 (or 70) BJ."""
         self._check_account_id(account_id)
         self._check_time(now_ms)
-        if not _is_int(market) or market not in _MARKETS:
+        if not is_int(market) or market not in _MARKETS:
             raise InvalidArgument(f"bad market {market!r}: expected 0 (SH), 1 (SZ) or 2 (BJ)")
         if not isinstance(order_sysid, str):
             raise InvalidArgument(f"order_sysid must be a string, got {order_sysid!r}")

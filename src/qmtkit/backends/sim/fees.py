@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import msgspec
 
+from qmtkit.checks import is_real
 from qmtkit.constants import OrderType
 from qmtkit.errors import InvalidArgument
 
@@ -36,7 +37,7 @@ class Fees(msgspec.Struct, frozen=True):
 
 
 def _rate(name: str, value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise InvalidArgument(f"fee {name} must be a number, got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise InvalidArgument(f"fee {name} must be a finite number >= 0, got {value!r}")
@@ -97,7 +98,7 @@ class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
     def fees_for(self, side: int, amount: float) -> Fees:
         """The fees of one fill of ``amount`` CNY on ``side`` (23 buy, 24 sell)."""
         _check_side(side)
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        if not is_real(amount):
             raise InvalidArgument(f"fill amount must be a number of CNY, got {amount!r}")
         if not math.isfinite(amount) or amount < 0:
             raise InvalidArgument(f"fill amount must be a finite number >= 0, got {amount!r}")

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.sim.universe import Listing, Universe, history_start
+from qmtkit.checks import is_whole
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, parse_code
 from qmtkit.data import calendar
@@ -539,7 +540,7 @@ def minute_rows(seed: int, paths: list[DailyPath], rows: I64) -> MinuteTable:
 
 
 def _check_ms(name: str, value: object) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or int(value) < 0:
+    if not is_whole(value) or int(value) < 0:
         raise InvalidArgument(
             f"{name} must be Unix milliseconds as a non-negative int (0: unbounded), got {value!r}"
         )
@@ -666,7 +667,7 @@ class SyntheticHistory:
 
 
 def _parse_day(day: object) -> int:
-    if isinstance(day, bool) or not isinstance(day, (int, np.integer)):
+    if not is_whole(day):
         raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
     return calendar.day_number(int(day))
 

@@ -56,6 +56,7 @@ from qmtkit.backends.sim.history import (
     ymd_of_daynum,
 )
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
+from qmtkit.checks import is_int, is_whole
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, normalize_codes
 from qmtkit.data.calendar import day_number
@@ -94,7 +95,7 @@ def latest_trading_day(market: str, daynum: int) -> int:
 
 def virtual_session_time(wall_ms: int) -> int:
     """Session time (Unix ms) of a wall time in the virtual session; see the module docstring."""
-    if isinstance(wall_ms, bool) or not isinstance(wall_ms, (int, np.integer)) or wall_ms < 0:
+    if not is_whole(wall_ms) or wall_ms < 0:
         raise InvalidArgument(f"wall_ms must be Unix milliseconds (int >= 0), got {wall_ms!r}")
     date = daynum_of_ms(int(wall_ms))
     day = latest_trading_day("SH", date)
@@ -142,7 +143,7 @@ class SyntheticMarket:
         step_ms: int = 3000,
         history: SyntheticHistory | None = None,
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise InvalidArgument(f"seed must be a non-negative int, got {seed!r}")
         if step_ms not in ALLOWED_STEPS_MS:
             raise InvalidArgument(
@@ -165,7 +166,7 @@ class SyntheticMarket:
     def session_time(self, wall_ms: int, *, strict: bool = False) -> int:
         """Session time of a wall time: itself with real hours, else the virtual mapping."""
         if strict:
-            if isinstance(wall_ms, bool) or not isinstance(wall_ms, (int, np.integer)):
+            if not is_whole(wall_ms):
                 raise InvalidArgument(f"wall_ms must be Unix milliseconds, got {wall_ms!r}")
             return int(wall_ms)
         return virtual_session_time(wall_ms)
@@ -197,7 +198,7 @@ class SyntheticMarket:
         The first tick of a code on a day costs about 2-3 ms (its history and minute bars);
         calling this once at start-up moves that cost out of the first quote batch.
         """
-        if isinstance(day, bool) or not isinstance(day, int):
+        if not is_int(day):
             raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
         wanted = self.universe.codes() if codes is None else normalize_codes(codes)
         listed = [c for c in wanted if self.universe.listing(c).list_date <= day]
@@ -474,7 +475,7 @@ class SyntheticMarket:
     def instrument(self, code: str, day: int) -> InstrumentDetail:
         """Reference data of ``code`` for the session day of ``day`` (``YYYYMMDD``)."""
         code = normalize_code(code)
-        if isinstance(day, bool) or not isinstance(day, int):
+        if not is_int(day):
             raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
         d = latest_trading_day(market_of(code), day_number(day))
         return self.history.instrument(code, ymd_of_daynum(d))
@@ -498,7 +499,7 @@ class SyntheticMarket:
         Row ``k`` is exactly ``tick(code, t_k)`` for the k-th step time ``t_k`` of the day.
         """
         code = normalize_code(code)
-        if isinstance(day, bool) or not isinstance(day, int):
+        if not is_int(day):
             raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
         daynum = day_number(day)
         if latest_trading_day(market_of(code), daynum) != daynum:
@@ -694,7 +695,7 @@ def _to_ticks(codes: list[str], cols: dict[str, np.ndarray]) -> list[Tick]:
 
 
 def _ms(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 0:
+    if not is_whole(value) or int(value) < 0:
         raise InvalidArgument(f"time must be Unix milliseconds (an int >= 0), got {value!r}")
     return int(value)
 

@@ -17,6 +17,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from qmtkit.checks import is_int
 from qmtkit.codes import Board, limit_ratio, normalize_code, parse_code
 from qmtkit.codes import limit_prices as codes_limit_prices
 from qmtkit.errors import InvalidArgument, InvalidCode
@@ -266,7 +267,7 @@ class Universe:
     """
 
     def __init__(self, seed: int = DEFAULT_SEED) -> None:
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise InvalidArgument(f"seed must be a non-negative int, got {seed!r}")
         self.seed = seed
         self._listings: dict[str, Listing] = {}
