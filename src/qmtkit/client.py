@@ -61,7 +61,8 @@ from qmtkit.backends.base import (
     UnsubscribeQuotes,
     expect,
 )
-from qmtkit.checks import check_order, is_int, non_negative_int, positive_int
+from qmtkit.checks import check_order, is_finite, is_int, non_negative_int, positive_int
+from qmtkit.clock import wall_ms
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType, OrderStatus, OrderType, PriceType
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, QmtkitError
@@ -731,8 +732,10 @@ class Client:
     def on_quotes(self, batch: QuoteBatch) -> None:
         """Route a quote batch to its subscription's consumers."""
         shared = self._subs_by_id.get(batch.sub_id)
-        if shared is not None:
+        if shared is not None and not shared.fanout.closed:
             shared.fanout.publish(batch.items)
+            if batch.final:
+                shared.fanout.close()
 
     def on_report(self, report: AccountReport) -> None:
         """Route an account report to its account (reports of unopened accounts are ignored)."""
@@ -882,8 +885,36 @@ class Client:
         if self._data is None:
             from qmtkit.data.api import MarketData
 
-            self._data = MarketData(self.request, self.home)
+            # A backtest reads as of its virtual now: nothing later is visible (no look-ahead).
+            point_in_time = bool(getattr(self._backend, "point_in_time", False))
+            self._data = MarketData(
+                self.request,
+                self.home,
+                now_ms=self.now,
+                horizon=self.now if point_in_time else None,
+            )
         return self._data
+
+    # ----------------------------------------------------------------- time
+
+    def now(self) -> int:
+        """The venue's time, Unix ms: virtual in a backtest (and a simulator on a virtual
+        clock), ``qmtkit.clock.wall_ms()`` elsewhere. Strategies ask here, not the system."""
+        clock = getattr(self._backend, "clock", None)
+        now_ms = getattr(clock, "now_ms", None)
+        return int(now_ms()) if callable(now_ms) else wall_ms()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of the venue's time (virtual in a backtest, see ``now``)."""
+        if not is_finite(seconds) or not seconds >= 0:
+            raise InvalidArgument(f"seconds must be a number >= 0, got {seconds!r}")
+        self._check_open()
+        clock = getattr(self._backend, "clock", None)
+        sleep = getattr(clock, "sleep", None)
+        if callable(sleep):
+            await sleep(float(seconds))
+        else:
+            await anyio.sleep(float(seconds))
 
     # ----------------------------------------------------------------- accounts
 
@@ -935,7 +966,7 @@ def _url_with_home(url: str | None, home: Path | None) -> str:
     if home is None:
         return full
     parts = urlsplit(full)
-    if parts.scheme != "sim":
+    if parts.scheme not in ("sim", "backtest"):
         return full
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "home"]
     query.append(("home", str(home)))

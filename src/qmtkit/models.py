@@ -288,3 +288,5 @@ class QuoteBatch(msgspec.Struct, frozen=True, tag="quotes"):
     sub_id: int
     period: str
     items: list[Tick | Bar]
+    #: The last batch of the subscription: the venue has no more (a backtest has ended).
+    final: bool = False

@@ -9,7 +9,7 @@ from qmtkit.backends.base import Backend
 from qmtkit.errors import InvalidArgument
 
 DEFAULT_URL = "sim://"
-SCHEMES = ("sim", "xtquant", "qmtkit")
+SCHEMES = ("sim", "xtquant", "qmtkit", "backtest")
 
 
 def backend_url(url: str | None) -> str:
@@ -27,6 +27,10 @@ def open_backend(url: str | None = None) -> Backend:
         from qmtkit.backends.sim import SimBackend
 
         return SimBackend.from_url(url)
+    if scheme == "backtest":
+        from qmtkit.backends.replay import ReplayBackend
+
+        return ReplayBackend.from_url(url)
     if scheme == "xtquant":
         from qmtkit.backends.xtquant import XtQuantBackend
 
@@ -37,7 +41,7 @@ def open_backend(url: str | None = None) -> Backend:
         return RemoteBackend.from_url(url)
     raise InvalidArgument(
         f"unknown backend URL {url!r}: expected sim://, xtquant://<userdata_mini path>?session=N "
-        "or qmtkit://HOST:PORT"
+        "qmtkit://HOST:PORT or backtest://?start=YYYYMMDD..."
     )
 
 

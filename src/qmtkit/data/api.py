@@ -32,6 +32,7 @@ from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
+from qmtkit.data.horizon import visible_end
 from qmtkit.data.reference import Reference
 from qmtkit.data.schema import MINUTE_PERIODS, dtypes_for, window
 from qmtkit.errors import CacheError, InvalidArgument, InvalidPeriod, Unsupported
@@ -189,6 +190,7 @@ class MarketData:
         *,
         cache: Cache | None = None,
         now_ms: Callable[[], int] | None = None,
+        horizon: Callable[[], int] | None = None,
     ) -> None:
         if not callable(request):
             raise InvalidArgument(
@@ -198,6 +200,8 @@ class MarketData:
         self.cache = cache if cache is not None else Cache(home)
         self._now_ms = now_ms or wall_ms
         self.reference = Reference(self.cache.root)
+        #: Point in time (backtests): nothing complete after ``horizon()`` is readable.
+        self._horizon = horizon
 
     # ------------------------------------------------------------------- download
 
@@ -346,6 +350,11 @@ class MarketData:
         lo, hi = time_range(start, end)
         n = _check_count(count)
         mode = _check_adjust(adjust)
+        if self._horizon is not None:
+            limit = visible_end(base, self._horizon())
+            hi = min(hi, limit) if hi else limit
+            if hi < lo or hi <= 0:
+                return self.cache.read(base, norm, 1, 1, 0, names)
         if mode != "none" and p.name != "tick":
             return self._read_adjusted(norm, p.name, base, lo, hi, n, names, mode)
         if p.name == base:
@@ -410,7 +419,10 @@ class MarketData:
             else:
                 # Ratio modes need the close before each ex-date, which may lie before
                 # ``start``: adjust the whole history, then cut the range.
-                full = self._adjust_columns(code, self.cache.arrays(stored, code), mode)
+                arrays = self.cache.arrays(stored, code)
+                if self._horizon is not None:
+                    arrays = window(arrays, 0, visible_end(stored, self._horizon()))
+                full = self._adjust_columns(code, arrays, mode)
                 cols = window(full, lo, hi)
             if period != stored:
                 cols = resample(cols, period)
@@ -458,6 +470,10 @@ class MarketData:
                 f"adjust={mode!r})` first"
             )
         items = [msgspec.convert(d, Dividend) for d in divs]
+        if self._horizon is not None:
+            # Adjusted as of the virtual now: later ex-rights are not known yet.
+            now = self._horizon()
+            items = [d for d in items if d.time <= now]
         return adjust_bars(cols, items, mode)
 
     # ------------------------------------------------------------------- reference data

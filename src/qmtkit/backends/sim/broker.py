@@ -1068,6 +1068,43 @@ class Broker:
         self._book_used.clear()
         return result
 
+    # ------------------------------------------------------------------ corporate actions
+
+    def ex_rights(
+        self, code: str, cash_per_share: float, shares_per_share: float
+    ) -> list[tuple[str, TradeReportItem]]:
+        """Apply an ex-date to every holding of ``code`` before the day trades.
+
+        Each account is credited ``cash_per_share`` CNY per share held (whole cents, rounded
+        down; no dividend tax) and given ``shares_per_share`` bonus/transfer shares per share
+        (whole shares, rounded down, sellable at once); the cost per share falls accordingly.
+        """
+        if not _is_num(cash_per_share) or cash_per_share < 0:
+            raise InvalidArgument(f"cash_per_share must be >= 0, got {cash_per_share!r}")
+        if not _is_num(shares_per_share) or shares_per_share < 0:
+            raise InvalidArgument(f"shares_per_share must be >= 0, got {shares_per_share!r}")
+        result: list[tuple[str, TradeReportItem]] = []
+        for acct in self._accounts.values():
+            pos = acct.positions.get(code)
+            if pos is None or pos.volume <= 0:
+                continue
+            cash = math.floor(pos.volume * cash_per_share * 100 + 1e-6)
+            extra = math.floor(pos.volume * shares_per_share + 1e-9)
+            if cash <= 0 and extra <= 0:
+                continue
+            acct.cash += cash
+            if extra > 0:
+                scale = pos.volume / (pos.volume + extra)
+                pos.avg_price *= scale
+                pos.open_price *= scale
+                pos.last_price *= scale
+                pos.volume += extra
+                pos.can_use += extra
+                pos.yesterday += extra
+            result.append((acct.account_id, self._position_report(acct, code)))
+            result.append((acct.account_id, self._asset_report(acct)))
+        return result
+
     # ------------------------------------------------------------------ restore
 
     @classmethod

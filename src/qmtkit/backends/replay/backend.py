@@ -1,0 +1,819 @@
+"""``ReplayBackend``: a backtest behind the Backend seam (``backtest://``).
+
+The paper broker of ``sim://`` trades against real history from the K-line cache, replayed on
+a virtual clock. The strategy is ordinary qmtkit code: it subscribes, orders, queries and
+waits; the replay moves time on only when the strategy is idle (every task waiting), so a run
+is deterministic. One step per bar time, in two phases:
+
+1. **open** (a daily bar at 09:30 of its day, a minute bar at its start, a tick at its time):
+   the trading day rolls if it is new (T+1, expiry), ex-rights records of the day are applied,
+   and resting orders meet the bar's opening price (``next_open``);
+2. **close** (15:00 for a daily bar, the label for a minute bar): the bar becomes visible,
+   is pushed to subscriptions and fast-form callbacks, and orders made now are matched by the
+   fill model. With ``next_open`` an order placed on the last bar of a day is an order for the
+   next session: the venue rolls to the next trading day before the bar is pushed.
+
+URL (every part but ``start`` optional)::
+
+    backtest://?start=YYYYMMDD&end=YYYYMMDD&period=1d|1m|tick&codes=A,B|sector=NAME
+               &cash=1000000&fill=next_open|close|qmt|tick&benchmark=000300.SH
+               &participation=0.25&slippage=0&st=CODE,...&home=DIR
+
+``codes`` defaults to every cached code of the period (``sector`` names a sector of the
+simulator's listing or ``all``). ``participation`` caps each fill at that share of the bar's
+volume (partial fills rest); ``slippage`` moves fill prices that many ticks against the order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+import numpy as np
+import polars as pl
+
+from qmtkit import __version__
+from qmtkit.backends.base import (
+    AccountInfos,
+    AccountStatuses,
+    BackendInfo,
+    CancelOrder,
+    CancelOrderSysid,
+    CloseAccount,
+    Dividends,
+    EventSink,
+    FetchDividends,
+    FetchHistory,
+    GetSectorMembers,
+    GetSnapshot,
+    Hello,
+    HistoryColumns,
+    Instruments,
+    ListInstruments,
+    ListSectors,
+    Names,
+    Ok,
+    OpenAccount,
+    Orders,
+    Positions,
+    QueryAccountInfos,
+    QueryAccountStatus,
+    QueryAsset,
+    QueryOrders,
+    QueryPositions,
+    QueryTrades,
+    Reply,
+    Request,
+    Snapshots,
+    SubmitOrder,
+    SubscribeQuotes,
+    Trades,
+    UnsubscribeQuotes,
+)
+from qmtkit.backends.replay.clock import ReplayClock
+from qmtkit.backends.replay.idle import Idle
+from qmtkit.backends.replay.market import ReplayMarket
+from qmtkit.backends.replay.record import Recorder
+from qmtkit.backends.sim.broker import Broker
+from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.constants import AccountStatusCode
+from qmtkit.data.cache import Cache
+from qmtkit.data.schema import dtypes_for
+from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
+from qmtkit.models import (
+    AccountInfo,
+    AccountReport,
+    AccountStatus,
+    Bar,
+    InstrumentDetail,
+    OrderResponse,
+    QuoteBatch,
+    Tick,
+    TradeReportItem,
+)
+
+FILL_MODELS: Final = ("next_open", "close", "qmt", "tick")
+#: The default share of a bar's volume one order may take (the rest of it rests).
+DEFAULT_PARTICIPATION: Final = 0.25
+_LOT: Final = 100
+_EPS: Final = 1e-9
+
+FrameCallback = Callable[[pl.DataFrame], "Awaitable[None] | None"]
+
+
+@dataclass
+class _Sub:
+    sub_id: int
+    codes: frozenset[str]  # empty: every replayed code
+
+
+@dataclass
+class BacktestSpec:
+    """What a backtest replays and how it fills (the parsed ``backtest://`` URL)."""
+
+    start: int  # YYYYMMDD
+    end: int  # YYYYMMDD
+    period: str = "1d"
+    codes: list[str] = field(default_factory=list)
+    sector: str = ""
+    cash: float = 1_000_000.0
+    fill: str = "next_open"
+    benchmark: str = ""
+    participation: float = DEFAULT_PARTICIPATION
+    slippage: int = 0
+    st: list[str] = field(default_factory=list)
+    home: str | None = None
+
+    def check(self) -> BacktestSpec:
+        """Validate every field; returns self."""
+        for name in ("start", "end"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 19_900_101 <= v <= 29_991_231:
+                raise InvalidArgument(f"bad {name} {v!r}: expected a day as YYYYMMDD")
+        if self.start > self.end:
+            raise InvalidArgument(f"start {self.start} is after end {self.end}")
+        if self.period not in ("1d", "1m", "tick"):
+            raise InvalidArgument(
+                f"bad period {self.period!r}: a backtest replays '1d', '1m' or 'tick' data"
+            )
+        if self.fill not in FILL_MODELS:
+            raise InvalidArgument(
+                f"bad fill model {self.fill!r}: expected one of {', '.join(FILL_MODELS)}"
+            )
+        if (self.fill == "tick") != (self.period == "tick"):
+            raise InvalidArgument(
+                "fill=tick goes with period=tick and a tick replay fills only by ticks: "
+                f"got fill={self.fill!r} with period={self.period!r}"
+            )
+        if not (isinstance(self.cash, (int, float)) and self.cash > 0 and np.isfinite(self.cash)):
+            raise InvalidArgument(f"bad cash {self.cash!r}: expected an amount > 0")
+        if not (0 < self.participation <= 1):
+            raise InvalidArgument(
+                f"bad participation {self.participation!r}: expected a share of volume in (0, 1]"
+            )
+        if isinstance(self.slippage, bool) or not isinstance(self.slippage, int):
+            raise InvalidArgument(f"bad slippage {self.slippage!r}: expected whole ticks >= 0")
+        if not 0 <= self.slippage <= 100:
+            raise InvalidArgument(f"bad slippage {self.slippage!r}: expected 0..100 ticks")
+        if self.codes and self.sector:
+            raise InvalidArgument("give codes or a sector, not both")
+        self.codes = normalize_codes(self.codes) if self.codes else []
+        self.st = normalize_codes(self.st) if self.st else []
+        if self.benchmark:
+            self.benchmark = normalize_code(self.benchmark)
+        return self
+
+    @classmethod
+    def from_url(cls, url: str) -> BacktestSpec:
+        """Parse a ``backtest://`` URL (see the module docstring)."""
+        parts = urlsplit(url)
+        if parts.scheme != "backtest":
+            raise InvalidArgument(f"not a backtest URL: {url!r} (expected backtest://?start=...)")
+        q = dict(parse_qsl(parts.query))
+        known = {
+            "start",
+            "end",
+            "period",
+            "codes",
+            "sector",
+            "cash",
+            "fill",
+            "benchmark",
+            "participation",
+            "slippage",
+            "st",
+            "home",
+        }
+        unknown = set(q) - known
+        if unknown:
+            raise InvalidArgument(
+                f"unknown backtest:// parameter(s) {sorted(unknown)} in {url!r}; "
+                f"known: {sorted(known)}"
+            )
+        if "start" not in q:
+            raise InvalidArgument(f"a backtest URL needs start=YYYYMMDD: {url!r}")
+
+        def num(name: str, kind: type[int] | type[float], default: Any) -> Any:
+            if name not in q:
+                return default
+            try:
+                return kind(q[name])
+            except ValueError:
+                raise InvalidArgument(
+                    f"bad {name}={q[name]!r} in {url!r}: expected a {kind.__name__}"
+                ) from None
+
+        def day(name: str, default: int | None) -> int:
+            text = q.get(name)
+            if text is None:
+                if default is None:
+                    raise InvalidArgument(f"a backtest URL needs {name}=YYYYMMDD: {url!r}")
+                return default
+            if not (text.isdigit() and len(text) == 8):
+                raise InvalidArgument(f"bad {name}={text!r} in {url!r}: expected YYYYMMDD")
+            return int(text)
+
+        def names(name: str) -> list[str]:
+            return [c for c in q.get(name, "").split(",") if c.strip()]
+
+        start = day("start", None)
+        return cls(
+            start=start,
+            end=day("end", 29_991_231),
+            period=q.get("period", "1d"),
+            codes=names("codes"),
+            sector=q.get("sector", ""),
+            cash=num("cash", float, 1_000_000.0),
+            fill=q.get("fill", "tick" if q.get("period") == "tick" else "next_open"),
+            benchmark=q.get("benchmark", ""),
+            participation=num("participation", float, DEFAULT_PARTICIPATION),
+            slippage=num("slippage", int, 0),
+            st=names("st"),
+            home=q.get("home"),
+        ).check()
+
+
+class ReplayBackend:
+    """A backtest: the paper broker over a ``ReplayMarket``, moved by a ``ReplayClock``."""
+
+    #: Tells the client to read data as of the virtual now (see ``MarketData``'s horizon).
+    point_in_time = True
+
+    def __init__(self, spec: BacktestSpec, *, url: str = "", cache: Cache | None = None) -> None:
+        if not isinstance(spec, BacktestSpec):
+            raise InvalidArgument(f"spec must be a BacktestSpec, got {spec!r}")
+        self.spec = spec.check()
+        self.url = url or "backtest://"
+        if spec.fill == "close":
+            warnings.warn(
+                "fill=close fills an order at the close of the bar whose close it has just "
+                "seen: the result is optimistic; next_open is the realistic default",
+                stacklevel=2,
+            )
+        self.cache = cache if cache is not None else Cache(spec.home)
+        start_ms = _day_ms(spec.start)
+        end_ms = _day_ms(spec.end) + 86_400_000 - 1
+        self.clock = ReplayClock(start_ms)
+        self.idle = Idle()
+        self._start_ms, self._end_ms = start_ms, end_ms
+        self.market: ReplayMarket | None = None
+        self.broker = Broker(initial_cash=spec.cash)
+        self.recorder = Recorder()
+        self._sink: EventSink | None = None
+        self._reports: dict[str, list[AccountReport]] = {}
+        self._streaming: set[str] = set()
+        self._subs: dict[int, _Sub] = {}
+        self._frame_callbacks: list[FrameCallback] = []
+        self._step = -1  # the last step whose close was published
+        self._phase = "before"  # before | open | close | done
+        self.finished = anyio.Event()
+        self.bars_published = 0
+        self._progress: Callable[[int, int, int], None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> ReplayBackend:
+        """Build a backtest from a ``backtest://`` URL (see the module docstring)."""
+        return cls(BacktestSpec.from_url(url), url=url)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _codes(self) -> list[str]:
+        spec = self.spec
+        if spec.codes:
+            return list(spec.codes)
+        cached = self.cache.codes(spec.period)
+        if spec.sector in ("", "all"):
+            found = cached
+        else:
+            from qmtkit.backends.sim.universe import Universe
+
+            sectors = Universe().sectors()
+            if spec.sector not in sectors:
+                raise InvalidArgument(
+                    f"unknown sector {spec.sector!r}: expected 'all' or one of "
+                    f"{', '.join(sorted(sectors))}"
+                )
+            members = set(sectors[spec.sector])
+            found = [c for c in cached if c in members]
+        if spec.benchmark:
+            found = [c for c in found if c != spec.benchmark]
+        if not found:
+            raise InvalidArgument(
+                f"no cached {spec.period} data to replay (sector {spec.sector or 'all'!r}) under "
+                f"{self.cache.root}: download or import some first"
+            )
+        return found
+
+    def on_frame(self, callback: FrameCallback) -> None:
+        """Call ``callback(frame)`` at each step's close with every code's record as one frame.
+
+        The frame has ``code``, ``time`` and the period's fields; the callback may be a
+        coroutine function (it may place orders through the client) and runs before the
+        step's bars go to subscriptions.
+        """
+        if not callable(callback):
+            raise InvalidArgument(f"callback must be callable(frame), got {callback!r}")
+        self._frame_callbacks.append(callback)
+
+    def on_progress(self, callback: Callable[[int, int, int], None]) -> None:
+        """Call ``callback(step, steps, day)`` after each step (for a progress line)."""
+        self._progress = callback
+
+    @asynccontextmanager
+    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        """Load the replay and run it in the background while the strategy runs."""
+        if self._sink is not None:
+            raise BackendError("this backtest is already open; build another one")
+        self.market = ReplayMarket(
+            self.cache,
+            self._codes(),
+            self.spec.period,
+            self._start_ms,
+            self._end_ms,
+            st_codes=self.spec.st,
+        )
+        if self.spec.codes and self.market.missing:
+            warnings.warn(
+                f"no {self.spec.period} data in the replay range for "
+                f"{', '.join(self.market.missing[:10])}: left out",
+                stacklevel=2,
+            )
+        self._sink = sink
+        self._publish_many(self.broker.roll_day(self.market.step_day(0)))
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._run)
+                try:
+                    yield BackendInfo(kind="backtest", url=self.url, version=__version__)
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    tg.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
+        finally:
+            self._sink = None
+            self._subs.clear()
+            self._streaming.clear()
+
+    # ------------------------------------------------------------------ the replay
+
+    async def _advance_to(self, when: int) -> None:
+        clock = self.clock
+        deadline = clock.next_deadline()
+        while deadline is not None and deadline < when:
+            clock.advance_to(max(deadline, clock.now_ms()))
+            await self.idle.settle()
+            deadline = clock.next_deadline()
+        if when > clock.now_ms():
+            clock.advance_to(when)
+
+    async def _run(self) -> None:
+        market = self.market
+        assert market is not None
+        await self.idle.settle()  # the strategy subscribes and sets up before the first bar
+        fill = self.spec.fill
+        n = len(market)
+        for k in range(n):
+            day = market.step_day(k)
+            # ---- open
+            self._phase = "open"
+            await self._advance_to(max(market.step_open(k), self.clock.now_ms()))
+            if self.broker.day < day:
+                self._publish_many(self.broker.roll_day(day))
+            if k == 0 or market.step_day(k - 1) != day:
+                self._ex_rights(day)
+            self._match_resting(k, "open")
+            await self.idle.settle()
+            # ---- close
+            self._phase = "close"
+            await self._advance_to(market.step_close(k))
+            self._step = k
+            last = market.last_of_day(k)
+            if fill != "next_open":
+                self._match_resting(k, "close")
+            if last:
+                self._mark(k)
+                if fill == "next_open":
+                    self._record_day(day)
+                    following = market.step_day(k + 1) if k + 1 < n else _next_day(day)
+                    self._publish_many(self.broker.roll_day(following))
+            await self._publish_step(k)
+            await self.idle.settle()
+            if last and fill != "next_open":
+                self._mark(k)
+                self._record_day(day)
+            if self._progress is not None:
+                self._progress(k + 1, n, day)
+        self._phase = "done"
+        self.clock.finish()
+        sink = self._sink
+        if sink is not None:
+            for sub in list(self._subs.values()):
+                sink.on_quotes(QuoteBatch(sub.sub_id, self.spec.period, [], final=True))
+        self.finished.set()
+        await self.idle.settle()
+
+    async def _publish_step(self, k: int) -> None:
+        market = self.market
+        assert market is not None
+        for callback in self._frame_callbacks:
+            result = callback(market.frame(k))
+            if inspect.isawaitable(result):
+                await result
+        sink = self._sink
+        if not self._subs or sink is None:
+            self.bars_published += int(market.bounds[k + 1] - market.bounds[k])
+            return
+        items: list[Tick | Bar]
+        if self.spec.period == "tick":
+            items = list(market.ticks([c for c, _ in market.records(k)], market.step_close(k)))
+        else:
+            items = list(market.bars(k))
+        self.bars_published += len(items)
+        for sub in self._subs.values():
+            chosen = items if not sub.codes else [b for b in items if b.stock_code in sub.codes]
+            if chosen:
+                sink.on_quotes(QuoteBatch(sub.sub_id, self.spec.period, chosen))
+
+    # ------------------------------------------------------------------ fills
+
+    def _book(self, code: str, k: int, phase: str, limit: float | None = None) -> Tick | None:
+        """The book an order on ``code`` meets at step ``k`` in ``phase`` (None: no trading)."""
+        market = self.market
+        assert market is not None
+        row = market.row_at(code, int(market.steps[k]))
+        if row is None:
+            return None
+        inst = market.instrument(code, self.broker.day)
+        if not inst.IsTrading:
+            return None
+        if self.spec.period == "tick":
+            tick = market.ticks([code], market.step_close(k))
+            if not tick:
+                return None
+            t = tick[0]
+            # Cached books count lots of 100; the broker reads shares.
+            return Tick(
+                stock_code=code,
+                time=t.time,
+                lastPrice=t.lastPrice,
+                open=t.open,
+                high=t.high,
+                low=t.low,
+                lastClose=t.lastClose,
+                amount=t.amount,
+                volume=t.volume,
+                askPrice=t.askPrice,
+                bidPrice=t.bidPrice,
+                askVol=[v * _LOT for v in t.askVol],
+                bidVol=[v * _LOT for v in t.bidVol],
+            )
+        volume = int(market.value(code, row, "volume"))
+        cap = int(volume * _LOT * self.spec.participation) // _LOT * _LOT
+        if cap <= 0:
+            return None
+        opn = market.value(code, row, "open")
+        close = market.value(code, row, "close")
+        high = market.value(code, row, "high")
+        low = market.value(code, row, "low")
+        fill = self.spec.fill
+        if phase == "open":
+            ask = bid = opn
+        elif fill == "qmt" and limit is not None:
+            ask = limit if low - _EPS <= limit <= high + _EPS else close
+            bid = ask
+        else:
+            ask = bid = close
+        tick_size = inst.PriceTick or 0.01
+        up, down = inst.UpStopPrice, inst.DownStopPrice
+        slip = self.spec.slippage * tick_size
+        ask_p, bid_p = round(ask + slip, 3), round(bid - slip, 3)
+        if up > 0:
+            ask_p = min(ask_p, up)
+        if down > 0:
+            bid_p = max(bid_p, down)
+        # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower one.
+        asks = [] if up > 0 and ask >= up - _EPS else [ask_p]
+        bids = [] if down > 0 and bid <= down + _EPS else [bid_p]
+        return Tick(
+            stock_code=code,
+            time=market.step_open(k) if phase == "open" else market.step_close(k),
+            lastPrice=opn if phase == "open" else close,
+            open=opn,
+            high=high,
+            low=low,
+            lastClose=inst.PreClose,
+            amount=0.0,
+            volume=volume,
+            askPrice=asks,
+            bidPrice=bids,
+            askVol=[cap] * len(asks),
+            bidVol=[cap] * len(bids),
+        )
+
+    def _match_resting(self, k: int, phase: str) -> None:
+        broker = self.broker
+        now = self.clock.now_ms()
+        for code in broker.resting_codes:
+            book = self._book(code, k, phase)
+            if book is not None:
+                self._publish_many(broker.on_tick(book, now))
+
+    def _ex_rights(self, day: int) -> None:
+        market = self.market
+        assert market is not None
+        held: set[str] = set()
+        for account_id in self.broker.known_accounts:
+            held.update(p.stock_code for p in self.broker.positions(account_id) if p.volume > 0)
+        for code in sorted(held):
+            for d in market.ex_rights_on(code, day):
+                shares = d.stockBonus + d.stockGift
+                self._publish_many(self.broker.ex_rights(code, d.interest, shares))
+
+    def _mark(self, k: int) -> None:
+        market = self.market
+        assert market is not None
+        now = self.clock.now_ms()
+        held: set[str] = set()
+        for account_id in self.broker.known_accounts:
+            held.update(p.stock_code for p in self.broker.positions(account_id))
+        if held:
+            prices = {t.stock_code: t.lastPrice for t in market.ticks(sorted(held), now)}
+            self.broker.mark_to_market(prices)
+
+    def _record_day(self, day: int) -> None:
+        market = self.market
+        assert market is not None
+        bench: float | None = None
+        if self.spec.benchmark:
+            cols = self.cache.arrays("1d", self.spec.benchmark)
+            label = _day_ms(day)
+            i = int(np.searchsorted(cols["time"], label, "left"))
+            if i < len(cols["time"]) and int(cols["time"][i]) == label:
+                bench = float(cols["close"][i])
+        for account_id in sorted(self.broker.known_accounts):
+            self.recorder.record_day(
+                account_id,
+                day,
+                self.broker.asset(account_id),
+                self.broker.positions(account_id),
+                bench,
+            )
+
+    # ------------------------------------------------------------------ reports
+
+    def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
+        log = self._reports.setdefault(account_id, [])
+        first = len(log) + 1
+        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
+        log.extend(reports)
+        now = self.clock.now_ms()
+        for report in reports:
+            self.recorder.on_report(report, now)
+        if account_id in self._streaming and self._sink is not None:
+            for report in reports:
+                self._sink.on_report(report)
+
+    def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
+        for account_id, item in pairs:
+            self._publish(account_id, (item,))
+
+    # ------------------------------------------------------------------ requests
+
+    def _need_market(self) -> ReplayMarket:
+        if self.market is None or self._sink is None:
+            raise ClosedError("the backtest is not open: use it inside `async with connect()`")
+        return self.market
+
+    def _known(self, codes: list[str]) -> list[str]:
+        market = self._need_market()
+        unknown = [c for c in codes if c not in market._code_index]
+        if unknown:
+            raise InvalidCode(
+                f"not in this backtest: {', '.join(unknown[:10])}; it replays "
+                f"{', '.join(market.codes[:10])}{' ...' if len(market.codes) > 10 else ''}"
+            )
+        return codes
+
+    async def request(self, req: Request) -> Reply:
+        """Answer one request as of the virtual now (see ``backends.base``)."""
+        market = self._need_market()
+        broker = self.broker
+        now = self.clock.now_ms()
+        if type(req) is SubmitOrder:
+            return self._submit(req, now)
+        match req:
+            case Hello():
+                return BackendInfo(kind="backtest", url=self.url, version=__version__)
+            case ListInstruments(codes=codes):
+                wanted = market.codes if codes is None else normalize_codes(codes)
+                return Instruments(
+                    [market.instrument(c, broker.day) for c in wanted if c in market._code_index]
+                )
+            case GetSnapshot(codes=codes):
+                known = [c for c in normalize_codes(codes) if c in market._code_index]
+                return Snapshots(market.ticks(known, now))
+            case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
+                if period != self.spec.period:
+                    parse_period(period)
+                    raise InvalidArgument(
+                        f"this backtest replays {self.spec.period!r} data: subscribe to "
+                        f"{self.spec.period!r}, not {period!r}"
+                    )
+                if sub_id in self._subs:
+                    raise InvalidArgument(f"subscription id {sub_id} is already in use")
+                listed = self._known(normalize_codes(codes)) if codes else []
+                self._subs[sub_id] = _Sub(sub_id, frozenset(listed))
+                if self._phase == "done" and self._sink is not None:
+                    self._sink.on_quotes(QuoteBatch(sub_id, period, [], final=True))
+                return Ok()
+            case UnsubscribeQuotes(sub_id=sub_id):
+                self._subs.pop(sub_id, None)
+                return Ok()
+            case FetchHistory(code=code, period=period, start=start, end=end):
+                if period not in ("1d", "1m", "tick"):
+                    parse_period(period)
+                    raise InvalidArgument(
+                        f"history is stored as 'tick', '1m' or '1d', not {period!r}; "
+                        "the client derives other periods by resampling"
+                    )
+                code = normalize_code(code)
+                cols = market.history_until(code, period, start, end, now)
+                dtypes = dtypes_for(period)
+                return HistoryColumns(
+                    code=code,
+                    period=period,
+                    rows=len(cols["time"]),
+                    columns={
+                        n: np.ascontiguousarray(cols[n], dtype=dt).tobytes()
+                        for n, dt in dtypes.items()
+                        if n in cols
+                    },
+                    as_of=now,
+                )
+            case FetchDividends(code=code):
+                code = normalize_code(code)
+                return Dividends(code, market.dividends(code, now))
+            case ListSectors():
+                return Names(["backtest"])
+            case GetSectorMembers(sector=sector):
+                if sector != "backtest":
+                    raise InvalidArgument(
+                        f"unknown sector {sector!r}: a backtest knows 'backtest' (its codes)"
+                    )
+                return Names(list(market.codes))
+            case OpenAccount(account_id=account_id, after_seq=after_seq):
+                _check_account(account_id)
+                self._publish(account_id, broker.open_account(account_id))
+                for report in self._reports.get(account_id, []):
+                    if report.seq > after_seq and self._sink is not None:
+                        self._sink.on_report(report)
+                self._streaming.add(account_id)
+                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
+            case CloseAccount(account_id=account_id):
+                self._streaming.discard(account_id)
+                return Ok()
+            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
+                _check_account(account_id)
+                exists = account_id in broker.known_accounts
+                found = broker.order(account_id, order_id) if exists else None
+                reply, items = broker.cancel(account_id, order_id, now, seq=seq)
+                self._publish(account_id, items)
+                self.recorder.on_cancel(
+                    now, order_id, found.stock_code if found else "", reply.cancel_result == 0
+                )
+                return reply
+            case CancelOrderSysid(account_id=account_id, market=mkt, order_sysid=sysid, seq=seq):
+                _check_account(account_id)
+                sreply, items = broker.cancel_by_sysid(account_id, mkt, sysid, now, seq=seq)
+                self._publish(account_id, items)
+                self.recorder.on_cancel(now, sreply.order_id, "", sreply.cancel_result == 0)
+                return sreply
+            case QueryAsset(account_id=account_id):
+                return broker.asset(account_id)
+            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
+                return Orders(broker.orders(account_id, cancelable))
+            case QueryTrades(account_id=account_id):
+                return Trades(broker.trades(account_id))
+            case QueryPositions(account_id=account_id):
+                return Positions(broker.positions(account_id))
+            case QueryAccountInfos():
+                return AccountInfos(
+                    [
+                        AccountInfo(account_id=a, login_status=0)
+                        for a in sorted(broker.known_accounts)
+                    ]
+                )
+            case QueryAccountStatus():
+                return AccountStatuses(
+                    [
+                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
+                        for a in sorted(broker.known_accounts)
+                    ]
+                )
+        raise InvalidArgument(f"a backtest does not understand request {req!r}")
+
+    def _submit(self, req: SubmitOrder, now: int) -> OrderResponse:
+        _check_account(req.account_id)
+        market = self._need_market()
+        broker = self.broker
+        if self._phase == "done":
+            raise ClosedError("the backtest has ended: no more orders")
+        code = req.stock_code
+        instrument: InstrumentDetail | None = None
+        book: Tick | None = None
+        if isinstance(code, str):
+            try:
+                norm = normalize_code(code)
+            except InvalidCode:
+                norm = ""
+            if norm in market._code_index:
+                instrument = market.instrument(norm, broker.day)
+                book = self._submit_book(norm, req)
+        response, items = broker.submit(
+            req, book=book, instrument=instrument, now_ms=now, day=broker.day, market_open=True
+        )
+        self._publish(req.account_id, items)
+        return response
+
+    def _submit_book(self, code: str, req: SubmitOrder) -> Tick | None:
+        """What an order placed now meets at once (see the fill models)."""
+        market = self.market
+        assert market is not None
+        k = self._step
+        fill = self.spec.fill
+        same_day = k >= 0 and market.step_day(k) == self.broker.day
+        if self._phase == "close" and same_day and fill in ("close", "qmt", "tick"):
+            limit = float(req.price) if isinstance(req.price, (int, float)) else None
+            return self._book(code, k, "close", limit)
+        # Otherwise the order rests: a quote without depth prices LATEST_PRICE orders.
+        last = market.ticks([code], self.clock.now_ms())
+        if not last:
+            return None
+        t = last[0]
+        return Tick(
+            stock_code=code,
+            time=t.time,
+            lastPrice=t.lastPrice,
+            open=t.open,
+            high=t.high,
+            low=t.low,
+            lastClose=t.lastClose,
+            amount=t.amount,
+            volume=t.volume,
+        )
+
+    # ------------------------------------------------------------------ results
+
+    def result(self, account_id: str | None = None) -> Any:
+        """The run's ``BacktestResult`` for one account (the only one, if not named)."""
+        return self.recorder.result(
+            account_id,
+            initial_cash=self.spec.cash,
+            meta={
+                "url": self.url,
+                "start": str(self.spec.start),
+                "end": str(self.spec.end),
+                "period": self.spec.period,
+                "fill": self.spec.fill,
+                "benchmark": self.spec.benchmark,
+                "codes": ",".join(self.market.codes if self.market else self.spec.codes),
+            },
+        )
+
+
+def _check_account(account_id: object) -> None:
+    if not isinstance(account_id, str) or not account_id.strip():
+        raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
+
+
+def _day_ms(day: int) -> int:
+    from qmtkit.data.calendar import yyyymmdd_to_ms
+
+    return int(yyyymmdd_to_ms(np.asarray([day]))[0])
+
+
+def _next_day(day: int) -> int:
+    from qmtkit.data.calendar import ms_to_yyyymmdd, next_trading_day
+
+    try:
+        return int(ms_to_yyyymmdd(np.asarray([next_trading_day("SH", day)]))[0])
+    except InvalidArgument:
+        return int(ms_to_yyyymmdd(np.asarray([_day_ms(day) + 86_400_000]))[0])
+
+
+def default_home(home: str | None) -> Path | None:
+    """The cache home a spec names (None: ``$QMTKIT_HOME`` or ``~/.qmtkit``)."""
+    return Path(home).expanduser() if home else None
+
+
+__all__ = ["FILL_MODELS", "BacktestSpec", "ReplayBackend"]

@@ -1,0 +1,418 @@
+"""``ReplayMarket``: real history from the K-line cache, replayed one timestamp at a time.
+
+The market holds the cached columns of the codes it replays (memory-mapped views, never
+copies of the whole history) and one timeline: every distinct bar (or tick) time of those
+codes inside ``[start, end]``. Step ``k`` is the moment bar ``k`` closed. Everything the market
+answers is as of a moment: a bar is visible once it has closed (a daily bar, labelled 00:00 of
+its day, closes at 15:00; a minute bar is labelled by its end; a tick by its own time).
+
+Prices are raw (unadjusted): orders match against what was traded that day. Instruments are
+derived from the bars: the pre-close is the day's ``preClose`` field (the exchange's, which
+already accounts for an ex-rights day) or else the previous close; limits follow the board
+(ST names, given by the caller, 5 %); a code without a bar that day, or whose bar is marked
+suspended or has no volume, is suspended (``IsTrading`` False).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from qmtkit.backends.base import Dividend
+from qmtkit.backends.market import Market
+from qmtkit.backends.sim.market import SyntheticMarket
+from qmtkit.codes import Board, limit_prices, normalize_code, parse_code
+from qmtkit.data.cache import Cache
+from qmtkit.data.calendar import BEIJING_OFFSET_MS, DAY_MS, ms_to_yyyymmdd, yyyymmdd_to_ms
+from qmtkit.data.horizon import close_time, visible_end
+from qmtkit.data.schema import BAR_DTYPES, dtypes_for, window
+from qmtkit.errors import InvalidArgument
+from qmtkit.models import Bar, InstrumentDetail, Tick
+
+#: The open of a daily bar's session, 09:30 Beijing.
+DAILY_OPEN_MS: Final = 9 * 3_600_000 + 30 * 60_000
+MINUTE_MS: Final = 60_000
+PERIODS: Final = ("1d", "1m", "tick")
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+def _day_of(ms: int) -> int:
+    return int(ms_to_yyyymmdd(np.asarray([ms]))[0])
+
+
+class ReplayMarket:
+    """Cached history of ``codes`` for ``period`` between ``start_ms`` and ``end_ms``.
+
+    ``cache`` is the K-line cache to read; ``st_codes`` names the codes to treat as ST (5 %
+    limits on the main boards). Codes with no record in the range are dropped from the
+    timeline (``missing`` lists them) but stay readable as history.
+    """
+
+    def __init__(
+        self,
+        cache: Cache,
+        codes: Iterable[str],
+        period: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        st_codes: Iterable[str] = (),
+    ) -> None:
+        if period not in PERIODS:
+            raise InvalidArgument(f"a replay runs on '1d', '1m' or 'tick' data, not {period!r}")
+        if not 0 < start_ms <= end_ms:
+            raise InvalidArgument(
+                f"bad replay range {start_ms}..{end_ms}: expected 0 < start <= end (Unix ms)"
+            )
+        self.cache = cache
+        self.period = period
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.st_codes = frozenset(normalize_code(c) for c in st_codes)
+        wanted = list(dict.fromkeys(normalize_code(c) for c in codes))
+        if not wanted:
+            raise InvalidArgument("a replay needs at least one code")
+        self._cols: dict[str, dict[str, npt.NDArray[Any]]] = {}
+        self._daily: dict[str, dict[str, npt.NDArray[Any]]] = {}
+        self._boards: dict[str, Board] = {}
+        parts_t: list[I64] = []
+        parts_c: list[I64] = []
+        parts_r: list[I64] = []
+        self.codes: list[str] = []
+        self.missing: list[str] = []
+        for code in wanted:
+            self._boards[code] = parse_code(code).board
+            cols = cache.arrays(period, code)
+            t = cols["time"]
+            a = int(np.searchsorted(t, start_ms, "left"))
+            b = int(np.searchsorted(t, self._last_label(end_ms), "right"))
+            if a >= b:
+                self.missing.append(code)
+                continue
+            idx = len(self.codes)
+            self.codes.append(code)
+            self._cols[code] = cols
+            parts_t.append(np.asarray(t[a:b], dtype=np.int64))
+            parts_c.append(np.full(b - a, idx, dtype=np.int64))
+            parts_r.append(np.arange(a, b, dtype=np.int64))
+        if not self.codes:
+            raise InvalidArgument(
+                f"no cached {period} data for {', '.join(wanted[:10])} between the replay's "
+                "start and end: download or import it first (qmtkit download / import-datadir)"
+            )
+        times = np.concatenate(parts_t)
+        order = np.argsort(times, kind="stable")
+        #: Long form, sorted by (time, code order): every record the replay will publish.
+        self.rec_time: I64 = times[order]
+        self.rec_code: I64 = np.concatenate(parts_c)[order]
+        self.rec_row: I64 = np.concatenate(parts_r)[order]
+        self.steps: I64 = np.unique(self.rec_time)
+        self.bounds: I64 = np.searchsorted(self.rec_time, self.steps, "left").astype(np.int64)
+        self.bounds = np.append(self.bounds, len(self.rec_time))
+        self.step_days: I64 = ms_to_yyyymmdd(self.steps)
+        self._code_index = {c: i for i, c in enumerate(self.codes)}
+        self._long: dict[str, npt.NDArray[Any]] | None = None
+        self._dividends: dict[str, list[Dividend]] = {}
+
+    def _last_label(self, end_ms: int) -> int:
+        return end_ms
+
+    # ------------------------------------------------------------------ timeline
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def step_close(self, k: int) -> int:
+        """When step ``k``'s records are complete (Unix ms)."""
+        return close_time(self.period, int(self.steps[k]))
+
+    def step_open(self, k: int) -> int:
+        """When step ``k``'s records began: the open its ``next_open`` fills happen at."""
+        t = int(self.steps[k])
+        if self.period == "1d":
+            return t + DAILY_OPEN_MS
+        if self.period == "1m":
+            return t - MINUTE_MS
+        return t
+
+    def step_day(self, k: int) -> int:
+        """The trading day (``YYYYMMDD``) of step ``k``."""
+        return int(self.step_days[k])
+
+    def last_of_day(self, k: int) -> bool:
+        """Whether step ``k`` is the last of its trading day in the replay."""
+        return k + 1 >= len(self.steps) or self.step_days[k + 1] != self.step_days[k]
+
+    def long_columns(self) -> dict[str, npt.NDArray[Any]]:
+        """Every replayed record as columns in timeline order (built once, for fast forms)."""
+        if self._long is None:
+            out: dict[str, npt.NDArray[Any]] = {}
+            dtypes = dtypes_for(self.period)
+            for name, dt in dtypes.items():
+                col = np.empty(len(self.rec_time), dtype=dt)
+                for idx, code in enumerate(self.codes):
+                    sel = self.rec_code == idx
+                    col[sel] = self._cols[code][name][self.rec_row[sel]]
+                out[name] = col
+            self._long = out
+        return self._long
+
+    def frame(self, k: int) -> pl.DataFrame:
+        """Step ``k``'s records of every code as one frame: ``code``, ``time`` and the fields."""
+        cols = self.long_columns()
+        a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+        codes = pl.Series("code", self.codes, dtype=pl.Categorical)
+        data: dict[str, Any] = {"code": codes.gather(self.rec_code[a:b])}
+        for name, col in cols.items():
+            data[name] = col[a:b]
+        return pl.DataFrame(data).with_columns(pl.col("time").cast(pl.Datetime("ms")))
+
+    def bars(self, k: int) -> list[Bar]:
+        """Step ``k``'s bars as ``Bar`` records, in code order (bar periods only)."""
+        a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+        codes = self.codes
+        period = self.period
+        out = []
+        for idx, row in zip(self.rec_code[a:b].tolist(), self.rec_row[a:b].tolist(), strict=True):
+            code = codes[idx]
+            c = self._cols[code]
+            out.append(
+                Bar(
+                    stock_code=code,
+                    period=period,
+                    time=int(c["time"][row]),
+                    open=float(c["open"][row]),
+                    high=float(c["high"][row]),
+                    low=float(c["low"][row]),
+                    close=float(c["close"][row]),
+                    volume=int(c["volume"][row]),
+                    amount=float(c["amount"][row]),
+                    preClose=float(c["preClose"][row]),
+                    suspendFlag=int(c["suspendFlag"][row]),
+                )
+            )
+        return out
+
+    def records(self, k: int) -> list[tuple[str, int]]:
+        """Step ``k``'s (code, row) pairs."""
+        a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+        codes = self.codes
+        return [
+            (codes[i], r)
+            for i, r in zip(self.rec_code[a:b].tolist(), self.rec_row[a:b].tolist(), strict=True)
+        ]
+
+    # ------------------------------------------------------------------ per code
+
+    def row_at(self, code: str, label: int) -> int | None:
+        """The row of ``code``'s record labelled exactly ``label``, if there is one."""
+        cols = self._cols.get(code)
+        if cols is None:
+            return None
+        t = cols["time"]
+        i = int(np.searchsorted(t, label, "left"))
+        return i if i < len(t) and int(t[i]) == label else None
+
+    def value(self, code: str, row: int, name: str) -> float:
+        """One field of one record."""
+        return float(self._cols[code][name][row])
+
+    def _visible_row(self, code: str, now_ms: int) -> int | None:
+        cols = self._cols.get(code)
+        if cols is None:
+            return None
+        i = int(np.searchsorted(cols["time"], visible_end(self.period, now_ms), "right")) - 1
+        return i if i >= 0 else None
+
+    def _day_bar(self, code: str, day: int) -> tuple[float, float, int, int] | None:
+        """(preClose, previous close, volume, suspendFlag) of ``code`` on ``day`` if any."""
+        label = int(yyyymmdd_to_ms(np.asarray([day]))[0])
+        if self.period == "1d":
+            cols = self._cols.get(code)
+        else:
+            cols = self._daily.get(code)
+            if cols is None:
+                cols = self._daily[code] = self.cache.arrays("1d", code)
+        if cols is not None and len(cols["time"]):
+            t = cols["time"]
+            i = int(np.searchsorted(t, label, "left"))
+            prev = float(cols["close"][i - 1]) if i > 0 else 0.0
+            if i < len(t) and int(t[i]) == label:
+                return (
+                    float(cols["preClose"][i]),
+                    prev,
+                    int(cols["volume"][i]),
+                    int(cols["suspendFlag"][i]),
+                )
+            if self.period == "1d":
+                return (0.0, prev, 0, 1) if prev > 0 else None
+        if self.period == "1d":
+            return None
+        # Intraday data without daily bars: the day's records and the close before them.
+        intraday = self._cols.get(code)
+        if intraday is None:
+            return None
+        t = intraday["time"]
+        a = int(np.searchsorted(t, label, "left"))
+        b = int(np.searchsorted(t, label + DAY_MS, "left"))
+        close_name = "close" if self.period == "1m" else "lastPrice"
+        prev = float(intraday[close_name][a - 1]) if a > 0 else 0.0
+        if a >= b:
+            return (0.0, prev, 0, 1) if prev > 0 else None
+        vol = int(np.asarray(intraday["volume"][a:b]).max()) if b > a else 0
+        return (0.0, prev, vol, 0)
+
+    # ------------------------------------------------------------------ the Market seam
+
+    def session_day(self, code: str, now_ms: int) -> int:
+        """The Beijing calendar day of ``now_ms`` (the replay only steps on trading days)."""
+        return _day_of(now_ms)
+
+    def instrument(self, code: str, day: int) -> InstrumentDetail:
+        """Reference data of ``code`` on ``day`` derived from its bars (see the module doc)."""
+        code = normalize_code(code)
+        board = self._boards.get(code) or parse_code(code).board
+        is_st = code in self.st_codes
+        found = self._day_bar(code, day)
+        pre = 0.0
+        trading = False
+        if found is not None:
+            pre_field, prev, volume, suspended = found
+            pre = pre_field if pre_field > 0 else prev
+            trading = volume > 0 and suspended == 0
+        up = down = 0.0
+        if pre > 0 and board is not Board.INDEX:
+            down, up = limit_prices(pre, board, is_st)
+        symbol, exchange = code.split(".")
+        return InstrumentDetail(
+            ExchangeID=exchange,
+            InstrumentID=symbol,
+            InstrumentName=code,
+            PreClose=pre,
+            UpStopPrice=up,
+            DownStopPrice=down,
+            PriceTick=0.001 if board is Board.ETF else 0.01,
+            IsTrading=trading,
+            InstrumentStatus=0 if trading else 1,
+            board=board.value,
+            is_st=is_st,
+        )
+
+    def ticks(self, codes: list[str], now_ms: int) -> list[Tick]:
+        """The latest record of each code visible at ``now_ms`` as a snapshot (no book for bars)."""
+        out = []
+        for code in codes:
+            row = self._visible_row(code, now_ms)
+            if row is None:
+                continue
+            c = self._cols[code]
+            if self.period == "tick":
+                out.append(_tick_of(code, c, row))
+                continue
+            out.append(
+                Tick(
+                    stock_code=code,
+                    time=close_time(self.period, int(c["time"][row])),
+                    lastPrice=float(c["close"][row]),
+                    open=float(c["open"][row]),
+                    high=float(c["high"][row]),
+                    low=float(c["low"][row]),
+                    lastClose=float(c["preClose"][row]),
+                    amount=float(c["amount"][row]),
+                    volume=int(c["volume"][row]),
+                )
+            )
+        return out
+
+    def bars_in_progress(self, codes: list[str], period: str, now: int) -> list[Bar]:
+        """The newest complete bar of each code at ``now`` (the replay's own period only)."""
+        out = []
+        for code in codes:
+            row = self._visible_row(code, now)
+            if row is None or period != self.period:
+                continue
+            c = self._cols[code]
+            out.append(
+                Bar(
+                    stock_code=code,
+                    period=period,
+                    time=int(c["time"][row]),
+                    open=float(c["open"][row]),
+                    high=float(c["high"][row]),
+                    low=float(c["low"][row]),
+                    close=float(c["close"][row]),
+                    volume=int(c["volume"][row]),
+                    amount=float(c["amount"][row]),
+                    preClose=float(c["preClose"][row]),
+                    suspendFlag=int(c["suspendFlag"][row]),
+                )
+            )
+        return out
+
+    def history_until(
+        self, code: str, period: str, start_ms: int, end_ms: int, now_ms: int
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Cached records of ``code`` in ``[start_ms, end_ms]`` complete at ``now_ms``."""
+        if period not in PERIODS:
+            raise InvalidArgument(f"history is stored as 'tick', '1m' or '1d', not {period!r}")
+        cols = self._cols.get(code) if period == self.period else None
+        if cols is None:
+            cols = self.cache.arrays(period, normalize_code(code))
+        limit = visible_end(period, now_ms)
+        end = limit if not end_ms else min(end_ms, limit)
+        if start_ms and end < start_ms:
+            return {k: v[:0] for k, v in cols.items()}
+        return window(cols, start_ms, end)
+
+    def dividends(self, code: str, now_ms: int) -> list[Dividend]:
+        """The cached ex-rights records of ``code`` with an ex-date on or before ``now_ms``."""
+        code = normalize_code(code)
+        items = self._dividends.get(code)
+        if items is None:
+            raw = self.cache.read_dividends(code) or []
+            items = sorted((msgspec.convert(d, Dividend) for d in raw), key=lambda d: d.time)
+            self._dividends[code] = items
+        return [d for d in items if d.time <= now_ms]
+
+    def ex_rights_on(self, code: str, day: int) -> list[Dividend]:
+        """The ex-rights records of ``code`` whose ex-date is ``day``."""
+        lo = int(yyyymmdd_to_ms(np.asarray([day]))[0])
+        return [d for d in self.dividends(code, lo + DAY_MS - 1) if lo <= d.time]
+
+
+def day_start(ms: int) -> int:
+    """00:00 Beijing of the day of ``ms``."""
+    return ms - (ms + BEIJING_OFFSET_MS) % DAY_MS
+
+
+def _tick_of(code: str, c: Mapping[str, npt.NDArray[Any]], row: int) -> Tick:
+    return Tick(
+        stock_code=code,
+        time=int(c["time"][row]),
+        lastPrice=float(c["lastPrice"][row]),
+        open=float(c["open"][row]),
+        high=float(c["high"][row]),
+        low=float(c["low"][row]),
+        lastClose=float(c["lastClose"][row]),
+        amount=float(c["amount"][row]),
+        volume=int(c["volume"][row]),
+        askPrice=[float(c[f"askPrice{i}"][row]) for i in range(1, 6)],
+        bidPrice=[float(c[f"bidPrice{i}"][row]) for i in range(1, 6)],
+        askVol=[int(c[f"askVol{i}"][row]) for i in range(1, 6)],
+        bidVol=[int(c[f"bidVol{i}"][row]) for i in range(1, 6)],
+    )
+
+
+def _conforms(replay: ReplayMarket, synthetic: SyntheticMarket) -> tuple[Market, Market]:
+    """Both markets satisfy the seam (checked by mypy, never called)."""
+    return replay, synthetic
+
+
+__all__ = ["BAR_DTYPES", "ReplayMarket", "close_time", "day_start", "visible_end"]

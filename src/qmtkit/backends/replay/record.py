@@ -1,0 +1,220 @@
+"""What a backtest keeps for its result: orders, fills, cancels and the daily book of each account.
+
+The recorder sees every account report as the broker emits it (with the virtual time) and a
+snapshot of each account at every close; ``result()`` turns them into the Polars frames of a
+``qmtkit.backtest.results.BacktestResult``. Times are naive Beijing local time, milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+from qmtkit.constants import OrderType
+from qmtkit.errors import InvalidArgument
+from qmtkit.models import AccountReport, Asset, Order, OrderError, Position, Trade
+
+_BUY: Final = int(OrderType.STOCK_BUY)
+_BEIJING_MS: Final = 8 * 3_600_000
+TIME: Final = pl.Datetime("ms")
+
+ORDER_COLUMNS: Final = {
+    "time": TIME,
+    "order_id": pl.Int64,
+    "code": pl.String,
+    "side": pl.String,
+    "price": pl.Float64,
+    "volume": pl.Int64,
+    "price_type": pl.Int64,
+    "status": pl.Int64,
+    "traded_volume": pl.Int64,
+    "traded_price": pl.Float64,
+    "error": pl.String,
+    "strategy": pl.String,
+}
+TRADE_COLUMNS: Final = {
+    "time": TIME,
+    "order_id": pl.Int64,
+    "code": pl.String,
+    "side": pl.String,
+    "price": pl.Float64,
+    "volume": pl.Int64,
+    "amount": pl.Float64,
+    "fee": pl.Float64,
+}
+CANCEL_COLUMNS: Final = {"time": TIME, "order_id": pl.Int64, "code": pl.String, "ok": pl.Boolean}
+POSITION_COLUMNS: Final = {
+    "date": pl.Date,
+    "code": pl.String,
+    "volume": pl.Int64,
+    "can_use_volume": pl.Int64,
+    "close": pl.Float64,
+    "market_value": pl.Float64,
+}
+EQUITY_COLUMNS: Final = {
+    "date": pl.Date,
+    "cash": pl.Float64,
+    "frozen_cash": pl.Float64,
+    "market_value": pl.Float64,
+    "total": pl.Float64,
+    "benchmark": pl.Float64,
+}
+
+
+def local_ms(ms: int) -> int:
+    """Unix ms to naive Beijing-local ms (what the result frames hold)."""
+    return ms + _BEIJING_MS
+
+
+def _date(day: int) -> dt.date:
+    return dt.date(day // 10000, day // 100 % 100, day % 100)
+
+
+@dataclass
+class _Book:
+    orders: dict[int, list[Any]] = field(default_factory=dict)
+    trades: list[tuple[Any, ...]] = field(default_factory=list)
+    positions: list[tuple[Any, ...]] = field(default_factory=list)
+    equity: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass
+class Frames:
+    """The five frames of a backtest, for when ``BacktestResult`` is not available."""
+
+    orders: pl.DataFrame
+    trades: pl.DataFrame
+    cancels: pl.DataFrame
+    positions: pl.DataFrame
+    equity: pl.DataFrame
+    initial_cash: float
+    meta: dict[str, str]
+
+
+class Recorder:
+    """Collects a backtest's reports and daily snapshots per account."""
+
+    def __init__(self) -> None:
+        self._books: dict[str, _Book] = {}
+        self._cancels: list[tuple[Any, ...]] = []
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts seen, in the order they first appeared."""
+        return list(self._books)
+
+    def _book(self, account_id: str) -> _Book:
+        book = self._books.get(account_id)
+        if book is None:
+            book = self._books[account_id] = _Book()
+        return book
+
+    def on_report(self, report: AccountReport, now_ms: int) -> None:
+        """Note one account report made at virtual time ``now_ms``."""
+        item = report.item
+        book = self._book(report.account_id)
+        if isinstance(item, Order):
+            row = book.orders.get(item.order_id)
+            if row is None:
+                book.orders[item.order_id] = [
+                    local_ms(now_ms),
+                    item.order_id,
+                    item.stock_code,
+                    "buy" if item.order_type == _BUY else "sell",
+                    item.price,
+                    item.order_volume,
+                    item.price_type,
+                    item.order_status,
+                    item.traded_volume,
+                    item.traded_price,
+                    None,
+                    item.strategy_name,
+                ]
+            else:
+                row[2], row[4] = item.stock_code, item.price
+                row[7], row[8], row[9] = item.order_status, item.traded_volume, item.traded_price
+        elif isinstance(item, OrderError):
+            row = book.orders.get(item.order_id)
+            if row is not None:
+                row[10] = item.error_msg
+        elif isinstance(item, Trade):
+            book.trades.append(
+                (
+                    local_ms(now_ms),
+                    item.order_id,
+                    item.stock_code,
+                    "buy" if item.order_type == _BUY else "sell",
+                    item.traded_price,
+                    item.traded_volume,
+                    item.traded_amount,
+                    item.commission,
+                )
+            )
+
+    def on_cancel(self, now_ms: int, order_id: int, code: str, ok: bool) -> None:
+        """Note one cancel request and whether it was accepted."""
+        self._cancels.append((local_ms(now_ms), order_id, code, ok))
+
+    def record_day(
+        self,
+        account_id: str,
+        day: int,
+        asset: Asset,
+        positions: list[Position],
+        benchmark: float | None,
+    ) -> None:
+        """Snapshot one account at the close of ``day`` (``YYYYMMDD``)."""
+        book = self._book(account_id)
+        date = _date(day)
+        for p in positions:
+            if p.volume > 0:
+                book.positions.append(
+                    (date, p.stock_code, p.volume, p.can_use_volume, p.last_price, p.market_value)
+                )
+        book.equity.append(
+            (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
+        )
+
+    def frames(self, account_id: str | None = None) -> dict[str, pl.DataFrame]:
+        """The five frames of one account (the only one, or the first seen, if not named)."""
+        if account_id is None:
+            account_id = self.accounts[0] if self._books else ""
+        elif account_id not in self._books:
+            raise InvalidArgument(
+                f"no account {account_id!r} in this backtest; it has {self.accounts}"
+            )
+        book = self._books.get(account_id, _Book())
+        orders = [tuple(v) for _, v in sorted(book.orders.items())]
+        return {
+            "orders": _frame(orders, ORDER_COLUMNS),
+            "trades": _frame(book.trades, TRADE_COLUMNS),
+            "cancels": _frame(self._cancels, CANCEL_COLUMNS),
+            "positions": _frame(book.positions, POSITION_COLUMNS),
+            "equity": _frame(book.equity, EQUITY_COLUMNS),
+        }
+
+    def result(self, account_id: str | None, *, initial_cash: float, meta: dict[str, str]) -> Any:
+        """A ``BacktestResult`` (or ``Frames`` where the results module is not installed)."""
+        frames = self.frames(account_id)
+        try:
+            module = importlib.import_module("qmtkit.backtest.results")
+        except ImportError:
+            return Frames(**frames, initial_cash=initial_cash, meta=meta)
+        return module.BacktestResult(**frames, initial_cash=initial_cash, meta=meta)
+
+
+def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
+    names = list(schema)
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    data = {}
+    for name, values in zip(names, cols, strict=True):
+        dtype = schema[name]
+        if dtype == TIME:
+            data[name] = pl.Series(name, list(values), dtype=pl.Int64).cast(TIME)
+        else:
+            data[name] = pl.Series(name, list(values), dtype=dtype)
+    return pl.DataFrame(data)
