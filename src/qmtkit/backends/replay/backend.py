@@ -39,7 +39,7 @@ import anyio
 import numpy as np
 import polars as pl
 
-from qmtkit import __version__
+from qmtkit._version import __version__
 from qmtkit.backends.base import (
     AccountInfos,
     AccountStatuses,
