@@ -365,6 +365,11 @@ class Broker:
         acct = self._query_account(account_id)
         return [self._position_report(acct, code) for code in acct.positions]
 
+    def holding(self, account_id: str, code: str) -> tuple[int, int]:
+        """(shares held, shares sellable now) of ``code`` in an account; (0, 0) if none."""
+        pos = self._query_account(account_id).positions.get(code)
+        return (pos.volume, pos.can_use) if pos is not None else (0, 0)
+
     def mark_to_market(self, last_prices: Mapping[str, float]) -> None:
         """Value positions at ``last_prices`` (code -> price); codes not held are ignored."""
         if not isinstance(last_prices, Mapping):

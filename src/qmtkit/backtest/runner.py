@@ -1,0 +1,140 @@
+"""Run a strategy as a backtest and get its ``BacktestResult``.
+
+Two forms, one engine (``backends.replay``):
+
+* **per bar** — ``strategy(qk, account)`` is ordinary async qmtkit code (subscriptions, orders,
+  ``await order``, ``qk.sleep``); it runs as a task beside the replay and is cancelled once the
+  replay has passed its end (if it has not returned by then);
+* **cross-sectional** — ``on_bars(frame, ctx)`` is called at each timestamp's close with every
+  code's bar in one Polars frame; it orders through ``ctx`` (the same broker, synchronously) and
+  may not wait for fills (the replay is waiting for it).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import polars as pl
+
+from qmtkit.backends.replay import BacktestSpec, ReplayBackend
+from qmtkit.backtest.results import BacktestResult
+from qmtkit.client import Account, Client, connect
+from qmtkit.constants import OrderType, PriceType
+from qmtkit.errors import InvalidArgument
+from qmtkit.messages import SubmitOrder
+from qmtkit.models import OrderResponse
+
+Strategy = Callable[[Client, Account], Awaitable[None]]
+ProgressFn = Callable[[int, int, int], None]
+
+
+class BarContext:
+    """What a cross-sectional callback trades through: one account of the backtest's broker."""
+
+    def __init__(self, backend: ReplayBackend, account_id: str) -> None:
+        self._backend = backend
+        self.account_id = account_id
+
+    def now(self) -> int:
+        """The virtual time, Unix ms."""
+        return self._backend.clock.now_ms()
+
+    def position(self, code: str) -> int:
+        """Shares of ``code`` held (0 if none)."""
+        return self._backend.broker.holding(self.account_id, code)[0]
+
+    def sellable(self, code: str) -> int:
+        """Shares of ``code`` that may be sold now (T+1)."""
+        return self._backend.broker.holding(self.account_id, code)[1]
+
+    def open_orders(self, code: str | None = None) -> int:
+        """How many of the account's orders (on ``code``, if given) can still trade."""
+        orders = self._backend.broker.orders(self.account_id, cancelable_only=True)
+        return sum(1 for o in orders if code is None or o.stock_code == code)
+
+    def cash(self) -> float:
+        """Available cash (CNY)."""
+        return self._backend.broker.asset(self.account_id).cash
+
+    def order(
+        self,
+        code: str,
+        side: int,
+        volume: int,
+        price: float,
+        price_type: int = int(PriceType.FIX_PRICE),
+    ) -> OrderResponse:
+        """Place one order (``side``: ``OrderType.STOCK_BUY``/``STOCK_SELL``) through the broker."""
+        req = SubmitOrder(self.account_id, code, side, volume, price_type, price)
+        return self._backend.submit_now(req)
+
+    def buy(self, code: str, volume: int, price: float) -> OrderResponse:
+        """A limit buy."""
+        return self.order(code, int(OrderType.STOCK_BUY), volume, price)
+
+    def sell(self, code: str, volume: int, price: float) -> OrderResponse:
+        """A limit sell."""
+        return self.order(code, int(OrderType.STOCK_SELL), volume, price)
+
+
+async def run_backtest(
+    spec: BacktestSpec | str,
+    strategy: Strategy | None = None,
+    *,
+    on_bars: Callable[[pl.DataFrame, BarContext], Awaitable[None] | None] | None = None,
+    account: str = "backtest",
+    progress: ProgressFn | None = None,
+    home: str | Path | None = None,
+    backend_hook: Callable[[ReplayBackend], None] | None = None,
+) -> BacktestResult:
+    """Replay ``spec`` (a ``BacktestSpec`` or a ``backtest://`` URL) and return the result.
+
+    ``progress(step, steps, day)`` is called after each step; ``backend_hook`` gets the
+    ``ReplayBackend`` before it opens (to watch it, or to register more callbacks).
+    """
+    if isinstance(spec, str):
+        spec = BacktestSpec.from_url(spec)
+    if not isinstance(spec, BacktestSpec):
+        raise InvalidArgument(f"spec must be a BacktestSpec or a backtest:// URL, got {spec!r}")
+    if strategy is None and on_bars is None:
+        raise InvalidArgument("give a strategy(qk, account), an on_bars(frame, ctx), or both")
+    for name, fn in (("strategy", strategy), ("on_bars", on_bars)):
+        if fn is not None and not callable(fn):
+            raise InvalidArgument(f"{name} must be callable, got {fn!r}")
+    if home is not None:
+        spec.home = str(home)
+    backend = ReplayBackend(spec)
+    if progress is not None:
+        backend.on_progress(progress)
+    if backend_hook is not None:
+        backend_hook(backend)
+    async with connect(backend=backend, home=spec.home) as qk:
+        acct = await qk.account(account)
+        if on_bars is not None:
+            ctx = BarContext(backend, account)
+            callback = on_bars
+
+            def call(frame: pl.DataFrame) -> Awaitable[None] | None:
+                return callback(frame, ctx)
+
+            backend.on_frame(call)
+        async with anyio.create_task_group() as tg:
+            if strategy is not None:
+                tg.start_soon(_guarded, strategy, qk, acct)
+            await backend.finished.wait()
+            tg.cancel_scope.cancel()
+    result: BacktestResult = backend.result(account)
+    return result
+
+
+async def _guarded(strategy: Strategy, qk: Client, account: Account) -> None:
+    result: Any = strategy(qk, account)
+    if inspect.isawaitable(result):
+        await result
+
+
+__all__ = ["BarContext", "run_backtest"]
