@@ -26,9 +26,10 @@ import polars as pl
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.market import Market
 from qmtkit.backends.sim.market import SyntheticMarket
+from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, limit_prices, normalize_code, parse_code
 from qmtkit.data.cache import Cache
-from qmtkit.data.calendar import BEIJING_OFFSET_MS, DAY_MS, ms_to_yyyymmdd, yyyymmdd_to_ms
+from qmtkit.data.calendar import DAY_MS, ms_to_yyyymmdd, yyyymmdd_to_ms
 from qmtkit.data.horizon import close_time, visible_end
 from qmtkit.data.schema import BAR_DTYPES, dtypes_for, window
 from qmtkit.errors import InvalidArgument
