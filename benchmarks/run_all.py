@@ -96,6 +96,11 @@ def main() -> int:
             "from one hour to the next (compare the memcpy floors and the bare-asyncio and bare "
             "TCP baselines between runs before comparing qmtkit figures). Ratios to the "
             "baseline of the same run are the stable part.\n\n"
+            "Like with like: a result is compared with its floor only once it has been read as "
+            "a user would read it (a frame returned over mapped memory has read nothing, so it "
+            "gets no ratio to a copy). `nox -s bench -- --compare` sets every ratio beside the "
+            "one recorded at the bottom of this page and flags any that got more than 1.5x "
+            "worse.\n\n"
             f"Machine: {machine()}; mode: {mode}.\n\n"
             + "\n".join(sections)
             + "\n"
