@@ -28,6 +28,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends import backend_url, open_backend
 from qmtkit.backends.base import (
     AccountInfos,
@@ -1012,20 +1013,14 @@ async def connect(
     if backend is None:
         backend = open_backend(_url_with_home(url, home_path if home is not None else None))
     client = Client(backend, home=home_path)
-    failure: Exception | None = None
-    # The backend is opened outside the task group so that its own errors (and the caller's,
-    # re-raised below) reach the caller as they are, not wrapped in an ExceptionGroup.
-    async with backend.open(client) as info:
-        async with anyio.create_task_group() as tg:
-            client._attach(info, tg)
-            try:
-                yield client
-            except Exception as exc:
-                failure = exc
-            finally:
-                client._shutdown()
-        if failure is not None:
-            raise failure
+    # The backend is opened outside the task group so that its own errors (and the caller's)
+    # reach the caller as they are, not wrapped in an ExceptionGroup.
+    async with (
+        backend.open(client) as info,
+        lifetime_tasks(lambda tg: client._shutdown()) as tg,
+    ):
+        client._attach(info, tg)
+        yield client
 
 
 __all__ = [

@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 import msgspec
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     BackendInfo,
     CloseAccount,
@@ -254,24 +255,15 @@ class RemoteBackend:
         self._sink = sink
         self._link = link
         self._connected = True
-        error: BaseException | None = None
         try:
-            async with anyio.create_task_group() as tg:
+            async with lifetime_tasks() as tg:
                 tg.start_soon(self._supervise, link)
-                try:
-                    yield BackendInfo(
-                        kind="remote",
-                        url=self.url,
-                        version=link.info.version,
-                        venue_id=link.info.venue_id,
-                    )
-                except BaseException as exc:
-                    # Re-raised below, outside the task group, so callers see it unwrapped.
-                    error = exc
-                finally:
-                    tg.cancel_scope.cancel()
-            if error is not None:
-                raise error
+                yield BackendInfo(
+                    kind="remote",
+                    url=self.url,
+                    version=link.info.version,
+                    venue_id=link.info.venue_id,
+                )
         finally:
             self._closed = True
             self._connected = False

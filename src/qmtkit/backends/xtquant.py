@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     AccountInfos,
     AccountStatuses,
@@ -288,7 +289,6 @@ class XtQuantBackend:
         self._sink = sink
         self._bridge = ThreadBridge.for_current_loop()
         self._live = True
-        failure: Exception | None = None
         try:
             # Shielded: a trader connected while we were being cancelled must still be stopped.
             with anyio.CancelScope(shield=True):
@@ -296,24 +296,16 @@ class XtQuantBackend:
             if result != 0:
                 raise BackendUnavailable(connect_error_message(self._path, self._session, result))
             self._trader, self._connected = trader, True
-            async with anyio.create_task_group() as tg:
+            async with lifetime_tasks(self._end_tasks) as tg:
                 self._tg = tg
                 self._reconnect_wanted = anyio.Event()
                 tg.start_soon(self._supervise)
-                try:
-                    yield BackendInfo(
-                        kind=self.kind,
-                        url=self._url,
-                        version=xt.version,
-                        venue_id=_venue_id(self._path),
-                    )
-                except Exception as exc:
-                    # Re-raised below, outside the task group, so callers see their own
-                    # exception rather than an ExceptionGroup around it.
-                    failure = exc
-                finally:
-                    self._closing = True
-                    tg.cancel_scope.cancel()
+                yield BackendInfo(
+                    kind=self.kind,
+                    url=self._url,
+                    version=xt.version,
+                    venue_id=_venue_id(self._path),
+                )
         finally:
             self._closing = True
             self._live = False
@@ -321,8 +313,10 @@ class XtQuantBackend:
             with anyio.CancelScope(shield=True):
                 await self._shutdown()
             self._bridge.close()
-        if failure is not None:
-            raise failure
+
+    def _end_tasks(self, tg: anyio.abc.TaskGroup) -> None:
+        self._closing = True
+        tg.cancel_scope.cancel()
 
     def open(self, sink: EventSink) -> Any:
         """Import xtquant, connect to MiniQMT and serve until the context exits."""

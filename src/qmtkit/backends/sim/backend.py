@@ -26,9 +26,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-import anyio
 import numpy as np
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.atomicfile import write_atomically
 from qmtkit.backends.base import (
@@ -254,7 +254,6 @@ class SimBackend:
             raise BackendError("this SimBackend is already open; build another one")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.state_dir / "journal.bin").open()
-        failure: Exception | None = None
         try:
             history = list(journal.replay())
             self._venue_id = venue_id(self.state_dir / VENUE_FILE, fresh=not history)
@@ -275,20 +274,11 @@ class SimBackend:
                     "clock later, or use another home or terminal"
                 )
             self._sync_day()
-            async with anyio.create_task_group() as tg:
+            async with lifetime_tasks() as tg:
                 tg.start_soon(self._tick_loop)
-                try:
-                    yield BackendInfo(
-                        kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
-                    )
-                except Exception as exc:
-                    # Re-raised below, outside the task group, so the caller gets its own
-                    # error back as it was and not wrapped in an ExceptionGroup.
-                    failure = exc
-                finally:
-                    tg.cancel_scope.cancel()
-            if failure is not None:
-                raise failure
+                yield BackendInfo(
+                    kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
+                )
         finally:
             self._sink = None
             self._journal = None
