@@ -1084,9 +1084,9 @@ class Broker:
         down; no dividend tax) and given ``shares_per_share`` bonus/transfer shares per share
         (whole shares, rounded down, sellable at once); the cost per share falls accordingly.
         """
-        if not _is_num(cash_per_share) or cash_per_share < 0:
+        if not is_finite(cash_per_share) or cash_per_share < 0:
             raise InvalidArgument(f"cash_per_share must be >= 0, got {cash_per_share!r}")
-        if not _is_num(shares_per_share) or shares_per_share < 0:
+        if not is_finite(shares_per_share) or shares_per_share < 0:
             raise InvalidArgument(f"shares_per_share must be >= 0, got {shares_per_share!r}")
         result: list[tuple[str, TradeReportItem]] = []
         for acct in self._accounts.values():
