@@ -39,6 +39,7 @@ import anyio
 import numpy as np
 import polars as pl
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.backends.base import (
     AccountInfos,
@@ -347,18 +348,10 @@ class ReplayBackend:
             )
         self._sink = sink
         self._publish_many(self.broker.roll_day(self.market.step_day(0)))
-        failure: Exception | None = None
         try:
-            async with anyio.create_task_group() as tg:
+            async with lifetime_tasks() as tg:
                 tg.start_soon(self._run)
-                try:
-                    yield BackendInfo(kind="backtest", url=self.url, version=__version__)
-                except Exception as exc:
-                    failure = exc
-                finally:
-                    tg.cancel_scope.cancel()
-            if failure is not None:
-                raise failure
+                yield BackendInfo(kind="backtest", url=self.url, version=__version__)
         finally:
             self._sink = None
             self._subs.clear()
