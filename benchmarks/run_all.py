@@ -28,6 +28,7 @@ ORDER = [
     "bench_core.py",
     "bench_broker.py",
     "bench_data.py",
+    "bench_export.py",
     "bench_compat.py",
     "bench_gateway.py",
 ]
@@ -35,6 +36,7 @@ TITLES = {
     "bench_core.py": "Async core: quote fan-out and in-process order round trip",
     "bench_broker.py": "Paper broker at backtest scale: 1,000,000 orders on a virtual clock",
     "bench_data.py": "Data layer: K-line reads (W1-W5)",
+    "bench_export.py": "Parquet export of the cache beside DuckDB",
     "bench_compat.py": "xtquant shim overhead",
     "bench_gateway.py": "Gateway over loopback",
 }

@@ -104,6 +104,14 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=None, help="seconds per source call")
     p.set_defaults(func=cmd_download)
 
+    p = subparsers.add_parser("export", help="write the cache as hive-partitioned Parquet")
+    _common(p)
+    p.add_argument("dir", help="the export directory (period=*/year=*/*.parquet)")
+    p.add_argument("--format", default="parquet", choices=["parquet"], help="parquet")
+    p.add_argument("--periods", default=None, help="comma-separated (default: every cached)")
+    p.add_argument("--compression", default="zstd", help="zstd, snappy, lz4, gzip, uncompressed")
+    p.set_defaults(func=cmd_export)
+
     p = subparsers.add_parser("bars", help="print cached bars as a table")
     _common(p)
     p.add_argument("codes", nargs="+")
@@ -249,6 +257,23 @@ def cmd_bars(args: argparse.Namespace) -> int:
         return _fail(exc)
     with pl.Config(tbl_rows=max(len(df), 1), tbl_cols=-1, tbl_width_chars=200):
         print(df)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``qmtkit export --format parquet DIR``: the cache for DuckDB, Polars, Spark, Ray."""
+    from qmtkit.data.export import export_parquet
+
+    try:
+        periods = [p.strip() for p in args.periods.split(",")] if args.periods else None
+        summary = export_parquet(
+            Cache(args.home), args.dir, periods=periods, compression=args.compression
+        )
+    except QmtkitError as exc:
+        return _fail(exc)
+    for period, rows in summary.periods.items():
+        print(f"{period}: {rows} rows in {summary.files[period]} files")
+    print(f"dividends: {summary.dividends} records; written to {args.dir}")
     return 0
 
 
