@@ -31,8 +31,8 @@ import pytest
 from support.xtquant_fake import FAKE, purge_xtquant
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAPTER = ROOT / "src" / "qmtkit" / "backends"
-ADAPTER_FILES = tuple(sorted(ADAPTER.glob("xtquant*.py")))
+ADAPTER = ROOT / "src" / "qmtkit" / "backends" / "xtquant"
+ADAPTER_FILES = tuple(sorted(ADAPTER.glob("*.py")))
 PIN = Path(__file__).parent / "scripts" / "data" / "xtquant_api_pin.json"
 REF = Path(os.environ.get("XTQUANT_REF", Path.home() / "xtq" / "x" / "xtquant"))
 needs_ref = pytest.mark.skipif(not (REF / "xttrader.py").is_file(), reason="no xtquant reference")
@@ -309,9 +309,9 @@ def scan_adapter(sources: dict[str, str] | None = None) -> Usage:
                 usage.classes.setdefault(module, {}).setdefault(node.attr, []).append(site)
             elif flow.is_trader(node.value):
                 usage.trader.setdefault(node.attr, []).append(site)
-        if fname == "xtquant_relay.py":
+        if fname == "relay.py":
             _scan_relay(tree, usage)
-        if fname == "xtquant_convert.py":
+        if fname == "convert.py":
             _scan_converters(tree, usage)
         _check_trader_helpers(fname, tree, flow, usage)
     # Building the trader calls its __init__, checked like any method.

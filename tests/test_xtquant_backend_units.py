@@ -1,4 +1,4 @@
-"""The xtquant adapter's pure parts: URL, report numbering, reconciliation, bridge, conversions."""
+"""The xtquant adapter's pure parts: URL, report numbering, reconciliation, inbox, conversions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.xtquant import XtQuantBackend, connect_error_message, parse_url
-from qmtkit.backends.xtquant_bridge import ThreadBridge
-from qmtkit.backends.xtquant_convert import (
+from qmtkit.backends.xtquant.convert import (
     dividends_of,
     history_arrays,
     history_columns,
@@ -23,7 +22,8 @@ from qmtkit.backends.xtquant_convert import (
     quote_items,
     xt_date_to_ms,
 )
-from qmtkit.backends.xtquant_reports import OrderReconciler, ReportBook, cut_remark
+from qmtkit.backends.xtquant.inbox import LoopInbox
+from qmtkit.backends.xtquant.reports import OrderReconciler, ReportBook, cut_remark
 from qmtkit.data.schema import BAR_DTYPES
 from qmtkit.errors import BackendError, InvalidArgument
 from qmtkit.models import Asset, Bar, Order, OrderError, OrderResponse, Tick, Trade
@@ -268,11 +268,11 @@ def test_cut_remark_keeps_whole_characters() -> None:
     assert cut_remark("ab" + "中" * 10) == "ab" + "中" * 7  # 2 + 21 bytes; the 8th would cross
 
 
-# --------------------------------------------------------------------------- ThreadBridge
+# --------------------------------------------------------------------------- LoopInbox
 
 
-async def test_bridge_runs_posts_from_many_threads_on_the_loop_in_post_order() -> None:
-    bridge = ThreadBridge.for_current_loop()
+async def test_inbox_runs_posts_from_many_threads_on_the_loop_in_post_order() -> None:
+    inbox = LoopInbox.for_current_loop()
     seen: list[tuple[int, int]] = []
     ran_on: set[int] = set()
     done = asyncio.Event()
@@ -290,7 +290,7 @@ async def test_bridge_runs_posts_from_many_threads_on_the_loop_in_post_order() -
         for i in range(500):
             with lock:  # the lock fixes one global post order to compare against
                 order_of_posts.append((k, i))
-                bridge.post(record, (k, i))
+                inbox.post(record, (k, i))
 
     threads = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
     for t in threads:
@@ -302,31 +302,31 @@ async def test_bridge_runs_posts_from_many_threads_on_the_loop_in_post_order() -
     assert ran_on == {threading.get_ident()}
 
 
-async def test_bridge_survives_a_failing_call_and_drops_posts_after_close() -> None:
-    bridge = ThreadBridge.for_current_loop()
+async def test_inbox_survives_a_failing_call_and_drops_posts_after_close() -> None:
+    inbox = LoopInbox.for_current_loop()
     seen: list[int] = []
     done = asyncio.Event()
 
     def boom() -> None:
         raise RuntimeError("handler bug")
 
-    bridge.post(boom)
-    bridge.post(seen.append, 1)
-    bridge.post(done.set)
+    inbox.post(boom)
+    inbox.post(seen.append, 1)
+    inbox.post(done.set)
     await asyncio.wait_for(done.wait(), 5)
-    bridge.close()
-    bridge.post(seen.append, 2)
+    inbox.close()
+    inbox.post(seen.append, 2)
     await asyncio.sleep(0)
-    assert seen == [1] and bridge.pending == 0
+    assert seen == [1] and inbox.pending == 0
 
 
-def test_bridge_to_a_closed_loop_drops_quietly() -> None:
+def test_an_inbox_of_a_closed_loop_drops_quietly() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
-    bridge = ThreadBridge(loop.call_soon_threadsafe)
-    bridge.post(print, "never")
-    bridge.post(print, "never")
-    assert bridge.pending == 0
+    inbox = LoopInbox(loop.call_soon_threadsafe)
+    inbox.post(print, "never")
+    inbox.post(print, "never")
+    assert inbox.pending == 0
 
 
 # --------------------------------------------------------------------------- conversions

@@ -25,8 +25,8 @@ log = logging.getLogger("qmtkit.backends.xtquant")
 Call = tuple[Callable[..., object], tuple[Any, ...]]
 
 
-class ThreadBridge:
-    """Queue calls from any thread; run them on the loop that created the bridge, in order.
+class LoopInbox:
+    """Queue calls from any thread; run them on the loop that created the inbox, in order.
 
     ``post`` never blocks (beyond a short lock) and never raises; after ``close`` posts are
     dropped. An exception raised by a posted call is logged and does not stop the drain.
@@ -40,8 +40,8 @@ class ThreadBridge:
         self._closed = False
 
     @classmethod
-    def for_current_loop(cls) -> ThreadBridge:
-        """A bridge to the running event loop (asyncio or trio); call it on the loop thread."""
+    def for_current_loop(cls) -> LoopInbox:
+        """An inbox of the running event loop (asyncio or trio); call it on the loop thread."""
         try:
             return cls(asyncio.get_running_loop().call_soon_threadsafe)
         except RuntimeError:

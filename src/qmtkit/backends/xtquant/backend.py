@@ -3,7 +3,7 @@
 The adapter runs where MiniQMT runs (Windows). xtquant is imported only inside ``open()``, so
 qmtkit imports everywhere. Blocking xtquant calls run in worker threads; xtquant's callbacks
 (on its own threads) are converted to qmtkit models there and handed to the event loop through
-a ``ThreadBridge`` in arrival order. Per account, reports are numbered (``seq``) and duplicates
+a ``LoopInbox`` in arrival order. Per account, reports are numbered (``seq``) and duplicates
 re-sent after a reconnect are dropped (``ReportBook``); the order id of each submission is
 found from whichever of MiniQMT's answers comes first (``OrderReconciler``).
 """
@@ -64,8 +64,7 @@ from qmtkit.backends.base import (
     Trades,
     UnsubscribeQuotes,
 )
-from qmtkit.backends.xtquant_bridge import ThreadBridge
-from qmtkit.backends.xtquant_convert import (
+from qmtkit.backends.xtquant.convert import (
     account_info_of,
     account_status_of,
     asset_of,
@@ -80,9 +79,10 @@ from qmtkit.backends.xtquant_convert import (
     tick_of,
     trade_of,
 )
-from qmtkit.backends.xtquant_relay import RelayTargets, relay_class
-from qmtkit.backends.xtquant_reports import OrderReconciler, ReportBook
-from qmtkit.backends.xtquant_url import (
+from qmtkit.backends.xtquant.inbox import LoopInbox
+from qmtkit.backends.xtquant.relay import RelayTargets, relay_class
+from qmtkit.backends.xtquant.reports import OrderReconciler, ReportBook
+from qmtkit.backends.xtquant.url import (
     INSTALL_HINT,
     MAX_SESSION,
     check_session,
@@ -240,7 +240,7 @@ class XtQuantBackend:
         self._xt: _Xt | None = None
         self._callback_cls: type[Any] | None = None
         self._sink: EventSink | None = None
-        self._bridge: ThreadBridge | None = None
+        self._inbox: LoopInbox | None = None
         self._tg: TaskGroup | None = None
         self._reconnect_wanted: Any = None  # an anyio.Event, made on the loop in open()
         self._trader: Any = None
@@ -287,7 +287,7 @@ class XtQuantBackend:
         self._xt = xt
         self._callback_cls = relay_class(xt.xttrader.XtQuantTraderCallback)
         self._sink = sink
-        self._bridge = ThreadBridge.for_current_loop()
+        self._inbox = LoopInbox.for_current_loop()
         self._live = True
         try:
             # Shielded: a trader connected while we were being cancelled must still be stopped.
@@ -312,7 +312,7 @@ class XtQuantBackend:
             self._tg = None
             with anyio.CancelScope(shield=True):
                 await self._shutdown()
-            self._bridge.close()
+            self._inbox.close()
 
     def _end_tasks(self, tg: anyio.abc.TaskGroup) -> None:
         self._closing = True
@@ -373,9 +373,9 @@ class XtQuantBackend:
     # ----------------------------------------------------------------- thread hand-off
 
     def _post(self, fn: Callable[..., object], *args: Any) -> None:
-        bridge = self._bridge
-        if bridge is not None:
-            bridge.post(fn, *args)
+        inbox = self._inbox
+        if inbox is not None:
+            inbox.post(fn, *args)
 
     def _on_item(self, gen: int, item: TradeReportItem, xt_seq: int | None) -> None:
         if gen != self._gen or self._sink is None:
@@ -497,11 +497,49 @@ class XtQuantBackend:
                 "the xtquant backend is not open: send requests inside "
                 "`async with backend.open(sink)`"
             )
-        handler = self._handlers.get(type(req))
-        if handler is None:
-            raise InvalidArgument(f"not a backend request: {req!r}")
-        reply: Reply = await handler(self, req)
-        return reply
+        match req:
+            case Hello():
+                return await self._hello(req)
+            case ListInstruments():
+                return await self._list_instruments(req)
+            case GetSnapshot():
+                return await self._snapshot(req)
+            case FetchHistory():
+                return await self._fetch_history(req)
+            case FetchDividends():
+                return await self._dividends(req)
+            case ListSectors():
+                return await self._sectors(req)
+            case GetSectorMembers():
+                return await self._sector_members(req)
+            case SubscribeQuotes():
+                return await self._subscribe(req)
+            case UnsubscribeQuotes():
+                return await self._unsubscribe(req)
+            case OpenAccount():
+                return await self._open_account(req)
+            case CloseAccount():
+                return await self._close_account(req)
+            case SubmitOrder():
+                return await self._submit(req)
+            case CancelOrder():
+                return await self._cancel(req)
+            case CancelOrderSysid():
+                return await self._cancel_sysid(req)
+            case QueryAsset():
+                return await self._query_asset(req)
+            case QueryOrders():
+                return await self._query_orders(req)
+            case QueryTrades():
+                return await self._query_trades(req)
+            case QueryPositions():
+                return await self._query_positions(req)
+            case QueryAccountInfos():
+                return await self._query_infos(req)
+            case QueryAccountStatus():
+                return await self._query_status(req)
+            case _:
+                raise InvalidArgument(f"not a backend request: {req!r}")
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """A trader call in a worker thread, one at a time so requests reach MiniQMT in order."""
@@ -895,29 +933,6 @@ class XtQuantBackend:
     async def _query_status(self, req: QueryAccountStatus) -> Reply:
         raw = await self._call(self._live_trader().query_account_status)
         return AccountStatuses(items=many(account_status_of, raw))
-
-    _handlers: Final[dict[type[Any], Callable[[XtQuantBackend, Any], Any]]] = {
-        Hello: _hello,
-        ListInstruments: _list_instruments,
-        GetSnapshot: _snapshot,
-        FetchHistory: _fetch_history,
-        FetchDividends: _dividends,
-        ListSectors: _sectors,
-        GetSectorMembers: _sector_members,
-        SubscribeQuotes: _subscribe,
-        UnsubscribeQuotes: _unsubscribe,
-        OpenAccount: _open_account,
-        CloseAccount: _close_account,
-        SubmitOrder: _submit,
-        CancelOrder: _cancel,
-        CancelOrderSysid: _cancel_sysid,
-        QueryAsset: _query_asset,
-        QueryOrders: _query_orders,
-        QueryTrades: _query_trades,
-        QueryPositions: _query_positions,
-        QueryAccountInfos: _query_infos,
-        QueryAccountStatus: _query_status,
-    }
 
 
 def _check_seq(seq: object, what: str, target: object) -> int:

@@ -1,7 +1,7 @@
 """The callback object registered with ``XtQuantTrader``; it runs on xtquant's threads.
 
 Each hook converts the ``Xt*`` object on the calling thread and posts the model to the event
-loop through ``post`` (a ``ThreadBridge``); nothing here blocks or touches loop state.
+loop through ``post`` (a ``LoopInbox``); nothing here blocks or touches loop state.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qmtkit.backends.xtquant_convert import (
+from qmtkit.backends.xtquant.convert import (
     account_status_of,
     asset_of,
     cancel_error_of,
