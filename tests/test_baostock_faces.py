@@ -71,6 +71,16 @@ def test_shim_download_and_read_give_the_fakes_prices(
     assert df.index[0] == "20230102" and len(df) == len(want["close"])
 
 
+def test_shim_downloads_code_by_code_over_one_login(shim: None, bs: ModuleType) -> None:
+    for code in QK.values():
+        xtdata.download_history_data(code, "1d", "20230101", "20241231")
+    assert bs.SERVER.logins == 1 and bs.SERVER.calls["query_stock_basic"] == 1
+    frames = xtdata.get_market_data_ex(["close"], list(QK.values()), "1d", "20230101", "20241231")
+    assert frames["688001.SH"]["close"].tolist() == raw_daily(bs, "sh.688001")["close"].tolist()
+    xtdata.disconnect()
+    assert bs.common.context.default_socket.closed.is_set()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command", required=True))

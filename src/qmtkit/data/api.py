@@ -200,6 +200,7 @@ class MarketData:
         self.cache = cache if cache is not None else Cache(home)
         self._now_ms = now_ms or wall_ms
         self.reference = Reference(self.cache.root)
+        self._sources: dict[str, Source] = {}
         #: Point in time (backtests): nothing complete after ``horizon()`` is readable.
         self._horizon = horizon
 
@@ -230,7 +231,7 @@ class MarketData:
         this call with ``source_options``) or a source already open; ``None`` reads
         ``$QMTKIT_DATA_SOURCE``, else the backend.
         """
-        from qmtkit.data.sources import BACKEND, Source, open_source, source_name
+        from qmtkit.data.sources import BACKEND, Source, make_source, open_source, source_name
 
         norm = normalize_codes(codes)
         p = parse_period(period)
@@ -249,9 +250,25 @@ class MarketData:
         name = source_name(source)
         if name == BACKEND:
             return await self._download(norm, p.base, lo, hi, incrementally, progress, None)
-        async with open_source(name, **dict(source_options or {})) as src:
-            base = _source_base(src, p)
-            return await self._download(norm, base, lo, hi, incrementally, progress, src)
+        if source_options:
+            async with open_source(name, **dict(source_options)) as src:
+                base = _source_base(src, p)
+                return await self._download(norm, base, lo, hi, incrementally, progress, src)
+        # Kept open for the next download: a script downloading code by code (as xtquant
+        # scripts do) then logs in once, not once per code.
+        kept = self._sources.get(name)
+        if kept is None:
+            kept = self._sources[name] = make_source(name)
+        base = _source_base(kept, p)
+        return await self._download(norm, base, lo, hi, incrementally, progress, kept)
+
+    def close(self) -> None:
+        """End the sessions of the sources downloads kept open (the client calls this)."""
+        for src in self._sources.values():
+            drop = getattr(src, "drop", None)
+            if callable(drop):
+                drop()
+        self._sources.clear()
 
     async def _download(
         self,

@@ -116,6 +116,10 @@ class BaostockSource:
         """Log out."""
         await self.session.close()
 
+    def drop(self) -> None:
+        """End the session at once, without a logout message (for synchronous closes)."""
+        self.session.drop()
+
     async def request(self, req: Request) -> Reply:
         """Answer ``FetchHistory``, ``FetchDividends`` or ``ListInstruments``."""
         if isinstance(req, FetchHistory):

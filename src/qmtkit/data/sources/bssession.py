@@ -141,7 +141,7 @@ class BaostockSession:
             if self._logged_in:
                 with contextlib.suppress(_Retryable, BackendError):
                     await self._timed(self._logout)
-            self._drop()
+            self.drop()
 
     async def _timed(self, fn: Callable[..., Any], *args: Any) -> Any:
         wait = self.pacer.wait_before_call(self._clock())
@@ -152,7 +152,7 @@ class BaostockSession:
             return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
         if scope.cancelled_caught:
             # The abandoned thread is blocked on the old socket: closing it ends that read.
-            self._drop()
+            self.drop()
             raise _Retryable(f"no answer within {self.timeout:g}s")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -162,8 +162,11 @@ class BaostockSession:
         except ImportError:
             return None
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
+        """Close the socket and forget the login (no logout message: usable from sync code)."""
         self._logged_in = False
+        if self._module is None:
+            return
         holder = self._socket_holder()
         sock = getattr(holder, "default_socket", None) if holder is not None else None
         if sock is not None:
