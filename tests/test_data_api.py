@@ -14,6 +14,7 @@ from qmtkit.backends.base import (
     Dividends,
     FetchDividends,
     FetchHistory,
+    GetCalendar,
     GetSectorMembers,
     GetSnapshot,
     HistoryColumns,
@@ -22,6 +23,7 @@ from qmtkit.backends.base import (
     Reply,
     Request,
     Snapshots,
+    VenueCalendar,
 )
 from qmtkit.data.api import MarketData, to_ms
 from qmtkit.data.schema import BAR_DTYPES
@@ -93,6 +95,8 @@ class FakeVenue:
             return Names(["沪深A股"])
         if isinstance(req, GetSectorMembers):
             return Names(["600000.SH"])
+        if isinstance(req, GetCalendar):
+            return VenueCalendar()  # a venue without a calendar of its own
         raise AssertionError(f"unexpected request {req!r}")
 
 

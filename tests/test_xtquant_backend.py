@@ -29,6 +29,7 @@ from qmtkit.backends.base import (
     Dividends,
     FetchDividends,
     FetchHistory,
+    GetCalendar,
     GetSectorMembers,
     GetSnapshot,
     Hello,
@@ -52,6 +53,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     Trades,
     UnsubscribeQuotes,
+    VenueCalendar,
     expect,
 )
 from qmtkit.backends.xtquant import XtQuantBackend
@@ -919,3 +921,20 @@ async def test_a_disconnect_fails_the_orders_waiting_for_an_answer(
             xt.terminal.disconnect()
         await sink.until(lambda: len(sink.states) == 2)
     assert len(failures) == 1 and "may or may not have been placed" in str(failures[0])
+
+
+async def test_the_venue_calendar_comes_from_xtdata(xt: SimpleNamespace, tmp_path: Path) -> None:
+    xt.xtdata.TRADING_DAYS[:] = ["20270104", "20270105"]
+    xt.xtdata.HOLIDAYS[:] = ["20270101"]
+    async with running(tmp_path) as (backend, _):
+        reply = await backend.request(GetCalendar())
+    assert reply == VenueCalendar([20270104, 20270105], [20270101])
+    assert ("get_trading_calendar", ("SH", "", "")) in xt.xtdata.CALLS
+
+
+async def test_a_terminal_without_holiday_data_has_no_calendar(
+    xt: SimpleNamespace, tmp_path: Path
+) -> None:
+    xt.xtdata.TRADING_DAYS[:] = ["20270104"]
+    async with running(tmp_path) as (backend, _):
+        assert await backend.request(GetCalendar()) == VenueCalendar()

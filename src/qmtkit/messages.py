@@ -86,6 +86,10 @@ class GetSectorMembers(msgspec.Struct, tag="get_sector_members"):
     sector: str
 
 
+class GetCalendar(msgspec.Struct, tag="get_calendar"):
+    """The venue's own trading calendar (SH's; SZ and BJ close on the same days)."""
+
+
 class OpenAccount(msgspec.Struct, tag="open_account"):
     """Start the report stream of an account, replaying every report with ``seq > after_seq``."""
 
@@ -174,6 +178,7 @@ Request = Union[
     FetchDividends,
     ListSectors,
     GetSectorMembers,
+    GetCalendar,
     OpenAccount,
     CloseAccount,
     SubmitOrder,
@@ -261,6 +266,13 @@ class Names(msgspec.Struct, tag="names"):
     items: list[str]
 
 
+class VenueCalendar(msgspec.Struct, tag="venue_calendar"):
+    """A venue's trading days and announced holidays as ``YYYYMMDD``; empty: it keeps none."""
+
+    trading_days: list[int] = msgspec.field(default_factory=list)
+    holidays: list[int] = msgspec.field(default_factory=list)
+
+
 class Orders(msgspec.Struct, tag="orders"):
     """A list of orders."""
 
@@ -299,6 +311,7 @@ Reply = Union[
     HistoryColumns,
     Dividends,
     Names,
+    VenueCalendar,
     Orders,
     Trades,
     Positions,

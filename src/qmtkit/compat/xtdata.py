@@ -654,7 +654,8 @@ def download_sector_data() -> None:
 
 
 def download_holiday_data(incrementally: bool = True) -> dict[str, Any]:
-    """Nothing to do: the holiday table ships with qmtkit."""
+    """Fetch the venue's trading calendar into the home (the simulator has none to give)."""
+    _call("download_holiday_data", _client().data.sync_calendar)
     return {}
 
 
@@ -945,14 +946,12 @@ def get_trading_dates(
 
 
 def get_trading_calendar(market: str, start_time: str = "", end_time: str = "") -> list[str]:
-    """Trading days (future ones included, from the holiday table) as 'YYYYMMDD' strings."""
-    from qmtkit.data.calendar import trading_calendar
-
+    """Trading days (future ones included, provisional past the known) as 'YYYYMMDD' strings."""
     if market not in ("SH", "SZ"):
         raise InvalidArgument(
             f"get_trading_calendar serves 'SH' and 'SZ' (as xtquant), got {market!r}"
         )
-    return trading_calendar(market, start_time or "", end_time or "")
+    return list(_client().data.trading_calendar(market, start_time or "", end_time or ""))
 
 
 def get_market_last_trade_date(market: str) -> int:
@@ -964,9 +963,7 @@ def get_market_last_trade_date(market: str) -> int:
 
 def get_holidays() -> list[str]:
     """Exchange holidays (weekdays the market is closed) as 'YYYYMMDD' strings."""
-    from qmtkit.data.calendar import holidays
-
-    return [str(d) for d in holidays("SH").tolist()]
+    return list(_client().data.holidays("SH"))
 
 
 def get_period_list() -> list[dict[str, str]]:

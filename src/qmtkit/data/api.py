@@ -31,6 +31,8 @@ from qmtkit.clock import BEIJING, wall_ms
 from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
+from qmtkit.data.calendar import holidays, trading_calendar, trading_days
+from qmtkit.data.calendar_sync import sync_venue
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
 from qmtkit.data.horizon import visible_end
 from qmtkit.data.reference import Reference
@@ -203,6 +205,7 @@ class MarketData:
         self._sources: dict[str, Source] = {}
         #: Point in time (backtests): nothing complete after ``horizon()`` is readable.
         self._horizon = horizon
+        self._calendar_synced = False
 
     # ------------------------------------------------------------------- download
 
@@ -281,6 +284,8 @@ class MarketData:
         src: Source | None,
     ) -> int:
         fetch = self._request if src is None else src.request
+        if src is None and not self._calendar_synced:
+            await self.sync_calendar()
         now = self._now_ms()
         flush_codes = _FLUSH_CODES if src is not None else len(norm) + 1
         pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
@@ -533,13 +538,30 @@ class MarketData:
     def trading_dates(
         self, market: str, start: object = None, end: object = None, count: int = -1
     ) -> list[int]:
-        """Trading days of ``market`` (SH/SZ/BJ) as ms at 00:00 Beijing, like xtquant."""
-        from qmtkit.data.calendar import trading_days
+        """Trading days of ``market`` (SH/SZ/BJ) as ms at 00:00 Beijing, like xtquant.
 
+        Past the known days the answer is provisional (see ``qmtkit.data.calendar``).
+        """
         lo, hi = time_range(start, end)
         n = _check_count(count)
-        days = trading_days(market, lo or None, hi or None, count=n)
+        days = trading_days(market, lo or None, hi or None, count=n, home=self.cache.home)
         return [int(x) for x in days]
+
+    def trading_calendar(self, market: str, start: str = "", end: str = "") -> list[str]:
+        """Trading days as ``'YYYYMMDD'`` strings (xtquant's ``get_trading_calendar``)."""
+        return trading_calendar(market, start or "", end or "", home=self.cache.home)
+
+    def holidays(self, market: str = "SH") -> list[str]:
+        """Known weekday closures as ``'YYYYMMDD'`` strings (xtquant's ``get_holidays``)."""
+        return [str(d) for d in holidays(market, home=self.cache.home).tolist()]
+
+    async def sync_calendar(self) -> bool:
+        """Fetch the venue's own trading calendar into the home (once per client by default).
+
+        True when it changed what is stored. Bars cached on days it closes are dropped.
+        """
+        self._calendar_synced = True
+        return await sync_venue(self._request, self.cache.home)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -8,11 +8,16 @@ these ranges are holidays. SZ and BJ close on the same days as SH.
 Three closures differ from the State Council's public-holiday schedule: the exchanges closed on
 2005-02-07/08 and 2006-01-26/27 ahead of the Spring Festival, and on 2024-02-09 (New Year's Eve,
 a working day elsewhere).
+
+Past the table, :func:`provisional_closures` computes a year's closures by rule.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Final
+
+from qmtkit.data.lunar import lunar_to_gregorian, qingming
 
 #: First and last calendar day (``YYYYMMDD``) this table is complete for.
 KNOWN_FIRST: Final = 20050101
@@ -164,3 +169,61 @@ CLOSURES: Final[tuple[tuple[int, int, str], ...]] = (
     (20260925, 20260927, "Mid-Autumn"),
     (20261001, 20261007, "National Day"),
 )
+
+
+# --------------------------------------------------------------------------- provisional rule
+
+
+def _span(first: dt.date, last: dt.date, name: str) -> tuple[int, int, str]:
+    return (_ymd(first), _ymd(last), name)
+
+
+def _ymd(d: dt.date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def _one_day(d: dt.date, name: str) -> tuple[int, int, str]:
+    """A one-day holiday as the exchanges have closed for it since 2015.
+
+    A Tuesday holiday also closes the Monday before, a Thursday one the Friday after, and one
+    on a weekend moves to the Monday after.
+    """
+    day = dt.timedelta(days=1)
+    before, after = {0: (2, 0), 1: (1, 0), 2: (0, 0), 3: (0, 1), 4: (0, 2), 5: (0, 2), 6: (1, 1)}[
+        d.weekday()
+    ]
+    return _span(d - before * day, d + after * day, name)
+
+
+def provisional_closures(year: int) -> tuple[tuple[int, int, str], ...]:
+    """The closures of ``year`` computed by rule, for years no published table covers yet.
+
+    New Year, Qingming, Dragon Boat and a lone Mid-Autumn follow :func:`_one_day`; the
+    Spring Festival closes from the lunar New Year's Eve through the sixth day of the new year;
+    Labour Day closes five days from 1 May (from 30 April or 29 April when 1 May is a Sunday or a
+    Monday); National Day closes 1-7 October, or 1-8 October when Mid-Autumn falls inside, or
+    from a Mid-Autumn on 29 or 30 September for eight days. This is the pattern of the State
+    Council's schedules since the 2025 holiday law; bridge days it cannot foresee make a
+    provisional day only likely, never certain.
+    """
+    day = dt.timedelta(days=1)
+    new_year = lunar_to_gregorian(year, 1, 1)
+    may1 = dt.date(year, 5, 1)
+    labour_from = may1 - {6: 1, 0: 2}.get(may1.weekday(), 0) * day
+    mid_autumn = lunar_to_gregorian(year, 8, 15)
+    oct1 = dt.date(year, 10, 1)
+    rows = [
+        _one_day(dt.date(year, 1, 1), "New Year"),
+        _span(new_year - day, new_year + 6 * day, "Spring Festival"),
+        _one_day(qingming(year), "Qingming"),
+        _span(labour_from, labour_from + 4 * day, "Labour Day"),
+        _one_day(lunar_to_gregorian(year, 5, 5), "Dragon Boat"),
+    ]
+    if oct1 <= mid_autumn <= oct1 + 7 * day:
+        rows.append(_span(oct1, oct1 + 7 * day, "National Day and Mid-Autumn"))
+    elif oct1 - 2 * day <= mid_autumn < oct1:
+        rows.append(_span(mid_autumn, mid_autumn + 7 * day, "National Day and Mid-Autumn"))
+    else:
+        rows.append(_one_day(mid_autumn, "Mid-Autumn"))
+        rows.append(_span(oct1, oct1 + 6 * day, "National Day"))
+    return tuple(sorted(rows))

@@ -1,6 +1,7 @@
 """Fake ``xtquant.xtdata``: history, reference data and quote pushes from module state.
 
-Tests fill ``BARS``, ``TICKS``, ``INSTRUMENTS``, ``SECTORS``, ``FULL_TICK``, ``DIVIDENDS`` and
+Tests fill ``BARS``, ``TICKS``, ``INSTRUMENTS``, ``SECTORS``, ``FULL_TICK``, ``DIVIDENDS``,
+``TRADING_DAYS`` and ``HOLIDAYS`` and
 call ``push_quote`` to make the quote thread deliver a push to matching subscriptions.
 Calls are recorded in ``CALLS``.
 """
@@ -22,6 +23,8 @@ INSTRUMENTS = {}  # code -> instrument detail dict
 SECTORS = {}  # sector name -> list of codes
 FULL_TICK = {}  # code -> tick dict
 DIVIDENDS = {}  # code -> list of dicts with 'time' (ms) and the dividend fields
+TRADING_DAYS = []  # 'YYYYMMDD' strings of SH's trading days (get_trading_calendar)
+HOLIDAYS = []  # 'YYYYMMDD' strings (get_holidays); empty: raises, as xtquant without the download
 CALLS = []  # (function name, args)
 SUBSCRIPTIONS = {}  # seq -> (kind, target, period, callback)
 CALLBACK_THREADS = set()
@@ -138,3 +141,21 @@ def push_quote(code, period, record):
                 callback({code: dict(record)})
 
     return _pusher.submit(run)
+
+
+def get_holidays():
+    CALLS.append(("get_holidays", ()))
+    return list(HOLIDAYS)
+
+
+def get_trading_calendar(market, start_time="", end_time=""):
+    CALLS.append(("get_trading_calendar", (market, start_time, end_time)))
+    if market not in ("SH", "SZ"):
+        raise Exception("only SH and SZ have a trading calendar")
+    if not HOLIDAYS:
+        raise Exception("holiday data is empty")
+    return [
+        d
+        for d in TRADING_DAYS
+        if (not start_time or d >= start_time) and (not end_time or d <= end_time)
+    ]

@@ -42,6 +42,7 @@ from qmtkit.backends.base import (
     EventSink,
     FetchDividends,
     FetchHistory,
+    GetCalendar,
     GetSectorMembers,
     GetSnapshot,
     Hello,
@@ -67,6 +68,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     Trades,
     UnsubscribeQuotes,
+    VenueCalendar,
 )
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
@@ -510,6 +512,9 @@ class SimBackend:
                 if sector not in sectors:
                     raise InvalidArgument(f"unknown sector {sector!r}; known: {', '.join(sectors)}")
                 return Names(list(sectors[sector]))
+            case GetCalendar():
+                # The simulator keeps no calendar of its own: qmtkit's layers are its calendar.
+                return VenueCalendar()
             case OpenAccount(account_id=account_id, after_seq=after_seq):
                 self._check_account(account_id)
                 self._publish(account_id, broker.open_account(account_id))

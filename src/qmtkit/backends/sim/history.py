@@ -38,6 +38,7 @@ from qmtkit.checks import is_whole
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, parse_code
 from qmtkit.data import calendar
+from qmtkit.data.holidays import KNOWN_LAST
 from qmtkit.data.schema import BAR_DTYPES
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import InstrumentDetail
@@ -61,16 +62,11 @@ MINUTE_LABELS_MS: Final[I64] = np.concatenate(
 )
 MINUTE_LABELS_MS.setflags(write=False)
 
-# Beyond the holiday table the calendar is extended with plain weekdays.
+# The synthetic history's calendar ends here (the provisional rule reaches further).
 _CAL_END: Final = 20351231
 _M64: Final = (1 << 64) - 1
 _KNOWN_LAST: Final = (
-    dt.date(
-        calendar.known_range()[1] // 10000,
-        calendar.known_range()[1] // 100 % 100,
-        calendar.known_range()[1] % 100,
-    )
-    - dt.date(1970, 1, 1)
+    dt.date(KNOWN_LAST // 10000, KNOWN_LAST // 100 % 100, KNOWN_LAST % 100) - dt.date(1970, 1, 1)
 ).days
 
 # Purposes: each stream of randomness has its own salt so streams never overlap.
@@ -148,13 +144,13 @@ def _daynum(ymd: int) -> int:
 
 @cache
 def calendar_days(market: str) -> I64:
-    """Trading days (days since 1970-01-01) of ``market`` up to 2035, read-only."""
-    first, last = calendar.known_range()
-    known = calendar.trading_days(market, max(first, 20050104), last)
-    known_days = (known + BEIJING_OFFSET_MS) // DAY_MS
-    extra = np.arange(_daynum(last) + 1, _daynum(_CAL_END) + 1, dtype=np.int64)
-    extra = extra[(extra + 3) % 7 < 5]
-    days = np.concatenate([known_days.astype(np.int64), extra])
+    """Trading days (days since 1970-01-01) of ``market`` through 2035, read-only.
+
+    The bundled table, then the provisional calendar's rule (never a stored layer, so a seed's
+    history is the same in every home).
+    """
+    days = calendar.base_open_days(market)
+    days = days[(days >= _daynum(20050104)) & (days <= _daynum(_CAL_END))]
     days.setflags(write=False)
     return days
 
@@ -552,7 +548,7 @@ class SyntheticHistory:
 
     ``start_ms``/``end_ms`` bound the bar times inclusively; 0 means unbounded (the end then is
     the last day of the holiday table, 2026-12-31: history is pure and knows no "now", so a
-    caller that means "until now" must say so; later ends are served on a weekday calendar).
+    caller that means "until now" must say so; later ends are served on the provisional calendar).
     """
 
     def __init__(self, universe: Universe | None = None, seed: int | None = None) -> None:

@@ -39,6 +39,7 @@ from qmtkit.backends.base import (
     EventSink,
     FetchDividends,
     FetchHistory,
+    GetCalendar,
     GetSectorMembers,
     GetSnapshot,
     Hello,
@@ -63,6 +64,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     Trades,
     UnsubscribeQuotes,
+    VenueCalendar,
 )
 from qmtkit.backends.xtquant.convert import (
     account_info_of,
@@ -512,6 +514,8 @@ class XtQuantBackend:
                 return await self._sectors(req)
             case GetSectorMembers():
                 return await self._sector_members(req)
+            case GetCalendar():
+                return await self._calendar(req)
             case SubscribeQuotes():
                 return await self._subscribe(req)
             case UnsubscribeQuotes():
@@ -645,6 +649,21 @@ class XtQuantBackend:
             )
         codes = await self._data(self._xtm().xtdata.get_stock_list_in_sector, req.sector) or []
         return Names(items=[str(c) for c in codes])
+
+    async def _calendar(self, req: GetCalendar) -> Reply:
+        xtdata = self._xtm().xtdata
+
+        def run() -> VenueCalendar:
+            # xtquant raises plain Exception when its holiday list was never downloaded.
+            try:
+                days = xtdata.get_trading_calendar("SH") or []
+                holidays = xtdata.get_holidays() or []
+            except Exception as exc:
+                log.info("MiniQMT has no trading calendar to give (%s)", exc)
+                return VenueCalendar()
+            return VenueCalendar([int(d) for d in days], [int(h) for h in holidays])
+
+        return await self._data(run)
 
     # ----------------------------------------------------------------- quotes
 
