@@ -182,12 +182,9 @@ def _digits_to_ms(v: npt.NDArray[np.int64], name: str) -> npt.NDArray[np.int64]:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidArgument(f"time column {name!r}: {int(v[i])} is not a valid date/time")
-    days = (
-        ((y - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (mo - 1)).astype(
-            "datetime64[D]"
-        )
-        + (d - 1)
-    ).astype(np.int64)
+    months = (y - 1970).astype("datetime64[Y]").astype("datetime64[M]")
+    months = months + (mo - 1).astype("timedelta64[M]")
+    days = (months.astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")).astype(np.int64)
     out: npt.NDArray[np.int64] = (
         days * _DAY_MS - BEIJING_OFFSET_MS + ((hh * 60 + mm) * 60 + ss) * 1000 + ms
     )

@@ -105,7 +105,7 @@ def day_labels(time: npt.ArrayLike, period: str) -> I64Array:
         end = (days + 3) // 7 * 7 + 3
     elif period == "1mon":
         month = days.astype("datetime64[D]").astype("datetime64[M]")
-        end = (month + 1).astype("datetime64[D]").astype(np.int64) - 1
+        end = (month + np.timedelta64(1, "M")).astype("datetime64[D]").astype(np.int64) - 1
     else:
         raise InvalidPeriod(f"bad period {period!r}: expected '1w' or '1mon'")
     out: I64Array = end * _DAY_MS - BEIJING_OFFSET_MS

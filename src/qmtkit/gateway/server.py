@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -554,16 +555,27 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     announce = _Announce("TLS" if tls is not None else "plain TCP")
 
     async def main() -> None:
-        await serve(
-            _with_home(backend_url, home),
-            host,
-            port,
-            token=token,
-            tls=tls,
-            insecure_no_token=insecure,
-            home=home,
-            task_status=announce,
-        )
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            if sys.platform != "win32":
+                tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            try:
+                await serve(
+                    _with_home(backend_url, home),
+                    host,
+                    port,
+                    token=token,
+                    tls=tls,
+                    insecure_no_token=insecure,
+                    home=home,
+                    task_status=announce,
+                )
+            except Exception as exc:
+                # Re-raised outside the task group, so the handlers below see it unwrapped.
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     try:
         run_busy_polling(main, busy_poll_us=busy_poll_us)
@@ -576,6 +588,19 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         print(f"qmtkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """End the gateway cleanly on Ctrl-C or SIGTERM.
+
+    Handled as a signal inside the loop because Python 3.10's asyncio turns a
+    KeyboardInterrupt during ``anyio.run`` into a CancelledError traceback.
+    """
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            print("qmtkit serve: stopped", file=sys.stderr)
+            scope.cancel()
+            return
 
 
 def _with_home(url: str | None, home: str | None) -> str:
