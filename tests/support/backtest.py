@@ -120,3 +120,42 @@ def result(
         initial_cash=initial_cash,
         meta=meta or {},
     )
+
+
+def sample_run(days_count: int = 300, seed: int = 7) -> BacktestResult:
+    """A seeded year-and-a-bit of equity and benchmark with a few orders, trades and cancels."""
+    import random
+
+    rng = random.Random(seed)
+    ds, d = [], DAY0
+    while len(ds) < days_count:
+        if d.weekday() < 5:
+            ds.append(d)
+        d += timedelta(days=1)
+    total, bench = 1_000_000.0, 3500.0
+    totals, benches = [], []
+    for _ in ds:
+        total *= 1 + rng.gauss(0.0006, 0.012)
+        bench *= 1 + rng.gauss(0.0002, 0.011)
+        totals.append(round(total, 2))
+        benches.append(round(bench, 2))
+    orders, trades, cancels = [], [], []
+    for i in range(12):
+        t = datetime.combine(ds[i * 20], datetime.min.time()).replace(hour=10)
+        side = "buy" if i % 2 == 0 else "sell"
+        price = round(10 + rng.random(), 2)
+        orders.append(order(t, i + 1, side=side, price=price, volume=1000))
+        trades.append(trade(t, i + 1, "600000.SH", side, price, 1000, fee=5.0))
+    t = datetime.combine(ds[5], datetime.min.time()).replace(hour=14)
+    orders.append(order(t, 100, status=54, traded_volume=0))
+    cancels.append(cancel(t + timedelta(milliseconds=300), 100))
+    orders.append(order(t, 101, status=57, traded_volume=0, error="risk:blacklist: <ST> name"))
+    return BacktestResult(
+        orders=frame("orders", orders),
+        trades=frame("trades", trades),
+        cancels=frame("cancels", cancels),
+        positions=frame("positions", []),
+        equity=equity(totals, benches, dates=ds),
+        initial_cash=1_000_000.0,
+        meta={"fill": "next_open", "period": "1d", "start": ds[0].isoformat()},
+    )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from qmtkit.errors import InvalidArgument
 
@@ -194,6 +195,33 @@ def compute_metrics(result: BacktestResult, *, risk_free_rate: float = 0.0) -> M
         risk_free_rate=rf,
         reasons=reasons,
     )
+
+
+def monthly_returns(result: BacktestResult) -> pl.DataFrame:
+    """One row per month with equity: ``year``, ``month`` and ``ret``.
+
+    ``ret`` is the month's last total over the previous month's last total, minus 1; the first
+    month is measured from the initial cash.
+    """
+    ends = (
+        result.equity.group_by(
+            year=pl.col("date").dt.year().cast(pl.Int32),
+            month=pl.col("date").dt.month().cast(pl.Int8),
+        )
+        .agg(pl.col("total").last())
+        .sort("year", "month")
+    )
+    before = pl.col("total").shift(1).fill_null(result.initial_cash)
+    return ends.select("year", "month", ret=pl.col("total") / before - 1.0)
+
+
+def drawdown_series(result: BacktestResult) -> list[float]:
+    """Each day's fall below the highest equity so far (the initial cash included), >= 0."""
+    totals = result.equity["total"].to_numpy().astype(np.float64)
+    if totals.size == 0:
+        return []
+    peaks = np.maximum.accumulate(np.concatenate(([result.initial_cash], totals)))[1:]
+    return [float(v) for v in 1.0 - totals / peaks]
 
 
 def drawdown(path: Floats) -> Drawdown:

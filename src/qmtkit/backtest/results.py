@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Protocol
 
 import numpy as np
@@ -25,6 +27,7 @@ from qmtkit.backtest.compliance import (
     compute_compliance,
 )
 from qmtkit.backtest.metrics import Metrics, compute_metrics
+from qmtkit.backtest.report import MAX_TRADES, write_report
 from qmtkit.errors import InvalidArgument
 
 #: Time stamps: milliseconds, naive, exchange local time.
@@ -151,6 +154,23 @@ class BacktestResult:
     ) -> ComplianceProfile:
         """Order-flow peaks, cancels and risk refusals against the high-frequency thresholds."""
         return compute_compliance(self, per_second=per_second, per_day=per_day)
+
+    def report(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str = "Backtest report",
+        risk_free_rate: float = 0.0,
+        max_trades: int = MAX_TRADES,
+    ) -> Path:
+        """Write the self-contained HTML report (`qmtkit.backtest.report`) and return its path."""
+        return write_report(
+            self,
+            path,
+            title=title,
+            metrics=self.metrics(risk_free_rate=risk_free_rate),
+            max_trades=max_trades,
+        )
 
     def digest(self) -> str:
         """SHA-256 (hex) over a canonical serialization of every frame, the cash and the meta.
