@@ -145,3 +145,16 @@ def test_cli_export(cache: Cache, tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert args.func(args) == 0
     assert "1d: 180 rows in 2 files" in capsys.readouterr().out
+
+
+def test_pyarrow_datasets_read_the_partitions(cache: Cache, tmp_path: Path) -> None:
+    # Ray Data reads Parquet through pyarrow datasets; the hive keys must come back as columns.
+    import pyarrow.dataset as ds
+
+    export_parquet(cache, tmp_path / "out")
+    table = ds.dataset(tmp_path / "out" / "period=1d", format="parquet", partitioning="hive")
+    got = pl.from_arrow(table.to_table(filter=ds.field("year") == 2024))
+    assert isinstance(got, pl.DataFrame)
+    want = cache_frame(cache, "1d").filter(pl.col("time").dt.year() == 2024)
+    assert got.height == want.height and got["year"].unique().to_list() == [2024]
+    assert got.sort("code", "time")["close"].to_list() == want["close"].to_list()
