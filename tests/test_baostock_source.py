@@ -208,3 +208,18 @@ def test_bad_environment_numbers_are_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("QMTKIT_BAOSTOCK_RATE", "fast")
     with pytest.raises(InvalidArgument, match=r"\$QMTKIT_BAOSTOCK_RATE is 'fast'"):
         BaostockSource()
+
+
+async def test_the_sources_trading_days_become_the_venue_calendar(
+    tmp_path: Path, bs: ModuleType
+) -> None:
+    from qmtkit.data.calendar import is_trading_day
+
+    # The bundled table closes 2024-02-12 (Spring Festival); the fake's exchange trades then.
+    assert not is_trading_day("SH", 20240212, home=tmp_path)
+    md = data_api(tmp_path)
+    await download(md, bs, "600000.SH")
+    assert is_trading_day("SH", 20240212, home=tmp_path)
+    assert not is_trading_day("SH", 20241002, home=tmp_path)
+    stored = md.reference.trading_days("baostock")
+    assert stored is not None and 20240212 in stored.days

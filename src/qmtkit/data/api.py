@@ -32,7 +32,7 @@ from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import holidays, trading_calendar, trading_days
-from qmtkit.data.calendar_sync import sync_venue
+from qmtkit.data.calendar_sync import store_venue, sync_venue
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
 from qmtkit.data.horizon import visible_end
 from qmtkit.data.reference import Reference
@@ -284,8 +284,8 @@ class MarketData:
         src: Source | None,
     ) -> int:
         fetch = self._request if src is None else src.request
-        if src is None and not self._calendar_synced:
-            await self.sync_calendar()
+        if not self._calendar_synced:
+            await self.sync_calendar(src)
         now = self._now_ms()
         flush_codes = _FLUSH_CODES if src is not None else len(norm) + 1
         pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
@@ -555,13 +555,24 @@ class MarketData:
         """Known weekday closures as ``'YYYYMMDD'`` strings (xtquant's ``get_holidays``)."""
         return [str(d) for d in holidays(market, home=self.cache.home).tolist()]
 
-    async def sync_calendar(self) -> bool:
+    async def sync_calendar(self, source: Source | None = None) -> bool:
         """Fetch the venue's own trading calendar into the home (once per client by default).
 
-        True when it changed what is stored. Bars cached on days it closes are dropped.
+        With a history ``source`` that lists trading days (baostock), its days are the venue
+        layer instead (and are kept beside its other reference data). True when it changed
+        what is stored. Bars cached on days it closes are dropped.
         """
         self._calendar_synced = True
-        return await sync_venue(self._request, self.cache.home)
+        if source is None:
+            return await sync_venue(self._request, self.cache.home)
+        days_of = getattr(source, "trading_days", None)
+        if not callable(days_of):
+            return False
+        days: list[int] = await days_of()
+        if not days:
+            return False
+        self.reference.write_trading_days(source.name, days[0], days[-1], days)
+        return store_venue(self.cache.home, f"{source.name}'s trading days", days, [])
 
 
 # --------------------------------------------------------------------------- helpers

@@ -89,10 +89,17 @@ async def sync_venue(request: RequestFn, home: str | os.PathLike[str] | None = N
         return False
     if not isinstance(reply, VenueCalendar):
         return False
+    return store_venue(root, "the venue's calendar", reply.trading_days, reply.holidays)
+
+
+def store_venue(home: Path, label: str, trading_days: list[int], holiday_days: list[int]) -> bool:
+    """Store a venue's (or a history source's) trading days as the ``venue`` layer.
+
+    True when the stored layer changed; bars cached on days it newly closes are dropped.
+    """
+    root = Path(home)
     fetched = beijing(wall_ms()).strftime("%Y-%m-%d")
-    layer = layers.venue_layer(
-        f"the venue's calendar, fetched {fetched}", reply.trading_days, reply.holidays
-    )
+    layer = layers.venue_layer(f"{label}, fetched {fetched}", trading_days, holiday_days)
     if layer is None:
         return False
     old = layers.load(root, "venue")

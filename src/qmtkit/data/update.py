@@ -57,11 +57,8 @@ async def download_with_source(
             data.reference.write_instruments(src.name, items)
     norm = normalize_codes(codes)
     lo, hi = time_range(start, end)
-    days_of = getattr(src, "trading_days", None)
-    if days_of is not None and parse_period(period).name == "1d" and len(norm) > 1:
-        days = await days_of()
-        if days:
-            data.reference.write_trading_days(src.name, days[0], days[-1], days)
+    if not data._calendar_synced:
+        await data.sync_calendar(src)
     fetched = 0
     rest = norm
     if incrementally and parse_period(period).base == "1d" and _has_market_day(src) and not hi:
