@@ -22,7 +22,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from qmtkit.compat.runner import run_script
 
-    return run_script(args.script, list(args.args), backend=args.backend)
+    return run_script(args.script, list(args.args), backend=args.backend, debug=args.debug)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an unchanged xtquant script on qmtkit")
     run.add_argument(
         "--backend", default=None, help="backend URL (default: $QMTKIT_BACKEND or sim://)"
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the full traceback of an error (also: QMTKIT_DEBUG=1)",
     )
     run.add_argument("script", help="path of the xtquant script")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qmtkit.compat import install
+from qmtkit.errors import QmtkitError
 
 __all__ = ["main", "run_script"]
 
@@ -31,14 +32,29 @@ def _log_to_stderr() -> None:
         root.setLevel(logging.INFO)
 
 
+#: Environment variable that makes ``qmtkit run`` print full tracebacks (as ``--debug``).
+DEBUG_ENV = "QMTKIT_DEBUG"
+_COMPAT_HINT = (
+    "qmtkit run: the script imports xtquant's data functions, whose answers are pandas "
+    "objects, and pandas is not installed: pip install 'qmtkit[compat]'"
+)
+
+
 def run_script(
-    path: str | os.PathLike[str], args: Sequence[str] = (), backend: str | None = None
+    path: str | os.PathLike[str],
+    args: Sequence[str] = (),
+    backend: str | None = None,
+    *,
+    debug: bool = False,
 ) -> int:
     """Run the xtquant script at ``path`` with ``args`` on ``backend``; returns an exit code.
 
-    0 when the script ends normally, its ``sys.exit`` code, 1 on an uncaught exception (the
-    traceback goes to stderr), 2 when the script cannot be found, 130 on Ctrl-C.
+    0 when the script ends normally, its ``sys.exit`` code, 1 on an uncaught exception, 2 when
+    the script cannot be found, 130 on Ctrl-C. A qmtkit error (``QmtkitError``) or a missing
+    ``compat`` extra is told in one line on stderr; any other exception, or every one with
+    ``debug`` (or ``$QMTKIT_DEBUG=1``), prints its traceback.
     """
+    debug = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     script = Path(path)
     if not script.is_file():
         print(f"qmtkit run: no such script {str(path)!r}", file=sys.stderr)
@@ -64,8 +80,8 @@ def run_script(
     except KeyboardInterrupt:
         print("qmtkit run: interrupted", file=sys.stderr)
         code = 130
-    except BaseException:
-        traceback.print_exc(file=sys.stderr)
+    except BaseException as exc:
+        _report(exc, debug)
         code = 1
     finally:
         sys.stdout.flush()
@@ -74,6 +90,22 @@ def run_script(
         if script_dir in sys.path:
             sys.path.remove(script_dir)
     return code
+
+
+def _report(exc: BaseException, debug: bool) -> None:
+    """Tell an uncaught exception: one line for what qmtkit knows, else the traceback."""
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    elif isinstance(exc, ModuleNotFoundError) and exc.name == "pandas":
+        print(_COMPAT_HINT, file=sys.stderr)
+    elif isinstance(exc, QmtkitError):
+        text = " ".join(str(exc).split())
+        print(
+            f"qmtkit run: {type(exc).__name__}: {text} (traceback: --debug or {DEBUG_ENV}=1)",
+            file=sys.stderr,
+        )
+    else:
+        traceback.print_exc(file=sys.stderr)
 
 
 def _exit_code(code: object) -> int:
@@ -96,18 +128,21 @@ def _close() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m qmtkit.compat.runner [--backend URL] SCRIPT [ARGS...]``."""
+    """``python -m qmtkit.compat.runner [--debug] [--backend URL] SCRIPT [ARGS...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     backend = None
+    debug = False
+    if argv and argv[0] == "--debug":
+        debug, argv = True, argv[1:]
     if len(argv) >= 2 and argv[0] == "--backend":
         backend, argv = argv[1], argv[2:]
     if not argv:
         print(
-            "usage: python -m qmtkit.compat.runner [--backend URL] SCRIPT [ARGS...]",
+            "usage: python -m qmtkit.compat.runner [--debug] [--backend URL] SCRIPT [ARGS...]",
             file=sys.stderr,
         )
         return 2
-    return run_script(argv[0], argv[1:], backend)
+    return run_script(argv[0], argv[1:], backend, debug=debug)
 
 
 if __name__ == "__main__":
