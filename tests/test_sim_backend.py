@@ -19,6 +19,8 @@ import pytest
 
 from qmtkit.backends import open_backend
 from qmtkit.backends.base import (
+    AccountStatus,
+    BackendInfo,
     CloseAccount,
     ConnectionState,
     FetchHistory,
@@ -167,13 +169,38 @@ async def test_one_backend_object_opens_once_at_a_time(tmp_path: Path) -> None:
                 pass
 
 
-async def test_the_journal_lock_names_this_process(tmp_path: Path) -> None:
+async def test_a_second_backend_reads_data_while_the_first_holds_the_accounts(
+    tmp_path: Path,
+) -> None:
     import os
 
-    async with opened(tmp_path):
-        with pytest.raises(JournalLocked, match=f"pid {os.getpid()}"):
-            async with opened(tmp_path):
-                pass
+    async with opened(tmp_path) as (first, _, _):
+        await first.request(OpenAccount(ACCT))
+        async with opened(tmp_path) as (second, _, _):
+            bars = await second.request(FetchHistory(CODE, "1d", 0, second.session_now()))
+            assert isinstance(bars, HistoryColumns) and bars.rows > 0
+            with pytest.raises(JournalLocked, match=f"in use by pid {os.getpid()}") as info:
+                await second.request(OpenAccount(ACCT))
+            assert "market data works here" in str(info.value)
+            assert "\n" not in str(info.value)
+
+
+async def test_data_alone_never_takes_the_journal(tmp_path: Path) -> None:
+    async with opened(tmp_path) as (data_only, _, _):
+        await data_only.request(FetchHistory(CODE, "1d", 0, data_only.session_now()))
+        async with opened(tmp_path) as (trader, _, _):
+            assert isinstance(await trader.request(OpenAccount(ACCT)), AccountStatus)
+
+
+async def test_the_venue_id_announced_at_open_survives_the_first_account(tmp_path: Path) -> None:
+    sink = Recorder()
+    backend = SimBackend(home=tmp_path, clock=VirtualClock(START))
+    async with backend.open(sink) as info:
+        await backend.request(OpenAccount(ACCT))
+        hello = await backend.request(Hello())
+    assert info.venue_id and isinstance(hello, BackendInfo) and hello.venue_id == info.venue_id
+    async with backend.open(Recorder()) as again:
+        assert again.venue_id == info.venue_id  # the history goes on: same venue
 
 
 # --------------------------------------------------------------------------- reports
@@ -364,9 +391,9 @@ async def test_nothing_is_pushed_while_the_market_stands_still(tmp_path: Path) -
 async def test_a_journal_from_a_later_day_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     async with opened(tmp_path, beijing_ms(10, 0, day=4)) as (backend, _, _):
         await backend.request(buy(backend))
-    with pytest.raises(InvalidArgument, match=r"last used on trading day 20240604"):
-        async with opened(tmp_path):
-            pass
+    async with opened(tmp_path) as (backend, _, _):
+        with pytest.raises(InvalidArgument, match=r"last used on trading day 20240604"):
+            await backend.request(OpenAccount(ACCT))
 
 
 async def test_history_says_how_far_the_simulators_own_clock_has_come(tmp_path: Path) -> None:

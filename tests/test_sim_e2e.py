@@ -404,11 +404,15 @@ async def test_a_reconnected_client_sees_the_account_reports_in_order(tmp_path: 
 # --------------------------------------------------------------------------- ownership
 
 
-async def test_a_second_opener_in_this_process_gets_journal_locked(tmp_path: Path) -> None:
-    async with sim(tmp_path):
-        with pytest.raises(JournalLocked, match=f"pid {os.getpid()}"):
-            async with sim(tmp_path):
-                pass
+async def test_a_second_opener_in_this_process_reads_data_but_gets_no_account(
+    tmp_path: Path,
+) -> None:
+    async with sim(tmp_path) as first:
+        await first.qk.account("A")
+        async with sim(tmp_path) as second:
+            assert (await second.qk.data.snapshot(CODE))[CODE].lastPrice > 0
+            with pytest.raises(JournalLocked, match=f"pid {os.getpid()}"):
+                await second.qk.account("A")
 
 
 async def test_another_process_gets_journal_locked_naming_the_holder(tmp_path: Path) -> None:
@@ -424,6 +428,7 @@ async def test_another_process_gets_journal_locked_naming_the_holder(tmp_path: P
         "    print('OPENED')\n"
     )
     async with sim(tmp_path) as s:
+        await s.qk.account("A")  # the journal is taken by the first account use
         path = s.backend.state_dir / "journal.bin"
         done = await anyio.run_process([sys.executable, "-c", script, str(path)], check=False)
     out = done.stdout.decode()
@@ -446,13 +451,14 @@ async def test_connecting_while_another_process_holds_the_journal_names_it(
         assert proc.stdout is not None and proc.stdin is not None
         with anyio.fail_after(30):
             assert (await proc.stdout.receive()).startswith(b"ready")
-        with pytest.raises(JournalLocked, match=rf"pid {proc.pid}\b"):
-            async with sim(tmp_path):
-                pass
+        async with sim(tmp_path) as s:  # market data needs no journal
+            assert (await s.qk.data.snapshot(CODE))[CODE].lastPrice > 0
+            with pytest.raises(JournalLocked, match=rf"pid {proc.pid}\b"):
+                await s.qk.account("A")
         await proc.stdin.aclose()
         assert await proc.wait() == 0
-    async with sim(tmp_path):  # free again once the holder is gone
-        pass
+    async with sim(tmp_path) as s:  # free again once the holder is gone
+        await s.qk.account("A")
 
 
 async def test_two_terminals_in_one_home_are_independent(tmp_path: Path) -> None:

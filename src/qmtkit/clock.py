@@ -103,10 +103,24 @@ class Clock(Protocol):
 
 
 class SessionClock:
-    """Wall-clock time with the market open whenever the program runs (a virtual session)."""
+    """Wall-clock time with the market open whenever the program runs (a virtual session).
+
+    ``start_ms`` pins this clock alone: it starts there and runs on at wall speed (as
+    ``$QMTKIT_CLOCK`` does for the whole process); ``sim://?clock_start=`` sets it.
+    """
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        if start_ms is not None and (
+            not isinstance(start_ms, int) or isinstance(start_ms, bool) or start_ms < 0
+        ):
+            raise ValueError(f"start_ms must be Unix milliseconds >= 0, got {start_ms!r}")
+        self._pin = None if start_ms is None else (start_ms, time.monotonic_ns())
 
     def now_ms(self) -> int:
-        return wall_ms()
+        if self._pin is None:
+            return wall_ms()
+        start, t0 = self._pin
+        return start + (time.monotonic_ns() - t0) // 1_000_000
 
     def is_open(self) -> bool:
         return True

@@ -77,11 +77,18 @@ from qmtkit.backends.sim.market import (
     virtual_session_time,
 )
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
-from qmtkit.clock import Clock, SessionClock, StrictClock, VirtualClock, in_session
+from qmtkit.clock import (
+    Clock,
+    SessionClock,
+    StrictClock,
+    VirtualClock,
+    in_session,
+    parse_pinned_start,
+)
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountStatusCode
 from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES
-from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
+from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode, JournalLocked
 from qmtkit.models import (
     AccountInfo,
     AccountReport,
@@ -101,6 +108,8 @@ _TERMINAL_MAX = 120
 _CALENDAR_CODE = "600000.SH"
 #: The file, next to the journal, naming the simulator's report history (``BackendInfo.venue_id``).
 VENUE_FILE = "venue"
+#: The paper accounts' journal in the terminal directory.
+JOURNAL_FILE = "journal.bin"
 
 
 def default_home() -> Path:
@@ -125,6 +134,16 @@ def venue_id(path: Path, *, fresh: bool) -> str:
     made = f"sim:{uuid.uuid4().hex}"
     write_atomically(path, (made + "\n").encode("utf-8"))
     return made
+
+
+def _clock_start(text: str | None, url: str) -> int | None:
+    """``clock_start`` of a ``sim://`` URL as Unix ms (None when absent)."""
+    if text is None:
+        return None
+    try:
+        return parse_pinned_start(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"bad clock_start in {url!r}: {exc}") from None
 
 
 def terminal_name(text: str) -> str:
@@ -205,7 +224,7 @@ class SimBackend:
         if parts.scheme != "sim":
             raise InvalidArgument(f"not a simulator URL: {url!r} (expected sim://...)")
         q = dict(parse_qsl(parts.query))
-        known = {"home", "terminal", "seed", "clock", "speed", "cash", "step"}
+        known = {"home", "terminal", "seed", "clock", "clock_start", "speed", "cash", "step"}
         unknown = set(q) - known
         if unknown:
             raise InvalidArgument(
@@ -235,7 +254,7 @@ class SimBackend:
             home=q.get("home"),
             terminal=q.get("terminal", DEFAULT_TERMINAL),
             seed=int(seed if seed is not None else DEFAULT_SEED),
-            clock=clocks[clock_name](),
+            clock=clocks[clock_name](_clock_start(q.get("clock_start"), url)),
             speed=number("speed", float, None),
             initial_cash=float(cash if cash is not None else 1_000_000.0),
             step_ms=int(step if step is not None else 3000),
@@ -251,42 +270,94 @@ class SimBackend:
 
     @asynccontextmanager
     async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
-        """Lock and replay the journal, start the tick loop; undo both on exit."""
+        """Start the tick loop; the paper accounts' journal is taken on first account use.
+
+        Market data never touches the journal, so a data-only program shares a home with
+        another process that trades there.
+        """
         if self._sink is not None:
             raise BackendError("this SimBackend is already open; build another one")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        journal = Journal(self.state_dir / "journal.bin").open()
+        self._venue_id = self._peek_venue_id()
+        self._broker = None
+        self._reports = {}
         try:
-            history = list(journal.replay())
-            self._venue_id = venue_id(self.state_dir / VENUE_FILE, fresh=not history)
-            self._broker = Broker.restore(history, initial_cash=self.initial_cash)
-            # A reopened backend starts from the journal alone, not from its last run's log.
-            self._reports = {}
-            for report in history:
-                self._reports.setdefault(report.account_id, []).append(report)
-            self._journal, self._sink = journal, sink
+            self._sink = sink
             self._session_key = self._today_key = self._tick_step = -1
             self._t0_wall = self.clock.now_ms()
             self._t0_session = self._session_time_raw(self._t0_wall)
             self._last_mark = -1
-            if self._today() < self._broker.day:
-                raise InvalidArgument(
-                    f"the simulator journal in {self.state_dir} was last used on trading day "
-                    f"{self._broker.day}, after the clock's day {self._today()}: start the "
-                    "clock later, or use another home or terminal"
-                )
-            self._sync_day()
             async with lifetime_tasks() as tg:
                 tg.start_soon(self._tick_loop)
                 yield BackendInfo(
                     kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
                 )
         finally:
+            journal, self._journal, self._broker = self._journal, None, None
             self._sink = None
-            self._journal = None
             self._streaming.clear()
             self._subs.clear()
+            if journal is not None:
+                journal.close()
+
+    def _peek_venue_id(self) -> str:
+        """The venue id to announce at open, holding the journal only for the look."""
+        path = self.state_dir / VENUE_FILE
+        probe = Journal(self.state_dir / JOURNAL_FILE)
+        try:
+            probe.open()
+        except JournalLocked:
+            # A process trading here holds the journal and has written the id.
+            try:
+                return path.read_text(encoding="utf-8", errors="replace").strip()
+            except FileNotFoundError:
+                return ""
+        try:
+            fresh = next(iter(probe.replay()), None) is None
+        finally:
+            probe.close()
+        return venue_id(path, fresh=fresh)
+
+    def _open_accounts(self) -> Broker:
+        """Take the journal and restore the paper accounts (the first account request)."""
+        journal = Journal(self.state_dir / JOURNAL_FILE)
+        try:
+            journal.open()
+        except JournalLocked as exc:
+            found = re.search(r"pid \d+(?: on host [^\s)]+)?", str(exc))
+            holder = found.group(0) if found else "another program"
+            raise JournalLocked(
+                f"the paper accounts in {self.state_dir} are in use by {holder}: market data "
+                "works here, accounts do not; trade from that program, or run `qmtkit serve` "
+                "there and connect to it with qmtkit://"
+            ) from None
+        try:
+            history = list(journal.replay())
+            path = self.state_dir / VENUE_FILE
+            # The id announced at open stands while the history is still empty.
+            vid = (
+                self._venue_id
+                if not history and self._venue_id
+                else venue_id(path, fresh=not history)
+            )
+            broker = Broker.restore(history, initial_cash=self.initial_cash)
+            if self._today() < broker.day:
+                raise InvalidArgument(
+                    f"the simulator journal in {self.state_dir} was last used on trading day "
+                    f"{broker.day}, after the clock's day {self._today()}: start the "
+                    "clock later, or use another home or terminal"
+                )
+        except BaseException:
             journal.close()
+            raise
+        self._venue_id = vid
+        # A reopened backend starts from the journal alone, not from its last run's log.
+        self._reports = {}
+        for report in history:
+            self._reports.setdefault(report.account_id, []).append(report)
+        self._journal, self._broker = journal, broker
+        self._sync_day()
+        return broker
 
     # ------------------------------------------------------------------ time
 
@@ -341,9 +412,9 @@ class SimBackend:
 
     def _sync_day(self) -> int:
         """Roll the broker to the clock's trading day if it is behind; returns that day."""
-        broker = self._need_broker()
+        broker = self._broker
         today = self._today()
-        if broker.day != today:
+        if broker is not None and broker.day != today:
             self._publish_many(broker.roll_day(today))
         return today
 
@@ -443,7 +514,7 @@ class SimBackend:
             await self.clock.sleep(min(self._step_wall_seconds(), 1.0))
 
     def _on_step(self, now: int) -> None:
-        broker = self._need_broker()
+        broker = self._broker  # None until an account is used: then there is nothing to match
         self._sync_day()
         # The market's own step: it stands still in the lunch break and out of hours, when
         # there is nothing new to push or to match (new orders met this book when placed).
@@ -452,6 +523,8 @@ class SimBackend:
             return
         self._last_mark = mark
         ticks = self._publish_quotes(list(self._subs.values()), now)
+        if broker is None:
+            return
         resting = broker.resting_codes
         if not resting or not self._market_open(now):
             return
@@ -465,12 +538,13 @@ class SimBackend:
 
     async def request(self, req: Request) -> Reply:
         """Answer one request (see ``backends.base``)."""
-        broker = self._need_broker()
+        if self._sink is None:
+            raise ClosedError("the simulator is not open: use it inside `async with connect()`")
         now = self.session_now()
         # Every answer reflects the trading day the clock is on, even between loop steps.
         today = self._sync_day()
         if type(req) is SubmitOrder:  # the hot path: straight there, not down the match
-            return self._submit(broker, req, now, today)
+            return self._submit(self._broker or self._open_accounts(), req, now, today)
         match req:
             case Hello():
                 return BackendInfo(
@@ -515,6 +589,9 @@ class SimBackend:
             case GetCalendar():
                 # The simulator keeps no calendar of its own: qmtkit's layers are its calendar.
                 return VenueCalendar()
+        # Everything below concerns the paper accounts: their journal is taken now.
+        broker = self._broker or self._open_accounts()
+        match req:
             case OpenAccount(account_id=account_id, after_seq=after_seq):
                 self._check_account(account_id)
                 self._publish(account_id, broker.open_account(account_id))
