@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -356,9 +357,32 @@ async def test_tls_link_with_a_pinned_certificate(tmp_path: Path) -> None:
         url = f"qmtkit://127.0.0.1:{gw.address[1]}?token={TOKEN}&tls=1&cafile={cert}"
         async with RemoteBackend.from_url(url).open(RecordingSink()) as info:
             assert info.kind == "remote"
-        # A plain-TCP client cannot talk to a TLS gateway.
-        with pytest.raises(BackendUnavailable):
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_a_tls_mismatch_is_told_in_one_line_on_both_sides(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    async with running_gateway(FakeVenue(), tmp_path, tls=server_tls_context(cert, key)) as gw:
+        with caplog.at_level(logging.WARNING), pytest.raises(BackendUnavailable, match="tls=1"):
             async with remote_for(gw, connect_timeout=2.0).open(RecordingSink()):
+                pass
+        await anyio.sleep(0.05)  # let the gateway finish with the failed handshake
+    handshake = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
+    assert len(handshake) == 1 and handshake[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info]
+    async with running_gateway(FakeVenue(), tmp_path / "plain") as plain:
+        tls_client = remote_for(plain, tls=client_tls_context(cert), connect_timeout=2.0)
+        with pytest.raises(BackendUnavailable, match="without tls=1"):
+            async with tls_client.open(RecordingSink()):
+                pass
+
+
+async def test_a_client_without_a_token_is_told_so(tmp_path: Path) -> None:
+    async with running_gateway(FakeVenue(), tmp_path) as gw:
+        with pytest.raises(AuthRefused, match="no token sent"):
+            async with remote_for(gw, token="").open(RecordingSink()):
                 pass
 
 

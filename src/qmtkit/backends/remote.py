@@ -376,7 +376,7 @@ class RemoteBackend:
             ) from None
         except (*_LINK_ERRORS, msgspec.DecodeError) as exc:
             await _aclose(stream)
-            raise BackendUnavailable(f"cannot connect to the gateway at {where}: {exc!r}") from None
+            raise BackendUnavailable(self._connect_failure(where, exc)) from None
         if isinstance(msg, ErrorFrame):
             await _aclose(stream)
             raise AuthRefused(f"gateway at {where} refused the connection: {msg.message}")
@@ -386,6 +386,20 @@ class RemoteBackend:
                 f"gateway at {where} answered {type(msg).__name__} instead of Welcome"
             )
         return _Link(stream, reader, msg.info)
+
+    def _connect_failure(self, where: str, exc: BaseException) -> str:
+        """Why a connection attempt failed, with the likely fix when it is a TLS mismatch."""
+        if stream_ended(exc) and self.tls is None:
+            return (
+                f"the gateway at {where} closed the connection before answering; if it serves "
+                "TLS (qmtkit serve --tls-cert), connect with tls=1 (qmtkit://HOST:PORT?tls=1)"
+            )
+        if isinstance(exc, ssl.SSLError) and self.tls is not None:
+            return (
+                f"TLS with the gateway at {where} failed ({exc.reason or exc}); if it serves "
+                "plain TCP, connect without tls=1"
+            )
+        return f"cannot connect to the gateway at {where}: {exc!r}"
 
     async def _supervise(self, link: _Link) -> None:
         """Run links one after another for the backend's whole lifetime."""
@@ -566,6 +580,11 @@ class RemoteBackend:
             except _LINK_ERRORS as exc:
                 dead(f"connection error: {exc!r}")
                 return
+
+
+def stream_ended(exc: BaseException) -> bool:
+    """True for the errors meaning the peer closed the stream."""
+    return isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError))
 
 
 def _truthy(value: str, name: str, url: str) -> bool:

@@ -340,6 +340,11 @@ class Gateway:
                 f"protocol version {msg.version} is not supported; this gateway speaks "
                 f"{PROTOCOL_VERSION} (upgrade qmtkit on the older side)"
             )
+        if self.token is not None and not msg.token:
+            return (
+                "authentication failed: no token sent; this gateway needs one "
+                "(qmtkit://HOST:PORT?token=... or $QMTKIT_TOKEN)"
+            )
         if self.token is not None and not token_matches(self.token, msg.token):
             return "authentication failed: wrong token"
         return None
@@ -355,6 +360,26 @@ class Gateway:
                 with anyio.move_on_after(5.0):
                     await self._release(session, sub_id, feed)
             session.quote_feeds.clear()
+
+
+class _TLSListener(TLSListener):
+    """A TLS listener that logs a failed handshake in one line instead of a traceback.
+
+    The usual cause is a client connecting without ``tls=1``: one warning tells the operator
+    so; the client gets its own hint when the connection closes.
+    """
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, Exception) and not isinstance(exc, anyio.get_cancelled_exc_class()):
+            log.warning(
+                "gateway: TLS handshake failed (%s: %s); a client without tls=1?",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        raise exc
 
 
 def _peer_name(stream: anyio.abc.ByteStream) -> str:
@@ -490,7 +515,7 @@ async def serve(
             addr = raw.extra(anyio.abc.SocketAttribute.local_address)
             gw.address = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else (host, port)
             listener: anyio.abc.Listener[Any] = (
-                TLSListener(raw, tls, standard_compatible=False) if tls is not None else raw
+                _TLSListener(raw, tls, standard_compatible=False) if tls is not None else raw
             )
             async with listener:
                 task_status.started(gw)
