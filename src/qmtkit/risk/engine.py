@@ -1,0 +1,447 @@
+"""``RiskEngine``: one account's rule chain and trading state, on an injected clock.
+
+Pure: no I/O, no wall clock. The caller feeds it the account's reports (through ``book``), asks
+``check_order``/``check_cancel`` before a request leaves, and tells it what the venue named a
+let-through order (``placed``). Refusals, trading-state changes and flags are handed to
+``emit`` as ``RiskEntry`` records (the guard journals them).
+
+Trading states: ACTIVE (every rule applies), REDUCING (only orders that shrink a holding: sells
+no larger than what is held and not already being sold), HALTED (no order at all). Cancels are
+never refused by the state. The daily-loss and drawdown limits only ever move the state
+forward during a trading day; ``resume`` moves it back to ACTIVE by hand, and a new trading day
+re-judges the loss limits from scratch (a manual halt stays until ``resume``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, Protocol
+
+import msgspec
+
+from qmtkit.risk.book import AccountBook, OpenOrder
+from qmtkit.risk.limits import RiskLimits
+from qmtkit.risk.refusal import Refusal
+from qmtkit.risk.rules import (
+    ActiveOrders,
+    Blacklist,
+    CancelRatio,
+    DayCap,
+    DuplicateOrder,
+    Flow,
+    GrossExposure,
+    MaxOrderNotional,
+    MaxOrderVolume,
+    PositionShare,
+    PositionValue,
+    PositionVolume,
+    PriceBand,
+    PriceLimits,
+    Rate,
+    SelfTrade,
+    StFilter,
+)
+
+__all__ = ["RiskEngine", "RiskEntry", "TradingState"]
+
+_DAY_MS = 86_400_000
+_BEIJING_MS = 8 * 3_600_000
+
+
+def next_midnight(ms: int) -> int:
+    """The first Beijing midnight after ``ms`` (Unix ms): when the next day's counts begin."""
+    return ((ms + _BEIJING_MS) // _DAY_MS + 1) * _DAY_MS - _BEIJING_MS
+
+
+def beijing_day(ms: int) -> int:
+    """A day number (days since 1970-01-01 in Beijing time) for ``ms``."""
+    return (ms + _BEIJING_MS) // _DAY_MS
+
+
+class TradingState(str, Enum):
+    """Where an account stands: every order, only reducing ones, or none."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+_RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class RiskEntry(msgspec.Struct, kw_only=True):
+    """One journal record: a refusal, a state change, a flag or an operator's command.
+
+    ``kind`` is ``refused`` (``rule``, ``limit``, ``value``, ``code``, ``message``), ``state``
+    (``old`` → ``new``, ``message`` says why), ``flag`` (a rule noticed something it does not
+    refuse) or ``command`` (halt/resume/set by an operator).
+    """
+
+    at_ms: int
+    account_id: str
+    kind: str
+    rule: str = ""
+    code: str = ""
+    limit: str = ""
+    value: str = ""
+    old: str = ""
+    new: str = ""
+    message: str = ""
+
+
+class _OrderRule(Protocol):
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None: ...
+
+
+class _CancelRule(Protocol):
+    def check_cancel(
+        self, order: OpenOrder | None, book: AccountBook, now_ms: int
+    ) -> Refusal | None: ...
+
+
+class RiskEngine:
+    """The rule chain and trading state of one account.
+
+    ``clock`` returns Unix milliseconds (the backend's clock in a backtest, the wall clock
+    live). ``emit`` receives every ``RiskEntry``.
+    """
+
+    def __init__(
+        self,
+        account_id: str,
+        limits: RiskLimits,
+        clock: Callable[[], int],
+        *,
+        emit: Callable[[RiskEntry], None] | None = None,
+        book: AccountBook | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self._clock = clock
+        self._emit = emit
+        self.book = book if book is not None else AccountBook()
+        self.flow = Flow()
+        self.state = TradingState.ACTIVE
+        self.reason = ""
+        self.manual = False
+        self.day_start_asset: float | None = None
+        self.peak_asset: float | None = None
+        self.refusals: dict[str, int] = {}
+        self._provisional = 0
+        now = clock()
+        self._day_end = next_midnight(now)
+        self.limits = limits
+        self._build(limits, now)
+
+    # ------------------------------------------------------------------ configuration
+
+    def _build(self, lim: RiskLimits, now: int) -> None:
+        flow = self.flow
+        order_rules: list[_OrderRule] = []
+        cancel_rules: list[_CancelRule] = []
+        if lim.blacklist:
+            order_rules.append(Blacklist(lim.blacklist))
+        if lim.block_st:
+            order_rules.append(StFilter())
+        if lim.max_order_volume is not None:
+            order_rules.append(MaxOrderVolume(lim.max_order_volume))
+        if lim.max_order_notional is not None:
+            order_rules.append(MaxOrderNotional(lim.max_order_notional))
+        if lim.price_within_limits:
+            order_rules.append(PriceLimits())
+        if lim.price_band is not None:
+            order_rules.append(PriceBand(lim.price_band, lim.mark_max_age_ms))
+        if lim.self_trade:
+            order_rules.append(SelfTrade())
+        if lim.max_position_volume is not None:
+            order_rules.append(PositionVolume(lim.max_position_volume))
+        if lim.max_position_value is not None:
+            order_rules.append(PositionValue(lim.max_position_value))
+        if lim.max_position_share is not None:
+            order_rules.append(PositionShare(lim.max_position_share))
+        if lim.max_gross_exposure is not None:
+            order_rules.append(GrossExposure(lim.max_gross_exposure))
+        if lim.max_active_orders is not None:
+            order_rules.append(ActiveOrders(lim.max_active_orders))
+        self._dup = (
+            DuplicateOrder(lim.duplicate_window_ms) if lim.duplicate_window_ms is not None else None
+        )
+        if self._dup is not None:
+            order_rules.append(self._dup)
+        if lim.max_cancel_ratio is not None:
+            cancel_rules.append(
+                CancelRatio(lim.max_cancel_ratio, lim.cancel_ratio_min_orders, flow)
+            )
+        # Counting rules come last, so a request refused for another reason spends no budget.
+        order_rates: list[Rate] = []
+        cancel_rates: list[Rate] = []
+        if lim.max_orders_per_day is not None:
+            order_rules.append(
+                DayCap("max_orders_per_day", "orders", lim.max_orders_per_day, flow, "orders")
+            )
+        if lim.max_cancels_per_day is not None:
+            cancel_rules.append(
+                DayCap("max_cancels_per_day", "cancels", lim.max_cancels_per_day, flow, "cancels")
+            )
+        if lim.max_actions_per_day is not None:
+            cap = DayCap(
+                "max_actions_per_day", "orders+cancels", lim.max_actions_per_day, flow, "actions"
+            )
+            order_rules.append(cap)
+            cancel_rules.append(cap)
+        if lim.max_orders_per_second is not None:
+            order_rates.append(
+                Rate("max_orders_per_second", "orders", lim.max_orders_per_second, now)
+            )
+        if lim.max_cancels_per_second is not None:
+            cancel_rates.append(
+                Rate("max_cancels_per_second", "cancels", lim.max_cancels_per_second, now)
+            )
+        if lim.max_actions_per_second is not None:
+            both = Rate("max_actions_per_second", "orders+cancels", lim.max_actions_per_second, now)
+            order_rates.append(both)
+            cancel_rates.append(both)
+        order_rules.extend(order_rates)
+        cancel_rules.extend(cancel_rates)
+        self._order_rules = tuple(order_rules)
+        self._cancel_rules = tuple(cancel_rules)
+        self._order_rates = tuple(order_rates)
+        self._cancel_rates = tuple(cancel_rates)
+        self._instant_ms = lim.instant_cancel_ms
+        self._instant_max = lim.max_instant_cancels_per_day
+
+    def reconfigure(self, limits: RiskLimits) -> None:
+        """Apply new limits now (rate budgets start full; today's counts are kept)."""
+        self.limits = limits
+        self._build(limits, self._clock())
+        self._judge_losses(self._clock())
+
+    @property
+    def rules(self) -> list[str]:
+        """The names of the rules in force, in the order they judge."""
+        seen: list[object] = list(self._order_rules)
+        seen += [r for r in self._cancel_rules if all(r is not s for s in seen)]
+        return [getattr(r, "name", type(r).__name__) for r in seen]
+
+    # ------------------------------------------------------------------ requests
+
+    def check_order(self, code: str, buy: bool, volume: int, price: float) -> Refusal | None:
+        """Judge an order (``price`` 0 for a market order); None lets it through and counts it.
+
+        A let-through order rests in the book under a provisional key (``last_key``) until
+        ``placed`` names it.
+        """
+        now = self._clock()
+        if now >= self._day_end:
+            self._new_day(now)
+        book = self.book
+        if self.state is not TradingState.ACTIVE:
+            r = self._state_refusal(code, buy, volume)
+            if r is not None:
+                return self._refused("order", code, r, now)
+        for rule in self._order_rules:
+            r = rule.check(code, buy, volume, price, book, now)
+            if r is not None:
+                return self._refused("order", code, r, now)
+        for rate in self._order_rates:
+            rate.take()
+        if self._dup is not None:
+            self._dup.commit(code, buy, volume, price, now)
+        self.flow.orders += 1
+        self._provisional -= 1
+        book.add_open(self._provisional, code, buy, price, volume, now)
+        return None
+
+    @property
+    def last_key(self) -> int:
+        """The provisional key of the order ``check_order`` let through last."""
+        return self._provisional
+
+    def placed(self, key: int, order_id: int) -> None:
+        """The venue answered a let-through order: ``order_id`` (<= 0: the venue refused it)."""
+        self.book.rekey(key, order_id)
+
+    def check_cancel(self, order_id: int) -> Refusal | None:
+        """Judge a cancel of ``order_id``; None lets it through and counts it."""
+        now = self._clock()
+        if now >= self._day_end:
+            self._new_day(now)
+        book = self.book
+        o = book.open.get(order_id)
+        for rule in self._cancel_rules:
+            r = rule.check_cancel(o, book, now)
+            if r is not None:
+                return self._refused("cancel", o.code if o is not None else "", r, now)
+        for rate in self._cancel_rates:
+            rate.take()
+        self.count_cancel(o, now)
+        return None
+
+    def count_cancel(self, order: OpenOrder | None, now: int | None = None) -> None:
+        """Count a cancel that was sent (also one the kill switch sends past the rules)."""
+        if now is None:
+            now = self._clock()
+        flow = self.flow
+        flow.cancels += 1
+        if (
+            self._instant_ms is not None
+            and self._instant_max is not None
+            and order is not None
+            and now - order.submit_ms <= self._instant_ms
+        ):
+            flow.instant_cancels += 1
+            if flow.instant_cancels == self._instant_max + 1:
+                self._record(
+                    kind="flag",
+                    rule="instant_cancels",
+                    limit=str(self._instant_max),
+                    value=str(flow.instant_cancels),
+                    message=f"risk:instant_cancels: {flow.instant_cancels} cancels within "
+                    f"{self._instant_ms} ms of their order today, over {self._instant_max}: "
+                    "frequent instant cancels are watched as abnormal trading",
+                    at_ms=now,
+                )
+
+    def _state_refusal(self, code: str, buy: bool, volume: int) -> Refusal | None:
+        if self.state is TradingState.HALTED:
+            return Refusal(
+                rule="halted",
+                limit="no orders",
+                value="halted",
+                message=f"risk:halted: the account is halted ({self.reason}); no orders until "
+                "it is resumed",
+            )
+        book = self.book
+        free = book.positions.get(code, 0) - book.open_sell_volume.get(code, 0)
+        if buy or volume > free:
+            what = "a buy" if buy else f"a sell of {volume} with {max(free, 0)} free to sell"
+            return Refusal(
+                rule="reducing",
+                limit="position-reducing orders only",
+                value=what,
+                message=f"risk:reducing: the account only reduces positions ({self.reason}); "
+                f"{what} of {code} would not reduce one",
+            )
+        return None
+
+    def _refused(self, kind: str, code: str, r: Refusal, now: int) -> Refusal:
+        self.refusals[r.rule] = self.refusals.get(r.rule, 0) + 1
+        if self._emit is not None:
+            self._emit(
+                RiskEntry(
+                    at_ms=now,
+                    account_id=self.account_id,
+                    kind="refused",
+                    rule=r.rule,
+                    code=code,
+                    limit=r.limit,
+                    value=r.value,
+                    message=r.message if kind == "order" else f"{r.message} (cancel)",
+                )
+            )
+        return r
+
+    def _record(self, **fields: Any) -> None:
+        if self._emit is not None:
+            self._emit(RiskEntry(account_id=self.account_id, **fields))
+
+    # ------------------------------------------------------------------ state machine
+
+    def _move(self, new: TradingState, reason: str, now: int) -> None:
+        old = self.state
+        if new is old and reason == self.reason:
+            return
+        self.state = new
+        self.reason = reason
+        self._record(kind="state", old=old.value, new=new.value, message=reason, at_ms=now)
+
+    def halt(self, reason: str = "halted by hand") -> None:
+        """Stop every order until ``resume`` (the guard also cancels what rests)."""
+        self.manual = True
+        self._move(TradingState.HALTED, reason, self._clock())
+
+    def resume(self, reason: str = "resumed by hand") -> None:
+        """Back to ACTIVE; the loss limits are judged again from the next asset report on."""
+        now = self._clock()
+        self.manual = False
+        self.day_start_asset = self.book.total_asset
+        self.peak_asset = self.book.total_asset
+        self._move(TradingState.ACTIVE, reason, now)
+
+    def observe_asset(self, total_asset: float) -> None:
+        """The account's total assets now: judge the daily-loss and drawdown limits."""
+        now = self._clock()
+        if now >= self._day_end:
+            self._new_day(now)
+        if total_asset <= 0:
+            return
+        if self.day_start_asset is None:
+            self.day_start_asset = total_asset
+        if self.peak_asset is None or total_asset > self.peak_asset:
+            self.peak_asset = total_asset
+        self._judge_losses(now, total_asset)
+
+    def _judge_losses(self, now: int, total: float | None = None) -> None:
+        total = total if total is not None else self.book.total_asset
+        if total is None or self.manual:
+            return
+        lim = self.limits
+        want = TradingState.ACTIVE
+        why = ""
+        if self.day_start_asset is not None:
+            loss = self.day_start_asset - total
+            if lim.daily_loss_halted is not None and loss >= lim.daily_loss_halted:
+                want, why = (
+                    TradingState.HALTED,
+                    (
+                        f"daily loss {loss:,.2f} reached daily_loss_halted "
+                        f"{lim.daily_loss_halted:,.2f}"
+                    ),
+                )
+            elif lim.daily_loss_reducing is not None and loss >= lim.daily_loss_reducing:
+                want, why = (
+                    TradingState.REDUCING,
+                    (
+                        f"daily loss {loss:,.2f} reached daily_loss_reducing "
+                        f"{lim.daily_loss_reducing:,.2f}"
+                    ),
+                )
+        if self.peak_asset:
+            dd = (self.peak_asset - total) / self.peak_asset
+            if lim.drawdown_halted is not None and dd >= lim.drawdown_halted:
+                if _RANK[TradingState.HALTED] > _RANK[want]:
+                    want, why = (
+                        TradingState.HALTED,
+                        (f"drawdown {dd:.2%} reached drawdown_halted {lim.drawdown_halted:.2%}"),
+                    )
+            elif (
+                lim.drawdown_reducing is not None
+                and dd >= lim.drawdown_reducing
+                and _RANK[TradingState.REDUCING] > _RANK[want]
+            ):
+                want, why = (
+                    TradingState.REDUCING,
+                    (f"drawdown {dd:.2%} reached drawdown_reducing {lim.drawdown_reducing:.2%}"),
+                )
+        if _RANK[want] > _RANK[self.state]:
+            self._move(want, why, now)
+
+    def _new_day(self, now: int) -> None:
+        self._day_end = next_midnight(now)
+        self.flow.reset()
+        self.book.new_day()
+        self.day_start_asset = self.book.total_asset
+        if not self.manual and self.state is not TradingState.ACTIVE:
+            self._move(TradingState.ACTIVE, "a new trading day", now)
+
+    def restore_flow(self, orders: int, cancels: int) -> None:
+        """Today's counts as the venue knows them (after a restart), if above ours."""
+        self.flow.orders = max(self.flow.orders, orders)
+        self.flow.cancels = max(self.flow.cancels, cancels)
+
+    def restore_state(self, state: TradingState, reason: str, *, manual: bool) -> None:
+        """Start in ``state`` (a halt recorded by an operator survives a restart)."""
+        self.manual = manual
+        self._move(state, reason, self._clock())

@@ -1,0 +1,503 @@
+"""The rules: small objects that judge one order or cancel against an ``AccountBook``.
+
+An order rule's ``check(code, buy, volume, price, book, now_ms)`` returns a ``Refusal`` or
+None (``price`` is 0 for a market order); a cancel rule's ``check_cancel(order, book, now_ms)``
+does the same for a cancel of a resting order (None if the order is not known). Rules that
+count (rates, duplicates) change only in ``commit``/``commit_cancel``, which the engine calls
+once every rule let the request through, so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from qmtkit.risk.book import AccountBook, OpenOrder
+from qmtkit.risk.refusal import Refusal, refuse
+
+__all__ = [
+    "ActiveOrders",
+    "Blacklist",
+    "CancelRatio",
+    "DayCap",
+    "DuplicateOrder",
+    "Flow",
+    "GrossExposure",
+    "MaxOrderNotional",
+    "MaxOrderVolume",
+    "PositionShare",
+    "PositionValue",
+    "PositionVolume",
+    "PriceBand",
+    "PriceLimits",
+    "Rate",
+    "SelfTrade",
+    "StFilter",
+    "TokenBucket",
+    "reference_price",
+]
+
+
+def _money(v: float) -> str:
+    return f"{v:,.2f}"
+
+
+def reference_price(code: str, price: float, book: AccountBook) -> float:
+    """The price an order is valued at: its limit price, else the code's last price (or 0)."""
+    return price if price > 0 else book.marks.get(code, 0.0)
+
+
+class Flow:
+    """Today's order flow counters, shared by the rules that need them."""
+
+    __slots__ = ("cancels", "instant_cancels", "orders")
+
+    def __init__(self) -> None:
+        self.orders = 0
+        self.cancels = 0
+        self.instant_cancels = 0
+
+    def reset(self) -> None:
+        """A new trading day."""
+        self.orders = self.cancels = self.instant_cancels = 0
+
+
+class TokenBucket:
+    """``per_second`` tokens refilled continuously, holding at most one second's worth."""
+
+    __slots__ = ("capacity", "per_ms", "stamp", "tokens")
+
+    def __init__(self, per_second: float, now_ms: int) -> None:
+        self.capacity = max(float(per_second), 1.0)
+        self.per_ms = float(per_second) / 1000.0
+        self.tokens = self.capacity
+        self.stamp = now_ms
+
+    def ready(self, now_ms: int) -> bool:
+        """Refill up to ``now_ms``; True if a token is there to take."""
+        if now_ms > self.stamp:
+            t = self.tokens + (now_ms - self.stamp) * self.per_ms
+            self.tokens = t if t < self.capacity else self.capacity
+            self.stamp = now_ms
+        return self.tokens >= 1.0
+
+    def take(self) -> None:
+        """Spend one token (after ``ready`` said there was one)."""
+        self.tokens -= 1.0
+
+    @property
+    def used(self) -> int:
+        """Tokens spent and not refilled yet (the requests 'in the last second')."""
+        return round(self.capacity - self.tokens)
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class Blacklist:
+    """Codes that may not be traded at all."""
+
+    __slots__ = ("codes",)
+
+    def __init__(self, codes: frozenset[str]) -> None:
+        self.codes = codes
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if code in self.codes:
+            return Refusal(
+                rule="blacklist",
+                limit="not blacklisted",
+                value=code,
+                message=f"risk:blacklist: {code} is on the account's blacklist",
+            )
+        return None
+
+
+class StFilter:
+    """No buying ST/*ST names (the venue's reference data says which)."""
+
+    __slots__ = ()
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if buy and code in book.st:
+            return Refusal(
+                rule="st",
+                limit="no ST buys",
+                value=code,
+                message=f"risk:st: {code} is an ST name and the account buys no ST names",
+            )
+        return None
+
+
+class MaxOrderVolume:
+    """At most ``limit`` shares per order."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if volume > self.limit:
+            return refuse("max_order_volume", f"order volume ({code})", volume, self.limit)
+        return None
+
+
+class MaxOrderNotional:
+    """At most ``limit`` yuan per order (a market order valued at the last price)."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        ref = reference_price(code, price, book)
+        if ref <= 0:
+            return no_price(code, "max_order_notional")
+        notional = ref * volume
+        if notional > self.limit:
+            return refuse(
+                "max_order_notional", f"order notional ({code})", _money(notional),
+                _money(self.limit),
+            )  # fmt: skip
+        return None
+
+
+def no_price(code: str, rule: str) -> Refusal:
+    """A price-dependent rule could not judge: no price is known for ``code``."""
+    return Refusal(
+        rule="no_price",
+        limit=rule,
+        value=code,
+        message=f"risk:no_price: no last price is known for {code}, so {rule} cannot judge "
+        "the order (give a limit price, or subscribe to the code)",
+    )
+
+
+class PriceBand:
+    """A limit price at most ``band`` (a fraction) away from a fresh last price."""
+
+    __slots__ = ("band", "max_age")
+
+    def __init__(self, band: float, max_age_ms: int) -> None:
+        self.band = band
+        self.max_age = max_age_ms
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if price <= 0:
+            return None  # a market order takes the market's price
+        mark = book.marks.get(code)
+        if mark is None or now_ms - book.mark_ms.get(code, now_ms) > self.max_age:
+            return no_price(code, "price_band")
+        away = abs(price - mark) / mark
+        if away > self.band + 1e-12:
+            return refuse(
+                "price_band", f"distance of {price} from the last price {mark} ({code})",
+                f"{away:.2%}", f"{self.band:.2%}",
+            )  # fmt: skip
+        return None
+
+
+class PriceLimits:
+    """A limit price inside the day's price limits (when the venue publishes them)."""
+
+    __slots__ = ()
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if price <= 0:
+            return None
+        lim = book.day_limits.get(code)
+        if lim is None:
+            return None
+        low, high = lim
+        if price > high + 1e-9:
+            return refuse("price_limits", f"price ({code})", price, f"the limit-up {high}")
+        if price < low - 1e-9:
+            return Refusal(
+                rule="price_limits",
+                limit=f"{low}",
+                value=f"{price}",
+                message=f"risk:price_limits: price ({code}) {price} is under the limit-down {low}",
+            )
+        return None
+
+
+class SelfTrade:
+    """No order that would trade against the account's own resting order on the other side."""
+
+    __slots__ = ()
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        resting = book.by_code.get(code)
+        if not resting:
+            return None
+        for o in resting.values():
+            if o.buy == buy:
+                continue
+            if buy:
+                crosses = price <= 0 or o.price <= 0 or price >= o.price
+            else:
+                crosses = price <= 0 or o.price <= 0 or price <= o.price
+            if crosses:
+                side, other = ("buy", "sell") if buy else ("sell", "buy")
+                theirs = o.price if o.price > 0 else "market"
+                return Refusal(
+                    rule="self_trade",
+                    limit="no crossing of own orders",
+                    value=f"order {o.key}",
+                    message=f"risk:self_trade: this {side} of {code} at "
+                    f"{price if price > 0 else 'market'} would cross the account's own resting "
+                    f"{other} {o.key} at {theirs}",
+                )
+        return None
+
+
+class PositionVolume:
+    """A buy may not take the holding (with resting buys) of one code over ``limit`` shares."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if not buy:
+            return None
+        after = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
+        if after > self.limit:
+            return refuse(
+                "max_position_volume", f"position ({code}) after the buy", after, self.limit
+            )
+        return None
+
+
+def _position_value(code: str, volume: int, price: float, book: AccountBook) -> float:
+    ref = reference_price(code, price, book)
+    return (book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume) * ref
+
+
+class PositionValue:
+    """A buy may not take the value of one code's holding over ``limit`` yuan."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if not buy:
+            return None
+        if reference_price(code, price, book) <= 0:
+            return no_price(code, "max_position_value")
+        value = _position_value(code, volume, price, book)
+        if value > self.limit:
+            return refuse(
+                "max_position_value", f"position value ({code}) after the buy", _money(value),
+                _money(self.limit),
+            )  # fmt: skip
+        return None
+
+
+class PositionShare:
+    """A buy may not take one code's holding over ``share`` of the account's total assets."""
+
+    __slots__ = ("share",)
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if not buy:
+            return None
+        total = book.total_asset
+        if not total or total <= 0:
+            return None  # nothing to compare with until the venue tells the totals
+        if reference_price(code, price, book) <= 0:
+            return no_price(code, "max_position_share")
+        share = _position_value(code, volume, price, book) / total
+        if share > self.share + 1e-12:
+            return refuse(
+                "max_position_share", f"share of total assets ({code}) after the buy",
+                f"{share:.2%}", f"{self.share:.2%}",
+            )  # fmt: skip
+        return None
+
+
+class GrossExposure:
+    """A buy may not take holdings plus resting buys over ``limit`` yuan."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        if not buy:
+            return None
+        ref = reference_price(code, price, book)
+        if ref <= 0:
+            return no_price(code, "max_gross_exposure")
+        gross = book.market_value + book.open_buy_notional + ref * volume
+        if gross > self.limit:
+            return refuse(
+                "max_gross_exposure", "gross exposure after the buy", _money(gross),
+                _money(self.limit),
+            )  # fmt: skip
+        return None
+
+
+class ActiveOrders:
+    """At most ``limit`` orders resting at once."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        n = len(book.open) + 1
+        if n > self.limit:
+            return refuse("max_active_orders", "resting orders with this one", n, self.limit)
+        return None
+
+
+class DuplicateOrder:
+    """No second order of the same code, side, price and volume within ``window_ms``."""
+
+    __slots__ = ("last", "window")
+
+    def __init__(self, window_ms: int) -> None:
+        self.window = window_ms
+        self.last: dict[tuple[str, bool, float, int], int] = {}
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        at = self.last.get((code, buy, price, volume))
+        if at is not None and now_ms - at < self.window:
+            side = "buy" if buy else "sell"
+            return Refusal(
+                rule="duplicate_order",
+                limit=f"{self.window} ms",
+                value=f"{now_ms - at} ms",
+                message=f"risk:duplicate_order: the same {side} of {volume} {code} at "
+                f"{price if price > 0 else 'market'} was sent {now_ms - at} ms ago, within "
+                f"the limit {self.window} ms",
+            )
+        return None
+
+    def commit(self, code: str, buy: bool, volume: int, price: float, now_ms: int) -> None:
+        last = self.last
+        if len(last) >= 4096:
+            # Only entries inside the window can refuse anything: drop the rest.
+            keep = now_ms - self.window
+            self.last = last = {k: t for k, t in last.items() if t > keep}
+        last[(code, buy, price, volume)] = now_ms
+
+
+# --------------------------------------------------------------------------- order flow
+
+
+class Rate:
+    """At most ``per_second`` requests per second (a token bucket), of orders, cancels or both."""
+
+    __slots__ = ("bucket", "limit", "name", "what")
+
+    def __init__(self, name: str, what: str, per_second: float, now_ms: int) -> None:
+        self.name = name
+        self.what = what
+        self.limit = per_second
+        self.bucket = TokenBucket(per_second, now_ms)
+
+    def _judge(self, now_ms: int) -> Refusal | None:
+        if self.bucket.ready(now_ms):
+            return None
+        limit = int(self.limit) if float(self.limit).is_integer() else self.limit
+        return refuse(self.name, f"{self.what} in one second", self.bucket.used + 1, limit)
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        return self._judge(now_ms)
+
+    def check_cancel(
+        self, order: OpenOrder | None, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        return self._judge(now_ms)
+
+    def take(self) -> None:
+        self.bucket.take()
+
+
+class DayCap:
+    """At most ``limit`` requests (orders, cancels or both, per ``counts``) per trading day."""
+
+    __slots__ = ("counts", "flow", "limit", "name", "what")
+
+    def __init__(self, name: str, what: str, limit: int, flow: Flow, counts: str) -> None:
+        self.name = name
+        self.what = what
+        self.limit = limit
+        self.flow = flow
+        self.counts = counts  # "orders", "cancels" or "actions"
+
+    def _count(self) -> int:
+        f = self.flow
+        c = self.counts
+        return f.orders if c == "orders" else f.cancels if c == "cancels" else f.orders + f.cancels
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        n = self._count() + 1
+        return refuse(self.name, f"{self.what} today", n, self.limit) if n > self.limit else None
+
+    def check_cancel(
+        self, order: OpenOrder | None, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        return self.check("", False, 0, 0.0, book, now_ms)
+
+
+class CancelRatio:
+    """Cancels may not exceed ``ratio`` of today's orders (judged from ``min_orders`` orders on)."""
+
+    __slots__ = ("flow", "min_orders", "ratio")
+
+    def __init__(self, ratio: float, min_orders: int, flow: Flow) -> None:
+        self.ratio = ratio
+        self.min_orders = min_orders
+        self.flow = flow
+
+    def check_cancel(
+        self, order: OpenOrder | None, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        orders = self.flow.orders
+        if orders < self.min_orders:
+            return None
+        ratio = (self.flow.cancels + 1) / orders
+        if ratio > self.ratio + 1e-12:
+            return refuse("max_cancel_ratio", "cancels / orders today", f"{ratio:.2%}",
+                          f"{self.ratio:.2%}")  # fmt: skip
+        return None
