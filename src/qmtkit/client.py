@@ -84,6 +84,10 @@ from qmtkit.models import (
     Tick,
     Trade,
 )
+from qmtkit.risk.config import RiskConfig
+from qmtkit.risk.guard import RiskGuard, guard_backend
+from qmtkit.risk.limits import RiskLimits
+from qmtkit.risk.refusal import error_id_of
 from qmtkit.streams import (
     DEFAULT_MAX_RECORDS,
     QuoteConsumer,
@@ -502,7 +506,7 @@ class Account:
                         account_type=int(self.account_type),
                         account_id=self.account_id,
                         order_id=resp.order_id,
-                        error_id=-1,
+                        error_id=error_id_of(resp.error_msg),
                         error_msg=resp.error_msg or "the venue refused the order",
                         strategy_name=req.strategy_name,
                         order_remark=req.order_remark,
@@ -687,8 +691,15 @@ class Client:
 
     @property
     def backend(self) -> Backend:
-        """The backend behind this client."""
-        return self._backend
+        """The backend behind this client (the venue's, behind the risk chain if there is one)."""
+        b = self._backend
+        return b.inner if isinstance(b, RiskGuard) else b
+
+    @property
+    def risk(self) -> RiskGuard | None:
+        """The pre-trade risk chain in front of the backend, if there is one (docs/risk.md)."""
+        b = self._backend
+        return b if isinstance(b, RiskGuard) else None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -991,12 +1002,16 @@ async def connect(
     *,
     backend: Backend | None = None,
     home: str | Path | None = None,
+    risk: RiskConfig | RiskLimits | bool | None = None,
 ) -> AsyncIterator[Client]:
     """Open a backend and yield a ``Client`` for the duration of the ``async with`` block.
 
     ``url`` picks the backend (``sim://`` by default, or ``$QMTKIT_BACKEND``); ``backend`` passes
     one already built (e.g. ``MockBackend``) instead. ``home`` is the data/simulator directory
     (default ``$QMTKIT_HOME`` or ``~/.qmtkit``). No task, thread or file outlives the block.
+    ``risk`` puts the pre-trade risk chain in front of the backend (docs/risk.md): a
+    ``RiskConfig``, ``RiskLimits`` for every account, ``None`` (the default) to follow
+    ``<home>/risk.toml`` if there is one, or ``False`` for none.
     """
     if url is not None and not isinstance(url, str):
         raise InvalidArgument(f"backend URL must be a str like 'sim://', got {url!r}")
@@ -1012,6 +1027,7 @@ async def connect(
     home_path = _home_path(home)
     if backend is None:
         backend = open_backend(_url_with_home(url, home_path if home is not None else None))
+    backend = guard_backend(backend, risk, home_path)
     client = Client(backend, home=home_path)
     # The backend is opened outside the task group so that its own errors (and the caller's)
     # reach the caller as they are, not wrapped in an ExceptionGroup.

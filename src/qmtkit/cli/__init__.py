@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 # Each optional face registers its own sub-commands; a face that fails to import is reported,
 # not hidden, when its command is used.
-_FACES = ("qmtkit.cli.data", "qmtkit.cli.backtest", "qmtkit.cli.calendar")
+_FACES = ("qmtkit.cli.data", "qmtkit.cli.backtest", "qmtkit.cli.calendar", "qmtkit.cli.risk")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat.xttype import StockAccount
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
 from qmtkit.models import cut_remark
+from qmtkit.risk.refusal import error_id_of
 
 log = logging.getLogger("qmtkit.compat")
 
@@ -427,6 +428,10 @@ class XtQuantTrader:
         except QmtkitError as exc:
             self._refuse_order("order_stock", account, exc, strategy_name, order_remark)
             return -1
+        if handle.order_id < 0 and handle.error is not None:
+            # Refused before it left (the risk chain): -1 and on_order_error, as xtquant.
+            self._push("on_order_error", xttype.from_order_error(handle.error))
+            return -1
         return int(handle.order_id)
 
     def order_stock_async(
@@ -465,9 +470,12 @@ class XtQuantTrader:
         self._gate.inflight += 1
         order_id = -1
         error = ""
+        error_id = -1
         try:
             handle = await acc.order(*args)
             order_id = int(handle.order_id)
+            if order_id < 0 and handle.error is not None:
+                error, error_id = handle.error.error_msg, handle.error.error_id
         except QmtkitError as exc:
             error = str(exc)
             log.error("order_stock_async() refused: %s", exc)
@@ -477,7 +485,7 @@ class XtQuantTrader:
         resp.account_type = account.account_type
         self._respond(self._invoke, "on_order_stock_async_response", (resp,))
         if order_id < 0:
-            err = xttype.XtOrderError(account.account_id, -1, -1, error, strategy, remark)
+            err = xttype.XtOrderError(account.account_id, -1, error_id, error, strategy, remark)
             err.account_type = account.account_type
             self._respond(self._invoke, "on_order_error", (err,))
         self._gate.answered_id(order_id)
@@ -491,7 +499,18 @@ class XtQuantTrader:
         except QmtkitError as exc:
             self._fail("cancel_order_stock", exc)
             return -1
+        self._local_cancel_error(account, resp)
         return int(resp.cancel_result)
+
+    def _local_cancel_error(self, account: StockAccount, resp: models.CancelResponse) -> None:
+        """A cancel the risk chain refused never reaches the venue: report it here."""
+        error_id = error_id_of(resp.error_msg, 0)
+        if resp.cancel_result != 0 and error_id:
+            err = xttype.XtCancelError(
+                account.account_id, resp.order_id, 0, resp.order_sysid, error_id, resp.error_msg
+            )
+            err.account_type = account.account_type
+            self._push("on_cancel_error", err)
 
     def cancel_order_stock_async(self, account: StockAccount, order_id: int) -> int:
         """Cancel by order id without waiting; returns the request ``seq`` or -1."""
@@ -516,6 +535,7 @@ class XtQuantTrader:
         sysid: str,
     ) -> None:
         self._cancel_gate.inflight += 1
+        resp: models.CancelResponse | None = None
         try:
             resp = await fn(*args)
             x = xttype.from_cancel_response(resp, seq)
@@ -526,6 +546,8 @@ class XtQuantTrader:
         finally:
             self._cancel_gate.inflight -= 1
         self._respond(self._invoke, "on_cancel_order_stock_async_response", (x,))
+        if resp is not None:
+            self._local_cancel_error(account, resp)
         self._cancel_gate.answered_id(x.order_id)
 
     def cancel_order_stock_sysid(self, account: StockAccount, market: int | str, sysid: str) -> int:

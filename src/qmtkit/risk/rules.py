@@ -9,6 +9,8 @@ once every rule let the request through, so a refused request changes nothing.
 
 from __future__ import annotations
 
+import math
+
 from qmtkit.risk.book import AccountBook, OpenOrder
 from qmtkit.risk.refusal import Refusal, refuse
 
@@ -85,7 +87,7 @@ class TokenBucket:
     @property
     def used(self) -> int:
         """Tokens spent and not refilled yet (the requests 'in the last second')."""
-        return round(self.capacity - self.tokens)
+        return math.ceil(self.capacity - self.tokens - 1e-9)
 
 
 # --------------------------------------------------------------------------- orders

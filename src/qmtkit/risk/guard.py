@@ -1,0 +1,547 @@
+"""``RiskGuard``: a Backend in front of another that runs every order and cancel past the rules.
+
+The guard is the one place the risk chain meets a venue. ``connect()`` puts one in front of
+its backend when risk limits are configured, and ``qmtkit serve`` puts one at the gateway's
+side of its venue, so every client of a gateway shares one engine (and one per-second and
+per-day budget) per account. It forwards everything else unchanged, and it is the backend's
+event sink in turn: it folds each account report into the account's book before passing it on.
+
+A refused order never reaches the venue: the guard answers ``OrderResponse(order_id=-1,
+error_msg="risk:<rule>: ...")`` itself (xtquant's answer for an order refused before it left)
+and the client turns that into a junk ``Order`` carrying an ``OrderError``; a refused cancel is
+answered ``CancelResponse(cancel_result=-1, error_msg=...)``. Refusals, state changes and flags
+are journaled under ``<home>/risk`` by a background task; the same task polls the halt switch
+(``qmtkit risk halt``) and ``risk.toml``, so changes reach a running program within a poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from qmtkit.backends.base import Backend, EventSink
+from qmtkit.clock import wall_ms
+from qmtkit.constants import OrderStatus, OrderType, PriceType
+from qmtkit.errors import InvalidArgument, JournalLocked, QmtkitError
+from qmtkit.messages import (
+    BackendInfo,
+    CancelOrder,
+    CancelOrderSysid,
+    ConnectionState,
+    GetSnapshot,
+    Instruments,
+    ListInstruments,
+    OpenAccount,
+    Orders,
+    Positions,
+    QueryAsset,
+    QueryOrders,
+    QueryPositions,
+    Reply,
+    Request,
+    Snapshots,
+    SubmitOrder,
+)
+from qmtkit.models import (
+    AccountReport,
+    Asset,
+    CancelResponse,
+    Order,
+    OrderResponse,
+    Position,
+    QuoteBatch,
+    Tick,
+    Trade,
+)
+from qmtkit.risk.config import RiskConfig, load_config, risk_dir
+from qmtkit.risk.engine import RiskEngine, RiskEntry, TradingState, beijing_day
+from qmtkit.risk.journal import (
+    HaltSwitch,
+    append_entries,
+    journal_path,
+    read_switch,
+    switch_path,
+    write_switch,
+)
+from qmtkit.risk.limits import RiskLimits
+
+__all__ = ["RiskGuard", "guard_backend"]
+
+log = logging.getLogger("qmtkit.risk")
+
+_BUY = int(OrderType.STOCK_BUY)
+_FIX_PRICE = int(PriceType.FIX_PRICE)
+_CANCELED = frozenset({int(OrderStatus.CANCELED), int(OrderStatus.PART_CANCEL)})
+_TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
+#: Entries kept in memory between journal writes; beyond it they are counted, not kept.
+_MAX_PENDING = 100_000
+_NO_ENGINE = None
+
+
+class _Account:
+    """The guard's per-account state: its engine and when its switch file last changed."""
+
+    __slots__ = ("engine", "needs_facts", "needs_marks", "opened", "switch_stamp")
+
+    def __init__(self, engine: RiskEngine) -> None:
+        self.engine = engine
+        self.switch_stamp: tuple[int, int] | None = None
+        self.opened = False
+        self.needs_marks = False
+        self.needs_facts = False
+        self.tune(engine.limits)
+
+    def tune(self, lim: RiskLimits) -> None:
+        self.needs_marks = any(
+            v is not None
+            for v in (
+                lim.price_band,
+                lim.max_order_notional,
+                lim.max_position_value,
+                lim.max_position_share,
+                lim.max_gross_exposure,
+            )
+        )
+        self.needs_facts = lim.price_within_limits or lim.block_st
+
+
+class RiskGuard:
+    """A Backend that runs the risk chain of each account in front of ``inner``.
+
+    ``config`` gives each account's limits (accounts without limits pass straight through);
+    ``home`` is where journals, halt switches and ``risk.toml`` live (``watch_config``: reload
+    the file when it changes). ``clock`` returns Unix ms; by default the inner backend's own
+    clock when it has one (a backtest's virtual clock), else the wall clock.
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        config: RiskConfig,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        clock: Callable[[], int] | None = None,
+        watch_config: bool = False,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        if not isinstance(config, RiskConfig):
+            raise InvalidArgument(f"config must be a RiskConfig, got {config!r}")
+        self.inner = inner
+        self.config = config
+        self.home = home
+        self.dir = risk_dir(home)
+        if clock is None:
+            inner_clock = getattr(inner, "clock", None)
+            now_ms = getattr(inner_clock, "now_ms", None)
+            clock = now_ms if callable(now_ms) else wall_ms
+        self.clock: Callable[[], int] = clock
+        self.watch_config = watch_config
+        self.poll_seconds = poll_seconds
+        self._accounts: dict[str, _Account | None] = {}
+        # Switch-file stamps of the accounts without a chain (a halt there makes one).
+        self._idle_stamps: dict[str, tuple[int, int] | None] = {}
+        self._sink: EventSink | None = None
+        self._pending: list[RiskEntry] = []
+        self._lost = 0
+        self._config_stamp = self._stamp(self.dir.parent / "risk.toml")
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def info_kind(self) -> str:
+        """What the guard stands in front of."""
+        return type(self.inner).__name__
+
+    def open(self, sink: EventSink) -> AbstractAsyncContextManager[BackendInfo]:
+        """Open the inner backend with the guard as its sink; journal until closed."""
+        return self._open(sink)
+
+    @asynccontextmanager
+    async def _open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        self._sink = sink
+        try:
+            async with self.inner.open(self) as info, anyio.create_task_group() as tg:
+                tg.start_soon(self._housekeeping)
+                try:
+                    yield info
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._flush()
+            self._sink = None
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await anyio.sleep(self.poll_seconds)
+            self._flush()
+            await self._poll_switches()
+            if self.watch_config:
+                self._poll_config()
+
+    # ------------------------------------------------------------------ accounts
+
+    def _account(self, account_id: str) -> _Account | None:
+        try:
+            return self._accounts[account_id]
+        except KeyError:
+            pass
+        limits = self.config.limits_for(account_id)
+        path = switch_path(self.dir, account_id)
+        stamp = self._stamp(path)
+        switch = read_switch(path) if stamp is not None else None
+        halted = switch is not None and switch.halted
+        acct: _Account | None = None
+        if limits is not None or halted:
+            # An account without limits still obeys an operator's halt.
+            limits = limits if limits is not None else RiskLimits()
+            acct = _Account(RiskEngine(account_id, limits, self.clock, emit=self._emit))
+            if switch is not None and switch.halted:
+                acct.engine.restore_state(TradingState.HALTED, switch.reason, manual=True)
+        else:
+            self._idle_stamps[account_id] = stamp
+        if acct is not None:
+            acct.switch_stamp = stamp
+        self._accounts[account_id] = acct
+        return acct
+
+    def engine(self, account_id: str) -> RiskEngine | None:
+        """The engine of ``account_id`` (None if it has no limits)."""
+        acct = self._account(account_id)
+        return acct.engine if acct is not None else None
+
+    async def _prime(self, account_id: str) -> None:
+        """Fold what the venue knows of an account into its book (once per account)."""
+        acct = self._account(account_id)
+        if acct is None or acct.opened:
+            return
+        acct.opened = True
+        engine, book = acct.engine, acct.engine.book
+        now = self.clock()
+        try:
+            asset = await self.inner.request(QueryAsset(account_id))
+            positions = await self.inner.request(QueryPositions(account_id))
+            orders = await self.inner.request(QueryOrders(account_id))
+        except QmtkitError as exc:
+            log.warning("risk: could not read account %s at open: %s", account_id, exc)
+            return
+        if isinstance(positions, Positions):
+            for p in positions.items:
+                book.on_position(p)
+        if isinstance(orders, Orders):
+            for o in orders.items:
+                book.on_order(o, now)
+            cancels = sum(o.order_status in _CANCELED for o in orders.items)
+            engine.restore_flow(len(orders.items), cancels)
+        if isinstance(asset, Asset):
+            book.on_asset(asset)
+            engine.observe_asset(asset.total_asset)
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, req: Request) -> Reply:
+        """Judge orders and cancels, then forward; everything else goes straight through."""
+        kind = type(req)
+        if kind is SubmitOrder:
+            return await self._submit(req)  # type: ignore[arg-type]
+        if kind is CancelOrder or kind is CancelOrderSysid:
+            return await self._cancel(req)  # type: ignore[arg-type]
+        reply = await self.inner.request(req)
+        if kind is OpenAccount:
+            await self._prime(req.account_id)  # type: ignore[union-attr]
+        return reply
+
+    async def _submit(self, req: SubmitOrder) -> Reply:
+        acct = self._accounts.get(req.account_id, _NO_ENGINE) or self._account(req.account_id)
+        if acct is None:
+            return await self.inner.request(req)
+        engine = acct.engine
+        code = req.stock_code
+        if acct.needs_facts or acct.needs_marks:
+            await self._refresh(acct, code)
+        price = req.price if req.price_type == _FIX_PRICE else 0.0
+        refusal = engine.check_order(code, req.order_type == _BUY, req.order_volume, price)
+        if refusal is not None:
+            return OrderResponse(
+                account_id=req.account_id,
+                order_id=-1,
+                strategy_name=req.strategy_name,
+                order_remark=req.order_remark,
+                error_msg=refusal.message,
+                seq=req.seq,
+            )
+        key = engine.last_key
+        try:
+            reply = await self.inner.request(req)
+        except BaseException:
+            engine.placed(key, -1)
+            raise
+        engine.placed(key, reply.order_id if isinstance(reply, OrderResponse) else -1)
+        return reply
+
+    async def _cancel(self, req: CancelOrder | CancelOrderSysid) -> Reply:
+        acct = self._accounts.get(req.account_id, _NO_ENGINE) or self._account(req.account_id)
+        if acct is None:
+            return await self.inner.request(req)
+        order_id = req.order_id if isinstance(req, CancelOrder) else -1
+        refusal = acct.engine.check_cancel(order_id)
+        if refusal is not None:
+            return CancelResponse(
+                account_id=req.account_id,
+                cancel_result=-1,
+                order_id=order_id,
+                order_sysid=req.order_sysid if isinstance(req, CancelOrderSysid) else "",
+                seq=req.seq,
+                error_msg=refusal.message,
+            )
+        return await self.inner.request(req)
+
+    async def _refresh(self, acct: _Account, code: str) -> None:
+        """Fetch a code's reference facts (once a day) and last price (when stale) if needed."""
+        book = acct.engine.book
+        now = self.clock()
+        if acct.needs_facts and book.facts_day.get(code) != beijing_day(now):
+            with contextlib.suppress(QmtkitError):
+                reply = await self.inner.request(ListInstruments([code]))
+                if isinstance(reply, Instruments):
+                    for detail in reply.items:
+                        book.set_facts(detail, beijing_day(now))
+                book.facts_day[code] = beijing_day(now)
+        if acct.needs_marks:
+            stamp = book.mark_ms.get(code)
+            if stamp is None or now - stamp > acct.engine.limits.mark_max_age_ms // 2:
+                with contextlib.suppress(QmtkitError):
+                    reply = await self.inner.request(GetSnapshot([code]))
+                    if isinstance(reply, Snapshots):
+                        for tick in reply.items:
+                            book.set_mark(tick.stock_code, tick.lastPrice, self.clock())
+
+    # ------------------------------------------------------------------ events (EventSink)
+
+    def on_quotes(self, batch: QuoteBatch) -> None:
+        """Quotes refresh the last prices, then go on."""
+        now = -1
+        for acct in self._accounts.values():
+            if acct is not None and acct.needs_marks:
+                if now < 0:
+                    now = self.clock()
+                book = acct.engine.book
+                for item in batch.items:
+                    if type(item) is Tick:
+                        book.set_mark(item.stock_code, item.lastPrice, now)
+        if self._sink is not None:
+            self._sink.on_quotes(batch)
+
+    def on_report(self, report: AccountReport) -> None:
+        """Fold an account report into the account's book, then pass it on."""
+        acct = self._accounts.get(report.account_id)
+        if acct is not None:
+            engine = acct.engine
+            item = report.item
+            kind = type(item)
+            if kind is Order:
+                engine.book.on_order(item, self.clock())  # type: ignore[arg-type]
+            elif kind is Position:
+                engine.book.on_position(item)  # type: ignore[arg-type]
+            elif kind is Asset:
+                engine.book.on_asset(item)  # type: ignore[arg-type]
+                engine.observe_asset(item.total_asset)  # type: ignore[union-attr]
+            elif kind is Trade:
+                engine.book.on_trade(item, self.clock())  # type: ignore[arg-type]
+        if self._sink is not None:
+            self._sink.on_report(report)
+
+    def on_connection(self, state: ConnectionState) -> None:
+        """Pass a connection change on."""
+        if self._sink is not None:
+            self._sink.on_connection(state)
+
+    # ------------------------------------------------------------------ operator
+
+    def state(self, account_id: str) -> TradingState | None:
+        """The trading state of ``account_id`` (None: no limits, no risk chain)."""
+        engine = self.engine(account_id)
+        return engine.state if engine is not None else None
+
+    async def halt(self, account_id: str, reason: str = "halted by hand") -> int:
+        """The kill switch: halt the account and cancel every open order; returns cancels sent.
+
+        The halt is written to the account's switch file, so it holds across restarts and in
+        every process watching the same home until ``resume``.
+        """
+        path = switch_path(self.dir, account_id)
+        write_switch(path, HaltSwitch(halted=True, reason=reason, at_ms=self.clock()))
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            self._accounts.pop(account_id, None)  # judged again: the switch now says halted
+            acct = self._account(account_id)
+            assert acct is not None
+        else:
+            acct.switch_stamp = self._stamp(path)
+        acct.engine.halt(reason)
+        return await self._cancel_all(acct)
+
+    async def resume(self, account_id: str, reason: str = "resumed by hand") -> None:
+        """Lift a halt (manual or by loss limits): back to ACTIVE."""
+        path = switch_path(self.dir, account_id)
+        write_switch(path, HaltSwitch(halted=False, reason=reason, at_ms=self.clock()))
+        acct = self._account(account_id)
+        if acct is not None:
+            acct.switch_stamp = self._stamp(path)
+            acct.engine.resume(reason)
+
+    async def _cancel_all(self, acct: _Account) -> int:
+        engine = acct.engine
+        account_id = engine.account_id
+        ids = {k for k in engine.book.open if k > 0}
+        with contextlib.suppress(QmtkitError):
+            reply = await self.inner.request(QueryOrders(account_id, cancelable_only=True))
+            if isinstance(reply, Orders):
+                ids |= {o.order_id for o in reply.items if o.order_status not in _TERMINAL}
+        sent = 0
+        for order_id in sorted(ids):
+            try:
+                await self.inner.request(CancelOrder(account_id=account_id, order_id=order_id))
+            except QmtkitError as exc:
+                log.warning("risk: kill switch could not cancel %d: %s", order_id, exc)
+                continue
+            engine.count_cancel(engine.book.open.get(order_id))
+            sent += 1
+        return sent
+
+    # ------------------------------------------------------------------ journal and polling
+
+    def _emit(self, entry: RiskEntry) -> None:
+        if entry.kind != "refused":
+            log.warning("%s %s: %s", entry.account_id, entry.kind, entry.message)
+        if len(self._pending) < _MAX_PENDING:
+            self._pending.append(entry)
+        else:
+            self._lost += 1
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        if self._lost:
+            last = pending[-1]
+            pending.append(
+                RiskEntry(
+                    at_ms=last.at_ms,
+                    account_id=last.account_id,
+                    kind="flag",
+                    rule="journal",
+                    value=str(self._lost),
+                    message=f"risk journal: {self._lost} entries were not kept (over "
+                    f"{_MAX_PENDING} between two writes)",
+                )
+            )
+            self._lost = 0
+        by_account: dict[str, list[RiskEntry]] = {}
+        for e in pending:
+            by_account.setdefault(e.account_id, []).append(e)
+        for account_id, entries in by_account.items():
+            try:
+                append_entries(journal_path(self.dir, account_id), entries)
+            except JournalLocked:
+                self._pending[:0] = entries  # another writer holds it: next time
+            except OSError as exc:
+                log.error("risk journal of %s not written: %s", account_id, exc)
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    async def _poll_switches(self) -> None:
+        for account_id, acct in list(self._accounts.items()):
+            if acct is None:
+                idle = switch_path(self.dir, account_id)
+                if self._stamp(idle) != self._idle_stamps.get(account_id):
+                    del self._accounts[account_id]  # judged again, switch included
+                    made = self._account(account_id)
+                    if made is not None and made.engine.state is TradingState.HALTED:
+                        await self._cancel_all(made)
+                continue
+            path = switch_path(self.dir, account_id)
+            stamp = self._stamp(path)
+            if stamp == acct.switch_stamp:
+                continue
+            acct.switch_stamp = stamp
+            switch = read_switch(path)
+            if switch is None:
+                continue
+            engine = acct.engine
+            if switch.halted and not (engine.manual and engine.state is TradingState.HALTED):
+                engine.halt(switch.reason)
+                await self._cancel_all(acct)
+            elif not switch.halted and engine.state is not TradingState.ACTIVE:
+                engine.resume(switch.reason)
+
+    def _poll_config(self) -> None:
+        path = self.dir.parent / "risk.toml"
+        stamp = self._stamp(path)
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            config = load_config(self.dir.parent)
+        except InvalidArgument as exc:
+            log.error("risk: %s; keeping the limits in force", exc)
+            return
+        self.reconfigure(config if config is not None else RiskConfig())
+
+    def reconfigure(self, config: RiskConfig) -> None:
+        """Apply new limits to every account now (their books and today's counts are kept)."""
+        self.config = config
+        for account_id, acct in list(self._accounts.items()):
+            limits = config.limits_for(account_id)
+            if acct is None:
+                del self._accounts[account_id]  # judged again on next use
+            elif limits is None:
+                acct.engine.reconfigure(RiskLimits())
+                acct.tune(acct.engine.limits)
+            else:
+                acct.engine.reconfigure(limits)
+                acct.tune(limits)
+
+
+def guard_backend(
+    backend: Backend,
+    risk: RiskConfig | RiskLimits | bool | None,
+    home: str | os.PathLike[str] | None,
+) -> Backend:
+    """``backend`` behind a ``RiskGuard`` if risk limits apply, else ``backend`` itself.
+
+    ``risk``: a ``RiskConfig``; ``RiskLimits`` for every account; ``None`` to read
+    ``<home>/risk.toml`` (and follow its changes); ``False`` for no risk chain.
+    """
+    if risk is False or isinstance(backend, RiskGuard):
+        return backend
+    watch = False
+    if risk is None or risk is True:
+        config = load_config(home)
+        if config is None:
+            # No limits, but once `qmtkit risk` was used here its halt switches must hold.
+            if risk is None and not risk_dir(home).is_dir():
+                return backend
+            config = RiskConfig()
+        watch = True
+    elif isinstance(risk, RiskLimits):
+        config = RiskConfig(default=risk)
+    elif isinstance(risk, RiskConfig):
+        config = risk
+    else:
+        raise InvalidArgument(
+            f"risk must be a RiskConfig, RiskLimits, None (read <home>/risk.toml) or False, "
+            f"got {risk!r}"
+        )
+    return RiskGuard(backend, config, home=home, watch_config=watch)
