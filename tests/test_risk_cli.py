@@ -87,7 +87,7 @@ def test_show_prints_limits_state_and_refusals(
                 new="halted",
                 message="halted by hand",
             ),
-        ],  # fmt: skip
+        ],
     )
     assert risk(tmp_path, "show", ACCT) == 0
     out = capsys.readouterr().out

@@ -52,6 +52,9 @@ from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.options import add_arguments
 from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
 from qmtkit.models import AccountReport, QuoteBatch
+from qmtkit.risk.config import RiskConfig
+from qmtkit.risk.guard import guard_backend
+from qmtkit.risk.limits import RiskLimits
 from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import (
@@ -446,6 +449,7 @@ async def serve(
     max_records: int = DEFAULT_MAX_RECORDS,
     report_cap: int = DEFAULT_REPORT_CAP,
     max_frame: int = MAX_FRAME,
+    risk: RiskConfig | RiskLimits | bool | None = None,
     task_status: TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``backend`` (a Backend or a backend URL) to remote clients until cancelled.
@@ -457,7 +461,9 @@ async def serve(
     ``venue_id``: one holding another venue's reports raises ``JournalMismatch``. Heartbeats go
     out every ``heartbeat`` seconds and a client silent for ``timeout`` (default 3 x heartbeat)
     is dropped. Started with ``await task_group.start(serve, ...)`` it hands back the
-    ``Gateway`` once listening (``gateway.address`` is the bound address).
+    ``Gateway`` once listening (``gateway.address`` is the bound address). ``risk`` puts the
+    pre-trade risk chain at the venue's side, shared by every client (as ``connect``'s
+    ``risk``: ``None`` follows ``<home>/risk.toml``; docs/risk.md).
     """
     if token is None and not insecure_no_token:
         raise InvalidArgument(
@@ -492,6 +498,8 @@ async def serve(
         backend = open_backend(backend)
     elif not isinstance(backend, Backend):
         raise InvalidArgument(f"backend must be a Backend or a backend URL, got {backend!r}")
+    # One risk chain at the venue's side: every client of an account shares its budgets.
+    backend = guard_backend(backend, risk, home)
     if host not in ("127.0.0.1", "localhost", "::1") and tls is None:
         log.warning("gateway: listening on %s without TLS: tokens and orders travel in clear", host)
 

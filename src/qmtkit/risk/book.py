@@ -7,6 +7,8 @@ chain lets them through (under a provisional key until the venue names them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.models import Asset, InstrumentDetail, Order, Position, Trade
 
@@ -106,8 +108,11 @@ class AccountBook:
 
     # ------------------------------------------------------------------ reports
 
-    def on_order(self, order: Order, now_ms: int) -> None:
-        """Fold an order report: a final one ends the resting order, others update its size."""
+    def on_order(self, order: Order, now_ms: int | Callable[[], int]) -> None:
+        """Fold an order report: a final one ends the resting order, others update its size.
+
+        ``now_ms`` (or a clock giving it, asked only if needed) dates an order first seen here.
+        """
         oid = order.order_id
         if order.order_status in _TERMINAL:
             self.done.add(oid)
@@ -116,9 +121,8 @@ class AccountBook:
         left = max(order.order_volume - order.traded_volume, 0)
         o = self.open.get(oid)
         if o is None:
-            self.add_open(
-                oid, order.stock_code, order.order_type == _BUY, order.price, left, now_ms
-            )
+            now = now_ms if isinstance(now_ms, int) else now_ms()
+            self.add_open(oid, order.stock_code, order.order_type == _BUY, order.price, left, now)
         elif left != o.volume:
             self._count(o, left - o.volume)
             o.volume = left

@@ -207,6 +207,8 @@ class RiskEngine:
         cancel_rules.extend(cancel_rates)
         self._order_rules = tuple(order_rules)
         self._cancel_rules = tuple(cancel_rules)
+        # Bound once: the order path calls them without looking each one up.
+        self._order_checks = tuple(r.check for r in order_rules)
         self._order_rates = tuple(order_rates)
         self._cancel_rates = tuple(cancel_rates)
         self._instant_ms = lim.instant_cancel_ms
@@ -241,8 +243,8 @@ class RiskEngine:
             r = self._state_refusal(code, buy, volume)
             if r is not None:
                 return self._refused("order", code, r, now)
-        for rule in self._order_rules:
-            r = rule.check(code, buy, volume, price, book, now)
+        for check in self._order_checks:
+            r = check(code, buy, volume, price, book, now)
             if r is not None:
                 return self._refused("order", code, r, now)
         for rate in self._order_rates:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -81,13 +82,26 @@ _CANCELED = frozenset({int(OrderStatus.CANCELED), int(OrderStatus.PART_CANCEL)})
 _TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
 #: Entries kept in memory between journal writes; beyond it they are counted, not kept.
 _MAX_PENDING = 100_000
-_NO_ENGINE = None
+_UNKNOWN = object()
+_DAY_MS = 86_400_000
+_BEIJING_MS = 8 * 3_600_000
+
+
+def _wall_clock() -> Callable[[], int]:
+    """``wall_ms`` read once, then carried on by the monotonic clock (cheaper per call)."""
+    start, mono = wall_ms(), time.monotonic_ns()
+    monotonic_ns = time.monotonic_ns
+
+    def now() -> int:
+        return start + (monotonic_ns() - mono) // 1_000_000
+
+    return now
 
 
 class _Account:
     """The guard's per-account state: its engine and when its switch file last changed."""
 
-    __slots__ = ("engine", "needs_facts", "needs_marks", "opened", "switch_stamp")
+    __slots__ = ("engine", "fresh_ms", "needs_facts", "needs_marks", "opened", "switch_stamp")
 
     def __init__(self, engine: RiskEngine) -> None:
         self.engine = engine
@@ -95,6 +109,7 @@ class _Account:
         self.opened = False
         self.needs_marks = False
         self.needs_facts = False
+        self.fresh_ms = 0
         self.tune(engine.limits)
 
     def tune(self, lim: RiskLimits) -> None:
@@ -109,6 +124,8 @@ class _Account:
             )
         )
         self.needs_facts = lim.price_within_limits or lim.block_st
+        # A last price older than this is fetched again before an order is judged.
+        self.fresh_ms = lim.mark_max_age_ms // 2
 
 
 class RiskGuard:
@@ -139,7 +156,7 @@ class RiskGuard:
         if clock is None:
             inner_clock = getattr(inner, "clock", None)
             now_ms = getattr(inner_clock, "now_ms", None)
-            clock = now_ms if callable(now_ms) else wall_ms
+            clock = now_ms if callable(now_ms) else _wall_clock()
         self.clock: Callable[[], int] = clock
         self.watch_config = watch_config
         self.poll_seconds = poll_seconds
@@ -246,46 +263,61 @@ class RiskGuard:
 
     async def request(self, req: Request) -> Reply:
         """Judge orders and cancels, then forward; everything else goes straight through."""
-        kind = type(req)
-        if kind is SubmitOrder:
-            return await self._submit(req)  # type: ignore[arg-type]
-        if kind is CancelOrder or kind is CancelOrderSysid:
-            return await self._cancel(req)  # type: ignore[arg-type]
+        if isinstance(req, SubmitOrder):
+            # Inline rather than a helper coroutine: this is every order's path.
+            acct = self._accounts.get(req.account_id, _UNKNOWN)
+            if acct is _UNKNOWN:
+                acct = self._account(req.account_id)
+            if not isinstance(acct, _Account):
+                return await self.inner.request(req)
+            if (acct.needs_facts or acct.needs_marks) and self._stale(acct, req.stock_code):
+                await self._refresh(acct, req.stock_code)
+            verdict = self._judge(acct, req)
+            if not isinstance(verdict, int):
+                return verdict
+            engine = acct.engine
+            try:
+                reply = await self.inner.request(req)
+            except BaseException:
+                engine.placed(verdict, -1)
+                raise
+            engine.placed(verdict, reply.order_id if isinstance(reply, OrderResponse) else -1)
+            return reply
+        if isinstance(req, (CancelOrder, CancelOrderSysid)):
+            return await self._cancel(req)
         reply = await self.inner.request(req)
-        if kind is OpenAccount:
-            await self._prime(req.account_id)  # type: ignore[union-attr]
+        if isinstance(req, OpenAccount):
+            await self._prime(req.account_id)
         return reply
 
-    async def _submit(self, req: SubmitOrder) -> Reply:
-        acct = self._accounts.get(req.account_id, _NO_ENGINE) or self._account(req.account_id)
-        if acct is None:
-            return await self.inner.request(req)
-        engine = acct.engine
-        code = req.stock_code
-        if acct.needs_facts or acct.needs_marks:
-            await self._refresh(acct, code)
+    def _stale(self, acct: _Account, code: str) -> bool:
+        book = acct.engine.book
+        now = self.clock()
+        return (
+            acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
+        ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms)
+
+    @staticmethod
+    def _judge(acct: _Account, req: SubmitOrder) -> OrderResponse | int:
+        """The refusal to answer, or the provisional key of the order let through."""
         price = req.price if req.price_type == _FIX_PRICE else 0.0
-        refusal = engine.check_order(code, req.order_type == _BUY, req.order_volume, price)
-        if refusal is not None:
-            return OrderResponse(
-                account_id=req.account_id,
-                order_id=-1,
-                strategy_name=req.strategy_name,
-                order_remark=req.order_remark,
-                error_msg=refusal.message,
-                seq=req.seq,
-            )
-        key = engine.last_key
-        try:
-            reply = await self.inner.request(req)
-        except BaseException:
-            engine.placed(key, -1)
-            raise
-        engine.placed(key, reply.order_id if isinstance(reply, OrderResponse) else -1)
-        return reply
+        engine = acct.engine
+        refusal = engine.check_order(
+            req.stock_code, req.order_type == _BUY, req.order_volume, price
+        )
+        if refusal is None:
+            return engine.last_key
+        return OrderResponse(
+            account_id=req.account_id,
+            order_id=-1,
+            strategy_name=req.strategy_name,
+            order_remark=req.order_remark,
+            error_msg=refusal.message,
+            seq=req.seq,
+        )
 
     async def _cancel(self, req: CancelOrder | CancelOrderSysid) -> Reply:
-        acct = self._accounts.get(req.account_id, _NO_ENGINE) or self._account(req.account_id)
+        acct = self._account(req.account_id)
         if acct is None:
             return await self.inner.request(req)
         order_id = req.order_id if isinstance(req, CancelOrder) else -1
@@ -312,14 +344,12 @@ class RiskGuard:
                     for detail in reply.items:
                         book.set_facts(detail, beijing_day(now))
                 book.facts_day[code] = beijing_day(now)
-        if acct.needs_marks:
-            stamp = book.mark_ms.get(code)
-            if stamp is None or now - stamp > acct.engine.limits.mark_max_age_ms // 2:
-                with contextlib.suppress(QmtkitError):
-                    reply = await self.inner.request(GetSnapshot([code]))
-                    if isinstance(reply, Snapshots):
-                        for tick in reply.items:
-                            book.set_mark(tick.stock_code, tick.lastPrice, self.clock())
+        if acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms:
+            with contextlib.suppress(QmtkitError):
+                reply = await self.inner.request(GetSnapshot([code]))
+                if isinstance(reply, Snapshots):
+                    for tick in reply.items:
+                        book.set_mark(tick.stock_code, tick.lastPrice, self.clock())
 
     # ------------------------------------------------------------------ events (EventSink)
 
@@ -345,7 +375,7 @@ class RiskGuard:
             item = report.item
             kind = type(item)
             if kind is Order:
-                engine.book.on_order(item, self.clock())  # type: ignore[arg-type]
+                engine.book.on_order(item, self.clock)  # type: ignore[arg-type]
             elif kind is Position:
                 engine.book.on_position(item)  # type: ignore[arg-type]
             elif kind is Asset:

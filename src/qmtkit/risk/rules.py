@@ -159,7 +159,7 @@ class MaxOrderNotional:
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
-        ref = reference_price(code, price, book)
+        ref = price if price > 0 else book.marks.get(code, 0.0)
         if ref <= 0:
             return no_price(code, "max_order_notional")
         notional = ref * volume
@@ -287,11 +287,6 @@ class PositionVolume:
         return None
 
 
-def _position_value(code: str, volume: int, price: float, book: AccountBook) -> float:
-    ref = reference_price(code, price, book)
-    return (book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume) * ref
-
-
 class PositionValue:
     """A buy may not take the value of one code's holding over ``limit`` yuan."""
 
@@ -305,9 +300,10 @@ class PositionValue:
     ) -> Refusal | None:
         if not buy:
             return None
-        if reference_price(code, price, book) <= 0:
+        ref = price if price > 0 else book.marks.get(code, 0.0)
+        if ref <= 0:
             return no_price(code, "max_position_value")
-        value = _position_value(code, volume, price, book)
+        value = (book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume) * ref
         if value > self.limit:
             return refuse(
                 "max_position_value", f"position value ({code}) after the buy", _money(value),
@@ -332,9 +328,11 @@ class PositionShare:
         total = book.total_asset
         if not total or total <= 0:
             return None  # nothing to compare with until the venue tells the totals
-        if reference_price(code, price, book) <= 0:
+        ref = price if price > 0 else book.marks.get(code, 0.0)
+        if ref <= 0:
             return no_price(code, "max_position_share")
-        share = _position_value(code, volume, price, book) / total
+        held = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
+        share = held * ref / total
         if share > self.share + 1e-12:
             return refuse(
                 "max_position_share", f"share of total assets ({code}) after the buy",
@@ -356,7 +354,7 @@ class GrossExposure:
     ) -> Refusal | None:
         if not buy:
             return None
-        ref = reference_price(code, price, book)
+        ref = price if price > 0 else book.marks.get(code, 0.0)
         if ref <= 0:
             return no_price(code, "max_gross_exposure")
         gross = book.market_value + book.open_buy_notional + ref * volume
@@ -456,24 +454,22 @@ class Rate:
 class DayCap:
     """At most ``limit`` requests (orders, cancels or both, per ``counts``) per trading day."""
 
-    __slots__ = ("counts", "flow", "limit", "name", "what")
+    __slots__ = ("cancels", "flow", "limit", "name", "orders", "what")
 
     def __init__(self, name: str, what: str, limit: int, flow: Flow, counts: str) -> None:
         self.name = name
         self.what = what
         self.limit = limit
         self.flow = flow
-        self.counts = counts  # "orders", "cancels" or "actions"
-
-    def _count(self) -> int:
-        f = self.flow
-        c = self.counts
-        return f.orders if c == "orders" else f.cancels if c == "cancels" else f.orders + f.cancels
+        # "orders", "cancels" or "actions" (both)
+        self.orders = counts in ("orders", "actions")
+        self.cancels = counts in ("cancels", "actions")
 
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
-        n = self._count() + 1
+        f = self.flow
+        n = (f.orders if self.orders else 0) + (f.cancels if self.cancels else 0) + 1
         return refuse(self.name, f"{self.what} today", n, self.limit) if n > self.limit else None
 
     def check_cancel(
