@@ -423,3 +423,17 @@ def test_regulatory_preset_stays_under_the_high_frequency_thresholds() -> None:
     e = RiskEngine("acct", reg, Clock())
     sent = sum(e.check_order(CODE, True, 100, 10.0 + i / 1000) is None for i in range(400))
     assert sent == 200
+
+
+def test_a_venue_report_before_the_reply_names_the_provisional_order() -> None:
+    e, _, _ = engine(max_active_orders=2)
+    assert rule(e) is None
+    key = e.last_key
+    report = Order(account_id="acct", stock_code=CODE, order_id=42, order_type=23,
+                   order_volume=100, price_type=11, price=10.0, order_status=50)  # fmt: skip
+    e.book.on_order(report, T0)
+    assert list(e.book.open) == [42]
+    e.placed(key, 42)
+    assert list(e.book.open) == [42] and e.book.open_buy_volume[CODE] == 100
+    assert rule(e, price=9.9) is None
+    assert rule(e, price=9.8) == "max_active_orders"

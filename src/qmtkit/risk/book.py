@@ -82,7 +82,7 @@ class AccountBook:
         """The venue named a provisional order ``new``; a refused one (``new <= 0``) is gone."""
         o = self.open.get(old)
         if o is None:
-            return
+            return  # gone, or a venue report named it first
         if new <= 0 or new in self.open or new in self.done:
             self.remove(old)
             return
@@ -121,11 +121,35 @@ class AccountBook:
         left = max(order.order_volume - order.traded_volume, 0)
         o = self.open.get(oid)
         if o is None:
-            now = now_ms if isinstance(now_ms, int) else now_ms()
-            self.add_open(oid, order.stock_code, order.order_type == _BUY, order.price, left, now)
-        elif left != o.volume:
+            if oid in self.done:
+                return
+            o = self._adopt(order)
+            if o is None:
+                now = now_ms if isinstance(now_ms, int) else now_ms()
+                self.add_open(
+                    oid, order.stock_code, order.order_type == _BUY, order.price, left, now
+                )
+                return
+        if left != o.volume:
             self._count(o, left - o.volume)
             o.volume = left
+
+    def _adopt(self, order: Order) -> OpenOrder | None:
+        """The provisional order a venue's first report names (it may beat the reply)."""
+        mine = self.by_code.get(order.stock_code)
+        if not mine:
+            return None
+        buy = order.order_type == _BUY
+        for key, o in mine.items():
+            if (
+                key < 0
+                and o.buy == buy
+                and o.price == order.price
+                and o.volume == order.order_volume
+            ):
+                self.rekey(key, order.order_id)
+                return o
+        return None
 
     def on_position(self, position: Position) -> None:
         """A holding changed."""

@@ -26,6 +26,7 @@ from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import (
     ActiveOrders,
     Blacklist,
+    Budget,
     CancelRatio,
     DayCap,
     DuplicateOrder,
@@ -33,9 +34,7 @@ from qmtkit.risk.rules import (
     GrossExposure,
     MaxOrderNotional,
     MaxOrderVolume,
-    PositionShare,
-    PositionValue,
-    PositionVolume,
+    PositionLimits,
     PriceBand,
     PriceLimits,
     Rate,
@@ -155,12 +154,16 @@ class RiskEngine:
             order_rules.append(PriceBand(lim.price_band, lim.mark_max_age_ms))
         if lim.self_trade:
             order_rules.append(SelfTrade())
-        if lim.max_position_volume is not None:
-            order_rules.append(PositionVolume(lim.max_position_volume))
-        if lim.max_position_value is not None:
-            order_rules.append(PositionValue(lim.max_position_value))
-        if lim.max_position_share is not None:
-            order_rules.append(PositionShare(lim.max_position_share))
+        if (
+            lim.max_position_volume is not None
+            or lim.max_position_value is not None
+            or lim.max_position_share is not None
+        ):
+            order_rules.append(
+                PositionLimits(
+                    lim.max_position_volume, lim.max_position_value, lim.max_position_share
+                )
+            )
         if lim.max_gross_exposure is not None:
             order_rules.append(GrossExposure(lim.max_gross_exposure))
         if lim.max_active_orders is not None:
@@ -175,22 +178,24 @@ class RiskEngine:
                 CancelRatio(lim.max_cancel_ratio, lim.cancel_ratio_min_orders, flow)
             )
         # Counting rules come last, so a request refused for another reason spends no budget.
+        order_caps: list[DayCap] = []
+        cancel_caps: list[DayCap] = []
         order_rates: list[Rate] = []
         cancel_rates: list[Rate] = []
         if lim.max_orders_per_day is not None:
-            order_rules.append(
+            order_caps.append(
                 DayCap("max_orders_per_day", "orders", lim.max_orders_per_day, flow, "orders")
             )
         if lim.max_cancels_per_day is not None:
-            cancel_rules.append(
+            cancel_caps.append(
                 DayCap("max_cancels_per_day", "cancels", lim.max_cancels_per_day, flow, "cancels")
             )
         if lim.max_actions_per_day is not None:
             cap = DayCap(
                 "max_actions_per_day", "orders+cancels", lim.max_actions_per_day, flow, "actions"
             )
-            order_rules.append(cap)
-            cancel_rules.append(cap)
+            order_caps.append(cap)
+            cancel_caps.append(cap)
         if lim.max_orders_per_second is not None:
             order_rates.append(
                 Rate("max_orders_per_second", "orders", lim.max_orders_per_second, now)
@@ -203,14 +208,24 @@ class RiskEngine:
             both = Rate("max_actions_per_second", "orders+cancels", lim.max_actions_per_second, now)
             order_rates.append(both)
             cancel_rates.append(both)
-        order_rules.extend(order_rates)
-        cancel_rules.extend(cancel_rates)
+        self._order_budget = (
+            Budget(flow, order_caps, order_rates) if order_caps or order_rates else None
+        )
+        self._cancel_budget = (
+            Budget(flow, cancel_caps, cancel_rates) if cancel_caps or cancel_rates else None
+        )
+        if self._order_budget is not None:
+            order_rules.append(self._order_budget)
+        if self._cancel_budget is not None:
+            cancel_rules.append(self._cancel_budget)
         self._order_rules = tuple(order_rules)
         self._cancel_rules = tuple(cancel_rules)
         # Bound once: the order path calls them without looking each one up.
         self._order_checks = tuple(r.check for r in order_rules)
-        self._order_rates = tuple(order_rates)
-        self._cancel_rates = tuple(cancel_rates)
+        self._named = [
+            *(r.name for r in order_caps + cancel_caps),
+            *(r.name for r in order_rates + cancel_rates),
+        ]
         self._instant_ms = lim.instant_cancel_ms
         self._instant_max = lim.max_instant_cancels_per_day
 
@@ -225,7 +240,8 @@ class RiskEngine:
         """The names of the rules in force, in the order they judge."""
         seen: list[object] = list(self._order_rules)
         seen += [r for r in self._cancel_rules if all(r is not s for s in seen)]
-        return [getattr(r, "name", type(r).__name__) for r in seen]
+        names = [type(r).__name__ for r in seen if not isinstance(r, Budget)]
+        return names + list(dict.fromkeys(self._named))
 
     # ------------------------------------------------------------------ requests
 
@@ -247,8 +263,8 @@ class RiskEngine:
             r = check(code, buy, volume, price, book, now)
             if r is not None:
                 return self._refused("order", code, r, now)
-        for rate in self._order_rates:
-            rate.take()
+        if self._order_budget is not None:
+            self._order_budget.take()
         if self._dup is not None:
             self._dup.commit(code, buy, volume, price, now)
         self.flow.orders += 1
@@ -276,8 +292,8 @@ class RiskEngine:
             r = rule.check_cancel(o, book, now)
             if r is not None:
                 return self._refused("cancel", o.code if o is not None else "", r, now)
-        for rate in self._cancel_rates:
-            rate.take()
+        if self._cancel_budget is not None:
+            self._cancel_budget.take()
         self.count_cancel(o, now)
         return None
 

@@ -371,20 +371,19 @@ class RiskGuard:
         """Fold an account report into the account's book, then pass it on."""
         acct = self._accounts.get(report.account_id)
         if acct is not None:
-            engine = acct.engine
             item = report.item
-            kind = type(item)
-            if kind is Order:
-                engine.book.on_order(item, self.clock)  # type: ignore[arg-type]
-            elif kind is Position:
-                engine.book.on_position(item)  # type: ignore[arg-type]
-            elif kind is Asset:
-                engine.book.on_asset(item)  # type: ignore[arg-type]
-                engine.observe_asset(item.total_asset)  # type: ignore[union-attr]
-            elif kind is Trade:
-                engine.book.on_trade(item, self.clock())  # type: ignore[arg-type]
-        if self._sink is not None:
-            self._sink.on_report(report)
+            if isinstance(item, Order):
+                acct.engine.book.on_order(item, self.clock)
+            elif isinstance(item, Trade):
+                acct.engine.book.on_trade(item, self.clock())
+            elif isinstance(item, Position):
+                acct.engine.book.on_position(item)
+            elif isinstance(item, Asset):
+                acct.engine.book.on_asset(item)
+                acct.engine.observe_asset(item.total_asset)
+        sink = self._sink
+        if sink is not None:
+            sink.on_report(report)
 
     def on_connection(self, state: ConnectionState) -> None:
         """Pass a connection change on."""

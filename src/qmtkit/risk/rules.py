@@ -17,6 +17,7 @@ from qmtkit.risk.refusal import Refusal, refuse
 __all__ = [
     "ActiveOrders",
     "Blacklist",
+    "Budget",
     "CancelRatio",
     "DayCap",
     "DuplicateOrder",
@@ -24,9 +25,7 @@ __all__ = [
     "GrossExposure",
     "MaxOrderNotional",
     "MaxOrderVolume",
-    "PositionShare",
-    "PositionValue",
-    "PositionVolume",
+    "PositionLimits",
     "PriceBand",
     "PriceLimits",
     "Rate",
@@ -266,58 +265,18 @@ class SelfTrade:
         return None
 
 
-class PositionVolume:
-    """A buy may not take the holding (with resting buys) of one code over ``limit`` shares."""
+class PositionLimits:
+    """A buy may not take one code's holding, with resting buys, over ``volume`` shares,
+    ``value`` yuan (at the order's price, else the last price) or ``share`` of total assets.
 
-    __slots__ = ("limit",)
+    One object for the three limits: they share the holding they judge.
+    """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    __slots__ = ("share", "value", "volume")
 
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        if not buy:
-            return None
-        after = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
-        if after > self.limit:
-            return refuse(
-                "max_position_volume", f"position ({code}) after the buy", after, self.limit
-            )
-        return None
-
-
-class PositionValue:
-    """A buy may not take the value of one code's holding over ``limit`` yuan."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        if not buy:
-            return None
-        ref = price if price > 0 else book.marks.get(code, 0.0)
-        if ref <= 0:
-            return no_price(code, "max_position_value")
-        value = (book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume) * ref
-        if value > self.limit:
-            return refuse(
-                "max_position_value", f"position value ({code}) after the buy", _money(value),
-                _money(self.limit),
-            )  # fmt: skip
-        return None
-
-
-class PositionShare:
-    """A buy may not take one code's holding over ``share`` of the account's total assets."""
-
-    __slots__ = ("share",)
-
-    def __init__(self, share: float) -> None:
+    def __init__(self, volume: int | None, value: float | None, share: float | None) -> None:
+        self.volume = volume
+        self.value = value
         self.share = share
 
     def check(
@@ -325,19 +284,31 @@ class PositionShare:
     ) -> Refusal | None:
         if not buy:
             return None
-        total = book.total_asset
-        if not total or total <= 0:
-            return None  # nothing to compare with until the venue tells the totals
+        held = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
+        if self.volume is not None and held > self.volume:
+            return refuse(
+                "max_position_volume", f"position ({code}) after the buy", held, self.volume
+            )
+        if self.value is None and self.share is None:
+            return None
         ref = price if price > 0 else book.marks.get(code, 0.0)
         if ref <= 0:
-            return no_price(code, "max_position_share")
-        held = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
-        share = held * ref / total
-        if share > self.share + 1e-12:
+            rule = "max_position_value" if self.value is not None else "max_position_share"
+            return no_price(code, rule)
+        value = held * ref
+        if self.value is not None and value > self.value:
             return refuse(
-                "max_position_share", f"share of total assets ({code}) after the buy",
-                f"{share:.2%}", f"{self.share:.2%}",
+                "max_position_value", f"position value ({code}) after the buy", _money(value),
+                _money(self.value),
             )  # fmt: skip
+        total = book.total_asset
+        if self.share is not None and total:
+            share = value / total
+            if share > self.share + 1e-12:
+                return refuse(
+                    "max_position_share", f"share of total assets ({code}) after the buy",
+                    f"{share:.2%}", f"{self.share:.2%}",
+                )  # fmt: skip
         return None
 
 
@@ -476,6 +447,47 @@ class DayCap:
         self, order: OpenOrder | None, book: AccountBook, now_ms: int
     ) -> Refusal | None:
         return self.check("", False, 0, 0.0, book, now_ms)
+
+
+class Budget:
+    """The per-day caps and per-second buckets one kind of request (orders or cancels) spends.
+
+    One object per kind, so a request pays one call for all of its budgets.
+    """
+
+    __slots__ = ("caps", "flow", "rates")
+
+    def __init__(self, flow: Flow, caps: list[DayCap], rates: list[Rate]) -> None:
+        self.flow = flow
+        self.caps = tuple(caps)
+        self.rates = tuple(rates)
+
+    def judge(self, now_ms: int) -> Refusal | None:
+        """The first budget this request would overrun, or None."""
+        f = self.flow
+        for cap in self.caps:
+            n = (f.orders if cap.orders else 0) + (f.cancels if cap.cancels else 0) + 1
+            if n > cap.limit:
+                return refuse(cap.name, f"{cap.what} today", n, cap.limit)
+        for rate in self.rates:
+            if not rate.bucket.ready(now_ms):
+                return rate._judge(now_ms)
+        return None
+
+    def check(
+        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        return self.judge(now_ms)
+
+    def check_cancel(
+        self, order: OpenOrder | None, book: AccountBook, now_ms: int
+    ) -> Refusal | None:
+        return self.judge(now_ms)
+
+    def take(self) -> None:
+        """Spend one token of every bucket (after ``judge`` let the request through)."""
+        for rate in self.rates:
+            rate.bucket.tokens -= 1.0
 
 
 class CancelRatio:
