@@ -31,6 +31,7 @@ ORDER = [
     "bench_export.py",
     "bench_compat.py",
     "bench_gateway.py",
+    "bench_risk.py",
 ]
 TITLES = {
     "bench_core.py": "Async core: quote fan-out and in-process order round trip",
@@ -39,6 +40,7 @@ TITLES = {
     "bench_export.py": "Parquet export of the cache beside DuckDB",
     "bench_compat.py": "xtquant shim overhead",
     "bench_gateway.py": "Gateway over loopback",
+    "bench_risk.py": "Risk chain: order round trip with every rule on",
 }
 
 

@@ -27,6 +27,9 @@ from qmtkit.constants import OrderType, PriceType
 from qmtkit.errors import InvalidArgument
 from qmtkit.messages import SubmitOrder
 from qmtkit.models import OrderResponse
+from qmtkit.risk.config import RiskConfig
+from qmtkit.risk.guard import RiskGuard
+from qmtkit.risk.limits import RiskLimits
 
 Strategy = Callable[[Client, Account], Awaitable[None]]
 ProgressFn = Callable[[int, int, int], None]
@@ -35,9 +38,12 @@ ProgressFn = Callable[[int, int, int], None]
 class BarContext:
     """What a cross-sectional callback trades through: one account of the backtest's broker."""
 
-    def __init__(self, backend: ReplayBackend, account_id: str) -> None:
+    def __init__(
+        self, backend: ReplayBackend, account_id: str, risk: RiskGuard | None = None
+    ) -> None:
         self._backend = backend
         self.account_id = account_id
+        self._risk = risk
 
     def now(self) -> int:
         """The virtual time, Unix ms."""
@@ -70,6 +76,9 @@ class BarContext:
     ) -> OrderResponse:
         """Place one order (``side``: ``OrderType.STOCK_BUY``/``STOCK_SELL``) through the broker."""
         req = SubmitOrder(self.account_id, code, side, volume, price_type, price)
+        if self._risk is not None:
+            # The same risk chain as the client's orders (docs/risk.md).
+            return self._risk.submit_now(req, self._backend.submit_now)
         return self._backend.submit_now(req)
 
     def buy(self, code: str, volume: int, price: float) -> OrderResponse:
@@ -90,11 +99,14 @@ async def run_backtest(
     progress: ProgressFn | None = None,
     home: str | Path | None = None,
     backend_hook: Callable[[ReplayBackend], None] | None = None,
+    risk: RiskConfig | RiskLimits | bool | None = None,
 ) -> BacktestResult:
     """Replay ``spec`` (a ``BacktestSpec`` or a ``backtest://`` URL) and return the result.
 
     ``progress(step, steps, day)`` is called after each step; ``backend_hook`` gets the
     ``ReplayBackend`` before it opens (to watch it, or to register more callbacks).
+    ``risk`` is ``connect``'s: the pre-trade risk chain judges both forms' orders as it would
+    live (``None``: ``<home>/risk.toml`` if any), and its refusals are in the result's orders.
     """
     if isinstance(spec, str):
         spec = BacktestSpec.from_url(spec)
@@ -112,10 +124,10 @@ async def run_backtest(
         backend.on_progress(progress)
     if backend_hook is not None:
         backend_hook(backend)
-    async with connect(backend=backend, home=spec.home) as qk:
+    async with connect(backend=backend, home=spec.home, risk=risk) as qk:
         acct = await qk.account(account)
         if on_bars is not None:
-            ctx = BarContext(backend, account)
+            ctx = BarContext(backend, account, qk.risk)
             callback = on_bars
 
             def call(frame: pl.DataFrame) -> Awaitable[None] | None:

@@ -69,14 +69,26 @@ class AccountBook:
         unit = price if price > 0 else self.marks.get(code, 0.0)
         o = OpenOrder(key, code, buy, price, volume, now_ms, unit)
         self.open[key] = o
-        self.by_code.setdefault(code, {})[key] = o
-        self._count(o, volume)
+        codes = self.by_code.get(code)
+        if codes is None:
+            self.by_code[code] = {key: o}
+        else:
+            codes[key] = o
+        # The side totals are kept inline here and in remove(): this is every order's path.
+        if buy:
+            self.open_buy_volume[code] = self.open_buy_volume.get(code, 0) + volume
+            self.open_buy_notional += volume * unit
+        else:
+            self.open_sell_volume[code] = self.open_sell_volume.get(code, 0) + volume
 
-    def _count(self, o: OpenOrder, delta: int) -> None:
-        side = self.open_buy_volume if o.buy else self.open_sell_volume
-        side[o.code] = side.get(o.code, 0) + delta
+    def _resize(self, o: OpenOrder, left: int) -> None:
+        delta = left - o.volume
+        o.volume = left
         if o.buy:
+            self.open_buy_volume[o.code] = self.open_buy_volume.get(o.code, 0) + delta
             self.open_buy_notional += delta * o.unit
+        else:
+            self.open_sell_volume[o.code] = self.open_sell_volume.get(o.code, 0) + delta
 
     def rekey(self, old: int, new: int) -> None:
         """The venue named a provisional order ``new``; a refused one (``new <= 0``) is gone."""
@@ -98,12 +110,17 @@ class AccountBook:
         o = self.open.pop(key, None)
         if o is None:
             return None
-        codes = self.by_code.get(o.code)
+        code = o.code
+        codes = self.by_code.get(code)
         if codes is not None:
             codes.pop(key, None)
             if not codes:
-                del self.by_code[o.code]
-        self._count(o, -o.volume)
+                del self.by_code[code]
+        if o.buy:
+            self.open_buy_volume[code] -= o.volume
+            self.open_buy_notional -= o.volume * o.unit
+        else:
+            self.open_sell_volume[code] -= o.volume
         return o
 
     # ------------------------------------------------------------------ reports
@@ -116,9 +133,10 @@ class AccountBook:
         oid = order.order_id
         if order.order_status in _TERMINAL:
             self.done.add(oid)
-            self.remove(oid)
+            if oid in self.open:
+                self.remove(oid)
             return
-        left = max(order.order_volume - order.traded_volume, 0)
+        left = order.order_volume - order.traded_volume
         o = self.open.get(oid)
         if o is None:
             if oid in self.done:
@@ -131,8 +149,7 @@ class AccountBook:
                 )
                 return
         if left != o.volume:
-            self._count(o, left - o.volume)
-            o.volume = left
+            self._resize(o, left if left > 0 else 0)
 
     def _adopt(self, order: Order) -> OpenOrder | None:
         """The provisional order a venue's first report names (it may beat the reply)."""
@@ -147,7 +164,12 @@ class AccountBook:
                 and o.price == order.price
                 and o.volume == order.order_volume
             ):
-                self.rekey(key, order.order_id)
+                oid = order.order_id
+                del self.open[key]
+                del mine[key]
+                o.key = oid
+                self.open[oid] = o
+                mine[oid] = o
                 return o
         return None
 

@@ -24,22 +24,18 @@ from qmtkit.risk.book import AccountBook, OpenOrder
 from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import (
-    ActiveOrders,
-    Blacklist,
+    AccountLimits,
     Budget,
     CancelRatio,
+    CodeFilter,
     DayCap,
     DuplicateOrder,
     Flow,
-    GrossExposure,
-    MaxOrderNotional,
-    MaxOrderVolume,
+    OrderSize,
     PositionLimits,
-    PriceBand,
-    PriceLimits,
+    PriceRule,
     Rate,
     SelfTrade,
-    StFilter,
 )
 
 __all__ = ["RiskEngine", "RiskEntry", "TradingState"]
@@ -66,6 +62,7 @@ class TradingState(str, Enum):
     HALTED = "halted"
 
 
+_ACTIVE = TradingState.ACTIVE
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
@@ -128,7 +125,9 @@ class RiskEngine:
         self.day_start_asset: float | None = None
         self.peak_asset: float | None = None
         self.refusals: dict[str, int] = {}
-        self._provisional = 0
+        #: The provisional key of the order ``check_order`` let through last (keys go down
+        #: from -1; the venue's ids are positive).
+        self.last_key = 0
         now = clock()
         self._day_end = next_midnight(now)
         self.limits = limits
@@ -140,18 +139,14 @@ class RiskEngine:
         flow = self.flow
         order_rules: list[_OrderRule] = []
         cancel_rules: list[_CancelRule] = []
-        if lim.blacklist:
-            order_rules.append(Blacklist(lim.blacklist))
-        if lim.block_st:
-            order_rules.append(StFilter())
-        if lim.max_order_volume is not None:
-            order_rules.append(MaxOrderVolume(lim.max_order_volume))
-        if lim.max_order_notional is not None:
-            order_rules.append(MaxOrderNotional(lim.max_order_notional))
-        if lim.price_within_limits:
-            order_rules.append(PriceLimits())
-        if lim.price_band is not None:
-            order_rules.append(PriceBand(lim.price_band, lim.mark_max_age_ms))
+        if lim.blacklist or lim.block_st:
+            order_rules.append(CodeFilter(lim.blacklist, lim.block_st))
+        if lim.max_order_volume is not None or lim.max_order_notional is not None:
+            order_rules.append(OrderSize(lim.max_order_volume, lim.max_order_notional))
+        if lim.price_within_limits or lim.price_band is not None:
+            order_rules.append(
+                PriceRule(lim.price_band, lim.mark_max_age_ms, lim.price_within_limits)
+            )
         if lim.self_trade:
             order_rules.append(SelfTrade())
         if (
@@ -164,10 +159,8 @@ class RiskEngine:
                     lim.max_position_volume, lim.max_position_value, lim.max_position_share
                 )
             )
-        if lim.max_gross_exposure is not None:
-            order_rules.append(GrossExposure(lim.max_gross_exposure))
-        if lim.max_active_orders is not None:
-            order_rules.append(ActiveOrders(lim.max_active_orders))
+        if lim.max_gross_exposure is not None or lim.max_active_orders is not None:
+            order_rules.append(AccountLimits(lim.max_gross_exposure, lim.max_active_orders))
         self._dup = (
             DuplicateOrder(lim.duplicate_window_ms) if lim.duplicate_window_ms is not None else None
         )
@@ -245,17 +238,20 @@ class RiskEngine:
 
     # ------------------------------------------------------------------ requests
 
-    def check_order(self, code: str, buy: bool, volume: int, price: float) -> Refusal | None:
+    def check_order(
+        self, code: str, buy: bool, volume: int, price: float, now: int | None = None
+    ) -> Refusal | None:
         """Judge an order (``price`` 0 for a market order); None lets it through and counts it.
 
         A let-through order rests in the book under a provisional key (``last_key``) until
-        ``placed`` names it.
+        ``placed`` names it. ``now`` is the clock's time if the caller has just read it.
         """
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         if now >= self._day_end:
             self._new_day(now)
         book = self.book
-        if self.state is not TradingState.ACTIVE:
+        if self.state is not _ACTIVE:
             r = self._state_refusal(code, buy, volume)
             if r is not None:
                 return self._refused("order", code, r, now)
@@ -268,14 +264,9 @@ class RiskEngine:
         if self._dup is not None:
             self._dup.commit(code, buy, volume, price, now)
         self.flow.orders += 1
-        self._provisional -= 1
-        book.add_open(self._provisional, code, buy, price, volume, now)
+        key = self.last_key = self.last_key - 1
+        book.add_open(key, code, buy, price, volume, now)
         return None
-
-    @property
-    def last_key(self) -> int:
-        """The provisional key of the order ``check_order`` let through last."""
-        return self._provisional
 
     def placed(self, key: int, order_id: int) -> None:
         """The venue answered a let-through order: ``order_id`` (<= 0: the venue refused it)."""

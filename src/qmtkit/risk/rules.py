@@ -15,22 +15,18 @@ from qmtkit.risk.book import AccountBook, OpenOrder
 from qmtkit.risk.refusal import Refusal, refuse
 
 __all__ = [
-    "ActiveOrders",
-    "Blacklist",
+    "AccountLimits",
     "Budget",
     "CancelRatio",
+    "CodeFilter",
     "DayCap",
     "DuplicateOrder",
     "Flow",
-    "GrossExposure",
-    "MaxOrderNotional",
-    "MaxOrderVolume",
+    "OrderSize",
     "PositionLimits",
-    "PriceBand",
-    "PriceLimits",
+    "PriceRule",
     "Rate",
     "SelfTrade",
-    "StFilter",
     "TokenBucket",
     "reference_price",
 ]
@@ -92,36 +88,26 @@ class TokenBucket:
 # --------------------------------------------------------------------------- orders
 
 
-class Blacklist:
-    """Codes that may not be traded at all."""
+class CodeFilter:
+    """No order of a blacklisted code; no buy of an ST/*ST name if ``block_st``."""
 
-    __slots__ = ("codes",)
+    __slots__ = ("blacklist", "block_st")
 
-    def __init__(self, codes: frozenset[str]) -> None:
-        self.codes = codes
+    def __init__(self, blacklist: frozenset[str], block_st: bool) -> None:
+        self.blacklist = blacklist
+        self.block_st = block_st
 
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
-        if code in self.codes:
+        if code in self.blacklist:
             return Refusal(
                 rule="blacklist",
                 limit="not blacklisted",
                 value=code,
                 message=f"risk:blacklist: {code} is on the account's blacklist",
             )
-        return None
-
-
-class StFilter:
-    """No buying ST/*ST names (the venue's reference data says which)."""
-
-    __slots__ = ()
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        if buy and code in book.st:
+        if self.block_st and buy and code in book.st:
             return Refusal(
                 rule="st",
                 limit="no ST buys",
@@ -131,41 +117,31 @@ class StFilter:
         return None
 
 
-class MaxOrderVolume:
-    """At most ``limit`` shares per order."""
+class OrderSize:
+    """At most ``volume`` shares and ``notional`` yuan per order (a market order valued at the
+    last price); either may be None."""
 
-    __slots__ = ("limit",)
+    __slots__ = ("notional", "volume")
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        if volume > self.limit:
-            return refuse("max_order_volume", f"order volume ({code})", volume, self.limit)
-        return None
-
-
-class MaxOrderNotional:
-    """At most ``limit`` yuan per order (a market order valued at the last price)."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
+    def __init__(self, volume: int | None, notional: float | None) -> None:
+        self.volume = volume
+        self.notional = notional
 
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
+        if self.volume is not None and volume > self.volume:
+            return refuse("max_order_volume", f"order volume ({code})", volume, self.volume)
+        if self.notional is None:
+            return None
         ref = price if price > 0 else book.marks.get(code, 0.0)
         if ref <= 0:
             return no_price(code, "max_order_notional")
         notional = ref * volume
-        if notional > self.limit:
+        if notional > self.notional:
             return refuse(
                 "max_order_notional", f"order notional ({code})", _money(notional),
-                _money(self.limit),
+                _money(self.notional),
             )  # fmt: skip
         return None
 
@@ -181,55 +157,51 @@ def no_price(code: str, rule: str) -> Refusal:
     )
 
 
-class PriceBand:
-    """A limit price at most ``band`` (a fraction) away from a fresh last price."""
+class PriceRule:
+    """A limit price inside the day's limits (``within_limits``, when the venue publishes
+    them) and at most ``band`` (a fraction) away from a fresh last price (``band`` not None).
 
-    __slots__ = ("band", "max_age")
+    Market orders take the market's price and are left alone.
+    """
 
-    def __init__(self, band: float, max_age_ms: int) -> None:
+    __slots__ = ("band", "max_age", "within_limits")
+
+    def __init__(self, band: float | None, max_age_ms: int, within_limits: bool) -> None:
         self.band = band
         self.max_age = max_age_ms
+        self.within_limits = within_limits
 
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
         if price <= 0:
-            return None  # a market order takes the market's price
+            return None
+        if self.within_limits:
+            lim = book.day_limits.get(code)
+            if lim is not None:
+                low, high = lim
+                if price > high + 1e-9:
+                    return refuse("price_limits", f"price ({code})", price, f"the limit-up {high}")
+                if price < low - 1e-9:
+                    return Refusal(
+                        rule="price_limits",
+                        limit=f"{low}",
+                        value=f"{price}",
+                        message=f"risk:price_limits: price ({code}) {price} is under the "
+                        f"limit-down {low}",
+                    )
+        band = self.band
+        if band is None:
+            return None
         mark = book.marks.get(code)
         if mark is None or now_ms - book.mark_ms.get(code, now_ms) > self.max_age:
             return no_price(code, "price_band")
         away = abs(price - mark) / mark
-        if away > self.band + 1e-12:
+        if away > band + 1e-12:
             return refuse(
                 "price_band", f"distance of {price} from the last price {mark} ({code})",
-                f"{away:.2%}", f"{self.band:.2%}",
+                f"{away:.2%}", f"{band:.2%}",
             )  # fmt: skip
-        return None
-
-
-class PriceLimits:
-    """A limit price inside the day's price limits (when the venue publishes them)."""
-
-    __slots__ = ()
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        if price <= 0:
-            return None
-        lim = book.day_limits.get(code)
-        if lim is None:
-            return None
-        low, high = lim
-        if price > high + 1e-9:
-            return refuse("price_limits", f"price ({code})", price, f"the limit-up {high}")
-        if price < low - 1e-9:
-            return Refusal(
-                rule="price_limits",
-                limit=f"{low}",
-                value=f"{price}",
-                message=f"risk:price_limits: price ({code}) {price} is under the limit-down {low}",
-            )
         return None
 
 
@@ -312,45 +284,34 @@ class PositionLimits:
         return None
 
 
-class GrossExposure:
-    """A buy may not take holdings plus resting buys over ``limit`` yuan."""
+class AccountLimits:
+    """A buy may not take holdings plus resting buys over ``gross`` yuan; no order may make
+    more than ``active`` resting orders (either may be None)."""
 
-    __slots__ = ("limit",)
+    __slots__ = ("active", "gross")
 
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
+    def __init__(self, gross: float | None, active: int | None) -> None:
+        self.gross = gross
+        self.active = active
 
     def check(
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
-        if not buy:
+        if self.active is not None:
+            n = len(book.open) + 1
+            if n > self.active:
+                return refuse("max_active_orders", "resting orders with this one", n, self.active)
+        if self.gross is None or not buy:
             return None
         ref = price if price > 0 else book.marks.get(code, 0.0)
         if ref <= 0:
             return no_price(code, "max_gross_exposure")
         gross = book.market_value + book.open_buy_notional + ref * volume
-        if gross > self.limit:
+        if gross > self.gross:
             return refuse(
                 "max_gross_exposure", "gross exposure after the buy", _money(gross),
-                _money(self.limit),
+                _money(self.gross),
             )  # fmt: skip
-        return None
-
-
-class ActiveOrders:
-    """At most ``limit`` orders resting at once."""
-
-    __slots__ = ("limit",)
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        n = len(book.open) + 1
-        if n > self.limit:
-            return refuse("max_active_orders", "resting orders with this one", n, self.limit)
         return None
 
 

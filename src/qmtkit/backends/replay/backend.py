@@ -715,6 +715,10 @@ class ReplayBackend:
                 )
         raise InvalidArgument(f"a backtest does not understand request {req!r}")
 
+    def record_refusal(self, req: SubmitOrder, message: str) -> None:
+        """List an order the risk chain refused (it never reaches the broker) in the result."""
+        self.recorder.on_refusal(req, message, self.clock.now_ms())
+
     def submit_now(self, req: SubmitOrder) -> OrderResponse:
         """Place an order at the virtual now without a round trip (the fast form's path)."""
         return self._submit(req, self.clock.now_ms())

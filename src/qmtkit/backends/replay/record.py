@@ -14,11 +14,13 @@ from typing import Any, Final
 
 import polars as pl
 
-from qmtkit.constants import OrderType
+from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
+from qmtkit.messages import SubmitOrder
 from qmtkit.models import AccountReport, Asset, Order, OrderError, Position, Trade
 
 _BUY: Final = int(OrderType.STOCK_BUY)
+_JUNK: Final = int(OrderStatus.JUNK)
 _BEIJING_MS: Final = 8 * 3_600_000
 TIME: Final = pl.Datetime("ms")
 
@@ -101,6 +103,7 @@ class Recorder:
     def __init__(self) -> None:
         self._books: dict[str, _Book] = {}
         self._cancels: list[tuple[Any, ...]] = []
+        self._refused = 0
 
     @property
     def accounts(self) -> list[str]:
@@ -154,6 +157,29 @@ class Recorder:
                     item.commission,
                 )
             )
+
+    def on_refusal(self, req: SubmitOrder, message: str, now_ms: int) -> None:
+        """Note an order the risk chain refused before it reached the broker.
+
+        It is listed with the other orders, junk (57) with ``message`` as its error, under an
+        id of its own below zero (it never got a venue id).
+        """
+        self._refused += 1
+        oid = -self._refused
+        self._book(req.account_id).orders[oid] = [
+            local_ms(now_ms),
+            oid,
+            req.stock_code,
+            "buy" if req.order_type == _BUY else "sell",
+            req.price,
+            req.order_volume,
+            req.price_type,
+            _JUNK,
+            0,
+            0.0,
+            message,
+            req.strategy_name,
+        ]
 
     def on_cancel(self, now_ms: int, order_id: int, code: str, ok: bool) -> None:
         """Note one cancel request and whether it was accepted."""
