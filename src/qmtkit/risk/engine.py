@@ -177,15 +177,15 @@ class RiskEngine:
         cancel_rates: list[Rate] = []
         if lim.max_orders_per_day is not None:
             order_caps.append(
-                DayCap("max_orders_per_day", "orders", lim.max_orders_per_day, flow, "orders")
+                DayCap("max_orders_per_day", "orders", lim.max_orders_per_day, "orders")
             )
         if lim.max_cancels_per_day is not None:
             cancel_caps.append(
-                DayCap("max_cancels_per_day", "cancels", lim.max_cancels_per_day, flow, "cancels")
+                DayCap("max_cancels_per_day", "cancels", lim.max_cancels_per_day, "cancels")
             )
         if lim.max_actions_per_day is not None:
             cap = DayCap(
-                "max_actions_per_day", "orders+cancels", lim.max_actions_per_day, flow, "actions"
+                "max_actions_per_day", "orders+cancels", lim.max_actions_per_day, "actions"
             )
             order_caps.append(cap)
             cancel_caps.append(cap)

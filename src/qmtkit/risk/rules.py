@@ -28,17 +28,11 @@ __all__ = [
     "Rate",
     "SelfTrade",
     "TokenBucket",
-    "reference_price",
 ]
 
 
 def _money(v: float) -> str:
     return f"{v:,.2f}"
-
-
-def reference_price(code: str, price: float, book: AccountBook) -> float:
-    """The price an order is valued at: its limit price, else the code's last price (or 0)."""
-    return price if price > 0 else book.marks.get(code, 0.0)
 
 
 class Flow:
@@ -74,10 +68,6 @@ class TokenBucket:
             self.tokens = t if t < self.capacity else self.capacity
             self.stamp = now_ms
         return self.tokens >= 1.0
-
-    def take(self) -> None:
-        """Spend one token (after ``ready`` said there was one)."""
-        self.tokens -= 1.0
 
     @property
     def used(self) -> int:
@@ -353,7 +343,10 @@ class DuplicateOrder:
 
 
 class Rate:
-    """At most ``per_second`` requests per second (a token bucket), of orders, cancels or both."""
+    """At most ``per_second`` requests per second (a token bucket), of orders, cancels or both.
+
+    Judged by the ``Budget`` it belongs to.
+    """
 
     __slots__ = ("bucket", "limit", "name", "what")
 
@@ -363,51 +356,29 @@ class Rate:
         self.limit = per_second
         self.bucket = TokenBucket(per_second, now_ms)
 
-    def _judge(self, now_ms: int) -> Refusal | None:
+    def judge(self, now_ms: int) -> Refusal | None:
+        """None if a token is there at ``now_ms``, else the refusal."""
         if self.bucket.ready(now_ms):
             return None
         limit = int(self.limit) if float(self.limit).is_integer() else self.limit
         return refuse(self.name, f"{self.what} in one second", self.bucket.used + 1, limit)
 
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        return self._judge(now_ms)
-
-    def check_cancel(
-        self, order: OpenOrder | None, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        return self._judge(now_ms)
-
-    def take(self) -> None:
-        self.bucket.take()
-
 
 class DayCap:
-    """At most ``limit`` requests (orders, cancels or both, per ``counts``) per trading day."""
+    """At most ``limit`` requests (orders, cancels or both, per ``counts``) per trading day.
 
-    __slots__ = ("cancels", "flow", "limit", "name", "orders", "what")
+    Judged by the ``Budget`` it belongs to, on the day's counts in ``flow``.
+    """
 
-    def __init__(self, name: str, what: str, limit: int, flow: Flow, counts: str) -> None:
+    __slots__ = ("cancels", "limit", "name", "orders", "what")
+
+    def __init__(self, name: str, what: str, limit: int, counts: str) -> None:
         self.name = name
         self.what = what
         self.limit = limit
-        self.flow = flow
         # "orders", "cancels" or "actions" (both)
         self.orders = counts in ("orders", "actions")
         self.cancels = counts in ("cancels", "actions")
-
-    def check(
-        self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        f = self.flow
-        n = (f.orders if self.orders else 0) + (f.cancels if self.cancels else 0) + 1
-        return refuse(self.name, f"{self.what} today", n, self.limit) if n > self.limit else None
-
-    def check_cancel(
-        self, order: OpenOrder | None, book: AccountBook, now_ms: int
-    ) -> Refusal | None:
-        return self.check("", False, 0, 0.0, book, now_ms)
 
 
 class Budget:
@@ -432,7 +403,7 @@ class Budget:
                 return refuse(cap.name, f"{cap.what} today", n, cap.limit)
         for rate in self.rates:
             if not rate.bucket.ready(now_ms):
-                return rate._judge(now_ms)
+                return rate.judge(now_ms)
         return None
 
     def check(
