@@ -99,7 +99,8 @@ class Recorder(XtQuantTraderCallback):
 @pytest.fixture
 def shim(tmp_path: Path) -> Iterator[tuple[XtQuantTrader, Recorder, StockAccount, Venue]]:
     venue = Venue()
-    limits = RiskLimits(max_order_volume=1000, max_cancels_per_second=1)
+    # A bucket that takes 100 s to refill: the second cancel is refused however slow the machine.
+    limits = RiskLimits(max_order_volume=1000, max_cancels_per_second=0.01)
     bridge().backend_factory = lambda url: RiskGuard(
         venue.backend, RiskConfig(default=limits), home=tmp_path
     )
