@@ -113,9 +113,7 @@ class AccountBook:
         code = o.code
         codes = self.by_code.get(code)
         if codes is not None:
-            codes.pop(key, None)
-            if not codes:
-                del self.by_code[code]
+            codes.pop(key, None)  # an emptied dict stays: the code is likely traded again
         if o.buy:
             self.open_buy_volume[code] -= o.volume
             self.open_buy_notional -= o.volume * o.unit

@@ -402,7 +402,13 @@ class Budget:
             if n > cap.limit:
                 return refuse(cap.name, f"{cap.what} today", n, cap.limit)
         for rate in self.rates:
-            if not rate.bucket.ready(now_ms):
+            b = rate.bucket
+            # TokenBucket.ready, inline: this runs for every request.
+            if now_ms > b.stamp:
+                t = b.tokens + (now_ms - b.stamp) * b.per_ms
+                b.tokens = t if t < b.capacity else b.capacity
+                b.stamp = now_ms
+            if b.tokens < 1.0:
                 return rate.judge(now_ms)
         return None
 
