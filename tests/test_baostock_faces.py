@@ -136,6 +136,29 @@ async def test_daily_update_uses_one_whole_market_query_per_day(
         assert got["close"].to_list() == raw_daily(bs, bs_code)["close"].tolist()
 
 
+async def test_without_whole_market_queries_the_update_goes_code_by_code(
+    tmp_path: Path, bs: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(bs, "query_daily_history_k_AStock")  # a package older than 0.9.4
+    md = MarketData(ok_handler_async, tmp_path)
+    codes = sorted(QK.values())
+    await md.download(
+        codes, "1d", end="20241224", source="baostock", source_options={**FAST, "module": bs}
+    )
+    asked = len(bs.SERVER.asked)
+    later = MarketData(ok_handler_async, tmp_path, now_ms=lambda: day_ms("2025-01-06"))
+    src = BaostockSource(**FAST, module=bs, now_ms=lambda: day_ms("2025-01-06"))
+    try:
+        await download_with_source(later, src, codes, "1d")
+    finally:
+        await src.aclose()
+    bars_asked = {c for m, c in bs.SERVER.asked[asked:] if m == "query_history_k_data_plus"}
+    assert bars_asked == set(QK)
+    assert later.read_bars("600000.SH", "1d")["close"].to_list() == (
+        raw_daily(bs, "sh.600000")["close"].tolist()
+    )
+
+
 def test_progress_bar_shows_rate_and_time_left() -> None:
     ticks = iter([0.0, 2.0])
     buf = io.StringIO()

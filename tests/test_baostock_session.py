@@ -58,7 +58,7 @@ async def test_one_login_serves_many_calls(bs: ModuleType) -> None:
 async def test_a_hung_call_times_out_and_is_retried_on_a_new_login(bs: ModuleType) -> None:
     bs.SERVER.inject("hang", "query_trade_dates")
     sleeps = Sleeps()
-    s = session(bs, sleeps, timeout=0.2)
+    s = session(bs, sleeps, timeout=1.0)
     assert await trade_dates(s) == 730
     assert bs.SERVER.logins == 2
     assert len(sleeps.waits) == 1  # one backoff

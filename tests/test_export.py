@@ -158,3 +158,18 @@ def test_pyarrow_datasets_read_the_partitions(cache: Cache, tmp_path: Path) -> N
     want = cache_frame(cache, "1d").filter(pl.col("time").dt.year() == 2024)
     assert got.height == want.height and got["year"].unique().to_list() == [2024]
     assert got.sort("code", "time")["close"].to_list() == want["close"].to_list()
+
+
+def test_codes_are_written_in_groups_of_bounded_rows(
+    cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qmtkit.data.export as export
+
+    monkeypatch.setattr(export, "FILE_ROWS", 60)  # one code (60 daily bars) per group
+    summary = export_parquet(cache, tmp_path / "out", periods=["1d"])
+    assert summary.files == {"1d": 6}  # three groups, each with rows in 2023 and 2024
+    lazy = pl.scan_parquet(tmp_path / "out" / "period=1d/**/*.parquet", hive_partitioning=True)
+    got = lazy.drop("year").sort("code", "time").collect()
+    assert (
+        got.height == 180 and got["close"].to_list() == cache_frame(cache, "1d")["close"].to_list()
+    )

@@ -3,7 +3,7 @@
 Layout under the export directory::
 
     period=1d/year=2024/part-0000.parquet     code, time, open, ..., suspendFlag
-    period=5m/year=2024/part-0000.parquet     (minute years split into files of <= 8M rows)
+    period=5m/year=2024/part-0000.parquet     (codes in groups of <= 8M rows: one file each)
     dividends/part-0000.parquet               code, time, interest, stockBonus, ... dr
     _qmtkit_export.json                       what was exported (engines skip '_' files)
 
@@ -44,7 +44,7 @@ Compression: TypeAlias = Literal["zstd", "snappy", "lz4", "gzip", "uncompressed"
 _COMPRESSIONS: Final = ("zstd", "snappy", "lz4", "gzip", "uncompressed")
 #: Rows per Parquet row group (the unit a code filter can skip).
 ROW_GROUP_ROWS: Final = 128 * 1024
-#: Rows per file at most; a year with more (minute bars of thousands of codes) is split.
+#: Rows of the codes exported together (one file per year each): bounds the memory used.
 FILE_ROWS: Final = 8 * 1024 * 1024
 FORMAT_VERSION: Final = 1
 _DAY_MS: Final = 86_400_000
@@ -129,12 +129,30 @@ def _years(time_ms: np.ndarray) -> np.ndarray:
 def _export_period(
     cache: Cache, period: str, tmp: Path, compression: Compression
 ) -> tuple[int, int]:
+    """Write one period, a group of codes at a time (at most ``FILE_ROWS`` rows in memory):
+    group ``k`` goes to ``year=Y/part-k.parquet`` for each year it has rows in."""
     codes = cache.codes(period)
-    if not codes:
-        return 0, 0
-    frame = cache.read(period, codes)
-    t = frame["time"].to_physical().to_numpy()
-    year = _years(t)
+    groups: list[list[str]] = [[]]
+    rows_in_group = 0
+    for code in codes:
+        n = len(cache.arrays(period, code)["time"])
+        if groups[-1] and rows_in_group + n > FILE_ROWS:
+            groups.append([])
+            rows_in_group = 0
+        groups[-1].append(code)
+        rows_in_group += n
+    total = files = 0
+    for k, group in enumerate(g for g in groups if g):
+        frame = cache.read(period, group)
+        total += frame.height
+        files += _write_years(frame, tmp / f"period={period}", f"part-{k:04d}.parquet", compression)
+    return total, files
+
+
+def _write_years(frame: pl.DataFrame, pdir: Path, name: str, compression: Compression) -> int:
+    if frame.height == 0:
+        return 0
+    year = _years(frame["time"].to_physical().to_numpy())
     # Rows come grouped by code, time ascending; a stable sort by year keeps that order
     # inside each year, so every file is sorted by (code, time).
     order = np.argsort(year, kind="stable")
@@ -146,21 +164,16 @@ def _export_period(
         pl.col("code").cast(pl.String),
         pl.col("time").dt.convert_time_zone("UTC"),
     )
-    n_files = 0
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        y = int(year_sorted[a])
-        part = table[order[a:b]]
-        ydir = tmp / f"period={period}" / f"year={y}"
-        ydir.mkdir(parents=True)
-        for k, lo in enumerate(range(0, part.height, FILE_ROWS)):
-            part.slice(lo, FILE_ROWS).write_parquet(
-                ydir / f"part-{k:04d}.parquet",
-                compression=compression,
-                statistics=True,
-                row_group_size=ROW_GROUP_ROWS,
-            )
-            n_files += 1
-    return frame.height, n_files
+        ydir = pdir / f"year={int(year_sorted[a])}"
+        ydir.mkdir(parents=True, exist_ok=True)
+        table[order[a:b]].write_parquet(
+            ydir / name,
+            compression=compression,
+            statistics=True,
+            row_group_size=ROW_GROUP_ROWS,
+        )
+    return len(starts)
 
 
 def _export_dividends(cache: Cache, tmp: Path, compression: Compression) -> int:
