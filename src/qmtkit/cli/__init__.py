@@ -8,9 +8,17 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from qmtkit._version import __version__
+
 # Each optional face registers its own sub-commands; a face that fails to import is reported,
 # not hidden, when its command is used.
-_FACES = ("qmtkit.cli.data", "qmtkit.cli.backtest", "qmtkit.cli.calendar", "qmtkit.cli.risk")
+_FACES = (
+    "qmtkit.cli.data",
+    "qmtkit.cli.backtest",
+    "qmtkit.cli.calendar",
+    "qmtkit.cli.risk",
+    "qmtkit.cli.instruments",
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -38,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="qmtkit: async A-share trading SDK with xtquant's meaning.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    parser.add_argument(
+        "--version", action="version", version=f"qmtkit {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run an async strategy end-to-end on the simulator")
     demo.add_argument(

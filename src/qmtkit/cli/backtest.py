@@ -29,7 +29,9 @@ def add_subcommands(subparsers: Any) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--codes", default="", help="comma-separated codes (default: all cached)")
     group.add_argument("--sector", default="", help="a sector name, or 'all'")
-    p.add_argument("--period", default="1d", choices=("1d", "1m", "tick"))
+    p.add_argument(
+        "--period", default="1d", choices=("1d", "1m", "tick"), help="bars replayed: 1d, 1m or tick"
+    )
     p.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash (CNY)")
     p.add_argument("--fill", default=None, help="next_open (default), close, qmt or tick")
     p.add_argument("--benchmark", default="", help="benchmark code, e.g. 000300.SH")

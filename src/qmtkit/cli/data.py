@@ -114,10 +114,12 @@ def add_subcommands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("bars", help="print cached bars as a table")
     _common(p)
-    p.add_argument("codes", nargs="+")
-    p.add_argument("--period", default="1d")
-    p.add_argument("--start", default=None)
-    p.add_argument("--end", default=None)
+    p.add_argument("codes", nargs="+", help="security codes, e.g. 600000.SH 000001.SZ")
+    p.add_argument(
+        "--period", default="1d", help="1m, 5m, 15m, 30m, 1h, 1d, 1w, 1mon or tick (default 1d)"
+    )
+    p.add_argument("--start", default=None, help="YYYYMMDD[hhmmss] (default: earliest cached)")
+    p.add_argument("--end", default=None, help="YYYYMMDD[hhmmss] (default: latest cached)")
     p.add_argument("--count", type=int, default=20, help="last N bars per code (-1: all)")
     p.add_argument("--fields", default=None, help="comma-separated columns (default: all)")
     p.add_argument("--adjust", default="none", help="none, front, back, front_ratio, back_ratio")
@@ -210,7 +212,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             n = anyio.run(run)
     except QmtkitError as exc:
         return _fail(exc)
-    print(f"fetched {n} bars")
+    print(f"fetched {n} bars" if n else "fetched 0 bars: the cache already had them")
     return 0
 
 
@@ -255,6 +257,13 @@ def cmd_bars(args: argparse.Namespace) -> int:
         )
     except QmtkitError as exc:
         return _fail(exc)
+    if df.is_empty():
+        codes = " ".join(args.codes)
+        sys.stderr.write(
+            f"no cached {args.period} bars of {codes} in that range; download them first: "
+            f"qmtkit download {codes} --period {args.period}\n"
+        )
+        return 1
     with pl.Config(tbl_rows=max(len(df), 1), tbl_cols=-1, tbl_width_chars=200):
         print(df)
     return 0
@@ -369,6 +378,12 @@ def cmd_import_datadir(args: argparse.Namespace) -> int:
         return _fail(exc)
     for period, n in counts.items():
         print(f"{period}: imported {n} rows")
+    if not any(counts.values()):
+        sys.stderr.write(
+            f"nothing imported: {args.path} holds no MiniQMT bar or tick files of "
+            f"{', '.join(periods)} (point at userdata_mini/datadir, the folder with SH/ and SZ/)\n"
+        )
+        return 1
     return 0
 
 

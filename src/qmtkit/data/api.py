@@ -221,7 +221,7 @@ class MarketData:
         source: str | Source | None = None,
         source_options: Mapping[str, Any] | None = None,
     ) -> int:
-        """Fetch the bars of ``codes`` into the cache and return how many bars were fetched.
+        """Fetch the bars of ``codes`` into the cache and return how many new bars came.
 
         Periods not stored are downloaded as their base (1m or 1d), except that a source
         serving a minute period as such (baostock's 5m/15m/30m/1h) stores it as such. With
@@ -314,7 +314,7 @@ class MarketData:
                         )
                     t = cols["time"]
                     parts.append(cols)
-                    fetched += len(t)
+                    fetched += self._new_bars(base, code, t) if incrementally else len(t)
                     newest = int(t.max()) if len(t) else None
                     # Only what the venue's clock had reached is proven complete: its clock
                     # may run behind ours (a simulator's virtual session), and a tick source
@@ -345,6 +345,14 @@ class MarketData:
             if pending:
                 self.cache.write_bars(base, pending, coverage=pending_cov)
         return fetched
+
+    def _new_bars(self, base: str, code: str, times: npt.NDArray[Any]) -> int:
+        """How many of ``times`` lie outside the cached span of ``code`` (an open end asks
+        again for the bar in progress, which is not new)."""
+        cached = self.cache.arrays(base, code)["time"]
+        if not len(cached) or not len(times):
+            return len(times)
+        return int(np.count_nonzero((times < cached[0]) | (times > cached[-1])))
 
     # ------------------------------------------------------------------- reading
 
