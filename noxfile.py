@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark and rewrite the tables in docs/benchmarks.md."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "backtrader>=1.9.78")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
 
 

@@ -32,6 +32,7 @@ ORDER = [
     "bench_compat.py",
     "bench_gateway.py",
     "bench_risk.py",
+    "bench_backtest.py",
 ]
 TITLES = {
     "bench_core.py": "Async core: quote fan-out and in-process order round trip",
@@ -41,6 +42,7 @@ TITLES = {
     "bench_compat.py": "xtquant shim overhead",
     "bench_gateway.py": "Gateway over loopback",
     "bench_risk.py": "Risk chain: order round trip with every rule on",
+    "bench_backtest.py": "Backtest: SMA(5)/SMA(20) crossover through the paper broker",
 }
 
 

@@ -80,7 +80,7 @@ from qmtkit.backends.base import (
 )
 from qmtkit.backends.replay.clock import ReplayClock
 from qmtkit.backends.replay.idle import Idle
-from qmtkit.backends.replay.market import ReplayMarket
+from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
@@ -95,6 +95,7 @@ from qmtkit.models import (
     Bar,
     InstrumentDetail,
     OrderResponse,
+    Position,
     QuoteBatch,
     Tick,
     TradeReportItem,
@@ -269,6 +270,9 @@ class ReplayBackend:
         self.recorder = Recorder()
         self._sink: EventSink | None = None
         self._reports: dict[str, list[AccountReport]] = {}
+        #: Codes with shares, kept from the broker's Position reports (cheaper than asking).
+        self._held: set[str] = set()
+        self._held_by: dict[tuple[str, str], int] = {}
         self._streaming: set[str] = set()
         self._subs: dict[int, _Sub] = {}
         self._frame_callbacks: list[FrameCallback] = []
@@ -524,10 +528,7 @@ class ReplayBackend:
     def _ex_rights(self, day: int) -> None:
         market = self.market
         assert market is not None
-        held: set[str] = set()
-        for account_id in self.broker.known_accounts:
-            held.update(p.stock_code for p in self.broker.positions(account_id) if p.volume > 0)
-        for code in sorted(held):
+        for code in sorted(self._held):
             for d in market.ex_rights_on(code, day):
                 shares = d.stockBonus + d.stockGift
                 self._publish_many(self.broker.ex_rights(code, d.interest, shares))
@@ -536,11 +537,12 @@ class ReplayBackend:
         market = self.market
         assert market is not None
         now = self.clock.now_ms()
-        held: set[str] = set()
-        for account_id in self.broker.known_accounts:
-            held.update(p.stock_code for p in self.broker.positions(account_id))
-        if held:
-            prices = {t.stock_code: t.lastPrice for t in market.ticks(sorted(held), now)}
+        prices = {}
+        for code in sorted(self._held):
+            close = market.last_close(code, now)
+            if close is not None:
+                prices[code] = close
+        if prices:
             self.broker.mark_to_market(prices)
 
     def _record_day(self, day: int) -> None:
@@ -572,6 +574,16 @@ class ReplayBackend:
         now = self.clock.now_ms()
         for report in reports:
             self.recorder.on_report(report, now)
+            item = report.item
+            if type(item) is Position:
+                key = (account_id, item.stock_code)
+                if item.volume > 0:
+                    self._held_by[key] = item.volume
+                    self._held.add(item.stock_code)
+                elif self._held_by.pop(key, None) is not None and not any(
+                    c == item.stock_code for _, c in self._held_by
+                ):
+                    self._held.discard(item.stock_code)
         if account_id in self._streaming and self._sink is not None:
             for report in reports:
                 self._sink.on_report(report)
@@ -757,20 +769,20 @@ class ReplayBackend:
             limit = float(req.price) if isinstance(req.price, (int, float)) else None
             return self._book(code, k, "close", limit)
         # Otherwise the order rests: a quote without depth prices LATEST_PRICE orders.
-        last = market.ticks([code], self.clock.now_ms())
-        if not last:
+        now = self.clock.now_ms()
+        last = market.last_close(code, now)
+        if last is None:
             return None
-        t = last[0]
         return Tick(
             stock_code=code,
-            time=t.time,
-            lastPrice=t.lastPrice,
-            open=t.open,
-            high=t.high,
-            low=t.low,
-            lastClose=t.lastClose,
-            amount=t.amount,
-            volume=t.volume,
+            time=now,
+            lastPrice=last,
+            open=last,
+            high=last,
+            low=last,
+            lastClose=last,
+            amount=0.0,
+            volume=0,
         )
 
     # ------------------------------------------------------------------ results
@@ -798,9 +810,7 @@ def _check_account(account_id: object) -> None:
 
 
 def _day_ms(day: int) -> int:
-    from qmtkit.data.calendar import yyyymmdd_to_ms
-
-    return int(yyyymmdd_to_ms(np.asarray([day]))[0])
+    return day_ms(day)
 
 
 def _next_day(day: int) -> int:

@@ -15,6 +15,7 @@ suspended or has no volume, is suspended (``IsTrading`` False).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -46,6 +47,12 @@ I64 = npt.NDArray[np.int64]
 
 def _day_of(ms: int) -> int:
     return int(ms_to_yyyymmdd(np.asarray([ms]))[0])
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def day_ms(day: int) -> int:
+    """00:00 Beijing of ``day`` (``YYYYMMDD``) as Unix ms."""
+    return int(yyyymmdd_to_ms(np.asarray([day]))[0])
 
 
 class ReplayMarket:
@@ -120,7 +127,11 @@ class ReplayMarket:
         self.step_days: I64 = ms_to_yyyymmdd(self.steps)
         self._code_index = {c: i for i, c in enumerate(self.codes)}
         self._long: dict[str, npt.NDArray[Any]] | None = None
+        self._long_frame: pl.DataFrame | None = None
         self._dividends: dict[str, list[Dividend]] = {}
+        self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
+        self._instr_day = 0
+        self._instr: dict[str, InstrumentDetail] = {}
 
     def _last_label(self, end_ms: int) -> int:
         return end_ms
@@ -166,40 +177,47 @@ class ReplayMarket:
         return self._long
 
     def frame(self, k: int) -> pl.DataFrame:
-        """Step ``k``'s records of every code as one frame: ``code``, ``time`` and the fields."""
-        cols = self.long_columns()
+        """Step ``k``'s records of every code as one frame: ``code``, ``time`` and the fields.
+
+        A zero-copy slice of one frame of the whole replay, built on first use.
+        """
+        if self._long_frame is None:
+            cols = self.long_columns()
+            codes = pl.Series("code", self.codes, dtype=pl.Categorical)
+            data: dict[str, Any] = {"code": codes.gather(self.rec_code)}
+            data.update(cols)
+            self._long_frame = pl.DataFrame(data).with_columns(
+                pl.col("time").cast(pl.Datetime("ms"))
+            )
         a, b = int(self.bounds[k]), int(self.bounds[k + 1])
-        codes = pl.Series("code", self.codes, dtype=pl.Categorical)
-        data: dict[str, Any] = {"code": codes.gather(self.rec_code[a:b])}
-        for name, col in cols.items():
-            data[name] = col[a:b]
-        return pl.DataFrame(data).with_columns(pl.col("time").cast(pl.Datetime("ms")))
+        return self._long_frame.slice(a, b - a)
 
     def bars(self, k: int) -> list[Bar]:
         """Step ``k``'s bars as ``Bar`` records, in code order (bar periods only)."""
+        cols = self.long_columns()
         a, b = int(self.bounds[k]), int(self.bounds[k + 1])
-        codes = self.codes
+        names = self.codes
+        codes = [names[i] for i in self.rec_code[a:b].tolist()]
+        fields = ("time", "open", "high", "low", "close", "volume", "amount", "preClose")
+        t, o, h, lo, c, v, am, pc = (cols[f][a:b].tolist() for f in fields)
+        sf = cols["suspendFlag"][a:b].tolist()
         period = self.period
-        out = []
-        for idx, row in zip(self.rec_code[a:b].tolist(), self.rec_row[a:b].tolist(), strict=True):
-            code = codes[idx]
-            c = self._cols[code]
-            out.append(
-                Bar(
-                    stock_code=code,
-                    period=period,
-                    time=int(c["time"][row]),
-                    open=float(c["open"][row]),
-                    high=float(c["high"][row]),
-                    low=float(c["low"][row]),
-                    close=float(c["close"][row]),
-                    volume=int(c["volume"][row]),
-                    amount=float(c["amount"][row]),
-                    preClose=float(c["preClose"][row]),
-                    suspendFlag=int(c["suspendFlag"][row]),
-                )
+        return [
+            Bar(
+                stock_code=code,
+                period=period,
+                time=t[i],
+                open=o[i],
+                high=h[i],
+                low=lo[i],
+                close=c[i],
+                volume=v[i],
+                amount=am[i],
+                preClose=pc[i],
+                suspendFlag=sf[i],
             )
-        return out
+            for i, code in enumerate(codes)
+        ]
 
     def records(self, k: int) -> list[tuple[str, int]]:
         """Step ``k``'s (code, row) pairs."""
@@ -234,7 +252,7 @@ class ReplayMarket:
 
     def _day_bar(self, code: str, day: int) -> tuple[float, float, int, int] | None:
         """(preClose, previous close, volume, suspendFlag) of ``code`` on ``day`` if any."""
-        label = int(yyyymmdd_to_ms(np.asarray([day]))[0])
+        label = day_ms(day)
         if self.period == "1d":
             cols = self._cols.get(code)
         else:
@@ -278,7 +296,14 @@ class ReplayMarket:
 
     def instrument(self, code: str, day: int) -> InstrumentDetail:
         """Reference data of ``code`` on ``day`` derived from its bars (see the module doc)."""
-        code = normalize_code(code)
+        if day != self._instr_day:
+            self._instr_day, self._instr = day, {}
+        found = self._instr.get(code)
+        if found is None:
+            found = self._instr[code] = self._instrument(normalize_code(code), day)
+        return found
+
+    def _instrument(self, code: str, day: int) -> InstrumentDetail:
         board = self._boards.get(code) or parse_code(code).board
         is_st = code in self.st_codes
         found = self._day_bar(code, day)
@@ -384,8 +409,21 @@ class ReplayMarket:
 
     def ex_rights_on(self, code: str, day: int) -> list[Dividend]:
         """The ex-rights records of ``code`` whose ex-date is ``day``."""
-        lo = int(yyyymmdd_to_ms(np.asarray([day]))[0])
-        return [d for d in self.dividends(code, lo + DAY_MS - 1) if lo <= d.time]
+        by_day = self._ex_days.get(code)
+        if by_day is None:
+            by_day = {}
+            for d in self.dividends(code, 1 << 62):
+                by_day.setdefault(_day_of(d.time), []).append(d)
+            self._ex_days[code] = by_day
+        return by_day.get(day, [])
+
+    def last_close(self, code: str, now_ms: int) -> float | None:
+        """The close (or last price) of ``code``'s newest record complete at ``now_ms``."""
+        row = self._visible_row(code, now_ms)
+        if row is None:
+            return None
+        name = "lastPrice" if self.period == "tick" else "close"
+        return float(self._cols[code][name][row])
 
 
 def day_start(ms: int) -> int:
