@@ -226,6 +226,10 @@ class Bridge:
             from qmtkit.client import connect
 
             factory = self.backend_factory
+            if factory is None and url.startswith("backtest:"):
+                from qmtkit.compat._replay import held_backend
+
+                factory = held_backend
             opener = connect(backend=factory(url)) if factory is not None else connect(url)
             cm = self.portal().wrap_async_context_manager(opener)
             client = cm.__enter__()

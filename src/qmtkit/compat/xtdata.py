@@ -33,6 +33,7 @@ from qmtkit.clock import BEIJING_TZ_NAME, beijing, wall_ms
 from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
+from qmtkit.compat._replay import run_replay, submit_held
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, QmtkitError, Unsupported
 
 log = logging.getLogger("qmtkit.compat")
@@ -755,11 +756,12 @@ def subscribe_quote2(
     if n != 0:
         _download("subscribe_quote", [code], p, start_time, end_time, None, None)
     disp = _disp()
+    client = _client()
     as_dict = _shapes.tick_dict if p == "tick" else _shapes.bar_dict
 
     def deliver(batch: list[Any]) -> None:
         if callback is not None and batch:
-            disp.submit(callback, {code: [as_dict(r) for r in batch]})
+            submit_held(disp, client, callback, {code: [as_dict(r) for r in batch]})
 
     return _start_subscription("subscribe_quote", [code], p, deliver)
 
@@ -777,6 +779,7 @@ def subscribe_whole_quote(
     markets = {m.upper() for m in items if isinstance(m, str) and m.upper() in _MARKETS}
     codes = _codes([c for c in items if not (isinstance(c, str) and c.upper() in _MARKETS)])
     disp = _disp()
+    client = _client()
 
     def deliver(batch: list[Any]) -> None:
         if callback is None:
@@ -786,7 +789,7 @@ def subscribe_whole_quote(
             if not markets or t.stock_code.rsplit(".", 1)[-1] in markets:
                 out[t.stock_code] = _shapes.tick_dict(t)
         if out:
-            disp.submit(callback, out)
+            submit_held(disp, client, callback, out)
 
     return _start_subscription("subscribe_whole_quote", [] if markets else codes, "tick", deliver)
 
@@ -807,6 +810,9 @@ def run() -> None:
     """Block to keep receiving quote callbacks; Ctrl-C returns cleanly."""
     ensure_not_in_loop("run")
     conn = get_client()
+    if run_replay(conn.client):  # a backtest: run() returns when the replay has ended
+        _disp().flush()
+        return
     try:
         log.info("xtdata.run(): receiving quote callbacks until Ctrl-C")
         while conn.is_connected():

@@ -31,6 +31,7 @@ from qmtkit.backends.sim.backend import terminal_name
 from qmtkit.checks import is_int, is_real, text
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
+from qmtkit.compat._replay import run_replay, submit_held
 from qmtkit.compat.xttype import StockAccount
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
 from qmtkit.models import cut_remark
@@ -240,6 +241,8 @@ class XtQuantTrader:
     def run_forever(self) -> None:
         """Block until ``stop()`` is called or Ctrl-C; Ctrl-C stops the trader and returns."""
         ensure_not_in_loop("run_forever")
+        if self._client is not None and run_replay(self._client):
+            return  # a backtest: returns when the replay has ended
         try:
             log.info("run_forever(): receiving pushes until stop() or Ctrl-C")
             while not self._stopped.wait(0.5):
@@ -264,13 +267,13 @@ class XtQuantTrader:
         """Queue ``callback.<name>(*args)`` on the push thread (called on the loop thread)."""
         d = self._dispatcher
         if d is not None:
-            d.submit(self._invoke, name, args)
+            submit_held(d, self._client, self._invoke, name, args)
 
     def _respond(self, fn: Callable[..., object], *args: object) -> None:
         """Queue the answer to an async request (relaxed mode: on its own thread)."""
         d = self._relaxed_dispatcher if self.relaxed_resp_order_enabled else self._dispatcher
         if d is not None:
-            d.submit(fn, *args)
+            submit_held(d, self._client, fn, *args)
 
     def _invoke(self, name: str, args: tuple[object, ...]) -> None:
         cb = self.callback

@@ -264,6 +264,8 @@ class ReplayBackend:
         end_ms = _day_ms(spec.end) + 86_400_000 - 1
         self.clock = ReplayClock(start_ms)
         self.idle = Idle()
+        #: The shim's setup hold is active (see ``qmtkit.compat._replay``).
+        self.setup_held = False
         self._start_ms, self._end_ms = start_ms, end_ms
         self.market: ReplayMarket | None = None
         self.broker = Broker(initial_cash=spec.cash)
