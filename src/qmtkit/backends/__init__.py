@@ -27,6 +27,10 @@ def open_backend(url: str | None = None) -> Backend:
         from qmtkit.backends.sim import SimBackend
 
         return SimBackend.from_url(url)
+    if scheme.startswith("paper+"):
+        from qmtkit.backends.paper import PaperBackend
+
+        return PaperBackend.from_url(url)
     if scheme == "backtest":
         from qmtkit.backends.replay import ReplayBackend
 
@@ -41,7 +45,7 @@ def open_backend(url: str | None = None) -> Backend:
         return RemoteBackend.from_url(url)
     raise InvalidArgument(
         f"unknown backend URL {url!r}: expected sim://, xtquant://<userdata_mini path>?session=N "
-        "qmtkit://HOST:PORT or backtest://?start=YYYYMMDD..."
+        "qmtkit://HOST:PORT, backtest://?start=YYYYMMDD... or paper+<live URL>"
     )
 
 
