@@ -125,7 +125,11 @@ async def run_backtest(
     if backend_hook is not None:
         backend_hook(backend)
     async with connect(backend=backend, home=spec.home, risk=risk) as qk:
-        acct = await qk.account(account)
+        # The fast form alone, with no risk chain to feed, needs no report stream in the client.
+        quiet = strategy is None and qk.risk is None
+        acct = None if quiet else await qk.account(account)
+        if acct is None:
+            backend.open_account_quietly(account)
         if on_bars is not None:
             ctx = BarContext(backend, account, qk.risk)
             callback = on_bars
@@ -135,7 +139,7 @@ async def run_backtest(
 
             backend.on_frame(call)
         async with anyio.create_task_group() as tg:
-            if strategy is not None:
+            if strategy is not None and acct is not None:
                 tg.start_soon(_guarded, strategy, qk, acct)
             await backend.finished.wait()
             tg.cancel_scope.cancel()

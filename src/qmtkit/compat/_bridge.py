@@ -227,9 +227,7 @@ class Bridge:
 
             factory = self.backend_factory
             if factory is None and url.startswith("backtest:"):
-                from qmtkit.compat._replay import held_backend
-
-                factory = held_backend
+                factory = _held_backtest
             opener = connect(backend=factory(url)) if factory is not None else connect(url)
             cm = self.portal().wrap_async_context_manager(opener)
             client = cm.__enter__()
@@ -275,6 +273,16 @@ class Bridge:
         if thread is not None:
             thread.join(5.0)
         _BRIDGE_THREAD[0] = None
+
+
+def _held_backtest(url: str) -> Any:
+    """A backtest whose replay waits for the script's ``run()`` (see ``compat._replay``)."""
+    from qmtkit.backends.replay import ReplayBackend
+
+    backend = ReplayBackend.from_url(url)
+    backend.idle.acquire()
+    backend.setup_held = True
+    return backend
 
 
 _BRIDGE = Bridge()

@@ -3,9 +3,10 @@
 The replay moves virtual time only when the event loop is idle, but an xtquant script works on
 other threads: its main thread sets up (subscribes, connects a trader) and callbacks run on
 dispatcher threads. So, for a ``backtest://`` URL, the bridge opens the backend with a *setup
-hold* that keeps the replay still until the script calls ``xtdata.run()`` (or the trader's
-``run_forever()``), and every callback queued for a dispatcher holds the replay until it has
-returned. ``run()`` then blocks until the replay has passed its end.
+hold* (``_bridge._held_backtest``) that keeps the replay still until the script calls
+``xtdata.run()`` (or the trader's ``run_forever()``), and every callback queued for a
+dispatcher holds the replay until it has returned. ``run()`` then blocks until the replay has
+passed its end.
 """
 
 from __future__ import annotations
@@ -16,14 +17,6 @@ from typing import Any
 
 from qmtkit.backends.replay import ReplayBackend
 from qmtkit.compat._bridge import Dispatcher, bridge
-
-
-def held_backend(url: str) -> ReplayBackend:
-    """A backtest backend for ``url`` whose replay waits for the script's ``run()``."""
-    backend = ReplayBackend.from_url(url)
-    backend.idle.acquire()
-    backend.setup_held = True
-    return backend
 
 
 def replay_of(client: Any) -> ReplayBackend | None:

@@ -539,9 +539,12 @@ class ReplayBackend:
         market = self.market
         assert market is not None
         now = self.clock.now_ms()
+        today = market.step_prices(k)
         prices = {}
-        for code in sorted(self._held):
-            close = market.last_close(code, now)
+        for code in self._held:
+            close = today.get(code)
+            if close is None:  # no bar today (suspended): its last close stands
+                close = market.last_close(code, now)
             if close is not None:
                 prices[code] = close
         if prices:
@@ -732,6 +735,11 @@ class ReplayBackend:
     def record_refusal(self, req: SubmitOrder, message: str) -> None:
         """List an order the risk chain refused (it never reaches the broker) in the result."""
         self.recorder.on_refusal(req, message, self.clock.now_ms())
+    def open_account_quietly(self, account_id: str) -> None:
+        """Create an account without streaming its reports to the client (the fast form)."""
+        _check_account(account_id)
+        self._need_market()
+        self._publish(account_id, self.broker.open_account(account_id))
 
     def submit_now(self, req: SubmitOrder) -> OrderResponse:
         """Place an order at the virtual now without a round trip (the fast form's path)."""
@@ -772,7 +780,9 @@ class ReplayBackend:
             return self._book(code, k, "close", limit)
         # Otherwise the order rests: a quote without depth prices LATEST_PRICE orders.
         now = self.clock.now_ms()
-        last = market.last_close(code, now)
+        last = market.step_prices(k).get(code) if k >= 0 else None
+        if last is None:
+            last = market.last_close(code, now)
         if last is None:
             return None
         return Tick(

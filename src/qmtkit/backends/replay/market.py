@@ -128,6 +128,8 @@ class ReplayMarket:
         self._code_index = {c: i for i, c in enumerate(self.codes)}
         self._long: dict[str, npt.NDArray[Any]] | None = None
         self._long_frame: pl.DataFrame | None = None
+        self._prices_step = -1
+        self._prices: dict[str, float] = {}
         self._dividends: dict[str, list[Dividend]] = {}
         self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
         self._instr_day = 0
@@ -218,6 +220,23 @@ class ReplayMarket:
             )
             for i, code in enumerate(codes)
         ]
+
+    def step_prices(self, k: int) -> dict[str, float]:
+        """Code -> close (last price for ticks) of every record of step ``k``."""
+        if k != self._prices_step:
+            cols = self.long_columns()
+            a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+            name = "lastPrice" if self.period == "tick" else "close"
+            names = self.codes
+            self._prices = dict(
+                zip(
+                    [names[i] for i in self.rec_code[a:b].tolist()],
+                    cols[name][a:b].tolist(),
+                    strict=True,
+                )
+            )
+            self._prices_step = k
+        return self._prices
 
     def records(self, k: int) -> list[tuple[str, int]]:
         """Step ``k``'s (code, row) pairs."""
