@@ -347,17 +347,54 @@ def whole_market(home: Path, n_codes: int = 5000, n_days: int = 2500) -> list[st
     ]
 
 
+def tick_replay(home: Path, n_codes: int = 100, n_ticks: int = 4800) -> list[str]:
+    """Ticks from the cache into a cross-sectional callback (one frame per tick time)."""
+    from qmtkit.data.calendar import yyyymmdd_to_ms
+    from qmtkit.data.schema import TICK_DTYPES
+
+    rng = np.random.default_rng(SEED)
+    day0 = int(yyyymmdd_to_ms([20240102])[0])
+    t = day0 + 9 * 3_600_000 + 30 * 60_000 + np.arange(n_ticks, dtype=np.int64) * 3000
+    codes = make_codes(n_codes)
+    data = {}
+    for code in codes:
+        price = np.round(10 * np.cumprod(1 + rng.normal(0, 0.0005, n_ticks)), 2)
+        cols = {k: np.zeros(n_ticks, dtype=d) for k, d in TICK_DTYPES.items()}
+        cols.update(time=t, lastPrice=price, open=price, high=price, low=price)
+        cols.update(lastClose=np.full(n_ticks, 10.0), volume=np.arange(n_ticks) * 10)
+        cols.update(askPrice1=price + 0.01, bidPrice1=price, askVol1=np.full(n_ticks, 50))
+        cols.update(bidVol1=np.full(n_ticks, 50))
+        data[code] = cols
+    Cache(home).write_bars("tick", data)
+    u = f"backtest://?start=20240102&end=20240102&period=tick&codes={','.join(codes)}&home={home}"
+    seen = [0]
+
+    def on_ticks(frame: pl.DataFrame, ctx: BarContext) -> None:
+        seen[0] += frame.height
+
+    _, secs = run_async(lambda: run_backtest(u, on_bars=on_ticks))
+    total = n_codes * n_ticks
+    assert seen[0] == total
+    return [
+        f"Tick replay: {n_codes} codes x {n_ticks:,} ticks = {total:,} ticks into a "
+        f"cross-sectional callback in {secs:.2f} s ({total / secs:,.0f} ticks/s)."
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20 codes x 500 bars")
     parser.add_argument("--whole", action="store_true", help="also 5,000 codes x 2,500 days")
     parser.add_argument("--no-backtrader", action="store_true", help="skip the backtrader run")
+    parser.add_argument("--ticks", action="store_true", help="also the tick replay")
     args = parser.parse_args()
     n_codes, n_days = (20, 500) if args.quick else (100, 2500)
     with tempfile.TemporaryDirectory() as tmp:
         lines = bar_run(n_codes, n_days, Path(tmp) / "a", with_backtrader=not args.no_backtrader)
         if args.whole:
             lines += ["", *whole_market(Path(tmp) / "b")]
+        if args.ticks:
+            lines += ["", *tick_replay(Path(tmp) / "c")]
     print("\n".join(lines))
     return 0
 

@@ -275,6 +275,7 @@ class ReplayBackend:
         #: Codes with shares, kept from the broker's Position reports (cheaper than asking).
         self._held: set[str] = set()
         self._held_by: dict[tuple[str, str], int] = {}
+        self._report_count = 0
         self._streaming: set[str] = set()
         self._subs: dict[int, _Sub] = {}
         self._frame_callbacks: list[FrameCallback] = []
@@ -390,8 +391,11 @@ class ReplayBackend:
                 self._publish_many(self.broker.roll_day(day))
             if k == 0 or market.step_day(k - 1) != day:
                 self._ex_rights(day)
-            self._match_resting(k, "open")
-            await self.idle.settle()
+            before = self._report_count
+            if self.spec.period != "tick":  # a tick's open is its close: matched once, below
+                self._match_resting(k, "open")
+            if self._report_count != before:  # reports woke someone: let them act at the open
+                await self.idle.settle()
             # ---- close
             self._phase = "close"
             await self._advance_to(market.step_close(k))
@@ -576,6 +580,7 @@ class ReplayBackend:
         first = len(log) + 1
         reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
         log.extend(reports)
+        self._report_count += len(reports)
         now = self.clock.now_ms()
         for report in reports:
             self.recorder.on_report(report, now)
