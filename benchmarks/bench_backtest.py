@@ -107,22 +107,21 @@ def sell_price(close: float) -> float:
 
 
 async def per_bar(qk: Client, account: Account) -> None:
-    """The crossover as plain async code, one bar at a time."""
+    """The crossover as plain async code, one bar at a time (SMAs compared exactly, in cents)."""
     codes = await qk.sector_members("backtest")
-    window: dict[str, deque[float]] = {c: deque(maxlen=SLOW) for c in codes}
-    prev: dict[str, float] = {}
+    window: dict[str, deque[int]] = {c: deque(maxlen=SLOW) for c in codes}
+    prev: dict[str, int] = {}
     held: dict[str, bool] = dict.fromkeys(codes, False)
     async with qk.subscribe(codes, "1d", max_records=1_000_000) as bars:
         async for batch in bars:
             for bar in batch:
                 code = bar.stock_code
                 w = window[code]
-                w.append(bar.close)
+                w.append(round(bar.close * 100))
                 if len(w) < SLOW:
                     continue
-                slow = sum(w) / SLOW
-                fast = (w[-1] + w[-2] + w[-3] + w[-4] + w[-5]) / FAST
-                diff = fast - slow
+                # fast - slow, times 20: 4 x (sum of 5) - (sum of 20), exact in integers.
+                diff = 4 * (w[-1] + w[-2] + w[-3] + w[-4] + w[-5]) - sum(w)
                 before = prev.get(code)
                 prev[code] = diff
                 if before is None:
@@ -143,21 +142,21 @@ class CrossSection:
 
     def __init__(self, codes: list[str]) -> None:
         self.codes = codes
-        self.buf = np.zeros((SLOW, len(codes)))
+        self.buf = np.zeros((SLOW, len(codes)), dtype=np.int64)  # closes in cents
         self.n = 0
-        self.prev = np.zeros(len(codes))
+        self.prev = np.zeros(len(codes), dtype=np.int64)
         self.held = np.zeros(len(codes), dtype=bool)
 
     def __call__(self, frame: pl.DataFrame, ctx: BarContext) -> None:
         close = frame["close"].to_numpy()
         if len(close) != len(self.codes):  # a code without a bar today: skip the day
             return
-        self.buf[self.n % SLOW] = close
+        self.buf[self.n % SLOW] = np.rint(close * 100)
         self.n += 1
         if self.n < SLOW:
             return
         idx = np.arange(self.n - FAST, self.n) % SLOW
-        diff = self.buf[idx].mean(axis=0) - self.buf.mean(axis=0)
+        diff = 4 * self.buf[idx].sum(axis=0) - self.buf.sum(axis=0)  # exact, x20
         if self.n > SLOW:
             ups = np.flatnonzero((diff > 0) & (self.prev < 0) & ~self.held)
             downs = np.flatnonzero((diff < 0) & (self.prev > 0) & self.held)
@@ -181,10 +180,11 @@ def polars_reference(bars: dict[str, dict[str, Any]]) -> tuple[set[tuple[Any, ..
     )
     sig = (
         frame.sort("code", "time")
+        .with_columns((pl.col("close") * 100).round().cast(pl.Int64).alias("cents"))
         .with_columns(
             (
-                pl.col("close").rolling_mean(FAST).over("code")
-                - pl.col("close").rolling_mean(SLOW).over("code")
+                4 * pl.col("cents").rolling_sum(FAST).over("code")
+                - pl.col("cents").rolling_sum(SLOW).over("code")
             ).alias("diff"),
             pl.col("open").shift(-1).over("code").alias("next_open"),
             pl.col("time").shift(-1).over("code").alias("next_time"),
@@ -208,6 +208,18 @@ def polars_reference(bars: dict[str, dict[str, Any]]) -> tuple[set[tuple[Any, ..
         for r in sig.select("code", "next_time", "cross", "next_open").iter_rows()
     }
     return trades, frame.height
+
+
+def tie_codes(bars: dict[str, dict[str, Any]]) -> set[str]:
+    """Codes whose SMA(5) equals their SMA(20) exactly on some day (in cents)."""
+    out = set()
+    for code, b in bars.items():
+        cents = np.rint(b["close"] * 100).astype(np.int64)
+        s5 = np.convolve(cents, np.ones(FAST, dtype=np.int64), "valid")[SLOW - FAST :]
+        s20 = np.convolve(cents, np.ones(SLOW, dtype=np.int64), "valid")
+        if np.any(4 * s5 == s20):
+            out.add(code)
+    return out
 
 
 def backtrader_run(bars: dict[str, dict[str, Any]]) -> set[tuple[Any, ...]] | None:
@@ -282,11 +294,19 @@ def run_async(coro_fn: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def compare(name: str, ours: set[tuple[Any, ...]], ref: set[tuple[Any, ...]]) -> str:
-    if ours == ref:
-        return f"{name}: equal ({len(ours)} trades)"
-    only_ours, only_ref = len(ours - ref), len(ref - ours)
-    return f"{name}: {only_ours} trades only here, {only_ref} only in the reference (of {len(ref)})"
+def compare(
+    name: str, ours: set[tuple[Any, ...]], ref: set[tuple[Any, ...]], ties: set[str]
+) -> str:
+    """Equal away from tie codes? And how many trades differ on the codes with ties."""
+    clean_ours = {t for t in ours if t[0] not in ties}
+    clean_ref = {t for t in ref if t[0] not in ties}
+    away = (
+        f"equal on the codes without ties ({len(clean_ref):,} trades)"
+        if clean_ours == clean_ref
+        else f"DIFFERENT on codes without ties ({len(clean_ours ^ clean_ref)} trades differ)"
+    )
+    tied = len((ours ^ ref) - (clean_ours ^ clean_ref))
+    return f"{name}: {away}; {tied} trades differ on the {len(ties)} codes with exact ties"
 
 
 # --------------------------------------------------------------------------- main
@@ -318,11 +338,12 @@ def bar_run(n_codes: int, n_days: int, home: Path, *, with_backtrader: bool) -> 
     lines.append("")
     target = bt_trades if bt_trades is not None else ref
     label = "backtrader" if bt_trades is not None else "the Polars reference"
+    ties = tie_codes(bars)
     lines.append(f"Trades against {label}:")
-    lines.append(f"- {compare('per bar', qmtkit_trades(slow), target)}")
-    lines.append(f"- {compare('cross-sectional', qmtkit_trades(fast), target)}")
+    lines.append(f"- {compare('per bar', qmtkit_trades(slow), target, ties)}")
+    lines.append(f"- {compare('cross-sectional', qmtkit_trades(fast), target, ties)}")
     if bt_trades is not None:
-        lines.append(f"- {compare('Polars reference', ref, target)}")
+        lines.append(f"- {compare('Polars reference', ref, target, ties)}")
     record("per-bar seconds / polars reference", t_slow / t_ref)
     record("cross-sectional seconds / polars reference", t_fast / t_ref)
     if bt_trades is not None:
