@@ -740,6 +740,7 @@ class ReplayBackend:
     def record_refusal(self, req: SubmitOrder, message: str) -> None:
         """List an order the risk chain refused (it never reaches the broker) in the result."""
         self.recorder.on_refusal(req, message, self.clock.now_ms())
+
     def open_account_quietly(self, account_id: str) -> None:
         """Create an account without streaming its reports to the client (the fast form)."""
         _check_account(account_id)
