@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -225,3 +226,18 @@ def test_connect_refuses_a_bad_risk_argument(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidArgument, match="risk must be"):
         anyio.run(main)
+
+
+async def test_the_xtquant_backend_gets_the_same_refusals(xt: Any, tmp_path: Path) -> None:
+    from qmtkit.backends.xtquant import XtQuantBackend
+
+    backend = XtQuantBackend(str(tmp_path / "userdata_mini"), 4242, response_timeout=3.0)
+    limits = RiskLimits(max_order_volume=1000)
+    async with qmtkit.connect(backend=backend, home=tmp_path, risk=limits) as qk:
+        acct = await qk.account("1000000365")
+        refused = await acct.buy(CODE, 1100, 10.0)
+        assert refused.error is not None
+        assert refused.error.error_msg.startswith("risk:max_order_volume:")
+        assert xt.terminal.placed == []  # xtquant never saw it
+        assert (await acct.buy(CODE, 1000, 10.0)).order_id > 0
+        assert len(xt.terminal.placed) == 1

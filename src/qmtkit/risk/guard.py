@@ -57,7 +57,6 @@ from qmtkit.models import (
     OrderResponse,
     Position,
     QuoteBatch,
-    Tick,
     Trade,
 )
 from qmtkit.risk.config import RiskConfig, load_config, risk_dir
@@ -96,6 +95,18 @@ def _wall_clock() -> Callable[[], int]:
         return start + (monotonic_ns() - mono) // 1_000_000
 
     return now
+
+
+class _Relay:
+    """The sink a guarded venue pushes into: reports are folded into the books first, quotes
+    and connection changes go straight to the client's sink (no extra call per quote batch)."""
+
+    __slots__ = ("on_connection", "on_quotes", "on_report")
+
+    def __init__(self, sink: EventSink, on_report: Callable[[AccountReport], None]) -> None:
+        self.on_quotes = sink.on_quotes
+        self.on_connection = sink.on_connection
+        self.on_report = on_report
 
 
 class _Account:
@@ -183,7 +194,8 @@ class RiskGuard:
     async def _open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
         self._sink = sink
         try:
-            async with self.inner.open(self) as info, anyio.create_task_group() as tg:
+            relay = _Relay(sink, self.on_report)
+            async with self.inner.open(relay) as info, anyio.create_task_group() as tg:
                 tg.start_soon(self._housekeeping)
                 try:
                     yield info
@@ -382,16 +394,7 @@ class RiskGuard:
     # ------------------------------------------------------------------ events (EventSink)
 
     def on_quotes(self, batch: QuoteBatch) -> None:
-        """Quotes refresh the last prices, then go on."""
-        now = -1
-        for acct in self._accounts.values():
-            if acct is not None and acct.needs_marks:
-                if now < 0:
-                    now = self.clock()
-                book = acct.engine.book
-                for item in batch.items:
-                    if type(item) is Tick:
-                        book.set_mark(item.stock_code, item.lastPrice, now)
+        """Pass a quote batch on (the venue pushes quotes to the client's sink directly)."""
         if self._sink is not None:
             self._sink.on_quotes(batch)
 
