@@ -39,24 +39,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import IntEnum
 
 import msgspec
 
 from qmtkit.backends.base import SubmitOrder
+from qmtkit.backends.sim.accounts import AccountState, Holding, amount_cents, cents, li
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
+from qmtkit.backends.sim.matching import BookLedger
+from qmtkit.backends.sim.rules import Refused, Reject, fmt_price, validate
 from qmtkit.checks import is_finite, is_int
-from qmtkit.codes import Board, limit_prices, parsed_code
+from qmtkit.codes import limit_prices
 from qmtkit.constants import (
-    SH_MARKET_PRICE_TYPES,
-    SZ_MARKET_PRICE_TYPES,
     OffsetFlag,
     OrderStatus,
     OrderType,
     PriceType,
 )
-from qmtkit.errors import InvalidArgument, InvalidCode
+from qmtkit.errors import InvalidArgument
 from qmtkit.models import (
     REMARK_BYTES,
     AccountReport,
@@ -82,14 +81,10 @@ __all__ = [
     "limit_prices",
 ]
 
-#: Shares per lot: every buy is whole lots; only a sell of the whole holding may be odd.
-_LOT = 100
-_BOOK_LEVELS = 5
 _DAY_DIGITS = 8
 _COUNTER_DIGITS = 10
 _BUY = int(OrderType.STOCK_BUY)
 _SELL = int(OrderType.STOCK_SELL)
-_EPS = 1e-9
 #: ``market`` numbers accepted by ``cancel_by_sysid``: 0 SH, 1 SZ, 2 or 70 (xtquant's) BJ.
 _MARKETS = {0: "SH", 1: "SZ", 2: "BJ", 70: "BJ"}
 _EXCHANGE_MARKET = {"SH": 0, "SZ": 1, "BJ": 2}
@@ -103,13 +98,6 @@ _IOC_KINDS = frozenset(
         PriceType.MARKET_SH_CONVERT_5_LIMIT,
     }
 )
-_STOCK_PRICE_TYPES = (
-    frozenset({PriceType.LATEST_PRICE, PriceType.FIX_PRICE})
-    | SH_MARKET_PRICE_TYPES
-    | SZ_MARKET_PRICE_TYPES
-)
-_SH_ONLY_TYPES = SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES
-_SZ_ONLY_TYPES = SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES
 # Plain ints of the enum members used on every order: an enum lookup or construction per
 # use was a measurable part of an order's round trip.
 _TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
@@ -121,94 +109,12 @@ _PART_CANCEL = int(OrderStatus.PART_CANCEL)
 _CANCELED = int(OrderStatus.CANCELED)
 _OPEN_FLAG = int(OffsetFlag.OPEN)
 _CLOSE_FLAG = int(OffsetFlag.CLOSE)
-_FIX_PRICE = int(PriceType.FIX_PRICE)
-_LATEST_PRICE = int(PriceType.LATEST_PRICE)
-_PEER_FIRST = int(PriceType.MARKET_PEER_PRICE_FIRST)
-_MINE_FIRST = int(PriceType.MARKET_MINE_PRICE_FIRST)
 _FULL_OR_CANCEL = int(PriceType.MARKET_SZ_FULL_OR_CANCEL)
 _SH_5_LIMIT = int(PriceType.MARKET_SH_CONVERT_5_LIMIT)
-_INDEX_BOARD = Board.INDEX.value
 _copy = msgspec.structs.replace
 
 
-class Reject(IntEnum):
-    """Why an order was refused: the ``error_id`` of its ``OrderError``."""
-
-    UNKNOWN_ACCOUNT = 1
-    BAD_ORDER_TYPE = 2
-    BAD_VOLUME = 3
-    BAD_CODE = 4
-    NOT_TRADABLE = 5
-    BAD_PRICE_TYPE = 6
-    BAD_PRICE = 7
-    PRICE_LIMIT = 8
-    MARKET_CLOSED = 9
-    NO_QUOTE = 10
-    BAD_LOT = 11
-    NO_CASH = 12
-    NO_SHARES = 13
-
-
 # --------------------------------------------------------------------------- internal state
-
-
-@dataclass
-class _Pos:
-    volume: int = 0
-    can_use: int = 0
-    frozen: int = 0
-    yesterday: int = 0
-    open_price: float = 0.0
-    avg_price: float = 0.0
-    last_price: float = 0.0
-    name: str = ""
-
-
-@dataclass
-class _Account:
-    account_id: str
-    cash: int  # cents available
-    frozen: int  # cents frozen for open buys
-    positions: dict[str, _Pos] = field(default_factory=dict)
-    orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
-    trades: list[Trade] = field(default_factory=list)  # today's
-
-
-class _Refused(Exception):
-    """Internal: an order fails a rule (never escapes the module)."""
-
-    def __init__(self, reason: Reject, msg: str) -> None:
-        super().__init__(msg)
-        self.reason = reason
-        self.msg = msg
-
-
-class _Plan:
-    """An accepted order's code, working limit price and price type."""
-
-    __slots__ = ("code", "kind", "limit")
-
-    def __init__(self, code: str, limit: float, kind: int) -> None:
-        self.code = code
-        self.limit = limit
-        self.kind = kind
-
-
-def _li(price: float) -> int:
-    """A price in thousandths of a yuan."""
-    return round(price * 1000)
-
-
-def _amount_cents(price: float, volume: int) -> int:
-    return (_li(price) * volume + 5) // 10
-
-
-def _cents(value: float) -> int:
-    return round(value * 100)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.2f}" if abs(x * 100 - round(x * 100)) < 1e-6 else f"{x:.3f}"
 
 
 def _day_of(counter_id: str) -> int | None:
@@ -219,13 +125,6 @@ def _day_of(counter_id: str) -> int | None:
 
 def _seq_of(counter_id: str) -> int:
     return int(counter_id[_DAY_DIGITS:]) if _day_of(counter_id) is not None else 0
-
-
-def _price_type_name(pt: int) -> str:
-    try:
-        return f"{pt} ({PriceType(pt).name})"
-    except ValueError:
-        return str(pt)
 
 
 def _remaining(order: Order) -> int:
@@ -261,17 +160,16 @@ class Broker:
             )
         if fees is not None and not isinstance(fees, FeeSchedule):
             raise InvalidArgument(f"fees must be a FeeSchedule, got {fees!r}")
-        self._initial_cents = _cents(float(initial_cash))
+        self._initial_cents = cents(float(initial_cash))
         self._rates = FeeRates(fees if fees is not None else DEFAULT_FEES)
         self.allow_new_accounts = bool(allow_new_accounts)
-        self._accounts: dict[str, _Account] = {}
+        self._accounts: dict[str, AccountState] = {}
         self._next_order_id = 1
         self._trade_counter = 0
         self._day = 0
         # code -> {order_id: account_id} of orders that can still trade
         self._resting: dict[str, dict[int, str]] = {}
-        # code -> (tick time, {(side, price in li): shares already taken})
-        self._book_used: dict[str, tuple[int, dict[tuple[int, int], int]]] = {}
+        self._ledger = BookLedger()
         for acc in accounts:
             self._check_account_id(acc)
             self._create(acc)
@@ -317,8 +215,8 @@ class Broker:
             return []
         return [self._asset_report(self._create(account_id))]
 
-    def _create(self, account_id: str) -> _Account:
-        acct = _Account(account_id, cash=self._initial_cents, frozen=0)
+    def _create(self, account_id: str) -> AccountState:
+        acct = AccountState(account_id, cash=self._initial_cents, frozen=0)
         self._accounts[account_id] = acct
         return acct
 
@@ -327,14 +225,14 @@ class Broker:
         if not isinstance(account_id, str) or not account_id:
             raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
 
-    def _query_account(self, account_id: str) -> _Account:
+    def _query_account(self, account_id: str) -> AccountState:
         self._check_account_id(account_id)
         acct = self._accounts.get(account_id)
         if acct is not None:
             return acct
         if self.allow_new_accounts:
             # A query never creates: answer what a fresh account would show.
-            return _Account(account_id, cash=self._initial_cents, frozen=0)
+            return AccountState(account_id, cash=self._initial_cents, frozen=0)
         raise InvalidArgument(
             f"unknown account {account_id!r}: known accounts are {sorted(self._accounts) or 'none'}"
         )
@@ -389,7 +287,7 @@ class Broker:
 
     # ------------------------------------------------------------------ reports
 
-    def _asset_report(self, acct: _Account) -> Asset:
+    def _asset_report(self, acct: AccountState) -> Asset:
         mv = sum((p.volume * p.last_price for p in acct.positions.values()), 0.0)
         cash = acct.cash / 100
         frozen = acct.frozen / 100
@@ -402,7 +300,7 @@ class Broker:
             fetch_balance=cash,
         )
 
-    def _position_report(self, acct: _Account, code: str) -> Position:
+    def _position_report(self, acct: AccountState, code: str) -> Position:
         p = acct.positions[code]
         return Position(
             account_id=acct.account_id,
@@ -425,7 +323,7 @@ class Broker:
         """Cents a buy order holds frozen: its remainder's amount plus estimated fees."""
         if order.order_type != _BUY or not _is_open(order):
             return 0
-        amount = _amount_cents(order.price, _remaining(order))
+        amount = amount_cents(order.price, _remaining(order))
         return amount + self._rates.total_cents(_BUY, amount)
 
     # ------------------------------------------------------------------ submit
@@ -494,13 +392,13 @@ class Broker:
         )
         try:
             if acct is None:
-                raise _Refused(
+                raise Refused(
                     Reject.UNKNOWN_ACCOUNT,
                     f"unknown account {req.account_id!r}: this simulator accepts only "
                     f"{sorted(self._accounts) or 'no accounts'}",
                 )
-            plan = self._validate(acct, req, book, instrument, market_open)
-        except _Refused as r:
+            plan = validate(acct, self._rates, req, book, instrument, market_open)
+        except Refused as r:
             order.order_status = _JUNK
             order.status_msg = r.msg
             if instrument is not None:
@@ -528,7 +426,7 @@ class Broker:
             )
             return resp, out
 
-        assert instrument is not None  # _validate refuses a missing instrument
+        assert instrument is not None  # validate refuses a missing instrument
         order.stock_code = plan.code
         order.price = plan.limit
         order.instrument_name = instrument.InstrumentName
@@ -548,7 +446,7 @@ class Broker:
 
         kind = plan.kind
         if kind == _FULL_OR_CANCEL and (
-            book is None or self._fillable(order, book) < order.order_volume
+            book is None or self._ledger.fillable(order, book) < order.order_volume
         ):
             self._finish(acct, order, "canceled: the book cannot fill the whole order", out)
         else:
@@ -583,236 +481,26 @@ class Broker:
         if not is_int(day) or not 0 < day < 10**_DAY_DIGITS:
             raise InvalidArgument(f"trading day must be an int like 20250107, got {day!r}")
 
-    def _validate(
-        self,
-        acct: _Account,
-        req: SubmitOrder,
-        book: Tick | None,
-        instrument: InstrumentDetail | None,
-        market_open: bool,
-    ) -> _Plan:
-        side = req.order_type
-        if not is_int(side) or side not in (_BUY, _SELL):
-            raise _Refused(
-                Reject.BAD_ORDER_TYPE,
-                f"bad order_type {side!r}: stocks take {_BUY} (STOCK_BUY) or {_SELL} (STOCK_SELL)",
-            )
-        volume = req.order_volume
-        if not is_int(volume) or volume <= 0:
-            raise _Refused(
-                Reject.BAD_VOLUME,
-                f"bad order_volume {volume!r}: expected a whole number of shares > 0",
-            )
-        try:
-            code, sc, board = parsed_code(req.stock_code)
-        except InvalidCode as e:
-            raise _Refused(Reject.BAD_CODE, str(e)) from None
-        if instrument is None:
-            raise _Refused(
-                Reject.BAD_CODE, f"unknown security {code}: it is not listed on this simulator"
-            )
-        if instrument.stock_code != code:
-            raise InvalidArgument(
-                f"instrument {instrument.stock_code} was passed for an order on {code}"
-            )
-        if board is Board.INDEX or instrument.board == _INDEX_BOARD:
-            raise _Refused(Reject.NOT_TRADABLE, f"{code} is an index and cannot be traded")
-        if not instrument.IsTrading:
-            raise _Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
-
-        pt = req.price_type
-        if not is_int(pt) or pt not in _STOCK_PRICE_TYPES:
-            raise _Refused(
-                Reject.BAD_PRICE_TYPE,
-                f"bad price_type {pt!r} for a stock: expected 11 (FIX_PRICE), 5 (LATEST_PRICE) "
-                "or an exchange market type (SH/BJ: 42, 43, 44, 45; SZ: 44, 45, 46, 47, 48)",
-            )
-        if sc.exchange == "SZ" and pt in _SH_ONLY_TYPES:
-            raise _Refused(
-                Reject.BAD_PRICE_TYPE,
-                f"price_type {_price_type_name(pt)} is a Shanghai market type and {code} trades "
-                "in Shenzhen: use 44, 45, 46, 47 or 48",
-            )
-        if sc.exchange in ("SH", "BJ") and pt in _SZ_ONLY_TYPES:
-            raise _Refused(
-                Reject.BAD_PRICE_TYPE,
-                f"price_type {_price_type_name(pt)} is a Shenzhen market type and {code} trades "
-                f"on {sc.exchange}: use 42, 43, 44 or 45",
-            )
-
-        up, down = instrument.UpStopPrice, instrument.DownStopPrice
-        if pt == _FIX_PRICE:
-            price = req.price
-            if not is_finite(price) or price <= 0:
-                raise _Refused(
-                    Reject.BAD_PRICE, f"bad price {price!r}: a limit order needs a price > 0"
-                )
-            tick = instrument.PriceTick if instrument.PriceTick > 0 else 0.01
-            steps = price / tick
-            if abs(steps - round(steps)) > 1e-6:
-                raise _Refused(
-                    Reject.BAD_PRICE,
-                    f"price {price!r} is not on the {tick:g} tick of {code}: "
-                    f"use e.g. {round(steps) * tick:.{_decimals(tick)}f}",
-                )
-            if (up > 0 and price > up + _EPS) or (down > 0 and price < down - _EPS):
-                raise _Refused(
-                    Reject.PRICE_LIMIT,
-                    f"price {_fmt(price)} is outside today's limits of {code} "
-                    f"[{_fmt(down)}, {_fmt(up)}]",
-                )
-
-        if not market_open:
-            raise _Refused(
-                Reject.MARKET_CLOSED,
-                f"the market is closed: orders on {code} are taken during trading sessions only",
-            )
-
-        limit = self._limit_for(code, side, pt, req.price, book, instrument)
-
-        if side == _BUY:
-            if volume % _LOT:
-                raise _Refused(
-                    Reject.BAD_LOT,
-                    f"buy volume {volume} is not a multiple of {_LOT} shares: "
-                    f"buy whole lots of {_LOT} (BJ too)",
-                )
-            amount = _amount_cents(limit, volume)
-            need = amount + self._rates.total_cents(_BUY, amount)
-            if need > acct.cash:
-                raise _Refused(
-                    Reject.NO_CASH,
-                    f"insufficient cash: buying {volume} {code} at {_fmt(limit)} needs "
-                    f"{need / 100:.2f} CNY (amount plus estimated fees), available "
-                    f"{acct.cash / 100:.2f}",
-                )
-        else:
-            pos = acct.positions.get(code)
-            sellable = pos.can_use if pos is not None else 0
-            if volume > sellable:
-                raise _Refused(
-                    Reject.NO_SHARES,
-                    f"insufficient sellable shares of {code}: asked {volume}, sellable {sellable} "
-                    "(shares bought today become sellable the next trading day, T+1)",
-                )
-            if volume % _LOT and volume != sellable:
-                raise _Refused(
-                    Reject.BAD_LOT,
-                    f"sell volume {volume} is not a multiple of {_LOT}: an odd lot may only be "
-                    f"sold together with the whole sellable position ({sellable} shares)",
-                )
-        return _Plan(code, limit, pt)
-
-    def _limit_for(
-        self,
-        code: str,
-        side: int,
-        pt: int,
-        price: float,
-        book: Tick | None,
-        instrument: InstrumentDetail,
-    ) -> float:
-        """The limit price an accepted order works at (see the module docstring)."""
-        if pt == _FIX_PRICE:
-            return float(price)
-        usable = book is not None and book.stock_code == code
-        if pt == _LATEST_PRICE:
-            if not usable or book is None or book.lastPrice <= 0:
-                raise _Refused(
-                    Reject.NO_QUOTE, f"no last price for {code}: a LATEST_PRICE order needs a quote"
-                )
-            return float(book.lastPrice)
-        asks = _levels(book.askPrice, book.askVol) if usable and book is not None else []
-        bids = _levels(book.bidPrice, book.bidVol) if usable and book is not None else []
-        if pt == _PEER_FIRST:
-            levels = asks if side == _BUY else bids
-            if not levels:
-                raise _Refused(
-                    Reject.NO_QUOTE,
-                    f"no opposite quote for {code}: a peer-price-first order needs one",
-                )
-            return levels[0][0]
-        if pt == _MINE_FIRST:
-            levels = bids if side == _BUY else asks
-            if not levels:
-                raise _Refused(
-                    Reject.NO_QUOTE,
-                    f"no own-side quote for {code}: a mine-price-first order needs one",
-                )
-            return levels[0][0]
-        # Immediate-or-cancel kinds: a protective price bounds the fill and the freeze.
-        if side == _BUY:
-            if instrument.UpStopPrice > 0:
-                return float(instrument.UpStopPrice)
-            if asks:
-                return max(p for p, _ in asks)
-        else:
-            if instrument.DownStopPrice > 0:
-                return float(instrument.DownStopPrice)
-            if bids:
-                return min(p for p, _ in bids)
-        raise _Refused(
-            Reject.NO_QUOTE, f"no quote and no price limit for {code}: cannot price a market order"
-        )
-
     # ------------------------------------------------------------------ matching
 
-    def _used(self, book: Tick) -> dict[tuple[int, int], int]:
-        entry = self._book_used.get(book.stock_code)
-        if entry is None or entry[0] != book.time:
-            entry = (book.time, {})
-            self._book_used[book.stock_code] = entry
-        return entry[1]
-
-    def _crossing(self, order: Order, book: Tick) -> list[tuple[float, int, int]]:
-        """The book levels (price, price in li, shares still free this tick) the order may
-        trade with, best first."""
-        limit = round(order.price * 1000)
-        used = self._used(book)
-        out = []
-        # One pass over at most five levels: the same levels, filter and order as
-        # ``_levels`` followed by the limit check, without the intermediate lists.
-        if order.order_type == _BUY:
-            for p, v in zip(book.askPrice[:_BOOK_LEVELS], book.askVol[:_BOOK_LEVELS], strict=False):
-                if p > 0 and v > 0:
-                    li = round(p * 1000)
-                    if li <= limit:
-                        free = int(v) - used.get((_BUY, li), 0)
-                        if free > 0:
-                            out.append((float(p), li, free))
-        else:
-            for p, v in zip(book.bidPrice[:_BOOK_LEVELS], book.bidVol[:_BOOK_LEVELS], strict=False):
-                if p > 0 and v > 0:
-                    li = round(p * 1000)
-                    if li >= limit:
-                        free = int(v) - used.get((_SELL, li), 0)
-                        if free > 0:
-                            out.append((float(p), li, free))
-        return out
-
-    def _fillable(self, order: Order, book: Tick) -> int:
-        if book.stock_code != order.stock_code:
-            return 0
-        return sum(v for _, _, v in self._crossing(order, book))
-
     def _match(
-        self, acct: _Account, order: Order, book: Tick, now_ms: int, out: list[TradeReportItem]
+        self, acct: AccountState, order: Order, book: Tick, now_ms: int, out: list[TradeReportItem]
     ) -> None:
         if book.stock_code != order.stock_code or not _is_open(order):
             return
-        crossing = self._crossing(order, book)
-        used = self._used(book)
-        for price, li, free in crossing:
+        crossing = self._ledger.crossing(order, book)
+        used = self._ledger.used(book)
+        for price, price_li, free in crossing:
             qty = min(free, _remaining(order))
             if qty <= 0:
                 break
-            key = (order.order_type, li)
+            key = (order.order_type, price_li)
             used[key] = used.get(key, 0) + qty
             self._fill(acct, order, price, qty, now_ms, out)
 
     def _fill(
         self,
-        acct: _Account,
+        acct: AccountState,
         order: Order,
         price: float,
         qty: int,
@@ -820,7 +508,7 @@ class Broker:
         out: list[TradeReportItem],
     ) -> None:
         code = order.stock_code
-        amount = _amount_cents(price, qty)
+        amount = amount_cents(price, qty)
         fee = self._rates.total_cents(order.order_type, amount)
         old_freeze = self._freeze_of(order)
         done = order.traded_volume
@@ -829,7 +517,7 @@ class Broker:
         order.order_status = _SUCCEEDED if _remaining(order) == 0 else _PART_SUCC
         pos = acct.positions.get(code)
         if pos is None:
-            pos = acct.positions[code] = _Pos(name=order.instrument_name)
+            pos = acct.positions[code] = Holding(name=order.instrument_name)
         if order.order_type == _BUY:
             new_freeze = self._freeze_of(order)
             acct.frozen += new_freeze - old_freeze
@@ -881,7 +569,9 @@ class Broker:
             if not book:
                 del self._resting[order.stock_code]
 
-    def _finish(self, acct: _Account, order: Order, msg: str, out: list[TradeReportItem]) -> None:
+    def _finish(
+        self, acct: AccountState, order: Order, msg: str, out: list[TradeReportItem]
+    ) -> None:
         """End an open order's remainder (cancel or expiry) and release what it froze."""
         old_freeze = self._freeze_of(order)
         rest = _remaining(order)
@@ -899,12 +589,14 @@ class Broker:
             pos.can_use += rest
             out.append(self._position_report(acct, order.stock_code))
 
-    def _convert_to_limit(self, acct: _Account, order: Order, out: list[TradeReportItem]) -> None:
+    def _convert_to_limit(
+        self, acct: AccountState, order: Order, out: list[TradeReportItem]
+    ) -> None:
         """A five-level-then-limit remainder rests at its last fill's price."""
         last = acct.trades[-1].traded_price
         old_freeze = self._freeze_of(order)
         order.price = last
-        order.status_msg = f"remainder rests as a limit order at {_fmt(last)}"
+        order.status_msg = f"remainder rests as a limit order at {fmt_price(last)}"
         out.append(_copy(order))
         if order.order_type == _BUY:
             new_freeze = self._freeze_of(order)
@@ -927,11 +619,11 @@ class Broker:
         entries = [(self._accounts[a].orders[oid], a) for oid, a in resting.items()]
         buys = sorted(
             (e for e in entries if e[0].order_type == _BUY),
-            key=lambda e: (-_li(e[0].price), e[0].order_id),
+            key=lambda e: (-li(e[0].price), e[0].order_id),
         )
         sells = sorted(
             (e for e in entries if e[0].order_type == _SELL),
-            key=lambda e: (_li(e[0].price), e[0].order_id),
+            key=lambda e: (li(e[0].price), e[0].order_id),
         )
         result: list[tuple[str, TradeReportItem]] = []
         for order, account_id in buys + sells:
@@ -994,7 +686,7 @@ class Broker:
     def _cancel(
         self,
         account_id: str,
-        acct: _Account | None,
+        acct: AccountState | None,
         order: Order | None,
         order_id: int,
         why: str,
@@ -1070,7 +762,7 @@ class Broker:
             acct.trades.clear()
             result.extend((acct.account_id, item) for item in out)
         self._day = new_day
-        self._book_used.clear()
+        self._ledger.clear()
         return result
 
     # ------------------------------------------------------------------ corporate actions
@@ -1158,8 +850,8 @@ class Broker:
         if isinstance(item, Asset):
             if acct is None:
                 acct = self._create(account_id)
-            acct.cash = _cents(item.cash)
-            acct.frozen = _cents(item.frozen_cash)
+            acct.cash = cents(item.cash)
+            acct.frozen = cents(item.frozen_cash)
         elif isinstance(item, Order):
             self._next_order_id = max(self._next_order_id, item.order_id + 1)
             self._see_day(item.order_sysid)
@@ -1179,7 +871,7 @@ class Broker:
         elif isinstance(item, Position):
             if acct is None:
                 return
-            acct.positions[item.stock_code] = _Pos(
+            acct.positions[item.stock_code] = Holding(
                 volume=item.volume,
                 can_use=item.can_use_volume,
                 frozen=item.frozen_volume,
@@ -1191,16 +883,3 @@ class Broker:
             )
         elif isinstance(item, OrderError):
             self._next_order_id = max(self._next_order_id, item.order_id + 1)
-
-
-def _levels(prices: list[float], vols: list[int]) -> list[tuple[float, int]]:
-    """The usable (price, shares) levels of one book side, best first, at most five."""
-    out = []
-    for p, v in zip(prices[:_BOOK_LEVELS], vols[:_BOOK_LEVELS], strict=False):
-        if p > 0 and v > 0:
-            out.append((float(p), int(v)))
-    return out
-
-
-def _decimals(tick: float) -> int:
-    return max(0, -math.floor(math.log10(tick) + 1e-9))
