@@ -411,3 +411,16 @@ def test_the_documented_calendar_file_imports(
     path = write(tmp_path, textwrap.dedent(block.group(1)))
     assert main(["calendar", "import", str(path), "--home", str(home)]) == 0
     assert capsys.readouterr().out.startswith("imported 7 closed weekdays covering 20270101")
+
+
+async def test_a_download_keeps_no_bar_on_a_day_an_imported_file_closes(
+    tmp_path: Path, home: Path
+) -> None:
+    import qmtkit
+
+    import_file(write(tmp_path, USER_FILE), home)  # closes 20270104, a provisional weekday
+    async with qmtkit.connect("sim://?clock_start=20270201", home=home) as qk:
+        await qk.data.download("600000.SH", "1d", "20261228", "20270108")
+    days = cal.ms_to_yyyymmdd(Cache(home).arrays("1d", "600000.SH")["time"]).tolist()
+    assert 20270104 not in days
+    assert days[0] == 20261228 and 20270105 in days

@@ -29,9 +29,10 @@ import polars as pl
 from qmtkit.checks import is_whole
 from qmtkit.clock import BEIJING, wall_ms
 from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
+from qmtkit.data import calendar_layers
 from qmtkit.data import coverage as cov
 from qmtkit.data.cache import Cache
-from qmtkit.data.calendar import holidays, trading_calendar, trading_days
+from qmtkit.data.calendar import holidays, on_closed_day, trading_calendar, trading_days
 from qmtkit.data.calendar_sync import store_venue, sync_venue
 from qmtkit.data.frames import TIME_DTYPE, code_column, columns_of, empty_frame
 from qmtkit.data.horizon import visible_end
@@ -286,6 +287,8 @@ class MarketData:
         fetch = self._request if src is None else src.request
         if not self._calendar_synced:
             await self.sync_calendar(src)
+        # Real calendar data (a stored layer) outranks a source's bar on a day it closes.
+        check_closed = any(calendar_layers.stamp(self.cache.home))
         now = self._now_ms()
         flush_codes = _FLUSH_CODES if src is not None else len(norm) + 1
         pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
@@ -312,6 +315,10 @@ class MarketData:
                             cols["time"],
                             np.frombuffer(reply.columns["isST"], "<i1"),
                         )
+                    if check_closed:
+                        closed = on_closed_day(cols["time"], home=self.cache.home, stored_only=True)
+                        if closed.any():  # a bar on a day real calendar data closes
+                            cols = {k: v[~closed] for k, v in cols.items()}
                     t = cols["time"]
                     parts.append(cols)
                     fetched += self._new_bars(base, code, t) if incrementally else len(t)

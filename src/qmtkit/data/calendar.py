@@ -486,11 +486,21 @@ __all__ = [
 ]
 
 
-def on_closed_day(times_ms: npt.ArrayLike, *, home: Home = None) -> npt.NDArray[np.bool_]:
-    """For each Unix-ms time, True if its Beijing day is a weekday the calendar closes."""
+def on_closed_day(
+    times_ms: npt.ArrayLike, *, home: Home = None, stored_only: bool = False
+) -> npt.NDArray[np.bool_]:
+    """For each Unix-ms time, True if its Beijing day is a weekday the calendar closes.
+
+    ``stored_only`` counts only the days a stored layer (a user file, a venue's calendar)
+    closes: real data's word, which a source's bar must not contradict.
+    """
     view = _view(home)
     days = (np.asarray(times_ms, dtype=np.int64) + BEIJING_OFFSET_MS) // DAY_MS
     inside = (days >= _FIRST_DAY) & (days <= _HORIZON)
+    idx = days[inside] - _FIRST_DAY
+    closed = view.closed[idx] & _is_weekday(days[inside])
+    if stored_only:
+        closed &= (view.source[idx] == _USER) | (view.source[idx] == _VENUE)
     out = np.zeros(days.shape, dtype=bool)
-    out[inside] = view.closed[days[inside] - _FIRST_DAY] & _is_weekday(days[inside])
+    out[inside] = closed
     return out
