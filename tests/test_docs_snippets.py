@@ -91,3 +91,19 @@ def test_deploy_installs_from_the_source_tree_or_a_wheel_of_this_version() -> No
     assert "pip install qmtkit\n" not in text
     assert "python -m pip wheel --no-deps -w dist ." in text
     assert f"qmtkit-{__version__}-py3-none-any.whl" in text
+
+
+def test_the_compat_install_snippet_runs(tmp_path: Path) -> None:
+    [block] = [b for b in python_blocks(ROOT / "docs" / "compat.md") if "install()" in b]
+    got = run(block + "print(xtdata.__name__, XtQuantTrader.__name__)\n", tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == ["qmtkit.compat.xtdata", "XtQuantTrader"]
+
+
+def test_the_busy_polling_snippet_runs(tmp_path: Path) -> None:
+    url = "qmtkit://gw:58610?token=..."
+    [block] = [b for b in python_blocks(ROOT / "docs" / "deploy.md") if "busy_poll_us=200" in b]
+    code = block.replace(url, "sim://").replace("        ...\n", "        print(qk.info.kind)\n")
+    got = run(code, tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "sim"
