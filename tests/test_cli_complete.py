@@ -93,6 +93,7 @@ def test_a_repeated_download_says_nothing_new_came(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("QMTKIT_BACKEND", raising=False)
+    monkeypatch.setenv("QMTKIT_HOME", str(tmp_path / "elsewhere"))  # --home must win
     args = ["download", "600000.SH", "--start", "20240101", "--home", str(tmp_path)]
     assert main(args) == 0
     first = capsys.readouterr().out.strip().splitlines()[-1]
@@ -101,3 +102,4 @@ def test_a_repeated_download_says_nothing_new_came(
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         "fetched 0 bars: the cache already had them"
     )
+    assert (tmp_path / "sim").is_dir() and not (tmp_path / "elsewhere").exists()

@@ -41,7 +41,7 @@ from qmtkit.backends.sim.backend import terminal_name
 from qmtkit.backends.sim.broker import Reject
 from qmtkit.clock import BEIJING, StrictClock, VirtualClock
 from qmtkit.constants import OrderStatus, OrderType, PriceType
-from qmtkit.errors import ClosedError, InvalidArgument, InvalidCode, JournalLocked
+from qmtkit.errors import CacheError, ClosedError, InvalidArgument, InvalidCode, JournalLocked
 from qmtkit.models import AccountReport, Bar, Order, OrderError, OrderResponse, QuoteBatch
 
 CODE = "600000.SH"
@@ -405,3 +405,14 @@ async def test_history_says_how_far_the_simulators_own_clock_has_come(tmp_path: 
         times = np.frombuffer(reply.columns["time"], dtype=np.int64)
         # Minute bars are labelled by their end: the one in progress may carry a later time.
         assert reply.rows > 0 and int(times.max()) <= reply.as_of + 60_000
+
+
+async def test_an_unreadable_journal_stops_accounts_but_not_data(tmp_path: Path) -> None:
+    state = SimBackend(home=tmp_path).state_dir
+    state.mkdir(parents=True)
+    (state / "journal.bin").write_bytes(b"NOTAJRNL")
+    async with opened(tmp_path) as (backend, _, _):
+        bars = await backend.request(FetchHistory(CODE, "1d", 0, backend.session_now()))
+        assert isinstance(bars, HistoryColumns) and bars.rows > 0
+        with pytest.raises(CacheError, match="not a qmtkit journal"):
+            await backend.request(OpenAccount(ACCT))

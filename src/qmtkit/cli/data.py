@@ -187,7 +187,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             pass
 
     async def run() -> int:
-        backend = open_backend(args.backend)
+        backend = open_backend(_backend_with_home(args.backend, args.home))
         async with backend.open(_Quiet()):
             data = MarketData(backend.request, args.home)
             return await data.download(
@@ -214,6 +214,20 @@ def cmd_download(args: argparse.Namespace) -> int:
         return _fail(exc)
     print(f"fetched {n} bars" if n else "fetched 0 bars: the cache already had them")
     return 0
+
+
+def _backend_with_home(url: str | None, home: str | None) -> str:
+    """The backend URL to use; a simulator keeps its state in ``--home`` unless it names one."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from qmtkit.backends import backend_url
+
+    full = backend_url(url)
+    parts = urlsplit(full)
+    query = parse_qsl(parts.query)
+    if home is None or parts.scheme != "sim" or any(k == "home" for k, _ in query):
+        return full
+    return f"sim://{parts.netloc}{parts.path}?{urlencode([*query, ('home', str(home))])}"
 
 
 async def download_from_source(args: argparse.Namespace, name: str, options: Any) -> int:

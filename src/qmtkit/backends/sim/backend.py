@@ -88,7 +88,14 @@ from qmtkit.clock import (
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountStatusCode
 from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES
-from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode, JournalLocked
+from qmtkit.errors import (
+    BackendError,
+    ClosedError,
+    InvalidArgument,
+    InvalidCode,
+    JournalLocked,
+    QmtkitError,
+)
 from qmtkit.models import (
     AccountInfo,
     AccountReport,
@@ -306,8 +313,9 @@ class SimBackend:
         probe = Journal(self.state_dir / JOURNAL_FILE)
         try:
             probe.open()
-        except JournalLocked:
-            # A process trading here holds the journal and has written the id.
+        except QmtkitError:
+            # A process trading here holds the journal and has written the id (or the
+            # journal is unreadable: the first account request will say so; data goes on).
             try:
                 return path.read_text(encoding="utf-8", errors="replace").strip()
             except FileNotFoundError:
