@@ -130,7 +130,8 @@ async def test_daily_update_uses_one_whole_market_query_per_day(
         await src.aclose()
     new = [m for m, _ in bs.SERVER.asked[asked:]]
     assert "query_history_k_data_plus" not in new
-    assert new.count("query_daily_history_k_AStock") == 5  # 25th..27th, 30th, 31st
+    # 25th..27th, 30th, 31st, then 2 January answers empty (not published): the update stops
+    assert new.count("query_daily_history_k_AStock") == 6
     for bs_code, code in QK.items():
         got = md.read_bars(code, "1d")
         assert got["close"].to_list() == raw_daily(bs, bs_code)["close"].tolist()

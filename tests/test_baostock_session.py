@@ -15,6 +15,7 @@ import pytest
 from bsfake import FAST, QK, fake_module, raw_daily
 from qmtkit.backends.base import Reply, Request
 from qmtkit.data.api import MarketData
+from qmtkit.data.sources.baostock import BaostockSource
 from qmtkit.data.sources.bssession import BaostockSession
 from qmtkit.data.sources.pacing import Pacer
 from qmtkit.errors import BackendError, BackendUnavailable, InvalidArgument
@@ -87,14 +88,26 @@ async def test_network_error_codes_are_retried(bs: ModuleType) -> None:
 
 
 async def test_a_lost_page_is_never_taken_for_the_end(bs: ModuleType) -> None:
-    # 731 calendar days fit one page; ask for more so the answer spans two pages.
+    # Ten years of calendar days span three pages; the second page never arrives once.
     from baostock._server import synthetic_market
 
     synthetic_market(bs.SERVER, ["sh.600000"], first="2015-01-01", last="2024-12-31")
     bs.SERVER.inject("lose_page", "query_trade_dates")
-    s = session(bs, Sleeps())
-    res = await s.call("query_trade_dates", start_date="2015-01-01", end_date="2024-12-31")
-    assert len(res.rows) == 730 + 3653
+    src = BaostockSource(**{**FAST, "module": bs, "sleep": Sleeps()})
+    try:
+        days = await src.trading_days("2015-01-01", "2024-12-31")
+    finally:
+        await src.aclose()
+    want = [d for d, f in bs.SERVER.trade_dates if f == "1" and d <= "2024-12-31"]
+    assert len(days) == len(want) and days[-1] == 20241231
+    assert bs.SERVER.calls["query_trade_dates"] == 2
+
+
+def test_a_query_sized_to_one_page_rejects_a_full_page() -> None:
+    from qmtkit.data.sources.bssession import PAGE_ROWS, Result, below_one_page
+
+    assert below_one_page(Result(["date"], [["x"]] * (PAGE_ROWS - 1)))
+    assert not below_one_page(Result(["date"], [["x"]] * PAGE_ROWS))
 
 
 async def test_retries_give_up_with_a_clear_error(bs: ModuleType) -> None:

@@ -223,3 +223,23 @@ async def test_the_sources_trading_days_become_the_venue_calendar(
     assert not is_trading_day("SH", 20241002, home=tmp_path)
     stored = md.reference.trading_days("baostock")
     assert stored is not None and 20240212 in stored.days
+
+
+def test_daily_rows_without_the_optional_fields_still_parse() -> None:
+    from qmtkit.data.sources.bsrows import daily_columns
+
+    fields = ["date", "code", "open", "high", "low", "close", "volume"]
+    cols = daily_columns(fields, [["2024-01-02", "sh.600000", "1", "2", "0.5", "1.5", "1250"]])
+    assert cols["close"].tolist() == [1.5] and cols["volume"].tolist() == [12]
+    assert cols["suspendFlag"].tolist() == [0] and cols["isST"].tolist() == [0]
+    assert cols["time"].tolist() == [day_ms("2024-01-02")]
+
+
+def test_daily_rows_without_prices_are_refused_by_name() -> None:
+    from qmtkit.data.sources.bsrows import daily_columns
+    from qmtkit.errors import BackendError
+
+    with pytest.raises(BackendError, match="lacks field 'close'"):
+        daily_columns(
+            ["date", "open", "high", "low", "volume"], [["2024-01-02", "1", "1", "1", "1"]]
+        )

@@ -30,6 +30,8 @@ REF = Path(os.environ.get("BAOSTOCK_REF", Path.home() / "bs" / "x" / "baostock")
 needs_ref = pytest.mark.skipif(not (REF / "__init__.py").is_file(), reason="no baostock copy")
 #: Called by the session itself rather than through ``call``.
 SESSION_FUNCS = ("login", "logout")
+#: Keywords of ``call`` itself, not passed on to baostock.
+SESSION_KEYWORDS = frozenset({"check"})
 #: What the session reads off a result object, and the socket holder it closes.
 RESULT_ATTRS = ("error_code", "error_msg", "fields", "next", "get_row_data", "per_page_count")
 
@@ -48,7 +50,7 @@ def used_calls() -> dict[str, set[str]]:
                 and isinstance(node.args[0].value, str)
             ):
                 out.setdefault(node.args[0].value, set()).update(
-                    k.arg for k in node.keywords if k.arg
+                    k.arg for k in node.keywords if k.arg and k.arg not in SESSION_KEYWORDS
                 )
     return out
 

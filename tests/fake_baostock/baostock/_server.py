@@ -295,12 +295,15 @@ def synthetic_market(
     rng = random.Random(seed)
     d0, d1 = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
     days = []
+    server.trade_dates = []
     d = d0
-    while d <= d1:
+    # The calendar runs on past the bars (through 2031: every date the suite runs at), as
+    # the real one does to the day it is asked on.
+    while d <= max(d1, dt.date(2031, 12, 31)):
         holiday = (d.month == 10 and d.day <= 6) or (d.month, d.day) == (1, 1)
         open_ = d.weekday() < 5 and not holiday
         server.trade_dates.append((d.isoformat(), "1" if open_ else "0"))
-        if open_:
+        if open_ and d <= d1:
             days.append(d.isoformat())
         d += dt.timedelta(days=1)
     server.last_day = days[-1]

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from qmtkit.clock import BEIJING_OFFSET_MS, wall_ms
 from qmtkit.codes import normalize_code
 from qmtkit.data.sources import bsrows
-from qmtkit.data.sources.bssession import BaostockSession
+from qmtkit.data.sources.bssession import BaostockSession, Result, below_one_page
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, Unsupported
 from qmtkit.messages import (
     Dividend,
@@ -179,6 +179,7 @@ class BaostockSource:
         daily = period == "1d"
         res = await self.session.call(
             "query_history_k_data_plus",
+            check=below_one_page,
             code=bsrows.to_bs_code(code),
             fields=bsrows.DAILY_FIELDS if daily else bsrows.MINUTE_FIELDS,
             start_date=_day(day0),
@@ -303,7 +304,16 @@ class BaostockSource:
     async def trading_days(self, start: str = FIRST_DAY, end: str | None = None) -> list[int]:
         """The SH/SZ trading days from ``start`` to ``end`` (``'YYYY-MM-DD'``) as YYYYMMDD."""
         end = end or bsrows.ms_to_date(self._now_ms())
-        res = await self.session.call("query_trade_dates", start_date=start, end_date=end)
+
+        def whole(res: Result) -> bool:
+            # One row per calendar day: a whole answer reaches ``end`` (or is empty).
+            if not res.rows or "calendar_date" not in res.fields:
+                return True
+            return res.rows[-1][res.fields.index("calendar_date")] >= end
+
+        res = await self.session.call(
+            "query_trade_dates", check=whole, start_date=start, end_date=end
+        )
         return bsrows.trading_days(res.fields, res.rows)
 
 

@@ -81,6 +81,15 @@ def _column(fields: Sequence[str], rows: Sequence[Sequence[str]], name: str) -> 
     return [r[i] for r in rows]
 
 
+def _column_or(
+    fields: Sequence[str], rows: Sequence[Sequence[str]], name: str, default: str
+) -> list[str]:
+    """A column the answer may lack (the whole-market query's fields are the server's)."""
+    if name not in fields:
+        return [default] * len(rows)
+    return _column(fields, rows, name)
+
+
 def _checked(fields: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for r in rows:
         if len(r) != len(fields):
@@ -98,6 +107,9 @@ def daily_columns(
     def col(name: str) -> list[str]:
         return _column(fields, rows, name)
 
+    def opt(name: str, default: str) -> list[str]:
+        return _column_or(fields, rows, name, default)
+
     out: dict[str, npt.NDArray[Any]] = {
         "time": date_ms(col("date")),
         "open": _floats(col("open")),
@@ -105,11 +117,11 @@ def daily_columns(
         "low": _floats(col("low")),
         "close": _floats(col("close")),
         "volume": np.rint(_floats(col("volume")) / 100.0).astype(np.int64),
-        "amount": _floats(col("amount")),
-        "preClose": _floats(col("preclose")),
+        "amount": _floats(opt("amount", "")),
+        "preClose": _floats(opt("preclose", "")),
         # tradestatus 1 is a trading day, 0 a suspension; the cache's flag is the opposite.
-        "suspendFlag": np.array([0 if s == "1" else 1 for s in col("tradestatus")], np.int8),
-        "isST": np.array([1 if s == "1" else 0 for s in col("isST")], np.int8),
+        "suspendFlag": np.array([0 if s == "1" else 1 for s in opt("tradestatus", "1")], np.int8),
+        "isST": np.array([1 if s == "1" else 0 for s in opt("isST", "0")], np.int8),
     }
     return _sorted(out)
 

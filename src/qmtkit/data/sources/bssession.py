@@ -111,8 +111,15 @@ class BaostockSession:
             self._module = load_module()
         return self._module
 
-    async def call(self, fn: str, **kwargs: Any) -> Result:
-        """Run ``baostock.<fn>(**kwargs)`` and read every row of its answer."""
+    async def call(
+        self, fn: str, check: Callable[[Result], bool] | None = None, **kwargs: Any
+    ) -> Result:
+        """Run ``baostock.<fn>(**kwargs)`` and read every row of its answer.
+
+        baostock pages answers and ends the iteration without an error when a later page is
+        lost, so a caller that can tell a whole answer passes ``check``: an answer it
+        rejects is retried like a network error.
+        """
         func = getattr(self.module, fn, None)
         if not callable(func):
             raise Unsupported(f"this baostock package has no {fn}(): upgrade baostock")
@@ -123,6 +130,8 @@ class BaostockSession:
                     if not self._logged_in:
                         await self._timed(self._login)
                     result: Result = await self._timed(self._query, func, kwargs)
+                    if check is not None and not check(result):
+                        raise _Retryable(f"{len(result.rows)} rows: the answer was cut short")
                     return result
                 except _Retryable as exc:
                     attempt += 1
@@ -221,16 +230,9 @@ class BaostockSession:
                 self._logged_in = False
                 raise _Retryable(f"{code}: {msg}")
             raise BackendError(f"baostock refused {kwargs!r}: {code} {msg}")
-        if rows and len(rows) % PAGE_ROWS == 0 and _pages(rs):
-            # A later page that fails to arrive ends the iteration without an error code;
-            # queries are sized below one page, so a full page means one may be missing.
-            raise _Retryable(f"{len(rows)} rows ended on a page boundary: the answer may be cut")
         return Result(list(rs.fields), rows)
 
 
-def _pages(rs: Any) -> bool:
-    """Whether the result is one the package pages through (``per_page_count`` rows a page)."""
-    try:
-        return int(rs.per_page_count) == PAGE_ROWS
-    except (TypeError, ValueError):
-        return False
+def below_one_page(result: Result) -> bool:
+    """``check`` for a query sized to fit one page: a full page means later ones may be lost."""
+    return len(result.rows) < PAGE_ROWS
