@@ -142,6 +142,8 @@ async def test_st_days_are_recorded_beside_the_bars(tmp_path: Path, bs: ModuleTy
     assert st.days == want and len(want) == 60
     clean = md.reference.st_days("baostock", "000001.SZ")
     assert clean is not None and clean.days == []
+    listed = md.reference.instruments("baostock")
+    assert listed is not None and {i.stock_code for i in listed} == set(QK.values())
 
 
 async def test_instruments_give_names_and_listing_dates(bs: ModuleType) -> None:

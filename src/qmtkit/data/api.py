@@ -351,6 +351,10 @@ class MarketData:
             # cancelled: they are valid, with their own coverage.
             if pending:
                 self.cache.write_bars(base, pending, coverage=pending_cov)
+        listed = getattr(src, "listed_instruments", None)
+        if src is not None and listed:
+            # The source read its whole instrument list to bound its queries: keep it.
+            self.reference.write_instruments(src.name, listed)
         return fetched
 
     def _new_bars(self, base: str, code: str, times: npt.NDArray[Any]) -> int:

@@ -169,7 +169,8 @@ class BaostockSource:
         queries outside its life are skipped. Unknown codes: no limits."""
         if self._listed is None:
             self._listed = {}
-            for item in await self.instruments(None):
+            self.listed_instruments = await self.instruments(None)
+            for item in self.listed_instruments:
                 opened = _yyyymmdd_ms(item.OpenDate)
                 expired = _yyyymmdd_ms(item.ExpireDate) if item.ExpireDate != "99999999" else None
                 self._listed[item.stock_code] = (opened or 0, expired)
