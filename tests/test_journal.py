@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qmtkit.backends.sim.journal import LOCK_NAME, MAGIC, Journal, JournalWarning
-from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalLocked
+from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalDamaged, JournalLocked
 from qmtkit.models import AccountReport, Asset, Order
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -88,14 +88,14 @@ def test_torn_last_record_is_cut_away_with_a_warning(tmp_path: Path, cut: int) -
         assert list(j.replay()) == [report(1), report(2), report(3)]
 
 
-def test_torn_record_with_garbage_of_full_length_is_not_misread(tmp_path: Path) -> None:
+def test_a_garbled_last_record_of_full_length_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "journal.bin"
     size = _write(path, 2)
     with open(path, "r+b") as f:
         f.seek(size - 3)
-        f.write(b"\xff\xff\xff")  # the payload's last bytes never reached the disk
-    with pytest.warns(JournalWarning), Journal(path) as j:
-        assert list(j.replay()) == [report(1)]
+        f.write(b"\xff\xff\xff")
+    with pytest.raises(JournalDamaged, match="checksum"):
+        Journal(path).open()
 
 
 def test_torn_header_is_repaired(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_damage_before_the_last_record_raises(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(MAGIC) + 12] ^= 0xFF  # inside the first payload
     path.write_bytes(bytes(data))
-    with pytest.raises(CacheError, match="corrupted at byte 8"):
+    with pytest.raises(JournalDamaged, match="damaged at byte 8"):
         Journal(path).open()
     # the refusal released the lock and changed nothing
     assert path.read_bytes() == bytes(data)

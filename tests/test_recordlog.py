@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalLocked
+from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalDamaged, JournalLocked
 from qmtkit.recordlog import Framing, RecordLog, RecordLogWarning
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -94,14 +94,18 @@ def test_a_torn_last_record_is_cut_away_with_a_warning(
         assert list(log.replay()) == [*recs(2), Rec(3, "again")]
 
 
-def test_a_full_length_but_garbled_last_record_is_not_misread(tmp_path: Path) -> None:
+def test_a_full_length_but_garbled_last_record_is_refused_not_cut(tmp_path: Path) -> None:
+    # a torn write is a prefix of what was written: whole-length bytes that do not check
+    # are damage, and cutting them would drop a record that did reach the disk
     path = tmp_path / "log.bin"
     size = write(path, 2)
     with open(path, "r+b") as f:
         f.seek(size - 2)
         f.write(b"\xff\xff")
-    with pytest.warns(RecordLogWarning), make(path) as log:
-        assert list(log.replay()) == recs(1)
+    before = path.read_bytes()
+    with pytest.raises(JournalDamaged, match="checksum"):
+        make(path).open()
+    assert path.read_bytes() == before
 
 
 def test_on_torn_receives_the_repair_message_instead_of_a_warning(tmp_path: Path) -> None:
@@ -126,10 +130,10 @@ def test_damage_before_the_last_record_raises_and_changes_nothing(
     # the first record's array header: breaks the checksum, and the decoding without one
     data[first + framing.header.size] = 0xC1
     path.write_bytes(bytes(data))
-    with pytest.raises(CacheError, match=f"corrupted at byte {first}") as info:
+    with pytest.raises(JournalDamaged, match=f"damaged at byte {first}") as info:
         make(path, framing).open()
     message = str(info.value)
-    assert str(path) in message and f"truncating it to {first} bytes" in message
+    assert str(path) in message and f"qmtkit journal repair {path}" in message
     assert path.read_bytes() == bytes(data)
     with pytest.raises(CacheError):  # the refusal released the lock
         make(path, framing).open()

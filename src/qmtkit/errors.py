@@ -48,3 +48,7 @@ class CacheError(QmtkitError):
 
 class ClosedError(QmtkitError):
     """An object was used after the context that owns it was closed."""
+
+
+class JournalDamaged(CacheError):
+    """A journal or record log is damaged before its end (not a torn last write)."""

@@ -5,11 +5,17 @@ the gateway's report journal): it frames each record, repairs a torn tail left b
 refuses a file damaged in the middle, and holds an exclusive lock that names its holder.
 
 Framing (see ``Framing``): an optional magic header, then per record a ``length`` (u32), an
-optional ``crc32`` of the payload (u32) and the msgpack payload. A crash in the middle of an
-append leaves a short or unreadable *last* record: ``open()`` cuts it away with a warning, so
-it is never misread. A bad record *followed by more data* is corruption, not a torn tail, and
-raises ``CacheError`` naming the file, the byte and how to repair it, instead of silently
-dropping history. Without a checksum a record is "bad" when its payload does not decode.
+optional ``crc32`` of the payload (u32) and the msgpack payload. With ``Framing.groups`` the
+records of one ``extend`` are written as one *group* frame under one checksum, so a crash
+mid-write loses the whole group, never part of it (``qmtkit.recordscan`` has the layout).
+
+A crash in the middle of an append leaves an incomplete *last* frame: ``open()`` cuts it away
+with a warning, so it is never misread. Anything else that is wrong (a checksum mismatch, an
+impossible length, a run of zero bytes, a length running past the end while whole records
+follow) is damage: ``open()`` raises ``JournalDamaged`` naming the file, the byte and the
+command that repairs it, and changes nothing. ``verify()`` reports what a file holds;
+``repair()`` keeps the longest valid prefix and moves the damaged file aside (never deleting
+it). Without a checksum a record is "bad" when its payload does not decode.
 
 Locking: ``open()`` takes a non-blocking exclusive lock on a separate lock file (``flock`` on
 POSIX, ``msvcrt.locking`` on Windows) and writes ``pid``/``host`` into it, so a refused opener
@@ -19,6 +25,7 @@ can say who holds the log. A second open in the same process is refused too.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
 import sys
@@ -33,13 +40,14 @@ from typing import BinaryIO, Generic, TypeVar
 
 import msgspec
 
-from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalLocked
+from qmtkit.atomicfile import write_atomically
+from qmtkit.errors import CacheError, ClosedError, InvalidArgument, JournalDamaged, JournalLocked
+from qmtkit.recordscan import GROUP_FLAG, MAX_RECORD, Scan, payloads, scan
 
-__all__ = ["MAX_RECORD", "FileLock", "Framing", "RecordLog", "RecordLogWarning"]
+__all__ = ["MAX_RECORD", "FileLock", "Framing", "RecordLog", "RecordLogWarning", "Repair"]
 
 T = TypeVar("T")
 
-MAX_RECORD = 64 << 20
 # Windows locks byte ranges mandatorily; lock a byte past the pid/host text so that a
 # refused opener can still read who holds the file.
 _WIN_LOCK_OFFSET = 4096
@@ -58,19 +66,46 @@ class Framing:
 
     ``magic`` is written once at the start of the file (empty: none); ``checksum`` adds a
     crc32 of each payload after its length; ``big_endian`` picks the byte order of both.
+    ``groups`` (needs ``checksum``) writes the records of one ``extend`` as one group frame;
+    ``legacy_magic`` lists older headers still read (an opened legacy file gets ``magic``).
     """
 
     magic: bytes = b""
     checksum: bool = True
     big_endian: bool = False
+    groups: bool = False
+    legacy_magic: tuple[bytes, ...] = ()
     header: struct.Struct = field(init=False, repr=False, compare=False)
+    inner: struct.Struct = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.magic, bytes):
             raise InvalidArgument(f"framing magic must be bytes, got {self.magic!r}")
+        if self.groups and not (self.checksum and self.magic):
+            raise InvalidArgument("group framing needs a checksum and a magic header")
+        if any(
+            not isinstance(m, bytes) or len(m) != len(self.magic) or m == self.magic
+            for m in self.legacy_magic
+        ):
+            raise InvalidArgument(
+                f"legacy_magic must be other headers as long as {self.magic!r}, "
+                f"got {self.legacy_magic!r}"
+            )
         order = ">" if self.big_endian else "<"
         fmt = order + ("II" if self.checksum else "I")
         object.__setattr__(self, "header", struct.Struct(fmt))
+        object.__setattr__(self, "inner", struct.Struct(order + "I"))
+
+    def frame_group(self, payloads: list[bytes]) -> bytes:
+        """One group frame holding ``payloads`` (two or more encoded records), checked as one."""
+        inner = self.inner
+        body = b"".join([inner.pack(len(p)) + p for p in payloads])
+        if len(body) > MAX_RECORD:
+            raise InvalidArgument(
+                f"a group of {len(payloads)} records is {len(body)} bytes, over the "
+                f"{MAX_RECORD}-byte limit of one write"
+            )
+        return self.header.pack(len(body) | GROUP_FLAG, zlib.crc32(body)) + body
 
     def frame_payload(self, payload: bytes) -> bytes:
         """One record's bytes on disk, for a record already encoded as ``payload``."""
@@ -180,6 +215,16 @@ def _read_holder(fd: int) -> str:
         text = ""
     fields = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
     return f"pid {fields.get('pid', '?')} on host {fields.get('host', '?')}"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What ``RecordLog.repair`` did: the check, where the damaged file was kept (None when
+    nothing needed repair) and the file's size before."""
+
+    scan: Scan
+    aside: Path | None
+    size: int
 
 
 class RecordLog(Generic[T]):
@@ -330,6 +375,10 @@ class RecordLog(Generic[T]):
         f = self._need_open()
         if not isinstance(payload, bytes) or not payload:
             raise InvalidArgument(f"payload must be non-empty bytes, got {payload!r:.60}")
+        if len(payload) > MAX_RECORD:
+            raise InvalidArgument(
+                f"a record of {len(payload)} bytes is over the {MAX_RECORD}-byte limit"
+            )
         self._write(f, self.framing.frame_payload(payload))
 
     def _wrong_type(self, record: object) -> InvalidArgument:
@@ -342,14 +391,20 @@ class RecordLog(Generic[T]):
         """Write several records at the end in one system call.
 
         Every record is checked before anything is written, so a refused call changes
-        nothing. A crash mid-way leaves a torn tail, cut away on the next open.
+        nothing. With group framing the records are one unit on disk: a crash mid-write
+        loses all of them, never some (without it, a torn tail cut on the next open).
         """
         f = self._need_open()
-        chunks: list[bytes | bytearray] = []
-        for record in records:
+        framing = self.framing
+        encode = self._encoder.encode
+        items = list(records)
+        for record in items:
             if not isinstance(record, self.record_type):
                 raise self._wrong_type(record)
-            chunks.append(self.framing.frame(self._encoder, record))
+        if len(items) > 1 and framing.groups:
+            self._write(f, framing.frame_group([encode(r) for r in items]))
+            return
+        chunks = [framing.frame(self._encoder, r) for r in items]
         if chunks:
             self._write(f, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
@@ -395,18 +450,11 @@ class RecordLog(Generic[T]):
         with open(self.path, "rb") as f:
             f.seek(pos)
             data = f.read(end - pos)
-        view = memoryview(data)
-        header = framing.header
-        at = 0
-        while at < len(view):
-            fields = header.unpack_from(view, at) if at + header.size <= len(view) else (-1, 0)
-            length = fields[0]
-            start = at + header.size
-            payload = view[start : start + length] if length >= 0 else view[0:0]
-            if len(payload) != length or (framing.checksum and zlib.crc32(payload) != fields[1]):
-                raise CacheError(f"{self.kind} {self.path} changed under us at byte {pos + at}")
-            yield self._decoder.decode(payload)
-            at = start + length
+        decode = self._decoder.decode
+        for payload in payloads(memoryview(data), framing):
+            if payload is None:
+                raise CacheError(f"{self.kind} {self.path} changed under us after byte {pos}")
+            yield decode(payload)
 
     # ------------------------------------------------------------------ repair
 
@@ -429,52 +477,111 @@ class RecordLog(Generic[T]):
             f.write(magic)
             f.flush()
             return len(magic)
-        if head != magic:
+        if head != magic and head not in self.framing.legacy_magic:
             raise CacheError(
                 f"{self.path} is not a qmtkit {self.kind} (header {head!r}, expected "
                 f"{magic!r}): move it away or use another path"
             )
         base = len(magic)
         view = memoryview(f.read())
-        header = self.framing.header
+        checked = self._scan(view, base, keep=not self.framing.checksum)
+        damage = checked.damage
+        if damage is not None and not damage.torn:
+            raise JournalDamaged(self._damage_message(checked))
+        if damage is not None:
+            self._warn_torn(damage.at, size)
+            f.truncate(damage.at)
+            f.flush()
+        if head != magic:
+            self._upgrade_header()
+        self._keep_preloaded(checked.decoded, checked.end)
+        return checked.end
+
+    def _upgrade_header(self) -> None:
+        """Give a legacy file the current header before anything is appended in the new layout.
+
+        The records already there read the same in both layouts; the new header keeps older
+        versions of qmtkit, which cannot read group frames, from misreading the file.
+        """
+        with open(self.path, "r+b") as g:
+            g.write(self.framing.magic)
+            g.flush()
+            os.fsync(g.fileno())
+
+    # ------------------------------------------------------------------ verify / repair
+
+    def verify(self) -> Scan:
+        """Check the whole file without changing it or taking the lock; every record is decoded.
+
+        The result says how many records and frames are good, where they end and what (if
+        anything) is wrong after them. Raises ``CacheError`` for a file that is not this kind
+        of log at all.
+        """
+        data = self.path.read_bytes()
+        base = self._header_length(data)
+        return self._scan(memoryview(data)[base:], base, decode=True)
+
+    def repair(self) -> Repair:
+        """Keep the longest valid prefix of a damaged (or torn) file; never delete anything.
+
+        Takes the lock (refused while another process holds the log). When the file needs
+        repair, its damaged version is first kept under a new name beside it (a hard link, or
+        a copy where links are not possible), then the file is replaced atomically by its
+        valid prefix. A file without damage is left as it is.
+        """
+        if self._file is not None:
+            raise InvalidArgument(f"close the {self.kind} {self.path} before repairing it")
+        self._lock.acquire()
+        try:
+            data = self.path.read_bytes()
+            base = self._header_length(data)
+            checked = self._scan(memoryview(data)[base:], base, decode=True)
+            if checked.damage is None:
+                return Repair(checked, None, len(data))
+            aside = self._aside_name()
+            try:
+                os.link(self.path, aside)
+            except OSError:
+                shutil.copy2(self.path, aside)
+            prefix = self.framing.magic + data[base : checked.end]
+            write_atomically(self.path, prefix)
+            return Repair(checked, aside, len(data))
+        finally:
+            self._lock.release()
+
+    def _header_length(self, data: bytes) -> int:
+        magic = self.framing.magic
+        head = data[: len(magic)]
+        if head != magic and head not in self.framing.legacy_magic:
+            raise CacheError(
+                f"{self.path} is not a qmtkit {self.kind} (header {head!r}, expected {magic!r})"
+            )
+        return len(magic)
+
+    def _aside_name(self) -> Path:
+        for n in range(1, 10_000):
+            aside = self.path.with_name(f"{self.path.name}.damaged-{n}")
+            if not aside.exists():
+                return aside
+        raise CacheError(f"too many damaged copies of {self.path} beside it: clear some away")
+
+    def _scan(
+        self, view: memoryview, base: int, *, keep: bool = False, decode: bool = False
+    ) -> Scan:
         checksum = self.framing.checksum
-        decode = self._decoder.decode
-        records: list[T] = []
-        at = 0
-        while at < len(view):
-            ok, end = True, len(view)
-            if at + header.size > len(view):
-                ok = False
-            else:
-                fields = header.unpack_from(view, at)
-                length = fields[0]
-                end = at + header.size + length
-                if length > MAX_RECORD or end > len(view):
-                    ok, end = False, len(view)
-                elif checksum:
-                    ok = zlib.crc32(view[at + header.size : end]) == fields[1]
-                else:
-                    try:
-                        records.append(decode(view[at + header.size : end]))
-                    except (msgspec.DecodeError, msgspec.ValidationError):
-                        ok = False
-            if not ok:
-                pos = base + at
-                if end < len(view):
-                    raise CacheError(
-                        f"{self.kind} {self.path} is corrupted at byte {pos} with "
-                        f"{len(view) - end} bytes of records after it: restore it from a "
-                        f"backup, or move it away (truncating it to {pos} bytes keeps the "
-                        "records before the damage and loses the rest)"
-                    )
-                self._warn_torn(pos, size)
-                f.truncate(pos)
-                f.flush()
-                self._keep_preloaded(records, pos)
-                return pos
-            at = end
-        self._keep_preloaded(records, size)
-        return size
+        decoder = self._decoder.decode if decode or not checksum else None
+        return scan(view, base, self.framing, decoder, keep=keep)
+
+    def _damage_message(self, checked: Scan) -> str:
+        damage = checked.damage
+        assert damage is not None
+        return (
+            f"{self.kind} {self.path} is damaged at byte {damage.at}: {damage.reason}. "
+            f"The {checked.records} records before it are intact and nothing was changed. "
+            f"`qmtkit journal verify {self.path}` shows the damage; `qmtkit journal repair "
+            f"{self.path}` keeps the records before byte {damage.at} and moves the damaged "
+            "file aside (it deletes nothing); or restore the file from a backup"
+        )
 
     def _keep_preloaded(self, records: list[T], end: int) -> None:
         self._preloaded = None if self.framing.checksum else (records, end)

@@ -1,4 +1,4 @@
-"""The ``qmtkit`` console command: demo, run, serve and the data commands."""
+"""The ``qmtkit`` console command: demo, run, serve, the data and journal commands."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ _FACES = (
     "qmtkit.cli.calendar",
     "qmtkit.cli.risk",
     "qmtkit.cli.instruments",
+    "qmtkit.cli.journal",
 )
 
 

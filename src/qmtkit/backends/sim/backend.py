@@ -434,21 +434,45 @@ class SimBackend:
         return self._broker
 
     def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
+        """Journal the reports of one state change of one account as one unit, then push."""
         journal = self._journal
         if journal is None:
             raise ClosedError("the simulator is closed")
         log = self._reports.setdefault(account_id, [])
         first = len(log) + 1
         reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
-        journal.extend(reports)  # on disk before anyone sees them
+        journal.extend(reports)  # on disk, as one unit, before anyone sees them
         log.extend(reports)
         if account_id in self._streaming and self._sink is not None:
             for report in reports:
                 self._sink.on_report(report)
 
     def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
+        """Journal the reports of one state change (of any accounts) as one unit, then push.
+
+        One journal write holds them all, so after a crash at any byte the journal has the
+        whole change or none of it (never a fill without its position and asset reports).
+        """
+        journal = self._journal
+        if journal is None:
+            raise ClosedError("the simulator is closed")
+        logs = self._reports
+        reports: list[AccountReport] = []
+        next_seq: dict[str, int] = {}
         for account_id, item in pairs:
-            self._publish(account_id, (item,))
+            seq = next_seq.get(account_id)
+            if seq is None:
+                seq = len(logs.get(account_id, ())) + 1
+            next_seq[account_id] = seq + 1
+            reports.append(AccountReport(account_id, seq, item))
+        if not reports:
+            return
+        journal.extend(reports)  # on disk, as one unit, before anyone sees them
+        sink = self._sink
+        for report in reports:
+            logs.setdefault(report.account_id, []).append(report)
+            if sink is not None and report.account_id in self._streaming:
+                sink.on_report(report)
 
     # ------------------------------------------------------------------ quotes
 

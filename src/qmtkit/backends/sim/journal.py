@@ -1,10 +1,14 @@
 """The simulator's account journal: an append-only file of ``AccountReport`` records.
 
 A thin user of ``qmtkit.recordlog.RecordLog``. File layout: an 8-byte magic header, then
-records of ``length`` (u32 little-endian), ``crc32`` of the payload (u32 little-endian) and
-the msgpack payload (one ``AccountReport``). A torn last record (a crash mid-append) is cut
-away on open with a ``JournalWarning``; a bad record followed by good data is corruption and
-raises ``CacheError`` instead of silently dropping history.
+frames of ``length`` (u32 little-endian), ``crc32`` of the payload (u32 little-endian) and
+the payload: one msgpack ``AccountReport``, or (top bit of ``length`` set) a group of them,
+each behind its own u32 length. ``extend`` writes every report of one state change (an order
+with its fills, position and asset reports; a day roll) as one group, so a crash mid-write
+loses the whole change and never leaves an account half-updated. A torn last frame is cut
+away on open with a ``JournalWarning``; anything else wrong raises ``JournalDamaged`` naming
+the file, the byte and ``qmtkit journal repair``. Journals of the first layout
+(``QMTJRNL1``: single records only) still open; their header becomes ``QMTJRNL2``.
 
 One process at a time owns a journal: ``open()`` takes an exclusive lock on the ``LOCK``
 file in the journal's directory and writes the holder's pid and host into it. The same
@@ -22,11 +26,13 @@ from qmtkit.errors import InvalidArgument
 from qmtkit.models import AccountReport
 from qmtkit.recordlog import Framing, RecordLog, RecordLogWarning
 
-__all__ = ["LOCK_NAME", "MAGIC", "Journal", "JournalWarning"]
+__all__ = ["LEGACY_MAGIC", "LOCK_NAME", "MAGIC", "Journal", "JournalWarning"]
 
-MAGIC = b"QMTJRNL1"
+MAGIC = b"QMTJRNL2"
+#: The first layout, single records only: still read, and upgraded to ``MAGIC`` on open.
+LEGACY_MAGIC = b"QMTJRNL1"
 LOCK_NAME = "LOCK"
-FRAMING = Framing(magic=MAGIC, checksum=True)
+FRAMING = Framing(magic=MAGIC, checksum=True, groups=True, legacy_magic=(LEGACY_MAGIC,))
 
 
 class JournalWarning(RecordLogWarning):
@@ -92,10 +98,10 @@ class Journal:
         self._log.extend((report,))
 
     def extend(self, reports: Sequence[AccountReport]) -> None:
-        """Write several reports at the end with one flush (and one fsync if asked).
+        """Write several reports at the end as one unit, with one flush (and fsync if asked).
 
-        One order produces several reports at once; writing them in one system call keeps an
-        order's round trip short. A crash mid-way leaves a torn tail, cut away on open.
+        Pass every report of one state change at once: on disk they are one group, so after a
+        crash at any byte either all of them are there or none is.
         """
         self._log.extend(reports)
 
