@@ -23,10 +23,21 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from qmtkit.recordlog import Framing
+
+class Framing(Protocol):
+    """What reading needs of a ``qmtkit.recordlog.Framing``."""
+
+    @property
+    def checksum(self) -> bool: ...
+    @property
+    def groups(self) -> bool: ...
+    @property
+    def header(self) -> struct.Struct: ...
+    @property
+    def inner(self) -> struct.Struct: ...
+
 
 __all__ = ["GROUP_FLAG", "MAX_RECORD", "Damage", "Scan", "payloads", "scan"]
 
