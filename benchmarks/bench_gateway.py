@@ -48,7 +48,7 @@ from qmtkit.backends.remote import RemoteBackend
 from qmtkit.errors import BackendUnavailable
 from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
 
-TOKEN = "bench-token-" + "x" * 16
+TOKEN = "bench-token-" + "x" * 24
 CODES = [f"{600000 + i:06d}.SH" for i in range(50)]
 
 

@@ -99,9 +99,9 @@ def test_errors_travel_by_class_name() -> None:
 def test_token_helpers() -> None:
     assert token_matches("secret-token", "secret-token")
     assert not token_matches("secret-token", "secret-tokeN")
-    assert len(generate_token()) >= 24
-    with pytest.raises(InvalidArgument, match="at least 8"):
-        check_token_value("short")
+    assert len(generate_token()) >= 32 and check_token_value(generate_token())
+    with pytest.raises(InvalidArgument, match="31 characters; use at least 32"):
+        check_token_value("x" * 31)
     with pytest.raises(InvalidArgument, match="must be a string"):
         check_token_value(12345678)
 

@@ -40,7 +40,7 @@ from qmtkit.wire.protocol import (
     ServerMessage,
 )
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-abcdefghijklmnop"
 
 
 def tick(code: str, n: int) -> Tick:

@@ -228,7 +228,8 @@ def _serve(ip: str, port: int) -> int:
 async def _start_gateway(
     serve: Any, url: str, ip: str, port: int, token: str, *, task_status: Any
 ) -> None:
-    await serve(url, ip, port, token=token, task_status=task_status)
+    # xtquant's listen() is plain TCP on every interface; the token still guards it.
+    await serve(url, ip, port, token=token, insecure=True, task_status=task_status)
 
 
 def listened_url(port: int) -> str | None:

@@ -14,14 +14,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT to listen on"
     )
-    parser.add_argument("--token", default=None, help="shared token (default $QMTKIT_TOKEN)")
+    parser.add_argument(
+        "--token", default=None, help="shared token, 32+ characters (default $QMTKIT_TOKEN)"
+    )
+    parser.add_argument(
+        "--gen-token", action="store_true", help="print a fresh random token and exit"
+    )
     parser.add_argument("--tls-cert", default=None, help="PEM certificate chain for TLS")
     parser.add_argument("--tls-key", default=None, help="PEM private key for TLS")
     parser.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME)")
     parser.add_argument(
         "--insecure-no-token",
         action="store_true",
-        help="serve without a token (trusted networks only)",
+        help="serve without a token (loopback addresses only)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain TCP (no TLS) on a non-loopback address: tokens and orders in clear",
+    )
+    parser.add_argument(
+        "--client-buffer-mb",
+        type=int,
+        default=32,
+        metavar="MB",
+        help="replies queued for one client before it is disconnected as not reading (default 32)",
     )
     parser.add_argument(
         "--busy-poll",

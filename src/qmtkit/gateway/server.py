@@ -9,7 +9,13 @@ replays the journal from ``N + 1`` so a reconnecting client loses nothing.
 Each client has bounded outgoing buffers: quotes use the in-process slow-consumer policy of
 ``qmtkit.streams.QuoteFanout`` (merge to the latest record per code and count what was merged
 away); reports are never dropped, and a client whose unsent reports exceed ``report_cap`` is
-disconnected so that it resumes (with ``after_seq``) instead of silently losing any.
+disconnected so that it resumes (with ``after_seq``) instead of silently losing any;
+replies and control frames are bounded by a byte budget per client (``client_budget``), past
+which the client is disconnected with a logged reason (``gateway.session``).
+
+Before login a connection may send one frame of at most ``AUTH_MAX_FRAME`` bytes; connections
+waiting to log in are capped, failed logins delay the next ones from the same address, and
+refusals are logged as a summary line every few seconds (``gateway.guard.LoginGuard``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -48,9 +55,16 @@ from qmtkit.busypoll import parse_spin_us, running_spin_us
 from qmtkit.busypoll import run as run_busy_polling
 from qmtkit.checks import is_int
 from qmtkit.errors import InvalidArgument, QmtkitError
+from qmtkit.gateway.guard import LoginGuard
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.options import add_arguments
-from qmtkit.gateway.session import AccountState, QuoteFeed, Session, SharedSub
+from qmtkit.gateway.session import (
+    DEFAULT_CLIENT_BUDGET,
+    AccountState,
+    QuoteFeed,
+    Session,
+    SharedSub,
+)
 from qmtkit.models import AccountReport, QuoteBatch
 from qmtkit.risk.config import RiskConfig
 from qmtkit.risk.guard import guard_backend
@@ -71,13 +85,32 @@ from qmtkit.wire.protocol import (
     ReportEvent,
     Welcome,
 )
-from qmtkit.wire.security import check_token_value, server_tls_context, token_matches
+from qmtkit.wire.security import (
+    check_token_value,
+    generate_token,
+    server_tls_context,
+    token_matches,
+)
 
 log = logging.getLogger(__name__)
 
 #: Unsent reports a client may have before it is disconnected (it then resumes).
 DEFAULT_REPORT_CAP = 100_000
 AUTH_TIMEOUT = 10.0
+#: The largest login frame accepted: a token, a version and a client name fit in far less.
+AUTH_MAX_FRAME = 4096
+#: Seconds between two summary lines about refused connections.
+REFUSAL_LOG_INTERVAL = 5.0
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Gateway:
@@ -98,6 +131,7 @@ class Gateway:
         max_records: int,
         report_cap: int,
         max_frame: int,
+        client_budget: int = DEFAULT_CLIENT_BUDGET,
     ) -> None:
         self.backend = backend
         self.journal = journal
@@ -107,6 +141,8 @@ class Gateway:
         self.max_records = max_records
         self.report_cap = report_cap
         self.max_frame = max_frame
+        self.client_budget = client_budget
+        self.guard = LoginGuard(interval=REFUSAL_LOG_INTERVAL)
         self.encoder = FrameEncoder(max_frame)
         self.decoder = msgspec.msgpack.Decoder(ClientMessage)
         self.info = BackendInfo(kind="unknown", url="")
@@ -262,7 +298,7 @@ class Gateway:
         if old is not None:
             await old.aclose()
         for report in self.journal.since(req.account_id, req.after_seq):
-            session.send(ReportEvent(report))
+            session.send(ReportEvent(report), budgeted=False)  # bounded by the journal
         acct.sessions[session] = acct.fanout.subscribe()
         session.accounts[req.account_id] = acct
         return acct.reply if acct.reply is not None else Ok()
@@ -292,13 +328,21 @@ class Gateway:
 
     async def _serve_client(self, stream: anyio.abc.ByteStream) -> None:
         peer = _peer_name(stream)
-        reader = FrameReader(stream, self.max_frame)
-        refusal = await self._authenticate(reader)
+        address = peer.rpartition(":")[0] or peer
+        guard = self.guard
+        refusal = guard.admit(address)
         if refusal is not None:
-            log.warning("gateway: refused %s: %s", peer, refusal)
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                await stream.send(self.encoder.encode(ErrorFrame(refusal, fatal=True)))
+            await self._refuse(stream, address, "over the login cap", refusal)
             return
+        try:
+            reader = FrameReader(stream, AUTH_MAX_FRAME)  # until logged in: one small frame
+            kind, refusal = await self._authenticate(reader, address)
+        finally:
+            guard.leave(address)
+        if refusal is not None:
+            await self._refuse(stream, address, kind, refusal)
+            return
+        reader.max_frame = self.max_frame
         session = Session(self, stream, peer)
         session.send(Welcome(self.info, PROTOCOL_VERSION, self.heartbeat))
         self.sessions.add(session)
@@ -320,37 +364,69 @@ class Gateway:
                 await self._detach(session)
             log.info("gateway: %s disconnected: %s", peer, session.reason or "closed")
 
-    async def _authenticate(self, reader: FrameReader) -> str | None:
-        """None if the first frame authenticates the client, else why not."""
+    async def _refuse(
+        self, stream: anyio.abc.ByteStream, address: str, kind: str, refusal: str
+    ) -> None:
+        """Tell the peer why, count the refusal and log a summary line when one is due."""
+        self.guard.refused(address, kind)
+        self._log_refusals()
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await stream.send(self.encoder.encode(ErrorFrame(refusal, fatal=True)))
+
+    def _log_refusals(self, *, force: bool = False) -> None:
+        line = self.guard.summary(anyio.current_time(), force=force)
+        if line is not None:
+            log.warning("gateway: %s", line)
+
+    async def log_refusals(self) -> None:
+        """Log the refusal summary every few seconds while there is something to say."""
+        while True:
+            await anyio.sleep(REFUSAL_LOG_INTERVAL)
+            self._log_refusals()
+
+    async def _authenticate(self, reader: FrameReader, address: str) -> tuple[str, str | None]:
+        """``(kind, None)`` if the first frame logs the client in, else ``(kind, why not)``."""
         payload: bytes | None = None
         with anyio.move_on_after(AUTH_TIMEOUT):
             try:
                 payload = await reader.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                return "connection closed before authenticating"
+                return "closed before login", "connection closed before authenticating"
             except FramingError as exc:
-                return f"broken framing before authenticating: {exc}"
+                return "bad login frame", f"broken framing before authenticating: {exc}"
         if payload is None:
-            return f"no Auth frame within {AUTH_TIMEOUT:.0f}s"
+            return "login timeout", f"no Auth frame within {AUTH_TIMEOUT:.0f}s"
         try:
             msg = self.decoder.decode(payload)
         except msgspec.DecodeError as exc:
-            return f"the first frame must be Auth(token=...): {exc}"
+            return "bad login frame", f"the first frame must be Auth(token=...): {exc}"
         if not isinstance(msg, Auth):
-            return f"the first frame must be Auth(token=...), got {type(msg).__name__}"
-        if msg.version != PROTOCOL_VERSION:
             return (
+                "bad login frame",
+                f"the first frame must be Auth(token=...), got {type(msg).__name__}",
+            )
+        if msg.version != PROTOCOL_VERSION:
+            return "old protocol", (
                 f"protocol version {msg.version} is not supported; this gateway speaks "
                 f"{PROTOCOL_VERSION} (upgrade qmtkit on the older side)"
             )
-        if self.token is not None and not msg.token:
-            return (
+        if self.token is None:
+            return "ok", None
+        # A failed login from this address makes its next ones wait (doubling, capped).
+        delay = self.guard.wait(address, anyio.current_time())
+        if delay > 0:
+            await anyio.sleep(delay)
+        if not msg.token:
+            self.guard.failed(address, anyio.current_time())
+            return "no token", (
                 "authentication failed: no token sent; this gateway needs one "
                 "(qmtkit://HOST:PORT?token=... or $QMTKIT_TOKEN)"
             )
-        if self.token is not None and not token_matches(self.token, msg.token):
-            return "authentication failed: wrong token"
-        return None
+        if not token_matches(self.token, msg.token):
+            self.guard.failed(address, anyio.current_time())
+            return "wrong token", "authentication failed: wrong token"
+        self.guard.succeeded(address)
+        return "ok", None
 
     async def _detach(self, session: Session) -> None:
         for acct in list(session.accounts.values()):
@@ -450,12 +526,17 @@ async def serve(
     report_cap: int = DEFAULT_REPORT_CAP,
     max_frame: int = MAX_FRAME,
     risk: RiskConfig | RiskLimits | bool | None = None,
+    client_budget: int = DEFAULT_CLIENT_BUDGET,
+    insecure: bool = False,
     task_status: TaskStatus[Gateway] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``backend`` (a Backend or a backend URL) to remote clients until cancelled.
 
     Binds ``host:port`` (loopback by default; port 0 picks a free one). Clients must present
-    ``token`` in their first frame; serving without a token needs ``insecure_no_token=True``.
+    ``token`` (32 characters or more) in their first frame; serving without a token needs
+    ``insecure_no_token=True`` and a loopback ``host``; plain TCP (no ``tls``) on any other
+    host needs ``insecure=True``. ``client_budget`` bounds the bytes of replies queued for one
+    client (see ``gateway.session``).
     ``tls`` is an ``ssl.SSLContext`` or a ``(cert_file, key_file)`` pair. Reports are journaled
     in ``journal`` (default ``<home>/gateway/reports.journal``), which is tied to the backend's
     ``venue_id``: one holding another venue's reports raises ``JournalMismatch``. Heartbeats go
@@ -474,6 +555,16 @@ async def serve(
         check_token_value(token)
     if not isinstance(host, str) or not host:
         raise InvalidArgument(f"host must be a non-empty string, got {host!r}")
+    if insecure_no_token and not is_loopback(host):
+        raise InvalidArgument(
+            f"serving without a token is allowed on loopback only (127.0.0.1, ::1), not on "
+            f"{host!r}: anyone who can reach it could trade; use a token"
+        )
+    if not is_loopback(host) and tls is None and not insecure:
+        raise InvalidArgument(
+            f"refusing plain TCP on {host!r}: tokens and orders would travel in clear; give a "
+            "TLS certificate and key, or pass insecure=True (--insecure) on a network you trust"
+        )
     if not is_int(port) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, got {port!r}")
     _positive("heartbeat", heartbeat)
@@ -486,6 +577,7 @@ async def serve(
     _positive("max_records", max_records, int)
     _positive("report_cap", report_cap, int)
     _positive("max_frame", max_frame, int)
+    _positive("client_budget", client_budget, int)
     if isinstance(tls, tuple):
         tls = server_tls_context(*tls)
     if tls is not None and not hasattr(tls, "wrap_socket"):
@@ -500,7 +592,7 @@ async def serve(
         raise InvalidArgument(f"backend must be a Backend or a backend URL, got {backend!r}")
     # One risk chain at the venue's side: every client of an account shares its budgets.
     backend = guard_backend(backend, risk, home)
-    if host not in ("127.0.0.1", "localhost", "::1") and tls is None:
+    if not is_loopback(host) and tls is None:
         log.warning("gateway: listening on %s without TLS: tokens and orders travel in clear", host)
 
     path = Path(journal) if journal is not None else gateway_home(home) / "reports.journal"
@@ -514,6 +606,7 @@ async def serve(
             max_records=max_records,
             report_cap=report_cap,
             max_frame=max_frame,
+            client_budget=client_budget,
         )
         async with backend.open(gw) as info:
             # Before anyone listens: another venue's look-alike reports must not pass as replays.
@@ -525,12 +618,16 @@ async def serve(
             listener: anyio.abc.Listener[Any] = (
                 _TLSListener(raw, tls, standard_compatible=False) if tls is not None else raw
             )
-            async with listener:
+            async with listener, anyio.create_task_group() as tg:
+                tg.start_soon(gw.log_refusals)
                 task_status.started(gw)
-                if tls is None and asyncio_running():
-                    await _serve_fast(raw, gw)
-                else:
-                    await listener.serve(gw.handle_connection)
+                try:
+                    if tls is None and asyncio_running():
+                        await _serve_fast(raw, gw)
+                    else:
+                        await listener.serve(gw.handle_connection)
+                finally:
+                    gw._log_refusals(force=True)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -561,6 +658,9 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="qmtkit serve")
         add_arguments(parser)
         args = parser.parse_args(list(args) if args is not None else None)
+    if getattr(args, "gen_token", False):
+        print(generate_token())
+        return 0
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -572,6 +672,12 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         tls = server_tls_context(cert, key) if cert is not None and key is not None else None
         backend_url = getattr(args, "backend", None)
         insecure = bool(getattr(args, "insecure_no_token", False))
+        plain_tcp_ok = bool(getattr(args, "insecure", False))
+        client_mb = getattr(args, "client_buffer_mb", DEFAULT_CLIENT_BUDGET >> 20)
+        if isinstance(client_mb, bool) or not isinstance(client_mb, int) or client_mb < 1:
+            raise InvalidArgument(
+                f"--client-buffer-mb must be a whole number >= 1, got {client_mb!r}"
+            )
         home = getattr(args, "home", None)
         busy_poll_us = parse_spin_us(getattr(args, "busy_poll", 0), name="--busy-poll")
     except QmtkitError as exc:
@@ -581,7 +687,8 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if token is None and not insecure:
         print(
             "qmtkit serve: refusing to serve without a token: pass --token or set QMTKIT_TOKEN "
-            "(or --insecure-no-token on a trusted network)",
+            "(`qmtkit serve --gen-token` prints a fresh one; --insecure-no-token serves "
+            "without one, on loopback only)",
             file=sys.stderr,
         )
         return 2
@@ -600,6 +707,8 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                     token=token,
                     tls=tls,
                     insecure_no_token=insecure,
+                    insecure=plain_tcp_ok,
+                    client_budget=client_mb << 20,
                     home=home,
                     task_status=announce,
                 )

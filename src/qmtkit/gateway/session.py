@@ -6,6 +6,12 @@ account's ``ReportFanout``, one ``ReportsEvent`` per account and write; never dr
 quotes (from ``QuoteFanout`` consumers, which merge to the latest record per code when this
 client falls behind). One write takes at most about
 ``WRITE_BUDGET`` bytes of events so a slow client keeps its backlog where the policy applies.
+
+Memory per client is bounded: replies and control frames waiting to be sent may not exceed
+the session's byte ``budget`` (``serve(client_budget=...)``) while earlier ones are still
+queued; past it the client is disconnected with a logged reason and its queue is freed at once.
+Its reports stay in the journal and are replayed when it reconnects, so nothing is lost.
+Reports waiting for it are capped by count (``report_cap``), quotes merge to the latest.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ MAX_IN_FLIGHT = 256
 WRITE_BUDGET = 1 << 20
 #: Quote records per QuotesEvent frame.
 QUOTES_PER_FRAME = 2000
+#: Default byte budget of replies and control frames queued for one client.
+DEFAULT_CLIENT_BUDGET = 32 << 20
 
 
 def _semaphore(value: int) -> anyio.Semaphore:
@@ -105,6 +113,7 @@ class Host(Protocol):
     encoder: FrameEncoder
     decoder: msgspec.msgpack.Decoder[ClientMessage]
     journal: ReportJournal
+    client_budget: int
 
     async def handle(self, session: Session, req: Request) -> Reply:
         """Answer one call of ``session``."""
@@ -118,6 +127,10 @@ class Session:
         self.stream = stream
         self.peer = peer
         self.frames: deque[bytes] = deque()
+        self.queued = 0  # bytes in ``frames``
+        self.unbudgeted = 0  # of which a reconnecting client's replay
+        self.peak_queued = 0  # the most ``queued`` has been (for tests and diagnostics)
+        self.killed = False
         self.quote_feeds: dict[int, QuoteFeed] = {}
         self.accounts: dict[str, AccountState] = {}
         self.last_seen = anyio.current_time()
@@ -140,15 +153,40 @@ class Session:
 
     # ------------------------------------------------------------------ outgoing
 
-    def send(self, msg: Any) -> None:
-        """Queue one message (never dropped) and wake the writer."""
-        self.frames.append(self.gw.encoder.encode(msg))
-        self.wake()
+    def send(self, msg: Any, *, budgeted: bool = True) -> None:
+        """Queue one message and wake the writer.
+
+        Past the client's byte budget the client is disconnected instead (see the module's
+        doc); ``budgeted=False`` is for a reconnecting client's replay, bounded by the journal.
+        """
+        if self._queue(self.gw.encoder.encode(msg), budgeted):
+            self.wake()
 
     async def answer(self, msg: Any) -> None:
         """Queue one message and send it from this task (saves a hop through the writer)."""
-        self.frames.append(self.gw.encoder.encode(msg))
-        await self.flush()
+        if self._queue(self.gw.encoder.encode(msg), True):
+            await self.flush()
+
+    def _queue(self, frame: bytes, budgeted: bool) -> bool:
+        if self.killed:
+            return False
+        before = self.queued - self.unbudgeted
+        self.frames.append(frame)
+        self.queued += len(frame)
+        if not budgeted:
+            self.unbudgeted += len(frame)
+        if self.queued > self.peak_queued:
+            self.peak_queued = self.queued
+        # One frame of any size may wait alone: only a backlog means the client is not reading.
+        if budgeted and before and self.queued - self.unbudgeted > self.gw.client_budget:
+            self.kill(
+                f"client is not reading: {self.queued} bytes of replies waiting, over the "
+                f"budget of {self.gw.client_budget} bytes per client; its reports stay "
+                "journaled and are replayed when it reconnects",
+                level=logging.WARNING,
+            )
+            return False
+        return True
 
     def wake(self) -> None:
         """Tell the writer there is something to send."""
@@ -157,11 +195,15 @@ class Session:
             self._wake = None
             ev.set()
 
-    def kill(self, reason: str) -> None:
-        """Close this connection (only this one)."""
+    def kill(self, reason: str, *, level: int = logging.INFO) -> None:
+        """Close this connection (only this one) and free what was queued for it."""
         if not self.reason:
             self.reason = reason
-            log.info("gateway: closing %s: %s", self.peer, reason)
+        if not self.killed:
+            self.killed = True
+            log.log(level, "gateway: closing %s: %s", self.peer, reason)
+        self.frames.clear()
+        self.queued = self.unbudgeted = 0
         self.scope.cancel()
 
     def _has_work(self) -> bool:
@@ -177,6 +219,7 @@ class Session:
         """Take what is ready to send, up to about ``WRITE_BUDGET`` bytes of events."""
         chunks = list(self.frames)
         self.frames.clear()
+        self.queued = self.unbudgeted = 0
         budget = WRITE_BUDGET
         encode = self.gw.encoder.encode
         for acct in self.accounts.values():

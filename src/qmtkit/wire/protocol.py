@@ -194,6 +194,15 @@ class FrameReader:
         self._buf = bytearray()
         self._pos = 0
 
+    @property
+    def max_frame(self) -> int:
+        """The largest frame accepted; a small one also keeps each read that small."""
+        return self._max
+
+    @max_frame.setter
+    def max_frame(self, value: int) -> None:
+        self._max = value
+
     async def receive(self) -> bytes:
         """The next complete frame payload."""
         while True:
@@ -245,7 +254,8 @@ class FrameReader:
 
     async def _fill(self) -> None:
         try:
-            chunk = await self._stream.receive(1 << 18)
+            # a reader limited to small frames (before login) holds no more than one of them
+            chunk = await self._stream.receive(min(1 << 18, self._max + HEADER.size))
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             if len(self._buf) > self._pos:
                 raise FramingError(

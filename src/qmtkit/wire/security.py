@@ -10,11 +10,11 @@ from pathlib import Path
 from qmtkit.errors import InvalidArgument
 
 #: Tokens shorter than this are refused: they could be guessed.
-MIN_TOKEN_LENGTH = 8
+MIN_TOKEN_LENGTH = 32
 
 
-def generate_token(nbytes: int = 24) -> str:
-    """A fresh random token, URL-safe, for ``qmtkit serve --token``."""
+def generate_token(nbytes: int = 32) -> str:
+    """A fresh random token, URL-safe (43 characters), for ``qmtkit serve --token``."""
     return secrets.token_urlsafe(nbytes)
 
 
@@ -25,7 +25,7 @@ def check_token_value(token: object) -> str:
     if len(token) < MIN_TOKEN_LENGTH:
         raise InvalidArgument(
             f"token {token[:2]!r}... is {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
-            "(e.g. one from qmtkit.wire.security.generate_token())"
+            "(`qmtkit serve --gen-token` prints a fresh one)"
         )
     return token
 
