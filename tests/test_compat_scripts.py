@@ -187,7 +187,13 @@ def test_datacenter_vip_example_connects_xtdata_through_the_gateway(tmp_path: Pa
 def test_two_paths_are_two_independent_terminals(tmp_path: Path) -> None:
     rc, out, err = Proc(SCRIPTS / "two_terminals.py", tmp_path).finish()
     assert rc == 0, err
-    assert out == ["A orders: 1", "B orders: 0", "A again: 1"]
+    assert out == [
+        "A orders: 1",
+        "typo order: -1",
+        "A accounts: ['1000000365']",
+        "B orders: 0",
+        "A again: 1",
+    ]
 
 
 def test_script_arguments_exit_codes_and_untouched_stdout(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from qmtkit.backends.base import (
     AccountStatuses,
     CancelOrder,
     Ok,
+    OpenAccount,
     Orders,
     Positions,
     QueryAccountInfos,
@@ -308,6 +309,21 @@ def test_not_an_account_is_refused(venue: FakeVenue, trader: Any) -> None:
     assert _submits(venue) == []
 
 
+def test_an_account_the_terminal_does_not_hold_is_refused_naming_it(
+    venue: FakeVenue, trader: Any
+) -> None:
+    t, rec, _acc = trader
+    typo = StockAccount(ACC + "9")
+    assert t.order_stock(typo, "600000.SH", 23, 100, 11, 10.0, "s", "r") == -1
+    (err,) = rec.wait_for("on_order_error")
+    assert err.account_id == typo.account_id and err.order_remark == "r"
+    assert f"account {typo.account_id!r} is not held by this terminal" in err.error_msg
+    assert t.query_stock_asset(typo) is None
+    opened = [r for r in venue.backend.requests if isinstance(r, OpenAccount)]
+    assert [r.account_id for r in opened] == [ACC]  # nothing opened, nothing sent
+    assert _submits(venue) == []
+
+
 def test_order_remark_is_cut_to_24_bytes_of_utf8(venue: FakeVenue, trader: Any) -> None:
     t, _rec, acc = trader
     remark = "备注" * 10  # 60 bytes
@@ -543,6 +559,7 @@ def test_set_timeout_turns_a_silent_venue_into_the_failure_value(
         assert t.connect() == 0
         t.set_timeout(50)
         acc = StockAccount(ACC)
+        assert t.subscribe(acc) == 0
         started = time.monotonic()
         assert t.query_stock_asset(acc) is None
         assert t.order_stock(acc, "600000.SH", 23, 100, 11, 10.0) == -1

@@ -288,8 +288,13 @@ class XtQuantTrader:
     def _call(self, name: str, fn: Callable[..., Any], *args: object) -> Any:
         return bridge().call(fn, *args, timeout=self._timeout, name=name)
 
-    def _account(self, name: str, account: object) -> Any:
-        """The client's Account for a ``StockAccount`` (opened on first use)."""
+    def _account(self, name: str, account: object, *, create: bool = False) -> Any:
+        """The client's Account for a ``StockAccount``.
+
+        Only ``subscribe`` (``create=True``) may open an account the terminal does not hold
+        yet (on the simulator: a new paper account); any other call on one is refused, as on
+        MiniQMT, so that a mistyped id never trades.
+        """
         if not isinstance(account, StockAccount):
             raise InvalidArgument(
                 f"{name}(): account must be a StockAccount (e.g. StockAccount('1000000365')), "
@@ -300,6 +305,14 @@ class XtQuantTrader:
         with self._lock:
             acc = self._accounts.get(key)
         if acc is None:
+            if not create:
+                held = {i.account_id for i in self._call(name, client.account_infos)}
+                if account.account_id not in held:
+                    raise InvalidArgument(
+                        f"{name}(): account {account.account_id!r} is not held by this "
+                        f"terminal (it holds {sorted(held) or 'none'}); check the id, or on "
+                        "the simulator open a new paper account with subscribe() first"
+                    )
             acc = self._call(name, client.account, account.account_id, account.account_type)
             with self._lock:
                 acc = self._accounts.setdefault(key, acc)
@@ -323,7 +336,7 @@ class XtQuantTrader:
     def subscribe(self, account: StockAccount) -> int:
         """Start the account's pushes: 0 on success, -1 on failure."""
         try:
-            acc = self._account("subscribe", account)
+            acc = self._account("subscribe", account, create=True)
         except QmtkitError as exc:
             self._fail("subscribe", exc)
             return -1
