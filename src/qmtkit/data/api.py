@@ -72,6 +72,9 @@ _FLUSH_BYTES: Final = 64 << 20
 #: A download from a source module commits every this many codes, so a killed run keeps
 #: what it fetched and a rerun fetches only the rest.
 _FLUSH_CODES: Final = 20
+#: Any download commits what it fetched at least this often (ms, by ``now_ms``), so a
+#: killed one keeps it and a rerun fetches only the rest.
+_COMMIT_MS: Final = 1000
 _DIGITS = re.compile(r"^\d+$")
 
 
@@ -228,7 +231,10 @@ class MarketData:
         serving a minute period as such (baostock's 5m/15m/30m/1h) stores it as such. With
         ``incrementally`` only the ranges missing from each code's coverage are asked for;
         otherwise the whole range is fetched again (and replaces the cached bars with the
-        same times). ``progress(done, total, code)`` is called after each code.
+        same times). ``progress(done, total, code)`` is called after each code. What was
+        fetched is committed, each code with its coverage, at least once a second (and every
+        20 codes from a source module, every 64 MB): a download killed half-way keeps it, and
+        a rerun fetches only the rest.
 
         ``source`` picks where bars come from: ``'backend'`` (the connected backend), a
         source module's name such as ``'baostock'`` (``qmtkit.data.sources``; opened for
@@ -289,7 +295,7 @@ class MarketData:
             await self.sync_calendar(src)
         # Real calendar data (a stored layer) outranks a source's bar on a day it closes.
         check_closed = any(calendar_layers.stamp(self.cache.home))
-        now = self._now_ms()
+        now = committed = self._now_ms()
         flush_codes = _FLUSH_CODES if src is not None else len(norm) + 1
         pending: dict[str, dict[str, npt.NDArray[Any]]] = {}
         pending_cov: dict[str, tuple[int, int]] = {}
@@ -341,9 +347,15 @@ class MarketData:
                     if new_cov is not None:
                         pending_cov[code] = new_cov
                     pending_bytes += sum(v.nbytes for v in pending[code].values())
-                if pending_bytes >= _FLUSH_BYTES or len(pending) >= flush_codes:
+                clock = self._now_ms()
+                if pending and (
+                    pending_bytes >= _FLUSH_BYTES
+                    or len(pending) >= flush_codes
+                    or clock - committed >= _COMMIT_MS
+                ):
                     self.cache.write_bars(base, pending, coverage=pending_cov)
                     pending, pending_cov, pending_bytes = {}, {}, 0
+                    committed = clock
                 if progress is not None:
                     progress(i, len(norm), code)
         finally:
@@ -376,13 +388,17 @@ class MarketData:
         count: int = -1,
         fields: Sequence[str] | None = None,
         adjust: str = "none",
+        *,
+        verify: bool = False,
     ) -> pl.DataFrame:
         """Bars from the cache alone (no backend call): long form ``code, time, fields...``.
 
         ``count >= 0`` keeps the last ``count`` bars of each code within ``[start, end]``
         (xtquant's rule; -1 keeps all). Rows are grouped by code in the order given, time
         ascending. Adjustment other than ``none`` needs the code's ex-rights records in the
-        cache (``await dividends(code)`` or ``bars(...)`` fetch them).
+        cache (``await dividends(code)`` or ``bars(...)`` fetch them). ``verify=True`` first
+        checks every column CRC of the shards read (once per shard file; see docs/data.md
+        for the cost), so a flipped byte raises ``CacheError`` instead of being returned.
         """
         norm = normalize_codes(codes)
         p = parse_period(period)
@@ -391,6 +407,8 @@ class MarketData:
         lo, hi = time_range(start, end)
         n = _check_count(count)
         mode = _check_adjust(adjust)
+        if verify:
+            self.cache.verify_codes(base, norm)
         if self._horizon is not None:
             limit = visible_end(base, self._horizon())
             hi = min(hi, limit) if hi else limit

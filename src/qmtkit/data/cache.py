@@ -34,7 +34,7 @@ from qmtkit.codes import normalize_code
 from qmtkit.data import coverage as cov
 from qmtkit.data.frames import columns_of, empty_frame, shard_frame
 from qmtkit.data.schema import STORED_PERIODS, dtypes_for
-from qmtkit.data.store import REPAIR_HINT, Shard, open_shard, write_shard
+from qmtkit.data.store import REPAIR_HINT, Shard, open_shard, verify_shard, write_shard
 from qmtkit.errors import CacheError, InvalidArgument, InvalidPeriod
 
 #: How many leading symbol digits pick a shard, per stored period.
@@ -109,6 +109,7 @@ class _State:
         self.manifest = manifest
         self.shards: dict[str, Shard] = {}
         self.frames: dict[str, pl.DataFrame] = {}
+        self.verified: set[str] = set()  # shard keys whose every CRC was checked
 
 
 @contextlib.contextmanager
@@ -171,14 +172,17 @@ class Cache:
                 "to rebuild it from the shard files, or delete the directory and re-download"
             ) from None
 
+    def _stamp(self, period: str) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._manifest_path(period))
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _state(self, period: str) -> _State:
         """The current manifest of ``period``, re-read only when the file changed."""
         path = self._manifest_path(period)
-        try:
-            st = os.stat(path)
-            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stamp = None
+        stamp = self._stamp(period)
         with self._lock:
             state = self._states.get(period)
             if state is None or state.stamp != stamp:
@@ -200,12 +204,35 @@ class Cache:
                         checksums=self.checksums,
                     )
                 except FileNotFoundError:
-                    # Deleted by a writer after our manifest snapshot: take the new one.
-                    with contextlib.suppress(KeyError):
-                        del self._states[period]
-                    raise _Retry from None
+                    raise self._vanished(period, state, key, entry) from None
+                if self.checksums:
+                    state.verified.add(key)
                 state.shards[key] = shard
             return shard
+
+    def _vanished(self, period: str, state: _State, key: str, entry: ShardEntry) -> Exception:
+        """Why a shard file named by ``state`` could not be opened: swapped, or missing."""
+        with self._lock, contextlib.suppress(KeyError):
+            del self._states[period]
+        if self._stamp(period) != state.stamp:
+            return _Retry()  # replaced by a writer after our snapshot: take the new manifest
+        path = self.period_dir(period) / entry.file
+        return CacheError(
+            f"cache shard {path} ({period} {key}) is missing although the manifest names "
+            "it; run `qmtkit cache verify --repair` to drop it, then download its codes again"
+        )
+
+    def _verify_shard(self, period: str, state: _State, key: str) -> None:
+        """Check every CRC of a shard once (``read(verify=True)``), or raise ``CacheError``."""
+        entry = state.manifest.shards.get(key)
+        if entry is None or key in state.verified:
+            return
+        try:
+            verify_shard(self.period_dir(period) / entry.file, dtypes_for(period))
+        except FileNotFoundError:
+            raise self._vanished(period, state, key, entry) from None
+        with self._lock:
+            state.verified.add(key)
 
     def _frame(self, period: str, state: _State, key: str) -> tuple[Shard, pl.DataFrame] | None:
         shard = self._shard(period, state, key)
@@ -278,12 +305,17 @@ class Cache:
         end: int = 0,
         count: int = -1,
         fields: Sequence[str] | None = None,
+        *,
+        verify: bool = False,
     ) -> pl.DataFrame:
         """Stored bars of ``codes`` (already normalised) with ``start <= time <= end``.
 
         Wire-style bounds: ``0`` is unbounded. ``count >= 0`` keeps the last ``count`` bars
         per code inside the range. Rows are grouped by code in the order given, time
         ascending. Columns are views of the mapped files wherever the selection allows.
+        ``verify`` checks every column CRC of each shard read, once per shard file and
+        ``Cache`` (as ``checksums=True`` does for every shard): a flipped byte raises
+        ``CacheError`` instead of being returned.
         """
         period = check_period(period)
         dtypes = dtypes_for(period)
@@ -295,9 +327,22 @@ class Cache:
             )
         lo_t, hi_t = cov.bounds(start, end)
         result: pl.DataFrame = self._retrying(
-            self._read_once, period, codes, lo_t, hi_t, count, names, dtypes
+            self._read_once, period, codes, lo_t, hi_t, count, names, dtypes, bool(verify)
         )
         return result
+
+    def verify_codes(self, period: str, codes: Sequence[str]) -> None:
+        """Check every column CRC of the shards holding ``codes`` (each shard file once per
+        ``Cache``); raise ``CacheError`` naming a damaged or missing one."""
+        period = check_period(period)
+        keys = sorted({shard_key(period, normalize_code(c)) for c in codes})
+
+        def run() -> None:
+            state = self._state(period)
+            for key in keys:
+                self._verify_shard(period, state, key)
+
+        self._retrying(run)
 
     def _read_once(
         self,
@@ -308,6 +353,7 @@ class Cache:
         count: int,
         names: list[str],
         dtypes: Mapping[str, np.dtype[np.generic]],
+        verify: bool = False,
     ) -> pl.DataFrame:
         state = self._state(period)
         # Row runs (frame key, lo, hi), adjacent runs of one shard merged.
@@ -318,6 +364,8 @@ class Cache:
             got = self._frame(period, state, key)
             if got is None:
                 continue
+            if verify and key not in state.verified:
+                self._verify_shard(period, state, key)
             shard, frame = got
             span = shard.span(code)
             if span is None:
@@ -524,6 +572,13 @@ class Cache:
                     except CacheError as exc:
                         problems.append(str(exc))
                         bad.append(key)
+                for leftover in _leftovers(pdir, manifest):
+                    size = leftover.stat().st_size if leftover.exists() else 0
+                    problems.append(
+                        f"leftover file {leftover} ({size} bytes) from an interrupted or "
+                        "superseded write"
+                        + ("; deleted" if repair else "; `qmtkit cache verify --repair` deletes it")
+                    )
                 if repair:
                     shards = {k: e for k, e in manifest.shards.items() if k not in bad}
                     fixed = Manifest(version=manifest.version + 1, shards=shards)
@@ -648,20 +703,29 @@ def _merge_shard(
     return codes, parts, coverages
 
 
-def _sweep(pdir: Path, manifest: Manifest) -> None:
-    """Delete shard files the manifest does not name (crashed or superseded writes).
-
-    Called with the period's write lock held, so no live writer owns any of them.
-    """
+def _leftovers(pdir: Path, manifest: Manifest) -> list[Path]:
+    """Files of crashed or superseded writes: shard files the manifest does not name and
+    temporary files (of shards and of the manifest itself)."""
     live = {e.file for e in manifest.shards.values()}
+    out = [f for f in pdir.iterdir() if f.is_file() and f.name.startswith("MANIFEST.tmp-")]
     for sub in pdir.iterdir():
         if not sub.is_dir():
             continue
         for f in sub.iterdir():
             rel = f"{sub.name}/{f.name}"
             if rel not in live and (".tmp-" in f.name or _FILE_RE.match(f.name)):
-                with contextlib.suppress(OSError):
-                    f.unlink()
+                out.append(f)
+    return sorted(out)
+
+
+def _sweep(pdir: Path, manifest: Manifest) -> None:
+    """Delete the leftovers of crashed or superseded writes (see ``_leftovers``).
+
+    Called with the period's write lock held, so no live writer owns any of them.
+    """
+    for f in _leftovers(pdir, manifest):
+        with contextlib.suppress(OSError):
+            f.unlink()
 
 
 def _rebuild_manifest(
