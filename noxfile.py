@@ -44,6 +44,14 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """The long crash, damage and hostile-client probes (tests/stress/; not run by .ci/run)."""
+    session.install("-e", ".[test]")
+    session.env["QMTKIT_STRESS"] = "1"
+    session.run("pytest", "-q", "tests/stress", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark and rewrite the tables in docs/benchmarks.md."""
     session.install("-e", ".[test]", "backtrader>=1.9.78")

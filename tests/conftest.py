@@ -26,6 +26,9 @@ DEFAULT_TEST_CLOCK = "20261204"
 
 os.environ.setdefault("QMTKIT_CLOCK", DEFAULT_TEST_CLOCK)
 
+# The long probes of tests/stress/ run only in `nox -s stress` (QMTKIT_STRESS=1).
+collect_ignore = [] if os.environ.get("QMTKIT_STRESS") else ["stress"]
+
 
 @pytest.fixture(scope="module")
 def universe() -> Universe:

@@ -11,10 +11,10 @@ import anyio
 import msgspec
 import pytest
 
-from journal_scenario import check_invariants, record_scenario
 from qmtkit.backends.sim.journal import FRAMING, LEGACY_MAGIC, MAGIC, Journal
 from qmtkit.models import AccountReport
 from qmtkit.recordscan import GROUP_FLAG, scan
+from support.journal_scenario import check_invariants, record_scenario
 
 ENCODER = msgspec.msgpack.Encoder()
 
