@@ -106,39 +106,43 @@ def test_a_flooding_client_that_never_reads_cannot_take_the_gateways_memory(
     proc, port, lines = gateway
     before = anyio.run(round_trips, port, 2.0)
     base = rss(proc.pid)
-    result: list[str] = []
-    flooder = threading.Thread(target=flood, args=(port, 60.0, result))
-    peak = base
-    flooder.start()
-    during: list[float] = []
+    afters: list[int] = []
+    for flood_no in range(3):  # memory one flooder held serves the next: no growth per client
+        result: list[str] = []
+        flooder = threading.Thread(target=flood, args=(port, 60.0, result))
+        peak = rss(proc.pid)
+        flooder.start()
+        during: list[float] = []
 
-    async def watch() -> None:
-        nonlocal peak, during
-        async with anyio.create_task_group() as tg:
+        async def watch(flooder: threading.Thread = flooder) -> None:
+            nonlocal during
+            async with anyio.create_task_group() as tg:
 
-            async def sample() -> None:
-                nonlocal peak
-                while flooder.is_alive():
-                    peak = max(peak, rss(proc.pid))
-                    await anyio.sleep(0.1)
+                async def sample() -> None:
+                    nonlocal peak
+                    while flooder.is_alive():
+                        peak = max(peak, rss(proc.pid))
+                        await anyio.sleep(0.1)
 
-            tg.start_soon(sample)
-            during = await round_trips(port, 10.0)
+                tg.start_soon(sample)
+                during = await round_trips(port, 8.0)
 
-    anyio.run(watch)
-    flooder.join(70)
-    time.sleep(3)
-    after = rss(proc.pid)
-    print(
-        f"\ngateway RSS: {base / MB:.0f} MB before, peak {peak / MB:.0f} MB during the flood, "
-        f"{after / MB:.0f} MB 3 s after; budget {BUDGET_MB} MB; flooder {result}; other "
-        f"client's Hello round trip: median {statistics.median(before) * 1e3:.2f} ms before, "
-        f"{statistics.median(during) * 1e3:.2f} ms during (max {max(during) * 1e3:.1f} ms)"
-    )
-    assert result and result[0].startswith("cut off")
-    assert peak - base < (3 * BUDGET_MB + 64) * MB
+        anyio.run(watch)
+        flooder.join(70)
+        time.sleep(2)
+        afters.append(rss(proc.pid))
+        print(
+            f"\nflood {flood_no + 1}: gateway RSS {base / MB:.0f} MB at start, peak "
+            f"{peak / MB:.0f} MB, {afters[-1] / MB:.0f} MB 2 s after; budget {BUDGET_MB} MB; "
+            f"flooder {result}; other client's Hello round trip: median "
+            f"{statistics.median(before) * 1e3:.2f} ms before any flood, "
+            f"{statistics.median(during) * 1e3:.2f} ms during (max {max(during) * 1e3:.1f} ms)"
+        )
+        assert result and result[0].startswith("cut off")
+        assert peak - base < (3 * BUDGET_MB + 64) * MB
+        assert len(during) > 50  # the other client was served all along
     assert any("client is not reading" in line for line in lines)
-    assert len(during) > 100  # the other client was served all along
+    assert afters[-1] - afters[0] < BUDGET_MB * MB
 
 
 def test_connections_before_login_hold_almost_nothing(
