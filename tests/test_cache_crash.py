@@ -95,11 +95,10 @@ def test_a_killed_download_keeps_what_it_committed_and_a_rerun_fetches_the_rest(
     data = MarketData(venue, tmp_path, now_ms=lambda: T0 + 400 * DAY)
     fetched = anyio.run(lambda: data.download(CODES, "1d"))
     asked = dict(venue.asked)  # type: ignore[attr-defined]
-    assert list(asked) == CODES
-    # kept codes: only from their newest bar on (it may still have been forming)
-    assert all(asked[c] == T0 + 49 * DAY for c in CODES[:6])
+    # kept codes: at most from their newest bar on (if it could still have been forming)
+    assert all(asked.get(c, T0 + 400 * DAY) >= T0 + 49 * DAY for c in CODES[:6])
     assert all(asked[c] == 0 for c in CODES[6:])  # the rest: their whole history
-    assert fetched == 4 * 50 + 6
+    assert 4 * 50 <= fetched <= 4 * 50 + 6
     assert len(data.read_bars(CODES, "1d")) == 10 * 50
     assert Cache(tmp_path).verify() == []
 
