@@ -108,6 +108,16 @@ async def ok_handler_async(req: Request) -> Reply:
     return ok_handler(req)
 
 
+def test_cli_refuses_one_minute_bars_before_any_call(
+    tmp_path: Path, bs: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(["download", "--source", "baostock", "600000.SH", "--period", "1m",
+                  "--home", str(tmp_path)])  # fmt: skip
+    assert args.func(args) == 2
+    assert "serves 1d, 5m, 15m, 30m, 1h bars" in capsys.readouterr().err
+    assert bs.SERVER.calls == {}
+
+
 def test_cli_refuses_all_without_a_source(tmp_path: Path) -> None:
     args = parse(["download", "--all", "--home", str(tmp_path), "--source", "backend"])
     assert args.func(args) == 2

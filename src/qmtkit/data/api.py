@@ -255,21 +255,21 @@ class MarketData:
                 raise InvalidArgument(
                     f"source must be a source name or an open source, got {source!r}"
                 )
-            base = _source_base(source, p)
+            base = source_base(source, p)
             return await self._download(norm, base, lo, hi, incrementally, progress, source)
         name = source_name(source)
         if name == BACKEND:
             return await self._download(norm, p.base, lo, hi, incrementally, progress, None)
         if source_options:
             async with open_source(name, **dict(source_options)) as src:
-                base = _source_base(src, p)
+                base = source_base(src, p)
                 return await self._download(norm, base, lo, hi, incrementally, progress, src)
         # Kept open for the next download: a script downloading code by code (as xtquant
         # scripts do) then logs in once, not once per code.
         kept = self._sources.get(name)
         if kept is None:
             kept = self._sources[name] = make_source(name)
-        base = _source_base(kept, p)
+        base = source_base(kept, p)
         return await self._download(norm, base, lo, hi, incrementally, progress, kept)
 
     def close(self) -> None:
@@ -615,7 +615,7 @@ class MarketData:
 # --------------------------------------------------------------------------- helpers
 
 
-def _source_base(src: Source, p: Period) -> str:
+def source_base(src: Source, p: Period) -> str:
     """The stored period a source's download of ``p`` lands in, or InvalidPeriod."""
     base = p.name if p.name in src.periods else p.base
     if base not in src.periods:

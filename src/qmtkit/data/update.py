@@ -24,7 +24,7 @@ import numpy.typing as npt
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import normalize_codes, parse_period
 from qmtkit.data import coverage as cov
-from qmtkit.data.api import MarketData, ProgressFn, time_range
+from qmtkit.data.api import MarketData, ProgressFn, source_base, time_range
 from qmtkit.data.sources import Source
 from qmtkit.errors import InvalidArgument, Unsupported
 
@@ -47,6 +47,7 @@ async def download_with_source(
     """Download ``codes`` (``None``: every stock the source lists) from the open ``src``."""
     if codes is not None and len(codes) == 0:
         raise InvalidArgument("no codes: name the codes to download, or pass None for all")
+    source_base(src, parse_period(period))  # a period the source lacks: refused before any call
     if codes is None:
         lister = getattr(src, "stock_codes", None)
         if lister is None:
