@@ -103,3 +103,12 @@ def test_a_repeated_download_says_nothing_new_came(
         "fetched 0 bars: the cache already had them"
     )
     assert (tmp_path / "sim").is_dir() and not (tmp_path / "elsewhere").exists()
+
+
+async def test_an_unlisted_code_points_at_the_instruments_command(tmp_path: Path) -> None:
+    import qmtkit
+    from qmtkit.errors import InvalidCode
+
+    async with qmtkit.connect("sim://", home=tmp_path) as qk:
+        with pytest.raises(InvalidCode, match="`qmtkit instruments` lists what is"):
+            await qk.data.dividends("600001.SH")

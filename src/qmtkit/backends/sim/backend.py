@@ -495,7 +495,7 @@ class SimBackend:
         if missing:
             raise InvalidCode(
                 f"not listed in the simulator: {', '.join(missing[:10])}"
-                f"{' ...' if len(missing) > 10 else ''} (qk.instruments() lists what is)"
+                f"{' ...' if len(missing) > 10 else ''} (`qmtkit instruments` lists what is)"
             )
         later = [c for c in codes if not self._trades_today(c)]
         if later:
@@ -503,7 +503,7 @@ class SimBackend:
                 f"{c} from {self.market.universe.listing(c).list_date}" for c in later[:10]
             )
             raise InvalidCode(
-                f"not trading yet on {self._today()}: {dates} (qk.instruments() lists what is)"
+                f"not trading yet on {self._today()}: {dates} (`qmtkit instruments` lists what is)"
             )
         return codes
 
