@@ -161,7 +161,9 @@ def _metric_table(m: Metrics) -> str:
         why = m.reasons.get(key, "")
         note = f'<td class="l muted">{_e(why)}</td>' if why else '<td class="l"></td>'
         rows.append(f'<tr><th class="l">{_e(label)}</th><td>{shown}</td>{note}</tr>')
-    rows.append(f'<tr><th class="l">benchmark</th><td>{_e(m.benchmark)}</td><td></td></tr>')
+    rows.append(
+        f'<tr><th class="l">benchmark</th><td>{_e(m.benchmark or "none")}</td><td></td></tr>'
+    )
     return f"<table>{''.join(rows)}</table>"
 
 
