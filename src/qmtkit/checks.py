@@ -54,6 +54,13 @@ def non_negative_int(name: str, value: object) -> int:
     return value
 
 
+def check_count(count: object, name: str = "count") -> int:
+    """A number of rows to keep: -1 (all), 0 (none) or more (numpy integers accepted)."""
+    if not is_whole(count) or int(count) < -1:
+        raise InvalidArgument(f"bad {name} {count!r}: expected -1 (all), 0 (none) or a count > 0")
+    return int(count)
+
+
 def text(name: str, value: object) -> str:
     """``value`` if it is a ``str``."""
     if not isinstance(value, str):

@@ -87,12 +87,17 @@ def normalize_code(code: object) -> str:
     return hit[0] if hit is not None else parsed_code(code)[0]
 
 
-def normalize_codes(codes: object) -> list[str]:
-    """Normalise one code or a list of codes; duplicates are removed, order is kept."""
+def normalize_codes(codes: object, name: str = "codes") -> list[str]:
+    """Normalise one code or a list of codes; duplicates are removed, order is kept.
+
+    ``name`` is the caller's name for the argument, for the error.
+    """
     if isinstance(codes, str):
         codes = [codes]
     if not isinstance(codes, (list, tuple, set, frozenset)):
-        raise InvalidCode(f"codes must be a code or a list of codes, got {codes!r}")
+        raise InvalidCode(
+            f"{name} must be a code or a list of codes like ['600000.SH'], got {codes!r}"
+        )
     out: dict[str, None] = {}
     for c in codes:
         out[normalize_code(c)] = None

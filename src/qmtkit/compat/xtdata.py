@@ -28,14 +28,15 @@ import pandas as pd
 import polars as pl
 
 from qmtkit.backends import backend_url
-from qmtkit.checks import is_int
+from qmtkit.checks import check_count, is_int
 from qmtkit.clock import BEIJING_TZ_NAME, beijing, wall_ms
-from qmtkit.codes import PERIODS, normalize_code, parse_code, parse_period
+from qmtkit.codes import PERIODS, normalize_code, normalize_codes, parse_code, parse_period
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import run_replay, submit_held
 from qmtkit.compat._unsupported import XTDATA as XTDATA_UNSUPPORTED
 from qmtkit.compat._unsupported import unsupported_functions
+from qmtkit.data.api import check_adjust
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, QmtkitError, Unsupported
 
 log = logging.getLogger("qmtkit.compat")
@@ -228,16 +229,7 @@ def _disp() -> Dispatcher:
 
 def _codes(stock_list: object, name: str = "stock_list") -> list[str]:
     """Normalised codes; malformed ones raise InvalidCode naming them."""
-    if isinstance(stock_list, str):
-        stock_list = [stock_list]
-    if not isinstance(stock_list, (list, tuple, set)):
-        raise InvalidArgument(
-            f"{name} must be a list of codes like ['600000.SH'], got {stock_list!r}"
-        )
-    out: dict[str, None] = {}
-    for c in stock_list:
-        out[normalize_code(c)] = None
-    return list(out)
+    return normalize_codes(stock_list, name)
 
 
 def _period(period: object) -> str:
@@ -264,14 +256,8 @@ def _time_arg(value: object, name: str) -> object:
 
 
 def _adjust(dividend_type: object) -> str:
-    if dividend_type in (None, ""):
-        return "none"
-    if dividend_type not in ("none", "front", "back", "front_ratio", "back_ratio"):
-        raise InvalidArgument(
-            f"dividend_type {dividend_type!r}: expected 'none', 'front', 'back', "
-            "'front_ratio' or 'back_ratio'"
-        )
-    return str(dividend_type)
+    """xtquant's '' means no adjustment; the modes are the data layer's."""
+    return check_adjust(None if dividend_type == "" else dividend_type, "dividend_type")
 
 
 def _fields(field_list: object) -> list[str]:
@@ -285,9 +271,7 @@ def _fields(field_list: object) -> list[str]:
 
 
 def _count(count: object) -> int:
-    if not is_int(count) or count < -1:
-        raise InvalidArgument(f"count must be -1 (all) or a number of bars >= 0, got {count!r}")
-    return count
+    return check_count(count)
 
 
 # --------------------------------------------------------------------------- K-lines

@@ -19,7 +19,7 @@ import logging
 import numbers
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -28,6 +28,7 @@ from qmtkit import models
 from qmtkit.backends import backend_url
 from qmtkit.backends.sim.backend import terminal_name
 from qmtkit.checks import is_int, is_real, text
+from qmtkit.client import Account, Client
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import run_replay, submit_held
@@ -164,12 +165,12 @@ class XtQuantTrader:
         self.callback = callback
         self.connected = False
         self._url = terminal_url(path, session)
-        self._client: Any = None
+        self._client: Client | None = None
         self._lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._relaxed_dispatcher: Dispatcher | None = None
         self.relaxed_resp_order_enabled = False
-        self._accounts: dict[tuple[str, int], Any] = {}
+        self._accounts: dict[tuple[str, int], Account] = {}
         self._pumps: dict[tuple[str, int], Future[Any]] = {}
         self._seq = itertools.count(1)
         self._timeout: float | None = None
@@ -280,7 +281,7 @@ class XtQuantTrader:
         if cb is not None:
             getattr(cb, name)(*args)
 
-    def _require_client(self, name: str) -> Any:
+    def _require_client(self, name: str) -> Client:
         if self._client is None:
             raise QmtkitError(f"{name}(): not connected; call start() and connect() first")
         return self._client
@@ -288,7 +289,7 @@ class XtQuantTrader:
     def _call(self, name: str, fn: Callable[..., Any], *args: object) -> Any:
         return bridge().call(fn, *args, timeout=self._timeout, name=name)
 
-    def _account(self, name: str, account: object, *, create: bool = False) -> Any:
+    def _account(self, name: str, account: object, *, create: bool = False) -> Account:
         """The client's Account for a ``StockAccount``.
 
         Only ``subscribe`` (``create=True``) may open an account the terminal does not hold
@@ -595,10 +596,11 @@ class XtQuantTrader:
 
     # ------------------------------------------------------------------ queries
 
-    def _query(self, name: str, account: object, method: str, *args: object) -> Any:
+    def _query(
+        self, name: str, account: object, method: Callable[..., Awaitable[Any]], *args: object
+    ) -> Any:
         ensure_not_in_loop(name)
-        acc = self._account(name, account)
-        return self._call(name, getattr(acc, method), *args)
+        return self._call(name, method, self._account(name, account), *args)
 
     def _query_async(
         self,
@@ -657,7 +659,7 @@ class XtQuantTrader:
     def query_stock_asset(self, account: StockAccount) -> xttype.XtAsset | None:
         """The account's cash and totals, or None if it cannot be read."""
         try:
-            return xttype.from_asset(self._query("query_stock_asset", account, "asset"))
+            return xttype.from_asset(self._query("query_stock_asset", account, Account.asset))
         except QmtkitError as exc:
             self._fail("query_stock_asset", exc)
             return None
@@ -676,7 +678,7 @@ class XtQuantTrader:
         """Today's order with ``order_id``, or None."""
         try:
             oid = _order_id(order_id)
-            orders = self._query("query_stock_order", account, "orders")
+            orders = self._query("query_stock_order", account, Account.orders)
         except QmtkitError as exc:
             self._fail("query_stock_order", exc)
             return None
@@ -690,7 +692,9 @@ class XtQuantTrader:
     ) -> list[xttype.XtOrder]:
         """Today's orders (only the cancelable ones if asked)."""
         try:
-            items = self._query("query_stock_orders", account, "orders", bool(cancelable_only))
+            items = self._query(
+                "query_stock_orders", account, Account.orders, bool(cancelable_only)
+            )
         except QmtkitError as exc:
             self._fail("query_stock_orders", exc)
             return []
@@ -712,7 +716,7 @@ class XtQuantTrader:
     def query_stock_trades(self, account: StockAccount) -> list[xttype.XtTrade]:
         """Today's fills."""
         try:
-            items = self._query("query_stock_trades", account, "trades")
+            items = self._query("query_stock_trades", account, Account.trades)
         except QmtkitError as exc:
             self._fail("query_stock_trades", exc)
             return []
@@ -733,7 +737,7 @@ class XtQuantTrader:
     ) -> xttype.XtPosition | None:
         """The holding of ``stock_code``, or None."""
         try:
-            pos = self._query("query_stock_position", account, "position", stock_code)
+            pos = self._query("query_stock_position", account, Account.position, stock_code)
         except QmtkitError as exc:
             self._fail("query_stock_position", exc)
             return None
@@ -742,7 +746,7 @@ class XtQuantTrader:
     def query_stock_positions(self, account: StockAccount) -> list[xttype.XtPosition]:
         """Every holding."""
         try:
-            items = self._query("query_stock_positions", account, "positions")
+            items = self._query("query_stock_positions", account, Account.positions)
         except QmtkitError as exc:
             self._fail("query_stock_positions", exc)
             return []

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from qmtkit.checks import is_whole
+from qmtkit.checks import check_count
 from qmtkit.clock import BEIJING, wall_ms
 from qmtkit.codes import Period, normalize_code, normalize_codes, parse_period
 from qmtkit.data import calendar_layers
@@ -144,17 +144,12 @@ def time_range(start: object, end: object) -> tuple[int, int]:
     return lo, hi
 
 
-def _check_count(count: object) -> int:
-    if not is_whole(count) or int(count) < -1:
-        raise InvalidArgument(f"bad count {count!r}: expected -1 (all), 0 (none) or a count > 0")
-    return int(count)
-
-
-def _check_adjust(adjust: object) -> str:
+def check_adjust(adjust: object, name: str = "adjust") -> str:
+    """An adjustment mode of ``ADJUST_MODES`` (None means "none")."""
     if adjust is None:
         return "none"
     if not isinstance(adjust, str) or adjust not in ADJUST_MODES:
-        raise InvalidArgument(f"bad adjust {adjust!r}: expected one of {', '.join(ADJUST_MODES)}")
+        raise InvalidArgument(f"bad {name} {adjust!r}: expected one of {', '.join(ADJUST_MODES)}")
     return adjust
 
 
@@ -405,8 +400,8 @@ class MarketData:
         base = p.base
         names = _check_fields(fields, base)
         lo, hi = time_range(start, end)
-        n = _check_count(count)
-        mode = _check_adjust(adjust)
+        n = check_count(count)
+        mode = check_adjust(adjust)
         if verify:
             self.cache.verify_codes(base, norm)
         if self._horizon is not None:
@@ -434,7 +429,7 @@ class MarketData:
 
         Bars themselves come from the cache: call ``download`` first, as with xtquant.
         """
-        mode = _check_adjust(adjust)
+        mode = check_adjust(adjust)
         if mode != "none":
             for code in normalize_codes(codes):
                 if self.cache.read_dividends(code) is None:
@@ -580,7 +575,7 @@ class MarketData:
         Past the known days the answer is provisional (see ``qmtkit.data.calendar``).
         """
         lo, hi = time_range(start, end)
-        n = _check_count(count)
+        n = check_count(count)
         days = trading_days(market, lo or None, hi or None, count=n, home=self.cache.home)
         return [int(x) for x in days]
 
