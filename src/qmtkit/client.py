@@ -28,6 +28,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from qmtkit._resume import ReportCursor
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends import backend_url, open_backend
 from qmtkit.backends.base import (
@@ -409,7 +410,7 @@ class Account:
         self.client = client
         self.account_id = account_id
         self.account_type = account_type
-        self.last_seq = 0
+        self._cursor = ReportCursor()
         self._fanout: ReportFanout[AccountReport] = ReportFanout()
         self._handles: weakref.WeakValueDictionary[int, OrderHandle] = weakref.WeakValueDictionary()
         # Reports for order ids not known yet, kept only while a submit awaits its reply.
@@ -434,11 +435,14 @@ class Account:
         """How many report consumers are attached."""
         return self._fanout.consumers
 
+    @property
+    def last_seq(self) -> int:
+        """The ``seq`` of the last report this account delivered (0: none yet)."""
+        return self._cursor.last
+
     def _on_report(self, report: AccountReport) -> None:
-        if 0 < report.seq <= self.last_seq:
+        if not self._cursor.take(report.seq):
             return  # a replay of something already delivered
-        if report.seq > 0:
-            self.last_seq = report.seq
         self._fanout.publish(report)
         item = report.item
         if isinstance(item, _ORDER_EVENTS):

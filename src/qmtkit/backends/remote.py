@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 import msgspec
 
+from qmtkit._resume import Backoff, ReportCursor
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     BackendInfo,
@@ -174,6 +175,7 @@ class RemoteBackend:
         self.connect_timeout = float(connect_timeout)
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.rng = rng if rng is not None else random.Random()
+        self._backoff = Backoff(self.backoff[0], self.backoff[1], self.rng)
         self.url = f"qmtkit://{host}:{port}"
         #: Quote records the gateway merged away for this (slow) client, per subscription id.
         self.quotes_dropped: dict[int, int] = {}
@@ -190,7 +192,7 @@ class RemoteBackend:
         self._next_id = 1
         self._subs: dict[int, SubscribeQuotes] = {}
         self._accounts: dict[str, int] = {}  # account_id -> account_type
-        self._last_seq: dict[str, int] = {}
+        self._cursors: dict[str, ReportCursor] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RemoteBackend:
@@ -289,7 +291,7 @@ class RemoteBackend:
             )
         if isinstance(req, OpenAccount):
             # The caller says where its stream stands; later resumes continue from there.
-            self._last_seq[req.account_id] = req.after_seq
+            self._cursors[req.account_id] = ReportCursor(req.after_seq)
         reply = await self._call(link, req)
         self._remember(req)
         return reply
@@ -300,9 +302,7 @@ class RemoteBackend:
         The jitter (a uniform draw from the upper half of the window) keeps many clients of a
         restarted gateway from reconnecting in lockstep.
         """
-        first, maximum = self.backoff
-        ceiling = min(maximum, first * (2 ** min(attempt, 60)))
-        return self.rng.uniform(ceiling / 2, ceiling)
+        return self._backoff.delay(attempt)
 
     # ------------------------------------------------------------------ internals
 
@@ -465,7 +465,8 @@ class RemoteBackend:
                 log.warning("gateway refused to restore quote subscription %d: %s", sub.sub_id, exc)
                 self._subs.pop(sub.sub_id, None)
         for account_id, account_type in list(self._accounts.items()):
-            after = self._last_seq.get(account_id, 0)
+            cursor = self._cursors.get(account_id)
+            after = cursor.last if cursor is not None else 0
             try:
                 await self._call(link, OpenAccount(account_id, account_type, after_seq=after))
             except BackendUnavailable:
@@ -546,11 +547,11 @@ class RemoteBackend:
         return True
 
     def _deliver(self, sink: EventSink, report: AccountReport) -> None:
-        last = self._last_seq.get(report.account_id, 0)
-        if report.seq <= last:
-            return
-        self._last_seq[report.account_id] = report.seq
-        sink.on_report(report)
+        cursor = self._cursors.get(report.account_id)
+        if cursor is None:
+            cursor = self._cursors[report.account_id] = ReportCursor()
+        if cursor.take(report.seq):
+            sink.on_report(report)
 
     def _resolve(self, call_id: int, reply: Reply | None, error: BaseException | None) -> None:
         waiter = self._pending.pop(call_id, None)

@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from qmtkit._resume import Backoff
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     AccountInfos,
@@ -449,7 +450,8 @@ class XtQuantBackend:
         if old is not None:
             with anyio.CancelScope(shield=True):  # a cancel must not skip the stop
                 await anyio.to_thread.run_sync(_quietly, old.stop)
-        delay = self._reconnect_delay
+        backoff = Backoff(self._reconnect_delay, self._reconnect_max_delay)
+        attempt = 0
         while True:
             session = self._fresh_session()
             self._gen += 1
@@ -458,8 +460,8 @@ class XtQuantBackend:
                     break
             except Exception:
                 log.exception("xtquant reconnect with session %s failed", session)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, self._reconnect_max_delay)
+            await anyio.sleep(backoff.delay(attempt))
+            attempt += 1
         self._connected = True
         if self._sink is not None:
             self._sink.on_connection(
