@@ -11,6 +11,7 @@ plain functions or classes live in ``tests/support/``.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -25,6 +26,12 @@ from support.xtquant_fake import FAKE, purge_xtquant
 DEFAULT_TEST_CLOCK = "20261204"
 
 os.environ.setdefault("QMTKIT_CLOCK", DEFAULT_TEST_CLOCK)
+
+# Nor on the machine's state: a test that opens the default home (``$QMTKIT_HOME`` or
+# ~/.qmtkit) gets one made for this run, never a user's journals and cache. Tests that need
+# their own home still set it themselves.
+_HOME = tempfile.TemporaryDirectory(prefix="qmtkit-test-home-")
+os.environ["QMTKIT_HOME"] = _HOME.name
 
 # The long probes of tests/stress/ run only in `nox -s stress` (QMTKIT_STRESS=1).
 collect_ignore = [] if os.environ.get("QMTKIT_STRESS") else ["stress"]
