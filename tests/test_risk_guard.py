@@ -241,3 +241,10 @@ async def test_the_xtquant_backend_gets_the_same_refusals(xt: Any, tmp_path: Pat
         assert xt.terminal.placed == []  # xtquant never saw it
         assert (await acct.buy(CODE, 1000, 10.0)).order_id > 0
         assert len(xt.terminal.placed) == 1
+
+
+async def test_an_error_in_the_body_comes_back_unwrapped_through_the_guard(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with venue(tmp_path, RiskLimits(max_order_volume=1000)) as v:
+            assert v.qk.risk is not None
+            raise KeyError("mine")

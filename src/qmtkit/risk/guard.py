@@ -26,6 +26,7 @@ from pathlib import Path
 
 import anyio
 
+from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import Backend, EventSink
 from qmtkit.clock import wall_ms
 from qmtkit.constants import OrderStatus, OrderType, PriceType
@@ -195,12 +196,10 @@ class RiskGuard:
         self._sink = sink
         try:
             relay = _Relay(sink, self.on_report)
-            async with self.inner.open(relay) as info, anyio.create_task_group() as tg:
+            # lifetime_tasks: the caller's own error comes back to it unwrapped.
+            async with self.inner.open(relay) as info, lifetime_tasks() as tg:
                 tg.start_soon(self._housekeeping)
-                try:
-                    yield info
-                finally:
-                    tg.cancel_scope.cancel()
+                yield info
         finally:
             self._flush()
             self._sink = None
