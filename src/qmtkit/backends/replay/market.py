@@ -95,6 +95,7 @@ class ReplayMarket:
         parts_r: list[I64] = []
         self.codes: list[str] = []
         self.missing: list[str] = []
+        self._slices: list[tuple[str, int, int]] = []
         for code in wanted:
             self._boards[code] = parse_code(code).board
             cols = cache.arrays(period, code)
@@ -107,6 +108,7 @@ class ReplayMarket:
             idx = len(self.codes)
             self.codes.append(code)
             self._cols[code] = cols
+            self._slices.append((code, a, b))
             parts_t.append(np.asarray(t[a:b], dtype=np.int64))
             parts_c.append(np.full(b - a, idx, dtype=np.int64))
             parts_r.append(np.arange(a, b, dtype=np.int64))
@@ -117,6 +119,7 @@ class ReplayMarket:
             )
         times = np.concatenate(parts_t)
         order = np.argsort(times, kind="stable")
+        self._order = order
         #: Long form, sorted by (time, code order): every record the replay will publish.
         self.rec_time: I64 = times[order]
         self.rec_code: I64 = np.concatenate(parts_c)[order]
@@ -167,15 +170,12 @@ class ReplayMarket:
     def long_columns(self) -> dict[str, npt.NDArray[Any]]:
         """Every replayed record as columns in timeline order (built once, for fast forms)."""
         if self._long is None:
-            out: dict[str, npt.NDArray[Any]] = {}
-            dtypes = dtypes_for(self.period)
-            for name, dt in dtypes.items():
-                col = np.empty(len(self.rec_time), dtype=dt)
-                for idx, code in enumerate(self.codes):
-                    sel = self.rec_code == idx
-                    col[sel] = self._cols[code][name][self.rec_row[sel]]
-                out[name] = col
-            self._long = out
+            self._long = {
+                name: np.concatenate(
+                    [np.asarray(self._cols[c][name][a:b], dtype=dt) for c, a, b in self._slices]
+                )[self._order]
+                for name, dt in dtypes_for(self.period).items()
+            }
         return self._long
 
     def frame(self, k: int) -> pl.DataFrame:
