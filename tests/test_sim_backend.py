@@ -101,7 +101,7 @@ def test_a_sim_url_sets_every_option() -> None:
     assert b.market.seed == 7 and b.step_ms == 6000 and b.initial_cash == 500_000.0
     assert isinstance(b.clock, StrictClock)
     assert b.state_dir == Path("/tmp/h/sim") / terminal_name("x y")
-    assert isinstance(open_backend("sim://?seed=3"), SimBackend)
+    assert isinstance(open_backend("sim://?seed=3&share=0"), SimBackend)
 
 
 @pytest.mark.parametrize(

@@ -762,7 +762,8 @@ class Client:
     def on_connection(self, state: ConnectionState) -> None:
         """Remember the venue connection state and tell ``connection_changes`` consumers."""
         self.connection = state
-        self._connection_fanout.publish(state)
+        if not self._closed:  # a link may come back while the client is closing
+            self._connection_fanout.publish(state)
 
     def connection_changes(self) -> ReportConsumer[ConnectionState]:
         """Every venue connection change from now on (lost, regained), in order.

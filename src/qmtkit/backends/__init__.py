@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlsplit
+import socket
 
 from qmtkit.backends.base import Backend
-from qmtkit.errors import InvalidArgument
-
-DEFAULT_URL = "sim://"
-SCHEMES = ("sim", "xtquant", "qmtkit", "backtest")
-
-
-def backend_url(url: str | None) -> str:
-    """The URL to use: ``url``, else ``$QMTKIT_BACKEND``, else ``sim://``."""
-    return url or os.environ.get("QMTKIT_BACKEND") or DEFAULT_URL
+from qmtkit.backends.urls import DEFAULT_URL, SCHEMES, backend_url, check_url, open_venue, shared
 
 
 def open_backend(url: str | None = None) -> Backend:
-    """Build (not start) the backend a URL names: ``sim://``, ``xtquant://PATH``, ``qmtkit://HOST:PORT``."""
-    url = backend_url(url)
-    if not isinstance(url, str):
-        raise InvalidArgument(f"backend URL must be a string, got {url!r}")
-    scheme = urlsplit(url).scheme
-    if scheme == "sim":
-        from qmtkit.backends.sim import SimBackend
+    """Build (not start) the backend a URL names: ``sim://``, ``xtquant://PATH``, ``qmtkit://HOST:PORT``.
 
-        return SimBackend.from_url(url)
-    if scheme.startswith("paper+"):
-        from qmtkit.backends.paper import PaperBackend
+    ``sim://`` is the shared local terminal (``qmtkit.terminal``): the first program hosts it,
+    later ones attach; ``sim://?share=0`` (and any ``sim://`` where the platform has no Unix
+    sockets) is a private simulator inside this process.
+    """
+    url = check_url(backend_url(url))
+    if url.startswith("sim:") and shared(url) and hasattr(socket, "AF_UNIX"):
+        from qmtkit.terminal.backend import LocalTerminalBackend
 
-        return PaperBackend.from_url(url)
-    if scheme == "backtest":
-        from qmtkit.backends.replay import ReplayBackend
-
-        return ReplayBackend.from_url(url)
-    if scheme == "xtquant":
-        from qmtkit.backends.xtquant import XtQuantBackend
-
-        return XtQuantBackend.from_url(url)
-    if scheme == "qmtkit":
-        from qmtkit.backends.remote import RemoteBackend
-
-        return RemoteBackend.from_url(url)
-    raise InvalidArgument(
-        f"unknown backend URL {url!r}: expected sim://, xtquant://<userdata_mini path>?session=N "
-        "qmtkit://HOST:PORT, backtest://?start=YYYYMMDD... or paper+<live URL>"
-    )
+        return LocalTerminalBackend.from_url(url)
+    return open_venue(url)
 
 
-__all__ = ["Backend", "backend_url", "open_backend"]
+__all__ = ["DEFAULT_URL", "SCHEMES", "Backend", "backend_url", "open_backend", "open_venue"]

@@ -153,7 +153,9 @@ class PaperBackend:
     @classmethod
     def from_url(cls, url: str) -> PaperBackend:
         """Build from ``paper+SOURCE_URL`` (see the module docstring)."""
-        from qmtkit.backends import open_backend
+        # The source as this process's own venue (imported from the URL helpers, not the
+        # package, so that the dispatch does not import itself).
+        from qmtkit.backends.urls import open_venue
 
         source_url, options = split_url(url)
         cash_text = options.get("paper_cash", "1000000")
@@ -164,7 +166,7 @@ class PaperBackend:
         if not cash > 0:
             raise InvalidArgument(f"bad paper_cash={cash_text!r} in {url!r}: expected > 0")
         return cls(
-            open_backend(source_url),
+            open_venue(source_url),
             home=options.get("paper_home"),
             name=options.get("paper_name", "default"),
             initial_cash=cash,

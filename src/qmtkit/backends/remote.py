@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import msgspec
 
 from qmtkit._resume import Backoff, ReportCursor
@@ -177,6 +178,8 @@ class RemoteBackend:
         self.rng = rng if rng is not None else random.Random()
         self._backoff = Backoff(self.backoff[0], self.backoff[1], self.rng)
         self.url = f"qmtkit://{host}:{port}"
+        #: How messages name the gateway.
+        self.where = f"{host}:{port}"
         #: Quote records the gateway merged away for this (slow) client, per subscription id.
         self.quotes_dropped: dict[int, int] = {}
         #: How many times the link was re-established.
@@ -260,12 +263,7 @@ class RemoteBackend:
         try:
             async with lifetime_tasks() as tg:
                 tg.start_soon(self._supervise, link)
-                yield BackendInfo(
-                    kind="remote",
-                    url=self.url,
-                    version=link.info.version,
-                    venue_id=link.info.venue_id,
-                )
+                yield self._describe(link.info)
         finally:
             self._closed = True
             self._connected = False
@@ -285,8 +283,10 @@ class RemoteBackend:
             )
         link = self._link
         if link is None or not self._connected:
+            # A checkpoint first: a caller retrying in a loop must let the reconnect run.
+            await anyio.lowlevel.checkpoint()
             raise BackendUnavailable(
-                f"not connected to the gateway at {self.host}:{self.port} (reconnecting); "
+                f"not connected to the gateway at {self.where} (reconnecting); "
                 "retry after ConnectionState(connected=True)"
             )
         if isinstance(req, OpenAccount):
@@ -327,7 +327,7 @@ class RemoteBackend:
                 await self._send(link, Call(call_id, req))
             except _LINK_ERRORS as exc:
                 raise BackendUnavailable(
-                    f"could not send {type(req).__name__} to {self.host}:{self.port}: {exc!r}"
+                    f"could not send {type(req).__name__} to {self.where}: {exc!r}"
                 ) from None
             await waiter.event.wait()
         finally:
@@ -346,24 +346,33 @@ class RemoteBackend:
         with suppress(*_LINK_ERRORS):
             await self._send(link, msg)
 
+    def _describe(self, info: BackendInfo) -> BackendInfo:
+        """What ``open`` yields, given what the gateway's Welcome said about its backend."""
+        return BackendInfo(
+            kind="remote", url=self.url, version=info.version, venue_id=info.venue_id
+        )
+
+    async def _open_stream(self) -> anyio.abc.ByteStream:
+        """A new byte stream to the gateway (TCP, or TLS when configured)."""
+        if self.tls is not None:
+            return await anyio.connect_tcp(
+                self.host,
+                self.port,
+                ssl_context=self.tls,
+                tls_hostname=self.server_hostname,
+                tls_standard_compatible=False,
+            )
+        if asyncio_running():
+            return await FastStream.connect(self.host, self.port)
+        return await anyio.connect_tcp(self.host, self.port)
+
     async def _connect(self) -> _Link:
         """Open a connection and authenticate; raise BackendUnavailable or AuthRefused."""
-        where = f"{self.host}:{self.port}"
+        where = self.where
         stream: anyio.abc.ByteStream | None = None
         try:
             with anyio.fail_after(self.connect_timeout):
-                if self.tls is not None:
-                    stream = await anyio.connect_tcp(
-                        self.host,
-                        self.port,
-                        ssl_context=self.tls,
-                        tls_hostname=self.server_hostname,
-                        tls_standard_compatible=False,
-                    )
-                elif asyncio_running():
-                    stream = await FastStream.connect(self.host, self.port)
-                else:
-                    stream = await anyio.connect_tcp(self.host, self.port)
+                stream = await self._open_stream()
                 reader = FrameReader(stream, self._max_frame)
                 await stream.send(
                     self._encoder.encode(Auth(self.token, PROTOCOL_VERSION, "qmtkit"))
@@ -413,7 +422,7 @@ class RemoteBackend:
             reason = link.reason or "connection lost"
             self._fail_pending(
                 BackendUnavailable(
-                    f"the link to the gateway at {self.host}:{self.port} dropped ({reason}); "
+                    f"the link to the gateway at {self.where} dropped ({reason}); "
                     "the request may or may not have reached the venue and is not re-sent"
                 )
             )

@@ -1,4 +1,4 @@
-"""The ``qmtkit`` console command: demo, run, serve, the data and journal commands."""
+"""The ``qmtkit`` console command: demo, run, serve, the data, journal and terminal commands."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ _FACES = (
     "qmtkit.cli.risk",
     "qmtkit.cli.instruments",
     "qmtkit.cli.journal",
+    "qmtkit.cli.terminal",
 )
 
 

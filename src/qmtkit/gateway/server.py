@@ -234,16 +234,28 @@ class Gateway:
                     "unsubscribe it first or use another id"
                 )
             shared = self._subs_by_key.get(key)
+            fresh = shared is None
             if shared is None:
                 gid = self._next_gid
                 self._next_gid += 1
-                await self.backend.request(SubscribeQuotes(gid, list(req.codes), req.period))
                 shared = SharedSub(gid, key, req.period)
-                self._subs_by_key[key] = shared
-                self._subs_by_gid[gid] = shared
             consumer = shared.fanout.subscribe(self.max_records)
             shared.riders[(session, req.sub_id)] = None
             session.quote_feeds[req.sub_id] = QuoteFeed(shared, consumer)
+            if fresh:
+                # Registered before asking, so the snapshot the backend pushes at once is kept.
+                self._subs_by_key[key] = shared
+                self._subs_by_gid[shared.gid] = shared
+                try:
+                    await self.backend.request(
+                        SubscribeQuotes(shared.gid, list(req.codes), req.period)
+                    )
+                except BaseException:
+                    self._subs_by_key.pop(key, None)
+                    self._subs_by_gid.pop(shared.gid, None)
+                    session.quote_feeds.pop(req.sub_id, None)
+                    shared.fanout.close()
+                    raise
         return Ok()
 
     async def _unsubscribe(self, session: Session, sub_id: int) -> Reply:
@@ -585,9 +597,10 @@ async def serve(
             f"tls must be an ssl.SSLContext or a (cert_file, key_file) pair, got {tls!r}"
         )
     if isinstance(backend, str):
-        from qmtkit.backends import open_backend
+        # The venue itself (sim:// as this process's own simulator), never the shared terminal.
+        from qmtkit.backends.urls import open_venue
 
-        backend = open_backend(backend)
+        backend = open_venue(backend)
     elif not isinstance(backend, Backend):
         raise InvalidArgument(f"backend must be a Backend or a backend URL, got {backend!r}")
     # One risk chain at the venue's side: every client of an account shares its budgets.
@@ -749,7 +762,7 @@ def _with_home(url: str | None, home: str | None) -> str:
     """The backend URL to serve; a simulator shares ``--home`` unless its URL names one."""
     from urllib.parse import parse_qsl, urlencode, urlsplit
 
-    from qmtkit.backends import backend_url
+    from qmtkit.backends.urls import backend_url
 
     full = backend_url(url)
     parts = urlsplit(full)

@@ -116,8 +116,15 @@ class FastStream(anyio.abc.ByteStream):
         return cls(transport, protocol)
 
     @classmethod
+    async def connect_unix(cls, path: str) -> FastStream:
+        """Open a Unix domain socket connection (a local terminal's channel)."""
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_unix_connection(_LinkProtocol, path)
+        return cls(transport, protocol)
+
+    @classmethod
     async def accept(cls, sock: socket.socket) -> FastStream:
-        """Wrap a socket a listener accepted (TCP_NODELAY set)."""
+        """Wrap a socket a listener accepted (TCP_NODELAY set on TCP)."""
         loop = asyncio.get_running_loop()
         sock.setblocking(False)
         transport, protocol = await loop.connect_accepted_socket(_LinkProtocol, sock)

@@ -1,0 +1,156 @@
+"""``sim://``, shared: attach to the local terminal, or host it when none is running.
+
+Every program that opens a ``sim://`` terminal is a client of the terminal's gateway over
+a Unix domain socket, the host's own client included. Connecting means: try the socket; if
+nobody answers, try to take the host lock; whoever gets it hosts the terminal inside its
+own process (``host.host_terminal``) for as long as its ``connect()`` lasts; the others wait
+for the socket. When the host ends (its program exits, or is killed), the other programs'
+links drop, the same step runs again and one of them becomes the new host; each resumes its
+accounts from the last report number it saw (``RemoteBackend``'s resume logic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+import anyio.abc
+from anyio.abc import TaskStatus
+
+from qmtkit._tasks import lifetime_tasks
+from qmtkit.backends.base import Backend, BackendInfo, EventSink
+from qmtkit.backends.remote import RemoteBackend, _Link
+from qmtkit.backends.urls import without_share
+from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
+from qmtkit.recordlog import FileLock
+from qmtkit.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
+from qmtkit.terminal.paths import identity, paths_of
+from qmtkit.wire.fastio import FastStream, asyncio_running
+
+#: Seconds to wait for a terminal to answer (hosting one included) before giving up.
+CONNECT_TIMEOUT = 30.0
+
+
+class TerminalMismatch(BackendUnavailable):
+    """The running terminal was started with other options (seed, clock, speed, cash, step)."""
+
+
+class LocalTerminalBackend(RemoteBackend):
+    """The shared simulator terminal named by a ``sim://`` URL (its home and terminal)."""
+
+    def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.sim_url = without_share(url)
+        self.paths = paths_of(self.sim_url)
+        self.identity = identity(self.sim_url)
+        super().__init__(
+            "localhost",
+            token="",
+            heartbeat=HEARTBEAT,
+            connect_timeout=connect_timeout,
+            backoff=(0.01, 0.25),
+        )
+        self.url = url
+        self.where = f"the terminal {self.paths.directory}"
+        self._host_tg: anyio.abc.TaskGroup | None = None
+        #: True while this process hosts the terminal.
+        self.hosting = False
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalTerminalBackend:
+        """Build from a ``sim://`` URL (every simulator option applies to the terminal)."""
+        if not isinstance(url, str) or not url.startswith("sim:"):
+            raise InvalidArgument(f"not a simulator URL: {url!r} (expected sim://...)")
+        return cls(url)
+
+    @asynccontextmanager
+    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+        """Attach to (or host) the terminal for the duration of the block."""
+        self.paths.prepare()
+        # A program connecting afresh restarts a terminal that ``qmtkit terminal stop`` ended.
+        with suppress(FileNotFoundError):
+            self.paths.stopped.unlink()
+        async with lifetime_tasks() as tg:
+            self._host_tg = tg
+            try:
+                async with super().open(sink) as info:
+                    yield info
+            finally:
+                self._host_tg = None
+
+    def _describe(self, info: BackendInfo) -> BackendInfo:
+        return BackendInfo(kind="sim", url=self.url, version=info.version, venue_id=info.venue_id)
+
+    async def _connect(self) -> _Link:
+        link = await super()._connect()
+        theirs = identity(link.info.url)
+        if theirs != self.identity:
+            await link.stream.aclose()
+            raise TerminalMismatch(
+                f"the terminal {self.paths.directory} is running with options {theirs or 'default'}"
+                f", this program asks for {self.identity or 'default'}: use the same sim:// "
+                "options, another terminal (sim://?terminal=NAME) or a private simulator "
+                "(sim://?share=0)"
+            )
+        return link
+
+    async def _open_stream(self) -> anyio.abc.ByteStream:
+        """A stream to the terminal's socket, hosting the terminal first if nobody does."""
+        path = str(self.paths.socket)
+        delay = 0.002
+        while True:
+            if self.paths.stopped.exists():
+                raise BackendUnavailable(
+                    f"the terminal {self.paths.directory} was stopped (qmtkit terminal stop); "
+                    "a program that connects afresh starts it again"
+                )
+            try:
+                if asyncio_running():
+                    return await FastStream.connect_unix(path)
+                return await anyio.connect_unix(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                pass  # nobody hosts it (a dead host may have left its socket behind)
+            if await self._try_to_host():
+                continue
+            await anyio.sleep(delay)  # another program is starting to host: wait for it
+            delay = min(delay * 2, 0.05)
+
+    async def _try_to_host(self) -> bool:
+        """Host the terminal in this process if its lock is free; False if another has it."""
+        tg = self._host_tg
+        if tg is None:
+            return False
+        lock = FileLock(
+            self.paths.lock,
+            what=f"the terminal {self.paths.directory}",
+            hint="let that program host it",
+        )
+        try:
+            lock.acquire()
+        except JournalLocked:
+            return False
+        from qmtkit.backends.sim import SimBackend
+
+        try:
+            sim = SimBackend.from_url(self.sim_url)
+        except BaseException:
+            lock.release()
+            raise
+        await tg.start(self._host, sim, lock)
+        return True
+
+    async def _host(
+        self,
+        sim: Backend,
+        lock: FileLock,
+        *,
+        task_status: TaskStatus[TerminalGateway] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        self.hosting = True
+        try:
+            await host_terminal(sim, self.paths, lock, task_status=task_status)
+        finally:
+            self.hosting = False
+
+
+__all__ = ["CONNECT_TIMEOUT", "LocalTerminalBackend", "TerminalMismatch"]

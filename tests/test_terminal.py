@@ -1,0 +1,259 @@
+"""Many programs, one terminal: sim:// is shared by every program on the same home and terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+from anyio.streams.text import TextReceiveStream
+
+import qmtkit
+from qmtkit import cli
+from qmtkit.backends.sim import SimBackend
+from qmtkit.backends.sim.journal import Journal
+from qmtkit.errors import BackendUnavailable, JournalLocked
+from qmtkit.models import AccountReport
+from qmtkit.terminal.backend import LocalTerminalBackend, TerminalMismatch
+from qmtkit.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
+from qmtkit.terminal.paths import MAX_SOCKET_PATH, paths_of
+
+pytestmark = pytest.mark.anyio
+CODE = "600000.SH"
+ACCT = "shared-acct"
+PROGRAM = Path(__file__).with_name("terminal_program.py")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _next_report(reports: object, kind: str) -> AccountReport:
+    """The next report whose item is a ``kind`` (skipping the others)."""
+    with anyio.fail_after(20):
+        async for report in reports:  # type: ignore[attr-defined]
+            if type(report.item).__name__ == kind:
+                return report  # type: ignore[no-any-return]
+    raise AssertionError("report stream ended")
+
+
+async def _buy_at_limit(acct: qmtkit.client.Account) -> int:
+    detail = await acct.client.instrument(CODE)
+    assert detail is not None
+    handle = await acct.buy(CODE, 100, detail.UpStopPrice)
+    with anyio.fail_after(20):
+        final = await handle
+    return final.order_id
+
+
+# --------------------------------------------------------------------------- one process
+
+
+async def test_the_first_program_hosts_and_the_next_attaches(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path) as first, qmtkit.connect(home=tmp_path) as second:
+        assert isinstance(first.backend, LocalTerminalBackend) and first.backend.hosting
+        assert isinstance(second.backend, LocalTerminalBackend) and not second.backend.hosting
+        assert first.info.kind == second.info.kind == "sim"
+        assert first.info.venue_id == second.info.venue_id != ""
+
+
+async def test_every_program_sees_the_same_reports_in_order(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path) as a, qmtkit.connect(home=tmp_path) as b:
+        acct_a, acct_b = await a.account(ACCT), await b.account(ACCT)
+        async with acct_a.reports() as ra, acct_b.reports() as rb:
+            order_id = await _buy_at_limit(acct_b)
+            seen_a = await _next_report(ra, "Trade")
+            seen_b = await _next_report(rb, "Trade")
+        assert seen_a == seen_b and seen_a.item.order_id == order_id  # type: ignore[union-attr]
+        assert [o.order_id for o in await acct_a.orders()] == [order_id]
+
+
+async def test_the_terminal_is_reachable_only_by_its_owner(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path):
+        paths = paths_of(f"sim://?home={tmp_path}")
+        assert stat.S_IMODE(paths.directory.stat().st_mode) == 0o700
+        assert stat.S_IMODE(paths.socket.stat().st_mode) == 0o600
+        assert stat.S_ISSOCK(paths.socket.stat().st_mode)
+    assert not paths.socket.exists()  # the host removed it on the way out
+
+
+async def test_a_home_too_deep_for_a_socket_path_gets_a_private_short_one(tmp_path: Path) -> None:
+    home = tmp_path / ("d" * 60) / ("e" * 60)
+    async with qmtkit.connect(home=home):
+        sock = paths_of(f"sim://?home={home}").socket
+        assert len(os.fsencode(sock)) <= MAX_SOCKET_PATH and sock.exists()
+        assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+
+
+async def test_a_program_asking_for_other_options_is_refused_naming_them(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path):
+        with pytest.raises(TerminalMismatch, match=r"seed.*sim://\?share=0"):
+            async with qmtkit.connect("sim://?seed=7", home=tmp_path):
+                pass
+
+
+async def test_share_0_is_a_private_simulator_that_owns_the_journal(tmp_path: Path) -> None:
+    async with qmtkit.connect("sim://?share=0", home=tmp_path) as qk:
+        assert isinstance(qk.backend, SimBackend)
+        with pytest.raises(JournalLocked):
+            async with qmtkit.connect(home=tmp_path):
+                pass
+
+
+async def test_when_the_host_leaves_an_attached_program_takes_over(tmp_path: Path) -> None:
+    hosting, leave = anyio.Event(), anyio.Event()
+
+    async def host_program() -> None:
+        async with qmtkit.connect(home=tmp_path) as host:
+            assert isinstance(host.backend, LocalTerminalBackend) and host.backend.hosting
+            hosting.set()
+            await leave.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host_program)
+        await hosting.wait()
+        async with qmtkit.connect(home=tmp_path) as stays:
+            acct = await stays.account(ACCT)
+            first = await _buy_at_limit(acct)
+            seq = acct.last_seq
+            async with stays.connection_changes() as changes:
+                leave.set()
+                with anyio.fail_after(20):
+                    lost, back = await changes.__anext__(), await changes.__anext__()
+            assert not lost.connected and back.connected
+            assert isinstance(stays.backend, LocalTerminalBackend) and stays.backend.hosting
+            assert acct.last_seq == seq  # the resumed stream repeated nothing
+            second = await _buy_at_limit(acct)
+            assert [o.order_id for o in await acct.orders()] == [first, second]
+
+
+# --------------------------------------------------------------------------- status and stop
+
+
+async def test_status_lists_the_attached_programs_and_their_accounts(tmp_path: Path) -> None:
+    paths = paths_of(f"sim://?home={tmp_path}")
+    async with qmtkit.connect(home=tmp_path) as a, qmtkit.connect(home=tmp_path):
+        await a.account(ACCT)
+        state = await control(paths, TerminalStatus())
+    assert isinstance(state, TerminalState)
+    assert state.host_pid == os.getpid()
+    assert [p.accounts for p in state.programs] == [[ACCT], []]
+    assert all(p.pid == os.getpid() and p.since >= state.since for p in state.programs)
+
+
+async def test_stop_disconnects_every_program_and_none_takes_over(tmp_path: Path) -> None:
+    paths = paths_of(f"sim://?home={tmp_path}")
+    async with qmtkit.connect(home=tmp_path) as a, qmtkit.connect(home=tmp_path) as b:
+        async with a.connection_changes() as ca, b.connection_changes() as cb:
+            await control(paths, StopTerminal())
+            with anyio.fail_after(20):
+                lost_a, lost_b = await ca.__anext__(), await cb.__anext__()
+        assert not lost_a.connected and not lost_b.connected
+        with pytest.raises(BackendUnavailable):
+            await b.account(ACCT)
+        assert paths.stopped.exists() and not paths.socket.exists()
+    with pytest.raises(BackendUnavailable, match="no terminal is running"):
+        await control(paths, TerminalStatus())
+    async with qmtkit.connect(home=tmp_path) as again:  # a fresh program starts it again
+        assert isinstance(again.backend, LocalTerminalBackend) and again.backend.hosting
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class _Program:
+    """One terminal_program.py process and its line protocol."""
+
+    def __init__(self, proc: anyio.abc.Process) -> None:
+        self.proc = proc
+        assert proc.stdout is not None
+        self._lines = TextReceiveStream(proc.stdout)
+        self._buf = ""
+
+    async def line(self) -> str:
+        with anyio.fail_after(90):
+            while "\n" not in self._buf:
+                self._buf += await self._lines.receive()
+        line, self._buf = self._buf.split("\n", 1)
+        return line
+
+    async def expect(self, word: str) -> list[str]:
+        line = await self.line()
+        assert line.split(" ", 1)[0] == word, line
+        return line.split()[1:]
+
+    async def say(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        await self.proc.stdin.send((text + "\n").encode())
+
+    async def stream(self) -> list[list[object]]:
+        line = await self.line()
+        assert line.startswith("stream "), line
+        return json.loads(line[len("stream ") :])  # type: ignore[no-any-return]
+
+
+async def _start(mode: str, home: Path, started: list[_Program]) -> _Program:
+    proc = await anyio.open_process(
+        [sys.executable, str(PROGRAM), mode, str(home), ACCT], stderr=None
+    )
+    started.append(_Program(proc))
+    return started[-1]
+
+
+async def test_killing_the_host_mid_burst_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    started: list[_Program] = []
+    try:
+        host = await _start("hold", tmp_path, started)
+        assert await host.expect("ready") == ["1"]
+        trader = await _start("burst", tmp_path, started)
+        watcher = await _start("hold", tmp_path, started)
+        assert await trader.expect("ready") == ["0"]
+        assert await watcher.expect("ready") == ["0"]
+        await trader.say("go")
+        await trader.expect("half")
+        host.proc.send_signal(signal.SIGKILL)
+        assert await host.proc.wait() == -signal.SIGKILL
+        last, disconnects = map(int, await trader.expect("done"))
+        assert disconnects >= 1
+        await watcher.say(f"until {last}")
+        watched = await watcher.stream()
+        await trader.say("dump")
+        traded = await trader.stream()
+        with anyio.fail_after(60):
+            assert await watcher.proc.wait() == 0
+            assert await trader.proc.wait() == 0
+    finally:
+        for program in started:
+            if program.proc.returncode is None:
+                program.proc.kill()
+    path = SimBackend(home=tmp_path).state_dir / "journal.bin"
+    with Journal(path) as journal:
+        journaled = [
+            [r.seq, msgspec.msgpack.encode(r.item).hex()]
+            for r in journal.replay()
+            if r.account_id == ACCT
+        ]
+    assert [s for s, _ in journaled] == list(range(1, len(journaled) + 1))
+    assert traded == watched == journaled[: len(traded)]
+    assert traded[-1][0] == last == journaled[-1][0]
+
+
+async def test_the_status_command_prints_the_programs_and_exits_1_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["terminal", "status", "--home", str(tmp_path)]
+    async with qmtkit.connect(home=tmp_path) as qk:
+        await qk.account(ACCT)
+        assert await anyio.to_thread.run_sync(cli.main, command) == 0
+    out = capsys.readouterr().out
+    assert f"hosted by pid {os.getpid()}" in out and "1 program(s) attached" in out
+    assert f"pid {os.getpid()} [host]" in out and ACCT in out
+    assert await anyio.to_thread.run_sync(cli.main, command) == 1
+    assert "no terminal is running" in capsys.readouterr().err
