@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 import pytest
 
+import qmtkit
 from qmtkit.backends import open_backend
 from qmtkit.backends.base import (
     AccountStatus,
@@ -416,3 +417,36 @@ async def test_an_unreadable_journal_stops_accounts_but_not_data(tmp_path: Path)
         assert isinstance(bars, HistoryColumns) and bars.rows > 0
         with pytest.raises(CacheError, match="not a qmtkit journal"):
             await backend.request(OpenAccount(ACCT))
+
+
+# --------------------------------------------------------------------------- pace
+
+
+@pytest.mark.parametrize(
+    ("url", "step_ms", "wall_s"),
+    [
+        ("sim://", 500, 3.0),  # the default virtual session: a new snapshot every 3 s
+        ("sim://?speed=2", 1000, 3.0),
+        ("sim://?speed=20", 3000, 0.9),  # fast enough for MiniQMT's own 3 s step
+        ("sim://?clock=strict", 3000, 3.0),  # real hours run at wall speed
+        ("sim://?step=6000", 6000, 36.0),  # an explicit step is kept
+    ],
+)
+def test_the_default_step_brings_a_snapshot_at_least_every_3_wall_seconds(
+    url: str, step_ms: int, wall_s: float
+) -> None:
+    b = SimBackend.from_url(url)
+    assert b.step_ms == step_ms
+    assert b._step_wall_seconds() == pytest.approx(wall_s)
+
+
+async def test_a_default_subscriber_gets_a_newer_snapshot_within_seconds(tmp_path: Path) -> None:
+    async with (
+        qmtkit.connect("sim://?share=0", home=tmp_path) as qk,
+        qk.subscribe(["600000.SH"]) as quotes,
+    ):
+        with anyio.fail_after(15):  # one 3 s step, with room for a loaded machine
+            first = (await quotes.__anext__())[-1]
+            second = (await quotes.__anext__())[-1]
+    assert second.time - first.time == 500  # the next session step, half a second on
+    assert second.volume >= first.volume

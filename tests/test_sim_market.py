@@ -251,6 +251,18 @@ def test_intraday_bars_with_another_step_agree_too(universe: Universe) -> None:
     assert market.steps_per_day == 1 + 240 * 10
 
 
+def test_half_second_ticks_build_the_same_bars_as_the_history(universe: Universe) -> None:
+    market = SyntheticMarket(universe.seed, universe, step_ms=500)
+    for code in ("600036.SH", "300750.SZ"):
+        minute, daily = market.intraday_bars(code, DAY)
+        hm = market.history.minute_bars(code, at(0, 0), at(23, 59))
+        hd = market.history.daily_bars(code, at(0, 0), at(23, 59))
+        for k in ("open", "high", "low", "close", "volume"):
+            assert np.array_equal(minute[k], hm[k]), (code, k)
+            assert np.array_equal(daily[k], hd[k]), (code, k)
+    assert market.steps_per_day == 1 + 240 * 120
+
+
 def test_intraday_bars_so_far_include_the_minute_in_progress(market: SyntheticMarket) -> None:
     now = at(10, 0, 31)
     minute, daily = market.intraday_bars("000001.SZ", DAY, now)

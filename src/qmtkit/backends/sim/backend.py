@@ -12,7 +12,9 @@ expiry) on the first step or request that sees a new day.
 URL: ``sim://?home=DIR&terminal=NAME&seed=N&clock=session|strict&speed=X&cash=C&step=MS``
 (every part optional). ``clock=session`` (the default) keeps the market open whenever the
 program runs; ``strict`` follows real session hours; ``speed`` makes session time run X times
-faster than the default virtual mapping would (see ``market.virtual_session_time``).
+faster than the default virtual mapping would (see ``market.virtual_session_time``). ``step``
+defaults to the longest tick step that still reaches a subscriber every 3 s of wall time
+(``default_step_ms``).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from qmtkit.backends.base import (
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.backends.sim.market import (
+    ALLOWED_STEPS_MS,
     SyntheticMarket,
     virtual_session_time,
 )
@@ -153,6 +156,26 @@ def _clock_start(text: str | None, url: str) -> int | None:
         raise InvalidArgument(f"bad clock_start in {url!r}: {exc}") from None
 
 
+#: The longest wall time between two snapshots of the default virtual session.
+HUMAN_PACE_S = 3.0
+
+
+def default_step_ms(clock: Clock, speed: float | None) -> int:
+    """The tick step (session ms) when none is asked for: 3 s, MiniQMT's, unless that is slow.
+
+    The virtual session runs ``speed / 6`` times as fast as the wall clock (the Beijing day
+    stretched over its four trading hours), so a 3 s session step would reach a subscriber
+    every 18 s of wall time. The step is the longest allowed one that still brings a new
+    snapshot at least every ``HUMAN_PACE_S`` seconds of wall time (0.5 s at speed 1); with real
+    hours or a virtual clock it is 3 s.
+    """
+    if isinstance(clock, (VirtualClock, StrictClock)):
+        return 3000
+    pace = (speed or 1.0) / 6  # session seconds per wall second
+    fitting = [s for s in ALLOWED_STEPS_MS if s <= 3000 and s <= HUMAN_PACE_S * pace * 1000]
+    return max(fitting) if fitting else ALLOWED_STEPS_MS[0]
+
+
 def terminal_name(text: str) -> str:
     """The directory name of the terminal ``text`` names; distinct texts get distinct names.
 
@@ -187,7 +210,7 @@ class SimBackend:
         clock: Clock | None = None,
         speed: float | None = None,
         initial_cash: float = 1_000_000.0,
-        step_ms: int = 3000,
+        step_ms: int | None = None,
         url: str = "sim://",
     ) -> None:
         if speed is not None and (not isinstance(speed, (int, float)) or not speed > 0):
@@ -200,6 +223,8 @@ class SimBackend:
         self.speed = speed
         self.initial_cash = initial_cash
         self.url = url
+        if step_ms is None:
+            step_ms = default_step_ms(self.clock, speed)
         self.market = SyntheticMarket(seed, Universe(seed), step_ms=step_ms)
         self.step_ms = step_ms
         self._broker: Broker | None = None
@@ -255,7 +280,7 @@ class SimBackend:
                 ) from None
 
         seed = number("seed", int, DEFAULT_SEED)
-        step = number("step", int, 3000)
+        step = number("step", int, None)
         cash = number("cash", float, 1_000_000.0)
         return cls(
             home=q.get("home"),
@@ -264,7 +289,7 @@ class SimBackend:
             clock=clocks[clock_name](_clock_start(q.get("clock_start"), url)),
             speed=number("speed", float, None),
             initial_cash=float(cash if cash is not None else 1_000_000.0),
-            step_ms=int(step if step is not None else 3000),
+            step_ms=int(step) if step is not None else None,
             url=url,
         )
 
@@ -396,6 +421,14 @@ class SimBackend:
         if isinstance(self.clock, (VirtualClock, StrictClock)):
             return step
         return step * 6 / (self.speed or 1.0)
+
+    def _sleep_after(self, now: int) -> float:
+        """Wall seconds the tick loop waits after looking at session time ``now``."""
+        if isinstance(self.clock, (VirtualClock, StrictClock)):
+            return min(self._step_wall_seconds(), 1.0)
+        # Wake just after the next step begins, so each new snapshot goes out on time.
+        left_ms = self.step_ms - now % self.step_ms
+        return min(left_ms * self._step_wall_seconds() / self.step_ms + 0.002, 1.0)
 
     def _today(self) -> int:
         # The trading day cannot change within a session minute; asking the calendar on
@@ -543,7 +576,7 @@ class SimBackend:
             if step != last_step:
                 last_step = step
                 self._on_step(now)
-            await self.clock.sleep(min(self._step_wall_seconds(), 1.0))
+            await self.clock.sleep(self._sleep_after(now))
 
     def _on_step(self, now: int) -> None:
         broker = self._broker  # None until an account is used: then there is nothing to match

@@ -71,7 +71,7 @@ AFTERNOON_MS: Final = 13 * 60 * MINUTE_MS
 CLOSE_MS: Final = 15 * 60 * MINUTE_MS
 SESSION_HALF_MS: Final = 2 * 60 * MINUTE_MS
 #: Tick steps that divide a minute into at least four ticks.
-ALLOWED_STEPS_MS: Final = (1000, 2000, 3000, 4000, 5000, 6000, 10000, 12000, 15000)
+ALLOWED_STEPS_MS: Final = (500, 1000, 2000, 3000, 4000, 5000, 6000, 10000, 12000, 15000)
 LEVELS: Final = 5
 
 _TPATH, _TPOS, _TVOL, _BOOK, _BOOKV = range(40, 45)
