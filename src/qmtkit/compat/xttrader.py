@@ -33,9 +33,11 @@ from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import run_replay, submit_held
 from qmtkit.compat._unsupported import XTQUANT_TRADER, unsupported_methods
+from qmtkit.compat.sessions import lease_session
 from qmtkit.compat.xttype import StockAccount
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
 from qmtkit.models import cut_remark
+from qmtkit.recordlog import FileLock
 from qmtkit.risk.refusal import error_id_of
 
 log = logging.getLogger("qmtkit.compat")
@@ -150,7 +152,9 @@ class XtQuantTrader:
     """A trading session with one terminal (``path``) under a session number.
 
     ``path`` names the terminal: on the simulator each distinct path is an independent set of
-    paper accounts. ``session`` is kept for xtquant's sake (the xtquant backend uses it).
+    paper accounts. ``session`` is the session id: on the simulator one live trader per id and
+    terminal, in any process (``connect()`` of an id in use answers -1); the xtquant backend
+    passes it to MiniQMT, which has the same rule.
     """
 
     def __init__(self, path: str, session: int, callback: XtQuantTraderCallback | None = None):
@@ -166,6 +170,7 @@ class XtQuantTrader:
         self.connected = False
         self._url = terminal_url(path, session)
         self._client: Client | None = None
+        self._lease: FileLock | None = None  # the session id, held while connected
         self._lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._relaxed_dispatcher: Dispatcher | None = None
@@ -205,6 +210,9 @@ class XtQuantTrader:
             self._client = None
             self.connected = False
             bridge().release(self._url)
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         for d in (self._dispatcher, self._relaxed_dispatcher):
             if d is not None:
                 d.close()
@@ -218,10 +226,18 @@ class XtQuantTrader:
         if self._dispatcher is None:
             self.start()
         try:
+            lease = lease_session(self._url, self.session)
+        except QmtkitError as exc:
+            log.error("connect() to %s refused: %s", self._url, exc)
+            return -1
+        try:
             self._client = bridge().acquire(self._url)
         except QmtkitError as exc:
+            if lease is not None:
+                lease.release()
             log.error("connect() to %s failed: %s", self._url, exc)
             return -1
+        self._lease = lease
         self.connected = True
         self._watch = bridge().spawn(self._watch_connection, self._client)
         return 0
