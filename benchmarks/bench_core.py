@@ -195,7 +195,7 @@ async def qmtkit_round_trips(n: int, use_sim: bool) -> list[float]:
     out: list[float] = []
     if use_sim:
         home = tempfile.mkdtemp(prefix="qmtkit-bench-")
-        ctx = qmtkit.connect("sim://", home=home)
+        ctx = qmtkit.connect("sim://?share=0", home=home)  # in-process, not the shared terminal
     else:
         ctx = qmtkit.connect(backend=instant_venue())
     async with ctx as qk:

@@ -436,7 +436,9 @@ def run_sim(quick: bool) -> None:
     """The full path a strategy takes: client → gateway → simulator, beside in-process."""
     n = 300 if quick else 2000
     with tempfile.TemporaryDirectory() as home:
-        local = anyio.run(client_round_trips, f"sim://?home={home}/local&cash=1000000000", n)
+        local = anyio.run(
+            client_round_trips, f"sim://?home={home}/local&cash=1000000000&share=0", n
+        )
         plain = anyio.run(remote_sim, f"{home}/plain", n, 0)
         busy = anyio.run(
             remote_sim, f"{home}/busy", n, SPIN_US, backend_options=loop_options(SPIN_US)

@@ -33,6 +33,7 @@ ORDER = [
     "bench_gateway.py",
     "bench_risk.py",
     "bench_backtest.py",
+    "bench_terminal.py",
 ]
 TITLES = {
     "bench_core.py": "Async core: quote fan-out and in-process order round trip",
@@ -43,6 +44,7 @@ TITLES = {
     "bench_gateway.py": "Gateway over loopback",
     "bench_risk.py": "Risk chain: order round trip with every rule on",
     "bench_backtest.py": "Backtest: SMA(5)/SMA(20) crossover through the paper broker",
+    "bench_terminal.py": "Shared terminal: attached programs on the local channel",
 }
 
 

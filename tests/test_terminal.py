@@ -24,15 +24,9 @@ from qmtkit.terminal.backend import LocalTerminalBackend, TerminalMismatch
 from qmtkit.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
 from qmtkit.terminal.paths import MAX_SOCKET_PATH, paths_of
 
-pytestmark = pytest.mark.anyio
 CODE = "600000.SH"
 ACCT = "shared-acct"
 PROGRAM = Path(__file__).with_name("terminal_program.py")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def _next_report(reports: object, kind: str) -> AccountReport:

@@ -53,6 +53,7 @@ class LocalTerminalBackend(RemoteBackend):
         self.url = url
         self.where = f"the terminal {self.paths.directory}"
         self._host_tg: anyio.abc.TaskGroup | None = None
+        self._gateway: TerminalGateway | None = None  # the terminal this process hosts
         #: True while this process hosts the terminal.
         self.hosting = False
 
@@ -99,6 +100,8 @@ class LocalTerminalBackend(RemoteBackend):
         path = str(self.paths.socket)
         delay = 0.002
         while True:
+            if self._gateway is not None:  # we host it: talk to it in memory
+                return self._gateway.attach_local()
             if self.paths.stopped.exists():
                 raise BackendUnavailable(
                     f"the terminal {self.paths.directory} was stopped (qmtkit terminal stop); "
@@ -136,7 +139,7 @@ class LocalTerminalBackend(RemoteBackend):
         except BaseException:
             lock.release()
             raise
-        await tg.start(self._host, sim, lock)
+        self._gateway = await tg.start(self._host, sim, lock)
         return True
 
     async def _host(
@@ -151,6 +154,7 @@ class LocalTerminalBackend(RemoteBackend):
             await host_terminal(sim, self.paths, lock, task_status=task_status)
         finally:
             self.hosting = False
+            self._gateway = None
 
 
 __all__ = ["CONNECT_TIMEOUT", "LocalTerminalBackend", "TerminalMismatch"]

@@ -2,8 +2,9 @@
 
 The host holds ``terminal.lock`` for as long as it hosts; then it opens the simulator (which
 locks its journal), binds the socket (``0600`` in a ``0700`` directory) and serves every
-program that attaches, its own included, with the gateway (``gateway.server.Gateway``): the
-same protocol, multiplexing and resume-by-seq as ``qmtkit serve``, without a token.
+program that attaches, its own included (over an in-memory stream), with the gateway
+(``gateway.server.Gateway``): the same protocol, multiplexing and resume-by-seq as
+``qmtkit serve``, without a token.
 
 The gateway's report journal is kept in memory: the simulator's journal on disk is the
 record. The gateway opens each account at the simulator from its first report and numbers
@@ -31,6 +32,7 @@ from anyio.abc import TaskStatus
 
 from qmtkit.backends.base import Backend, Ok, Reply, Request
 from qmtkit.clock import wall_ms
+from qmtkit.errors import BackendUnavailable
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.server import DEFAULT_REPORT_CAP, Gateway
 from qmtkit.gateway.session import Session
@@ -43,6 +45,7 @@ from qmtkit.terminal.control import (
     TerminalState,
     TerminalStatus,
 )
+from qmtkit.terminal.memstream import memory_stream_pair
 from qmtkit.terminal.paths import TerminalPaths
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
@@ -73,6 +76,16 @@ class TerminalGateway(Gateway):
         self.since = wall_ms()
         self.programs: dict[int, Program] = {}  # id(stream) -> the program on it
         self.stop_requested = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def attach_local(self) -> anyio.abc.ByteStream:
+        """A client stream for this process's own program, in memory instead of a socket."""
+        if self._tg is None:
+            raise BackendUnavailable("the terminal this process hosts has stopped")
+        ours, theirs = memory_stream_pair()
+        program = Program(os.getpid(), _command_of(os.getpid()), wall_ms(), [])
+        self._tg.start_soon(self.serve_stream, theirs, program)
+        return ours
 
     async def handle(self, session: Session, req: Request) -> Reply:
         """Answer control requests here; everything else as any gateway does."""
@@ -150,9 +163,13 @@ async def host_terminal(
             listener = await anyio.create_unix_listener(path, mode=0o600)
             try:
                 async with listener, anyio.create_task_group() as tg:
+                    gw._tg = tg
                     tg.start_soon(_accept_all, listener, gw, tg)
                     task_status.started(gw)
-                    await gw.stop_requested.wait()
+                    try:
+                        await gw.stop_requested.wait()
+                    finally:
+                        gw._tg = None
                     tg.cancel_scope.cancel()
             finally:
                 with suppress(FileNotFoundError):
