@@ -55,9 +55,12 @@ async def test_two_programs_download_the_same_range_at_once_while_a_third_trades
             outs = []
             for proc in procs:
                 assert proc.stdout is not None
+                text = b""
                 with anyio.fail_after(120):
-                    outs.append((await proc.stdout.receive()).decode().split())
+                    async for chunk in proc.stdout:  # to the end: every line it printed
+                        text += chunk
                     assert await proc.wait() == 0
+                outs.append([ln.split() for ln in text.decode().splitlines() if ln.strip()][-1])
         finally:
             for proc in procs:
                 if proc.returncode is None:
