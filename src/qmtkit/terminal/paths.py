@@ -26,7 +26,7 @@ from qmtkit.errors import InvalidArgument
 #: ``sun_path`` holds 108 bytes on Linux (104 on macOS), NUL included; stay well below both.
 MAX_SOCKET_PATH = 100
 #: The simulator URL options that change what the terminal is (compared on attach).
-IDENTITY = ("seed", "clock", "speed", "cash", "step")
+IDENTITY = ("seed", "clock", "clock_start", "speed", "cash", "step")
 _DEFAULTS = {"seed": float(DEFAULT_SEED), "cash": 1_000_000.0}
 
 
@@ -117,6 +117,9 @@ def identity(url: str) -> dict[str, str]:
         if name == "clock":
             if raw != "session":
                 out[name] = raw
+            continue
+        if name == "clock_start":
+            out[name] = raw
             continue
         try:
             value = float(raw)
