@@ -96,9 +96,11 @@ async def test_a_program_asking_for_other_options_is_refused_naming_them(tmp_pat
 async def test_share_0_is_a_private_simulator_that_owns_the_journal(tmp_path: Path) -> None:
     async with qmtkit.connect("sim://?share=0", home=tmp_path) as qk:
         assert isinstance(qk.backend, SimBackend)
-        with pytest.raises(JournalLocked):
-            async with qmtkit.connect(home=tmp_path):
-                pass
+        await qk.account(ACCT)  # the private simulator takes the journal
+        async with qmtkit.connect(home=tmp_path) as shared:
+            assert await shared.snapshot([CODE])  # market data still works
+            with pytest.raises(JournalLocked):
+                await shared.account(ACCT)
 
 
 async def test_when_the_host_leaves_an_attached_program_takes_over(tmp_path: Path) -> None:
