@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 from qmtkit.backends.base import Backend
-from qmtkit.backends.urls import DEFAULT_URL, SCHEMES, backend_url, check_url, open_venue, shared
+from qmtkit.backends.urls import DEFAULT_URL, SCHEMES, backend_url, check_url, shared
+from qmtkit.backends.venues import open_venue
 
 
 def open_backend(url: str | None = None) -> Backend:

@@ -155,7 +155,7 @@ class PaperBackend:
         """Build from ``paper+SOURCE_URL`` (see the module docstring)."""
         # The source as this process's own venue (imported from the URL helpers, not the
         # package, so that the dispatch does not import itself).
-        from qmtkit.backends.urls import open_venue
+        from qmtkit.backends.urls import open_plain_venue
 
         source_url, options = split_url(url)
         cash_text = options.get("paper_cash", "1000000")
@@ -166,7 +166,7 @@ class PaperBackend:
         if not cash > 0:
             raise InvalidArgument(f"bad paper_cash={cash_text!r} in {url!r}: expected > 0")
         return cls(
-            open_venue(source_url),
+            open_plain_venue(source_url),
             home=options.get("paper_home"),
             name=options.get("paper_name", "default"),
             initial_cash=cash,

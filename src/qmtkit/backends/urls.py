@@ -1,9 +1,10 @@
 """Backend URLs: which one applies, and the venue each names, built without sharing.
 
-``open_venue`` builds the backend a URL names as one process's own: ``sim://`` is a private
-simulator here. ``backends.open_backend`` is what programs use: the same, except that
-``sim://`` is the shared local terminal (``qmtkit.terminal``). The gateway serves what
-``open_venue`` builds, so a gateway never attaches to itself.
+``open_plain_venue`` builds the backend a URL names as one process's own: ``sim://`` is a
+private simulator here (``paper+`` URLs are ``venues.open_venue``'s, which wraps this).
+``backends.open_backend`` is what programs use: the same, except that ``sim://`` is the shared
+local terminal (``qmtkit.terminal``). The gateway serves what ``venues.open_venue`` builds, so a
+gateway never attaches to itself.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def without_share(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}{tail}"
 
 
-def open_venue(url: str | None = None) -> Backend:
-    """Build (not start) the backend a URL names, ``sim://`` as a private simulator."""
+def open_plain_venue(url: str | None = None) -> Backend:
+    """Build (not start) the backend a URL names, ``sim://`` as a private simulator (no paper+)."""
     url = check_url(backend_url(url))
     scheme = urlsplit(url).scheme
     if scheme == "sim":
@@ -67,9 +68,10 @@ def open_venue(url: str | None = None) -> Backend:
 
         return SimBackend.from_url(without_share(url))
     if scheme.startswith("paper+"):
-        from qmtkit.backends.paper import PaperBackend
-
-        return PaperBackend.from_url(url)
+        raise InvalidArgument(
+            f"{url!r} is a paper URL: open it with qmtkit.backends.venues.open_venue "
+            "(a paper account's source cannot itself be a paper URL)"
+        )
     if scheme == "backtest":
         from qmtkit.backends.replay import ReplayBackend
 
@@ -89,7 +91,7 @@ __all__ = [
     "SHARE",
     "backend_url",
     "check_url",
-    "open_venue",
+    "open_plain_venue",
     "shared",
     "without_share",
 ]

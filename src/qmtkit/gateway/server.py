@@ -598,7 +598,7 @@ async def serve(
         )
     if isinstance(backend, str):
         # The venue itself (sim:// as this process's own simulator), never the shared terminal.
-        from qmtkit.backends.urls import open_venue
+        from qmtkit.backends.venues import open_venue
 
         backend = open_venue(backend)
     elif not isinstance(backend, Backend):
