@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     row("buy to filled p99/async", "buy → filled, p99 (as above)", shim["order"], base["order"], 99)
     print()
     print(
-        "Both order figures are marketable buys on the embedded simulator, timed from the call "
+        "Both order figures are marketable buys on the default `sim://` (since the shared "
+        "terminal, a lone program hosts it and reaches it in memory), timed from the call "
         "until the fill is seen (the shim: in its callback thread). "
         f"{statistics.mean([len(shim['order']), len(base['order'])]):.0f} orders per side "
         f"after {WARMUP} warm-up orders."
