@@ -18,10 +18,17 @@ import itertools
 import threading
 import time
 
+from qmtkit.clock import wall_ms
+
 from . import xtconstant as C
 from . import xttype as T
 
 TERMINAL_STATES = {C.ORDER_PART_CANCEL, C.ORDER_CANCELED, C.ORDER_SUCCEEDED, C.ORDER_JUNK}
+
+
+def _now_s() -> int:
+    """The terminal's clock in Unix seconds: the suite's pinned clock, as MiniQMT's would be."""
+    return wall_ms() // 1000
 
 
 class Terminal:
@@ -129,7 +136,7 @@ class Terminal:
                 code,
                 order_id,
                 f"S{order_id}",
-                int(time.time()),
+                _now_s(),
                 order_type,
                 volume,
                 price_type,
@@ -195,7 +202,7 @@ class Terminal:
                 old.stock_code,
                 old.order_type,
                 f"T{next(self._trade_ids)}",
-                int(time.time()),
+                _now_s(),
                 price,
                 volume,
                 price * volume,
