@@ -7,17 +7,21 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from qmtkit.backtest.runner import run_backtest
 from qmtkit.backtest.sweep import SweepError, parameter_sets, run_task, sweep
 from qmtkit.data.cache import Cache
 from qmtkit.errors import InvalidArgument
+from qmtkit.risk import PRESETS
 from support.history import FLAT, RISING, A, B
 from support.history import daily_bars as _bars
-from support.sweeps import buy_once, buy_once_bars, drift_run, failing_run, not_a_result
+from support.sweeps import burst, buy_once, buy_once_bars, drift_run, failing_run, not_a_result
 
 URL = f"backtest://?start=20240102&end=20240109&codes={A},{B}"
 
@@ -103,6 +107,10 @@ def test_bad_options_are_refused() -> None:
         sweep(buy_once, {"volume": [100]}, spec=URL, form="tick")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match=r"spec=\.\.\.\) only"):
         sweep(drift_run, {"drift": [0.0]}, home="/tmp", executor="serial")
+    with pytest.raises(InvalidArgument, match=r"spec=\.\.\.\) only"):
+        sweep(drift_run, {"drift": [0.0]}, risk=PRESETS["regulatory"], executor="serial")
+    with pytest.raises(InvalidArgument, match="risk must be a RiskConfig, RiskLimits"):
+        sweep(buy_once, {"volume": [100]}, spec=URL, risk="regulatory")  # type: ignore[arg-type]
 
 
 def test_workers_get_a_path_and_parameters_never_the_data(home: Path) -> None:
@@ -136,23 +144,57 @@ def test_the_cross_sectional_form_sweeps_on_bars_callbacks(home: Path) -> None:
     assert bars["round_trips"][0] == 0 and bars["turnover"][0] > 0
 
 
-def test_the_same_sweep_runs_on_a_local_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[Any]:
     ray = pytest.importorskip("ray", reason="Ray is the optional qmtkit[ray] extra")
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token file in the user's home
-    tests_dir = str(Path(__file__).parent)
-    # Ray's socket paths must stay under 108 bytes, so not pytest's long tmp_path.
-    temp = tempfile.mkdtemp(prefix="qmtray")
-    try:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            runtime_env={"env_vars": {"PYTHONPATH": tests_dir}},
-            _temp_dir=temp,
-        )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")  # no token file in the user's home
+        tests_dir = str(Path(__file__).parent)
+        # Ray's socket paths must stay under 108 bytes, so not pytest's long tmp_path.
+        temp = tempfile.mkdtemp(prefix="qmtray")
         try:
-            frame = sweep(drift_run, {"drift": [0.01, -0.02]}, executor="ray")
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                runtime_env={"env_vars": {"PYTHONPATH": tests_dir}},
+                _temp_dir=temp,
+            )
+            try:
+                yield ray
+            finally:
+                ray.shutdown()
         finally:
-            ray.shutdown()
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_the_same_sweep_runs_on_a_local_ray(local_ray: Any) -> None:
+    frame = sweep(drift_run, {"drift": [0.01, -0.02]}, executor="ray")
     assert frame.equals(sweep(drift_run, {"drift": [0.01, -0.02]}, executor="serial"))
+
+
+def test_a_sweep_with_the_regulatory_preset_refuses_what_single_runs_refuse(home: Path) -> None:
+    # 250 orders in one virtual instant: the preset lets 200 actions a second through.
+    regulatory = PRESETS["regulatory"]
+    frame = sweep(burst, {"count": [150, 250]}, spec=URL, home=home, processes=2, risk=regulatory)
+    singles = [
+        anyio.run(
+            functools.partial(
+                run_backtest, URL, functools.partial(burst, count=n), home=home, risk=regulatory
+            )
+        )
+        for n in (150, 250)
+    ]
+    assert [r.compliance().risk_refusals for r in singles] == [0, 50]
+    assert frame["risk_refusals"].to_list() == [0, 50]
+    assert frame["digest"].to_list() == [r.digest() for r in singles]  # the same refused orders
+    unguarded = sweep(burst, {"count": [250]}, spec=URL, home=home, executor="serial", risk=False)
+    assert unguarded["risk_refusals"].to_list() == [0]
+
+
+def test_a_ray_sweep_passes_the_risk_chain_to_each_run(local_ray: Any, home: Path) -> None:
+    grid = {"count": [250]}
+    regulatory = PRESETS["regulatory"]
+    on_ray = sweep(burst, grid, spec=URL, home=home, executor="ray", risk=regulatory)
+    serial = sweep(burst, grid, spec=URL, home=home, executor="serial", risk=regulatory)
+    assert on_ray["risk_refusals"].to_list() == [50]
+    assert on_ray.equals(serial)

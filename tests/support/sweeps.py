@@ -49,3 +49,12 @@ def buy_once_bars(frame: pl.DataFrame, ctx: BarContext, volume: int) -> None:
     row = frame.filter(pl.col("code") == A)
     if row.height and ctx.position(A) == 0 and not ctx.open_orders(A):
         ctx.buy(A, volume, round(float(row["close"][0]) * 1.05, 2))
+
+
+async def burst(qk: Client, account: Account, count: int) -> None:
+    """Send ``count`` resting limit buys of A at the first bar, all in one virtual instant."""
+    async with qk.subscribe([A], "1d") as sub:
+        async for _batch in sub:
+            for i in range(count):
+                await account.buy(A, 100, round(9.5 - (i % 50) * 0.01, 2))
+            return

@@ -31,15 +31,18 @@ import polars as pl
 
 from qmtkit.backtest.results import BacktestResult
 from qmtkit.errors import InvalidArgument, QmtkitError
+from qmtkit.risk.config import RiskConfig
+from qmtkit.risk.limits import RiskLimits
 
 Executor = Literal["process", "serial", "ray"]
 Form = Literal["bar", "bars"]
 Row = dict[str, Any]
+Risk = RiskConfig | RiskLimits | bool | None
 
 #: Most parameter sets one sweep accepts (a grid larger than this is a mistake, not a plan).
 MAX_SETS: Final = 100_000
-#: Columns every row carries besides the parameters.
-RESULT_COLUMNS: Final = ("digest", "high_frequency")
+#: Columns every row carries besides the parameters and the metrics.
+RESULT_COLUMNS: Final = ("digest", "high_frequency", "risk_refusals")
 
 
 class SweepError(QmtkitError):
@@ -57,15 +60,19 @@ def sweep(
     processes: int | None = None,
     executor: Executor = "process",
     risk_free_rate: float = 0.0,
+    risk: Risk = None,
 ) -> pl.DataFrame:
     """Run every parameter set of ``grid`` and return one row per set, in grid order.
 
     ``grid`` is a mapping of names to values (every combination runs; the first name varies
     slowest) or a sequence of parameter dicts. The frame holds the parameters, every metric of
-    `Metrics.as_dict`, ``high_frequency`` (the compliance verdict) and ``digest``.
+    `Metrics.as_dict`, ``high_frequency`` (the compliance verdict), ``risk_refusals`` (orders
+    the risk chain refused) and ``digest``.
     ``executor`` is ``"process"`` (``processes`` workers, default one per CPU), ``"serial"``
     (in this process) or ``"ray"`` (the ``qmtkit[ray]`` extra; ``ray.init()`` first to choose
     the cluster, else a local one starts). ``home`` is the cache folder each worker opens.
+    ``risk`` is `run_backtest`'s (and ``connect``'s): every run gets the same risk chain
+    (``None``: ``<home>/risk.toml`` if any, ``False``: none).
     """
     if not callable(strategy):
         raise InvalidArgument(f"strategy must be callable, got {strategy!r}")
@@ -80,9 +87,13 @@ def sweep(
         raise InvalidArgument(f"processes must be an int >= 1, got {processes!r}")
     if isinstance(risk_free_rate, bool) or not isinstance(risk_free_rate, (int, float)):
         raise InvalidArgument(f"risk_free_rate must be a number, got {risk_free_rate!r}")
+    if risk is not None and not isinstance(risk, (RiskConfig, RiskLimits, bool)):
+        raise InvalidArgument(
+            f"risk must be a RiskConfig, RiskLimits, True/False or None, got {risk!r}"
+        )
     home_path = None if home is None else str(Path(home))
-    if spec is None and (home is not None or form != "bar"):
-        raise InvalidArgument("home and form apply to sweep(strategy, grid, spec=...) only")
+    if spec is None and (home is not None or form != "bar" or risk is not None):
+        raise InvalidArgument("home, form and risk apply to sweep(strategy, grid, spec=...) only")
     task = functools.partial(
         run_task,
         strategy,
@@ -91,6 +102,7 @@ def sweep(
         form=form,
         account=account,
         risk_free_rate=float(risk_free_rate),
+        risk=risk,
     )
     _check_picklable(task, executor)
     if executor == "serial":
@@ -161,13 +173,14 @@ def run_task(
     form: Form,
     account: str,
     risk_free_rate: float,
+    risk: Risk = None,
 ) -> Row:
     """One parameter set's run, reduced to its figures (runs inside a worker)."""
     try:
         if spec is None:
             result = strategy(params)
         else:
-            result = _run_engine(strategy, params, spec, home, form, account)
+            result = _run_engine(strategy, params, spec, home, form, account, risk)
     except Exception as exc:
         raise SweepError(f"the run with parameters {params!r} failed: {exc!r}") from exc
     if not isinstance(result, BacktestResult):
@@ -176,7 +189,9 @@ def run_task(
             "expected a BacktestResult"
         )
     row: Row = dict(result.metrics(risk_free_rate=risk_free_rate).as_dict())
-    row["high_frequency"] = result.compliance().high_frequency
+    profile = result.compliance()
+    row["high_frequency"] = profile.high_frequency
+    row["risk_refusals"] = profile.risk_refusals
     row["digest"] = result.digest()
     return row
 
@@ -188,16 +203,18 @@ def _run_engine(
     home: str | None,
     form: Form,
     account: str,
+    risk: Risk,
 ) -> BacktestResult:
     import anyio
 
     from qmtkit.backtest.runner import run_backtest
 
     bound = functools.partial(strategy, **params)
+    options: dict[str, Any] = {"account": account, "home": home, "risk": risk}
     if form == "bars":
-        run = functools.partial(run_backtest, spec, on_bars=bound, account=account, home=home)
+        run = functools.partial(run_backtest, spec, on_bars=bound, **options)
     else:
-        run = functools.partial(run_backtest, spec, bound, account=account, home=home)
+        run = functools.partial(run_backtest, spec, bound, **options)
     return anyio.run(run)
 
 
@@ -263,5 +280,6 @@ def _row_schema() -> dict[str, pl.DataType]:
         else:
             schema[name] = pl.Float64()
     schema["high_frequency"] = pl.Boolean()
+    schema["risk_refusals"] = pl.Int64()
     schema["digest"] = pl.String()
     return schema
