@@ -7,7 +7,9 @@ Tests reach it as ``xtquant._terminal.TERMINAL`` and steer it:
   ``release()``, to prove that either one alone resolves a submission;
 - ``refuse_connects``: how many coming ``connect()`` calls return -1;
 - ``reject``: code -> (error_id, error_msg) for orders to refuse;
-- ``disconnect()``, ``fill()``, ``replay_pushes()``, ``push_order_status()``.
+- ``disconnect()``, ``fill()``, ``replay_pushes()``, ``push_order_status()``;
+- ``account_calls``: (method, account id) of every account subscription, order, cancel and
+  query a trader made.
 
 Every callback is delivered on the receiving trader's own single worker thread, like xtquant.
 """
@@ -47,6 +49,7 @@ class Terminal:
         self.trades = []
         self.pushed = []  # (account_id, method, obj) in delivery order
         self.placed = []  # every order_stock_async call
+        self.account_calls = []  # (method, account id) of every account call
         self.placed_signal = threading.Event()  # set by the first one
         self._held = []
         self._ids = itertools.count(1001)

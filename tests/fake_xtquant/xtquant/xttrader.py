@@ -110,6 +110,7 @@ class XtQuantTrader:
             return self._seq
 
     def subscribe(self, account):
+        TERMINAL.account_calls.append(("subscribe", account.account_id))
         if not self.connected or account.account_id not in TERMINAL.accounts:
             return -1
         self.accounts.add(account.account_id)
@@ -130,6 +131,7 @@ class XtQuantTrader:
         strategy_name="",
         order_remark="",
     ):
+        TERMINAL.account_calls.append(("order_stock_async", account.account_id))
         if not self.connected:
             return -1
         seq = self._next_seq()
@@ -148,6 +150,7 @@ class XtQuantTrader:
         return seq
 
     def cancel_order_stock_async(self, account, order_id):
+        TERMINAL.account_calls.append(("cancel_order_stock_async", account.account_id))
         if not self.connected:
             return -1
         seq = self._next_seq()
@@ -155,6 +158,7 @@ class XtQuantTrader:
         return seq
 
     def cancel_order_stock_sysid_async(self, account, market, sysid):
+        TERMINAL.account_calls.append(("cancel_order_stock_sysid_async", account.account_id))
         if not self.connected:
             return -1
         seq = self._next_seq()
@@ -164,11 +168,13 @@ class XtQuantTrader:
         return seq
 
     def query_stock_asset(self, account):
+        TERMINAL.account_calls.append(("query_stock_asset", account.account_id))
         if account.account_id not in TERMINAL.accounts:
             return None
         return TERMINAL.asset(account.account_id)
 
     def query_stock_orders(self, account, cancelable_only=False):
+        TERMINAL.account_calls.append(("query_stock_orders", account.account_id))
         from ._terminal import TERMINAL_STATES
 
         return [
@@ -179,9 +185,11 @@ class XtQuantTrader:
         ]
 
     def query_stock_trades(self, account):
+        TERMINAL.account_calls.append(("query_stock_trades", account.account_id))
         return [t for t in TERMINAL.trades if t.account_id == account.account_id]
 
     def query_stock_positions(self, account):
+        TERMINAL.account_calls.append(("query_stock_positions", account.account_id))
         return [
             T.XtPosition(
                 account.account_id,
@@ -203,7 +211,9 @@ class XtQuantTrader:
         ]
 
     def query_account_infos(self):
+        TERMINAL.account_calls.append(("query_account_infos", None))
         return [T.XtAccountInfo(2, a, 2, 1, 0, 0) for a in TERMINAL.accounts]
 
     def query_account_status(self):
+        TERMINAL.account_calls.append(("query_account_status", None))
         return [T.XtAccountStatus(a, 2, 0) for a in TERMINAL.accounts]
