@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qmtkit.backends.sim.broker import Broker, Reject
-from qmtkit.errors import InvalidArgument
+from qmtkit.errors import InvalidArgument, UnknownAccount
 from qmtkit.models import InstrumentDetail, Order, OrderError, Tick
 from support.broker import (
     ACC,
@@ -237,14 +237,33 @@ def test_peer_price_needs_an_opposite_quote() -> None:
     _refused(Broker(), order(BUY, price_type=44), Reject.NO_QUOTE, tick=tick)
 
 
-def test_unknown_account_is_refused_when_new_accounts_are_off() -> None:
+def test_an_order_on_an_unknown_account_is_refused_and_changes_nothing_when_new_are_off() -> None:
     b = Broker(allow_new_accounts=False, accounts=["known"])
-    before = b.known_accounts
-    resp, reports = b.submit(order(), book=book(), instrument=instrument(), now_ms=T0, day=DAY)
-    assert kinds(reports) == ["order:57", "ordererror"]
-    assert reports[1].error_id == Reject.UNKNOWN_ACCOUNT  # type: ignore[union-attr]
-    assert "'A1'" in resp.error_msg and "known" in resp.error_msg
-    assert b.known_accounts == before == {"known"}
+    with pytest.raises(UnknownAccount, match=r"unknown account 'A1'.*'known'.*qk\.account\('A1'\)"):
+        b.submit(order(), book=book(), instrument=instrument(), now_ms=T0, day=DAY)
+    # No order id spent, no trading day taken, no account made: nothing to journal.
+    assert b.known_accounts == {"known"} and b.next_order_id == 1 and b.day == 0
+
+
+@pytest.mark.parametrize("by_sysid", [False, True])
+def test_a_cancel_on_an_unknown_account_is_refused_when_new_accounts_are_off(
+    by_sysid: bool,
+) -> None:
+    b = Broker(allow_new_accounts=False, accounts=["known"])
+    with pytest.raises(UnknownAccount, match="unknown account 'ghost'"):
+        if by_sysid:
+            b.cancel_by_sysid("ghost", 0, "x", T0)
+        else:
+            b.cancel("ghost", 1, T0)
+    assert b.known_accounts == {"known"}
+
+
+def test_the_refusal_of_an_unknown_account_lists_a_bounded_number_of_held_ones() -> None:
+    b = Broker(allow_new_accounts=False, accounts=[f"acct{i:03}" for i in range(500)])
+    with pytest.raises(UnknownAccount) as caught:
+        b.asset("nobody")
+    assert "'acct009'" in str(caught.value) and "'acct010'" not in str(caught.value)
+    assert "and 490 more" in str(caught.value)
 
 
 def test_configured_account_trades_when_new_accounts_are_off() -> None:

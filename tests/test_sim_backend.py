@@ -260,6 +260,7 @@ async def test_reopening_the_same_backend_object_does_not_repeat_reports(tmp_pat
 
 async def test_order_ids_continue_after_a_restart(tmp_path: Path) -> None:
     async with opened(tmp_path) as (backend, _, _):
+        await backend.request(OpenAccount(ACCT))
         ids = [(await backend.request(buy(backend))).order_id for _ in range(3)]  # type: ignore[union-attr]
     async with opened(tmp_path) as (backend, _, _):
         nxt = await backend.request(buy(backend))
@@ -270,6 +271,7 @@ async def test_the_day_rolls_on_the_next_request_even_before_the_tick_loop_runs(
     tmp_path: Path,
 ) -> None:
     async with opened(tmp_path) as (backend, _, clock):
+        await backend.request(OpenAccount(ACCT))
         await backend.request(buy(backend))
         clock.advance(24 * 3600)  # no checkpoint: the tick loop has not seen it
         reply = await backend.request(QueryPositions(ACCT))
@@ -391,6 +393,7 @@ async def test_nothing_is_pushed_while_the_market_stands_still(tmp_path: Path) -
 
 async def test_a_journal_from_a_later_day_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     async with opened(tmp_path, beijing_ms(10, 0, day=4)) as (backend, _, _):
+        await backend.request(OpenAccount(ACCT))
         await backend.request(buy(backend))
     async with opened(tmp_path) as (backend, _, _):
         with pytest.raises(InvalidArgument, match=r"last used on trading day 20240604"):

@@ -22,6 +22,10 @@ class InvalidPeriod(InvalidArgument):
     """A K-line period qmtkit does not know (expected one of ``tick 1m 5m ... 1mon``)."""
 
 
+class UnknownAccount(InvalidArgument):
+    """An account request named an account the venue does not hold (nothing was created)."""
+
+
 class BackendError(QmtkitError):
     """The backend failed to serve a request."""
 

@@ -185,7 +185,9 @@ class PaperBackend:
         journal = Journal(self.state_dir / "journal.bin").open()
         try:
             history = list(journal.replay())
-            self.broker = Broker.restore(history, initial_cash=self.initial_cash)
+            self.broker = Broker.restore(
+                history, initial_cash=self.initial_cash, allow_new_accounts=False
+            )
             self._reports = {}
             for report in history:
                 self._reports.setdefault(report.account_id, []).append(report)

@@ -268,7 +268,7 @@ class ReplayBackend:
         self.setup_held = False
         self._start_ms, self._end_ms = start_ms, end_ms
         self.market: ReplayMarket | None = None
-        self.broker = Broker(initial_cash=spec.cash)
+        self.broker = Broker(initial_cash=spec.cash, allow_new_accounts=False)
         self.recorder = Recorder()
         self._sink: EventSink | None = None
         self._reports: dict[str, list[AccountReport]] = {}

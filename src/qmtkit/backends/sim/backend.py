@@ -373,7 +373,9 @@ class SimBackend:
                 if not history and self._venue_id
                 else venue_id(path, fresh=not history)
             )
-            broker = Broker.restore(history, initial_cash=self.initial_cash)
+            broker = Broker.restore(
+                history, initial_cash=self.initial_cash, allow_new_accounts=False
+            )
             if self._today() < broker.day:
                 raise InvalidArgument(
                     f"the simulator journal in {self.state_dir} was last used on trading day "

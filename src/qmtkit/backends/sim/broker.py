@@ -55,7 +55,7 @@ from qmtkit.constants import (
     OrderType,
     PriceType,
 )
-from qmtkit.errors import InvalidArgument
+from qmtkit.errors import InvalidArgument, UnknownAccount
 from qmtkit.models import (
     REMARK_BYTES,
     AccountReport,
@@ -87,6 +87,8 @@ _BUY = int(OrderType.STOCK_BUY)
 _SELL = int(OrderType.STOCK_SELL)
 #: ``market`` numbers accepted by ``cancel_by_sysid``: 0 SH, 1 SZ, 2 or 70 (xtquant's) BJ.
 _MARKETS = {0: "SH", 1: "SZ", 2: "BJ", 70: "BJ"}
+#: How many held accounts the refusal of an unknown one lists by name.
+_SHOWN_ACCOUNTS = 10
 _EXCHANGE_MARKET = {"SH": 0, "SZ": 1, "BJ": 2}
 
 _IOC_KINDS = frozenset(
@@ -143,7 +145,8 @@ class Broker:
 
     ``initial_cash`` funds every new account; ``fees`` prices every fill;
     ``allow_new_accounts`` decides whether an unknown account id is created on first use
-    (True) or refused (False); ``accounts`` are created up front.
+    (True) or refused with ``UnknownAccount`` and nothing changed (False: what every venue
+    uses, so that only ``open_account`` creates one); ``accounts`` are created up front.
     """
 
     def __init__(
@@ -233,8 +236,19 @@ class Broker:
         if self.allow_new_accounts:
             # A query never creates: answer what a fresh account would show.
             return AccountState(account_id, cash=self._initial_cents, frozen=0)
-        raise InvalidArgument(
-            f"unknown account {account_id!r}: known accounts are {sorted(self._accounts) or 'none'}"
+        raise self._unknown(account_id)
+
+    def _unknown(self, account_id: str) -> UnknownAccount:
+        """The refusal of a request on an account this broker does not hold."""
+        held = sorted(self._accounts)
+        # Bounded: a venue may hold many accounts, and the message travels to any client.
+        shown = ", ".join(repr(a) for a in held[:_SHOWN_ACCOUNTS]) or "none"
+        if len(held) > _SHOWN_ACCOUNTS:
+            shown += f" and {len(held) - _SHOWN_ACCOUNTS} more"
+        return UnknownAccount(
+            f"unknown account {account_id!r}: this venue holds {shown}; nothing was created. "
+            f"An account is opened only explicitly: qk.account({account_id!r}) in the async "
+            "API, or subscribe(StockAccount(...)) in the xtquant shim"
         )
 
     # ------------------------------------------------------------------ queries
@@ -357,6 +371,9 @@ class Broker:
         self._check_time(now_ms)
         self._check_day_arg(day)
         self._check_account_id(req.account_id)
+        acct = self._accounts.get(req.account_id)
+        if acct is None and not self.allow_new_accounts:
+            raise self._unknown(req.account_id)
         if self._day == 0:
             self._day = day
         elif day != self._day:
@@ -370,8 +387,7 @@ class Broker:
         order_id = self._next_order_id
         self._next_order_id += 1
         out: list[TradeReportItem] = []
-        acct = self._accounts.get(req.account_id)
-        if acct is None and self.allow_new_accounts:
+        if acct is None:
             acct = self._create(req.account_id)
             out.append(self._asset_report(acct))
 
@@ -391,20 +407,13 @@ class Broker:
             offset_flag=_CLOSE_FLAG if req.order_type == _SELL else _OPEN_FLAG,
         )
         try:
-            if acct is None:
-                raise Refused(
-                    Reject.UNKNOWN_ACCOUNT,
-                    f"unknown account {req.account_id!r}: this simulator accepts only "
-                    f"{sorted(self._accounts) or 'no accounts'}",
-                )
             plan = validate(acct, self._rates, req, book, instrument, market_open)
         except Refused as r:
             order.order_status = _JUNK
             order.status_msg = r.msg
             if instrument is not None:
                 order.instrument_name = instrument.InstrumentName
-            if acct is not None:
-                acct.orders[order_id] = order
+            acct.orders[order_id] = order
             out.append(_copy(order))
             out.append(
                 OrderError(
@@ -647,6 +656,8 @@ class Broker:
         if not is_int(order_id):
             raise InvalidArgument(f"order_id must be an int, got {order_id!r}")
         acct = self._accounts.get(account_id)
+        if acct is None and not self.allow_new_accounts:
+            raise self._unknown(account_id)
         order = acct.orders.get(order_id) if acct is not None else None
         if acct is None:
             why = f"unknown account {account_id!r}: nothing to cancel"
@@ -667,6 +678,8 @@ class Broker:
         if not isinstance(order_sysid, str):
             raise InvalidArgument(f"order_sysid must be a string, got {order_sysid!r}")
         acct = self._accounts.get(account_id)
+        if acct is None and not self.allow_new_accounts:
+            raise self._unknown(account_id)
         order = None
         why = ""
         if acct is None:
