@@ -9,7 +9,9 @@ recomposition had to leave every journal byte, pushed report, reply and result t
   day rolls, on a ``VirtualClock``. The digest covers the journal file, every report and quote
   pushed to the sink and every reply (or refusal) in order.
 - ``paper+``: the same mix against a ``PaperBackend`` whose quote source is a simulator on the
-  same virtual clock.
+  same virtual clock. (Its pins changed once, on purpose, with the recomposition: the paper
+  venue's journal now writes each state change as one group, as the simulator's always did;
+  every report pushed, every reply and the journal's records in order stayed the same.)
 - ``backtest://``: the result digests of small seeded backtests (per-bar strategy with orders,
   cancels and queries; cross-sectional form; every fill model; ticks).
 
@@ -69,8 +71,8 @@ SIM_DIGESTS = {
     3: "78b88de0277e684b12224c6e576d36d0127777c3d7428d81e3684270ece5931e",
 }
 PAPER_DIGESTS = {
-    1: "f7460597d9f010b231d3e0cdd8d0c6915b0cbe66b5d3e248fcf4ac89a54cf0cf",
-    2: "16179eb86b699d22f17cc775c9d1807bc56e6ae92fa1a572de075c3defe0a577",
+    1: "0bc247da1bafaaab3c8b982cf68bc6258d7679d4ef760f69210714c664f2f953",
+    2: "4ff8857f67a6b57b6c78530094428eb49bb91cdc3ea5556c738dfb3e1af0503b",
 }
 BACKTEST_DIGESTS = {
     "per_bar_next_open": "8133e026c87d24e42632a1f993e23d0554dd6d15e50afcc1c8e2c58215173b71",

@@ -17,60 +17,30 @@ volumes count: MiniQMT reports lots of 100, the simulator shares; default ``lots
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from qmtkit import messages as msg
 from qmtkit._version import __version__
-from qmtkit.backends.base import (
-    AccountInfos,
-    AccountStatuses,
-    Backend,
-    BackendInfo,
-    CancelOrder,
-    CancelOrderSysid,
-    CloseAccount,
-    ConnectionState,
-    EventSink,
-    GetSnapshot,
-    Hello,
-    Instruments,
-    ListInstruments,
-    Ok,
-    OpenAccount,
-    Orders,
-    Positions,
-    QueryAccountInfos,
-    QueryAccountStatus,
-    QueryAsset,
-    QueryOrders,
-    QueryPositions,
-    QueryTrades,
-    Reply,
-    Request,
-    Snapshots,
-    SubmitOrder,
-    SubscribeQuotes,
-    Trades,
-    UnsubscribeQuotes,
-    expect,
-)
+from qmtkit.backends.base import Backend, EventSink, expect
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
+from qmtkit.backends.sim.paper_accounts import (
+    PaperAccounts,
+    check_account_id,
+    need,
+)
 from qmtkit.clock import trading_day_of, wall_ms
 from qmtkit.codes import normalize_code
-from qmtkit.constants import AccountStatusCode
-from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
+from qmtkit.errors import BackendError, InvalidArgument, InvalidCode
 from qmtkit.models import (
-    AccountInfo,
     AccountReport,
-    AccountStatus,
     OrderResponse,
     QuoteBatch,
     Tick,
-    TradeReportItem,
 )
 
 #: The sub_id of the paper side's own tick subscription at the source (clients count up from 1).
@@ -111,7 +81,7 @@ class _Sink:
     def on_report(self, report: AccountReport) -> None:
         """The source's own accounts are not this venue's: their reports are dropped."""
 
-    def on_connection(self, state: ConnectionState) -> None:
+    def on_connection(self, state: msg.ConnectionState) -> None:
         self.outer.on_connection(state)
 
 
@@ -142,13 +112,10 @@ class PaperBackend:
         self.initial_cash = initial_cash
         self.lot_factor = 100 if book_unit == "lots" else 1
         self.url = url
-        self.broker: Broker | None = None
-        self._journal: Journal | None = None
+        self.accounts: PaperAccounts | None = None
         self._sink: EventSink | None = None
-        self._reports: dict[str, list[AccountReport]] = {}
-        self._streaming: set[str] = set()
         self._watched: tuple[str, ...] = ()
-        self._instruments: dict[tuple[str, int], Instruments] = {}
+        self._instruments: dict[tuple[str, int], msg.Instruments] = {}
 
     @classmethod
     def from_url(cls, url: str) -> PaperBackend:
@@ -177,62 +144,45 @@ class PaperBackend:
     # ------------------------------------------------------------------ lifetime
 
     @asynccontextmanager
-    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+    async def open(self, sink: EventSink) -> AsyncIterator[msg.BackendInfo]:
         """Open the source and the local journal; close both on exit."""
         if self._sink is not None:
             raise BackendError("this PaperBackend is already open; build another one")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.state_dir / "journal.bin").open()
+        accounts: PaperAccounts | None = None
         try:
             history = list(journal.replay())
-            self.broker = Broker.restore(
+            broker = Broker.restore(
                 history, initial_cash=self.initial_cash, allow_new_accounts=False
             )
-            self._reports = {}
-            for report in history:
-                self._reports.setdefault(report.account_id, []).append(report)
+            accounts = PaperAccounts(broker, journal=journal, history=history)
             async with self.source.open(_Sink(self, sink)):
-                self._journal, self._sink = journal, sink
+                self.accounts, self._sink = accounts, sink
+                accounts.sink = sink
                 self._watched = ()
                 self._roll()
                 await self._watch()
-                yield BackendInfo(kind="paper", url=self.url, version=__version__)
+                yield msg.BackendInfo(kind="paper", url=self.url, version=__version__)
         finally:
             self._sink = None
-            self._journal = None
-            self._streaming.clear()
+            self.accounts = None
+            if accounts is not None:
+                accounts.close()
             journal.close()
 
     # ------------------------------------------------------------------ the paper side
 
-    def _need(self) -> Broker:
-        if self.broker is None or self._sink is None:
-            raise ClosedError("the paper venue is not open: use it inside `async with connect()`")
-        return self.broker
+    def _need(self) -> PaperAccounts:
+        return need(self.accounts if self._sink is not None else None, "the paper venue")
 
     def _roll(self) -> int:
-        broker = self._need()
+        accounts = self._need()
+        broker = accounts.broker
         today = trading_day_of(wall_ms())
         if broker.day < today:
-            self._publish_many(broker.roll_day(today))
+            accounts.publish_many(broker.roll_day(today))
         return broker.day
-
-    def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
-        journal = self._journal
-        if journal is None:
-            raise ClosedError("the paper venue is closed")
-        log = self._reports.setdefault(account_id, [])
-        first = len(log) + 1
-        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
-        journal.extend(reports)
-        log.extend(reports)
-        if account_id in self._streaming and self._sink is not None:
-            for report in reports:
-                self._sink.on_report(report)
-
-    def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
-        for account_id, item in pairs:
-            self._publish(account_id, (item,))
 
     def _book(self, tick: Tick) -> Tick:
         if self.lot_factor == 1:
@@ -254,36 +204,36 @@ class PaperBackend:
         )
 
     def _on_ticks(self, items: Sequence[object]) -> None:
-        broker = self.broker
-        if broker is None or self._journal is None:
+        accounts = self.accounts
+        if accounts is None:
             return
         now = wall_ms()
         for item in items:
             if isinstance(item, Tick):
-                self._publish_many(broker.on_tick(self._book(item), now))
+                accounts.publish_many(accounts.broker.on_tick(self._book(item), now))
 
     async def _watch(self) -> None:
         """Keep the internal tick subscription on exactly the codes with resting orders."""
-        broker = self._need()
-        want = tuple(broker.resting_codes)
+        want = tuple(self._need().broker.resting_codes)
         if want == self._watched:
             return
         if self._watched:
-            await self.source.request(UnsubscribeQuotes(_INTERNAL_SUB))
+            await self.source.request(msg.UnsubscribeQuotes(_INTERNAL_SUB))
         self._watched = ()
         if want:
-            await self.source.request(SubscribeQuotes(_INTERNAL_SUB, list(want), "tick"))
+            await self.source.request(msg.SubscribeQuotes(_INTERNAL_SUB, list(want), "tick"))
         self._watched = want
 
-    async def _instrument(self, code: str, day: int) -> Instruments:
+    async def _instrument(self, code: str, day: int) -> msg.Instruments:
         found = self._instruments.get((code, day))
         if found is None:
-            reply = expect(await self.source.request(ListInstruments([code])), Instruments)
+            reply = expect(await self.source.request(msg.ListInstruments([code])), msg.Instruments)
             found = self._instruments[(code, day)] = reply
         return found
 
-    async def _submit(self, req: SubmitOrder) -> OrderResponse:
-        broker = self._need()
+    async def _submit(self, req: msg.SubmitOrder) -> OrderResponse:
+        accounts = self._need()
+        check_account_id(req.account_id)
         day = self._roll()
         instrument = book = None
         if isinstance(req.stock_code, str):
@@ -294,78 +244,33 @@ class PaperBackend:
             if code:
                 found = (await self._instrument(code, day)).items
                 instrument = found[0] if found else None
-                snaps = expect(await self.source.request(GetSnapshot([code])), Snapshots).items
+                snaps = expect(
+                    await self.source.request(msg.GetSnapshot([code])), msg.Snapshots
+                ).items
                 book = self._book(snaps[0]) if snaps else None
-        response, items = broker.submit(
-            req, book=book, instrument=instrument, now_ms=wall_ms(), day=day, market_open=True
+        response = accounts.submit(
+            req, book=book, instrument=instrument, now=wall_ms(), day=day, market_open=True
         )
-        self._publish(req.account_id, items)
         await self._watch()
         return response
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, req: Request) -> Reply:
+    async def request(self, req: msg.Request) -> msg.Reply:
         """Account requests go to the local broker; everything else to the source."""
-        if type(req) is SubmitOrder:
+        if type(req) is msg.SubmitOrder:
             return await self._submit(req)
         match req:
-            case Hello():
-                return BackendInfo(kind="paper", url=self.url, version=__version__)
-            case OpenAccount(account_id=account_id, after_seq=after_seq):
-                broker = self._need()
-                _check_account(account_id)
-                self._publish(account_id, broker.open_account(account_id))
-                for report in self._reports.get(account_id, []):
-                    if report.seq > after_seq and self._sink is not None:
-                        self._sink.on_report(report)
-                self._streaming.add(account_id)
-                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
-            case CloseAccount(account_id=account_id):
-                self._streaming.discard(account_id)
-                return Ok()
-            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
-                broker = self._need()
-                _check_account(account_id)
-                reply, items = broker.cancel(account_id, order_id, wall_ms(), seq=seq)
-                self._publish(account_id, items)
-                await self._watch()
-                return reply
-            case CancelOrderSysid(account_id=account_id, market=mkt, order_sysid=sysid, seq=seq):
-                broker = self._need()
-                _check_account(account_id)
-                sreply, items = broker.cancel_by_sysid(account_id, mkt, sysid, wall_ms(), seq=seq)
-                self._publish(account_id, items)
-                await self._watch()
-                return sreply
-            case QueryAsset(account_id=account_id):
-                return self._need().asset(account_id)
-            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
-                return Orders(self._need().orders(account_id, cancelable))
-            case QueryTrades(account_id=account_id):
-                return Trades(self._need().trades(account_id))
-            case QueryPositions(account_id=account_id):
-                return Positions(self._need().positions(account_id))
-            case QueryAccountInfos():
-                accounts = sorted(self._need().known_accounts)
-                return AccountInfos([AccountInfo(account_id=a, login_status=0) for a in accounts])
-            case QueryAccountStatus():
-                accounts = sorted(self._need().known_accounts)
-                return AccountStatuses(
-                    [
-                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
-                        for a in accounts
-                    ]
-                )
-            case SubscribeQuotes(sub_id=sub_id) if sub_id == _INTERNAL_SUB:
+            case msg.Hello():
+                return msg.BackendInfo(kind="paper", url=self.url, version=__version__)
+            case msg.SubscribeQuotes(sub_id=sub_id) if sub_id == _INTERNAL_SUB:
                 raise InvalidArgument(f"subscription id {sub_id} is reserved by the paper venue")
-        self._need()
-        return await self.source.request(req)
-
-
-def _check_account(account_id: object) -> None:
-    if not isinstance(account_id, str) or not account_id.strip():
-        raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
+        reply = self._need().handle(req, wall_ms())
+        if reply is None:
+            return await self.source.request(req)
+        if isinstance(req, (msg.CancelOrder, msg.CancelOrderSysid)):
+            await self._watch()
+        return reply
 
 
 __all__ = ["PaperBackend", "split_url"]

@@ -28,77 +28,39 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import numpy as np
 import polars as pl
 
+from qmtkit import messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
-from qmtkit.backends.base import (
-    AccountInfos,
-    AccountStatuses,
-    BackendInfo,
-    CancelOrder,
-    CancelOrderSysid,
-    CloseAccount,
-    Dividends,
-    EventSink,
-    FetchDividends,
-    FetchHistory,
-    GetSectorMembers,
-    GetSnapshot,
-    Hello,
-    HistoryColumns,
-    Instruments,
-    ListInstruments,
-    ListSectors,
-    Names,
-    Ok,
-    OpenAccount,
-    Orders,
-    Positions,
-    QueryAccountInfos,
-    QueryAccountStatus,
-    QueryAsset,
-    QueryOrders,
-    QueryPositions,
-    QueryTrades,
-    Reply,
-    Request,
-    Snapshots,
-    SubmitOrder,
-    SubscribeQuotes,
-    Trades,
-    UnsubscribeQuotes,
-)
+from qmtkit.backends.base import EventSink
 from qmtkit.backends.replay.clock import ReplayClock
 from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
+from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
-from qmtkit.constants import AccountStatusCode
 from qmtkit.data.cache import Cache
 from qmtkit.data.schema import dtypes_for
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
 from qmtkit.models import (
-    AccountInfo,
     AccountReport,
-    AccountStatus,
     Bar,
     InstrumentDetail,
     OrderResponse,
     Position,
     QuoteBatch,
     Tick,
-    TradeReportItem,
 )
 
 FILL_MODELS: Final = ("next_open", "close", "qmt", "tick")
@@ -175,42 +137,20 @@ class BacktestSpec:
     @classmethod
     def from_url(cls, url: str) -> BacktestSpec:
         """Parse a ``backtest://`` URL (see the module docstring)."""
-        parts = urlsplit(url)
-        if parts.scheme != "backtest":
-            raise InvalidArgument(f"not a backtest URL: {url!r} (expected backtest://?start=...)")
-        q = dict(parse_qsl(parts.query))
-        known = {
-            "start",
-            "end",
-            "period",
-            "codes",
-            "sector",
-            "cash",
-            "fill",
-            "benchmark",
-            "participation",
-            "slippage",
-            "st",
-            "home",
-        }
-        unknown = set(q) - known
-        if unknown:
-            raise InvalidArgument(
-                f"unknown backtest:// parameter(s) {sorted(unknown)} in {url!r}; "
-                f"known: {sorted(known)}"
-            )
+        q = venue_query(
+            url,
+            "backtest",
+            (
+                *("start", "end", "period", "codes", "sector", "cash", "fill"),
+                *("benchmark", "participation", "slippage", "st", "home"),
+            ),
+            wrong_scheme=f"not a backtest URL: {url!r} (expected backtest://?start=...)",
+        )
         if "start" not in q:
             raise InvalidArgument(f"a backtest URL needs start=YYYYMMDD: {url!r}")
 
         def num(name: str, kind: type[int] | type[float], default: Any) -> Any:
-            if name not in q:
-                return default
-            try:
-                return kind(q[name])
-            except ValueError:
-                raise InvalidArgument(
-                    f"bad {name}={q[name]!r} in {url!r}: expected a {kind.__name__}"
-                ) from None
+            return query_number(q, name, kind, default, url)
 
         def day(name: str, default: int | None) -> int:
             text = q.get(name)
@@ -270,13 +210,14 @@ class ReplayBackend:
         self.market: ReplayMarket | None = None
         self.broker = Broker(initial_cash=spec.cash, allow_new_accounts=False)
         self.recorder = Recorder()
+        # A backtest's reports live in memory: durability is a live venue's duty.
+        self.accounts = PaperAccounts(
+            self.broker, observe=self._observe, on_cancel=self.recorder.on_cancel
+        )
         self._sink: EventSink | None = None
-        self._reports: dict[str, list[AccountReport]] = {}
         #: Codes with shares, kept from the broker's Position reports (cheaper than asking).
         self._held: set[str] = set()
         self._held_by: dict[tuple[str, str], int] = {}
-        self._report_count = 0
-        self._streaming: set[str] = set()
         self._subs: dict[int, _Sub] = {}
         self._frame_callbacks: list[FrameCallback] = []
         self._step = -1  # the last step whose close was published
@@ -335,7 +276,7 @@ class ReplayBackend:
         self._progress = callback
 
     @asynccontextmanager
-    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+    async def open(self, sink: EventSink) -> AsyncIterator[msg.BackendInfo]:
         """Load the replay and run it in the background while the strategy runs."""
         if self._sink is not None:
             raise BackendError("this backtest is already open; build another one")
@@ -353,16 +294,16 @@ class ReplayBackend:
                 f"{', '.join(self.market.missing[:10])}: left out",
                 stacklevel=2,
             )
-        self._sink = sink
-        self._publish_many(self.broker.roll_day(self.market.step_day(0)))
+        self._sink = self.accounts.sink = sink
+        self.accounts.publish_many(self.broker.roll_day(self.market.step_day(0)))
         try:
             async with lifetime_tasks() as tg:
                 tg.start_soon(self._run)
-                yield BackendInfo(kind="backtest", url=self.url, version=__version__)
+                yield msg.BackendInfo(kind="backtest", url=self.url, version=__version__)
         finally:
             self._sink = None
             self._subs.clear()
-            self._streaming.clear()
+            self.accounts.close()
 
     # ------------------------------------------------------------------ the replay
 
@@ -388,13 +329,15 @@ class ReplayBackend:
             self._phase = "open"
             await self._advance_to(max(market.step_open(k), self.clock.now_ms()))
             if self.broker.day < day:
-                self._publish_many(self.broker.roll_day(day))
+                self.accounts.publish_many(self.broker.roll_day(day))
             if k == 0 or market.step_day(k - 1) != day:
                 self._ex_rights(day)
-            before = self._report_count
+            before = self.accounts.report_count
             if self.spec.period != "tick":  # a tick's open is its close: matched once, below
                 self._match_resting(k, "open")
-            if self._report_count != before:  # reports woke someone: let them act at the open
+            if (
+                self.accounts.report_count != before
+            ):  # reports woke someone: let them act at the open
                 await self.idle.settle()
             # ---- close
             self._phase = "close"
@@ -408,7 +351,7 @@ class ReplayBackend:
                 if fill == "next_open":
                     self._record_day(day)
                     following = market.step_day(k + 1) if k + 1 < n else _next_day(day)
-                    self._publish_many(self.broker.roll_day(following))
+                    self.accounts.publish_many(self.broker.roll_day(following))
             await self._publish_step(k)
             await self.idle.settle()
             if last and fill != "next_open":
@@ -529,7 +472,7 @@ class ReplayBackend:
         for code in broker.resting_codes:
             book = self._book(code, k, phase)
             if book is not None:
-                self._publish_many(broker.on_tick(book, now))
+                self.accounts.publish_many(broker.on_tick(book, now))
 
     def _ex_rights(self, day: int) -> None:
         market = self.market
@@ -537,7 +480,7 @@ class ReplayBackend:
         for code in sorted(self._held):
             for d in market.ex_rights_on(code, day):
                 shares = d.stockBonus + d.stockGift
-                self._publish_many(self.broker.ex_rights(code, d.interest, shares))
+                self.accounts.publish_many(self.broker.ex_rights(code, d.interest, shares))
 
     def _mark(self, k: int) -> None:
         market = self.market
@@ -575,32 +518,19 @@ class ReplayBackend:
 
     # ------------------------------------------------------------------ reports
 
-    def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
-        log = self._reports.setdefault(account_id, [])
-        first = len(log) + 1
-        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
-        log.extend(reports)
-        self._report_count += len(reports)
-        now = self.clock.now_ms()
-        for report in reports:
-            self.recorder.on_report(report, now)
-            item = report.item
-            if type(item) is Position:
-                key = (account_id, item.stock_code)
-                if item.volume > 0:
-                    self._held_by[key] = item.volume
-                    self._held.add(item.stock_code)
-                elif self._held_by.pop(key, None) is not None and not any(
-                    c == item.stock_code for _, c in self._held_by
-                ):
-                    self._held.discard(item.stock_code)
-        if account_id in self._streaming and self._sink is not None:
-            for report in reports:
-                self._sink.on_report(report)
-
-    def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
-        for account_id, item in pairs:
-            self._publish(account_id, (item,))
+    def _observe(self, report: AccountReport) -> None:
+        """Record a report in the result frames and follow which codes are held."""
+        self.recorder.on_report(report, self.clock.now_ms())
+        item = report.item
+        if type(item) is Position:
+            key = (report.account_id, item.stock_code)
+            if item.volume > 0:
+                self._held_by[key] = item.volume
+                self._held.add(item.stock_code)
+            elif self._held_by.pop(key, None) is not None and not any(
+                c == item.stock_code for _, c in self._held_by
+            ):
+                self._held.discard(item.stock_code)
 
     # ------------------------------------------------------------------ requests
 
@@ -619,25 +549,25 @@ class ReplayBackend:
             )
         return codes
 
-    async def request(self, req: Request) -> Reply:
+    async def request(self, req: msg.Request) -> msg.Reply:
         """Answer one request as of the virtual now (see ``backends.base``)."""
         market = self._need_market()
         broker = self.broker
         now = self.clock.now_ms()
-        if type(req) is SubmitOrder:
+        if type(req) is msg.SubmitOrder:
             return self._submit(req, now)
         match req:
-            case Hello():
-                return BackendInfo(kind="backtest", url=self.url, version=__version__)
-            case ListInstruments(codes=codes):
+            case msg.Hello():
+                return msg.BackendInfo(kind="backtest", url=self.url, version=__version__)
+            case msg.ListInstruments(codes=codes):
                 wanted = market.codes if codes is None else normalize_codes(codes)
-                return Instruments(
+                return msg.Instruments(
                     [market.instrument(c, broker.day) for c in wanted if c in market._code_index]
                 )
-            case GetSnapshot(codes=codes):
+            case msg.GetSnapshot(codes=codes):
                 known = [c for c in normalize_codes(codes) if c in market._code_index]
-                return Snapshots(market.ticks(known, now))
-            case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
+                return msg.Snapshots(market.ticks(known, now))
+            case msg.SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
                 if period != self.spec.period:
                     parse_period(period)
                     raise InvalidArgument(
@@ -650,11 +580,11 @@ class ReplayBackend:
                 self._subs[sub_id] = _Sub(sub_id, frozenset(listed))
                 if self._phase == "done" and self._sink is not None:
                     self._sink.on_quotes(QuoteBatch(sub_id, period, [], final=True))
-                return Ok()
-            case UnsubscribeQuotes(sub_id=sub_id):
+                return msg.Ok()
+            case msg.UnsubscribeQuotes(sub_id=sub_id):
                 self._subs.pop(sub_id, None)
-                return Ok()
-            case FetchHistory(code=code, period=period, start=start, end=end):
+                return msg.Ok()
+            case msg.FetchHistory(code=code, period=period, start=start, end=end):
                 if period not in ("1d", "1m", "tick"):
                     parse_period(period)
                     raise InvalidArgument(
@@ -664,7 +594,7 @@ class ReplayBackend:
                 code = normalize_code(code)
                 cols = market.history_until(code, period, start, end, now)
                 dtypes = dtypes_for(period)
-                return HistoryColumns(
+                return msg.HistoryColumns(
                     code=code,
                     period=period,
                     rows=len(cols["time"]),
@@ -675,84 +605,38 @@ class ReplayBackend:
                     },
                     as_of=now,
                 )
-            case FetchDividends(code=code):
+            case msg.FetchDividends(code=code):
                 code = normalize_code(code)
-                return Dividends(code, market.dividends(code, now))
-            case ListSectors():
-                return Names(["backtest"])
-            case GetSectorMembers(sector=sector):
+                return msg.Dividends(code, market.dividends(code, now))
+            case msg.ListSectors():
+                return msg.Names(["backtest"])
+            case msg.GetSectorMembers(sector=sector):
                 if sector != "backtest":
                     raise InvalidArgument(
                         f"unknown sector {sector!r}: a backtest knows 'backtest' (its codes)"
                     )
-                return Names(list(market.codes))
-            case OpenAccount(account_id=account_id, after_seq=after_seq):
-                _check_account(account_id)
-                self._publish(account_id, broker.open_account(account_id))
-                for report in self._reports.get(account_id, []):
-                    if report.seq > after_seq and self._sink is not None:
-                        self._sink.on_report(report)
-                self._streaming.add(account_id)
-                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
-            case CloseAccount(account_id=account_id):
-                self._streaming.discard(account_id)
-                return Ok()
-            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
-                _check_account(account_id)
-                exists = account_id in broker.known_accounts
-                found = broker.order(account_id, order_id) if exists else None
-                reply, items = broker.cancel(account_id, order_id, now, seq=seq)
-                self._publish(account_id, items)
-                self.recorder.on_cancel(
-                    now, order_id, found.stock_code if found else "", reply.cancel_result == 0
-                )
-                return reply
-            case CancelOrderSysid(account_id=account_id, market=mkt, order_sysid=sysid, seq=seq):
-                _check_account(account_id)
-                sreply, items = broker.cancel_by_sysid(account_id, mkt, sysid, now, seq=seq)
-                self._publish(account_id, items)
-                self.recorder.on_cancel(now, sreply.order_id, "", sreply.cancel_result == 0)
-                return sreply
-            case QueryAsset(account_id=account_id):
-                return broker.asset(account_id)
-            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
-                return Orders(broker.orders(account_id, cancelable))
-            case QueryTrades(account_id=account_id):
-                return Trades(broker.trades(account_id))
-            case QueryPositions(account_id=account_id):
-                return Positions(broker.positions(account_id))
-            case QueryAccountInfos():
-                return AccountInfos(
-                    [
-                        AccountInfo(account_id=a, login_status=0)
-                        for a in sorted(broker.known_accounts)
-                    ]
-                )
-            case QueryAccountStatus():
-                return AccountStatuses(
-                    [
-                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
-                        for a in sorted(broker.known_accounts)
-                    ]
-                )
+                return msg.Names(list(market.codes))
+        reply = self.accounts.handle(req, now)
+        if reply is not None:
+            return reply
         raise InvalidArgument(f"a backtest does not understand request {req!r}")
 
-    def record_refusal(self, req: SubmitOrder, message: str) -> None:
+    def record_refusal(self, req: msg.SubmitOrder, message: str) -> None:
         """List an order the risk chain refused (it never reaches the broker) in the result."""
         self.recorder.on_refusal(req, message, self.clock.now_ms())
 
     def open_account_quietly(self, account_id: str) -> None:
         """Create an account without streaming its reports to the client (the fast form)."""
-        _check_account(account_id)
+        check_account_id(account_id)
         self._need_market()
-        self._publish(account_id, self.broker.open_account(account_id))
+        self.accounts.publish(account_id, self.broker.open_account(account_id))
 
-    def submit_now(self, req: SubmitOrder) -> OrderResponse:
+    def submit_now(self, req: msg.SubmitOrder) -> OrderResponse:
         """Place an order at the virtual now without a round trip (the fast form's path)."""
         return self._submit(req, self.clock.now_ms())
 
-    def _submit(self, req: SubmitOrder, now: int) -> OrderResponse:
-        _check_account(req.account_id)
+    def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:
+        check_account_id(req.account_id)
         market = self._need_market()
         broker = self.broker
         if self._phase == "done":
@@ -768,13 +652,11 @@ class ReplayBackend:
             if norm in market._code_index:
                 instrument = market.instrument(norm, broker.day)
                 book = self._submit_book(norm, req)
-        response, items = broker.submit(
-            req, book=book, instrument=instrument, now_ms=now, day=broker.day, market_open=True
+        return self.accounts.submit(
+            req, book=book, instrument=instrument, now=now, day=broker.day, market_open=True
         )
-        self._publish(req.account_id, items)
-        return response
 
-    def _submit_book(self, code: str, req: SubmitOrder) -> Tick | None:
+    def _submit_book(self, code: str, req: msg.SubmitOrder) -> Tick | None:
         """What an order placed now meets at once (see the fill models)."""
         market = self.market
         assert market is not None
@@ -820,11 +702,6 @@ class ReplayBackend:
                 "codes": ",".join(self.market.codes if self.market else self.spec.codes),
             },
         )
-
-
-def _check_account(account_id: object) -> None:
-    if not isinstance(account_id, str) or not account_id.strip():
-        raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
 
 
 def _day_ms(day: int) -> int:

@@ -23,55 +23,17 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from qmtkit import messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.atomicfile import write_atomically
-from qmtkit.backends.base import (
-    AccountInfos,
-    AccountStatuses,
-    BackendInfo,
-    CancelOrder,
-    CancelOrderSysid,
-    CloseAccount,
-    Dividends,
-    EventSink,
-    FetchDividends,
-    FetchHistory,
-    GetCalendar,
-    GetSectorMembers,
-    GetSnapshot,
-    Hello,
-    HistoryColumns,
-    Instruments,
-    ListInstruments,
-    ListSectors,
-    Names,
-    Ok,
-    OpenAccount,
-    Orders,
-    Positions,
-    QueryAccountInfos,
-    QueryAccountStatus,
-    QueryAsset,
-    QueryOrders,
-    QueryPositions,
-    QueryTrades,
-    Reply,
-    Request,
-    Snapshots,
-    SubmitOrder,
-    SubscribeQuotes,
-    Trades,
-    UnsubscribeQuotes,
-    VenueCalendar,
-)
+from qmtkit.backends.base import EventSink
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.backends.sim.market import (
@@ -79,7 +41,9 @@ from qmtkit.backends.sim.market import (
     SyntheticMarket,
     virtual_session_time,
 )
+from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id, need
 from qmtkit.backends.sim.universe import DEFAULT_SEED, Universe
+from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.clock import (
     Clock,
     SessionClock,
@@ -89,7 +53,6 @@ from qmtkit.clock import (
     parse_pinned_start,
 )
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
-from qmtkit.constants import AccountStatusCode
 from qmtkit.data.schema import BAR_DTYPES, TICK_DTYPES
 from qmtkit.errors import (
     BackendError,
@@ -100,15 +63,11 @@ from qmtkit.errors import (
     QmtkitError,
 )
 from qmtkit.models import (
-    AccountInfo,
-    AccountReport,
-    AccountStatus,
     Bar,
     InstrumentDetail,
     OrderResponse,
     QuoteBatch,
     Tick,
-    TradeReportItem,
 )
 
 DEFAULT_TERMINAL = "default"
@@ -227,12 +186,11 @@ class SimBackend:
             step_ms = default_step_ms(self.clock, speed)
         self.market = SyntheticMarket(seed, Universe(seed), step_ms=step_ms)
         self.step_ms = step_ms
-        self._broker: Broker | None = None
+        #: The paper accounts (None until the first account request takes the journal).
+        self._accounts: PaperAccounts | None = None
         self._journal: Journal | None = None
         self._venue_id = ""
         self._sink: EventSink | None = None
-        self._reports: dict[str, list[AccountReport]] = {}
-        self._streaming: set[str] = set()
         self._subs: dict[int, _Subscription] = {}
         # Reference data of the current trading day, filled on first use.
         self._instr_day = 0
@@ -252,16 +210,12 @@ class SimBackend:
     @classmethod
     def from_url(cls, url: str) -> SimBackend:
         """Build a simulator from a ``sim://`` URL (see the module docstring)."""
-        parts = urlsplit(url)
-        if parts.scheme != "sim":
-            raise InvalidArgument(f"not a simulator URL: {url!r} (expected sim://...)")
-        q = dict(parse_qsl(parts.query))
-        known = {"home", "terminal", "seed", "clock", "clock_start", "speed", "cash", "step"}
-        unknown = set(q) - known
-        if unknown:
-            raise InvalidArgument(
-                f"unknown sim:// parameter(s) {sorted(unknown)} in {url!r}; known: {sorted(known)}"
-            )
+        q = venue_query(
+            url,
+            "sim",
+            ("home", "terminal", "seed", "clock", "clock_start", "speed", "cash", "step"),
+            wrong_scheme=f"not a simulator URL: {url!r} (expected sim://...)",
+        )
         clock_name = q.get("clock", "session")
         clocks: dict[str, type[SessionClock]] = {"session": SessionClock, "strict": StrictClock}
         if clock_name not in clocks:
@@ -270,14 +224,7 @@ class SimBackend:
             )
 
         def number(name: str, kind: type[int] | type[float], default: float | None) -> float | None:
-            if name not in q:
-                return default
-            try:
-                return kind(q[name])
-            except ValueError:
-                raise InvalidArgument(
-                    f"bad {name}={q[name]!r} in {url!r}: expected a {kind.__name__}"
-                ) from None
+            return query_number(q, name, kind, default, url)
 
         seed = number("seed", int, DEFAULT_SEED)
         step = number("step", int, None)
@@ -301,7 +248,7 @@ class SimBackend:
         return self.home / "sim" / self.terminal
 
     @asynccontextmanager
-    async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
+    async def open(self, sink: EventSink) -> AsyncIterator[msg.BackendInfo]:
         """Start the tick loop; the paper accounts' journal is taken on first account use.
 
         Market data never touches the journal, so a data-only program shares a home with
@@ -311,8 +258,7 @@ class SimBackend:
             raise BackendError("this SimBackend is already open; build another one")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._venue_id = self._peek_venue_id()
-        self._broker = None
-        self._reports = {}
+        self._accounts = None
         try:
             self._sink = sink
             self._session_key = self._today_key = self._tick_step = -1
@@ -321,13 +267,15 @@ class SimBackend:
             self._last_mark = -1
             async with lifetime_tasks() as tg:
                 tg.start_soon(self._tick_loop)
-                yield BackendInfo(
+                yield msg.BackendInfo(
                     kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
                 )
         finally:
-            journal, self._journal, self._broker = self._journal, None, None
+            journal, self._journal = self._journal, None
+            if self._accounts is not None:
+                self._accounts.close()
+            self._accounts = None
             self._sink = None
-            self._streaming.clear()
             self._subs.clear()
             if journal is not None:
                 journal.close()
@@ -351,7 +299,7 @@ class SimBackend:
             probe.close()
         return venue_id(path, fresh=fresh)
 
-    def _open_accounts(self) -> Broker:
+    def _open_accounts(self) -> PaperAccounts:
         """Take the journal and restore the paper accounts (the first account request)."""
         journal = Journal(self.state_dir / JOURNAL_FILE)
         try:
@@ -387,12 +335,11 @@ class SimBackend:
             raise
         self._venue_id = vid
         # A reopened backend starts from the journal alone, not from its last run's log.
-        self._reports = {}
-        for report in history:
-            self._reports.setdefault(report.account_id, []).append(report)
-        self._journal, self._broker = journal, broker
+        accounts = PaperAccounts(broker, journal=journal, history=history, mark=self._mark)
+        accounts.sink = self._sink
+        self._journal, self._accounts = journal, accounts
         self._sync_day()
-        return broker
+        return accounts
 
     # ------------------------------------------------------------------ time
 
@@ -455,59 +402,11 @@ class SimBackend:
 
     def _sync_day(self) -> int:
         """Roll the broker to the clock's trading day if it is behind; returns that day."""
-        broker = self._broker
+        accounts = self._accounts
         today = self._today()
-        if broker is not None and broker.day != today:
-            self._publish_many(broker.roll_day(today))
+        if accounts is not None and accounts.broker.day != today:
+            accounts.publish_many(accounts.broker.roll_day(today))
         return today
-
-    # ------------------------------------------------------------------ reports
-
-    def _need_broker(self) -> Broker:
-        if self._broker is None or self._journal is None:
-            raise ClosedError("the simulator is not open: use it inside `async with connect()`")
-        return self._broker
-
-    def _publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
-        """Journal the reports of one state change of one account as one unit, then push."""
-        journal = self._journal
-        if journal is None:
-            raise ClosedError("the simulator is closed")
-        log = self._reports.setdefault(account_id, [])
-        first = len(log) + 1
-        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
-        journal.extend(reports)  # on disk, as one unit, before anyone sees them
-        log.extend(reports)
-        if account_id in self._streaming and self._sink is not None:
-            for report in reports:
-                self._sink.on_report(report)
-
-    def _publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
-        """Journal the reports of one state change (of any accounts) as one unit, then push.
-
-        One journal write holds them all, so after a crash at any byte the journal has the
-        whole change or none of it (never a fill without its position and asset reports).
-        """
-        journal = self._journal
-        if journal is None:
-            raise ClosedError("the simulator is closed")
-        logs = self._reports
-        reports: list[AccountReport] = []
-        next_seq: dict[str, int] = {}
-        for account_id, item in pairs:
-            seq = next_seq.get(account_id)
-            if seq is None:
-                seq = len(logs.get(account_id, ())) + 1
-            next_seq[account_id] = seq + 1
-            reports.append(AccountReport(account_id, seq, item))
-        if not reports:
-            return
-        journal.extend(reports)  # on disk, as one unit, before anyone sees them
-        sink = self._sink
-        for report in reports:
-            logs.setdefault(report.account_id, []).append(report)
-            if sink is not None and report.account_id in self._streaming:
-                sink.on_report(report)
 
     # ------------------------------------------------------------------ quotes
 
@@ -581,7 +480,7 @@ class SimBackend:
             await self.clock.sleep(self._sleep_after(now))
 
     def _on_step(self, now: int) -> None:
-        broker = self._broker  # None until an account is used: then there is nothing to match
+        accounts = self._accounts  # None until an account is used: nothing to match till then
         self._sync_day()
         # The market's own step: it stands still in the lunch break and out of hours, when
         # there is nothing new to push or to match (new orders met this book when placed).
@@ -590,8 +489,9 @@ class SimBackend:
             return
         self._last_mark = mark
         ticks = self._publish_quotes(list(self._subs.values()), now)
-        if broker is None:
+        if accounts is None:
             return
+        broker = accounts.broker
         resting = broker.resting_codes
         if not resting or not self._market_open(now):
             return
@@ -599,32 +499,32 @@ class SimBackend:
         if missing:
             ticks.update(self._ticks(missing, now))
         for code in resting:
-            self._publish_many(broker.on_tick(ticks[code], now))
+            accounts.publish_many(broker.on_tick(ticks[code], now))
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, req: Request) -> Reply:
+    async def request(self, req: msg.Request) -> msg.Reply:
         """Answer one request (see ``backends.base``)."""
         if self._sink is None:
             raise ClosedError("the simulator is not open: use it inside `async with connect()`")
         now = self.session_now()
         # Every answer reflects the trading day the clock is on, even between loop steps.
         today = self._sync_day()
-        if type(req) is SubmitOrder:  # the hot path: straight there, not down the match
-            return self._submit(self._broker or self._open_accounts(), req, now, today)
+        if type(req) is msg.SubmitOrder:  # the hot path: straight there, not down the match
+            return self._submit(self._accounts or self._open_accounts(), req, now, today)
         match req:
-            case Hello():
-                return BackendInfo(
+            case msg.Hello():
+                return msg.BackendInfo(
                     kind="sim", url=self.url, version=__version__, venue_id=self._venue_id
                 )
-            case ListInstruments(codes=codes):
+            case msg.ListInstruments(codes=codes):
                 wanted = self._all_codes() if codes is None else normalize_codes(codes)
                 found = (self._instrument(c) for c in wanted)
-                return Instruments([i for i in found if i is not None])
-            case GetSnapshot(codes=codes):
+                return msg.Instruments([i for i in found if i is not None])
+            case msg.GetSnapshot(codes=codes):
                 known = [c for c in normalize_codes(codes) if self._trades_today(c)]
-                return Snapshots(list(self._ticks(known, now).values()))
-            case SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
+                return msg.Snapshots(list(self._ticks(known, now).values()))
+            case msg.SubscribeQuotes(sub_id=sub_id, codes=codes, period=period):
                 if period not in ("tick", "1m", "1d"):
                     parse_period(period)
                     raise InvalidArgument(
@@ -637,79 +537,38 @@ class SimBackend:
                 sub = _Subscription(sub_id, listed, period)
                 self._publish_quotes([sub], now)  # the current state at once, like MiniQMT
                 self._subs[sub_id] = sub  # only once it has worked: the tick loop repeats it
-                return Ok()
-            case UnsubscribeQuotes(sub_id=sub_id):
+                return msg.Ok()
+            case msg.UnsubscribeQuotes(sub_id=sub_id):
                 self._subs.pop(sub_id, None)
-                return Ok()
-            case FetchHistory(code=code, period=period, start=start, end=end):
+                return msg.Ok()
+            case msg.FetchHistory(code=code, period=period, start=start, end=end):
                 return self._history(code, period, start, end, now)
-            case FetchDividends(code=code):
+            case msg.FetchDividends(code=code):
                 code = self._listed([normalize_code(code)])[0]
-                return Dividends(code, self.market.history.dividends(code, now))
-            case ListSectors():
-                return Names(list(self.market.universe.sectors()))
-            case GetSectorMembers(sector=sector):
+                return msg.Dividends(code, self.market.history.dividends(code, now))
+            case msg.ListSectors():
+                return msg.Names(list(self.market.universe.sectors()))
+            case msg.GetSectorMembers(sector=sector):
                 sectors = self.market.universe.sectors()
                 if sector not in sectors:
                     raise InvalidArgument(f"unknown sector {sector!r}; known: {', '.join(sectors)}")
-                return Names(list(sectors[sector]))
-            case GetCalendar():
+                return msg.Names(list(sectors[sector]))
+            case msg.GetCalendar():
                 # The simulator keeps no calendar of its own: qmtkit's layers are its calendar.
-                return VenueCalendar()
+                return msg.VenueCalendar()
         # Everything below concerns the paper accounts: their journal is taken now.
-        broker = self._broker or self._open_accounts()
-        match req:
-            case OpenAccount(account_id=account_id, after_seq=after_seq):
-                self._check_account(account_id)
-                self._publish(account_id, broker.open_account(account_id))
-                for report in self._reports.get(account_id, []):
-                    if report.seq > after_seq and self._sink is not None:
-                        self._sink.on_report(report)
-                self._streaming.add(account_id)
-                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
-            case CloseAccount(account_id=account_id):
-                self._streaming.discard(account_id)
-                return Ok()
-            case SubmitOrder():
-                return self._submit(broker, req, now, today)
-            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
-                self._check_account(account_id)
-                cancel_reply, items = broker.cancel(account_id, order_id, now, seq=seq)
-                self._publish(account_id, items)
-                return cancel_reply
-            case CancelOrderSysid(account_id=account_id, market=market, order_sysid=sysid, seq=seq):
-                self._check_account(account_id)
-                sysid_reply, items = broker.cancel_by_sysid(account_id, market, sysid, now, seq=seq)
-                self._publish(account_id, items)
-                return sysid_reply
-            case QueryAsset(account_id=account_id):
-                self._mark(account_id, now)
-                return broker.asset(account_id)
-            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
-                return Orders(broker.orders(account_id, cancelable))
-            case QueryTrades(account_id=account_id):
-                return Trades(broker.trades(account_id))
-            case QueryPositions(account_id=account_id):
-                self._mark(account_id, now)
-                return Positions(broker.positions(account_id))
-            case QueryAccountInfos():
-                return AccountInfos(
-                    [
-                        AccountInfo(account_id=a, login_status=0)
-                        for a in sorted(broker.known_accounts)
-                    ]
-                )
-            case QueryAccountStatus():
-                return AccountStatuses(
-                    [
-                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
-                        for a in sorted(broker.known_accounts)
-                    ]
-                )
+        accounts = self._accounts or self._open_accounts()
+        if isinstance(req, msg.SubmitOrder):
+            return self._submit(accounts, req, now, today)
+        reply = accounts.handle(req, now)
+        if reply is not None:
+            return reply
         raise InvalidArgument(f"the simulator does not understand request {req!r}")
 
-    def _submit(self, broker: Broker, req: SubmitOrder, now: int, today: int) -> OrderResponse:
-        self._check_account(req.account_id)
+    def _submit(
+        self, accounts: PaperAccounts, req: msg.SubmitOrder, now: int, today: int
+    ) -> OrderResponse:
+        check_account_id(req.account_id)
         code = req.stock_code
         # A code not trading today reaches the broker without data: it refuses it.
         instrument: InstrumentDetail | None = None
@@ -723,28 +582,25 @@ class SimBackend:
                     book = self._tick_cache.get(code)
                 if book is None:
                     book = self._ticks([code], now)[code]
-        response, items = broker.submit(
+        return accounts.submit(
             req,
             book=book,
             instrument=instrument,
-            now_ms=now,
+            now=now,
             day=today,
             market_open=self._market_open(now),
         )
-        self._publish(req.account_id, items)
-        return response
-
-    def _check_account(self, account_id: object) -> None:
-        if not isinstance(account_id, str) or not account_id.strip():
-            raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
 
     def _mark(self, account_id: str, now: int) -> None:
-        broker = self._need_broker()
+        """Price ``account_id``'s holdings at the market's last prices (before a query)."""
+        broker = need(self._accounts, "the simulator").broker
         held = [p.stock_code for p in broker.positions(account_id)]
         if held:
             broker.mark_to_market({c: t.lastPrice for c, t in self._ticks(held, now).items()})
 
-    def _history(self, code: str, period: str, start: int, end: int, now: int) -> HistoryColumns:
+    def _history(
+        self, code: str, period: str, start: int, end: int, now: int
+    ) -> msg.HistoryColumns:
         code = self._listed([normalize_code(code)])[0]
         if period in ("1d", "1m"):
             cols = self.market.history_until(code, period, start, end, now)
@@ -768,4 +624,4 @@ class SimBackend:
             for name, dt in dtypes.items()
             if name in cols
         }
-        return HistoryColumns(code=code, period=period, rows=rows, columns=columns, as_of=now)
+        return msg.HistoryColumns(code=code, period=period, rows=rows, columns=columns, as_of=now)

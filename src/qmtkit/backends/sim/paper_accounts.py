@@ -1,0 +1,245 @@
+"""``PaperAccounts``: the account side of every paper venue, whatever its market.
+
+``sim://`` (the synthetic market), ``backtest://`` (replayed history) and ``paper+...`` (another
+backend's live quotes) are this one piece plus their market. It owns the paper broker, the
+accounts' journal (or none: a backtest keeps its reports in memory), the per-account report
+numbering, the push of reports to the client's sink, and the answers to account requests
+(``OpenAccount``, ``CloseAccount``, ``SubmitOrder``, cancels, queries). The market side tells
+it the time of each request and, for an order, the book and instrument the order meets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from qmtkit.backends.base import (
+    AccountInfos,
+    AccountStatuses,
+    CancelOrder,
+    CancelOrderSysid,
+    CloseAccount,
+    EventSink,
+    Ok,
+    OpenAccount,
+    Orders,
+    Positions,
+    QueryAccountInfos,
+    QueryAccountStatus,
+    QueryAsset,
+    QueryOrders,
+    QueryPositions,
+    QueryTrades,
+    Reply,
+    Request,
+    SubmitOrder,
+    Trades,
+)
+from qmtkit.backends.sim.broker import Broker
+from qmtkit.constants import AccountStatusCode
+from qmtkit.errors import ClosedError, InvalidArgument
+from qmtkit.models import (
+    AccountInfo,
+    AccountReport,
+    AccountStatus,
+    InstrumentDetail,
+    OrderResponse,
+    Tick,
+    TradeReportItem,
+)
+
+
+class ReportJournal(Protocol):
+    """Where reports go before anyone sees them (``backends.sim.journal.Journal``)."""
+
+    def extend(self, reports: list[AccountReport]) -> None:
+        """Write the reports of one state change as one unit."""
+
+
+def check_account_id(account_id: object) -> None:
+    """Refuse an account id that is not a non-empty, non-blank string."""
+    if not isinstance(account_id, str) or not account_id.strip():
+        raise InvalidArgument(f"account id must be a non-empty string, got {account_id!r}")
+
+
+class PaperAccounts:
+    """The paper broker's accounts: broker, journal, report numbering and account requests.
+
+    ``journal``: reports are written there (one unit per state change) before they are
+    pushed; None keeps them in memory only. ``history``: the reports already journaled (a
+    restart), so numbering and replays continue. ``observe(report)`` is called for every new
+    report before it is pushed (a backtest records its result frames from it).
+    ``mark(account_id, now)`` is called before an asset or positions query (to price holdings
+    at the market's last prices); ``on_cancel(now, order_id, code, ok)`` after each cancel.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        journal: ReportJournal | None = None,
+        history: Iterable[AccountReport] = (),
+        observe: Callable[[AccountReport], None] | None = None,
+        mark: Callable[[str, int], None] | None = None,
+        on_cancel: Callable[[int, int, str, bool], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.journal = journal
+        self.sink: EventSink | None = None
+        self.reports: dict[str, list[AccountReport]] = {}
+        for report in history:
+            self.reports.setdefault(report.account_id, []).append(report)
+        #: Accounts whose reports are pushed to the sink (opened and not closed).
+        self.streaming: set[str] = set()
+        #: Reports made by this object (not counting ``history``).
+        self.report_count = 0
+        self._observe = observe
+        self._mark = mark
+        self._on_cancel = on_cancel
+
+    # ------------------------------------------------------------------ reports
+
+    def publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
+        """Number, journal (as one unit), observe and push the reports of one account."""
+        log = self.reports.setdefault(account_id, [])
+        first = len(log) + 1
+        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
+        if not reports:
+            return
+        if self.journal is not None:
+            self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
+        log.extend(reports)
+        self._after(reports)
+
+    def publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
+        """Like ``publish`` for one state change of any accounts (one journal unit for all).
+
+        One journal write holds them all, so after a crash at any byte the journal has the
+        whole change or none of it (never a fill without its position and asset reports).
+        """
+        logs = self.reports
+        reports: list[AccountReport] = []
+        next_seq: dict[str, int] = {}
+        for account_id, item in pairs:
+            seq = next_seq.get(account_id)
+            if seq is None:
+                seq = len(logs.get(account_id, ())) + 1
+            next_seq[account_id] = seq + 1
+            reports.append(AccountReport(account_id, seq, item))
+        if not reports:
+            return
+        if self.journal is not None:
+            self.journal.extend(reports)
+        for report in reports:
+            logs.setdefault(report.account_id, []).append(report)
+        self._after(reports)
+
+    def _after(self, reports: list[AccountReport]) -> None:
+        self.report_count += len(reports)
+        observe = self._observe
+        if observe is not None:
+            for report in reports:
+                observe(report)
+        sink = self.sink
+        if sink is not None:
+            streaming = self.streaming
+            for report in reports:
+                if report.account_id in streaming:
+                    sink.on_report(report)
+
+    def close(self) -> None:
+        """Stop pushing: the client's stream is gone."""
+        self.sink = None
+        self.streaming.clear()
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(
+        self,
+        req: SubmitOrder,
+        *,
+        book: Tick | None,
+        instrument: InstrumentDetail | None,
+        now: int,
+        day: int,
+        market_open: bool = True,
+    ) -> OrderResponse:
+        """Place one order against ``book`` (what the market offers it now) and publish."""
+        response, items = self.broker.submit(
+            req, book=book, instrument=instrument, now_ms=now, day=day, market_open=market_open
+        )
+        self.publish(req.account_id, items)
+        return response
+
+    def handle(self, req: Request, now: int) -> Reply | None:
+        """Answer an account request at ``now``; None if ``req`` is not one."""
+        broker = self.broker
+        match req:
+            case OpenAccount(account_id=account_id, after_seq=after_seq):
+                check_account_id(account_id)
+                self.publish(account_id, broker.open_account(account_id))
+                sink = self.sink
+                if sink is not None:
+                    for report in self.reports.get(account_id, []):
+                        if report.seq > after_seq:
+                            sink.on_report(report)
+                self.streaming.add(account_id)
+                return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
+            case CloseAccount(account_id=account_id):
+                self.streaming.discard(account_id)
+                return Ok()
+            case CancelOrder(account_id=account_id, order_id=order_id, seq=seq):
+                check_account_id(account_id)
+                code = ""
+                if self._on_cancel is not None and account_id in broker.known_accounts:
+                    found = broker.order(account_id, order_id)
+                    code = found.stock_code if found is not None else ""
+                reply, items = broker.cancel(account_id, order_id, now, seq=seq)
+                self.publish(account_id, items)
+                if self._on_cancel is not None:
+                    self._on_cancel(now, order_id, code, reply.cancel_result == 0)
+                return reply
+            case CancelOrderSysid(account_id=account_id, market=market, order_sysid=sysid, seq=seq):
+                check_account_id(account_id)
+                sreply, items = broker.cancel_by_sysid(account_id, market, sysid, now, seq=seq)
+                self.publish(account_id, items)
+                if self._on_cancel is not None:
+                    self._on_cancel(now, sreply.order_id, "", sreply.cancel_result == 0)
+                return sreply
+            case QueryAsset(account_id=account_id):
+                if self._mark is not None:
+                    self._mark(account_id, now)
+                return broker.asset(account_id)
+            case QueryOrders(account_id=account_id, cancelable_only=cancelable):
+                return Orders(broker.orders(account_id, cancelable))
+            case QueryTrades(account_id=account_id):
+                return Trades(broker.trades(account_id))
+            case QueryPositions(account_id=account_id):
+                if self._mark is not None:
+                    self._mark(account_id, now)
+                return Positions(broker.positions(account_id))
+            case QueryAccountInfos():
+                return AccountInfos(
+                    [
+                        AccountInfo(account_id=a, login_status=0)
+                        for a in sorted(broker.known_accounts)
+                    ]
+                )
+            case QueryAccountStatus():
+                return AccountStatuses(
+                    [
+                        AccountStatus(account_id=a, status=int(AccountStatusCode.OK))
+                        for a in sorted(broker.known_accounts)
+                    ]
+                )
+        return None
+
+
+def need(accounts: PaperAccounts | None, what: str) -> PaperAccounts:
+    """``accounts``, or ClosedError naming the venue (``what``) when it is not open."""
+    if accounts is None:
+        raise ClosedError(f"{what} is not open: use it inside `async with connect()`")
+    return accounts
+
+
+__all__ = ["PaperAccounts", "ReportJournal", "check_account_id", "need"]
