@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from qmtkit import messages as msg
+import qmtkit.messages as msg
 from qmtkit._version import __version__
 from qmtkit.backends.base import Backend, EventSink, expect
 from qmtkit.backends.sim.broker import Broker

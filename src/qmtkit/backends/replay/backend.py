@@ -38,7 +38,7 @@ import anyio
 import numpy as np
 import polars as pl
 
-from qmtkit import messages as msg
+import qmtkit.messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.backends.base import EventSink

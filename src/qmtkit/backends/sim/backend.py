@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmtkit import messages as msg
+import qmtkit.messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.atomicfile import write_atomically
