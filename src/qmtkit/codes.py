@@ -167,12 +167,20 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
     ratio = limit_ratio(b, bool(is_st))
     if ratio is None:
         raise InvalidArgument(f"board {b.value!r} has no daily price limit")
+    return band_prices(pre_close, ratio, ratio)
+
+
+def band_prices(base_price: float, up_ratio: float, down_ratio: float) -> tuple[float, float]:
+    """(down, up) = base x (1 - down_ratio), base x (1 + up_ratio), rounded half-up to 0.01.
+
+    The caller checks its arguments (``limit_prices`` does); the down price is at least 0.01.
+    """
     # Decimal of the shortest repr computes on the price as written (1.005), not its binary
     # neighbour, and rounds half-up to the cent as the exchanges publish limits.
-    base, r, cent = Decimal(repr(float(pre_close))), Decimal(repr(ratio)), Decimal("0.01")
-    up = (base * (1 + r)).quantize(cent, rounding=ROUND_HALF_UP)
-    down = max(cent, (base * (1 - r)).quantize(cent, rounding=ROUND_HALF_UP))
-    return float(down), float(up)
+    base, cent = Decimal(repr(float(base_price))), Decimal("0.01")
+    up = (base * (1 + Decimal(repr(up_ratio)))).quantize(cent, rounding=ROUND_HALF_UP)
+    down = (base * (1 - Decimal(repr(down_ratio)))).quantize(cent, rounding=ROUND_HALF_UP)
+    return float(max(cent, down)), float(up)
 
 
 class Period(msgspec.Struct, frozen=True):

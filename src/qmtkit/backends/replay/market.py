@@ -9,8 +9,10 @@ its day, closes at 15:00; a minute bar is labelled by its end; a tick by its own
 Prices are raw (unadjusted): orders match against what was traded that day. Instruments are
 derived from the bars: the pre-close is the day's ``preClose`` field (the exchange's, which
 already accounts for an ex-rights day) or else the previous close; limits follow the board
-(ST names, given by the caller, 5 %); a code without a bar that day, or whose bar is marked
-suspended or has no volume, is suspended (``IsTrading`` False).
+(ST names, given by the caller, 5 %) and the era, and a new listing's first days follow their
+own rules where the cache's instrument lists give the listing date (``backends.daylimits``,
+``replay.listings``); a code without a bar that day, or whose bar is marked suspended or has
+no volume, is suspended (``IsTrading`` False).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import numpy.typing as npt
 import polars as pl
 
 from qmtkit.backends.base import Dividend
+from qmtkit.backends.daylimits import day_limits
 from qmtkit.backends.market import Market
+from qmtkit.backends.replay.listings import Listings, listing_dates
 from qmtkit.backends.sim.market import SyntheticMarket
 from qmtkit.clock import BEIJING_OFFSET_MS
-from qmtkit.codes import Board, limit_prices, normalize_code, parse_code
+from qmtkit.codes import Board, normalize_code, parse_code
 from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import DAY_MS, ms_to_yyyymmdd, yyyymmdd_to_ms
 from qmtkit.data.horizon import close_time, visible_end
@@ -137,6 +141,7 @@ class ReplayMarket:
         self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
         self._instr_day = 0
         self._instr: dict[str, InstrumentDetail] = {}
+        self.listings = Listings(listing_dates(cache.root, self.codes), cache.home)
 
     def _last_label(self, end_ms: int) -> int:
         return end_ms
@@ -333,13 +338,16 @@ class ReplayMarket:
             pre = pre_field if pre_field > 0 else prev
             trading = volume > 0 and suspended == 0
         up = down = 0.0
+        list_date = self.listings.dates.get(code, 0)
         if pre > 0 and board is not Board.INDEX:
-            down, up = limit_prices(pre, board, is_st)
+            nth = self.listings.nth_day(code, day)
+            down, up = day_limits(pre, board, is_st, day, list_date=list_date, nth_day=nth)
         symbol, exchange = code.split(".")
         return InstrumentDetail(
             ExchangeID=exchange,
             InstrumentID=symbol,
             InstrumentName=code,
+            OpenDate=str(list_date) if list_date else "",
             PreClose=pre,
             UpStopPrice=up,
             DownStopPrice=down,

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qmtkit.backends.base import Dividend
-from qmtkit.backends.sim.universe import Listing, Universe, history_start
+from qmtkit.backends.sim.universe import HISTORY_START, Listing, Universe, history_start
 from qmtkit.checks import is_whole
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, parse_code
@@ -659,7 +659,9 @@ class SyntheticHistory:
     def instrument(self, code: str, day: int) -> InstrumentDetail:
         """Reference data of ``code`` on trading day ``day`` with its PreClose and limits."""
         p, i = self.day_index(code, day)
-        return self.universe.instrument(code, float(p.pre_close[i]) / 100.0, int(day))
+        # A path that starts on the listing day numbers the listing's days (new-listing limits).
+        nth = i + 1 if self.listing(code).list_date >= HISTORY_START else 0
+        return self.universe.instrument(code, float(p.pre_close[i]) / 100.0, int(day), nth)
 
 
 def _parse_day(day: object) -> int:

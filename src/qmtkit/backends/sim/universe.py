@@ -17,6 +17,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from qmtkit.backends.daylimits import day_limits
 from qmtkit.checks import is_int
 from qmtkit.codes import Board, limit_ratio, normalize_code, parse_code
 from qmtkit.codes import limit_prices as codes_limit_prices
@@ -379,17 +380,25 @@ class Universe:
         norm = normalize_code(code)
         return self._listings.get(norm) or listing_of(norm, self.seed)
 
-    def instrument(self, code: str, pre_close: float, day: int) -> InstrumentDetail:
+    def instrument(
+        self, code: str, pre_close: float, day: int, nth_day: int = 0
+    ) -> InstrumentDetail:
         """Reference data of ``code`` for trading day ``day`` (``YYYYMMDD``) given its PreClose.
 
-        The limit prices follow the board's ratio, rounded half-up to 0.01; indices have none (0).
+        The limit prices follow the board's ratio on that day, rounded half-up to 0.01, and
+        the new-listing rules when ``nth_day`` (the day's number among the listing's trading
+        days, 1 for the listing day; 0: not known) is given (``backends.daylimits``); indices
+        have none (0).
         ``PriceTick`` is 0.01 for every code here (real ETFs quote in 0.001; the simulator keeps
         one price grid so that the broker's tick-size rule is the same for all).
         """
         lst = self.listing(code)
         if not isinstance(day, int) or not 19900101 <= day <= 99991231:
             raise InvalidArgument(f"day must be a YYYYMMDD int such as 20240102, got {day!r}")
-        down, up = limit_prices(pre_close, lst.board, lst.is_st)
+        limit_prices(pre_close, lst.board, lst.is_st)  # refuses a bad pre_close
+        down, up = day_limits(
+            pre_close, lst.board, lst.is_st, day, list_date=lst.list_date, nth_day=nth_day
+        )
         symbol, exchange = lst.code.split(".")
         return InstrumentDetail(
             ExchangeID=exchange,
