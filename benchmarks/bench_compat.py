@@ -339,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "Both order figures are marketable buys on the default `sim://` (since the shared "
-        "terminal, a lone program hosts it and reaches it in memory), timed from the call "
-        "until the fill is seen (the shim: in its callback thread). "
+        "terminal, a lone program hosts it and reaches the simulator directly), timed from the "
+        "call until the fill is seen (the shim: in its callback thread). "
         f"{statistics.mean([len(shim['order']), len(base['order'])]):.0f} orders per side "
         f"after {WARMUP} warm-up orders."
     )  # fmt: skip

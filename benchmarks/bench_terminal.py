@@ -4,8 +4,8 @@ Run ``python benchmarks/bench_terminal.py`` (``--quick`` for a smoke run). Four 
 simulator, all in one run:
 
 - in-process: ``sim://?share=0``, the simulator inside the program (the baseline);
-- hosting: ``sim://`` in the program that hosts the terminal (its own client goes through the
-  terminal's gateway too);
+- hosting: ``sim://`` in the program that hosts the terminal (its own client reaches the
+  simulator directly, the reports come through the terminal);
 - attached: ``sim://`` in a program attached to a terminal another process hosts (the Unix
   socket, the gateway's protocol);
 - floors: a bare asyncio ping-pong of 64 bytes across processes over a Unix socket and over
@@ -156,7 +156,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     rows = [
         ("attached program (another process hosts)", other, "≤ 150 µs"),
-        ("hosting program (its own client through the terminal)", hosted, ""),
+        ("hosting program (a lone program: it hosts the terminal)", hosted, "≈ in-process"),
         ("in-process simulator, `sim://?share=0` (baseline)", local, ""),
     ]
     for name, xs, target in rows:

@@ -69,6 +69,50 @@ async def test_every_program_sees_the_same_reports_in_order(tmp_path: Path) -> N
         assert [o.order_id for o in await acct_a.orders()] == [order_id]
 
 
+async def test_the_hosting_program_trades_without_the_wire(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path) as host:
+        assert isinstance(host.backend, LocalTerminalBackend) and host.backend.hosting
+        acct = await host.account(ACCT)
+        async with acct.reports() as reports:
+            order_id = await _buy_at_limit(acct)
+            trade = await _next_report(reports, "Trade")
+        gateway = host.backend._gateway
+        assert gateway is not None
+        assert gateway.sessions == set()  # its own program is no gateway client
+        assert trade.item.order_id == order_id  # type: ignore[union-attr]
+        assert 0 < trade.seq <= acct.last_seq
+
+
+async def test_host_and_attached_program_resume_from_the_simulators_numbers(
+    tmp_path: Path,
+) -> None:
+    async with qmtkit.connect(home=tmp_path) as host:
+        first = await host.account(ACCT)
+        await _buy_at_limit(first)
+        written = first.last_seq
+        async with qmtkit.connect(home=tmp_path) as other:
+            late = await other.account(ACCT)  # replayed from the simulator's journal
+            assert late.last_seq == written
+            await _buy_at_limit(late)
+            with anyio.fail_after(20):
+                while first.last_seq < late.last_seq:
+                    await anyio.sleep(0.01)
+            assert first.last_seq == late.last_seq > written
+            assert [o.order_id for o in await first.orders()] == [
+                o.order_id for o in await late.orders()
+            ]
+
+
+async def test_host_and_attached_program_each_get_their_quotes(tmp_path: Path) -> None:
+    async with qmtkit.connect(home=tmp_path) as host, qmtkit.connect(home=tmp_path) as other:
+        assert isinstance(host.backend, LocalTerminalBackend) and host.backend.hosting
+        async with host.subscribe([CODE]) as mine, other.subscribe([CODE]) as theirs:
+            with anyio.fail_after(20):
+                got_mine = await mine.__anext__()
+                got_theirs = await theirs.__anext__()
+        assert {t.stock_code for t in got_mine} == {t.stock_code for t in got_theirs} == {CODE}
+
+
 async def test_the_terminal_is_reachable_only_by_its_owner(tmp_path: Path) -> None:
     async with qmtkit.connect(home=tmp_path):
         paths = paths_of(f"sim://?home={tmp_path}")

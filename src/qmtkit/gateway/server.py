@@ -181,18 +181,27 @@ class Gateway:
         already handed out by an earlier lifetime. The first report that differs, or is beyond
         the journal, ends that comparison: from then on everything is new.
         """
+        recorded = self._record(report)
+        if recorded is not None:
+            self._fan_out(*recorded)
+
+    def _record(self, report: AccountReport) -> tuple[AccountReport, msgspec.Raw] | None:
+        """Journal a backend report under the gateway's seq (None: a repeat, dropped)."""
         account_id = report.account_id
         state = self._lifetime.get(account_id)
         if report.seq > 0:
             if state is not None and report.seq <= state[0]:
-                return
+                return None
             comparing = state is None or state[1]
             if comparing and self.journal.item_at_bseq(account_id, report.seq) == report.item:
                 self._lifetime[account_id] = (report.seq, True)
-                return
+                return None
             self._lifetime[account_id] = (report.seq, False)
-        report, raw = self.journal.record_encoded(account_id, report.item, report.seq)
-        acct = self._accounts.get(account_id)
+        return self.journal.record_encoded(account_id, report.item, report.seq)
+
+    def _fan_out(self, report: AccountReport, raw: msgspec.Raw) -> None:
+        """Hand a journaled report (``raw``: encoded) to the clients reading its account."""
+        acct = self._accounts.get(report.account_id)
         if acct is None or not acct.sessions:
             self.journal.sync()  # nobody will send it soon: hand it to the OS now
             return
@@ -284,6 +293,23 @@ class Gateway:
             log.warning("gateway: backend refused to unsubscribe %d: %s", shared.gid, exc)
 
     async def _open_account(self, session: Session, req: OpenAccount) -> Reply:
+        acct = await self._backend_account(req)
+        # Replay and attach with no await in between: no report can slip through the gap.
+        old = acct.sessions.pop(session, None)
+        if old is not None:
+            await old.aclose()
+        for report in self._replay(req.account_id, req.after_seq):
+            session.send(ReportEvent(report), budgeted=False)  # bounded by the journal
+        acct.sessions[session] = acct.fanout.subscribe()
+        session.accounts[req.account_id] = acct
+        return acct.reply if acct.reply is not None else Ok()
+
+    def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
+        """The account's reports a client that saw ``after_seq`` has not seen, in order."""
+        return self.journal.since(account_id, after_seq)
+
+    async def _backend_account(self, req: OpenAccount) -> AccountState:
+        """The account, opened at the backend once (every report asked for) and journaled."""
         while True:
             acct = self._accounts.get(req.account_id)
             if acct is None:
@@ -305,15 +331,7 @@ class Gateway:
             await acct.ready.wait()
             if acct.failed is None:
                 break
-        # Replay and attach with no await in between: no report can slip through the gap.
-        old = acct.sessions.pop(session, None)
-        if old is not None:
-            await old.aclose()
-        for report in self.journal.since(req.account_id, req.after_seq):
-            session.send(ReportEvent(report), budgeted=False)  # bounded by the journal
-        acct.sessions[session] = acct.fanout.subscribe()
-        session.accounts[req.account_id] = acct
-        return acct.reply if acct.reply is not None else Ok()
+        return acct
 
     async def _close_account(self, session: Session, account_id: str) -> Reply:
         # The backend account stays open: the gateway keeps journaling it for later resumes.

@@ -1,7 +1,8 @@
 """``sim://``, shared: attach to the local terminal, or host it when none is running.
 
 Every program that opens a ``sim://`` terminal is a client of the terminal's gateway over
-a Unix domain socket, the host's own client included. Connecting means: try the socket; if
+a Unix domain socket, but the host's own client, which reaches the simulator directly
+(``terminal.direct``) and reads the same journaled reports. Connecting means: try the socket; if
 nobody answers, try to take the host lock; whoever gets it hosts the terminal inside its
 own process (``host.host_terminal``) for as long as its ``connect()`` lasts; the others wait
 for the socket. When the host ends (its program exits, or is killed), the other programs'
@@ -11,22 +12,26 @@ accounts from the last report number it saw (``RemoteBackend``'s resume logic).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
+from qmtkit._resume import ReportCursor
 from qmtkit._tasks import lifetime_tasks
-from qmtkit.backends.base import Backend, BackendInfo, EventSink
+from qmtkit.backends.base import BackendInfo, EventSink, Reply, Request
 from qmtkit.backends.remote import RemoteBackend, _Link
+from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.urls import without_share
 from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
 from qmtkit.recordlog import FileLock
+from qmtkit.terminal.direct import ROUTED, DirectChannel
 from qmtkit.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
 from qmtkit.terminal.paths import identity, paths_of
 from qmtkit.wire.fastio import FastStream, asyncio_running
+from qmtkit.wire.protocol import FrameReader
 
 #: Seconds to wait for a terminal to answer (hosting one included) before giving up.
 CONNECT_TIMEOUT = 30.0
@@ -54,6 +59,7 @@ class LocalTerminalBackend(RemoteBackend):
         self.where = f"the terminal {self.paths.directory}"
         self._host_tg: anyio.abc.TaskGroup | None = None
         self._gateway: TerminalGateway | None = None  # the terminal this process hosts
+        self._events: EventSink | None = None  # the sink ``open`` was given
         #: True while this process hosts the terminal.
         self.hosting = False
 
@@ -71,6 +77,7 @@ class LocalTerminalBackend(RemoteBackend):
         # A program connecting afresh restarts a terminal that ``qmtkit terminal stop`` ended.
         with suppress(FileNotFoundError):
             self.paths.stopped.unlink()
+        self._events = sink
         async with lifetime_tasks() as tg:
             self._host_tg = tg
             try:
@@ -83,7 +90,13 @@ class LocalTerminalBackend(RemoteBackend):
         return BackendInfo(kind="sim", url=self.url, version=info.version, venue_id=info.venue_id)
 
     async def _connect(self) -> _Link:
-        link = await super()._connect()
+        try:
+            link = await super()._connect()
+        except _HostedHere:
+            gw, sink = self._gateway, self._events
+            assert gw is not None and sink is not None
+            channel = gw.attach_direct(sink, sink.on_report)
+            return _Link(channel, FrameReader(channel), gw.info)
         theirs = identity(link.info.url)
         if theirs != self.identity:
             await link.stream.aclose()
@@ -100,8 +113,8 @@ class LocalTerminalBackend(RemoteBackend):
         path = str(self.paths.socket)
         delay = 0.002
         while True:
-            if self._gateway is not None:  # we host it: talk to it in memory
-                return self._gateway.attach_local()
+            if self._gateway is not None:  # we host it: no stream, a direct channel
+                raise _HostedHere
             if self.paths.stopped.exists():
                 raise BackendUnavailable(
                     f"the terminal {self.paths.directory} was stopped (qmtkit terminal stop); "
@@ -118,6 +131,42 @@ class LocalTerminalBackend(RemoteBackend):
             await anyio.sleep(delay)  # another program is starting to host: wait for it
             delay = min(delay * 2, 0.05)
 
+    async def request(self, req: Request) -> Reply:
+        """Send one request to the terminal (straight to it when this process hosts it)."""
+        link = self._link
+        if (
+            link is not None
+            and type(link.stream) is DirectChannel
+            and self._connected
+            and not isinstance(req, ROUTED)
+        ):
+            return await link.stream.request(req)
+        return await super().request(req)
+
+    async def _call(self, link: _Link, req: Request) -> Reply:
+        channel = link.stream
+        if type(channel) is DirectChannel:
+            return await channel.request(req)
+        return await super()._call(link, req)
+
+    async def _heartbeat_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
+        if type(link.stream) is DirectChannel:
+            await anyio.sleep_forever()  # in this process: nothing to watch
+        await super()._heartbeat_loop(link, dead)
+
+    async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
+        channel = link.stream
+        if type(channel) is not DirectChannel:
+            return await super()._read_loop(link, dead)
+        try:
+            await channel.ended.wait()
+        finally:
+            # Its reports went straight to the client; a later resume starts after them.
+            for account_id, last in channel.positions().items():
+                cursor = self._cursors.setdefault(account_id, ReportCursor())
+                cursor.last = max(cursor.last, last)
+        dead("the terminal this program hosted stopped")
+
     async def _try_to_host(self) -> bool:
         """Host the terminal in this process if its lock is free; False if another has it."""
         tg = self._host_tg
@@ -132,8 +181,6 @@ class LocalTerminalBackend(RemoteBackend):
             lock.acquire()
         except JournalLocked:
             return False
-        from qmtkit.backends.sim import SimBackend
-
         try:
             sim = SimBackend.from_url(self.sim_url)
         except BaseException:
@@ -144,7 +191,7 @@ class LocalTerminalBackend(RemoteBackend):
 
     async def _host(
         self,
-        sim: Backend,
+        sim: SimBackend,
         lock: FileLock,
         *,
         task_status: TaskStatus[TerminalGateway] = anyio.TASK_STATUS_IGNORED,
@@ -155,6 +202,10 @@ class LocalTerminalBackend(RemoteBackend):
         finally:
             self.hosting = False
             self._gateway = None
+
+
+class _HostedHere(Exception):
+    """This process hosts the terminal: its program takes a direct channel, not a stream."""
 
 
 __all__ = ["CONNECT_TIMEOUT", "LocalTerminalBackend", "TerminalMismatch"]

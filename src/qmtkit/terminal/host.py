@@ -2,15 +2,16 @@
 
 The host holds ``terminal.lock`` for as long as it hosts; then it opens the simulator (which
 locks its journal), binds the socket (``0600`` in a ``0700`` directory) and serves every
-program that attaches, its own included (over an in-memory stream), with the gateway
-(``gateway.server.Gateway``): the same protocol, multiplexing and resume-by-seq as
-``qmtkit serve``, without a token.
+program that attaches with the gateway (``gateway.server.Gateway``): the same protocol,
+multiplexing and resume-by-seq as ``qmtkit serve``, without a token. The hosting program's own
+client skips the wire (``terminal.direct``): its requests go straight to the simulator and its
+reports come from the same journal, as they are recorded.
 
-The gateway's report journal is kept in memory: the simulator's journal on disk is the
-record. The gateway opens each account at the simulator from its first report and numbers
-reports in the order they come, so its numbers are the simulator's own; a new host after a
-crash rebuilds the same numbering from the simulator's journal, and attached programs resume
-from the last number they saw.
+The simulator's journal is the terminal's record: it numbers each account's reports 1, 2,
+3 ..., holds each report on disk before any program sees it, and keeps them in memory, so the
+terminal hands them out under the simulator's own numbers and replays a resuming program from
+there (the gateway's own journal stays empty). A new host after a crash reads the same
+journal, and attached programs resume from the last number they saw.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,23 @@ import anyio.abc
 import msgspec
 from anyio.abc import TaskStatus
 
-from qmtkit.backends.base import Backend, Ok, Reply, Request
+from qmtkit.backends.base import (
+    ConnectionState,
+    EventSink,
+    Ok,
+    OpenAccount,
+    Reply,
+    Request,
+    SubscribeQuotes,
+    UnsubscribeQuotes,
+)
+from qmtkit.backends.sim import SimBackend
 from qmtkit.clock import wall_ms
-from qmtkit.errors import BackendUnavailable
+from qmtkit.errors import BackendUnavailable, InvalidArgument, QmtkitError
 from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.server import DEFAULT_REPORT_CAP, Gateway
 from qmtkit.gateway.session import Session
+from qmtkit.models import AccountReport, QuoteBatch
 from qmtkit.recordlog import FileLock
 from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.terminal.control import (
@@ -45,7 +58,7 @@ from qmtkit.terminal.control import (
     TerminalState,
     TerminalStatus,
 )
-from qmtkit.terminal.memstream import memory_stream_pair
+from qmtkit.terminal.direct import DirectChannel
 from qmtkit.terminal.paths import TerminalPaths
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
@@ -60,7 +73,10 @@ HEARTBEAT = 5.0
 class TerminalGateway(Gateway):
     """The gateway of a local terminal: it also answers ``TerminalStatus`` and ``StopTerminal``."""
 
-    def __init__(self, backend: Backend, paths: TerminalPaths) -> None:
+    backend: SimBackend
+
+    def __init__(self, backend: SimBackend, paths: TerminalPaths) -> None:
+        # The gateway's own journal stays empty: the simulator's is the terminal's record.
         super().__init__(
             backend,
             ReportJournal().open(),
@@ -72,20 +88,134 @@ class TerminalGateway(Gateway):
             max_frame=MAX_FRAME,
         )
         self.decoder = msgspec.msgpack.Decoder(ControlClientMessage)
+        self.encoder_raw = msgspec.msgpack.Encoder()
         self.paths = paths
         self.since = wall_ms()
         self.programs: dict[int, Program] = {}  # id(stream) -> the program on it
         self.stop_requested = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
+        #: This process's own programs (``attach_direct``), in the order they came.
+        self.direct: list[DirectChannel] = []
+        self._direct_accounts: dict[str, dict[DirectChannel, None]] = {}
+        self._direct_subs: dict[int, tuple[DirectChannel, int]] = {}  # hub id -> (channel, id)
 
-    def attach_local(self) -> anyio.abc.ByteStream:
-        """A client stream for this process's own program, in memory instead of a socket."""
+    # ------------------------------------------------------------------ this process's program
+
+    def attach_direct(
+        self, sink: EventSink, deliver: Callable[[AccountReport], None]
+    ) -> DirectChannel:
+        """A channel for this process's own program: no socket, no encoding (``direct``).
+
+        ``deliver`` takes its reports, ``sink`` its quotes and connection changes.
+        """
         if self._tg is None:
             raise BackendUnavailable("the terminal this process hosts has stopped")
-        ours, theirs = memory_stream_pair()
-        program = Program(os.getpid(), _command_of(os.getpid()), wall_ms(), [])
-        self._tg.start_soon(self.serve_stream, theirs, program)
-        return ours
+        channel = DirectChannel(
+            self, Program(os.getpid(), _command_of(os.getpid()), wall_ms(), []), sink, deliver
+        )
+        self.direct.append(channel)
+        return channel
+
+    async def open_direct(self, channel: DirectChannel, req: OpenAccount) -> Reply:
+        """Open an account for a direct channel: replay from the journal, then stream live."""
+        acct = await self._backend_account(req)
+        # Replay and attach with no await in between: no report can slip through the gap.
+        for report in self._replay(req.account_id, req.after_seq):
+            channel.deliver(report)
+        self._direct_accounts.setdefault(req.account_id, {})[channel] = None
+        channel.accounts.add(req.account_id)
+        return acct.reply if acct.reply is not None else Ok()
+
+    def close_direct(self, channel: DirectChannel, account_id: str) -> None:
+        """Stop streaming an account to a direct channel (the simulator keeps it open)."""
+        channel.accounts.discard(account_id)
+        self._direct_accounts.get(account_id, {}).pop(channel, None)
+
+    async def subscribe_direct(self, channel: DirectChannel, req: SubscribeQuotes) -> Reply:
+        """Subscribe a direct channel's quotes at the simulator under an id of the hub's."""
+        if req.sub_id in channel.subs:
+            raise InvalidArgument(
+                f"subscription id {req.sub_id} is already in use in this program; "
+                "unsubscribe it first or use another id"
+            )
+        gid = self._next_gid
+        self._next_gid += 1
+        # Registered before asking, so the snapshot the simulator pushes at once is kept.
+        self._direct_subs[gid] = (channel, req.sub_id)
+        channel.subs[req.sub_id] = gid
+        try:
+            await self.backend.request(SubscribeQuotes(gid, list(req.codes), req.period))
+        except BaseException:
+            self._direct_subs.pop(gid, None)
+            channel.subs.pop(req.sub_id, None)
+            raise
+        return Ok()
+
+    async def unsubscribe_direct(self, channel: DirectChannel, sub_id: int) -> Reply:
+        """End one of a direct channel's quote subscriptions."""
+        gid = channel.subs.pop(sub_id, None)
+        if gid is None:
+            raise InvalidArgument(
+                f"no quote subscription with id {sub_id} in this program "
+                f"(open ones: {sorted(channel.subs)})"
+            )
+        self._direct_subs.pop(gid, None)
+        await self.backend.request(UnsubscribeQuotes(gid))
+        return Ok()
+
+    async def detach_direct(self, channel: DirectChannel) -> None:
+        """A direct channel leaves: its accounts and subscriptions are let go."""
+        with suppress(ValueError):
+            self.direct.remove(channel)
+        for account_id in list(channel.accounts):
+            self.close_direct(channel, account_id)
+        for sub_id in list(channel.subs):
+            with suppress(QmtkitError), anyio.move_on_after(5.0):
+                await self.unsubscribe_direct(channel, sub_id)
+
+    def end_direct(self) -> None:
+        """The terminal stops: every direct channel's link ends."""
+        for channel in self.direct:
+            channel.ended.set()
+
+    # ------------------------------------------------------------------ events
+
+    def on_report(self, report: AccountReport) -> None:
+        """Hand a report to this process's programs at once, then to the attached ones.
+
+        The simulator's journal is the terminal's: its numbers are the ones every program
+        sees, and it holds every report before any program sees one (``_replay``).
+        """
+        channels = self._direct_accounts.get(report.account_id)
+        if channels:
+            for channel in channels:  # delivering never opens or closes an account
+                channel.deliver(report)
+        if self.sessions:
+            acct = self._accounts.get(report.account_id)
+            if acct is not None and acct.sessions:
+                self._fan_out(report, msgspec.Raw(self.encoder_raw.encode(report)))
+
+    def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
+        return self.backend.reports_after(account_id, after_seq)
+
+    def last_seq(self, account_id: str) -> int:
+        """The seq of the account's latest report (0: none yet)."""
+        reports = self.backend.reports_after(account_id, 0)
+        return reports[-1].seq if reports else 0
+
+    def on_quotes(self, batch: QuoteBatch) -> None:
+        """Quotes of a direct channel's subscription go to it; the rest as any gateway does."""
+        direct = self._direct_subs.get(batch.sub_id)
+        if direct is None:
+            super().on_quotes(batch)
+        elif batch.items:
+            direct[0].on_quotes(batch, direct[1])
+
+    def on_connection(self, state: ConnectionState) -> None:
+        """Tell every program, direct or attached."""
+        for channel in self.direct:
+            channel.on_connection(state)
+        super().on_connection(state)
 
     async def handle(self, session: Session, req: Request) -> Reply:
         """Answer control requests here; everything else as any gateway does."""
@@ -103,11 +233,15 @@ class TerminalGateway(Gateway):
         """Who is attached right now (but ``excluding``), with the accounts each has open."""
         programs: list[Program] = []
         attached = [s for s in self.sessions if s is not excluding]
-        for session in sorted(attached, key=lambda s: self._program(s).since):
+        for session in attached:
             p = self._program(session)
             programs.append(
                 Program(p.pid, p.command, p.since, sorted(session.accounts), p.pid == os.getpid())
             )
+        for channel in self.direct:
+            p = channel.program
+            programs.append(Program(p.pid, p.command, p.since, sorted(channel.accounts), True))
+        programs.sort(key=lambda p: p.since)
         return TerminalState(self.info.url, self.info.venue_id, os.getpid(), self.since, programs)
 
     def _program(self, session: Session) -> Program:
@@ -142,7 +276,7 @@ def _command_of(pid: int) -> str:
 
 
 async def host_terminal(
-    backend: Backend,
+    backend: SimBackend,
     paths: TerminalPaths,
     lock: FileLock,
     *,
@@ -170,6 +304,7 @@ async def host_terminal(
                         await gw.stop_requested.wait()
                     finally:
                         gw._tg = None
+                        gw.end_direct()
                     tg.cancel_scope.cancel()
             finally:
                 with suppress(FileNotFoundError):

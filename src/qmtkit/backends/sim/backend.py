@@ -63,6 +63,7 @@ from qmtkit.errors import (
     QmtkitError,
 )
 from qmtkit.models import (
+    AccountReport,
     Bar,
     InstrumentDetail,
     OrderResponse,
@@ -407,6 +408,19 @@ class SimBackend:
         if accounts is not None and accounts.broker.day != today:
             accounts.publish_many(accounts.broker.roll_day(today))
         return today
+
+    # ------------------------------------------------------------------ reports
+
+    def reports_after(self, account_id: str, after_seq: int) -> list[AccountReport]:
+        """The journaled reports of an account with ``seq > after_seq``, oldest first.
+
+        The simulator numbers each account's reports 1, 2, 3 ... and keeps them in memory
+        while it is open (the shared terminal replays attached programs from here).
+        """
+        accounts = self._accounts
+        if accounts is None:
+            return []
+        return accounts.reports.get(account_id, [])[max(after_seq, 0) :]
 
     # ------------------------------------------------------------------ quotes
 
