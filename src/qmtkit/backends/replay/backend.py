@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import msgspec
 import numpy as np
 import polars as pl
 
@@ -45,11 +46,13 @@ from qmtkit.backends.base import EventSink
 from qmtkit.backends.replay.clock import ReplayClock
 from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
+from qmtkit.backends.replay.qmtfill import price_groups
 from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
+from qmtkit.constants import OrderType
 from qmtkit.data.cache import Cache
 from qmtkit.data.schema import dtypes_for
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
@@ -61,6 +64,7 @@ from qmtkit.models import (
     Position,
     QuoteBatch,
     Tick,
+    Trade,
 )
 
 FILL_MODELS: Final = ("next_open", "close", "qmt", "tick")
@@ -68,6 +72,8 @@ FILL_MODELS: Final = ("next_open", "close", "qmt", "tick")
 DEFAULT_PARTICIPATION: Final = 0.25
 _LOT: Final = 100
 _EPS: Final = 1e-9
+_BUY: Final = int(OrderType.STOCK_BUY)
+_SELL: Final = int(OrderType.STOCK_SELL)
 
 FrameCallback = Callable[[pl.DataFrame], "Awaitable[None] | None"]
 
@@ -424,7 +430,7 @@ class ReplayBackend:
                 bidVol=[v * _LOT for v in t.bidVol],
             )
         volume = int(market.value(code, row, "volume"))
-        cap = int(volume * _LOT * self.spec.participation) // _LOT * _LOT
+        cap = self._cap(volume)
         if cap <= 0:
             return None
         opn = market.value(code, row, "open")
@@ -447,6 +453,12 @@ class ReplayBackend:
             ask_p = min(ask_p, up)
         if down > 0:
             bid_p = max(bid_p, down)
+        if fill == "qmt" and limit is not None and phase != "open":
+            # Slippage never takes a qmt fill that crosses past the order's own limit.
+            if ask <= limit + _EPS:
+                ask_p = min(ask_p, limit)
+            if bid >= limit - _EPS:
+                bid_p = max(bid_p, limit)
         # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower one.
         asks = [] if up > 0 and ask >= up - _EPS else [ask_p]
         bids = [] if down > 0 and bid <= down + _EPS else [bid_p]
@@ -466,13 +478,47 @@ class ReplayBackend:
             bidVol=[cap] * len(bids),
         )
 
+    def _cap(self, volume: int) -> int:
+        """Shares one step's book offers on a side: ``participation`` of the bar, whole lots."""
+        return int(volume * _LOT * self.spec.participation) // _LOT * _LOT
+
     def _match_resting(self, k: int, phase: str) -> None:
         broker = self.broker
         now = self.clock.now_ms()
+        by_limit = phase == "close" and self.spec.fill == "qmt" and self.spec.period != "tick"
         for code in broker.resting_codes:
+            if by_limit:
+                self._match_resting_qmt(code, k, now)
+                continue
             book = self._book(code, k, phase)
             if book is not None:
                 self.accounts.publish_many(broker.on_tick(book, now))
+
+    def _match_resting_qmt(self, code: str, k: int, now: int) -> None:
+        """Resting orders meet the bar by their own limits (``replay.qmtfill``), best first."""
+        bar = self._book(code, k, "close")
+        if bar is None:
+            return
+        broker = self.broker
+        orders = broker.resting_on(code)
+        limits = {oid: limit for oid, _, limit in orders}
+        left = {_BUY: self._cap(bar.volume), _SELL: self._cap(bar.volume)}
+        for side, _price, ids in price_groups(orders, bar.low, bar.high, bar.lastPrice):
+            worst = (min if side == _BUY else max)(limits[i] for i in ids)
+            book = self._book(code, k, "close", worst)
+            if book is None or left[side] <= 0:
+                continue
+            if side == _BUY:
+                book = msgspec.structs.replace(
+                    book, askVol=[left[side]] * len(book.askPrice), bidPrice=[], bidVol=[]
+                )
+            else:
+                book = msgspec.structs.replace(
+                    book, bidVol=[left[side]] * len(book.bidPrice), askPrice=[], askVol=[]
+                )
+            items = broker.on_tick_for(book, now, ids)
+            left[side] -= sum(t.traded_volume for _, t in items if isinstance(t, Trade))
+            self.accounts.publish_many(items)
 
     def _ex_rights(self, day: int) -> None:
         market = self.market

@@ -641,6 +641,36 @@ class Broker:
             result.extend((account_id, item) for item in out)
         return result
 
+    def resting_on(self, code: str) -> list[tuple[int, int, float]]:
+        """``(order_id, order_type, limit price)`` of the orders on ``code`` that can still
+        trade, by order id (a venue that judges each order by its own limit reads them)."""
+        resting = self._resting.get(code) or {}
+        out = []
+        for oid in sorted(resting):
+            order = self._accounts[resting[oid]].orders[oid]
+            out.append((oid, order.order_type, order.price))
+        return out
+
+    def on_tick_for(
+        self, tick: Tick, now_ms: int, order_ids: Iterable[int]
+    ) -> list[tuple[str, TradeReportItem]]:
+        """Like `on_tick`, for the given resting orders of ``tick.stock_code`` only, in the
+        order given (ids that cannot trade any more are skipped)."""
+        if not isinstance(tick, Tick):
+            raise InvalidArgument(f"tick must be a Tick, got {type(tick).__name__}")
+        self._check_time(now_ms)
+        resting = self._resting.get(tick.stock_code) or {}
+        result: list[tuple[str, TradeReportItem]] = []
+        for oid in order_ids:
+            account_id = resting.get(oid)
+            if account_id is None:
+                continue
+            out: list[TradeReportItem] = []
+            acct = self._accounts[account_id]
+            self._match(acct, acct.orders[oid], tick, now_ms, out)
+            result.extend((account_id, item) for item in out)
+        return result
+
     # ------------------------------------------------------------------ cancel
 
     def cancel(
