@@ -224,6 +224,8 @@ class ReplayBackend:
         #: Codes with shares, kept from the broker's Position reports (cheaper than asking).
         self._held: set[str] = set()
         self._held_by: dict[tuple[str, str], int] = {}
+        self._holders: dict[str, int] = {}  # code -> how many accounts hold it
+        self._bench_cols: dict[str, Any] | None = None
         self._subs: dict[int, _Sub] = {}
         self._frame_callbacks: list[FrameCallback] = []
         self._step = -1  # the last step whose close was published
@@ -548,7 +550,9 @@ class ReplayBackend:
         assert market is not None
         bench: float | None = None
         if self.spec.benchmark:
-            cols = self.cache.arrays("1d", self.spec.benchmark)
+            if self._bench_cols is None:
+                self._bench_cols = self.cache.arrays("1d", self.spec.benchmark)
+            cols = self._bench_cols
             label = _day_ms(day)
             i = int(np.searchsorted(cols["time"], label, "left"))
             if i < len(cols["time"]) and int(cols["time"][i]) == label:
@@ -558,7 +562,7 @@ class ReplayBackend:
                 account_id,
                 day,
                 self.broker.asset(account_id),
-                self.broker.positions(account_id),
+                self.broker.holdings(account_id),
                 bench,
             )
 
@@ -569,14 +573,21 @@ class ReplayBackend:
         self.recorder.on_report(report, self.clock.now_ms())
         item = report.item
         if type(item) is Position:
-            key = (report.account_id, item.stock_code)
+            code = item.stock_code
+            key = (report.account_id, code)
+            holders = self._holders
             if item.volume > 0:
+                if key not in self._held_by:
+                    holders[code] = holders.get(code, 0) + 1
                 self._held_by[key] = item.volume
-                self._held.add(item.stock_code)
-            elif self._held_by.pop(key, None) is not None and not any(
-                c == item.stock_code for _, c in self._held_by
-            ):
-                self._held.discard(item.stock_code)
+                self._held.add(code)
+            elif self._held_by.pop(key, None) is not None:
+                left = holders[code] - 1
+                if left:
+                    holders[code] = left
+                else:
+                    del holders[code]
+                    self._held.discard(code)
 
     # ------------------------------------------------------------------ requests
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,7 +18,7 @@ import polars as pl
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
 from qmtkit.messages import SubmitOrder
-from qmtkit.models import AccountReport, Asset, Order, OrderError, Position, Trade
+from qmtkit.models import AccountReport, Asset, Order, OrderError, Trade
 
 _BUY: Final = int(OrderType.STOCK_BUY)
 _JUNK: Final = int(OrderStatus.JUNK)
@@ -72,15 +73,20 @@ def local_ms(ms: int) -> int:
     return ms + _BEIJING_MS
 
 
-def _date(day: int) -> dt.date:
-    return dt.date(day // 10000, day // 100 % 100, day % 100)
+_EPOCH: Final = dt.date(1970, 1, 1)
+
+
+def _epoch_day(day: int) -> int:
+    """``YYYYMMDD`` to days since 1970-01-01 (what a Polars ``Date`` holds)."""
+    return (dt.date(day // 10000, day // 100 % 100, day % 100) - _EPOCH).days
 
 
 @dataclass
 class _Book:
     orders: dict[int, list[Any]] = field(default_factory=dict)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
-    positions: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Column lists (a backtest holds a row per held code per day: rows would be slow).
+    positions: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(6)))
     equity: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -120,6 +126,8 @@ class Recorder:
         """Note one account report made at virtual time ``now_ms``."""
         item = report.item
         book = self._book(report.account_id)
+        if type(item) is Asset:  # the most frequent report; the frames take nothing from it
+            return
         if isinstance(item, Order):
             row = book.orders.get(item.order_id)
             if row is None:
@@ -190,17 +198,25 @@ class Recorder:
         account_id: str,
         day: int,
         asset: Asset,
-        positions: list[Position],
+        holdings: list[tuple[str, int, int, float]],
         benchmark: float | None,
     ) -> None:
-        """Snapshot one account at the close of ``day`` (``YYYYMMDD``)."""
+        """Snapshot one account at the close of ``day`` (``YYYYMMDD``).
+
+        ``holdings`` are the broker's (code, shares, sellable, last price); a holding's market
+        value is the broker's own: shares x last price, rounded to the fen.
+        """
         book = self._book(account_id)
-        date = _date(day)
-        for p in positions:
-            if p.volume > 0:
-                book.positions.append(
-                    (date, p.stock_code, p.volume, p.can_use_volume, p.last_price, p.market_value)
-                )
+        date = _epoch_day(day)
+        held = [h for h in holdings if h[1] > 0]
+        if held:
+            dates, codes, volumes, usable, closes, values = book.positions
+            dates.extend([date] * len(held))
+            codes.extend([h[0] for h in held])
+            volumes.extend([h[1] for h in held])
+            usable.extend([h[2] for h in held])
+            closes.extend([h[3] for h in held])
+            values.extend([round(h[1] * h[3], 2) for h in held])
         book.equity.append(
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )
@@ -219,7 +235,7 @@ class Recorder:
             "orders": _frame(orders, ORDER_COLUMNS),
             "trades": _frame(book.trades, TRADE_COLUMNS),
             "cancels": _frame(self._cancels, CANCEL_COLUMNS),
-            "positions": _frame(book.positions, POSITION_COLUMNS),
+            "positions": _columns(book.positions, POSITION_COLUMNS),
             "equity": _frame(book.equity, EQUITY_COLUMNS),
         }
 
@@ -234,13 +250,18 @@ class Recorder:
 
 
 def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
-    names = list(schema)
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return _columns(cols, schema)
+
+
+def _columns(cols: Sequence[Sequence[Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    """A frame from one sequence per column; times are Unix ms, dates days since 1970."""
     data = {}
-    for name, values in zip(names, cols, strict=True):
-        dtype = schema[name]
+    for (name, dtype), values in zip(schema.items(), cols, strict=True):
         if dtype == TIME:
             data[name] = pl.Series(name, list(values), dtype=pl.Int64).cast(TIME)
+        elif dtype == pl.Date:
+            data[name] = pl.Series(name, list(values), dtype=pl.Int32).cast(pl.Date)
         else:
             data[name] = pl.Series(name, list(values), dtype=dtype)
     return pl.DataFrame(data)

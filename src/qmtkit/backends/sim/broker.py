@@ -282,6 +282,12 @@ class Broker:
         pos = self._query_account(account_id).positions.get(code)
         return (pos.volume, pos.can_use) if pos is not None else (0, 0)
 
+    def holdings(self, account_id: str) -> list[tuple[str, int, int, float]]:
+        """(code, shares, sellable shares, last price) of each holding, as ``positions`` lists
+        them, without building the reports (a backtest snapshots every account every day)."""
+        acct = self._query_account(account_id)
+        return [(code, p.volume, p.can_use, p.last_price) for code, p in acct.positions.items()]
+
     def mark_to_market(self, last_prices: Mapping[str, float]) -> None:
         """Value positions at ``last_prices`` (code -> price); codes not held are ignored."""
         if not isinstance(last_prices, Mapping):
