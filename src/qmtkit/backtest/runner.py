@@ -100,6 +100,7 @@ async def run_backtest(
     home: str | Path | None = None,
     backend_hook: Callable[[ReplayBackend], None] | None = None,
     risk: RiskConfig | RiskLimits | bool | None = None,
+    batch: int = 1,
 ) -> BacktestResult:
     """Replay ``spec`` (a ``BacktestSpec`` or a ``backtest://`` URL) and return the result.
 
@@ -107,6 +108,9 @@ async def run_backtest(
     ``ReplayBackend`` before it opens (to watch it, or to register more callbacks).
     ``risk`` is ``connect``'s: the pre-trade risk chain judges both forms' orders as it would
     live (``None``: ``<home>/risk.toml`` if any), and its refusals are in the result's orders.
+    ``batch=N`` calls ``on_bars`` once per N timestamps (and at each day's last) with their
+    records in one frame, several rows per code (a tick replay's fast path); its orders are
+    placed at the last timestamp's close.
     """
     if isinstance(spec, str):
         spec = BacktestSpec.from_url(spec)
@@ -117,6 +121,8 @@ async def run_backtest(
     for name, fn in (("strategy", strategy), ("on_bars", on_bars)):
         if fn is not None and not callable(fn):
             raise InvalidArgument(f"{name} must be callable, got {fn!r}")
+    if on_bars is None and batch != 1:
+        raise InvalidArgument(f"batch={batch!r} batches on_bars calls: give an on_bars too")
     if home is not None:
         spec.home = str(home)
     backend = ReplayBackend(spec)
@@ -137,7 +143,7 @@ async def run_backtest(
             def call(frame: pl.DataFrame) -> Awaitable[None] | None:
                 return callback(frame, ctx)
 
-            backend.on_frame(call)
+            backend.on_frame(call, batch=batch)
         async with anyio.create_task_group() as tg:
             if strategy is not None and acct is not None:
                 tg.start_soon(_guarded, strategy, qk, acct)

@@ -227,7 +227,8 @@ class ReplayBackend:
         self._holders: dict[str, int] = {}  # code -> how many accounts hold it
         self._bench_cols: dict[str, Any] | None = None
         self._subs: dict[int, _Sub] = {}
-        self._frame_callbacks: list[FrameCallback] = []
+        self._frame_callbacks: list[tuple[FrameCallback, int]] = []
+        self._frame_from: dict[int, int] = {}  # batch size -> first step not yet delivered
         self._step = -1  # the last step whose close was published
         self._phase = "before"  # before | open | close | done
         self.finished = anyio.Event()
@@ -268,16 +269,23 @@ class ReplayBackend:
             )
         return found
 
-    def on_frame(self, callback: FrameCallback) -> None:
+    def on_frame(self, callback: FrameCallback, *, batch: int = 1) -> None:
         """Call ``callback(frame)`` at each step's close with every code's record as one frame.
 
         The frame has ``code``, ``time`` and the period's fields; the callback may be a
         coroutine function (it may place orders through the client) and runs before the
-        step's bars go to subscriptions.
+        step's bars go to subscriptions. ``batch=N`` calls it every N steps (and at the last
+        step of each day) with the records of those steps in one frame, in time order: one
+        call per batch of ticks instead of one per tick time. Resting orders still meet
+        every step.
         """
         if not callable(callback):
             raise InvalidArgument(f"callback must be callable(frame), got {callback!r}")
-        self._frame_callbacks.append(callback)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1_000_000:
+            raise InvalidArgument(
+                f"batch must be a whole number of steps in 1..1000000, got {batch!r}"
+            )
+        self._frame_callbacks.append((callback, batch))
 
     def on_progress(self, callback: Callable[[int, int, int], None]) -> None:
         """Call ``callback(step, steps, day)`` after each step (for a progress line)."""
@@ -331,8 +339,10 @@ class ReplayBackend:
         await self.idle.settle()  # the strategy subscribes and sets up before the first bar
         fill = self.spec.fill
         n = len(market)
+        woken = self.clock.woken
         for k in range(n):
             day = market.step_day(k)
+            reports = self.accounts.report_count
             # ---- open
             self._phase = "open"
             await self._advance_to(max(market.step_open(k), self.clock.now_ms()))
@@ -360,8 +370,11 @@ class ReplayBackend:
                     self._record_day(day)
                     following = market.step_day(k + 1) if k + 1 < n else _next_day(day)
                     self.accounts.publish_many(self.broker.roll_day(following))
-            await self._publish_step(k)
-            await self.idle.settle()
+            woke = await self._publish_step(k)
+            # Settle when anything could have woken a task: pushed records, reports, sleepers.
+            if woke or self.accounts.report_count != reports or self.clock.woken != woken:
+                await self.idle.settle()
+            woken = self.clock.woken
             if last and fill != "next_open":
                 self._mark(k)
                 self._record_day(day)
@@ -376,17 +389,30 @@ class ReplayBackend:
         self.finished.set()
         await self.idle.settle()
 
-    async def _publish_step(self, k: int) -> None:
+    async def _publish_step(self, k: int) -> bool:
+        """Hand step ``k`` to callbacks and subscriptions; whether anyone may have woken.
+
+        Nobody woken (a step inside a callback's batch, no subscription): the strategy is
+        still idle and the replay goes on without another round of the event loop.
+        """
         market = self.market
         assert market is not None
-        for callback in self._frame_callbacks:
-            result = callback(market.frame(k))
+        woke = False
+        ends_batch = market.last_of_day(k)
+        for callback, batch in self._frame_callbacks:
+            first = self._frame_from.get(batch, 0)
+            if batch > 1 and k + 1 - first < batch and not ends_batch:
+                continue
+            self._frame_from[batch] = k + 1
+            woke = True
+            frame = market.frame(k) if first == k else market.frame_range(first, k)
+            result = callback(frame)
             if inspect.isawaitable(result):
                 await result
         sink = self._sink
         if not self._subs or sink is None:
             self.bars_published += int(market.bounds[k + 1] - market.bounds[k])
-            return
+            return woke
         items: list[Tick | Bar]
         if self.spec.period == "tick":
             items = list(market.ticks([c for c, _ in market.records(k)], market.step_close(k)))
@@ -397,6 +423,8 @@ class ReplayBackend:
             chosen = items if not sub.codes else [b for b in items if b.stock_code in sub.codes]
             if chosen:
                 sink.on_quotes(QuoteBatch(sub.sub_id, self.spec.period, chosen))
+                woke = True
+        return woke
 
     # ------------------------------------------------------------------ fills
 

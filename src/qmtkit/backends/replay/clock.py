@@ -22,6 +22,8 @@ class ReplayClock(VirtualClock):
         self._heap: list[tuple[int, int, anyio.Event]] = []
         self._order = itertools.count()
         self.finished = False
+        #: How many sleepers ``advance_to`` has woken so far (the replay settles after any).
+        self.woken = 0
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of virtual time (returns at once after the replay has ended)."""
@@ -45,6 +47,7 @@ class ReplayClock(VirtualClock):
         self._now = ms  # exact, whatever float rounding advance() did
         while self._heap and self._heap[0][0] <= ms:
             heapq.heappop(self._heap)[2].set()
+            self.woken += 1
 
     def finish(self) -> None:
         """The replay has ended: wake every sleeper; later sleeps return at once."""

@@ -121,16 +121,33 @@ class ReplayMarket:
                 f"no cached {period} data for {', '.join(wanted[:10])} between the replay's "
                 "start and end: download or import it first (qmtkit download / import-datadir)"
             )
-        times = np.concatenate(parts_t)
-        order = np.argsort(times, kind="stable")
-        self._order = order
+        # Codes with the very same times (whole-market daily bars, aligned ticks) interleave
+        # without a sort: stacking them is the stable sort by time, done in one pass.
+        first = parts_t[0]
+        aligned = bool(np.all(first[1:] > first[:-1])) and all(
+            len(p) == len(first) and np.array_equal(p, first) for p in parts_t[1:]
+        )
+        self._order: I64 | None = None
         #: Long form, sorted by (time, code order): every record the replay will publish.
-        self.rec_time: I64 = times[order]
-        self.rec_code: I64 = np.concatenate(parts_c)[order]
-        self.rec_row: I64 = np.concatenate(parts_r)[order]
-        self.steps: I64 = np.unique(self.rec_time)
-        self.bounds: I64 = np.searchsorted(self.rec_time, self.steps, "left").astype(np.int64)
-        self.bounds = np.append(self.bounds, len(self.rec_time))
+        if aligned:
+            self.rec_time: I64 = np.repeat(first, len(parts_t))
+            self.rec_code: I64 = np.tile(np.arange(len(parts_t), dtype=np.int64), len(first))
+            self.rec_row: I64 = np.stack(parts_r, axis=1).ravel()
+        else:
+            times = np.concatenate(parts_t)
+            order = np.argsort(times, kind="stable")
+            self._order = order
+            self.rec_time = times[order]
+            self.rec_code = np.concatenate(parts_c)[order]
+            self.rec_row = np.concatenate(parts_r)[order]
+        if aligned:  # a code's times are sorted and distinct: they are the steps
+            width = len(parts_t)
+            self.steps: I64 = np.asarray(first, dtype=np.int64)
+            self.bounds: I64 = np.arange(0, (len(first) + 1) * width, width, dtype=np.int64)
+        else:
+            self.steps = np.unique(self.rec_time)
+            self.bounds = np.searchsorted(self.rec_time, self.steps, "left").astype(np.int64)
+            self.bounds = np.append(self.bounds, len(self.rec_time))
         self.step_days: I64 = ms_to_yyyymmdd(self.steps)
         self._code_index = {c: i for i, c in enumerate(self.codes)}
         self._long: dict[str, npt.NDArray[Any]] | None = None
@@ -175,13 +192,24 @@ class ReplayMarket:
     def long_columns(self) -> dict[str, npt.NDArray[Any]]:
         """Every replayed record as columns in timeline order (built once, for fast forms)."""
         if self._long is None:
-            self._long = {
-                name: np.concatenate(
-                    [np.asarray(self._cols[c][name][a:b], dtype=dt) for c, a, b in self._slices]
-                )[self._order]
-                for name, dt in dtypes_for(self.period).items()
-            }
+            order = self._order
+            long = {}
+            for name, dt in dtypes_for(self.period).items():
+                parts = [np.asarray(self._cols[c][name][a:b], dtype=dt) for c, a, b in self._slices]
+                long[name] = (
+                    np.stack(parts, axis=1).ravel()
+                    if order is None
+                    else np.concatenate(parts)[order]
+                )
+            self._long = long
         return self._long
+
+    def frame_range(self, first: int, last: int) -> pl.DataFrame:
+        """The records of steps ``first`` to ``last`` (inclusive) as one frame (see ``frame``)."""
+        self.frame(first)
+        assert self._long_frame is not None
+        a, b = int(self.bounds[first]), int(self.bounds[last + 1])
+        return self._long_frame.slice(a, b - a)
 
     def frame(self, k: int) -> pl.DataFrame:
         """Step ``k``'s records of every code as one frame: ``code``, ``time`` and the fields.
