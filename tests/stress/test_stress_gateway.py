@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,8 @@ from support.gateway import TOKEN, RecordingSink
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 BUDGET_MB = 16
+#: How far above its level before a flood the gateway's RSS may stay once the flooder has gone.
+AFTER_BOUND_MB = 8
 MB = 1 << 20
 
 
@@ -87,10 +90,14 @@ def flood(port: int, seconds: float, result: list[str]) -> None:
         sock.close()
 
 
-async def round_trips(port: int, seconds: float) -> list[float]:
+async def round_trips(port: int, seconds: float, *, warm: bool = False) -> list[float]:
+    """Hello round trips of a well-behaved client for ``seconds``; ``warm`` first asks what the
+    flooder asks, so that the venue's own one-time caches are built before any measuring."""
     remote = RemoteBackend("127.0.0.1", port, token=TOKEN)
     out: list[float] = []
     async with remote.open(RecordingSink()):
+        if warm:
+            await remote.request(ListInstruments())
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             t = time.perf_counter()
@@ -104,7 +111,10 @@ def test_a_flooding_client_that_never_reads_cannot_take_the_gateways_memory(
     gateway: tuple[subprocess.Popen[str], int, list[str]],
 ) -> None:
     proc, port, lines = gateway
-    before = anyio.run(round_trips, port, 2.0)
+    # The simulator builds each code's daily history once, on the first listing of every
+    # instrument (about 55 MB for its 326 codes): the venue's cache, not the client's cost.
+    before = anyio.run(partial(round_trips, port, 2.0, warm=True))
+    time.sleep(1)
     base = rss(proc.pid)
     afters: list[int] = []
     for flood_no in range(3):  # memory one flooder held serves the next: no growth per client
@@ -141,8 +151,11 @@ def test_a_flooding_client_that_never_reads_cannot_take_the_gateways_memory(
         assert result and result[0].startswith("cut off")
         assert peak - base < (3 * BUDGET_MB + 64) * MB
         assert len(during) > 50  # the other client was served all along
+        # ... and kept its latency (loose: the machine running this is shared).
+        assert statistics.median(during) < 5 * statistics.median(before) + 0.002
+        # Memory goes back down once the flooder has left (docs/deploy.md states the bound).
+        assert afters[-1] - base < AFTER_BOUND_MB * MB
     assert any("client is not reading" in line for line in lines)
-    assert afters[-1] - afters[0] < BUDGET_MB * MB
 
 
 def test_connections_before_login_hold_almost_nothing(

@@ -57,6 +57,7 @@ from qmtkit.checks import is_int
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.gateway.guard import LoginGuard
 from qmtkit.gateway.journal import ReportJournal
+from qmtkit.gateway.memory import TRIM_AFTER, give_back_freed_memory
 from qmtkit.gateway.options import add_arguments
 from qmtkit.gateway.session import (
     DEFAULT_CLIENT_BUDGET,
@@ -350,20 +351,25 @@ class Gateway:
 
     async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
         """Serve one client connection until it ends; never raises."""
+        peak = 0
         try:
             async with stream:
-                await self._serve_client(stream)
+                peak = await self._serve_client(stream)
         except Exception:
             log.exception("gateway: connection handler failed")
+        if peak >= TRIM_AFTER:
+            # Its buffers are free now (stream closed, session gone); the heap keeps the pages.
+            give_back_freed_memory()
 
-    async def _serve_client(self, stream: anyio.abc.ByteStream) -> None:
+    async def _serve_client(self, stream: anyio.abc.ByteStream) -> int:
+        """Serve one connection; returns the most bytes of replies it had queued at once."""
         peer = _peer_name(stream)
         address = peer.rpartition(":")[0] or peer
         guard = self.guard
         refusal = guard.admit(address)
         if refusal is not None:
             await self._refuse(stream, address, "over the login cap", refusal)
-            return
+            return 0
         try:
             reader = FrameReader(stream, AUTH_MAX_FRAME)  # until logged in: one small frame
             kind, refusal = await self._authenticate(reader, address)
@@ -371,7 +377,7 @@ class Gateway:
             guard.leave(address)
         if refusal is not None:
             await self._refuse(stream, address, kind, refusal)
-            return
+            return 0
         reader.max_frame = self.max_frame
         session = Session(self, stream, peer)
         session.send(Welcome(self.info, PROTOCOL_VERSION, self.heartbeat))
@@ -393,6 +399,7 @@ class Gateway:
             with anyio.CancelScope(shield=True):
                 await self._detach(session)
             log.info("gateway: %s disconnected: %s", peer, session.reason or "closed")
+        return session.peak_queued
 
     async def _refuse(
         self, stream: anyio.abc.ByteStream, address: str, kind: str, refusal: str
