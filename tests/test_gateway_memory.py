@@ -11,6 +11,7 @@ import gc
 import platform
 import socket
 import sys
+import threading
 import weakref
 from pathlib import Path
 
@@ -33,8 +34,9 @@ def _answer(req: Request) -> Names | None:
     return BIG if isinstance(req, ListSectors) else None
 
 
-def _flood(port: int) -> str:
-    """Send calls with big replies and never read them, until the gateway cuts the line."""
+def _flood(port: int, go: threading.Event) -> str:
+    """Log in, wait for ``go``, then send calls with big replies and never read them, until
+    the gateway cuts the line."""
     enc = FrameEncoder()
     batch = b"".join(enc.encode(Call(i, ListSectors())) for i in range(10))
     with socket.socket() as sock:
@@ -42,6 +44,8 @@ def _flood(port: int) -> str:
         sock.settimeout(10)
         sock.connect(("127.0.0.1", port))
         sock.sendall(enc.encode(Auth(TOKEN)))
+        if not go.wait(10):
+            return "never told to flood"
         try:
             while True:
                 sock.sendall(batch)
@@ -53,17 +57,20 @@ async def _flood_until_cut(gw: Gateway) -> tuple[str, weakref.ref[Session]]:
     """Run a flooder to its end; a weak reference to its session, taken while it flooded."""
     result: list[str] = []
     others = set(gw.sessions)
-    async with anyio.create_task_group() as tg:
+    go = threading.Event()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
 
-        async def flood() -> None:
-            result.append(await anyio.to_thread.run_sync(_flood, gw.address[1]))
+            async def flood() -> None:
+                result.append(await anyio.to_thread.run_sync(_flood, gw.address[1], go))
 
-        tg.start_soon(flood)
-        while not gw.sessions - others:
-            await anyio.sleep(0.005)
-        (flooder,) = gw.sessions - others
-        ref = weakref.ref(flooder)
-        del flooder
+            tg.start_soon(flood)
+            while not gw.sessions - others:  # logged in, not flooding yet
+                await anyio.sleep(0.005)
+            (flooder,) = gw.sessions - others
+            ref = weakref.ref(flooder)
+            del flooder
+            go.set()
     with anyio.fail_after(5):
         while gw.sessions - others:
             await anyio.sleep(0.005)
