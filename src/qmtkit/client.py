@@ -63,7 +63,15 @@ from qmtkit.backends.base import (
     UnsubscribeQuotes,
     expect,
 )
-from qmtkit.checks import check_order, is_finite, is_int, non_negative_int, positive_int
+from qmtkit.checks import (
+    ORDER_TYPES,
+    PRICE_TYPES,
+    check_order,
+    is_finite,
+    is_int,
+    non_negative_int,
+    positive_int,
+)
 from qmtkit.clock import wall_ms
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType, OrderStatus, OrderType, PriceType
@@ -392,6 +400,7 @@ _BUY = int(OrderType.STOCK_BUY)
 _FIX_PRICE = int(PriceType.FIX_PRICE)
 _LATEST_PRICE = int(PriceType.LATEST_PRICE)
 _ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
+_INF = float("inf")
 
 
 # --------------------------------------------------------------------------- accounts
@@ -441,8 +450,12 @@ class Account:
         return self._cursor.last
 
     def _on_report(self, report: AccountReport) -> None:
-        if not self._cursor.take(report.seq):
-            return  # a replay of something already delivered
+        seq = report.seq
+        cursor = self._cursor
+        if seq > 0:  # ReportCursor.take, inlined: this runs for every report
+            if seq <= cursor.last:
+                return  # a replay of something already delivered
+            cursor.last = seq
         self._fanout.publish(report)
         item = report.item
         if isinstance(item, _ORDER_EVENTS):
@@ -479,18 +492,35 @@ class Account:
         """
         self.client._check_open()
         code = normalize_code(stock_code)
-        check_order(order_type, order_volume, price_type, price, strategy_name, order_remark)
-        non_negative_int("seq", seq)
+        if not (
+            # The usual call, judged in one expression; anything else gets the full checks.
+            type(order_type) is int
+            and type(order_volume) is int
+            and type(price_type) is int
+            and type(price) is float
+            and type(seq) is int
+            and type(strategy_name) is str
+            and type(order_remark) is str
+            and order_type in ORDER_TYPES
+            and price_type in PRICE_TYPES
+            and order_volume > 0
+            and seq >= 0
+            and (0.0 < price < _INF or (price == 0.0 and price_type != _FIX_PRICE))
+        ):
+            check_order(order_type, order_volume, price_type, price, strategy_name, order_remark)
+            non_negative_int("seq", seq)
+            order_type, order_volume = int(order_type), int(order_volume)
+            price_type, price = int(price_type), float(price)
         req = SubmitOrder(
-            account_id=self.account_id,
-            stock_code=code,
-            order_type=int(order_type),
-            order_volume=int(order_volume),
-            price_type=int(price_type),
-            price=float(price),
-            strategy_name=strategy_name,
-            order_remark=order_remark,
-            seq=seq,
+            self.account_id,
+            code,
+            order_type,
+            order_volume,
+            price_type,
+            price,
+            strategy_name,
+            order_remark,
+            seq,
         )
         return await self._submit(req)
 

@@ -397,9 +397,10 @@ class RecordLog(Generic[T]):
         f = self._need_open()
         framing = self.framing
         encode = self._encoder.encode
-        items = list(records)
+        items = records if type(records) is list else list(records)
+        record_type = self.record_type
         for record in items:
-            if not isinstance(record, self.record_type):
+            if type(record) is not record_type and not isinstance(record, record_type):
                 raise self._wrong_type(record)
         if len(items) > 1 and framing.groups:
             self._write(f, framing.frame_group([encode(r) for r in items]))

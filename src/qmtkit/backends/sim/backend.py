@@ -380,10 +380,10 @@ class SimBackend:
         left_ms = self.step_ms - now % self.step_ms
         return min(left_ms * self._step_wall_seconds() / self.step_ms + 0.002, 1.0)
 
-    def _today(self) -> int:
+    def _today(self, now: int | None = None) -> int:
         # The trading day cannot change within a session minute; asking the calendar on
         # every request was a measurable part of an order's round trip.
-        minute = self.session_now() // 60_000
+        minute = (self.session_now() if now is None else now) // 60_000
         if minute != self._today_key:
             self._today_key = minute
             self._today_value = self.market.session_day(_CALENDAR_CODE, minute * 60_000)
@@ -401,10 +401,13 @@ class SimBackend:
                 cache[tick.stock_code] = tick
         return {c: cache[c] for c in codes if c in cache}
 
-    def _sync_day(self) -> int:
-        """Roll the broker to the clock's trading day if it is behind; returns that day."""
+    def _sync_day(self, now: int | None = None) -> int:
+        """Roll the broker to the clock's trading day if it is behind; returns that day.
+
+        ``now`` is session time already read by the caller (read again if None).
+        """
         accounts = self._accounts
-        today = self._today()
+        today = self._today(now)
         if accounts is not None and accounts.broker.day != today:
             accounts.publish_many(accounts.broker.roll_day(today))
         return today
@@ -523,7 +526,7 @@ class SimBackend:
             raise ClosedError("the simulator is not open: use it inside `async with connect()`")
         now = self.session_now()
         # Every answer reflects the trading day the clock is on, even between loop steps.
-        today = self._sync_day()
+        today = self._sync_day(now)
         if type(req) is msg.SubmitOrder:  # the hot path: straight there, not down the match
             return self._submit(self._accounts or self._open_accounts(), req, now, today)
         match req:

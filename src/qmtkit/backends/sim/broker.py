@@ -113,6 +113,7 @@ _OPEN_FLAG = int(OffsetFlag.OPEN)
 _CLOSE_FLAG = int(OffsetFlag.CLOSE)
 _FULL_OR_CANCEL = int(PriceType.MARKET_SZ_FULL_OR_CANCEL)
 _SH_5_LIMIT = int(PriceType.MARKET_SH_CONVERT_5_LIMIT)
+_DAY_LIMIT = 10**_DAY_DIGITS
 _copy = msgspec.structs.replace
 
 
@@ -308,7 +309,12 @@ class Broker:
     # ------------------------------------------------------------------ reports
 
     def _asset_report(self, acct: AccountState) -> Asset:
-        mv = sum((p.volume * p.last_price for p in acct.positions.values()), 0.0)
+        positions = acct.positions
+        if len(positions) == 1:  # sum() of one term, without building the generator
+            p = next(iter(positions.values()))
+            mv = 0.0 + p.volume * p.last_price
+        else:
+            mv = sum((p.volume * p.last_price for p in positions.values()), 0.0)
         cash = acct.cash / 100
         frozen = acct.frozen / 100
         return Asset(
@@ -366,20 +372,29 @@ class Broker:
         updated ``Order`` (55 / 56), ``Position`` and ``Asset``, and for a market remainder
         its final ``Order`` (53 / 54) with the unfreeze.
         """
-        if not isinstance(req, SubmitOrder):
+        # Exact-type tests first: this runs on every order, the full checks only on odd input.
+        if type(req) is not SubmitOrder and not isinstance(req, SubmitOrder):
             raise InvalidArgument(f"req must be a SubmitOrder, got {type(req).__name__}")
-        if book is not None and not isinstance(book, Tick):
+        if book is not None and type(book) is not Tick and not isinstance(book, Tick):
             raise InvalidArgument(f"book must be a Tick or None, got {type(book).__name__}")
-        if instrument is not None and not isinstance(instrument, InstrumentDetail):
+        if (
+            instrument is not None
+            and type(instrument) is not InstrumentDetail
+            and not isinstance(instrument, InstrumentDetail)
+        ):
             raise InvalidArgument(
                 f"instrument must be an InstrumentDetail or None, got {type(instrument).__name__}"
             )
-        self._check_time(now_ms)
-        self._check_day_arg(day)
-        self._check_account_id(req.account_id)
-        acct = self._accounts.get(req.account_id)
+        if type(now_ms) is not int or now_ms < 0:
+            self._check_time(now_ms)
+        if type(day) is not int or not 0 < day < _DAY_LIMIT:
+            self._check_day_arg(day)
+        account_id = req.account_id
+        if type(account_id) is not str or not account_id:
+            self._check_account_id(account_id)
+        acct = self._accounts.get(account_id)
         if acct is None and not self.allow_new_accounts:
-            raise self._unknown(req.account_id)
+            raise self._unknown(account_id)
         if self._day == 0:
             self._day = day
         elif day != self._day:
@@ -394,23 +409,26 @@ class Broker:
         self._next_order_id += 1
         out: list[TradeReportItem] = []
         if acct is None:
-            acct = self._create(req.account_id)
+            acct = self._create(account_id)
             out.append(self._asset_report(acct))
 
+        side, volume, pt, price = req.order_type, req.order_volume, req.price_type, req.price
         order = Order(
-            account_id=req.account_id,
+            account_id=account_id,
             stock_code=req.stock_code if isinstance(req.stock_code, str) else str(req.stock_code),
             order_id=order_id,
             order_sysid=self._counter_id(order_id),
             order_time=now_ms // 1000,
-            order_type=req.order_type if is_int(req.order_type) else 0,
-            order_volume=req.order_volume if is_int(req.order_volume) else 0,
-            price_type=req.price_type if is_int(req.price_type) else 0,
-            price=float(req.price) if is_finite(req.price) else 0.0,
+            order_type=side if type(side) is int or is_int(side) else 0,
+            order_volume=volume if type(volume) is int or is_int(volume) else 0,
+            price_type=pt if type(pt) is int or is_int(pt) else 0,
+            price=price
+            if type(price) is float and price - price == 0.0
+            else (float(price) if is_finite(price) else 0.0),
             order_status=_REPORTED,
             strategy_name=strategy,
             order_remark=remark,
-            offset_flag=_CLOSE_FLAG if req.order_type == _SELL else _OPEN_FLAG,
+            offset_flag=_CLOSE_FLAG if side == _SELL else _OPEN_FLAG,
         )
         try:
             plan = validate(acct, self._rates, req, book, instrument, market_open)
@@ -523,35 +541,44 @@ class Broker:
         out: list[TradeReportItem],
     ) -> None:
         code = order.stock_code
-        amount = amount_cents(price, qty)
-        fee = self._rates.total_cents(order.order_type, amount)
-        old_freeze = self._freeze_of(order)
+        side = order.order_type
+        total_cents = self._rates.total_cents
+        amount = (round(price * 1000) * qty + 5) // 10  # amount_cents, inlined: hot path
+        fee = total_cents(side, amount)
         done = order.traded_volume
+        left = order.order_volume - done - qty
         order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
         order.traded_volume = done + qty
-        order.order_status = _SUCCEEDED if _remaining(order) == 0 else _PART_SUCC
+        order.order_status = _SUCCEEDED if left == 0 else _PART_SUCC
         pos = acct.positions.get(code)
         if pos is None:
             pos = acct.positions[code] = Holding(name=order.instrument_name)
-        if order.order_type == _BUY:
-            new_freeze = self._freeze_of(order)
+        if side == _BUY:
+            # The freeze of the remainder before and after this fill (``_freeze_of``).
+            limit_li = round(order.price * 1000)
+            before = (limit_li * (left + qty) + 5) // 10
+            old_freeze = before + total_cents(_BUY, before)
+            if left > 0:
+                after = (limit_li * left + 5) // 10
+                new_freeze = after + total_cents(_BUY, after)
+            else:
+                new_freeze = 0
             acct.frozen += new_freeze - old_freeze
             acct.cash += old_freeze - new_freeze - amount - fee
-            if pos.volume > 0:
-                pos.open_price = (pos.open_price * pos.volume + amount / 100) / (pos.volume + qty)
-                pos.avg_price = (pos.avg_price * pos.volume + (amount + fee) / 100) / (
-                    pos.volume + qty
-                )
+            held = pos.volume
+            if held > 0:
+                pos.open_price = (pos.open_price * held + amount / 100) / (held + qty)
+                pos.avg_price = (pos.avg_price * held + (amount + fee) / 100) / (held + qty)
             else:
                 pos.open_price = amount / 100 / qty
                 pos.avg_price = (amount + fee) / 100 / qty
-            pos.volume += qty
+            pos.volume = held + qty
         else:
             acct.cash += amount - fee
             pos.volume -= qty
             pos.frozen -= qty
         pos.last_price = price
-        if not _is_open(order):
+        if left == 0:
             self._unrest(order)
         self._trade_counter += 1
         trade = Trade(

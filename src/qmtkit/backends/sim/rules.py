@@ -11,7 +11,7 @@ import math
 from enum import IntEnum
 
 from qmtkit.backends.base import SubmitOrder
-from qmtkit.backends.sim.accounts import AccountState, amount_cents
+from qmtkit.backends.sim.accounts import AccountState
 from qmtkit.backends.sim.fees import FeeRates
 from qmtkit.checks import is_finite, is_int
 from qmtkit.codes import Board, parsed_code
@@ -24,13 +24,14 @@ _LOT = 100
 #: Book levels a market order may reach.
 BOOK_LEVELS = 5
 _EPS = 1e-9
-_STOCK_PRICE_TYPES = (
-    frozenset({PriceType.LATEST_PRICE, PriceType.FIX_PRICE})
+_STOCK_PRICE_TYPES = frozenset(
+    int(t)
+    for t in frozenset({PriceType.LATEST_PRICE, PriceType.FIX_PRICE})
     | SH_MARKET_PRICE_TYPES
     | SZ_MARKET_PRICE_TYPES
 )
-_SH_ONLY_TYPES = SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES
-_SZ_ONLY_TYPES = SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES
+_SH_ONLY_TYPES = frozenset(int(t) for t in SH_MARKET_PRICE_TYPES - SZ_MARKET_PRICE_TYPES)
+_SZ_ONLY_TYPES = frozenset(int(t) for t in SZ_MARKET_PRICE_TYPES - SH_MARKET_PRICE_TYPES)
 _FIX_PRICE = int(PriceType.FIX_PRICE)
 _LATEST_PRICE = int(PriceType.LATEST_PRICE)
 _PEER_FIRST = int(PriceType.MARKET_PEER_PRICE_FIRST)
@@ -78,29 +79,34 @@ class Plan:
         self.kind = kind
 
 
-def validate(
-    acct: AccountState,
-    rates: FeeRates,
-    req: SubmitOrder,
-    book: Tick | None,
-    instrument: InstrumentDetail | None,
-    market_open: bool,
-) -> Plan:
-    """Check an order against the venue's rules: its plan, or ``Refused`` with the reason."""
-    side = req.order_type
-    if not is_int(side) or side not in (_BUY, _SELL):
-        raise Refused(
-            Reject.BAD_ORDER_TYPE,
-            f"bad order_type {side!r}: stocks take {_BUY} (STOCK_BUY) or {_SELL} (STOCK_SELL)",
-        )
-    volume = req.order_volume
-    if not is_int(volume) or volume <= 0:
-        raise Refused(
-            Reject.BAD_VOLUME,
-            f"bad order_volume {volume!r}: expected a whole number of shares > 0",
-        )
+class _Listing:
+    """What the rules read of one instrument on every order, worked out once per instrument."""
+
+    __slots__ = ("code", "down", "exchange", "instrument", "tick", "up")
+
+    def __init__(self, code: str, exchange: str, instrument: InstrumentDetail) -> None:
+        self.instrument = instrument
+        self.code = code
+        self.exchange = exchange
+        self.tick = instrument.PriceTick if instrument.PriceTick > 0 else 0.01
+        self.up = instrument.UpStopPrice
+        self.down = instrument.DownStopPrice
+
+
+#: Listings by the code text an order gave, each valid for the very instrument object it was
+#: made from (a new day's reference data is a new object). Emptied when full: bounded memory.
+_LISTINGS: dict[str, _Listing] = {}
+_LISTINGS_MAX = 1 << 12
+
+
+def _listing(stock_code: object, instrument: InstrumentDetail | None) -> _Listing:
+    """The order's listing, or ``Refused`` / ``InvalidArgument`` as the rules say, in order."""
+    if type(stock_code) is str:
+        hit = _LISTINGS.get(stock_code)
+        if hit is not None and hit.instrument is instrument:
+            return hit
     try:
-        code, sc, board = parsed_code(req.stock_code)
+        code, sc, board = parsed_code(stock_code)
     except InvalidCode as e:
         raise Refused(Reject.BAD_CODE, str(e)) from None
     if instrument is None:
@@ -115,33 +121,64 @@ def validate(
         raise Refused(Reject.NOT_TRADABLE, f"{code} is an index and cannot be traded")
     if not instrument.IsTrading:
         raise Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
+    listing = _Listing(code, sc.exchange, instrument)
+    if type(stock_code) is str:
+        if len(_LISTINGS) >= _LISTINGS_MAX:
+            _LISTINGS.clear()
+        _LISTINGS[stock_code] = listing
+    return listing
+
+
+def validate(
+    acct: AccountState,
+    rates: FeeRates,
+    req: SubmitOrder,
+    book: Tick | None,
+    instrument: InstrumentDetail | None,
+    market_open: bool,
+) -> Plan:
+    """Check an order against the venue's rules: its plan, or ``Refused`` with the reason."""
+    side = req.order_type
+    if (type(side) is not int and not is_int(side)) or side not in (_BUY, _SELL):
+        raise Refused(
+            Reject.BAD_ORDER_TYPE,
+            f"bad order_type {side!r}: stocks take {_BUY} (STOCK_BUY) or {_SELL} (STOCK_SELL)",
+        )
+    volume = req.order_volume
+    if (type(volume) is not int and not is_int(volume)) or volume <= 0:
+        raise Refused(
+            Reject.BAD_VOLUME,
+            f"bad order_volume {volume!r}: expected a whole number of shares > 0",
+        )
+    listing = _listing(req.stock_code, instrument)
+    code = listing.code
+    exchange = listing.exchange
 
     pt = req.price_type
-    if not is_int(pt) or pt not in _STOCK_PRICE_TYPES:
+    if (type(pt) is not int and not is_int(pt)) or pt not in _STOCK_PRICE_TYPES:
         raise Refused(
             Reject.BAD_PRICE_TYPE,
             f"bad price_type {pt!r} for a stock: expected 11 (FIX_PRICE), 5 (LATEST_PRICE) "
             "or an exchange market type (SH/BJ: 42, 43, 44, 45; SZ: 44, 45, 46, 47, 48)",
         )
-    if sc.exchange == "SZ" and pt in _SH_ONLY_TYPES:
-        raise Refused(
-            Reject.BAD_PRICE_TYPE,
-            f"price_type {price_type_name(pt)} is a Shanghai market type and {code} trades "
-            "in Shenzhen: use 44, 45, 46, 47 or 48",
-        )
-    if sc.exchange in ("SH", "BJ") and pt in _SZ_ONLY_TYPES:
-        raise Refused(
-            Reject.BAD_PRICE_TYPE,
-            f"price_type {price_type_name(pt)} is a Shenzhen market type and {code} trades "
-            f"on {sc.exchange}: use 42, 43, 44 or 45",
-        )
-
-    up, down = instrument.UpStopPrice, instrument.DownStopPrice
-    if pt == _FIX_PRICE:
+    if pt != _FIX_PRICE:
+        if exchange == "SZ" and pt in _SH_ONLY_TYPES:
+            raise Refused(
+                Reject.BAD_PRICE_TYPE,
+                f"price_type {price_type_name(pt)} is a Shanghai market type and {code} trades "
+                "in Shenzhen: use 44, 45, 46, 47 or 48",
+            )
+        if exchange != "SZ" and pt in _SZ_ONLY_TYPES:
+            raise Refused(
+                Reject.BAD_PRICE_TYPE,
+                f"price_type {price_type_name(pt)} is a Shenzhen market type and {code} trades "
+                f"on {exchange}: use 42, 43, 44 or 45",
+            )
+    else:
         price = req.price
         if not is_finite(price) or price <= 0:
             raise Refused(Reject.BAD_PRICE, f"bad price {price!r}: a limit order needs a price > 0")
-        tick = instrument.PriceTick if instrument.PriceTick > 0 else 0.01
+        tick = listing.tick
         steps = price / tick
         if abs(steps - round(steps)) > 1e-6:
             raise Refused(
@@ -149,6 +186,7 @@ def validate(
                 f"price {price!r} is not on the {tick:g} tick of {code}: "
                 f"use e.g. {round(steps) * tick:.{decimals(tick)}f}",
             )
+        up, down = listing.up, listing.down
         if (up > 0 and price > up + _EPS) or (down > 0 and price < down - _EPS):
             raise Refused(
                 Reject.PRICE_LIMIT,
@@ -162,7 +200,11 @@ def validate(
             f"the market is closed: orders on {code} are taken during trading sessions only",
         )
 
-    limit = limit_for(code, side, pt, req.price, book, instrument)
+    if pt == _FIX_PRICE:
+        limit = float(req.price)
+    else:
+        assert instrument is not None  # _listing refuses a missing instrument
+        limit = limit_for(code, side, pt, req.price, book, instrument)
 
     if side == _BUY:
         if volume % _LOT:
@@ -171,7 +213,7 @@ def validate(
                 f"buy volume {volume} is not a multiple of {_LOT} shares: "
                 f"buy whole lots of {_LOT} (BJ too)",
             )
-        amount = amount_cents(limit, volume)
+        amount = (round(limit * 1000) * volume + 5) // 10  # amount_cents, inlined
         need = amount + rates.total_cents(_BUY, amount)
         if need > acct.cash:
             raise Refused(
