@@ -15,9 +15,10 @@ called from that loop, inside the ``connect`` context.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import weakref
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -113,6 +114,7 @@ OrderEvent = Order | Trade | OrderError | CancelError
 Quote = Tick | Bar
 
 _WHOLE_MARKET = ("all", "*", "")
+log = logging.getLogger("qmtkit.client")
 
 
 def _check_max_records(max_records: object) -> int:
@@ -425,6 +427,7 @@ class Account:
         # Reports for order ids not known yet, kept only while a submit awaits its reply.
         self._early: dict[int, list[OrderEvent]] = {}
         self._inflight = 0
+        self._listeners: tuple[Callable[[AccountReport], None], ...] = ()
 
     def __repr__(self) -> str:
         return f"Account({self.account_id!r}, {self.account_type.name})"
@@ -449,6 +452,21 @@ class Account:
         """The ``seq`` of the last report this account delivered (0: none yet)."""
         return self._cursor.last
 
+    def add_listener(self, listener: Callable[[AccountReport], None]) -> None:
+        """Call ``listener(report)`` for every report from now on, in order, as it arrives.
+
+        For bridges that hand reports on at once (the xtquant shim's callback thread): it runs
+        on the event loop's thread inside the delivery, so it must be quick and never block.
+        An exception it raises is logged and does not stop the delivery.
+        """
+        if not callable(listener):
+            raise InvalidArgument(f"listener must be callable, got {listener!r}")
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[AccountReport], None]) -> None:
+        """Stop calling ``listener`` (a listener not added is ignored)."""
+        self._listeners = tuple(f for f in self._listeners if f != listener)
+
     def _on_report(self, report: AccountReport) -> None:
         seq = report.seq
         cursor = self._cursor
@@ -457,6 +475,11 @@ class Account:
                 return  # a replay of something already delivered
             cursor.last = seq
         self._fanout.publish(report)
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:
+                log.exception("report listener %r failed", listener)
         item = report.item
         if isinstance(item, _ORDER_EVENTS):
             handle = self._handles.get(item.order_id)

@@ -179,6 +179,11 @@ class Bridge:
             return self._portal
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop of the loop thread, if started."""
+        return self._loop
+
+    @property
     def loop_thread(self) -> threading.Thread | None:
         """The thread running the event loop, if started."""
         return self._thread

@@ -176,7 +176,7 @@ class XtQuantTrader:
         self._relaxed_dispatcher: Dispatcher | None = None
         self.relaxed_resp_order_enabled = False
         self._accounts: dict[tuple[str, int], Account] = {}
-        self._pumps: dict[tuple[str, int], Future[Any]] = {}
+        self._pumps: dict[tuple[str, int], tuple[Any, Callable[[models.AccountReport], None]]] = {}
         self._seq = itertools.count(1)
         self._timeout: float | None = None
         self._stopped = threading.Event()
@@ -199,8 +199,8 @@ class XtQuantTrader:
 
     def stop(self) -> None:
         """Stop pushes, disconnect, and end the callback threads (after what is queued)."""
-        for fut in list(self._pumps.values()):
-            fut.cancel()
+        for pump in list(self._pumps.values()):
+            _detach_listener(*pump)
         self._pumps.clear()
         if self._watch is not None:
             self._watch.cancel()
@@ -361,10 +361,12 @@ class XtQuantTrader:
         with self._lock:
             if key in self._pumps:
                 return 0
-            # The consumer is attached before subscribe() returns, so no push is missed
-            # between subscribe() and the first order.
-            consumer = self._call("subscribe", _attach_reports, acc)
-            self._pumps[key] = bridge().spawn(self._pump, consumer)
+            # The listener is attached before subscribe() returns, so no push is missed
+            # between subscribe() and the first order. It is called as each report arrives:
+            # no task of its own to wake on the loop between the venue and the callback thread.
+            listener = self._on_report
+            self._call("subscribe", _attach_listener, acc, listener)
+            self._pumps[key] = (acc, listener)
         return 0
 
     def unsubscribe(self, account: StockAccount) -> int:
@@ -373,16 +375,14 @@ class XtQuantTrader:
             self._fail("unsubscribe", InvalidArgument(f"not a StockAccount: {account!r}"))
             return -1
         with self._lock:
-            fut = self._pumps.pop((account.account_id, account.account_type), None)
-        if fut is None:
+            pump = self._pumps.pop((account.account_id, account.account_type), None)
+        if pump is None:
             return -1
-        fut.cancel()
+        _detach_listener(*pump)
         return 0
 
-    async def _pump(self, consumer: Any) -> None:
-        async with consumer:
-            async for report in consumer:
-                self._on_item(report.item)
+    def _on_report(self, report: models.AccountReport) -> None:
+        self._on_item(report.item)
 
     def _on_item(self, item: object) -> None:
         """Route one account report to its callback (loop thread)."""
@@ -786,8 +786,15 @@ for _name, _stub in unsupported_methods(XTQUANT_TRADER).items():
 del _name, _stub
 
 
-async def _attach_reports(acc: Any) -> Any:
-    return acc.reports()
+async def _attach_listener(acc: Any, listener: Callable[[models.AccountReport], None]) -> None:
+    acc.add_listener(listener)
+
+
+def _detach_listener(acc: Any, listener: Callable[[models.AccountReport], None]) -> None:
+    """Remove a report listener on the loop thread, without waiting (as a cancel would)."""
+    loop = bridge().loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(acc.remove_listener, listener)
 
 
 def _time_sleep(seconds: float) -> None:
