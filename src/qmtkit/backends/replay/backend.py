@@ -17,11 +17,12 @@ URL (every part but ``start`` optional)::
 
     backtest://?start=YYYYMMDD&end=YYYYMMDD&period=1d|1m|tick&codes=A,B|sector=NAME
                &cash=1000000&fill=next_open|close|qmt|tick&benchmark=000300.SH
-               &participation=0.25&slippage=0&st=CODE,...&home=DIR
+               &participation=0.25&slippage=0&st=CODE,...&dividend_tax=0|1&home=DIR
 
 ``codes`` defaults to every cached code of the period (``sector`` names a sector of the
 simulator's listing or ``all``). ``participation`` caps each fill at that share of the bar's
-volume (partial fills rest); ``slippage`` moves fill prices that many ticks against the order.
+volume (partial fills rest); ``slippage`` moves fill prices that many ticks against the order;
+``dividend_tax=1`` collects the individual dividend tax when shares are sold (``divtax``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.backends.base import EventSink
 from qmtkit.backends.replay.clock import ReplayClock
+from qmtkit.backends.replay.divtax import DividendTax
 from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.qmtfill import price_groups
@@ -100,6 +102,7 @@ class BacktestSpec:
     slippage: int = 0
     st: list[str] = field(default_factory=list)
     home: str | None = None
+    dividend_tax: bool = False
 
     def check(self) -> BacktestSpec:
         """Validate every field; returns self."""
@@ -132,6 +135,8 @@ class BacktestSpec:
             raise InvalidArgument(f"bad slippage {self.slippage!r}: expected whole ticks >= 0")
         if not 0 <= self.slippage <= 100:
             raise InvalidArgument(f"bad slippage {self.slippage!r}: expected 0..100 ticks")
+        if not isinstance(self.dividend_tax, bool):
+            raise InvalidArgument(f"bad dividend_tax {self.dividend_tax!r}: expected True or False")
         if self.codes and self.sector:
             raise InvalidArgument("give codes or a sector, not both")
         self.codes = normalize_codes(self.codes) if self.codes else []
@@ -148,7 +153,7 @@ class BacktestSpec:
             "backtest",
             (
                 *("start", "end", "period", "codes", "sector", "cash", "fill"),
-                *("benchmark", "participation", "slippage", "st", "home"),
+                *("benchmark", "participation", "slippage", "st", "home", "dividend_tax"),
             ),
             wrong_scheme=f"not a backtest URL: {url!r} (expected backtest://?start=...)",
         )
@@ -172,6 +177,9 @@ class BacktestSpec:
             return [c for c in q.get(name, "").split(",") if c.strip()]
 
         start = day("start", None)
+        tax = q.get("dividend_tax", "0")
+        if tax not in ("0", "1"):
+            raise InvalidArgument(f"bad dividend_tax={tax!r} in {url!r}: expected 0 or 1")
         return cls(
             start=start,
             end=day("end", 29_991_231),
@@ -185,6 +193,7 @@ class BacktestSpec:
             slippage=num("slippage", int, 0),
             st=names("st"),
             home=q.get("home"),
+            dividend_tax=tax == "1",
         ).check()
 
 
@@ -234,6 +243,9 @@ class ReplayBackend:
         self.finished = anyio.Event()
         self.bars_published = 0
         self._progress: Callable[[int, int, int], None] | None = None
+        #: The dividend tax's lots (``dividend_tax=1``), and taxes owed by fills just seen.
+        self.dividend_tax = DividendTax() if spec.dividend_tax else None
+        self._owed: list[tuple[str, float]] = []
 
     @classmethod
     def from_url(cls, url: str) -> ReplayBackend:
@@ -523,6 +535,7 @@ class ReplayBackend:
             book = self._book(code, k, phase)
             if book is not None:
                 self.accounts.publish_many(broker.on_tick(book, now))
+        self._collect_taxes()
 
     def _match_resting_qmt(self, code: str, k: int, now: int) -> None:
         """Resting orders meet the bar by their own limits (``replay.qmtfill``), best first."""
@@ -556,6 +569,8 @@ class ReplayBackend:
         for code in sorted(self._held):
             for d in market.ex_rights_on(code, day):
                 shares = d.stockBonus + d.stockGift
+                if self.dividend_tax is not None:
+                    self.dividend_tax.ex_rights(code, d.interest, d.stockBonus, d.stockGift)
                 self.accounts.publish_many(self.broker.ex_rights(code, d.interest, shares))
 
     def _mark(self, k: int) -> None:
@@ -600,6 +615,8 @@ class ReplayBackend:
         """Record a report in the result frames and follow which codes are held."""
         self.recorder.on_report(report, self.clock.now_ms())
         item = report.item
+        if self.dividend_tax is not None and type(item) is Trade:
+            self._lot_of(report.account_id, item)
         if type(item) is Position:
             code = item.stock_code
             key = (report.account_id, code)
@@ -616,6 +633,24 @@ class ReplayBackend:
                 else:
                     del holders[code]
                     self._held.discard(code)
+
+    def _lot_of(self, account_id: str, trade: Trade) -> None:
+        """Follow the dividend tax's lots; a sale's tax is collected after its reports."""
+        tax = self.dividend_tax
+        assert tax is not None
+        day = self.broker.day
+        if trade.order_type == _BUY:
+            tax.bought(account_id, trade.stock_code, day, trade.traded_volume)
+        else:
+            owed = tax.sold(account_id, trade.stock_code, day, trade.traded_volume)
+            if owed > 0:
+                self._owed.append((account_id, owed))
+
+    def _collect_taxes(self) -> None:
+        """Take the dividend tax of the sales just filled from their accounts' cash."""
+        while self._owed:
+            account_id, owed = self._owed.pop(0)
+            self.accounts.publish(account_id, self.broker.charge(account_id, owed))
 
     # ------------------------------------------------------------------ requests
 
@@ -737,9 +772,11 @@ class ReplayBackend:
             if norm in market._code_index:
                 instrument = market.instrument(norm, broker.day)
                 book = self._submit_book(norm, req)
-        return self.accounts.submit(
+        response = self.accounts.submit(
             req, book=book, instrument=instrument, now=now, day=broker.day, market_open=True
         )
+        self._collect_taxes()
+        return response
 
     def _submit_book(self, code: str, req: msg.SubmitOrder) -> Tick | None:
         """What an order placed now meets at once (see the fill models)."""
@@ -785,8 +822,18 @@ class ReplayBackend:
                 "fill": self.spec.fill,
                 "benchmark": self.spec.benchmark,
                 "codes": ",".join(self.market.codes if self.market else self.spec.codes),
+                **self._tax_meta(account_id),
             },
         )
+
+    def _tax_meta(self, account_id: str | None) -> dict[str, str]:
+        """With ``dividend_tax=1``: the setting and the tax the account paid (CNY)."""
+        tax = self.dividend_tax
+        if tax is None:
+            return {}
+        # No account named: result() picks the only one, so the sum is its tax.
+        paid = sum(tax.paid.values()) if account_id is None else tax.paid.get(account_id, 0.0)
+        return {"dividend_tax": "1", "dividend_tax_paid": f"{paid:.2f}"}
 
 
 def _day_ms(day: int) -> int:

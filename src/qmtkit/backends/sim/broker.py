@@ -878,6 +878,23 @@ class Broker:
             result.append((acct.account_id, self._asset_report(acct)))
         return result
 
+    def charge(self, account_id: str, amount: float) -> list[TradeReportItem]:
+        """Take ``amount`` CNY (a tax the venue collects) from the account's available cash.
+
+        Returns the account's new ``Asset`` report (nothing for a zero amount).
+        """
+        if not is_finite(amount) or amount < 0:
+            raise InvalidArgument(f"amount must be a finite amount >= 0, got {amount!r}")
+        self._check_account_id(account_id)
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise self._unknown(account_id)
+        taken = cents(amount)
+        if taken == 0:
+            return []
+        acct.cash -= taken
+        return [self._asset_report(acct)]
+
     # ------------------------------------------------------------------ restore
 
     @classmethod
