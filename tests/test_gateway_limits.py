@@ -14,13 +14,15 @@ from typing import Any
 import anyio
 import pytest
 
+import qmtkit.gateway.server as server
 from qmtkit.backends.base import BackendInfo, Hello, ListSectors, Names, OpenAccount
 from qmtkit.backends.remote import AuthRefused
 from qmtkit.cli import main
-from qmtkit.errors import InvalidArgument
+from qmtkit.errors import BackendUnavailable, InvalidArgument
 from qmtkit.gateway.guard import LoginGuard
 from qmtkit.gateway.server import AUTH_MAX_FRAME, serve
 from qmtkit.wire.protocol import Auth, Call, ErrorFrame, FrameEncoder, ReportEvent
+from qmtkit.wire.security import client_tls_context, server_tls_context
 from support.gateway import (
     TOKEN,
     FakeVenue,
@@ -30,6 +32,7 @@ from support.gateway import (
     remote_for,
     running_gateway,
 )
+from support.tls import needs_openssl, self_signed
 
 BIG = Names([f"sector-{i:05d}-" + "x" * 40 for i in range(400)])  # ~20 KB per reply
 
@@ -148,6 +151,35 @@ async def test_connections_waiting_to_log_in_are_capped(tmp_path: Path) -> None:
         remote = remote_for(gw)  # room again
         async with remote.open(RecordingSink()):
             assert isinstance(await remote.request(Hello()), BackendInfo)
+
+
+@needs_openssl
+async def test_peers_stuck_in_the_tls_handshake_hold_login_slots_only_until_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "AUTH_TIMEOUT", 1.0)  # handshake and login together
+    cert, key = self_signed(tmp_path)
+    async with running_gateway(FakeVenue(), tmp_path, tls=server_tls_context(cert, key)) as gw:
+        limit = gw.guard.max_pending_per_address
+        # TCP connections that never send a ClientHello.
+        stuck = [await anyio.connect_tcp("127.0.0.1", gw.address[1]) for _ in range(limit)]
+        with anyio.fail_after(5):
+            while gw.guard.pending["127.0.0.1"] < limit:
+                await anyio.sleep(0.01)
+        tls_client = remote_for(gw, tls=client_tls_context(cert), connect_timeout=0.5)
+        with pytest.raises(BackendUnavailable):  # no slot left for it
+            async with tls_client.open(RecordingSink()):
+                pass
+        with anyio.fail_after(5):
+            for peer in stuck:  # the deadline closes every one of them
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await peer.receive()
+            while gw.guard.pending:
+                await anyio.sleep(0.01)
+        async with remote_for(gw, tls=client_tls_context(cert)).open(RecordingSink()):
+            pass  # room again
+    for peer in stuck:
+        await peer.aclose()
 
 
 async def test_no_token_and_a_wrong_token_are_told_apart(tmp_path: Path) -> None:

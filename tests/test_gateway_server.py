@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -48,6 +47,7 @@ from support.gateway import (
     running_gateway,
     tick,
 )
+from support.tls import self_signed
 
 
 async def test_serve_refuses_to_start_without_a_token(tmp_path: Path) -> None:
@@ -333,23 +333,9 @@ async def test_a_client_overflowing_the_report_cap_is_disconnected_not_shortchan
         assert [r.seq for r in sink.reports] == list(range(len(seqs) + 1, 3001))
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_tls_link_with_a_pinned_certificate(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     async with running_gateway(FakeVenue(), tmp_path, tls=server_tls_context(cert, key)) as gw:
         remote = remote_for(gw, tls=client_tls_context(cert))
         async with remote.open(RecordingSink()):
@@ -363,7 +349,7 @@ async def test_tls_link_with_a_pinned_certificate(tmp_path: Path) -> None:
 async def test_a_tls_mismatch_is_told_in_one_line_on_both_sides(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     async with running_gateway(FakeVenue(), tmp_path, tls=server_tls_context(cert, key)) as gw:
         with caplog.at_level(logging.WARNING), pytest.raises(BackendUnavailable, match="tls=1"):
             async with remote_for(gw, connect_timeout=2.0).open(RecordingSink()):

@@ -28,8 +28,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ import anyio
 import anyio.abc
 import msgspec
 from anyio.abc import TaskStatus
-from anyio.streams.tls import TLSListener
+from anyio.streams.tls import TLSStream
 
 from qmtkit.backends.base import (
     Backend,
@@ -349,30 +351,43 @@ class Gateway:
 
     # ------------------------------------------------------------------ connections
 
-    async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
-        """Serve one client connection until it ends; never raises."""
+    async def handle_connection(
+        self, stream: anyio.abc.ByteStream, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Serve one client connection until it ends (``tls``: handshake first); never raises."""
         peak = 0
         try:
             async with stream:
-                peak = await self._serve_client(stream)
+                peak = await self._serve_client(stream, tls)
         except Exception:
             log.exception("gateway: connection handler failed")
         if peak >= TRIM_AFTER:
             # Its buffers are free now (stream closed, session gone); the heap keeps the pages.
             give_back_freed_memory()
 
-    async def _serve_client(self, stream: anyio.abc.ByteStream) -> int:
+    async def _serve_client(self, stream: anyio.abc.ByteStream, tls: ssl.SSLContext | None) -> int:
         """Serve one connection; returns the most bytes of replies it had queued at once."""
         peer = _peer_name(stream)
         address = peer.rpartition(":")[0] or peer
         guard = self.guard
+        # Counted from the first byte: a peer stuck in the TLS handshake holds a login slot.
         refusal = guard.admit(address)
         if refusal is not None:
-            await self._refuse(stream, address, "over the login cap", refusal)
+            if tls is None:  # a TLS peer could not read the reason in clear anyway
+                await self._refuse(stream, address, "over the login cap", refusal)
+            else:
+                self._count_refusal(address, "over the login cap")
             return 0
+        deadline = anyio.current_time() + AUTH_TIMEOUT  # handshake and login together
         try:
+            if tls is not None:
+                kind, wrapped = await _handshake(stream, tls, deadline)
+                if wrapped is None:
+                    self._count_refusal(address, kind)
+                    return 0
+                stream = wrapped
             reader = FrameReader(stream, AUTH_MAX_FRAME)  # until logged in: one small frame
-            kind, refusal = await self._authenticate(reader, address)
+            kind, refusal = await self._authenticate(reader, address, deadline)
         finally:
             guard.leave(address)
         if refusal is not None:
@@ -405,10 +420,13 @@ class Gateway:
         self, stream: anyio.abc.ByteStream, address: str, kind: str, refusal: str
     ) -> None:
         """Tell the peer why, count the refusal and log a summary line when one is due."""
-        self.guard.refused(address, kind)
-        self._log_refusals()
+        self._count_refusal(address, kind)
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await stream.send(self.encoder.encode(ErrorFrame(refusal, fatal=True)))
+
+    def _count_refusal(self, address: str, kind: str) -> None:
+        self.guard.refused(address, kind)
+        self._log_refusals()
 
     def _log_refusals(self, *, force: bool = False) -> None:
         line = self.guard.summary(anyio.current_time(), force=force)
@@ -421,10 +439,12 @@ class Gateway:
             await anyio.sleep(REFUSAL_LOG_INTERVAL)
             self._log_refusals()
 
-    async def _authenticate(self, reader: FrameReader, address: str) -> tuple[str, str | None]:
+    async def _authenticate(
+        self, reader: FrameReader, address: str, deadline: float
+    ) -> tuple[str, str | None]:
         """``(kind, None)`` if the first frame logs the client in, else ``(kind, why not)``."""
         payload: bytes | None = None
-        with anyio.move_on_after(AUTH_TIMEOUT):
+        with anyio.CancelScope(deadline=deadline):
             try:
                 payload = await reader.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
@@ -478,24 +498,23 @@ class Gateway:
             session.quote_feeds.clear()
 
 
-class _TLSListener(TLSListener):
-    """A TLS listener that logs a failed handshake in one line instead of a traceback.
+async def _handshake(
+    stream: anyio.abc.ByteStream, tls: ssl.SSLContext, deadline: float
+) -> tuple[str, anyio.abc.ByteStream | None]:
+    """The TLS stream over ``stream`` by ``deadline``, or ``(why not, None)``.
 
-    The usual cause is a client connecting without ``tls=1``: one warning tells the operator
-    so; the client gets its own hint when the connection closes.
+    A failed handshake is usually a client without ``tls=1``; it is counted with the other
+    refusals (one summary line every few seconds), not logged one line per peer.
     """
-
-    @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
-        await anyio.aclose_forcefully(stream)
-        if isinstance(exc, Exception) and not isinstance(exc, anyio.get_cancelled_exc_class()):
-            log.warning(
-                "gateway: TLS handshake failed (%s: %s); a client without tls=1?",
-                type(exc).__name__,
-                exc,
+    with anyio.CancelScope(deadline=deadline):
+        try:
+            wrapped = await TLSStream.wrap(
+                stream, server_side=True, ssl_context=tls, standard_compatible=False
             )
-            return
-        raise exc
+        except (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+            return "TLS handshake failed (a client without tls=1?)", None
+        return "ok", wrapped
+    return f"TLS handshake not done within {AUTH_TIMEOUT:.0f}s", None
 
 
 def _peer_name(stream: anyio.abc.ByteStream) -> str:
@@ -653,17 +672,14 @@ async def serve(
             raw = await anyio.create_tcp_listener(local_host=host, local_port=port)
             addr = raw.extra(anyio.abc.SocketAttribute.local_address)
             gw.address = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else (host, port)
-            listener: anyio.abc.Listener[Any] = (
-                _TLSListener(raw, tls, standard_compatible=False) if tls is not None else raw
-            )
-            async with listener, anyio.create_task_group() as tg:
+            async with raw, anyio.create_task_group() as tg:
                 tg.start_soon(gw.log_refusals)
                 task_status.started(gw)
                 try:
                     if tls is None and asyncio_running():
                         await _serve_fast(raw, gw)
                     else:
-                        await listener.serve(gw.handle_connection)
+                        await raw.serve(partial(gw.handle_connection, tls=tls))
                 finally:
                     gw._log_refusals(force=True)
 
