@@ -7,6 +7,7 @@ are sold, the oldest lot first. Every figure below is worked out by hand in its 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -15,6 +16,7 @@ from qmtkit.backends.base import Dividend
 from qmtkit.backends.replay import BacktestSpec
 from qmtkit.backends.replay.divtax import DividendTax, add_months, tax_rate
 from qmtkit.backtest.runner import BarContext, run_backtest
+from qmtkit.cli import main as cli_main
 from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import yyyymmdd_to_ms
 from qmtkit.errors import InvalidArgument
@@ -107,3 +109,22 @@ async def test_a_backtest_collects_the_tax_when_the_shares_are_sold(
     else:
         assert cash == pytest.approx(untaxed)
         assert "dividend_tax_paid" not in result.meta
+
+
+def test_the_command_collects_it_with_dividend_tax(tmp_path: Path, capsys: Any) -> None:
+    Cache(tmp_path).write_bars("1d", {A: _bars(FLAT)})
+    ex = int(yyyymmdd_to_ms([20240105])[0])
+    Cache(tmp_path).write_dividends(A, [Dividend(time=ex, interest=0.5)])
+    script = tmp_path / "s.py"
+    script.write_text(  # trade_around_the_ex_date as a script
+        "from qmtkit.data.calendar import yyyymmdd_to_ms\n"
+        "def on_bars(frame, ctx):\n"
+        "    if ctx.now() < int(yyyymmdd_to_ms([20240103])[0]):\n"
+        f"        ctx.buy({A!r}, 1000, 10.5)\n"
+        f"    elif ctx.sellable({A!r}) and ctx.now() > int(yyyymmdd_to_ms([20240105])[0]):\n"
+        f"        ctx.sell({A!r}, ctx.sellable({A!r}), 9.5)\n"
+    )
+    argv = ["backtest", str(script), "--start", "20240102", "--end", "20240109", "--quiet"]
+    argv += ["--codes", A, "--home", str(tmp_path), "--dividend-tax"]
+    assert cli_main(argv) == 0
+    assert "dividend tax paid: 100.00" in capsys.readouterr().out

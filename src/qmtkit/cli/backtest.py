@@ -37,6 +37,11 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--benchmark", default="", help="benchmark code, e.g. 000300.SH")
     p.add_argument("--participation", type=float, default=None, help="share of bar volume")
     p.add_argument("--slippage", type=int, default=0, help="slippage in price ticks")
+    p.add_argument(
+        "--dividend-tax",
+        action="store_true",
+        help="collect the individual dividend tax when shares are sold (20/10/0 %% by holding)",
+    )
     p.add_argument("--account", default="backtest", help="the account id the result is for")
     p.add_argument("--home", default=None, help="cache directory (default: $QMTKIT_HOME)")
     p.add_argument("--report", default=None, help="write an HTML report to this path")
@@ -95,6 +100,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             participation=args.participation if args.participation is not None else 0.25,
             slippage=args.slippage,
             home=args.home,
+            dividend_tax=args.dividend_tax,
         ).check()
     except QmtkitError as exc:
         print(f"qmtkit backtest: {exc}", file=sys.stderr)
@@ -138,6 +144,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         )
     else:
         print("no trading day in range")
+    if "dividend_tax_paid" in result.meta:
+        print(f"dividend tax paid: {result.meta['dividend_tax_paid']}")
     if args.report:
         report = getattr(result, "report", None)
         if report is None:
