@@ -83,6 +83,15 @@ async def record_scenario(home: Path, *, seed: int, orders: int) -> Path:
     return backend.state_dir / "journal.bin"
 
 
+async def reopen_scenario(home: Path) -> None:
+    """Open the scenario's accounts again two days after it started (restore and day roll)."""
+    clock = VirtualClock(_start() + 2 * 24 * 3600 * 1000)
+    backend = SimBackend(home=home, clock=clock, initial_cash=INITIAL_CASH)
+    async with backend.open(_Sink()):  # type: ignore[arg-type]
+        for account in ACCOUNTS:
+            await backend.request(OpenAccount(account))
+
+
 def check_invariants(reports: list[AccountReport]) -> None:
     """Assert that ``reports`` (a journal's content, oldest first) describe sound accounts."""
     seqs: dict[str, list[int]] = defaultdict(list)
