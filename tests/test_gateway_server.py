@@ -126,7 +126,7 @@ async def test_quote_subscriptions_are_shared_and_ref_counted(tmp_path: Path) ->
             async with remotes[i].open(sinks[i]):
                 # Each client picks its own id; the gateway maps them to one backend id.
                 await remotes[i].request(SubscribeQuotes(100 + i, ["600000.SH", "000001.SZ"]))
-                if sum(len(r._subs) for r in remotes) == len(remotes):
+                if sum(len(r._resume.subscriptions()) for r in remotes) == len(remotes):
                     opened.set()
                 await done.wait()
 

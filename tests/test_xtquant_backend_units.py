@@ -1,4 +1,4 @@
-"""The xtquant adapter's pure parts: URL, report numbering, reconciliation, inbox, conversions."""
+"""The xtquant adapter's pure parts: URL, reconciliation, inbox, conversions."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from qmtkit.backends.xtquant.convert import (
     xt_date_to_ms,
 )
 from qmtkit.backends.xtquant.inbox import LoopInbox
-from qmtkit.backends.xtquant.reports import OrderReconciler, ReportBook, cut_remark
+from qmtkit.backends.xtquant.reports import OrderReconciler, cut_remark
 from qmtkit.data.schema import BAR_DTYPES
 from qmtkit.errors import BackendError, InvalidArgument
-from qmtkit.models import Asset, Bar, Order, OrderError, OrderResponse, Tick, Trade
+from qmtkit.models import Bar, Order, OrderError, OrderResponse, Tick
 
 ACC = "1000000365"
 D0 = 1704124800000  # 2024-01-02 00:00 Beijing
@@ -117,65 +117,6 @@ def test_connect_error_message_is_specific() -> None:
     text = connect_error_message("D:\\qmt\\userdata_mini", 77, -1)
     assert "returned -1" in text and "session id 77" in text
     assert "not 'userdata_mini'" not in text  # the folder name is right here
-
-
-# --------------------------------------------------------------------------- ReportBook
-
-
-def test_report_book_numbers_each_account_from_one() -> None:
-    book = ReportBook()
-    a = book.add(order(1))
-    b = book.add(
-        Asset(
-            account_id="other",
-            cash=1,
-            frozen_cash=0,
-            market_value=0,
-            total_asset=1,
-            fetch_balance=1,
-        )
-    )
-    c = book.add(order(1, status=56, traded=100))
-    assert a is not None and b is not None and c is not None
-    assert [(r.account_id, r.seq) for r in (a, b, c)] == [(ACC, 1), ("other", 1), (ACC, 2)]
-    assert book.last_seq(ACC) == 2 and book.last_seq("nobody") == 0
-
-
-def test_report_book_drops_exact_duplicates_only() -> None:
-    book = ReportBook()
-    trade = Trade(
-        account_id=ACC,
-        stock_code="600000.SH",
-        order_type=23,
-        traded_id="T1",
-        traded_time=0,
-        traded_price=10.0,
-        traded_volume=100,
-        traded_amount=1000.0,
-        order_id=1,
-    )
-    err = OrderError(account_id=ACC, order_id=2, error_id=-1, error_msg="x")
-    assert book.add(order(1)) is not None
-    assert book.add(order(1)) is None  # same id, status, traded volume
-    assert book.add(order(1, status=55, traded=50)) is not None  # a new state
-    assert book.add(trade) is not None
-    assert book.add(trade) is None
-    assert book.add(Trade(**{**_fields(trade), "order_id": 9})) is not None  # other order
-    assert book.add(err) is not None and book.add(err) is None
-    assert book.last_seq(ACC) == 5  # two orders states, two fills, one error
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {f: getattr(obj, f) for f in obj.__struct_fields__}
-
-
-def test_report_book_replays_after_a_seq_within_what_it_keeps() -> None:
-    book = ReportBook(keep=3)
-    for i in range(1, 6):
-        book.add(order(i))
-    assert [r.seq for r in book.since(ACC, 0)] == [3, 4, 5]  # 1 and 2 were let go
-    assert [r.seq for r in book.since(ACC, 3)] == [4, 5]
-    assert book.since(ACC, 5) == [] and book.since("nobody", 0) == []
 
 
 # --------------------------------------------------------------------------- OrderReconciler

@@ -27,7 +27,7 @@ import anyio.abc
 import anyio.lowlevel
 import msgspec
 
-from qmtkit._resume import Backoff, ReportCursor
+from qmtkit._resume import Backoff, Resume
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     BackendInfo,
@@ -176,7 +176,9 @@ class RemoteBackend:
         self.connect_timeout = float(connect_timeout)
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.rng = rng if rng is not None else random.Random()
-        self._backoff = Backoff(self.backoff[0], self.backoff[1], self.rng)
+        self._resume: Resume[SubscribeQuotes] = Resume(
+            Backoff(self.backoff[0], self.backoff[1], self.rng)
+        )
         self.url = f"qmtkit://{host}:{port}"
         #: How messages name the gateway.
         self.where = f"{host}:{port}"
@@ -193,9 +195,6 @@ class RemoteBackend:
         self._closed = False
         self._pending: dict[int, _Waiter] = {}
         self._next_id = 1
-        self._subs: dict[int, SubscribeQuotes] = {}
-        self._accounts: dict[str, int] = {}  # account_id -> account_type
-        self._cursors: dict[str, ReportCursor] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RemoteBackend:
@@ -291,7 +290,7 @@ class RemoteBackend:
             )
         if isinstance(req, OpenAccount):
             # The caller says where its stream stands; later resumes continue from there.
-            self._cursors[req.account_id] = ReportCursor(req.after_seq)
+            self._resume.resume_after(req.account_id, req.after_seq)
         reply = await self._call(link, req)
         self._remember(req)
         return reply
@@ -302,20 +301,20 @@ class RemoteBackend:
         The jitter (a uniform draw from the upper half of the window) keeps many clients of a
         restarted gateway from reconnecting in lockstep.
         """
-        return self._backoff.delay(attempt)
+        return self._resume.backoff.delay(attempt)
 
     # ------------------------------------------------------------------ internals
 
     def _remember(self, req: Request) -> None:
         if isinstance(req, SubscribeQuotes):
-            self._subs[req.sub_id] = req
+            self._resume.subscribed(req.sub_id, req)
         elif isinstance(req, UnsubscribeQuotes):
-            self._subs.pop(req.sub_id, None)
+            self._resume.unsubscribed(req.sub_id)
             self.quotes_dropped.pop(req.sub_id, None)
         elif isinstance(req, OpenAccount):
-            self._accounts[req.account_id] = req.account_type
+            self._resume.opened(req.account_id, req.account_type)
         elif isinstance(req, CloseAccount):
-            self._accounts.pop(req.account_id, None)
+            self._resume.closed(req.account_id)
 
     async def _call(self, link: _Link, req: Request) -> Reply:
         call_id = self._next_id
@@ -432,13 +431,14 @@ class RemoteBackend:
             restore = True
 
     async def _reconnect(self) -> _Link:
-        attempt = 0
         while True:
-            await anyio.sleep(self.backoff_delay(attempt))
+            await anyio.sleep(self._resume.next_delay())
             try:
-                return await self._connect()
+                link = await self._connect()
             except BackendError:
-                attempt += 1
+                continue
+            self._resume.link_restored()
+            return link
 
     async def _run_link(self, link: _Link, restore: bool) -> None:
         self._link = link
@@ -464,25 +464,19 @@ class RemoteBackend:
                 self._sink.on_connection(ConnectionState(connected=True, reason="reconnected"))
 
     async def _restore(self, link: _Link) -> None:
-        """Resubscribe quotes and reopen accounts after a reconnect."""
-        for sub in list(self._subs.values()):
+        """Reopen accounts (after their last delivered seq) and resubscribe quotes."""
+
+        async def ask(req: OpenAccount | SubscribeQuotes) -> bool:
             try:
-                await self._call(link, sub)
+                await self._call(link, req)
             except BackendUnavailable:
                 raise
             except QmtkitError as exc:
-                log.warning("gateway refused to restore quote subscription %d: %s", sub.sub_id, exc)
-                self._subs.pop(sub.sub_id, None)
-        for account_id, account_type in list(self._accounts.items()):
-            cursor = self._cursors.get(account_id)
-            after = cursor.last if cursor is not None else 0
-            try:
-                await self._call(link, OpenAccount(account_id, account_type, after_seq=after))
-            except BackendUnavailable:
-                raise
-            except QmtkitError as exc:
-                log.warning("gateway refused to reopen account %s: %s", account_id, exc)
-                self._accounts.pop(account_id, None)
+                log.warning("the gateway refused to restore %r: %s", req, exc)
+                return False
+            return True
+
+        await self._resume.restore(ask, ask)
 
     async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
         while True:
@@ -556,10 +550,7 @@ class RemoteBackend:
         return True
 
     def _deliver(self, sink: EventSink, report: AccountReport) -> None:
-        cursor = self._cursors.get(report.account_id)
-        if cursor is None:
-            cursor = self._cursors[report.account_id] = ReportCursor()
-        if cursor.take(report.seq):
+        if self._resume.take(report):
             sink.on_report(report)
 
     def _resolve(self, call_id: int, reply: Reply | None, error: BaseException | None) -> None:

@@ -19,7 +19,6 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
-from qmtkit._resume import ReportCursor
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import BackendInfo, EventSink, Reply, Request
 from qmtkit.backends.remote import RemoteBackend, _Link
@@ -163,8 +162,7 @@ class LocalTerminalBackend(RemoteBackend):
         finally:
             # Its reports went straight to the client; a later resume starts after them.
             for account_id, last in channel.positions().items():
-                cursor = self._cursors.setdefault(account_id, ReportCursor())
-                cursor.last = max(cursor.last, last)
+                self._resume.delivered_up_to(account_id, last)
         dead("the terminal this program hosted stopped")
 
     async def _try_to_host(self) -> bool:

@@ -3,9 +3,10 @@
 The adapter runs where MiniQMT runs (Windows). xtquant is imported only inside ``open()``, so
 qmtkit imports everywhere. Blocking xtquant calls run in worker threads; xtquant's callbacks
 (on its own threads) are converted to qmtkit models there and handed to the event loop through
-a ``LoopInbox`` in arrival order. Per account, reports are numbered (``seq``) and duplicates
-re-sent after a reconnect are dropped (``ReportBook``); the order id of each submission is
-found from whichever of MiniQMT's answers comes first (``OrderReconciler``).
+a ``LoopInbox`` in arrival order. Per account, reports are numbered (``seq``) and pushes
+re-sent after a reconnect are dropped by ``qmtkit._resume.Resume``, which also holds what a
+reconnect restores; the order id of each submission is found from whichever of MiniQMT's
+answers comes first (``OrderReconciler``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Final, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from qmtkit._resume import Backoff
+from qmtkit._resume import Backoff, Resume
 from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import (
     AccountInfos,
@@ -84,7 +85,7 @@ from qmtkit.backends.xtquant.convert import (
 )
 from qmtkit.backends.xtquant.inbox import LoopInbox
 from qmtkit.backends.xtquant.relay import RelayTargets, relay_class
-from qmtkit.backends.xtquant.reports import OrderReconciler, ReportBook
+from qmtkit.backends.xtquant.reports import OrderReconciler
 from qmtkit.backends.xtquant.url import (
     INSTALL_HINT,
     MAX_SESSION,
@@ -233,8 +234,6 @@ class XtQuantBackend:
         self._path = path
         self._session = session if session is not None else random.randint(100_000, 999_999_999)
         self._url = url or f"xtquant://{path}?session={self._session}"
-        self._reconnect_delay = float(reconnect_delay)
-        self._reconnect_max_delay = max(float(reconnect_max_delay), float(reconnect_delay))
         self._response_timeout = float(response_timeout)
         self._used_sessions: set[int] = set()
         self._opened = False
@@ -249,12 +248,11 @@ class XtQuantBackend:
         self._trader: Any = None
         self._gen = 0
         self._connected = False
-        self._accounts: dict[str, int] = {}
-        self._book = ReportBook()
+        #: Open accounts, quote subscriptions, report numbering and the reconnect pace.
+        self._resume: Resume[_QuoteSub] = Resume(Backoff(reconnect_delay, reconnect_max_delay))
         self._recon = OrderReconciler()
         self._order_waits: dict[int, anyio.Event] = {}
         self._cancels = _CancelWaits()
-        self._subs: dict[int, _QuoteSub] = {}
         self._sub_tokens = 0
         self._trader_lock = anyio.CapacityLimiter(1)
 
@@ -327,8 +325,7 @@ class XtQuantBackend:
 
     async def _shutdown(self) -> None:
         xtdata = self._xtm().xtdata
-        seqs = [s for sub in self._subs.values() for s in sub.xt_seqs]
-        self._subs.clear()
+        seqs = [s for sub in self._resume.drop_subscriptions() for s in sub.xt_seqs]
         trader, self._trader = self._trader, None
         self._connected = False
         self._recon.fail_all("the xtquant backend was closed")
@@ -388,8 +385,8 @@ class XtQuantBackend:
             woken = self._recon.on_order_push(item)
         elif isinstance(item, OrderError):
             woken = self._recon.on_order_error(item, xt_seq)
-        report = self._book.add(item)
-        if report is not None and item.account_id in self._accounts:
+        report = self._resume.number(item)
+        if self._resume.is_open(item.account_id) and self._resume.take(report):
             self._sink.on_report(report)
         self._wake(woken)
 
@@ -402,7 +399,7 @@ class XtQuantBackend:
             self._cancels.deliver(resp)
 
     def _on_quotes(self, sub_id: int, token: int, batch: QuoteBatch) -> None:
-        sub = self._subs.get(sub_id)
+        sub = self._resume.subscription(sub_id)
         if sub is not None and sub.token == token and self._sink is not None:
             self._sink.on_quotes(batch)
 
@@ -450,8 +447,6 @@ class XtQuantBackend:
         if old is not None:
             with anyio.CancelScope(shield=True):  # a cancel must not skip the stop
                 await anyio.to_thread.run_sync(_quietly, old.stop)
-        backoff = Backoff(self._reconnect_delay, self._reconnect_max_delay)
-        attempt = 0
         while True:
             session = self._fresh_session()
             self._gen += 1
@@ -460,8 +455,8 @@ class XtQuantBackend:
                     break
             except Exception:
                 log.exception("xtquant reconnect with session %s failed", session)
-            await anyio.sleep(backoff.delay(attempt))
-            attempt += 1
+            await anyio.sleep(self._resume.next_delay())
+        self._resume.link_restored()
         self._connected = True
         if self._sink is not None:
             self._sink.on_connection(
@@ -477,14 +472,22 @@ class XtQuantBackend:
             log.warning("xtquant reconnect with session %s: connect() returned %r", session, result)
             return False
         self._trader, self._session = trader, session
+
+        # A refusal here is not final (MiniQMT may still be logging the account in): it fails
+        # this attempt and the next one, with a fresh session, tries again.
+        async def reopen(req: OpenAccount) -> bool:
+            account = self._account(req.account_id, req.account_type)
+            result = await self._call(trader.subscribe, account)
+            if result != 0:
+                raise BackendError(f"resubscribing account {req.account_id} returned {result!r}")
+            return True
+
+        async def resubscribe(sub: _QuoteSub) -> bool:
+            await self._resubscribe(sub)
+            return True
+
         try:
-            for account_id, account_type in list(self._accounts.items()):
-                account = self._account(account_id, account_type)
-                result = await self._call(trader.subscribe, account)
-                if result != 0:
-                    raise BackendError(f"resubscribing account {account_id} returned {result!r}")
-            for sub in list(self._subs.values()):
-                await self._resubscribe(sub)
+            await self._resume.restore(reopen, resubscribe)
         except BaseException:
             self._trader = None
             with anyio.CancelScope(shield=True):
@@ -559,7 +562,7 @@ class XtQuantBackend:
 
     def _account(self, account_id: str, account_type: int | None = None) -> Any:
         if account_type is None:
-            account_type = self._accounts.get(account_id, int(AccountType.STOCK))
+            account_type = self._resume.account_type(account_id) or int(AccountType.STOCK)
         return self._xtm().xttype.StockAccount(account_id, AccountType(account_type).name)
 
     def _live_trader(self) -> Any:
@@ -670,7 +673,7 @@ class XtQuantBackend:
     # ----------------------------------------------------------------- quotes
 
     async def _subscribe(self, req: SubscribeQuotes) -> Reply:
-        if not isinstance(req.sub_id, int) or req.sub_id in self._subs:
+        if not isinstance(req.sub_id, int) or self._resume.subscription(req.sub_id) is not None:
             raise InvalidArgument(
                 f"sub_id {req.sub_id!r} is already in use or not an int; pick a new one"
             )
@@ -682,11 +685,11 @@ class XtQuantBackend:
                 "use period='tick' or list the codes"
             )
         sub = _QuoteSub(req.sub_id, codes, period)
-        self._subs[req.sub_id] = sub
+        self._resume.subscribed(req.sub_id, sub)
         try:
             await self._resubscribe(sub)
         except BaseException:
-            self._subs.pop(req.sub_id, None)
+            self._resume.unsubscribed(req.sub_id)
             raise
         return Ok()
 
@@ -744,7 +747,7 @@ class XtQuantBackend:
         return on_data
 
     async def _unsubscribe(self, req: UnsubscribeQuotes) -> Reply:
-        sub = self._subs.pop(req.sub_id, None)
+        sub = self._resume.unsubscribed(req.sub_id)
         if sub is None:
             raise InvalidArgument(f"no quote subscription with sub_id {req.sub_id!r}")
         xtdata = self._xtm().xtdata
@@ -777,7 +780,7 @@ class XtQuantBackend:
             ) from None
         if not isinstance(req.after_seq, int) or req.after_seq < 0:
             raise InvalidArgument(f"after_seq must be an int >= 0, got {req.after_seq!r}")
-        if account_id not in self._accounts:
+        if not self._resume.is_open(account_id):
             trader = self._live_trader()
             result = await self._call(trader.subscribe, self._account(account_id, account_type))
             if result != 0:
@@ -788,14 +791,14 @@ class XtQuantBackend:
                 )
         # Reports numbered while subscribing are replayed here; live delivery starts after.
         assert self._sink is not None
-        for report in self._book.since(account_id, req.after_seq):
+        for report in self._resume.replay(account_id, req.after_seq):
             self._sink.on_report(report)
-        self._accounts[account_id] = account_type
+        self._resume.opened(account_id, account_type)
         return Ok()
 
     async def _close_account(self, req: CloseAccount) -> Reply:
         account_id = self._check_account(req.account_id)
-        account_type = self._accounts.pop(account_id, None)
+        account_type = self._resume.closed(account_id)
         if account_type is not None and self._connected and self._trader is not None:
             await self._call(self._trader.unsubscribe, self._account(account_id, account_type))
         return Ok()
@@ -853,7 +856,7 @@ class XtQuantBackend:
                     "placed - query the orders after reconnection"
                 )
             return OrderResponse(
-                account_type=self._accounts.get(account_id, int(AccountType.STOCK)),
+                account_type=self._resume.account_type(account_id) or int(AccountType.STOCK),
                 account_id=account_id,
                 order_id=outcome.order_id,
                 strategy_name=req.strategy_name,

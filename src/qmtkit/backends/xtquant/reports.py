@@ -1,4 +1,6 @@
-"""Pure state machines of the xtquant adapter: report numbering and order reconciliation.
+"""Pure state machine of the xtquant adapter: finding each submission's order id.
+
+Report numbering and the drop of re-sent pushes live in ``qmtkit._resume`` (``Resume.number``).
 
 Nothing here does I/O or knows about threads; the backend feeds events in loop order.
 """
@@ -6,80 +8,16 @@ Nothing here does I/O or knows about threads; the backend feeds events in loop o
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.constants import OrderStatus, PriceType
 from qmtkit.models import (
-    AccountReport,
     Order,
     OrderError,
     OrderResponse,
-    Trade,
-    TradeReportItem,
     cut_remark,
 )
-
-
-class ReportBook:
-    """Numbers each account's reports 1, 2, 3 ... and drops re-sent duplicates.
-
-    After a reconnect MiniQMT may push today's orders and fills again. An order push equal to
-    one already numbered in (order_id, order_status, traded_volume), a fill with an
-    already-numbered (order_id, traded_id), or a repeated (order_id, error_id) order error is
-    recognised as a duplicate and gets no number. The last ``keep`` reports of each account are
-    kept so that a consumer can resume after the seq it saw last.
-    """
-
-    def __init__(self, keep: int = 100_000) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep!r}")
-        self._keep = keep
-        self._seq: dict[str, int] = {}
-        self._logs: dict[str, deque[AccountReport]] = {}
-        self._seen: dict[str, set[tuple[object, ...]]] = {}
-
-    @staticmethod
-    def _identity(item: TradeReportItem) -> tuple[object, ...] | None:
-        if isinstance(item, Order):
-            return ("order", item.order_id, item.order_status, item.traded_volume)
-        if isinstance(item, Trade):
-            return ("trade", item.order_id, item.traded_id)
-        if isinstance(item, OrderError):
-            return ("order_error", item.order_id, item.error_id)
-        return None
-
-    def add(self, item: TradeReportItem) -> AccountReport | None:
-        """Number ``item`` for its account, or return None if it is a duplicate."""
-        account = item.account_id
-        ident = self._identity(item)
-        if ident is not None:
-            seen = self._seen.setdefault(account, set())
-            if ident in seen:
-                return None
-            seen.add(ident)
-        seq = self._seq.get(account, 0) + 1
-        self._seq[account] = seq
-        report = AccountReport(account_id=account, seq=seq, item=item)
-        log = self._logs.get(account)
-        if log is None:
-            log = self._logs[account] = deque(maxlen=self._keep)
-        log.append(report)
-        return report
-
-    def last_seq(self, account_id: str) -> int:
-        """The seq of the account's latest report (0 before the first)."""
-        return self._seq.get(account_id, 0)
-
-    def since(self, account_id: str, after_seq: int) -> list[AccountReport]:
-        """The kept reports of an account with ``seq > after_seq``, in order."""
-        log = self._logs.get(account_id)
-        if not log:
-            return []
-        first = log[0].seq
-        start = max(0, after_seq - first + 1)
-        return [log[i] for i in range(start, len(log))]
 
 
 @dataclass
