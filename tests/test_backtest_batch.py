@@ -90,3 +90,20 @@ async def test_a_batch_without_on_bars_is_refused(url: str) -> None:
 
     with pytest.raises(InvalidArgument, match="on_bars"):
         await run_backtest(url, strategy, batch=3)
+
+
+async def test_a_sleeper_wakes_at_its_own_time_between_batches(url: str) -> None:
+    woke: list[int] = []
+
+    async def sleeper(qk: Any, account: Any) -> None:
+        await qk.sleep((int(TIMES[0]) - qk.now()) / 1000)  # to the first tick
+        start = qk.now()
+        assert start == int(TIMES[0])
+        for _ in range(4):
+            await qk.sleep(4.5)  # between tick times (3 s apart), on none of them
+            woke.append(qk.now() - start)
+        await qk.sleep(3.0)  # exactly on a tick time
+        woke.append(qk.now() - start)
+
+    await run_backtest(url, sleeper, on_bars=Calls(), batch=4)
+    assert woke == [4500, 9000, 13500, 18000, 21000]
