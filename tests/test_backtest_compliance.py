@@ -98,7 +98,9 @@ def test_thresholds_can_be_set_lower_for_a_margin() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "300"])
 def test_a_bad_threshold_is_refused(bad: object) -> None:
-    with pytest.raises(InvalidArgument, match="per_second must be a positive int"):
+    with pytest.raises(
+        InvalidArgument, match=r"bad per_second .*: expected a positive int threshold"
+    ):
         result().compliance(per_second=bad)  # type: ignore[arg-type]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import pickle
 import shutil
@@ -99,7 +100,7 @@ def test_a_strategy_that_cannot_reach_a_worker_is_refused_before_any_run() -> No
 
 
 def test_bad_options_are_refused() -> None:
-    with pytest.raises(InvalidArgument, match="processes must be an int >= 1"):
+    with pytest.raises(InvalidArgument, match="bad processes 0: expected a positive int"):
         sweep(drift_run, {"drift": [0.0]}, processes=0)
     with pytest.raises(InvalidArgument, match="executor must be"):
         sweep(drift_run, {"drift": [0.0]}, executor="threads")  # type: ignore[arg-type]
@@ -111,6 +112,12 @@ def test_bad_options_are_refused() -> None:
         sweep(drift_run, {"drift": [0.0]}, risk=PRESETS["regulatory"], executor="serial")
     with pytest.raises(InvalidArgument, match="risk must be a RiskConfig, RiskLimits"):
         sweep(buy_once, {"volume": [100]}, spec=URL, risk="regulatory")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", [math.nan, 2.0, True])
+def test_a_sweep_refuses_the_risk_free_rates_a_single_run_refuses(rate: object) -> None:
+    with pytest.raises(InvalidArgument, match="risk_free_rate"):
+        sweep(drift_run, {"drift": [0.0]}, risk_free_rate=rate)  # type: ignore[arg-type]
 
 
 def test_workers_get_a_path_and_parameters_never_the_data(home: Path) -> None:

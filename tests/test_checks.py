@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from qmtkit import codes
-from qmtkit.checks import check_order, is_finite, is_int, is_real, is_whole, positive_int
+from qmtkit.checks import (
+    check_order,
+    finite_number,
+    is_finite,
+    is_int,
+    is_real,
+    is_whole,
+    positive_int,
+    positive_number,
+)
 from qmtkit.errors import InvalidArgument, InvalidCode
 
 GOOD = {
@@ -37,6 +46,22 @@ def test_is_finite_refuses_nan_and_infinity() -> None:
 def test_positive_int_names_the_value_and_what_it_counts() -> None:
     with pytest.raises(InvalidArgument, match=r"bad order_id 0: expected a positive int from"):
         positive_int("order_id", 0, " from an order")
+
+
+@pytest.mark.parametrize("bad", [True, math.nan, math.inf, "1", None])
+def test_finite_number_refuses_bools_nan_infinity_and_text(bad: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"bad rate .*: expected a finite number such as"):
+        finite_number("rate", bad, " such as 0.02")
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, True, math.inf, math.nan])
+def test_positive_number_refuses_zero_negatives_bools_and_infinity(bad: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"bad timeout .*: expected a positive number of s"):
+        positive_number("timeout", bad, " of seconds")
+
+
+def test_number_checks_hand_back_floats() -> None:
+    assert finite_number("x", -3) == -3.0 and type(positive_number("x", 2)) is float
 
 
 def test_a_good_order_passes() -> None:

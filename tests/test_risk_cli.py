@@ -48,7 +48,7 @@ def test_set_refuses_unknown_names_and_bad_values_and_writes_nothing(
     assert risk(tmp_path, "set", ACCT, "max_order_volum=5") == 2
     assert "unknown risk limit 'max_order_volum'" in capsys.readouterr().err
     assert risk(tmp_path, "set", ACCT, "max_order_volume=-5") == 2
-    assert "max_order_volume must be a positive int" in capsys.readouterr().err
+    assert "bad risk limit max_order_volume -5: expected a positive int" in capsys.readouterr().err
     assert load_config(tmp_path) is None
 
 

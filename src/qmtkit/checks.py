@@ -54,6 +54,20 @@ def non_negative_int(name: str, value: object) -> int:
     return value
 
 
+def finite_number(name: str, value: object, what: str = "") -> float:
+    """``value`` as a float if it is a finite int or float (not a bool, NaN or infinite)."""
+    if not is_finite(value):
+        raise InvalidArgument(f"bad {name} {value!r}: expected a finite number{what}")
+    return float(value)
+
+
+def positive_number(name: str, value: object, what: str = "") -> float:
+    """``value`` as a float if it is a finite number > 0; ``what`` says its unit, for the error."""
+    if not is_finite(value) or value <= 0:
+        raise InvalidArgument(f"bad {name} {value!r}: expected a positive number{what}")
+    return float(value)
+
+
 def check_count(count: object, name: str = "count") -> int:
     """A number of rows to keep: -1 (all), 0 (none) or more (numpy integers accepted)."""
     if not is_whole(count) or int(count) < -1:

@@ -13,6 +13,8 @@ from typing import Final, Protocol
 
 import anyio
 
+from qmtkit.checks import is_int
+
 #: Beijing time (UTC+8, no daylight saving): the one place that says so.
 BEIJING: Final = timezone(timedelta(hours=8))
 #: The same offset in milliseconds, for arithmetic on Unix-millisecond timestamps.
@@ -110,9 +112,7 @@ class SessionClock:
     """
 
     def __init__(self, start_ms: int | None = None) -> None:
-        if start_ms is not None and (
-            not isinstance(start_ms, int) or isinstance(start_ms, bool) or start_ms < 0
-        ):
+        if start_ms is not None and (not is_int(start_ms) or start_ms < 0):
             raise ValueError(f"start_ms must be Unix milliseconds >= 0, got {start_ms!r}")
         self._pin = None if start_ms is None else (start_ms, time.monotonic_ns())
 

@@ -40,7 +40,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
-from qmtkit.checks import is_int, is_real
+from qmtkit.checks import is_finite, is_int, positive_number
 from qmtkit.errors import (
     BackendError,
     BackendUnavailable,
@@ -150,8 +150,7 @@ class RemoteBackend:
             ("timeout", timeout),
             ("connect_timeout", connect_timeout),
         ):
-            if not is_real(value) or value <= 0:
-                raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
+            positive_number(name, value, " of seconds")
         if timeout <= heartbeat:
             raise InvalidArgument(
                 f"timeout ({timeout!r}s) must exceed the heartbeat interval ({heartbeat!r}s)"
@@ -159,7 +158,7 @@ class RemoteBackend:
         if (
             not isinstance(backoff, tuple)
             or len(backoff) != 2
-            or not all(isinstance(b, (int, float)) and b > 0 for b in backoff)
+            or not all(is_finite(b) and b > 0 for b in backoff)
             or backoff[0] > backoff[1]
         ):
             raise InvalidArgument(

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from qmtkit.errors import InvalidArgument
+from qmtkit.checks import positive_int
 
 if TYPE_CHECKING:
     from qmtkit.backtest.results import BacktestResult
@@ -87,8 +87,7 @@ def compute_compliance(
 ) -> ComplianceProfile:
     """The compliance profile of ``result``; thresholds default to the 2025 rules."""
     for name, value in (("per_second", per_second), ("per_day", per_day)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidArgument(f"{name} must be a positive int threshold, got {value!r}")
+        positive_int(name, value, " threshold")
     rule = pl.col("error").str.extract(_RULE_PATTERN, 1).str.strip_chars()
     orders = result.orders.with_columns(
         rule=pl.when(rule.str.len_chars() > 0).then(rule).otherwise(None)

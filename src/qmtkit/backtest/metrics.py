@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.checks import finite_number
 from qmtkit.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class Metrics:
 
 def compute_metrics(result: BacktestResult, *, risk_free_rate: float = 0.0) -> Metrics:
     """Every metric of ``result``; ``risk_free_rate`` is annual and simple (0.02 is 2 %)."""
-    rf = _checked_rate(risk_free_rate)
+    rf = check_risk_free_rate(risk_free_rate)
     rf_day = rf / TRADING_DAYS
     reasons: dict[str, str] = {}
     totals = result.equity["total"].to_numpy().astype(np.float64)
@@ -290,9 +291,9 @@ def round_trips(result: BacktestResult) -> RoundTrips:
     return RoundTrips(count, wins, losses, profit, loss, unmatched)
 
 
-def _checked_rate(rate: object) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
-        raise InvalidArgument(f"risk_free_rate must be a finite number such as 0.02, got {rate!r}")
+def check_risk_free_rate(rate: object) -> float:
+    """``rate`` as a float if it is an annual fraction in (-1, 1), such as 0.02 for 2 %."""
+    rate = finite_number("risk_free_rate", rate, " such as 0.02")
     if not -1.0 < rate < 1.0:
         raise InvalidArgument(
             f"risk_free_rate is an annual fraction (0.02 for 2 %), got {rate!r}; "

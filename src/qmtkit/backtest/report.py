@@ -20,6 +20,7 @@ import polars as pl
 from qmtkit.atomicfile import write_atomically
 from qmtkit.backtest.compliance import ComplianceProfile
 from qmtkit.backtest.metrics import Metrics, drawdown_series, monthly_returns
+from qmtkit.checks import non_negative_int
 from qmtkit.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ def render_report(
     """The report of ``result`` as one HTML document."""
     if not isinstance(title, str):
         raise InvalidArgument(f"title must be a str, got {title!r}")
-    if isinstance(max_trades, bool) or not isinstance(max_trades, int) or max_trades < 0:
-        raise InvalidArgument(f"max_trades must be an int >= 0, got {max_trades!r}")
+    non_negative_int("max_trades", max_trades)
     m = metrics if metrics is not None else result.metrics()
     c = compliance if compliance is not None else result.compliance()
     parts = [

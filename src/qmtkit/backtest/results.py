@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import struct
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from qmtkit.backtest.compliance import (
 )
 from qmtkit.backtest.metrics import Metrics, compute_metrics
 from qmtkit.backtest.report import MAX_TRADES, write_report
+from qmtkit.checks import positive_number
 from qmtkit.errors import InvalidArgument
 
 #: Time stamps: milliseconds, naive, exchange local time.
@@ -126,11 +126,7 @@ class BacktestResult:
         for name in SCHEMAS:
             object.__setattr__(self, name, _checked(name, getattr(self, name)))
         cash = self.initial_cash
-        if isinstance(cash, bool) or not isinstance(cash, (int, float)) or not math.isfinite(cash):
-            raise InvalidArgument(f"initial_cash must be a finite number, got {cash!r}")
-        if cash <= 0:
-            raise InvalidArgument(f"initial_cash must be positive, got {cash!r}")
-        object.__setattr__(self, "initial_cash", float(cash))
+        object.__setattr__(self, "initial_cash", positive_number("initial_cash", cash))
         if not isinstance(self.meta, Mapping):
             raise InvalidArgument(f"meta must be a dict of str to str, got {type(self.meta)!r}")
         for key, value in self.meta.items():

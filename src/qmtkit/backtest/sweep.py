@@ -29,7 +29,9 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
+from qmtkit.backtest.metrics import check_risk_free_rate
 from qmtkit.backtest.results import BacktestResult
+from qmtkit.checks import positive_int
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.risk.config import RiskConfig
 from qmtkit.risk.limits import RiskLimits
@@ -81,12 +83,9 @@ def sweep(
         raise InvalidArgument(f"form must be 'bar' (strategy(qk, account)) or 'bars', got {form!r}")
     if executor not in ("process", "serial", "ray"):
         raise InvalidArgument(f"executor must be 'process', 'serial' or 'ray', got {executor!r}")
-    if processes is not None and (
-        isinstance(processes, bool) or not isinstance(processes, int) or processes < 1
-    ):
-        raise InvalidArgument(f"processes must be an int >= 1, got {processes!r}")
-    if isinstance(risk_free_rate, bool) or not isinstance(risk_free_rate, (int, float)):
-        raise InvalidArgument(f"risk_free_rate must be a number, got {risk_free_rate!r}")
+    if processes is not None:
+        positive_int("processes", processes)
+    check_risk_free_rate(risk_free_rate)
     if risk is not None and not isinstance(risk, (RiskConfig, RiskLimits, bool)):
         raise InvalidArgument(
             f"risk must be a RiskConfig, RiskLimits, True/False or None, got {risk!r}"

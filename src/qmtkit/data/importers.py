@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.checks import positive_number
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import normalize_code
 from qmtkit.data.resample import minute_labels
@@ -326,8 +327,7 @@ def import_bars(
         raise InvalidArgument(f"bad volume_unit {volume_unit!r}: expected 'lots' or 'shares'")
     if duplicates not in ("error", "first", "last"):
         raise InvalidArgument(f"bad duplicates {duplicates!r}: expected 'error', 'first' or 'last'")
-    if not isinstance(amount_scale, (int, float)) or not amount_scale > 0:
-        raise InvalidArgument(f"bad amount_scale {amount_scale!r}: expected a number > 0")
+    positive_number("amount_scale", amount_scale)
     df = source if isinstance(source, pl.DataFrame) else read_table(source)
     cols = resolve_columns(df.columns, mapping)
     want = _code(code) if code is not None else None

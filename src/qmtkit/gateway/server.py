@@ -55,7 +55,7 @@ from qmtkit.backends.base import (
 )
 from qmtkit.busypoll import parse_spin_us, running_spin_us
 from qmtkit.busypoll import run as run_busy_polling
-from qmtkit.checks import is_int
+from qmtkit.checks import is_int, positive_int, positive_number
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.gateway.guard import LoginGuard
 from qmtkit.gateway.journal import ReportJournal
@@ -560,12 +560,6 @@ def gateway_home(home: str | Path | None = None) -> Path:
     return Path(base) / "gateway"
 
 
-def _positive(name: str, value: object, kind: type = float) -> None:
-    ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
-    if isinstance(value, bool) or not ok or not value > 0:  # type: ignore[operator]
-        raise InvalidArgument(f"{name} must be a positive {kind.__name__}, got {value!r}")
-
-
 async def serve(
     backend: str | Backend,
     host: str = "127.0.0.1",
@@ -623,17 +617,20 @@ async def serve(
         )
     if not is_int(port) or not 0 <= port <= 65535:
         raise InvalidArgument(f"port must be an int in 0..65535, got {port!r}")
-    _positive("heartbeat", heartbeat)
+    positive_number("heartbeat", heartbeat, " of seconds")
     timeout = 3 * heartbeat if timeout is None else timeout
-    _positive("timeout", timeout)
+    positive_number("timeout", timeout, " of seconds")
     if timeout <= heartbeat:
         raise InvalidArgument(
             f"timeout ({timeout!r}s) must exceed the heartbeat interval ({heartbeat!r}s)"
         )
-    _positive("max_records", max_records, int)
-    _positive("report_cap", report_cap, int)
-    _positive("max_frame", max_frame, int)
-    _positive("client_budget", client_budget, int)
+    for name, value in (
+        ("max_records", max_records),
+        ("report_cap", report_cap),
+        ("max_frame", max_frame),
+        ("client_budget", client_budget),
+    ):
+        positive_int(name, value)
     if isinstance(tls, tuple):
         tls = server_tls_context(*tls)
     if tls is not None and not hasattr(tls, "wrap_socket"):
@@ -728,10 +725,7 @@ def serve_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         insecure = bool(getattr(args, "insecure_no_token", False))
         plain_tcp_ok = bool(getattr(args, "insecure", False))
         client_mb = getattr(args, "client_buffer_mb", DEFAULT_CLIENT_BUDGET >> 20)
-        if isinstance(client_mb, bool) or not isinstance(client_mb, int) or client_mb < 1:
-            raise InvalidArgument(
-                f"--client-buffer-mb must be a whole number >= 1, got {client_mb!r}"
-            )
+        positive_int("--client-buffer-mb", client_mb, " of MiB")
         home = getattr(args, "home", None)
         busy_poll_us = parse_spin_us(getattr(args, "busy_poll", 0), name="--busy-poll")
     except QmtkitError as exc:

@@ -7,11 +7,11 @@ milliseconds, shares of something as fractions (0.2 means 20 %).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 
+from qmtkit.checks import positive_int, positive_number
 from qmtkit.errors import InvalidArgument
 
 __all__ = ["PRESETS", "RiskLimits", "limits_from_mapping"]
@@ -64,15 +64,12 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     def __post_init__(self) -> None:
         for name in _POSITIVE_INTS:
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise InvalidArgument(f"risk limit {name} must be a positive int, got {v!r}")
+            if v is not None:
+                positive_int(f"risk limit {name}", v)
         for name in _POSITIVE_REALS:
             v = getattr(self, name)
-            if v is not None and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                or v <= 0
-            ):  # fmt: skip
-                raise InvalidArgument(f"risk limit {name} must be a positive number, got {v!r}")
+            if v is not None:
+                positive_number(f"risk limit {name}", v)
         for name in _FRACTIONS:
             v = getattr(self, name)
             if v is not None and not 0 < v <= 1:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import math
 import ntpath
 import os
 import random
@@ -93,7 +92,13 @@ from qmtkit.backends.xtquant.url import (
     connect_error_message,
     parse_url,
 )
-from qmtkit.checks import check_order, positive_int
+from qmtkit.checks import (
+    check_order,
+    is_int,
+    non_negative_int,
+    positive_int,
+    positive_number,
+)
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import AccountType
 from qmtkit.data.schema import BACKEND_PERIODS
@@ -229,8 +234,7 @@ class XtQuantBackend:
             ("reconnect_max_delay", reconnect_max_delay),
             ("response_timeout", response_timeout),
         ):
-            if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-                raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
+            positive_number(name, value, " of seconds")
         self._path = path
         self._session = session if session is not None else random.randint(100_000, 999_999_999)
         self._url = url or f"xtquant://{path}?session={self._session}"
@@ -619,7 +623,7 @@ class XtQuantBackend:
                 f"{', '.join(BACKEND_PERIODS)}; other periods are derived from them"
             )
         for name, value in (("start", req.start), ("end", req.end)):
-            if not isinstance(value, int) or value < 0:
+            if not is_int(value) or value < 0:
                 raise InvalidArgument(
                     f"{name} must be Unix milliseconds >= 0 (0: unbounded), got {value!r}"
                 )
@@ -673,7 +677,7 @@ class XtQuantBackend:
     # ----------------------------------------------------------------- quotes
 
     async def _subscribe(self, req: SubscribeQuotes) -> Reply:
-        if not isinstance(req.sub_id, int) or self._resume.subscription(req.sub_id) is not None:
+        if not is_int(req.sub_id) or self._resume.subscription(req.sub_id) is not None:
             raise InvalidArgument(
                 f"sub_id {req.sub_id!r} is already in use or not an int; pick a new one"
             )
@@ -778,8 +782,7 @@ class XtQuantBackend:
                 f"unknown account_type {req.account_type!r}: expected one of "
                 + ", ".join(f"{t.value} ({t.name})" for t in AccountType)
             ) from None
-        if not isinstance(req.after_seq, int) or req.after_seq < 0:
-            raise InvalidArgument(f"after_seq must be an int >= 0, got {req.after_seq!r}")
+        non_negative_int("after_seq", req.after_seq)
         if not self._resume.is_open(account_id):
             trader = self._live_trader()
             result = await self._call(trader.subscribe, self._account(account_id, account_type))

@@ -26,8 +26,9 @@ from typing import Any, Final, NamedTuple
 import anyio
 import anyio.to_thread
 
+from qmtkit.checks import non_negative_int, positive_number
 from qmtkit.data.sources.pacing import Pacer
-from qmtkit.errors import BackendError, BackendUnavailable, InvalidArgument, Unsupported
+from qmtkit.errors import BackendError, BackendUnavailable, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,8 @@ class BaostockSession:
         user_id: str = "anonymous",
         password: str = "123456",
     ) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidArgument(f"timeout must be seconds > 0, got {timeout!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidArgument(f"retries must be an int >= 0, got {retries!r}")
+        positive_number("timeout", timeout, " of seconds")
+        non_negative_int("retries", retries)
         self._module = module
         self.timeout = float(timeout)
         self.retries = retries

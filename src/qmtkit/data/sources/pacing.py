@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Final
 
+from qmtkit.checks import positive_number
 from qmtkit.errors import InvalidArgument
 
 #: Backoff never waits longer than this, whatever the attempt number.
@@ -32,8 +33,7 @@ class Pacer:
         rng: random.Random | None = None,
     ) -> None:
         for name, v in (("rate", rate), ("base_delay", base_delay), ("max_delay", max_delay)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise InvalidArgument(f"{name} must be a number > 0, got {v!r}")
+            positive_number(name, v)
         self.interval = 1.0 / float(rate)
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
