@@ -367,6 +367,15 @@ async def test_sectors_and_members(data: MarketData) -> None:
         await data.sector_members("")
 
 
+async def test_dividends_keep_the_records_whose_ex_date_is_in_range(data: MarketData) -> None:
+    assert [d.time for d in await data.dividends("600000.SH", start=day(100))] == [day(100)]
+    assert [d.time for d in await data.dividends("600000.SH", end=day(100))] == [day(100)]
+    assert await data.dividends("600000.SH", start=day(101)) == []
+    assert await data.dividends("600000.SH", end=day(99)) == []
+    with pytest.raises(InvalidArgument, match="after end"):
+        await data.dividends("600000.SH", day(101), day(99))
+
+
 async def test_dividends_are_returned_and_cached(data: MarketData) -> None:
     items = await data.dividends("600000.SH")
     assert [d.interest for d in items] == [1.0]

@@ -327,6 +327,25 @@ def tick_columns_array(
     return arr
 
 
+def tick_arrays(
+    frame: pl.DataFrame, codes: Sequence[str], fields: Sequence[str]
+) -> dict[str, npt.NDArray[np.void]]:
+    """A long tick frame (grouped by code) as code → xtquant tick array of ``fields``.
+
+    Every code of ``codes`` gets an array, an empty one when the frame has no rows of it.
+    """
+    present, offsets = _runs(frame)
+    where = {c: i for i, c in enumerate(present)}
+    cols = {name: frame.get_column(name).to_numpy() for name in frame.columns if name != "code"}
+    cols["time"] = _ms(frame)
+    out: dict[str, npt.NDArray[np.void]] = {}
+    for code in codes:
+        i = where.get(code)
+        a, b = (int(offsets[i]), int(offsets[i + 1])) if i is not None else (0, 0)
+        out[code] = tick_columns_array({k: v[a:b] for k, v in cols.items()}, fields)
+    return out
+
+
 def tick_frame(arr: npt.NDArray[np.void], fields: Sequence[str] | None = None) -> pd.DataFrame:
     """A tick array as a DataFrame indexed by time labels (book levels as list cells).
 

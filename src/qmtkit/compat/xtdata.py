@@ -14,7 +14,6 @@ futures, options, Level-2, formulas and quote servers raise ``qmtkit.errors.Unsu
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import logging
 import os
 import threading
@@ -29,14 +28,14 @@ import polars as pl
 
 from qmtkit.backends import backend_url
 from qmtkit.checks import check_count, is_int
-from qmtkit.clock import BEIJING_TZ_NAME, beijing, wall_ms
+from qmtkit.clock import beijing, wall_ms
 from qmtkit.codes import PERIODS, normalize_code, normalize_codes, parse_code, parse_period
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import run_replay, submit_held
 from qmtkit.compat._unsupported import XTDATA as XTDATA_UNSUPPORTED
 from qmtkit.compat._unsupported import unsupported_functions
-from qmtkit.data.api import check_adjust
+from qmtkit.data.api import check_adjust, to_ms
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, QmtkitError, Unsupported
 
 log = logging.getLogger("qmtkit.compat")
@@ -244,15 +243,11 @@ def _period(period: object) -> str:
 
 
 def _time_arg(value: object, name: str) -> object:
-    """xtquant's '' (unbounded), 'YYYYMMDD[hhmmss]' or datetime, as MarketData takes them."""
+    """xtquant's '' (unbounded) or a time, checked by the data layer under the shim's name."""
     if value is None or value == "":
         return None
-    if isinstance(value, (str, int, _dt.date, _dt.datetime)) and not isinstance(value, bool):
-        return value
-    raise InvalidArgument(
-        f"{name} must be '' or a time like '20240102' / '20240102093000' or a datetime, "
-        f"got {value!r}"
-    )
+    to_ms(value, name=name)
+    return value
 
 
 def _adjust(dividend_type: object) -> str:
@@ -321,7 +316,9 @@ def get_market_data(
     Reads the local cache: download first (``download_history_data``), as with xtquant.
     """
     if period == "tick":
-        return _tick_arrays(field_list, stock_list, start_time, end_time, count, dividend_type)
+        ticks = _shapes.tick_fields(_fields(field_list))
+        tf, tcodes = _cached_ticks(ticks, stock_list, start_time, end_time, count, dividend_type)
+        return _shapes.tick_arrays(tf, tcodes, ticks)
     frame, codes, p, fields = _read(
         field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
@@ -343,54 +340,39 @@ def get_market_data_ex(
     Reads the local cache: download first (``download_history_data``), as with xtquant.
     """
     if period == "tick":
-        return _tick_frames(field_list, stock_list, start_time, end_time, count, dividend_type)
+        ticks = _shapes.tick_fields(_fields(field_list))
+        tf, tcodes = _cached_ticks(ticks, stock_list, start_time, end_time, count, dividend_type)
+        return _tick_frames_of(tf, tcodes, ticks)
     frame, codes, p, fields = _read(
         field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
     return _shapes.ex_frames(frame, codes, p, fields)
 
 
-def _tick_arrays(
-    field_list: object,
+def _cached_ticks(
+    fields: list[str],
     stock_list: object,
     start_time: object,
     end_time: object,
     count: object,
     dividend_type: object,
-) -> dict[str, Any]:
-    """Code → xtquant tick array of the cached ticks (no backend call)."""
+) -> tuple[pl.DataFrame, list[str]]:
+    """The cached ticks of ``stock_list`` holding ``fields`` (no backend call), and the codes."""
     codes = _codes(stock_list)
-    fields = _shapes.tick_fields(_fields(field_list))
     start, end = _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time")
     n = _count(count)
     _adjust(dividend_type)  # checked, but ticks are never adjusted (as xtquant)
     stored = _shapes.tick_stored_fields(fields) or ["lastPrice"]
-    frame = _client().data.read_bars(codes, "tick", start, end, n, stored)
-    present, offsets = _shapes.runs(frame)
-    where = {c: i for i, c in enumerate(present)}
-    cols = {name: frame.get_column(name).to_numpy() for name in stored}
-    cols["time"] = frame.get_column("time").to_physical().to_numpy()
-    out: dict[str, Any] = {}
-    for code in codes:
-        i = where.get(code)
-        a, b = (int(offsets[i]), int(offsets[i + 1])) if i is not None else (0, 0)
-        out[code] = _shapes.tick_columns_array({k: v[a:b] for k, v in cols.items()}, fields)
-    return out
+    return _client().data.read_bars(codes, "tick", start, end, n, stored), codes
 
 
-def _tick_frames(
-    field_list: object,
-    stock_list: object,
-    start_time: object,
-    end_time: object,
-    count: object,
-    dividend_type: object,
+def _tick_frames_of(
+    frame: pl.DataFrame, codes: list[str], fields: list[str]
 ) -> dict[str, pd.DataFrame]:
-    """Code → tick DataFrame indexed by time labels, columns ``field_list`` (``[]``: all)."""
-    fields = _shapes.tick_fields(_fields(field_list))
+    """A long tick frame as code → tick DataFrame indexed by time labels, columns ``fields``."""
     # The index needs the times even when ``time`` is not a requested column.
     wanted = fields if "time" in fields else ["time", *fields]
-    arrays = _tick_arrays(wanted, stock_list, start_time, end_time, count, dividend_type)
+    arrays = _shapes.tick_arrays(frame, codes, wanted)
     return {code: _shapes.tick_frame(arr, fields) for code, arr in arrays.items()}
 
 
@@ -416,20 +398,13 @@ def get_local_data(
         return get_market_data_ex(
             field_list, stock_list, period, start_time, end_time, count, dividend_type, fill_data
         )
-    if not isinstance(data_dir, (str, os.PathLike)):
-        raise InvalidArgument(f"data_dir must be a directory path, got {data_dir!r}")
-    if not Path(data_dir).is_dir():
-        raise InvalidArgument(
-            f"data_dir {str(data_dir)!r} is not a directory: expected MiniQMT's datadir "
-            "(the folder holding SH/, SZ/...)"
-        )
     return _datadir_frames(
         data_dir, field_list, stock_list, period, start_time, end_time, count, dividend_type
     )
 
 
 def _datadir_frames(
-    root: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
     field_list: object,
     stock_list: object,
     period: object,
@@ -438,65 +413,19 @@ def _datadir_frames(
     count: object,
     dividend_type: object,
 ) -> dict[str, pd.DataFrame]:
-    from qmtkit.data import datadir
-    from qmtkit.data.api import time_range
+    """``get_local_data(data_dir=...)``: the data layer reads MiniQMT's files; this shapes them."""
+    from qmtkit.data.datadir_frames import check_datadir, read_datadir
 
+    root = check_datadir(data_dir)
     codes = _codes(stock_list)
     p = _period(period)
-    if p == "tick":
-        return _datadir_ticks(root, field_list, codes, start_time, end_time, count, dividend_type)
-    if p not in ("1d", "1m"):
-        raise Unsupported(
-            f"get_local_data(data_dir=...) reads MiniQMT's tick, 1d and 1m files, not {p!r} "
-            "(import the datadir with `qmtkit import-datadir` to resample)"
-        )
-    if _adjust(dividend_type) != "none":
-        raise Unsupported("get_local_data(data_dir=...) returns raw prices only: use 'none'")
-    fields = _shapes.kline_fields(_fields(field_list))
-    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
-    n = _count(count)
-    per_code: list[pl.DataFrame] = []
-    for code in codes:
-        cols = datadir.read_range(root, code, p, lo, hi, n)
-        if not len(cols["time"]):
-            continue  # no file or no rows: the code gets an empty frame, as xtquant gives
-        frame = pl.DataFrame(cols).with_columns(
-            pl.lit(code).alias("code"), pl.col("time").cast(pl.Datetime("ms", BEIJING_TZ_NAME))
-        )
-        per_code.append(frame)
-    frame = (
-        pl.concat(per_code)
-        if per_code
-        else pl.DataFrame(
-            {"code": [], "time": []}, schema={"code": pl.String, "time": pl.Datetime("ms", "UTC")}
-        )
-    )
-    return _shapes.ex_frames(frame, codes, p, fields)
-
-
-def _datadir_ticks(
-    root: str | os.PathLike[str],
-    field_list: object,
-    codes: list[str],
-    start_time: object,
-    end_time: object,
-    count: object,
-    dividend_type: object,
-) -> dict[str, pd.DataFrame]:
-    """Code → tick DataFrame read from MiniQMT's ``<MKT>/0/<code>/<YYYYMMDD>.DAT`` files."""
-    from qmtkit.data import datadir
-    from qmtkit.data.api import time_range
-
-    fields = _shapes.tick_fields(_fields(field_list))
-    wanted = fields if "time" in fields else ["time", *fields]
-    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
-    n = _count(count)
-    _adjust(dividend_type)  # checked, but ticks are never adjusted (as xtquant)
-    out: dict[str, pd.DataFrame] = {}
-    for code in codes:
-        cols = datadir.read_range(root, code, "tick", lo, hi, n)
-        out[code] = _shapes.tick_frame(_shapes.tick_columns_array(cols, wanted), fields)
-    return out
+    frame = read_datadir(
+        root, codes, p, _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"),
+        _count(count), _adjust(dividend_type),
+    )  # fmt: skip
+    if p != "tick":
+        return _shapes.ex_frames(frame, codes, p, _shapes.kline_fields(_fields(field_list)))
+    return _tick_frames_of(frame, codes, _shapes.tick_fields(_fields(field_list)))
 
 
 def get_full_kline(
@@ -911,15 +840,11 @@ def get_stock_list_in_sector(sector_name: str, real_timetag: int | str = -1) -> 
 
 def get_divid_factors(stock_code: str, start_time: str = "", end_time: str = "") -> pd.DataFrame:
     """Ex-rights records of a code, one row per ex-date (index 'YYYYMMDD')."""
-    from qmtkit.data.api import time_range
-
     code = normalize_code(stock_code)
-    lo, hi = time_range(_time_arg(start_time, "start_time"), _time_arg(end_time, "end_time"))
-    items = _call("get_divid_factors", _client().data.dividends, code)
+    start, end = _time_arg(start_time, "start_time"), _time_arg(end_time, "end_time")
+    items = _call("get_divid_factors", _client().data.dividends, code, start, end)
     cols = ["time", "interest", "stockBonus", "stockGift", "allotNum", "allotPrice", "gugai", "dr"]
-    rows = [
-        [getattr(d, c) for c in cols] for d in items if d.time >= lo and (not hi or d.time <= hi)
-    ]
+    rows = [[getattr(d, c) for c in cols] for d in items]
     df: pd.DataFrame = pd.DataFrame(rows, columns=cols)
     df.index = pd.Index(list(_shapes.time_labels(df["time"].to_numpy(dtype="int64"), "1d")))
     return df

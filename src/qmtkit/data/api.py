@@ -130,8 +130,9 @@ def to_ms(value: object, *, end: bool = False, name: str = "start") -> int:
 
 
 def _bad_time(name: str, value: object) -> InvalidArgument:
+    what = name if name.endswith("time") else f"{name} time"
     return InvalidArgument(
-        f"bad {name} time {value!r}: expected 'YYYYMMDD', 'YYYYMMDDhhmmss', an ISO date/time, "
+        f"bad {what} {value!r}: expected 'YYYYMMDD', 'YYYYMMDDhhmmss', an ISO date/time, "
         "a datetime/date (naive means Beijing time) or Unix milliseconds"
     )
 
@@ -532,9 +533,17 @@ class MarketData:
 
     # ------------------------------------------------------------------- reference data
 
-    async def dividends(self, code: str) -> list[Dividend]:
-        """The ex-rights records of ``code`` (oldest first), fetched and cached."""
-        return await self._fetch_dividends(self._request, code)
+    async def dividends(
+        self, code: str, start: object = None, end: object = None
+    ) -> list[Dividend]:
+        """The ex-rights records of ``code`` (oldest first), fetched and cached.
+
+        ``start``/``end`` (as for ``bars``; None: unbounded) keep the records whose ex-date
+        falls between them.
+        """
+        lo, hi = time_range(start, end)
+        items = await self._fetch_dividends(self._request, code)
+        return [d for d in items if d.time >= lo and (not hi or d.time <= hi)]
 
     async def _fetch_dividends(self, fetch: RequestFn, code: str) -> list[Dividend]:
         norm = normalize_code(code)
