@@ -8,7 +8,7 @@ Venue rules (lots, ticks, price limits, T+1) are not argument checks; they stay 
 from __future__ import annotations
 
 import math
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -82,6 +82,17 @@ def text(name: str, value: object) -> str:
     return value
 
 
+class OrderArgs(NamedTuple):
+    """xtquant's ``order_stock`` arguments after the code, checked and typed."""
+
+    order_type: int
+    order_volume: int
+    price_type: int
+    price: float
+    strategy_name: str
+    order_remark: str
+
+
 def check_order(
     order_type: object,
     order_volume: object,
@@ -89,17 +100,17 @@ def check_order(
     price: object,
     strategy_name: object,
     order_remark: object,
-) -> None:
+) -> OrderArgs:
     """Check xtquant's ``order_stock`` arguments after the code, before any venue sees them.
 
     The price is a finite number, never negative, and above zero for a FIX_PRICE (limit) order;
-    other price types ignore it.
+    other price types ignore it. Returns them typed (the price as a float).
     """
     if not is_int(order_type) or order_type not in ORDER_TYPES:
         raise InvalidArgument(
             f"bad order_type {order_type!r}: expected 23 (STOCK_BUY) or 24 (STOCK_SELL)"
         )
-    positive_int("order_volume", order_volume, " number of shares")
+    volume = positive_int("order_volume", order_volume, " number of shares")
     if not is_int(price_type) or price_type not in PRICE_TYPES:
         raise InvalidArgument(
             f"bad price_type {price_type!r}: expected one of xtquant's price types, e.g. "
@@ -109,5 +120,11 @@ def check_order(
         raise InvalidArgument(f"bad price {price!r}: expected a finite number >= 0")
     if price_type == _FIX_PRICE and price <= 0:
         raise InvalidArgument(f"bad price {price!r} for FIX_PRICE: expected a positive limit price")
-    text("strategy_name", strategy_name)
-    text("order_remark", order_remark)
+    return OrderArgs(
+        order_type,
+        volume,
+        price_type,
+        float(price),
+        text("strategy_name", strategy_name),
+        text("order_remark", order_remark),
+    )

@@ -18,12 +18,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
 from qmtkit.errors import BackendUnavailable, ClosedError, QmtkitError
+
+if TYPE_CHECKING:
+    from qmtkit.backends.base import Backend
+    from qmtkit.backends.replay import ReplayBackend
+    from qmtkit.client import Client
 
 log = logging.getLogger("qmtkit.compat")
 
@@ -69,10 +74,11 @@ class Dispatcher:
     thread, as xtquant's callback executor does.
     """
 
-    _STOP = object()
-
     def __init__(self, name: str = "qmtkit-callbacks") -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # (fn, args) to run, or None: stop.
+        self._queue: queue.SimpleQueue[tuple[Callable[..., object], tuple[object, ...]] | None] = (
+            queue.SimpleQueue()
+        )
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -106,14 +112,14 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(self._STOP)
+        self._queue.put(None)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is self._STOP:
+            if item is None:
                 return
             fn, args = item
             try:
@@ -141,10 +147,10 @@ class Bridge:
         self._portal: BlockingPortal | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._clients: dict[str, tuple[Any, AbstractContextManager[Any], int]] = {}
+        self._clients: dict[str, tuple[Client, AbstractContextManager[Client], int]] = {}
         self._atexit = False
         #: Tests may build the backend for a URL themselves (e.g. a MockBackend).
-        self.backend_factory: Callable[[str], Any] | None = None
+        self.backend_factory: Callable[[str], Backend] | None = None
 
     # -- the loop thread
 
@@ -213,13 +219,13 @@ class Bridge:
                 f"{label}() got no answer within {timeout} s (see set_timeout)"
             ) from None
 
-    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> Future[Any]:
+    def spawn(self, fn: Callable[..., Awaitable[T]], *args: object) -> Future[T]:
         """Start ``fn(*args)`` on the loop thread without waiting; cancel it via the future."""
         return self.portal().start_task_soon(fn, *args)
 
     # -- shared clients
 
-    def acquire(self, url: str) -> Any:
+    def acquire(self, url: str) -> Client:
         """The connected ``qmtkit.Client`` for ``url`` (connecting on first use)."""
         ensure_not_in_loop("connect")
         with self._lock:
@@ -280,7 +286,7 @@ class Bridge:
         _BRIDGE_THREAD[0] = None
 
 
-def _held_backtest(url: str) -> Any:
+def _held_backtest(url: str) -> ReplayBackend:
     """A backtest whose replay waits for the script's ``run()`` (see ``compat._replay``)."""
     from qmtkit.backends.replay import ReplayBackend
 

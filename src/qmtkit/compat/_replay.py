@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from qmtkit.backends.replay import ReplayBackend
 from qmtkit.compat._bridge import Dispatcher, bridge
 
+if TYPE_CHECKING:
+    from qmtkit.client import Client
 
-def replay_of(client: Any) -> ReplayBackend | None:
+
+def replay_of(client: Client | None) -> ReplayBackend | None:
     """The backtest behind a shim client, or None for any other backend."""
-    backend = getattr(client, "backend", None)
+    backend = client.backend if client is not None else None
     return backend if isinstance(backend, ReplayBackend) else None
 
 
-def run_replay(client: Any) -> bool:
+def run_replay(client: Client | None) -> bool:
     """Let the replay go and block until it has ended; False if ``client`` is no backtest."""
     backend = replay_of(client)
     if backend is None:
@@ -42,7 +45,9 @@ def run_replay(client: Any) -> bool:
     return True
 
 
-def submit_held(disp: Dispatcher, client: Any, fn: Callable[..., object], *args: object) -> None:
+def submit_held(
+    disp: Dispatcher, client: Client | None, fn: Callable[..., object], *args: object
+) -> None:
     """``disp.submit(fn, *args)``, holding a backtest's replay until ``fn`` has returned.
 
     Called on the event loop's thread (where the replay's idle state lives).

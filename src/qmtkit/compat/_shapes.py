@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import msgspec
 import numpy as np
@@ -374,16 +374,59 @@ def _pad(values: Sequence[float] | Sequence[int]) -> list[float]:
     return out + [0.0] * (5 - len(out))
 
 
-def tick_dict(t: Tick) -> dict[str, Any]:
+class TickDict(TypedDict):
+    """xtquant's quote dict: a ``get_full_tick`` value and a tick push record."""
+
+    time: int
+    lastPrice: float
+    open: float
+    high: float
+    low: float
+    lastClose: float
+    amount: float
+    volume: int
+    pvolume: int
+    stockStatus: int
+    openInt: int
+    lastSettlementPrice: float
+    askPrice: list[float]
+    bidPrice: list[float]
+    askVol: list[int]
+    bidVol: list[int]
+    transactionNum: int
+
+
+class BarDict(TypedDict):
+    """xtquant's K-line push record."""
+
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    amount: float
+    settelementPrice: float
+    openInterest: int
+    preClose: float
+    suspendFlag: int
+
+
+def quote_dict(q: Tick | Bar) -> TickDict | BarDict:
+    """A tick or a bar as xtquant's push record."""
+    return tick_dict(q) if isinstance(q, Tick) else bar_dict(q)
+
+
+def tick_dict(t: Tick) -> TickDict:
     """A tick as xtquant's quote dict (``get_full_tick`` values, push records)."""
     d = msgspec.structs.asdict(t)
     d.pop("stock_code", None)
-    return d
+    return cast(TickDict, d)  # the model's fields are the dict's keys
 
 
-def bar_dict(b: Bar) -> dict[str, Any]:
+def bar_dict(b: Bar) -> BarDict:
     """A bar as xtquant's K-line push record."""
     d = msgspec.structs.asdict(b)
     d.pop("stock_code", None)
     d.pop("period", None)
-    return d
+    return cast(BarDict, d)  # the model's fields (but code and period) are the dict's keys

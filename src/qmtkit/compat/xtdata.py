@@ -18,11 +18,22 @@ import logging
 import os
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    TypeAlias,
+    TypedDict,
+    TypeVar,
+    overload,
+)
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import polars as pl
 
@@ -33,10 +44,15 @@ from qmtkit.codes import PERIODS, normalize_code, normalize_codes, parse_code, p
 from qmtkit.compat import _shapes
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import run_replay, submit_held
+from qmtkit.compat._shapes import BarDict, TickDict
 from qmtkit.compat._unsupported import XTDATA as XTDATA_UNSUPPORTED
 from qmtkit.compat._unsupported import unsupported_functions
 from qmtkit.data.api import check_adjust, to_ms
 from qmtkit.errors import InvalidArgument, InvalidCode, InvalidPeriod, QmtkitError, Unsupported
+from qmtkit.models import Bar, InstrumentDetail, Tick
+
+if TYPE_CHECKING:
+    from qmtkit.client import Client
 
 log = logging.getLogger("qmtkit.compat")
 
@@ -53,6 +69,31 @@ _FINANCIAL_TABLES = (
     "Balance", "Income", "CashFlow", "Capital", "Top10FlowHolder", "Top10Holder",
     "HolderNum", "PershareIndex",
 )  # fmt: skip
+T = TypeVar("T")
+P = ParamSpec("P")
+#: xtquant's instrument detail dict. ``Any``: its values are of a different type per key
+#: (names, prices, dates, volumes, None), and ``iscomplete=True`` adds every field qmtkit knows.
+DetailDict: TypeAlias = dict[str, Any]
+#: The ports ``connect`` takes: a port, a (low, high) range, or ``xtdatacenter.listen``'s
+#: (ip, port) pair.
+Port: TypeAlias = "int | tuple[int, int] | tuple[str, int] | None"
+#: Arrays of xtquant's structured tick dtype (``get_market_data(period='tick')`` values).
+TickArray: TypeAlias = "npt.NDArray[np.void]"
+
+
+#: A quote push record: a tick's dict for 'tick', a bar's for K-line periods.
+QuoteRecord: TypeAlias = "TickDict | BarDict"
+
+
+class Progress(TypedDict, total=False):
+    """xtquant's download progress dict (the financial downloads send only the counts)."""
+
+    finished: int
+    total: int
+    stockcode: str
+    message: str
+
+
 _KLINE_PERIODS = ("1m", "5m", "15m", "30m", "1h", "1d", "1w", "1mon")
 _PERIOD_ALIASES = {"60m": "1h"}
 
@@ -63,7 +104,7 @@ _PERIOD_ALIASES = {"60m": "1h"}
 class _Connection:
     """What ``connect()`` returns: the shim's handle on one client (xtquant returns its client)."""
 
-    def __init__(self, url: str, client: Any) -> None:
+    def __init__(self, url: str, client: Client) -> None:
         self.url = url
         self.client = client
         self._open = True
@@ -88,13 +129,13 @@ class _Connection:
 
 _lock = threading.RLock()
 _conn: _Connection | None = None
-_last_spec: tuple[str, Any] = ("", None)
+_last_spec: tuple[str, Port] = ("", None)
 _dispatcher: Dispatcher | None = None
-_subs: dict[int, Future[Any]] = {}
+_subs: dict[int, Future[None]] = {}
 _next_seq = [0]
 
 
-def _url_for(ip: str, port: Any) -> str:
+def _url_for(ip: str, port: Port) -> str:
     """The backend a (ip, port) pair names: a local ``listen`` port, a gateway, or the default."""
     from qmtkit.compat import xtdatacenter
 
@@ -116,7 +157,7 @@ def _url_for(ip: str, port: Any) -> str:
     return backend_url(None)
 
 
-def connect(ip: str = "", port: Any = None, remember_if_success: bool = True) -> _Connection:
+def connect(ip: str = "", port: Port = None, remember_if_success: bool = True) -> _Connection:
     """Connect to the data service (the qmtkit backend); returns the connection.
 
     With ``port`` an int: a port this process opened with ``xtdatacenter.listen`` means the
@@ -149,7 +190,7 @@ def connect(ip: str = "", port: Any = None, remember_if_success: bool = True) ->
     return _conn
 
 
-def reconnect(ip: str = "", port: Any = None, remember_if_success: bool = True) -> _Connection:
+def reconnect(ip: str = "", port: Port = None, remember_if_success: bool = True) -> _Connection:
     """Drop the current connection and connect again."""
     disconnect()
     return connect(ip, port, remember_if_success)
@@ -194,19 +235,16 @@ def hello() -> None:
     )
 
 
-def _client() -> Any:
+def _client() -> Client:
     return get_client().client
 
 
-def _call(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+def _call(name: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
     return bridge().call(fn, *args, name=name)
 
 
-def _cache_dir(client: Any) -> str:
-    home = getattr(client.data.cache, "home", None)
-    if home is None:
-        home = getattr(client.data.cache, "root", None)
-    return str(Path(home) / "data") if home is not None else ""
+def _cache_dir(client: Client) -> str:
+    return str(client.data.cache.root)
 
 
 def get_data_dir() -> str:
@@ -301,6 +339,22 @@ def _read(
     return frame, codes, p, fields
 
 
+# A literal 'tick' picks the first; a period in a plain str variable gets frames, as the
+# fallbacks of typeshed's open() do (hence the overlap mypy names).
+@overload
+def get_market_data(  # type: ignore[overload-overlap]
+    field_list: list[str],
+    stock_list: list[str],
+    period: Literal["tick"],
+    start_time: str = "",
+    end_time: str = "",
+    count: int = -1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+) -> dict[str, TickArray]: ...
+
+
+@overload
 def get_market_data(
     field_list: list[str] = [],
     stock_list: list[str] = [],
@@ -310,7 +364,19 @@ def get_market_data(
     count: int = -1,
     dividend_type: str = "none",
     fill_data: bool = True,
-) -> dict[str, Any]:
+) -> dict[str, pd.DataFrame]: ...
+
+
+def get_market_data(
+    field_list: list[str] = [],
+    stock_list: list[str] = [],
+    period: str = "1d",
+    start_time: str = "",
+    end_time: str = "",
+    count: int = -1,
+    dividend_type: str = "none",
+    fill_data: bool = True,
+) -> dict[str, pd.DataFrame] | dict[str, TickArray]:
     """Field → DataFrame (index codes, columns time labels); tick: code → numpy tick array.
 
     Reads the local cache: download first (``download_history_data``), as with xtquant.
@@ -492,9 +558,9 @@ def download_history_data2(
     period: str,
     start_time: str = "",
     end_time: str = "",
-    callback: Callable[[dict[str, Any]], object] | None = None,
+    callback: Callable[[Progress], object] | None = None,
     incrementally: bool | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Fetch the history of many codes; ``callback`` gets xtquant's progress dicts.
 
     Each progress dict has ``finished``, ``total``, ``stockcode`` and ``message``; callbacks run
@@ -508,7 +574,7 @@ def download_history_data2(
 
     def progress(done: int, total: int, code: str) -> None:
         if callback is not None:
-            info = {"finished": done, "total": total, "stockcode": code, "message": ""}
+            info: Progress = {"finished": done, "total": total, "stockcode": code, "message": ""}
             disp.submit(callback, info)
 
     _download("download_history_data2", codes, p, start_time, end_time, incrementally, progress)
@@ -533,7 +599,7 @@ def download_financial_data2(
     table_list: list[str] = [],
     start_time: str = "",
     end_time: str = "",
-    callback: Callable[[dict[str, Any]], object] | None = None,
+    callback: Callable[[Progress], object] | None = None,
 ) -> None:
     """Like ``download_financial_data``; ``callback`` still gets one progress dict per item."""
     codes = _codes(stock_list)
@@ -543,7 +609,8 @@ def download_financial_data2(
         return
     disp = _disp()
     for i in range(total):
-        disp.submit(callback, {"total": total, "finished": i + 1})
+        done: Progress = {"total": total, "finished": i + 1}
+        disp.submit(callback, done)
     disp.flush()
 
 
@@ -569,7 +636,7 @@ def download_sector_data() -> None:
     _client()
 
 
-def download_holiday_data(incrementally: bool = True) -> dict[str, Any]:
+def download_holiday_data(incrementally: bool = True) -> dict[str, object]:
     """Fetch the venue's trading calendar into the home (the simulator has none to give)."""
     _call("download_holiday_data", _client().data.sync_calendar)
     return {}
@@ -578,7 +645,7 @@ def download_holiday_data(incrementally: bool = True) -> dict[str, Any]:
 # --------------------------------------------------------------------------- quotes
 
 
-def get_full_tick(code_list: list[str]) -> dict[str, dict[str, Any]]:
+def get_full_tick(code_list: list[str]) -> dict[str, TickDict]:
     """The latest tick of each code (``'SH'``/``'SZ'``/``'BJ'`` expand to the whole market)."""
     if isinstance(code_list, str) or not isinstance(code_list, (list, tuple, set)):
         raise InvalidArgument(f"code_list must be a list of codes or markets, got {code_list!r}")
@@ -589,7 +656,7 @@ def get_full_tick(code_list: list[str]) -> dict[str, dict[str, Any]]:
     return {c: _shapes.tick_dict(snaps[c]) for c in codes if c in snaps}
 
 
-def _expand_markets(items: list[Any], name: str) -> list[str]:
+def _expand_markets(items: list[object], name: str) -> list[str]:
     markets = [m for m in items if isinstance(m, str) and m.upper() in _MARKETS]
     codes = _codes([c for c in items if c not in markets])
     if markets:
@@ -606,7 +673,7 @@ def _new_seq() -> int:
 
 
 def _start_subscription(
-    name: str, codes: list[str], period: str, deliver: Callable[[list[Any]], None]
+    name: str, codes: list[str], period: str, deliver: Callable[[list[Tick | Bar]], None]
 ) -> int:
     client = _client()
     ready: Future[None] = Future()
@@ -641,7 +708,7 @@ def subscribe_quote(
     start_time: str = "",
     end_time: str = "",
     count: int = 0,
-    callback: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
+    callback: Callable[[dict[str, list[QuoteRecord]]], object] | None = None,
 ) -> int:
     """Subscribe to one code's quotes; ``callback({code: [record, ...]})`` per push.
 
@@ -658,7 +725,7 @@ def subscribe_quote2(
     end_time: str = "",
     count: int = 0,
     dividend_type: str | None = None,
-    callback: Callable[[dict[str, list[dict[str, Any]]]], object] | None = None,
+    callback: Callable[[dict[str, list[QuoteRecord]]], object] | None = None,
 ) -> int:
     """``subscribe_quote`` with a ``dividend_type`` (pushes are always unadjusted)."""
     ensure_not_in_loop("subscribe_quote")
@@ -672,17 +739,17 @@ def subscribe_quote2(
         _download("subscribe_quote", [code], p, start_time, end_time, None, None)
     disp = _disp()
     client = _client()
-    as_dict = _shapes.tick_dict if p == "tick" else _shapes.bar_dict
 
-    def deliver(batch: list[Any]) -> None:
+    def deliver(batch: list[Tick | Bar]) -> None:
         if callback is not None and batch:
-            submit_held(disp, client, callback, {code: [as_dict(r) for r in batch]})
+            records = [_shapes.quote_dict(r) for r in batch]
+            submit_held(disp, client, callback, {code: records})
 
     return _start_subscription("subscribe_quote", [code], p, deliver)
 
 
 def subscribe_whole_quote(
-    code_list: list[str], callback: Callable[[dict[str, dict[str, Any]]], object] | None = None
+    code_list: list[str], callback: Callable[[dict[str, TickDict]], object] | None = None
 ) -> int:
     """Subscribe to ticks of markets (``['SH', 'SZ']``) or codes; ``callback({code: tick})``."""
     ensure_not_in_loop("subscribe_whole_quote")
@@ -696,11 +763,13 @@ def subscribe_whole_quote(
     disp = _disp()
     client = _client()
 
-    def deliver(batch: list[Any]) -> None:
+    def deliver(batch: list[Tick | Bar]) -> None:
         if callback is None:
             return
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, TickDict] = {}
         for t in batch:
+            if not isinstance(t, Tick):
+                continue  # a tick subscription pushes ticks only
             if not markets or t.stock_code.rsplit(".", 1)[-1] in markets:
                 out[t.stock_code] = _shapes.tick_dict(t)
         if out:
@@ -741,7 +810,7 @@ def run() -> None:
 # --------------------------------------------------------------------------- reference data
 
 
-def get_instrument_detail(stock_code: str, iscomplete: bool = False) -> dict[str, Any] | None:
+def get_instrument_detail(stock_code: str, iscomplete: bool = False) -> DetailDict | None:
     """Reference data of one code with xtquant's keys, or None for an unknown code."""
     try:
         code = normalize_code(stock_code)
@@ -764,7 +833,7 @@ _DETAIL_KEYS = (
 )  # fmt: skip
 
 
-def _detail(inst: Any, complete: bool) -> dict[str, Any]:
+def _detail(inst: InstrumentDetail, complete: bool) -> DetailDict:
     import msgspec
 
     src = msgspec.structs.asdict(inst)
@@ -776,7 +845,7 @@ def _detail(inst: Any, complete: bool) -> dict[str, Any]:
 
 def get_instrument_detail_list(
     stock_list: list[str], iscomplete: bool = False
-) -> dict[str, dict[str, Any] | None]:
+) -> dict[str, DetailDict | None]:
     """``get_instrument_detail`` of each code (None for unknown ones)."""
     if isinstance(stock_list, str) or not isinstance(stock_list, (list, tuple, set)):
         raise InvalidArgument(f"stock_list must be a list of codes, got {stock_list!r}")
@@ -785,7 +854,7 @@ def get_instrument_detail_list(
         with contextlib.suppress(InvalidCode):
             good.append(normalize_code(s))
     found = _call("get_instrument_detail_list", _client().instruments, good) if good else {}
-    out: dict[str, dict[str, Any] | None] = {}
+    out: dict[str, DetailDict | None] = {}
     for s in stock_list:
         try:
             code = normalize_code(s)
@@ -942,10 +1011,10 @@ globals().update(unsupported_functions(XTDATA_UNSUPPORTED, _unsupported))
 gmd3 = globals()["get_market_data3"]
 
 
-def try_except(func: Callable[..., Any]) -> Callable[..., Any]:
+def try_except(func: Callable[P, T]) -> Callable[P, T | None]:
     """xtquant's decorator: call ``func``, answering None instead of raising."""
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | None:
         try:
             return func(*args, **kwargs)
         except Exception:
@@ -957,5 +1026,5 @@ def try_except(func: Callable[..., Any]) -> Callable[..., Any]:
 class QuoteServer:
     """xtquant's quote-server handle: not available on qmtkit backends."""
 
-    def __init__(self, info: dict[str, Any] = {}) -> None:
+    def __init__(self, info: dict[str, object] = {}) -> None:
         _unsupported("QuoteServer")

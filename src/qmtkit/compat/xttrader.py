@@ -21,13 +21,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from qmtkit import models
 from qmtkit.backends import backend_url
 from qmtkit.backends.sim.backend import terminal_name
-from qmtkit.checks import is_int, is_real, text
+from qmtkit.checks import OrderArgs, check_order, is_int, is_real
 from qmtkit.client import Account, Client
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
@@ -43,6 +43,10 @@ from qmtkit.risk.refusal import error_id_of
 log = logging.getLogger("qmtkit.compat")
 
 __all__ = ["XtQuantTrader", "XtQuantTraderCallback", "cut_remark", "terminal_url"]
+
+T = TypeVar("T")
+V = TypeVar("V")
+R = TypeVar("R")
 
 
 def terminal_url(path: str, session: int, url: str | None = None) -> str:
@@ -102,6 +106,9 @@ class XtQuantTraderCallback:
 
     def on_cancel_order_stock_async_response(self, response: xttype.XtCancelOrderResponse) -> None:
         """The answer to ``cancel_order_stock_async`` / ``cancel_order_stock_sysid_async``."""
+
+    # The answers below belong to services qmtkit does not model (xtquant's own response
+    # classes); ``Any`` lets a script's override annotate them with xtquant's types.
 
     def on_smt_appointment_async_response(self, response: Any) -> None:
         """Securities-lending appointment answer (never sent by qmtkit backends)."""
@@ -176,13 +183,13 @@ class XtQuantTrader:
         self._relaxed_dispatcher: Dispatcher | None = None
         self.relaxed_resp_order_enabled = False
         self._accounts: dict[tuple[str, int], Account] = {}
-        self._pumps: dict[tuple[str, int], tuple[Any, Callable[[models.AccountReport], None]]] = {}
+        self._pumps: dict[tuple[str, int], tuple[Account, _Listener]] = {}
         self._seq = itertools.count(1)
         self._timeout: float | None = None
         self._stopped = threading.Event()
         self._gate = _ErrorGate()
         self._cancel_gate = _ErrorGate()
-        self._watch: Future[Any] | None = None
+        self._watch: Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -242,13 +249,13 @@ class XtQuantTrader:
         self._watch = bridge().spawn(self._watch_connection, self._client)
         return 0
 
-    async def _watch_connection(self, client: Any) -> None:
+    async def _watch_connection(self, client: Client) -> None:
         """Turn the client's venue-connection changes into ``on_disconnected`` (loop thread)."""
         async with client.connection_changes() as changes:
             async for state in changes:
                 if not state.connected:
                     log.warning("connection to %s lost: %s", self._url, state.reason)
-                    self._push("on_disconnected")
+                    self._push(lambda cb: cb.on_disconnected())
 
     def sleep(self, time: float) -> None:
         """Block the caller for ``time`` seconds while pushes keep arriving."""
@@ -280,11 +287,11 @@ class XtQuantTrader:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _push(self, name: str, *args: object) -> None:
-        """Queue ``callback.<name>(*args)`` on the push thread (called on the loop thread)."""
+    def _push(self, call: _Call) -> None:
+        """Queue ``call(callback)`` on the push thread (called on the loop thread)."""
         d = self._dispatcher
         if d is not None:
-            submit_held(d, self._client, self._invoke, name, args)
+            submit_held(d, self._client, self._invoke, call)
 
     def _respond(self, fn: Callable[..., object], *args: object) -> None:
         """Queue the answer to an async request (relaxed mode: on its own thread)."""
@@ -292,17 +299,18 @@ class XtQuantTrader:
         if d is not None:
             submit_held(d, self._client, fn, *args)
 
-    def _invoke(self, name: str, args: tuple[object, ...]) -> None:
+    def _invoke(self, call: _Call) -> None:
+        """Run ``call`` on the callback registered now (``register_callback`` may change it)."""
         cb = self.callback
         if cb is not None:
-            getattr(cb, name)(*args)
+            call(cb)
 
     def _require_client(self, name: str) -> Client:
         if self._client is None:
             raise QmtkitError(f"{name}(): not connected; call start() and connect() first")
         return self._client
 
-    def _call(self, name: str, fn: Callable[..., Any], *args: object) -> Any:
+    def _call(self, name: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
         return bridge().call(fn, *args, timeout=self._timeout, name=name)
 
     def _account(self, name: str, account: object, *, create: bool = False) -> Account:
@@ -342,7 +350,7 @@ class XtQuantTrader:
     def _fail(self, name: str, exc: BaseException) -> None:
         log.error("%s() refused: %s", name, exc)
 
-    def _unsupported(self, name: str) -> Any:
+    def _unsupported(self, name: str) -> NoReturn:
         raise Unsupported(
             f"XtQuantTrader.{name}() is not supported by qmtkit's compat shim on backend "
             f"{self._url!r}; only stock trading and its queries are (see docs/compat.md)"
@@ -386,44 +394,54 @@ class XtQuantTrader:
 
     def _on_item(self, item: object) -> None:
         """Route one account report to its callback (loop thread)."""
-        if isinstance(item, models.Order):
-            self._push("on_stock_order", xttype.from_order(item))
-        elif isinstance(item, models.Trade):
-            self._push("on_stock_trade", xttype.from_trade(item))
-        elif isinstance(item, models.Position):
-            self._push("on_stock_position", xttype.from_position(item))
-        elif isinstance(item, models.Asset):
-            self._push("on_stock_asset", xttype.from_asset(item))
-        elif isinstance(item, models.AccountStatus):
-            self._push("on_account_status", xttype.from_account_status(item))
-        elif isinstance(item, models.OrderError):
-            err = xttype.from_order_error(item)
-            self._gate.offer(item.order_id, lambda: self._push("on_order_error", err))
-        elif isinstance(item, models.CancelError):
-            cerr = xttype.from_cancel_error(item)
-            self._cancel_gate.offer(item.order_id, lambda: self._push("on_cancel_error", cerr))
-        # OrderResponse / CancelResponse in the stream duplicate request answers: ignored.
+        match item:
+            case models.Order():
+                order = xttype.from_order(item)
+                self._push(lambda cb: cb.on_stock_order(order))
+            case models.Trade():
+                trade = xttype.from_trade(item)
+                self._push(lambda cb: cb.on_stock_trade(trade))
+            case models.Position():
+                position = xttype.from_position(item)
+                self._push(lambda cb: cb.on_stock_position(position))
+            case models.Asset():
+                asset = xttype.from_asset(item)
+                self._push(lambda cb: cb.on_stock_asset(asset))
+            case models.AccountStatus():
+                status = xttype.from_account_status(item)
+                self._push(lambda cb: cb.on_account_status(status))
+            case models.OrderError():
+                err = xttype.from_order_error(item)
+                self._gate.offer(
+                    item.order_id, lambda: self._push(lambda cb: cb.on_order_error(err))
+                )
+            case models.CancelError():
+                cerr = xttype.from_cancel_error(item)
+                self._cancel_gate.offer(
+                    item.order_id, lambda: self._push(lambda cb: cb.on_cancel_error(cerr))
+                )
+            # OrderResponse / CancelResponse in the stream duplicate request answers: ignored.
 
     # ------------------------------------------------------------------ orders
 
     def _order_args(
         self,
-        stock_code: object,
+        stock_code: str,
         order_type: object,
         order_volume: object,
         price_type: object,
         price: object,
         strategy_name: object,
         order_remark: object,
-    ) -> tuple[Any, ...]:
-        strategy = text("strategy_name", strategy_name)
-        remark = text("order_remark", order_remark)
-        return (
-            stock_code, _as_int(order_type), _as_int(order_volume), _as_int(price_type),
-            float(price) if isinstance(price, numbers.Real) and not isinstance(price, bool)
-            else price,
-            strategy, cut_remark(remark),
+    ) -> _Order:
+        """xtquant's arguments as the client takes them (numbers through ``int()``/``float()``
+        as xtquant passes them, the remark cut as MiniQMT keeps it), checked by the one order
+        check the client also applies."""
+        checked = check_order(
+            _as_int(order_type), _as_int(order_volume), _as_int(price_type), _as_float(price),
+            strategy_name, order_remark,
         )  # fmt: skip
+        return _Order(stock_code, checked._replace(order_remark=cut_remark(checked.order_remark)))
 
     def _refuse_order(
         self, name: str, account: object, exc: BaseException, strategy: object, remark: object
@@ -436,7 +454,7 @@ class XtQuantTrader:
                 remark if isinstance(remark, str) else "",
             )  # fmt: skip
             err.account_type = account.account_type
-            self._push("on_order_error", err)
+            self._push(lambda cb: cb.on_order_error(err))
 
     def order_stock(
         self,
@@ -457,13 +475,14 @@ class XtQuantTrader:
                 order_remark,
             )  # fmt: skip
             acc = self._account("order_stock", account)
-            handle = self._call("order_stock", acc.order, *args)
+            handle = self._call("order_stock", acc.order, args.code, *args.rest)
         except QmtkitError as exc:
             self._refuse_order("order_stock", account, exc, strategy_name, order_remark)
             return -1
         if handle.order_id < 0 and handle.error is not None:
             # Refused before it left (the risk chain): -1 and on_order_error, as xtquant.
-            self._push("on_order_error", xttype.from_order_error(handle.error))
+            err = xttype.from_order_error(handle.error)
+            self._push(lambda cb: cb.on_order_error(err))
             return -1
         return int(handle.order_id)
 
@@ -497,15 +516,15 @@ class XtQuantTrader:
         return seq
 
     async def _order_async(
-        self, seq: int, account: StockAccount, acc: Any, args: tuple[Any, ...]
+        self, seq: int, account: StockAccount, acc: Account, args: _Order
     ) -> None:
-        strategy, remark = args[5], args[6]
+        strategy, remark = args.rest.strategy_name, args.rest.order_remark
         self._gate.inflight += 1
         order_id = -1
         error = ""
         error_id = -1
         try:
-            handle = await acc.order(*args)
+            handle = await acc.order(args.code, *args.rest)
             order_id = int(handle.order_id)
             if order_id < 0 and handle.error is not None:
                 error, error_id = handle.error.error_msg, handle.error.error_id
@@ -516,11 +535,11 @@ class XtQuantTrader:
             self._gate.inflight -= 1
         resp = xttype.XtOrderResponse(account.account_id, order_id, strategy, remark, error, seq)
         resp.account_type = account.account_type
-        self._respond(self._invoke, "on_order_stock_async_response", (resp,))
+        self._respond(self._invoke, lambda cb: cb.on_order_stock_async_response(resp))
         if order_id < 0:
             err = xttype.XtOrderError(account.account_id, -1, error_id, error, strategy, remark)
             err.account_type = account.account_type
-            self._respond(self._invoke, "on_order_error", (err,))
+            self._respond(self._invoke, lambda cb: cb.on_order_error(err))
         self._gate.answered_id(order_id)
 
     def cancel_order_stock(self, account: StockAccount, order_id: int) -> int:
@@ -543,7 +562,7 @@ class XtQuantTrader:
                 account.account_id, resp.order_id, 0, resp.order_sysid, error_id, resp.error_msg
             )
             err.account_type = account.account_type
-            self._push("on_cancel_error", err)
+            self._push(lambda cb: cb.on_cancel_error(err))
 
     def cancel_order_stock_async(self, account: StockAccount, order_id: int) -> int:
         """Cancel by order id without waiting; returns the request ``seq`` or -1."""
@@ -555,22 +574,21 @@ class XtQuantTrader:
             self._fail("cancel_order_stock_async", exc)
             return -1
         seq = self._next_seq()
-        bridge().spawn(self._cancel_async, seq, account, acc.cancel, (oid,), oid, "")
+        bridge().spawn(self._cancel_async, seq, account, lambda: acc.cancel(oid), oid, "")
         return seq
 
     async def _cancel_async(
         self,
         seq: int,
         account: StockAccount,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
+        cancel: Callable[[], Awaitable[models.CancelResponse]],
         order_id: int,
         sysid: str,
     ) -> None:
         self._cancel_gate.inflight += 1
         resp: models.CancelResponse | None = None
         try:
-            resp = await fn(*args)
+            resp = await cancel()
             x = xttype.from_cancel_response(resp, seq)
         except QmtkitError as exc:
             log.error("cancel request refused: %s", exc)
@@ -578,7 +596,7 @@ class XtQuantTrader:
             x.account_type = account.account_type
         finally:
             self._cancel_gate.inflight -= 1
-        self._respond(self._invoke, "on_cancel_order_stock_async_response", (x,))
+        self._respond(self._invoke, lambda cb: cb.on_cancel_order_stock_async_response(x))
         if resp is not None:
             self._local_cancel_error(account, resp)
         self._cancel_gate.answered_id(x.order_id)
@@ -607,23 +625,24 @@ class XtQuantTrader:
             self._fail("cancel_order_stock_sysid_async", exc)
             return -1
         seq = self._next_seq()
-        bridge().spawn(self._cancel_async, seq, account, acc.cancel_sysid, (mk, sid), -1, sid)
+        cancel = lambda: acc.cancel_sysid(mk, sid)  # noqa: E731
+        bridge().spawn(self._cancel_async, seq, account, cancel, -1, sid)
         return seq
 
     # ------------------------------------------------------------------ queries
 
     def _query(
-        self, name: str, account: object, method: Callable[..., Awaitable[Any]], *args: object
-    ) -> Any:
+        self, name: str, account: object, method: Callable[..., Awaitable[T]], *args: object
+    ) -> T:
         ensure_not_in_loop(name)
         return self._call(name, method, self._account(name, account), *args)
 
     def _query_async(
         self,
         name: str,
-        callback: Callable[[Any], object],
-        fetch: Callable[[], Any],
-        convert: Callable[[Any], Any],
+        callback: Callable[[R], object],
+        fetch: Callable[[], Awaitable[V]],
+        convert: Callable[[V | None], R],
     ) -> int:
         if not callable(callback):
             raise InvalidArgument(f"{name}(): callback must be callable, got {callback!r}")
@@ -649,7 +668,9 @@ class XtQuantTrader:
 
     query_account_info = query_account_infos
 
-    def query_account_infos_async(self, callback: Callable[[Any], object]) -> int:
+    def query_account_infos_async(
+        self, callback: Callable[[list[xttype.XtAccountInfo]], object]
+    ) -> int:
         """``query_account_infos`` answered to ``callback``; returns the request ``seq``."""
         client = self._require_client("query_account_infos_async")
         return self._query_async(
@@ -664,7 +685,9 @@ class XtQuantTrader:
         items = self._call("query_account_status", client.account_statuses)
         return [xttype.from_account_status(i) for i in items]
 
-    def query_account_status_async(self, callback: Callable[[Any], object]) -> int:
+    def query_account_status_async(
+        self, callback: Callable[[list[xttype.XtAccountStatus]], object]
+    ) -> int:
         """``query_account_status`` answered to ``callback``; returns the request ``seq``."""
         client = self._require_client("query_account_status_async")
         return self._query_async(
@@ -681,7 +704,7 @@ class XtQuantTrader:
             return None
 
     def query_stock_asset_async(
-        self, account: StockAccount, callback: Callable[[Any], object]
+        self, account: StockAccount, callback: Callable[[xttype.XtAsset | None], object]
     ) -> None:
         """``query_stock_asset`` answered to ``callback`` (None on failure)."""
         acc = self._account("query_stock_asset_async", account)
@@ -719,7 +742,7 @@ class XtQuantTrader:
     def query_stock_orders_async(
         self,
         account: StockAccount,
-        callback: Callable[[Any], object],
+        callback: Callable[[list[xttype.XtOrder]], object],
         cancelable_only: bool = False,
     ) -> int:
         """``query_stock_orders`` answered to ``callback``; returns the request ``seq``."""
@@ -739,7 +762,7 @@ class XtQuantTrader:
         return [xttype.from_trade(t) for t in items]
 
     def query_stock_trades_async(
-        self, account: StockAccount, callback: Callable[[Any], object]
+        self, account: StockAccount, callback: Callable[[list[xttype.XtTrade]], object]
     ) -> int:
         """``query_stock_trades`` answered to ``callback``; returns the request ``seq``."""
         acc = self._account("query_stock_trades_async", account)
@@ -769,7 +792,7 @@ class XtQuantTrader:
         return [xttype.from_position(p) for p in items]
 
     def query_stock_positions_async(
-        self, account: StockAccount, callback: Callable[[Any], object]
+        self, account: StockAccount, callback: Callable[[list[xttype.XtPosition]], object]
     ) -> int:
         """``query_stock_positions`` answered to ``callback``; returns the request ``seq``."""
         acc = self._account("query_stock_positions_async", account)
@@ -786,15 +809,30 @@ for _name, _stub in unsupported_methods(XTQUANT_TRADER).items():
 del _name, _stub
 
 
-async def _attach_listener(acc: Any, listener: Callable[[models.AccountReport], None]) -> None:
+#: A report listener of an account (called on the loop thread as each report arrives).
+_Listener: TypeAlias = Callable[[models.AccountReport], None]
+
+
+async def _attach_listener(acc: Account, listener: _Listener) -> None:
     acc.add_listener(listener)
 
 
-def _detach_listener(acc: Any, listener: Callable[[models.AccountReport], None]) -> None:
+def _detach_listener(acc: Account, listener: _Listener) -> None:
     """Remove a report listener on the loop thread, without waiting (as a cancel would)."""
     loop = bridge().loop
     if loop is not None and not loop.is_closed():
         loop.call_soon_threadsafe(acc.remove_listener, listener)
+
+
+class _Order(NamedTuple):
+    """An order's arguments as ``Account.order`` takes them: the code, then the checked rest."""
+
+    code: str
+    rest: OrderArgs
+
+
+#: What a push does with the registered callback object (called on the push thread).
+_Call: TypeAlias = Callable[[XtQuantTraderCallback], object]
 
 
 def _time_sleep(seconds: float) -> None:
@@ -816,6 +854,16 @@ def _as_int(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _as_float(value: object) -> object:
+    """xtquant passes prices through ``float()``: numpy numbers and ints become floats.
+
+    Anything else (a bool too) is handed on unchanged for the order check to refuse.
+    """
+    if type(value) is bool or not isinstance(value, numbers.Real):
+        return value
+    return float(value)
 
 
 def _order_id(order_id: object) -> int:
