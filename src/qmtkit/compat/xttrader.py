@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar
+from typing import NamedTuple, NoReturn, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from qmtkit import models
@@ -107,22 +107,23 @@ class XtQuantTraderCallback:
     def on_cancel_order_stock_async_response(self, response: xttype.XtCancelOrderResponse) -> None:
         """The answer to ``cancel_order_stock_async`` / ``cancel_order_stock_sysid_async``."""
 
-    # The answers below belong to services qmtkit does not model (xtquant's own response
-    # classes); ``Any`` lets a script's override annotate them with xtquant's types.
-
-    def on_smt_appointment_async_response(self, response: Any) -> None:
+    def on_smt_appointment_async_response(self, response: xttype.XtSmtAppointmentResponse) -> None:
         """Securities-lending appointment answer (never sent by qmtkit backends)."""
 
-    def on_bank_transfer_async_response(self, response: Any) -> None:
+    def on_bank_transfer_async_response(self, response: xttype.XtBankTransferResponse) -> None:
         """Bank transfer answer (never sent by qmtkit backends)."""
 
-    def on_ctp_internal_transfer_async_response(self, response: Any) -> None:
+    def on_ctp_internal_transfer_async_response(
+        self, response: xttype.XtBankTransferResponse
+    ) -> None:
         """CTP internal transfer answer (never sent by qmtkit backends)."""
 
-    def on_smart_algo_order_async_response(self, response: Any) -> None:
+    def on_smart_algo_order_async_response(self, response: xttype.XtSmartAlgoOrderResponse) -> None:
         """Smart-algorithm order answer (never sent by qmtkit backends)."""
 
-    def on_operate_smart_task_async_response(self, response: Any) -> None:
+    def on_operate_smart_task_async_response(
+        self, response: xttype.XtOperateSmartTaskResponse
+    ) -> None:
         """Smart-algorithm task answer (never sent by qmtkit backends)."""
 
 
