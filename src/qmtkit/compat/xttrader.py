@@ -638,6 +638,21 @@ class XtQuantTrader:
         ensure_not_in_loop(name)
         return self._call(name, method, self._account(name, account), *args)
 
+    def _query_list(
+        self,
+        name: str,
+        account: object,
+        fetch: Callable[[Account], Awaitable[list[V]]],
+        convert: Callable[[V], R],
+    ) -> list[R]:
+        """A list query: its items converted, or [] (the reason logged) when it fails."""
+        try:
+            items = self._query(name, account, fetch)
+        except QmtkitError as exc:
+            self._fail(name, exc)
+            return []
+        return [convert(i) for i in items]
+
     def _query_async(
         self,
         name: str,
@@ -731,14 +746,10 @@ class XtQuantTrader:
         self, account: StockAccount, cancelable_only: bool = False
     ) -> list[xttype.XtOrder]:
         """Today's orders (only the cancelable ones if asked)."""
-        try:
-            items = self._query(
-                "query_stock_orders", account, Account.orders, bool(cancelable_only)
-            )
-        except QmtkitError as exc:
-            self._fail("query_stock_orders", exc)
-            return []
-        return [xttype.from_order(o) for o in items]
+        only = bool(cancelable_only)
+        return self._query_list(
+            "query_stock_orders", account, lambda acc: acc.orders(only), xttype.from_order
+        )
 
     def query_stock_orders_async(
         self,
@@ -755,12 +766,7 @@ class XtQuantTrader:
 
     def query_stock_trades(self, account: StockAccount) -> list[xttype.XtTrade]:
         """Today's fills."""
-        try:
-            items = self._query("query_stock_trades", account, Account.trades)
-        except QmtkitError as exc:
-            self._fail("query_stock_trades", exc)
-            return []
-        return [xttype.from_trade(t) for t in items]
+        return self._query_list("query_stock_trades", account, Account.trades, xttype.from_trade)
 
     def query_stock_trades_async(
         self, account: StockAccount, callback: Callable[[list[xttype.XtTrade]], object]
@@ -785,12 +791,9 @@ class XtQuantTrader:
 
     def query_stock_positions(self, account: StockAccount) -> list[xttype.XtPosition]:
         """Every holding."""
-        try:
-            items = self._query("query_stock_positions", account, Account.positions)
-        except QmtkitError as exc:
-            self._fail("query_stock_positions", exc)
-            return []
-        return [xttype.from_position(p) for p in items]
+        return self._query_list(
+            "query_stock_positions", account, Account.positions, xttype.from_position
+        )
 
     def query_stock_positions_async(
         self, account: StockAccount, callback: Callable[[list[xttype.XtPosition]], object]
