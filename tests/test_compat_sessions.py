@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import anyio
 import pytest
 
 from qmtkit.compat import xtconstant
 from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
 from qmtkit.compat.xttype import StockAccount
+from qmtkit.terminal.control import TerminalState, TerminalStatus, control
+from qmtkit.terminal.paths import paths_of
 
 PATH = "/qmt/userdata_mini"
 WAIT = 20.0
@@ -99,3 +103,21 @@ def test_another_process_is_refused_a_live_session_id_but_not_a_new_one(home: Pa
     finally:
         held.stop()
     assert done.stdout.split("\n")[:2] == ["55 -1", "56 0"], done.stderr
+
+
+def test_terminal_status_names_the_session_ids_each_program_holds(home: Path) -> None:
+    a, b = _trader(201), _trader(202)
+    try:
+        assert a.connect() == 0 and b.connect() == 0
+        state = anyio.run(control, paths_of(a._url), TerminalStatus())
+        assert isinstance(state, TerminalState)
+        ours = [p for p in state.programs if p.pid == os.getpid()]
+        assert ours and ours[0].sessions == [201, 202]
+        assert all(p.sessions == [] for p in ours[1:])
+        b.stop()
+        state = anyio.run(control, paths_of(a._url), TerminalStatus())
+        assert isinstance(state, TerminalState)
+        assert [p.sessions for p in state.programs if p.sessions] == [[201]]
+    finally:
+        a.stop()
+        b.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from qmtkit import cli
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.errors import BackendUnavailable, JournalLocked
+from qmtkit.gateway.server import serve
 from qmtkit.models import AccountReport
 from qmtkit.terminal.backend import LocalTerminalBackend, TerminalMismatch
 from qmtkit.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
@@ -174,6 +176,23 @@ async def test_when_the_host_leaves_an_attached_program_takes_over(tmp_path: Pat
             assert [o.order_id for o in await acct.orders()] == [first, second]
 
 
+async def test_a_gateway_serving_sim_serves_the_shared_terminal(tmp_path: Path) -> None:
+    token = "t" * 40
+    async with anyio.create_task_group() as tg:
+        gw = await tg.start(
+            functools.partial(serve, f"sim://?home={tmp_path}", "127.0.0.1", 0, token=token)
+        )
+        remote_url = f"qmtkit://127.0.0.1:{gw.address[1]}?token={token}"
+        async with qmtkit.connect(home=tmp_path) as local, qmtkit.connect(remote_url) as remote:
+            assert isinstance(local.backend, LocalTerminalBackend) and not local.backend.hosting
+            mine, theirs = await local.account(ACCT), await remote.account(ACCT)
+            local_order = await _buy_at_limit(mine)
+            remote_order = await _buy_at_limit(theirs)
+            assert [o.order_id for o in await mine.orders()] == [local_order, remote_order]
+            assert [o.order_id for o in await theirs.orders()] == [local_order, remote_order]
+        tg.cancel_scope.cancel()
+
+
 # --------------------------------------------------------------------------- status and stop
 
 
@@ -297,3 +316,19 @@ async def test_the_status_command_prints_the_programs_and_exits_1_without_a_term
     assert f"pid {os.getpid()} [host]" in out and ACCT in out
     assert await anyio.to_thread.run_sync(cli.main, command) == 1
     assert "no terminal is running" in capsys.readouterr().err
+
+
+def test_the_status_report_names_each_programs_xtquant_sessions() -> None:
+    from qmtkit.cli.terminal import format_state
+    from qmtkit.terminal.control import Program
+
+    state = TerminalState(
+        "sim://",
+        "sim:v",
+        11,
+        0,
+        [Program(11, "a.py", 0, ["acct"], True, [3, 9]), Program(12, "b.py", 0, [])],
+    )
+    lines = format_state(state).splitlines()
+    assert lines[-2].endswith("acct; xtquant sessions 3, 9  (a.py)")
+    assert lines[-1].endswith("no accounts  (b.py)")

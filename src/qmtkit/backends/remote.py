@@ -337,8 +337,12 @@ class RemoteBackend:
 
     async def _send(self, link: _Link, msg: Any) -> None:
         frame = self._encoder.encode(msg)
+        stream = link.stream
+        if type(stream) is FastStream:  # writes a whole frame before it can wait: no lock
+            await stream.send(frame)
+            return
         async with link.lock:
-            await link.stream.send(frame)
+            await stream.send(frame)
 
     async def _send_quietly(self, link: _Link, msg: Any) -> None:
         with suppress(*_LINK_ERRORS):

@@ -34,7 +34,10 @@ def format_state(state: TerminalState) -> str:
     for p in state.programs:
         accounts = ", ".join(p.accounts) if p.accounts else "no accounts"
         host = " [host]" if p.host else ""
-        lines.append(f"  pid {p.pid}{host} since {_when(p.since)}: {accounts}  ({p.command})")
+        sessions = f"; xtquant sessions {', '.join(map(str, p.sessions))}" if p.sessions else ""
+        lines.append(
+            f"  pid {p.pid}{host} since {_when(p.since)}: {accounts}{sessions}  ({p.command})"
+        )
     return "\n".join(lines)
 
 

@@ -638,10 +638,11 @@ async def serve(
             f"tls must be an ssl.SSLContext or a (cert_file, key_file) pair, got {tls!r}"
         )
     if isinstance(backend, str):
-        # The venue itself (sim:// as this process's own simulator), never the shared terminal.
-        from qmtkit.backends.venues import open_venue
+        # sim:// is the shared terminal: the gateway hosts it, or attaches to the program that
+        # does, so local programs and remote clients trade on one simulator.
+        from qmtkit.backends import open_backend
 
-        backend = open_venue(backend)
+        backend = open_backend(backend)
     elif not isinstance(backend, Backend):
         raise InvalidArgument(f"backend must be a Backend or a backend URL, got {backend!r}")
     # One risk chain at the venue's side: every client of an account shares its budgets.

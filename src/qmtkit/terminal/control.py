@@ -44,13 +44,17 @@ class StopTerminal(msgspec.Struct, tag="stop_terminal"):
 
 
 class Program(msgspec.Struct):
-    """One attached program: its pid, command line, attach time (Unix ms) and open accounts."""
+    """One attached program: its pid, command line, attach time (Unix ms) and open accounts.
+
+    ``sessions``: the xtquant session ids its ``XtQuantTrader`` objects hold on the terminal.
+    """
 
     pid: int
     command: str
     since: int
     accounts: list[str]
     host: bool = False
+    sessions: list[int] = []
 
 
 class TerminalState(msgspec.Struct, tag="terminal_state"):

@@ -242,6 +242,9 @@ class TerminalGateway(Gateway):
             p = channel.program
             programs.append(Program(p.pid, p.command, p.since, sorted(channel.accounts), True))
         programs.sort(key=lambda p: p.since)
+        held = held_sessions(self.paths)
+        for program in programs:  # a program with several connections: named on its first
+            program.sessions = held.pop(program.pid, [])
         return TerminalState(self.info.url, self.info.venue_id, os.getpid(), self.since, programs)
 
     def _program(self, session: Session) -> Program:
@@ -254,6 +257,40 @@ class TerminalGateway(Gateway):
             await self.handle_connection(stream)
         finally:
             self.programs.pop(id(stream), None)
+
+
+def held_sessions(paths: TerminalPaths) -> dict[int, list[int]]:
+    """The xtquant session ids held on the terminal right now, by the pid holding each.
+
+    A lease file names its holder while held and is emptied on release; one whose holder
+    died without releasing it (its lock went with the process) names a pid no longer alive.
+    """
+    held: dict[int, list[int]] = {}
+    try:
+        leases = sorted(paths.sessions.glob("*.lock"))
+    except OSError:
+        return held
+    for lease in leases:
+        try:
+            session = int(lease.name.removesuffix(".lock"))
+            first = lease.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        except (OSError, ValueError):
+            continue
+        word, _, pid_text = first.partition(" ")
+        if word != "pid" or not pid_text.isdigit() or not _alive(int(pid_text)):
+            continue
+        held.setdefault(int(pid_text), []).append(session)
+    return {pid: sorted(ids) for pid, ids in held.items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but another user's (not ours to signal)
+        return True
+    return True
 
 
 def peer_program(sock: socket.socket) -> Program | None:
@@ -350,4 +387,4 @@ async def _accept_all(
         tg.start_soon(gw.serve_stream, fast, program)
 
 
-__all__ = ["HEARTBEAT", "TerminalGateway", "host_terminal", "peer_program"]
+__all__ = ["HEARTBEAT", "TerminalGateway", "held_sessions", "host_terminal", "peer_program"]
