@@ -11,11 +11,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from qmtkit.backends.terminal.control import TerminalState, TerminalStatus, control
+from qmtkit.backends.terminal.paths import paths_of
 from qmtkit.compat import xtconstant
 from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
 from qmtkit.compat.xttype import StockAccount
-from qmtkit.terminal.control import TerminalState, TerminalStatus, control
-from qmtkit.terminal.paths import paths_of
 
 PATH = "/qmt/userdata_mini"
 WAIT = 20.0

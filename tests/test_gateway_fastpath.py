@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from qmtkit.backends.base import Ok, OpenAccount, Request, SubmitOrder
-from qmtkit.gateway.journal import JournalEntry, ReportJournal
+from qmtkit.backends.hub.journal import JournalEntry, ReportJournal
 from qmtkit.models import AccountReport, OrderResponse
 from qmtkit.wire import fastio
 from qmtkit.wire.fastio import FastStream

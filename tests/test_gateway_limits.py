@@ -14,12 +14,12 @@ from typing import Any
 import anyio
 import pytest
 
-import qmtkit.gateway.server as server
+import qmtkit.backends.hub.gateway as hub
 from qmtkit.backends.base import BackendInfo, Hello, ListSectors, Names, OpenAccount
+from qmtkit.backends.hub.guard import LoginGuard
 from qmtkit.backends.remote import AuthRefused
 from qmtkit.cli import main
 from qmtkit.errors import BackendUnavailable, InvalidArgument
-from qmtkit.gateway.guard import LoginGuard
 from qmtkit.gateway.server import AUTH_MAX_FRAME, serve
 from qmtkit.wire.protocol import Auth, Call, ErrorFrame, FrameEncoder, ReportEvent
 from qmtkit.wire.security import client_tls_context, server_tls_context
@@ -157,7 +157,7 @@ async def test_connections_waiting_to_log_in_are_capped(tmp_path: Path) -> None:
 async def test_peers_stuck_in_the_tls_handshake_hold_login_slots_only_until_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server, "AUTH_TIMEOUT", 1.0)  # handshake and login together
+    monkeypatch.setattr(hub, "AUTH_TIMEOUT", 1.0)  # handshake and login together
     cert, key = self_signed(tmp_path)
     async with running_gateway(FakeVenue(), tmp_path, tls=server_tls_context(cert, key)) as gw:
         limit = gw.guard.max_pending_per_address

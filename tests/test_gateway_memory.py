@@ -18,11 +18,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-import qmtkit.gateway.server as server
+import qmtkit.backends.hub.gateway as hub
 from qmtkit.backends.base import BackendInfo, Hello, ListSectors, Names, Request
-from qmtkit.gateway.memory import give_back_freed_memory
+from qmtkit.backends.hub.memory import give_back_freed_memory
+from qmtkit.backends.hub.session import Session
 from qmtkit.gateway.server import Gateway
-from qmtkit.gateway.session import Session
 from qmtkit.wire.protocol import Auth, Call, FrameEncoder
 from support.gateway import TOKEN, FakeVenue, RecordingSink, remote_for, running_gateway
 
@@ -109,7 +109,7 @@ async def test_memory_is_handed_back_after_a_client_with_a_big_queue_leaves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[bool] = []
-    monkeypatch.setattr(server, "give_back_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(hub, "give_back_freed_memory", lambda: calls.append(True) or True)
     async with running_gateway(FakeVenue(_answer), tmp_path, client_budget=BUDGET) as gw:
         remote = remote_for(gw)
         async with remote.open(RecordingSink()):
@@ -118,7 +118,7 @@ async def test_memory_is_handed_back_after_a_client_with_a_big_queue_leaves(
             while gw.sessions:
                 await anyio.sleep(0.005)
         assert calls == []
-        monkeypatch.setattr(server, "TRIM_AFTER", BUDGET // 2)
+        monkeypatch.setattr(hub, "TRIM_AFTER", BUDGET // 2)
         await _flood_until_cut(gw)
         with anyio.fail_after(5):
             while not calls:

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from qmtkit.backends.base import Ok, SubmitOrder
+from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
-from qmtkit.gateway.journal import ReportJournal
 from qmtkit.models import AccountReport, Order
 from qmtkit.wire.protocol import (
     Call,
@@ -148,7 +148,7 @@ def test_journal_is_held_by_one_process(tmp_path: Path) -> None:
     with ReportJournal(path):
         code = (
             "import sys\n"
-            "from qmtkit.gateway.journal import ReportJournal\n"
+            "from qmtkit.backends.hub.journal import ReportJournal\n"
             "from qmtkit.errors import JournalLocked\n"
             "try:\n"
             f"    ReportJournal({str(path)!r}).open()\n"

@@ -28,12 +28,12 @@ from qmtkit.backends.base import (
     SubmitOrder,
     expect,
 )
+from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.sim.backend import VENUE_FILE
 from qmtkit.backends.xtquant import XtQuantBackend
 from qmtkit.clock import BEIJING, VirtualClock
 from qmtkit.errors import ClosedError, InvalidArgument, JournalMismatch, QmtkitError
-from qmtkit.gateway.journal import ReportJournal
 from qmtkit.gateway.server import gateway_home, serve, serve_main
 from qmtkit.models import AccountReport
 from support.gateway import (
@@ -139,7 +139,7 @@ def test_a_journal_from_before_venues_is_bound_with_a_note(
     path = tmp_path / "reports.journal"
     journal_with_report(path, None)
     with (
-        caplog.at_level(logging.INFO, logger="qmtkit.gateway.journal"),
+        caplog.at_level(logging.INFO, logger="qmtkit.backends.hub.journal"),
         ReportJournal(path) as journal,
     ):
         journal.bind_venue("xtquant:d:\\qmt\\userdata_mini")

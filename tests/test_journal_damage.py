@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.backends.sim.journal import MAGIC, Journal, JournalWarning
 from qmtkit.cli import main
 from qmtkit.errors import JournalDamaged
-from qmtkit.gateway.journal import ReportJournal
 from qmtkit.models import AccountReport, Asset
 
 

@@ -19,12 +19,12 @@ import qmtkit
 from qmtkit import cli
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.sim.journal import Journal
+from qmtkit.backends.terminal.backend import LocalTerminalBackend, TerminalMismatch
+from qmtkit.backends.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
+from qmtkit.backends.terminal.paths import MAX_SOCKET_PATH, paths_of
 from qmtkit.errors import BackendUnavailable, JournalLocked
 from qmtkit.gateway.server import serve
 from qmtkit.models import AccountReport
-from qmtkit.terminal.backend import LocalTerminalBackend, TerminalMismatch
-from qmtkit.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
-from qmtkit.terminal.paths import MAX_SOCKET_PATH, paths_of
 
 CODE = "600000.SH"
 ACCT = "shared-acct"
@@ -319,8 +319,8 @@ async def test_the_status_command_prints_the_programs_and_exits_1_without_a_term
 
 
 def test_the_status_report_names_each_programs_xtquant_sessions() -> None:
+    from qmtkit.backends.terminal.control import Program
     from qmtkit.cli.terminal import format_state
-    from qmtkit.terminal.control import Program
 
     state = TerminalState(
         "sim://",

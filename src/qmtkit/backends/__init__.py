@@ -12,13 +12,13 @@ from qmtkit.backends.venues import open_venue
 def open_backend(url: str | None = None) -> Backend:
     """Build (not start) the backend a URL names: ``sim://``, ``xtquant://PATH``, ``qmtkit://HOST:PORT``.
 
-    ``sim://`` is the shared local terminal (``qmtkit.terminal``): the first program hosts it,
-    later ones attach; ``sim://?share=0`` (and any ``sim://`` where the platform has no Unix
+    ``sim://`` is the shared local terminal (``backends.terminal``): the first program hosts
+    it, later ones attach; ``sim://?share=0`` (and any ``sim://`` where the platform has no Unix
     sockets) is a private simulator inside this process.
     """
     url = check_url(backend_url(url))
     if url.startswith("sim:") and shared(url) and hasattr(socket, "AF_UNIX"):
-        from qmtkit.terminal.backend import LocalTerminalBackend
+        from qmtkit.backends.terminal.backend import LocalTerminalBackend
 
         return LocalTerminalBackend.from_url(url)
     return open_venue(url)

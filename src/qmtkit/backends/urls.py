@@ -2,9 +2,8 @@
 
 ``open_plain_venue`` builds the backend a URL names as one process's own: ``sim://`` is a
 private simulator here (``paper+`` URLs are ``venues.open_venue``'s, which wraps this).
-``backends.open_backend`` is what programs use: the same, except that ``sim://`` is the shared
-local terminal (``qmtkit.terminal``). The gateway serves what ``venues.open_venue`` builds, so a
-gateway never attaches to itself.
+``backends.open_backend`` is what programs (and ``qmtkit serve``) use: the same, except that
+``sim://`` is the shared local terminal (``backends.terminal``).
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ __all__ = ["add_subcommands", "open_log"]
 
 def open_log(path: Path) -> RecordLog[Any]:
     """A (closed) ``RecordLog`` over the journal at ``path``, of the kind its header says."""
+    from qmtkit.backends.hub import journal as gateway
     from qmtkit.backends.sim import journal as sim
-    from qmtkit.gateway import journal as gateway
 
     if path.is_dir():
         path = path / "journal.bin"

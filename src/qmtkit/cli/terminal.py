@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import anyio
 
+from qmtkit.backends.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
+from qmtkit.backends.terminal.paths import TerminalPaths, paths_of
 from qmtkit.clock import beijing
 from qmtkit.errors import QmtkitError
-from qmtkit.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
-from qmtkit.terminal.paths import TerminalPaths, paths_of
 
 
 def _paths(args: argparse.Namespace) -> TerminalPaths:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from qmtkit.backends.terminal.paths import paths_of, private_dir
 from qmtkit.recordlog import FileLock
-from qmtkit.terminal.paths import paths_of, private_dir
 
 
 def lease_session(url: str, session: int) -> FileLock | None:

@@ -8,6 +8,6 @@ protocol, and when the host ends another program takes over (see ``terminal.back
 
 from __future__ import annotations
 
-from qmtkit.terminal.paths import TerminalPaths, paths_of
+from qmtkit.backends.terminal.paths import TerminalPaths, paths_of
 
 __all__ = ["TerminalPaths", "paths_of"]

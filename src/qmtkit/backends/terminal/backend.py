@@ -23,12 +23,12 @@ from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import BackendInfo, EventSink, Reply, Request
 from qmtkit.backends.remote import RemoteBackend, _Link
 from qmtkit.backends.sim import SimBackend
+from qmtkit.backends.terminal.direct import ROUTED, DirectChannel
+from qmtkit.backends.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
+from qmtkit.backends.terminal.paths import identity, paths_of
 from qmtkit.backends.urls import without_share
 from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
 from qmtkit.recordlog import FileLock
-from qmtkit.terminal.direct import ROUTED, DirectChannel
-from qmtkit.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
-from qmtkit.terminal.paths import identity, paths_of
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import FrameReader
 

@@ -38,8 +38,8 @@ from qmtkit.errors import BackendUnavailable, InvalidArgument
 from qmtkit.models import AccountReport, QuoteBatch
 
 if TYPE_CHECKING:
-    from qmtkit.terminal.control import Program
-    from qmtkit.terminal.host import TerminalGateway
+    from qmtkit.backends.terminal.control import Program
+    from qmtkit.backends.terminal.host import TerminalGateway
 
 #: The requests the hub answers itself; every other one goes straight to the simulator.
 ROUTED = (SubscribeQuotes, UnsubscribeQuotes, OpenAccount, CloseAccount)

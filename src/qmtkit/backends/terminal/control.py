@@ -16,8 +16,8 @@ import anyio.abc
 import msgspec
 
 from qmtkit.backends.base import Ok, Reply, Request
+from qmtkit.backends.terminal.paths import TerminalPaths
 from qmtkit.errors import BackendUnavailable, QmtkitError
-from qmtkit.terminal.paths import TerminalPaths
 from qmtkit.wire.protocol import (
     PROTOCOL_VERSION,
     Auth,

@@ -42,24 +42,24 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
+from qmtkit.backends.hub.gateway import DEFAULT_REPORT_CAP, Gateway
+from qmtkit.backends.hub.journal import ReportJournal
+from qmtkit.backends.hub.session import Session
 from qmtkit.backends.sim import SimBackend
-from qmtkit.clock import wall_ms
-from qmtkit.errors import BackendUnavailable, InvalidArgument, QmtkitError
-from qmtkit.gateway.journal import ReportJournal
-from qmtkit.gateway.server import DEFAULT_REPORT_CAP, Gateway
-from qmtkit.gateway.session import Session
-from qmtkit.models import AccountReport, QuoteBatch
-from qmtkit.recordlog import FileLock
-from qmtkit.streams import DEFAULT_MAX_RECORDS
-from qmtkit.terminal.control import (
+from qmtkit.backends.terminal.control import (
     ControlClientMessage,
     Program,
     StopTerminal,
     TerminalState,
     TerminalStatus,
 )
-from qmtkit.terminal.direct import DirectChannel
-from qmtkit.terminal.paths import TerminalPaths
+from qmtkit.backends.terminal.direct import DirectChannel
+from qmtkit.backends.terminal.paths import TerminalPaths
+from qmtkit.clock import wall_ms
+from qmtkit.errors import BackendUnavailable, InvalidArgument, QmtkitError
+from qmtkit.models import AccountReport, QuoteBatch
+from qmtkit.recordlog import FileLock
+from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
 

@@ -26,8 +26,8 @@ import anyio.abc
 import msgspec
 
 from qmtkit.backends.base import Reply, Request
+from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
-from qmtkit.gateway.journal import ReportJournal
 from qmtkit.models import Bar, QuoteBatch, Tick
 from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
 from qmtkit.wire.protocol import (
