@@ -98,8 +98,8 @@ class Framing:
 
     def frame_group(self, payloads: list[bytes]) -> bytes:
         """One group frame holding ``payloads`` (two or more encoded records), checked as one."""
-        inner = self.inner
-        body = b"".join([inner.pack(len(p)) + p for p in payloads])
+        pack = self.inner.pack
+        body = b"".join([pack(len(p)) + p for p in payloads])
         if len(body) > MAX_RECORD:
             raise InvalidArgument(
                 f"a group of {len(payloads)} records is {len(body)} bytes, over the "
@@ -403,7 +403,14 @@ class RecordLog(Generic[T]):
             if type(record) is not record_type and not isinstance(record, record_type):
                 raise self._wrong_type(record)
         if len(items) > 1 and framing.groups:
-            self._write(f, framing.frame_group([encode(r) for r in items]))
+            data = framing.frame_group([encode(r) for r in items])
+            if self.autoflush and not self.fsync and not self._dirty:
+                # _write and sync, inlined: one state change's reports per call, on every order.
+                f.write(data)
+                self._end += len(data)
+                f.flush()
+                return
+            self._write(f, data)
             return
         chunks = [framing.frame(self._encoder, r) for r in items]
         if chunks:

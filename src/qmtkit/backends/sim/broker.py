@@ -171,6 +171,7 @@ class Broker:
         self._next_order_id = 1
         self._trade_counter = 0
         self._day = 0
+        self._prefix_day, self._prefix = -1, ""
         # code -> {order_id: account_id} of orders that can still trade
         self._resting: dict[str, dict[int, str]] = {}
         self._ledger = BookLedger()
@@ -502,7 +503,10 @@ class Broker:
         return resp, out
 
     def _counter_id(self, n: int) -> str:
-        return f"{self._day:08d}{n:010d}"  # _DAY_DIGITS, _COUNTER_DIGITS
+        day = self._day
+        if day != self._prefix_day:  # the day's 8 digits, made once a day
+            self._prefix_day, self._prefix = day, f"{day:08d}"  # _DAY_DIGITS
+        return f"{self._prefix}{n:010d}"  # _COUNTER_DIGITS
 
     @staticmethod
     def _check_time(now_ms: object) -> None:

@@ -109,6 +109,15 @@ class PaperAccounts:
         if self.journal is not None:
             self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
         log.extend(reports)
+        sink = self.sink
+        if self._observe is None and sink is not None:
+            # _after for one account, decided once rather than per report: every order's path.
+            self.report_count += len(reports)
+            if account_id in self.streaming:
+                on_report = sink.on_report
+                for report in reports:
+                    on_report(report)
+            return
         self._after(reports)
 
     def publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
