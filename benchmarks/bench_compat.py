@@ -36,6 +36,7 @@ ORDER_CODE = "600000.SH"
 FILLED = 56  # xtquant's ORDER_SUCCEEDED
 WARMUP = 20
 BEIJING_MS = 8 * 3_600_000
+PRIVATE = "sim://?share=0"
 
 
 def synthetic_codes(n: int) -> list[str]:
@@ -181,20 +182,7 @@ def async_side(
             results["all"] = all_t
             results["floor"] = timed(lambda: pandas_floor(read_all()), repeat_all)
             results["one_floor"] = timed(numpy_floor(read_one()), repeat_one)
-            acc = await qk.account("bench-async")
-            inst = await qk.instrument(ORDER_CODE)
-            assert inst is not None
-            # A marketable limit at the up-limit trades at once: every order is submit -> fill.
-            price = inst.UpStopPrice
-            order_t = []
-            for i in range(WARMUP + n_orders):
-                t0 = time.perf_counter()
-                final = await (await acc.buy(ORDER_CODE, 100, price))
-                elapsed = time.perf_counter() - t0
-                assert final.order_status == FILLED, final
-                if i >= WARMUP:
-                    order_t.append(elapsed)
-            results["order"] = order_t
+            results["order"] = await buy_until_filled(qk, n_orders)
 
     anyio.run(main)
     return results
@@ -204,9 +192,7 @@ def shim_side(
     codes: list[str], one: str, n_orders: int, repeat_one: int, repeat_all: int
 ) -> dict[str, list[float]]:
     """The work through the xtquant shim."""
-    from qmtkit.compat import xtconstant, xtdata
-    from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
-    from qmtkit.compat.xttype import StockAccount
+    from qmtkit.compat import xtdata
 
     xtdata.enable_hello = False
     xtdata.connect()
@@ -222,6 +208,16 @@ def shim_side(
     # One simulator at a time, as on the async side: the data connection's goes first.
     xtdata.disconnect()
     del price
+
+    results["order"] = shim_orders(n_orders)
+    return results
+
+
+def shim_orders(n_orders: int) -> list[float]:
+    """Seconds from ``order_stock`` to ``on_stock_order`` reporting the fill, per order."""
+    from qmtkit.compat import xtconstant
+    from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
+    from qmtkit.compat.xttype import StockAccount
 
     filled = threading.Event()
     done: dict[int, float] = {}
@@ -251,9 +247,42 @@ def shim_side(
             raise RuntimeError(f"order {oid} was not reported filled within 30 s")
         if i >= WARMUP:
             order_t.append(done[oid] - t0)
-    results["order"] = order_t
     trader.stop()
-    return results
+    return order_t
+
+
+def async_orders(url: str, n_orders: int) -> list[float]:
+    """Seconds per ``await (await account.buy(...))`` on a client of ``url``."""
+    import anyio
+
+    import qmtkit.client as client_mod
+
+    out: list[float] = []
+
+    async def main() -> None:
+        async with client_mod.connect(url) as qk:
+            out.extend(await buy_until_filled(qk, n_orders))
+
+    anyio.run(main)
+    return out
+
+
+async def buy_until_filled(qk: Any, n_orders: int) -> list[float]:
+    """Marketable buys, each awaited until filled; seconds per order after the warm-up."""
+    acc = await qk.account("bench-async")
+    inst = await qk.instrument(ORDER_CODE)
+    assert inst is not None
+    # A marketable limit at the up-limit trades at once: every order is submit -> fill.
+    price = inst.UpStopPrice
+    order_t = []
+    for i in range(WARMUP + n_orders):
+        t0 = time.perf_counter()
+        final = await (await acc.buy(ORDER_CODE, 100, price))
+        elapsed = time.perf_counter() - t0
+        assert final.order_status == FILLED, final
+        if i >= WARMUP:
+            order_t.append(elapsed)
+    return order_t
 
 
 def trader_up_limit() -> float:
@@ -295,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         one = codes[0]
         shim = shim_side(codes, one, n_orders, repeat_one, repeat_all)
         base = async_side(codes, one, n_orders, repeat_one, repeat_all)
+        # The same orders on a private in-process simulator (sim://?share=0) on both sides.
+        os.environ["QMTKIT_BACKEND"] = PRIVATE
+        private_shim = shim_orders(n_orders)
+        private_async = async_orders(f"{PRIVATE}&terminal=bench-async", n_orders)
+        os.environ.pop("QMTKIT_BACKEND", None)
         from qmtkit.compat._bridge import bridge
 
         bridge().shutdown()
@@ -336,11 +370,26 @@ def main(argv: list[str] | None = None) -> int:
         target="≤ 3x",
     )
     row("buy to filled p99/async", "buy → filled, p99 (as above)", shim["order"], base["order"], 99)
+    row(
+        "buy to filled median/async (share=0)",
+        "buy → filled, median, both on a private simulator (`sim://?share=0`)",
+        private_shim,
+        private_async,
+        target="≤ 3x",
+    )
+    row(
+        "buy to filled p99/async (share=0)",
+        "buy → filled, p99 (as above)",
+        private_shim,
+        private_async,
+        99,
+    )
     print()
     print(
-        "Both order figures are marketable buys on the default `sim://` (since the shared "
-        "terminal, a lone program hosts it and reaches the simulator directly), timed from the "
-        "call until the fill is seen (the shim: in its callback thread). "
+        "The first two order figures are marketable buys on the default `sim://` (since the "
+        "shared terminal, a lone program hosts it and reaches the simulator directly), the last "
+        "two on a private in-process simulator (`sim://?share=0`); each timed from the call "
+        "until the fill is seen (the shim: in its callback thread). "
         f"{statistics.mean([len(shim['order']), len(base['order'])]):.0f} orders per side "
         f"after {WARMUP} warm-up orders."
     )  # fmt: skip

@@ -190,12 +190,13 @@ def sim_available() -> bool:
     return hasattr(sim, "SimBackend")
 
 
-async def qmtkit_round_trips(n: int, use_sim: bool) -> list[float]:
-    """Seconds per ``await (await acct.buy(...))``."""
+async def qmtkit_round_trips(n: int, use_sim: bool, url: str = "sim://?share=0") -> list[float]:
+    """Seconds per ``await (await acct.buy(...))``; ``url``: the simulator's (``use_sim``)."""
     out: list[float] = []
     if use_sim:
         home = tempfile.mkdtemp(prefix="qmtkit-bench-")
-        ctx = qmtkit.connect("sim://?share=0", home=home)  # in-process, not the shared terminal
+        # share=0: in-process, not the shared terminal; sim://: this program hosts the terminal
+        ctx = qmtkit.connect(url, home=home)
     else:
         ctx = qmtkit.connect(backend=instant_venue())
     async with ctx as qk:
@@ -204,7 +205,10 @@ async def qmtkit_round_trips(n: int, use_sim: bool) -> list[float]:
             instruments = await qk.instruments()
             stocks = [c for c, d in instruments.items() if d.UpStopPrice > 0][:50]
             snaps = await qk.snapshot(stocks)
-            code, _ = min(snaps.items(), key=lambda kv: kv[1].lastPrice)
+            # The deepest ask book among cheap names: a tick's book volume is taken once, so
+            # a shallow book would make some orders wait for the next tick (not a round trip).
+            cheap = [kv for kv in snaps.items() if 0 < kv[1].lastPrice <= 20] or list(snaps.items())
+            code, _ = max(cheap, key=lambda kv: sum(kv[1].askVol))
             # A marketable limit at the day's up-limit: it trades against the book at once
             # (at the book's prices), so every order is a real submit -> fill round trip.
             price = instruments[code].UpStopPrice
@@ -291,30 +295,37 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     use_sim = sim_available()
-    venue = (
-        "simulator (sim://)" if use_sim else "MockBackend instant venue (SimBackend not available)"
-    )
-    try:
-        rt = asyncio.run(qmtkit_round_trips(n_orders, use_sim))
-    except Exception as exc:  # the simulator is optional here: fall back and say so
-        if not use_sim:
-            raise
-        print(f"<!-- simulator round trip failed ({exc!r}); falling back to MockBackend -->")
-        venue = "MockBackend instant venue (simulator failed)"
-        rt = asyncio.run(qmtkit_round_trips(n_orders, False))
     base = asyncio.run(baseline_round_trips(n_orders))
-    med, p99 = statistics.median(rt) * 1e6, pct(rt, 0.99) * 1e6
     bmed, bp99 = statistics.median(base) * 1e6, pct(base, 0.99) * 1e6
-    record("order round trip median, qmtkit/bare", med / bmed)
-    record("order round trip p99, qmtkit/bare", p99 / bp99)
-    print(
-        f"| order round trip median, µs ({venue}, n={n_orders}) "
-        f"| {med:.1f} | {bmed:.1f} | {med / bmed:.1f} | <= 100 µs |"
-    )
-    print(
-        f"| order round trip p99, µs ({venue}, n={n_orders}) "
-        f"| {p99:.1f} | {bp99:.1f} | {p99 / bp99:.1f} | - |"
-    )
+    # The private in-process simulator keeps the ratio names of earlier runs; the default,
+    # shared sim:// (this program hosts the terminal) gets its own.
+    for url, venue, key in (
+        ("sim://?share=0", "simulator (sim://?share=0)", ""),
+        ("sim://", "simulator (default sim://, hosted here)", " (default sim://)"),
+    ):
+        if not use_sim:
+            if key:
+                continue
+            venue = "MockBackend instant venue (SimBackend not available)"
+        try:
+            rt = asyncio.run(qmtkit_round_trips(n_orders, use_sim, url))
+        except Exception as exc:  # the simulator is optional here: fall back and say so
+            if not use_sim or key:
+                raise
+            print(f"<!-- simulator round trip failed ({exc!r}); falling back to MockBackend -->")
+            venue = "MockBackend instant venue (simulator failed)"
+            rt = asyncio.run(qmtkit_round_trips(n_orders, False))
+        med, p99 = statistics.median(rt) * 1e6, pct(rt, 0.99) * 1e6
+        record(f"order round trip median{key}, qmtkit/bare", med / bmed)
+        record(f"order round trip p99{key}, qmtkit/bare", p99 / bp99)
+        print(
+            f"| order round trip median, µs ({venue}, n={n_orders}) "
+            f"| {med:.1f} | {bmed:.1f} | {med / bmed:.1f} | <= 30 µs |"
+        )
+        print(
+            f"| order round trip p99, µs ({venue}, n={n_orders}) "
+            f"| {p99:.1f} | {bp99:.1f} | {p99 / bp99:.1f} | <= 100 µs |"
+        )
     return 0
 
 

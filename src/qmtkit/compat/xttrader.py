@@ -14,6 +14,7 @@ clear message to stderr (the ``qmtkit.compat`` logger).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import numbers
@@ -31,7 +32,7 @@ from qmtkit.checks import OrderArgs, check_order, is_int, is_real
 from qmtkit.client import Account, Client
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
-from qmtkit.compat._replay import run_replay, submit_held
+from qmtkit.compat._replay import replay_of, run_replay, submit_held
 from qmtkit.compat._unsupported import XTQUANT_TRADER, unsupported_methods
 from qmtkit.compat.sessions import lease_session
 from qmtkit.compat.xttype import StockAccount
@@ -191,6 +192,8 @@ class XtQuantTrader:
         self._gate = _ErrorGate()
         self._cancel_gate = _ErrorGate()
         self._watch: Future[None] | None = None
+        #: Calls queued on the loop thread during the current loop step, per dispatcher.
+        self._batches: dict[Dispatcher, list[tuple[Callable[..., object], tuple[object, ...]]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -292,13 +295,39 @@ class XtQuantTrader:
         """Queue ``call(callback)`` on the push thread (called on the loop thread)."""
         d = self._dispatcher
         if d is not None:
-            submit_held(d, self._client, self._invoke, call)
+            self._queue(d, self._invoke, (call,))
 
     def _respond(self, fn: Callable[..., object], *args: object) -> None:
         """Queue the answer to an async request (relaxed mode: on its own thread)."""
         d = self._relaxed_dispatcher if self.relaxed_resp_order_enabled else self._dispatcher
         if d is not None:
+            self._queue(d, fn, args)
+
+    def _queue(self, d: Dispatcher, fn: Callable[..., object], args: tuple[object, ...]) -> None:
+        """Hand ``fn(*args)`` to ``d``: on the loop thread, batched per loop step.
+
+        The calls queued while the loop runs one step (the six reports of a filled order and
+        the answer that follows them) reach the callback thread as one item, handed over when
+        the step ends: one wake-up of that thread instead of one per call, in the same order.
+        A backtest's replay (which waits for each call) and other threads queue one by one.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or replay_of(self._client) is not None:
             submit_held(d, self._client, fn, *args)
+            return
+        batch = self._batches.get(d)
+        if batch is None:
+            batch = self._batches[d] = []
+            loop.call_soon(self._hand_over, d)
+        batch.append((fn, args))
+
+    def _hand_over(self, d: Dispatcher) -> None:
+        batch = self._batches.pop(d, None)
+        if batch:
+            d.submit(_run_batch, batch)
 
     def _invoke(self, call: _Call) -> None:
         """Run ``call`` on the callback registered now (``register_callback`` may change it)."""
@@ -815,6 +844,15 @@ del _name, _stub
 
 #: A report listener of an account (called on the loop thread as each report arrives).
 _Listener: TypeAlias = Callable[[models.AccountReport], None]
+
+
+def _run_batch(batch: list[tuple[Callable[..., object], tuple[object, ...]]]) -> None:
+    """Run a batch of callbacks in order; one that raises is logged and the rest still run."""
+    for fn, args in batch:
+        try:
+            fn(*args)
+        except BaseException:  # as the dispatcher: a user callback never stops the rest
+            log.exception("callback %s raised", getattr(fn, "__qualname__", fn))
 
 
 async def _attach_listener(acc: Account, listener: _Listener) -> None:
