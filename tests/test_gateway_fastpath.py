@@ -16,8 +16,9 @@ import msgspec
 import pytest
 
 from qmtkit.backends.base import Ok, OpenAccount, Request, SubmitOrder
-from qmtkit.backends.hub.journal import JournalEntry, ReportJournal
+from qmtkit.backends.hub.journal import FRAMING, MAGIC, JournalEntry, ReportJournal
 from qmtkit.models import AccountReport, OrderResponse
+from qmtkit.recordscan import payloads
 from qmtkit.wire import fastio
 from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
@@ -238,13 +239,9 @@ async def test_every_report_is_journaled_before_a_client_receives_it(tmp_path: P
     dec = msgspec.msgpack.Decoder(JournalEntry)
 
     def journaled() -> set[int]:
-        data = journal_path.read_bytes()
-        seqs, pos = set(), 0
-        while pos + HEADER.size <= len(data):
-            (size,) = HEADER.unpack_from(data, pos)
-            seqs.add(dec.decode(data[pos + HEADER.size : pos + HEADER.size + size]).report.seq)
-            pos += HEADER.size + size
-        return seqs
+        """The seqs in the file's complete frames (what a crash now would leave)."""
+        data = memoryview(journal_path.read_bytes())[len(MAGIC) :]
+        return {dec.decode(p).report.seq for p in payloads(data, FRAMING) if p is not None}
 
     class CheckingSink(RecordingSink):
         def __init__(self) -> None:

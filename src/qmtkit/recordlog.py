@@ -381,6 +381,25 @@ class RecordLog(Generic[T]):
             )
         self._write(f, self.framing.frame_payload(payload))
 
+    def extend_encoded(self, payloads: list[bytes]) -> None:
+        """``extend`` for records the caller has already msgpack-encoded (see ``append_encoded``).
+
+        With group framing they are one unit on disk, as with ``extend``.
+        """
+        f = self._need_open()
+        for payload in payloads:
+            if not isinstance(payload, bytes) or not payload:
+                raise InvalidArgument(f"payload must be non-empty bytes, got {payload!r:.60}")
+            if len(payload) > MAX_RECORD:
+                raise InvalidArgument(
+                    f"a record of {len(payload)} bytes is over the {MAX_RECORD}-byte limit"
+                )
+        framing = self.framing
+        if len(payloads) > 1 and framing.groups:
+            self._write(f, framing.frame_group(payloads))
+        elif payloads:
+            self._write(f, b"".join([framing.frame_payload(p) for p in payloads]))
+
     def _wrong_type(self, record: object) -> InvalidArgument:
         return InvalidArgument(
             f"{self.kind} {self.path} stores {self.record_type.__name__} records, "

@@ -210,6 +210,7 @@ async def serve(
             gw.address = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else (host, port)
             async with raw, anyio.create_task_group() as tg:
                 tg.start_soon(gw.log_refusals)
+                tg.start_soon(gw.sync_journal)
                 task_status.started(gw)
                 try:
                     if tls is None and asyncio_running():

@@ -125,6 +125,7 @@ class Gateway:
         self._accounts: dict[str, AccountState] = {}
         # Per account, in this backend lifetime: (last backend seq, still matching the journal).
         self._lifetime: dict[str, tuple[int, bool]] = {}
+        self._sync_due = anyio.Event()  # set: reports nobody is sending wait to be synced
 
     @property
     def backend_subscriptions(self) -> int:
@@ -173,7 +174,9 @@ class Gateway:
         """Hand a journaled report (``raw``: encoded) to the clients reading its account."""
         acct = self._accounts.get(report.account_id)
         if acct is None or not acct.sessions:
-            self.journal.sync()  # nobody will send it soon: hand it to the OS now
+            # Nobody will send it soon: ``sync_journal`` writes it once the burst is complete
+            # (after this synchronous run of reports), as one unit with the rest of it.
+            self._sync_due.set()
             return
         acct.fanout.publish(raw)
         for session, consumer in list(acct.sessions.items()):
@@ -184,6 +187,13 @@ class Gateway:
                 )
             else:
                 session.wake()
+
+    async def sync_journal(self) -> None:
+        """Hand reports that no client is sending to the OS, one burst at a time."""
+        while True:
+            await self._sync_due.wait()
+            self._sync_due = anyio.Event()
+            self.journal.sync()
 
     def on_connection(self, state: ConnectionState) -> None:
         """Tell every client that the backend lost or regained its venue."""

@@ -7,18 +7,22 @@ clients must see one ever-growing sequence. Each entry keeps both numbers: the g
 gateway where to ask the backend to resume.
 
 Entries are kept in memory per account and appended to one file through
-``qmtkit.recordlog.RecordLog``: a sequence of 4-byte big-endian lengths, each followed by a
-msgpack ``JournalEntry``. On open the file is read back; a torn last record (a crash
-mid-write) is cut away with a logged warning instead of being misread, and damage before the
-last record raises ``CacheError``. One process at a time may hold a journal file (the lock
-file ``<journal>.lock`` names the holder). The sidecar ``<journal>.venue`` names the venue
-whose reports the journal holds (see ``ReportJournal.bind_venue``).
+``qmtkit.recordlog.RecordLog``: the header ``QMTGWJR2``, then checksummed msgpack
+``JournalEntry`` records; the entries recorded between two ``sync`` calls (a burst of reports,
+one state change or more) are written as one group frame, so a crash keeps all of them or none.
+On open the file is read back; a torn last write is cut away with a logged warning instead of
+being misread, and damage before it raises ``JournalDamaged``. A journal of the first layout
+(no header, no checksums, one record per report) is rewritten in this one when opened. One
+process at a time may hold a journal file (the lock file ``<journal>.lock`` names the holder).
+The sidecar ``<journal>.venue`` names the venue whose reports the journal holds (see
+``ReportJournal.bind_venue``).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,12 +31,16 @@ import msgspec
 from qmtkit.atomicfile import write_atomically
 from qmtkit.errors import ClosedError, InvalidArgument, JournalMismatch
 from qmtkit.models import AccountReport, TradeReportItem
-from qmtkit.recordlog import Framing, RecordLog
+from qmtkit.recordlog import MAX_RECORD, Framing, RecordLog
 
 log = logging.getLogger(__name__)
 
-# The gateway's length prefix (see ``wire.protocol.HEADER``), without magic or checksum.
-FRAMING = Framing(magic=b"", checksum=False, big_endian=True)
+MAGIC = b"QMTGWJR2"
+FRAMING = Framing(magic=MAGIC, checksum=True, big_endian=True, groups=True)
+# The first layout: the wire's 4-byte length prefix, no header, no checksum, no groups.
+LEGACY_FRAMING = Framing(magic=b"", checksum=False, big_endian=True)
+#: Bytes of entries written as one group at most (a larger backlog is several groups).
+GROUP_BYTES = MAX_RECORD // 2
 
 
 class JournalEntry(msgspec.Struct, array_like=True):
@@ -84,17 +92,9 @@ class ReportJournal:
         self._encoder = msgspec.msgpack.Encoder()
         self._venue_id = ""  # the venue ``bind_venue`` tied the journal to ("": none yet)
         self._log: RecordLog[JournalEntry] | None = None
+        self._pending: list[bytes] = []  # entries recorded since the last sync, encoded
         if self.path is not None:
-            self._log = RecordLog(
-                self.path,
-                JournalEntry,
-                framing=FRAMING,
-                fsync=fsync,
-                autoflush=False,
-                kind="gateway journal",
-                lock_hint="give this gateway another home (--home)",
-                on_torn=_log_torn,
-            )
+            self._log = self._record_log(self.path, FRAMING)
         self._opened = False
         self._closed = False
 
@@ -107,6 +107,8 @@ class ReportJournal:
         if self._opened:
             return self
         if self._log is not None:
+            assert self.path is not None
+            _upgrade_legacy(self.path, self._record_log)
             self._log.open()
             try:
                 self._load(self._log)
@@ -120,6 +122,8 @@ class ReportJournal:
         """Release the file; the journal cannot be used afterwards."""
         self._closed = True
         if self._log is not None:
+            if self._log.is_open:
+                self._write_pending(self._log)
             self._log.close()  # flushes what ``sync`` has not handed over yet
 
     def __enter__(self) -> ReportJournal:
@@ -184,19 +188,33 @@ class ReportJournal:
         report = AccountReport(account_id, seqs[-1] + 1 if seqs else 1, item)
         raw = msgspec.Raw(self._encoder.encode(report))
         if self._log is not None:
-            self._log.append_encoded(self._encoder.encode(_EncodedEntry(bseq, raw)))
+            self._pending.append(self._encoder.encode(_EncodedEntry(bseq, raw)))
         stream.keep(report, bseq)
         return report, raw
 
     def sync(self) -> None:
         """Hand every recorded report to the OS (and to the disk with ``fsync=True``).
 
-        ``record`` only buffers, so a burst of reports costs one write: the gateway calls
-        ``sync`` before any of them leaves for a client, so nothing a client saw can be missing
-        from the journal.
+        ``record`` only buffers, so a burst of reports costs one write and is one unit on disk
+        (a group frame): the gateway calls ``sync`` once a burst is complete and before any of
+        it leaves for a client, so nothing a client saw can be missing from the journal.
         """
         if self._log is not None and self._log.is_open:
+            self._write_pending(self._log)
             self._log.sync()
+
+    def _write_pending(self, journal: RecordLog[JournalEntry]) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        start, size = 0, 0
+        for i, entry in enumerate(pending):
+            if size and size + len(entry) > GROUP_BYTES:
+                journal.extend_encoded(pending[start:i])
+                start, size = i, 0
+            size += len(entry)
+        journal.extend_encoded(pending[start:])
 
     # ------------------------------------------------------------------ venue
 
@@ -257,12 +275,47 @@ class ReportJournal:
 
     # ------------------------------------------------------------------ internals
 
+    def _record_log(self, path: Path, framing: Framing) -> RecordLog[JournalEntry]:
+        return RecordLog(
+            path,
+            JournalEntry,
+            framing=framing,
+            fsync=self._fsync,
+            autoflush=False,
+            kind="gateway journal",
+            lock_hint="give this gateway another home (--home)",
+            on_torn=_log_torn,
+        )
+
     def _load(self, journal: RecordLog[JournalEntry]) -> None:
         for entry in journal.replay():
             report = entry.report
             stream = self._streams.setdefault(report.account_id, _Stream())
             if not stream.seqs or report.seq > stream.seqs[-1]:
                 stream.keep(report, entry.bseq)
+
+
+def _upgrade_legacy(
+    path: Path, record_log: Callable[[Path, Framing], RecordLog[JournalEntry]]
+) -> None:
+    """Rewrite a journal of the first layout (no header) in the current one, atomically."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except FileNotFoundError:
+        return
+    if not head or head == MAGIC:
+        return
+    # A first-layout file starts with a length; MAGIC read as one is over any record's limit.
+    with record_log(path, LEGACY_FRAMING) as old:  # locked; a torn tail cut as before
+        entries = list(old.replay())
+    # Replaced once closed (Windows renames over no open file); a new gateway takes the lock.
+    encoder = msgspec.msgpack.Encoder()
+    body = b"".join(FRAMING.frame_payload(encoder.encode(e)) for e in entries)
+    write_atomically(path, MAGIC + body)
+    log.info(
+        "gateway journal %s rewritten in the checksummed layout (%d reports)", path, len(entries)
+    )
 
 
 def _log_torn(message: str) -> None:
