@@ -17,14 +17,17 @@ from anyio.streams.text import TextReceiveStream
 
 import qmtkit
 from qmtkit import cli
+from qmtkit.backends.remote import AuthRefused, RemoteBackend
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.backends.terminal.backend import LocalTerminalBackend, TerminalMismatch
+from qmtkit.backends.terminal.channel import CHANNEL_ENV, channel_kind, read_port_file
 from qmtkit.backends.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
 from qmtkit.backends.terminal.paths import MAX_SOCKET_PATH, paths_of
-from qmtkit.errors import BackendUnavailable, JournalLocked
+from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
 from qmtkit.gateway.server import serve
 from qmtkit.models import AccountReport
+from support.gateway import RecordingSink
 
 CODE = "600000.SH"
 ACCT = "shared-acct"
@@ -332,3 +335,49 @@ def test_the_status_report_names_each_programs_xtquant_sessions() -> None:
     lines = format_state(state).splitlines()
     assert lines[-2].endswith("acct; xtquant sessions 3, 9  (a.py)")
     assert lines[-1].endswith("no accounts  (b.py)")
+
+
+# --------------------------------------------------------------------------- the TCP channel
+
+
+@pytest.fixture
+def tcp_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel Windows uses: loopback TCP and a token file (``QMTKIT_TERMINAL_CHANNEL``)."""
+    monkeypatch.setenv(CHANNEL_ENV, "tcp")
+
+
+@pytest.mark.usefixtures("tcp_channel")
+async def test_programs_share_the_terminal_over_loopback_tcp_and_a_token_file(
+    tmp_path: Path,
+) -> None:
+    paths = paths_of(f"sim://?home={tmp_path}")
+    async with qmtkit.connect(home=tmp_path) as host, qmtkit.connect(home=tmp_path) as other:
+        assert isinstance(host.backend, LocalTerminalBackend) and host.backend.hosting
+        assert isinstance(other.backend, LocalTerminalBackend) and not other.backend.hosting
+        assert not paths.socket.exists()
+        assert stat.S_IMODE(paths.port_file.stat().st_mode) == 0o600
+        order_id = await _buy_at_limit(await other.account(ACCT))
+        assert [o.order_id for o in await (await host.account(ACCT)).orders()] == [order_id]
+        state = await control(paths, TerminalStatus())
+        assert isinstance(state, TerminalState) and len(state.programs) == 2
+    assert not paths.port_file.exists()  # the host removed it on the way out
+
+
+@pytest.mark.usefixtures("tcp_channel")
+@pytest.mark.parametrize("token", ["", "w" * 40], ids=["missing", "wrong"])
+async def test_the_tcp_channel_refuses_a_program_without_the_files_token(
+    tmp_path: Path, token: str
+) -> None:
+    async with qmtkit.connect(home=tmp_path):
+        published = read_port_file(paths_of(f"sim://?home={tmp_path}"))
+        assert published is not None and published[1] != token
+        stranger = RemoteBackend("127.0.0.1", published[0], token=token, connect_timeout=5)
+        with pytest.raises(AuthRefused, match="authentication failed"):
+            async with stranger.open(RecordingSink()):
+                pass
+
+
+def test_an_unknown_channel_is_refused_naming_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHANNEL_ENV, "pipe")
+    with pytest.raises(InvalidArgument, match="'pipe': expected unix, tcp or auto"):
+        channel_kind()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from qmtkit.backends.base import Backend
 from qmtkit.backends.urls import DEFAULT_URL, SCHEMES, backend_url, check_url, shared
 from qmtkit.backends.venues import open_venue
@@ -13,11 +11,11 @@ def open_backend(url: str | None = None) -> Backend:
     """Build (not start) the backend a URL names: ``sim://``, ``xtquant://PATH``, ``qmtkit://HOST:PORT``.
 
     ``sim://`` is the shared local terminal (``backends.terminal``): the first program hosts
-    it, later ones attach; ``sim://?share=0`` (and any ``sim://`` where the platform has no Unix
-    sockets) is a private simulator inside this process.
+    it, later ones attach (over a Unix socket, or loopback TCP and a token file where there are
+    no Unix sockets); ``sim://?share=0`` is a private simulator inside this process.
     """
     url = check_url(backend_url(url))
-    if url.startswith("sim:") and shared(url) and hasattr(socket, "AF_UNIX"):
+    if url.startswith("sim:") and shared(url):
         from qmtkit.backends.terminal.backend import LocalTerminalBackend
 
         return LocalTerminalBackend.from_url(url)

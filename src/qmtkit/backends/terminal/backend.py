@@ -23,13 +23,13 @@ from qmtkit._tasks import lifetime_tasks
 from qmtkit.backends.base import BackendInfo, EventSink, Reply, Request
 from qmtkit.backends.remote import RemoteBackend, _Link
 from qmtkit.backends.sim import SimBackend
+from qmtkit.backends.terminal.channel import channel_kind, connect
 from qmtkit.backends.terminal.direct import ROUTED, DirectChannel
 from qmtkit.backends.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
 from qmtkit.backends.terminal.paths import identity, paths_of
 from qmtkit.backends.urls import without_share
 from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
 from qmtkit.recordlog import FileLock
-from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import FrameReader
 
 #: Seconds to wait for a terminal to answer (hosting one included) before giving up.
@@ -108,8 +108,8 @@ class LocalTerminalBackend(RemoteBackend):
         return link
 
     async def _open_stream(self) -> anyio.abc.ByteStream:
-        """A stream to the terminal's socket, hosting the terminal first if nobody does."""
-        path = str(self.paths.socket)
+        """A stream to the terminal's channel, hosting the terminal first if nobody does."""
+        kind = channel_kind()
         delay = 0.002
         while True:
             if self._gateway is not None:  # we host it: no stream, a direct channel
@@ -120,9 +120,8 @@ class LocalTerminalBackend(RemoteBackend):
                     "a program that connects afresh starts it again"
                 )
             try:
-                if asyncio_running():
-                    return await FastStream.connect_unix(path)
-                return await anyio.connect_unix(path)
+                stream, self.token = await connect(self.paths, kind)
+                return stream
             except (FileNotFoundError, ConnectionRefusedError):
                 pass  # nobody hosts it (a dead host may have left its socket behind)
             if await self._try_to_host():

@@ -16,6 +16,7 @@ import anyio.abc
 import msgspec
 
 from qmtkit.backends.base import Ok, Reply, Request
+from qmtkit.backends.terminal.channel import channel_kind, connect
 from qmtkit.backends.terminal.paths import TerminalPaths
 from qmtkit.errors import BackendUnavailable, QmtkitError
 from qmtkit.wire.protocol import (
@@ -86,9 +87,9 @@ ControlClientMessage = Auth | ControlCall | Ping | Pong | Bye
 ControlServerMessage = Welcome | ControlResult | Failure | ErrorFrame | Ping | Pong | Bye
 
 
-async def _connect(paths: TerminalPaths) -> anyio.abc.ByteStream:
+async def _connect(paths: TerminalPaths) -> tuple[anyio.abc.ByteStream, str]:
     try:
-        return await anyio.connect_unix(str(paths.socket))
+        return await connect(paths, channel_kind())
     except OSError as exc:
         raise BackendUnavailable(
             f"no terminal is running for {paths.directory} ({exc.strerror or exc})"
@@ -103,10 +104,10 @@ async def control(paths: TerminalPaths, req: Control, *, timeout: float = 10.0) 
     encoder = FrameEncoder()
     decoder = msgspec.msgpack.Decoder(ControlServerMessage)
     with anyio.fail_after(timeout):
-        stream = await _connect(paths)
+        stream, token = await _connect(paths)
         async with stream:
             reader = FrameReader(stream)
-            await stream.send(encoder.encode(Auth("", PROTOCOL_VERSION, "qmtkit terminal")))
+            await stream.send(encoder.encode(Auth(token, PROTOCOL_VERSION, "qmtkit terminal")))
             await stream.send(encoder.encode(ControlCall(1, req)))
             while True:
                 try:

@@ -46,6 +46,7 @@ from qmtkit.backends.hub.gateway import DEFAULT_REPORT_CAP, Gateway
 from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.backends.hub.session import Session
 from qmtkit.backends.sim import SimBackend
+from qmtkit.backends.terminal.channel import channel_kind, remove_published, write_port_file
 from qmtkit.backends.terminal.control import (
     ControlClientMessage,
     Program,
@@ -62,6 +63,7 @@ from qmtkit.recordlog import FileLock
 from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
+from qmtkit.wire.security import generate_token
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +77,12 @@ class TerminalGateway(Gateway):
 
     backend: SimBackend
 
-    def __init__(self, backend: SimBackend, paths: TerminalPaths) -> None:
+    def __init__(self, backend: SimBackend, paths: TerminalPaths, token: str | None = None) -> None:
         # The gateway's own journal stays empty: the simulator's is the terminal's record.
         super().__init__(
             backend,
             ReportJournal().open(),
-            token=None,
+            token=token,
             heartbeat=HEARTBEAT,
             timeout=3 * HEARTBEAT,
             max_records=DEFAULT_MAX_RECORDS,
@@ -284,6 +286,8 @@ def held_sessions(paths: TerminalPaths) -> dict[int, list[int]]:
 
 
 def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill would end the process there: trust the lease file
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -321,21 +325,32 @@ async def host_terminal(
 ) -> None:
     """Host the terminal until cancelled or stopped; ``lock`` is held on entry, released at exit.
 
-    The socket is removed before the lock is released, so a program that wins the lock next
-    never finds a live host's socket in its way.
+    It listens on the local channel (``channel``: the Unix socket, or loopback TCP whose port
+    and token it publishes). The socket or port file is removed before the lock is released,
+    so a program that wins the lock next never finds a live host's in its way.
     """
+    kind = channel_kind()
     try:
-        gw = TerminalGateway(backend, paths)
+        token = generate_token() if kind == "tcp" else None
+        gw = TerminalGateway(backend, paths, token)
         async with backend.open(gw) as info:
             gw.info = info
-            path = paths.socket
-            with suppress(FileNotFoundError):
-                path.unlink()  # a dead host's: we hold the lock, so no live host owns it
-            listener = await anyio.create_unix_listener(path, mode=0o600)
+            remove_published(paths, kind)  # a dead host's: we hold the lock, so no live one
+            listener: anyio.abc.SocketListener
+            if kind == "unix":
+                listener = await anyio.create_unix_listener(paths.socket, mode=0o600)
+            else:
+                tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+                first = tcp.listeners[0]  # one address: one listener
+                assert isinstance(first, anyio.abc.SocketListener)
+                listener = first
             try:
                 async with listener, anyio.create_task_group() as tg:
+                    if token is not None:
+                        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+                        write_port_file(paths, port, token)
                     gw._tg = tg
-                    tg.start_soon(_accept_all, listener, gw, tg)
+                    tg.start_soon(_accept_all, listener, gw, tg, kind == "unix")
                     task_status.started(gw)
                     try:
                         await gw.stop_requested.wait()
@@ -344,23 +359,32 @@ async def host_terminal(
                         gw.end_direct()
                     tg.cancel_scope.cancel()
             finally:
-                with suppress(FileNotFoundError):
-                    path.unlink()
+                remove_published(paths, kind)
             gw.journal.close()
     finally:
         lock.release()
 
 
 async def _accept_all(
-    listener: anyio.abc.SocketListener, gw: TerminalGateway, tg: anyio.abc.TaskGroup
+    listener: anyio.abc.SocketListener,
+    gw: TerminalGateway,
+    tg: anyio.abc.TaskGroup,
+    unix: bool,
 ) -> None:
-    """Accept programs: as lean asyncio streams on asyncio, as anyio streams otherwise."""
+    """Accept programs: as lean asyncio streams on asyncio, as anyio streams otherwise.
+
+    On a Unix socket the peer's uid is checked; on TCP the token does that job.
+    """
+
+    def identify(sock: socket.socket) -> Program | None:
+        return peer_program(sock) if unix else Program(0, "?", wall_ms(), [])
+
     sock = listener.extra(anyio.abc.SocketAttribute.raw_socket)
     if not asyncio_running():
         while True:
             stream = await listener.accept()
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-            program = peer_program(raw)
+            program = identify(raw)
             if program is None:
                 await stream.aclose()
                 continue
@@ -374,7 +398,7 @@ async def _accept_all(
             log.warning("terminal: accept failed: %r", exc)
             await anyio.sleep(0.1)
             continue
-        program = peer_program(client)
+        program = identify(client)
         if program is None:
             client.close()
             continue

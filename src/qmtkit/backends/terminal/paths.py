@@ -3,10 +3,11 @@
 A terminal is named by ``(home, terminal)`` and lives in ``<home>/sim/<terminal>/`` (the
 simulator's own state directory, which holds its journal). That directory is made ``0700``:
 only the user who owns it can reach the socket inside, which is the whole of local access
-control (no token is used locally). A socket path must fit ``sun_path`` (about 107 bytes);
-a longer one is placed in a private per-user directory (``$XDG_RUNTIME_DIR`` or the temp
-directory, ``qmtkit-<uid>``, ``0700`` and owned by the user) under a hash of the terminal
-directory, so every program computes the same place.
+control on a Unix socket (the TCP channel adds a token file: ``backends.terminal.channel``).
+A socket path must fit ``sun_path`` (about 107 bytes); a longer one is placed in a
+private per-user directory (``$XDG_RUNTIME_DIR`` or the temp directory, ``qmtkit-<uid>``,
+``0700`` and owned by the user) under a hash of the terminal directory, so every program
+computes the same place.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class TerminalPaths:
     def stopped(self) -> Path:
         """Present after ``qmtkit terminal stop``: attached programs do not start a new host."""
         return self.directory / "terminal.stopped"
+
+    @property
+    def port_file(self) -> Path:
+        """``PORT TOKEN`` of the loopback TCP channel (where there are no Unix sockets)."""
+        return self.directory / "terminal.port"
 
     @property
     def sessions(self) -> Path:
