@@ -243,7 +243,7 @@ class TerminalGateway(Gateway):
         for channel in self.direct:
             p = channel.program
             programs.append(Program(p.pid, p.command, p.since, sorted(channel.accounts), True))
-        programs.sort(key=lambda p: p.since)
+        programs.sort(key=lambda p: (p.since, not p.host))  # the host came first on a tie
         held = held_sessions(self.paths)
         for program in programs:  # a program with several connections: named on its first
             program.sessions = held.pop(program.pid, [])
