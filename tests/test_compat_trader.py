@@ -622,3 +622,27 @@ def test_stop_from_inside_a_callback_does_not_deadlock(venue: FakeVenue, trader:
     t.order_stock(acc, "600000.SH", 23, 100, 11, 10.0)
     assert stopped.wait(WAIT)
     assert not t.connected
+
+
+def test_a_callback_that_raises_does_not_stop_the_ones_queued_after_it(
+    venue: FakeVenue, trader: Any
+) -> None:
+    t, _rec, acc = trader
+
+    class Flaky(Recorder):
+        def on_stock_order(self, order: Any) -> None:
+            super().on_stock_order(order)
+            raise RuntimeError("callback bug")
+
+        def on_order_stock_async_response(self, response: Any) -> None:
+            super().on_order_stock_async_response(response)
+            raise RuntimeError("callback bug")
+
+    flaky = Flaky()
+    t.register_callback(flaky)
+    # An order's push and its async answer are queued in one loop step when the venue pushes
+    # before it replies: one hand-over to the callback thread, whose first call raises.
+    for _ in range(2):
+        assert t.order_stock_async(acc, "600000.SH", 23, 100, 11, 10.0) > 0
+    flaky.wait_for("on_stock_order", 2)
+    flaky.wait_for("on_order_stock_async_response", 2)
