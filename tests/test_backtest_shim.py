@@ -59,9 +59,9 @@ def home(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(home: Path, tmp_path: Path) -> list[str]:
+def run(home: Path, tmp_path: Path, source: str = SCRIPT) -> list[str]:
     script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
+    script.write_text(source)
     url = f"backtest://?start=20240102&end=20240109&codes={A},{B}&home={home}"
     env = {k: v for k, v in os.environ.items() if k != "QMTKIT_BACKEND"}
     done = subprocess.run(
@@ -92,3 +92,25 @@ def test_an_xtquant_script_backtests_bar_by_bar_and_run_returns_at_the_end(
 
 def test_the_same_script_prints_the_same_lines_every_time(home: Path, tmp_path: Path) -> None:
     assert run(home, tmp_path) == run(home, tmp_path)
+
+
+LAST_DAY_SCRIPT = f"""
+from xtquant import xtdata
+
+def on_bars(datas):
+    bar = datas["{A}"][-1]
+    print("day", bar["time"], xtdata.get_market_last_trade_date("SH"), flush=True)
+
+xtdata.subscribe_quote("{A}", period="1d", count=0, callback=on_bars)
+xtdata.run()
+"""
+
+
+def test_the_last_trading_day_is_the_replay_day_not_the_wall_day(
+    home: Path, tmp_path: Path
+) -> None:
+    out = run(home, tmp_path, LAST_DAY_SCRIPT)
+    days = [line.split()[1:] for line in out if line.startswith("day ")]
+    assert len(days) == 6
+    # Each bar is stamped 00:00 Beijing of its day: the last trading day as of that bar.
+    assert all(bar_time == last_day for bar_time, last_day in days), days

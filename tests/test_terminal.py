@@ -210,6 +210,21 @@ async def test_status_lists_the_attached_programs_and_their_accounts(tmp_path: P
     assert all(p.pid == os.getpid() and p.since >= state.since for p in state.programs)
 
 
+async def test_status_lists_the_host_first_when_programs_attach_in_the_same_millisecond(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qmtkit.backends.terminal.host as host
+
+    monkeypatch.setattr(host, "wall_ms", lambda: 1_800_000_000_000)  # every attach time ties
+    paths = paths_of(f"sim://?home={tmp_path}")
+    async with qmtkit.connect(home=tmp_path) as a, qmtkit.connect(home=tmp_path):
+        await a.account(ACCT)
+        state = await control(paths, TerminalStatus())
+    assert isinstance(state, TerminalState)
+    assert [p.accounts for p in state.programs] == [[ACCT], []]
+    assert len({p.since for p in state.programs}) == 1
+
+
 async def test_stop_disconnects_every_program_and_none_takes_over(tmp_path: Path) -> None:
     paths = paths_of(f"sim://?home={tmp_path}")
     async with qmtkit.connect(home=tmp_path) as a, qmtkit.connect(home=tmp_path) as b:

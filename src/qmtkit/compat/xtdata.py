@@ -941,8 +941,9 @@ def get_trading_calendar(market: str, start_time: str = "", end_time: str = "") 
 
 
 def get_market_last_trade_date(market: str) -> int:
-    """The last trading day up to today (Unix ms at 00:00 Beijing)."""
-    today = beijing(wall_ms()).strftime("%Y%m%d")
+    """The last trading day up to the venue's today (Unix ms at 00:00 Beijing; virtual in a
+    backtest)."""
+    today = beijing(_client().now()).strftime("%Y%m%d")
     days = get_trading_dates(market, "", today, 1)
     return days[-1] if days else 0
 

@@ -17,13 +17,20 @@ import secrets
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import quote
 
 from qmtkit.backends import backend_url
 from qmtkit.checks import is_int
 from qmtkit.compat._bridge import bridge, ensure_not_in_loop
 from qmtkit.errors import InvalidArgument, QmtkitError, Unsupported
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from anyio.abc import TaskStatus
+
+    from qmtkit.gateway.server import Gateway
 
 log = logging.getLogger("qmtkit.compat")
 
@@ -42,7 +49,7 @@ _token = ""
 _local_token = secrets.token_urlsafe(24)
 _lock = threading.Lock()
 #: port → (URL to reach it from this process, the task serving it)
-_servers: dict[int, tuple[str, Future[Any]]] = {}
+_servers: dict[int, tuple[str, Future[None]]] = {}
 _last_port = [0]
 
 
@@ -110,7 +117,7 @@ def set_index_mirror_markets(markets: list[str]) -> None:
     _ignored("set_index_mirror_markets")
 
 
-def set_kline_cutting_mode(mode: Any) -> None:
+def set_kline_cutting_mode(mode: str) -> None:
     """Accepted and ignored (xtquant K-line cutting)."""
     _ignored("set_kline_cutting_mode")
 
@@ -120,12 +127,12 @@ def set_quote_time_mode_v2(enable: bool) -> None:
     _ignored("set_quote_time_mode_v2")
 
 
-def set_thousand_source_mode(mode: Any) -> None:
+def set_thousand_source_mode(mode: str) -> None:
     """Accepted and ignored (Level-2 thousand-level quotes are not served)."""
     _ignored("set_thousand_source_mode")
 
 
-def try_create_client() -> Any:
+def try_create_client() -> NoReturn:
     """Not available: there is no xtquant RPC client in qmtkit."""
     raise Unsupported("xtdatacenter.try_create_client() is not supported by qmtkit's shim")
 
@@ -226,7 +233,13 @@ def _serve(ip: str, port: int) -> int:
 
 
 async def _start_gateway(
-    serve: Any, url: str, ip: str, port: int, token: str, *, task_status: Any
+    serve: Callable[..., Awaitable[None]],
+    url: str,
+    ip: str,
+    port: int,
+    token: str,
+    *,
+    task_status: TaskStatus[Gateway],
 ) -> None:
     # xtquant's listen() is plain TCP on every interface; the token still guards it.
     await serve(url, ip, port, token=token, insecure=True, task_status=task_status)
@@ -244,7 +257,7 @@ def get_local_server_port() -> int:
     return _last_port[0]
 
 
-def register_create_nparray(func: Any) -> None:
+def register_create_nparray(func: Callable[..., object]) -> None:
     """Accepted and ignored (xtquant's native array hook)."""
     _ignored("register_create_nparray")
 

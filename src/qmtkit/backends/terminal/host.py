@@ -233,17 +233,20 @@ class TerminalGateway(Gateway):
 
     def state(self, excluding: Session | None = None) -> TerminalState:
         """Who is attached right now (but ``excluding``), with the accounts each has open."""
+        # The hosting program's own channels first, so that on a tie of attach times (one
+        # millisecond; a program attached from the host's own process is marked host too) the
+        # stable sort keeps the host ahead of those that attached to it.
         programs: list[Program] = []
+        for channel in self.direct:
+            p = channel.program
+            programs.append(Program(p.pid, p.command, p.since, sorted(channel.accounts), True))
         attached = [s for s in self.sessions if s is not excluding]
         for session in attached:
             p = self._program(session)
             programs.append(
                 Program(p.pid, p.command, p.since, sorted(session.accounts), p.pid == os.getpid())
             )
-        for channel in self.direct:
-            p = channel.program
-            programs.append(Program(p.pid, p.command, p.since, sorted(channel.accounts), True))
-        programs.sort(key=lambda p: (p.since, not p.host))  # the host came first on a tie
+        programs.sort(key=lambda p: p.since)
         held = held_sessions(self.paths)
         for program in programs:  # a program with several connections: named on its first
             program.sessions = held.pop(program.pid, [])
