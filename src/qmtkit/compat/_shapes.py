@@ -138,7 +138,7 @@ def _ms(frame: pl.DataFrame) -> npt.NDArray[np.int64]:
     return out
 
 
-def _frame(cols: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+def _frame(cols: dict[str, npt.NDArray[Any]], index: pd.Index) -> pd.DataFrame:
     """A DataFrame over ``cols`` (no copy) labelled by ``index``.
 
     The columns are already checked numpy arrays of one length, so pandas' per-column
@@ -166,8 +166,8 @@ def _frame(cols: dict[str, Any], index: pd.Index) -> pd.DataFrame:
 
 def _columns(
     frame: pl.DataFrame, fields: Sequence[str], ms: npt.NDArray[np.int64]
-) -> dict[str, Any]:
-    cols: dict[str, Any] = {}
+) -> dict[str, npt.NDArray[Any]]:
+    cols: dict[str, npt.NDArray[Any]] = {}
     for f in fields:
         if f == "time":
             cols[f] = ms
@@ -353,7 +353,7 @@ def tick_frame(arr: npt.NDArray[np.void], fields: Sequence[str] | None = None) -
     comes from ``arr['time']`` whether or not ``time`` is a column.
     """
     names = list(fields) if fields is not None else list(arr.dtype.names or ())
-    data: dict[str, Any] = {}
+    data: dict[str, list[Any] | npt.NDArray[Any]] = {}  # book levels become list cells
     # The book cells are many small lists: cyclic GC passes over them would find nothing.
     was_enabled = gc.isenabled()
     gc.disable()

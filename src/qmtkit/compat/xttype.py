@@ -7,6 +7,7 @@ functions turn qmtkit models (``qmtkit.models``) into them; ``to_xt`` picks the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qmtkit import models
@@ -552,7 +553,9 @@ def from_account_info(m: models.AccountInfo) -> XtAccountInfo:
     )  # fmt: skip
 
 
-_CONVERTERS: dict[type, Any] = {
+# Each converter takes its own model type; the table is keyed by that type, so callers only
+# ever pass a converter the model it was registered for.
+_CONVERTERS: dict[type, Callable[[Any], object]] = {
     models.Asset: from_asset,
     models.Order: from_order,
     models.Trade: from_trade,
