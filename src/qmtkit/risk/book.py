@@ -131,8 +131,7 @@ class AccountBook:
         oid = order.order_id
         if order.order_status in _TERMINAL:
             self.done.add(oid)
-            if oid in self.open:
-                self.remove(oid)
+            self.remove(oid)
             return
         left = order.order_volume - order.traded_volume
         o = self.open.get(oid)
@@ -155,13 +154,10 @@ class AccountBook:
         if not mine:
             return None
         buy = order.order_type == _BUY
+        price = order.price
+        volume = order.order_volume
         for key, o in mine.items():
-            if (
-                key < 0
-                and o.buy == buy
-                and o.price == order.price
-                and o.volume == order.order_volume
-            ):
+            if key < 0 and o.buy == buy and o.price == price and o.volume == volume:
                 oid = order.order_id
                 del self.open[key]
                 del mine[key]

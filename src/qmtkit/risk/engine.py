@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import msgspec
 
 from qmtkit.risk.book import AccountBook, OpenOrder
+from qmtkit.risk.fastpath import accept_test
 from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import (
@@ -215,6 +216,8 @@ class RiskEngine:
         self._cancel_rules = tuple(cancel_rules)
         # Bound once: the order path calls them without looking each one up.
         self._order_checks = tuple(r.check for r in order_rules)
+        # One call that says whether every order rule passes; the chain runs only if not.
+        self._accepts = accept_test(lim, self._dup, self._order_budget)
         self._named = [
             *(r.name for r in order_caps + cancel_caps),
             *(r.name for r in order_rates + cancel_rates),
@@ -255,10 +258,11 @@ class RiskEngine:
             r = self._state_refusal(code, buy, volume)
             if r is not None:
                 return self._refused("order", code, r, now)
-        for check in self._order_checks:
-            r = check(code, buy, volume, price, book, now)
-            if r is not None:
-                return self._refused("order", code, r, now)
+        if not self._accepts(code, buy, volume, price, book, now):
+            for check in self._order_checks:
+                r = check(code, buy, volume, price, book, now)
+                if r is not None:
+                    return self._refused("order", code, r, now)
         if self._order_budget is not None:
             self._order_budget.take()
         if self._dup is not None:

@@ -71,6 +71,7 @@ from qmtkit.risk.journal import (
     write_switch,
 )
 from qmtkit.risk.limits import RiskLimits
+from qmtkit.risk.refusal import Refusal
 
 __all__ = ["RiskGuard", "guard_backend"]
 
@@ -113,10 +114,19 @@ class _Relay:
 class _Account:
     """The guard's per-account state: its engine and when its switch file last changed."""
 
-    __slots__ = ("engine", "fresh_ms", "needs_facts", "needs_marks", "opened", "switch_stamp")
+    __slots__ = (
+        "book",
+        "engine",
+        "fresh_ms",
+        "needs_facts",
+        "needs_marks",
+        "opened",
+        "switch_stamp",
+    )
 
     def __init__(self, engine: RiskEngine) -> None:
         self.engine = engine
+        self.book = engine.book
         self.switch_stamp: tuple[int, int] | None = None
         self.opened = False
         self.needs_marks = False
@@ -290,10 +300,18 @@ class RiskGuard:
                 ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms):
                     await self._refresh(acct, code)
                     now = self.clock()
-            verdict = self._judge(acct, req, now)
-            if not isinstance(verdict, int):
-                return verdict
-            book = acct.engine.book
+            engine = acct.engine
+            refusal = engine.check_order(
+                req.stock_code,
+                req.order_type == _BUY,
+                req.order_volume,
+                req.price if req.price_type == _FIX_PRICE else 0.0,
+                now,
+            )
+            if refusal is not None:
+                return self._refusal_reply(req, refusal)
+            verdict = engine.last_key
+            book = acct.book
             try:
                 reply = await self.inner.request(req)
             except BaseException:
@@ -342,6 +360,10 @@ class RiskGuard:
         )
         if refusal is None:
             return engine.last_key
+        return self._refusal_reply(req, refusal)
+
+    def _refusal_reply(self, req: SubmitOrder, refusal: Refusal) -> OrderResponse:
+        """The answer to a refused order (the venue never sees it)."""
         record = getattr(self.inner, "record_refusal", None)
         if record is not None:
             # A venue that keeps its own record of orders (a backtest) lists this one too.
@@ -403,16 +425,16 @@ class RiskGuard:
         if acct is not None:
             item = report.item
             if isinstance(item, Order):
-                acct.engine.book.on_order(item, self.clock)
+                acct.book.on_order(item, self.clock)
             elif isinstance(item, Trade):
                 if item.traded_price > 0:  # a fill is the freshest price of its code
-                    book = acct.engine.book
+                    book = acct.book
                     book.marks[item.stock_code] = item.traded_price
                     book.mark_ms[item.stock_code] = self.clock()
             elif isinstance(item, Position):
-                acct.engine.book.on_position(item)
+                acct.book.on_position(item)
             elif isinstance(item, Asset):
-                acct.engine.book.on_asset(item)
+                acct.book.on_asset(item)
                 acct.engine.observe_asset(item.total_asset)
         sink = self._sink
         if sink is not None:

@@ -1,0 +1,117 @@
+"""The fused accept test lets an order through exactly when every rule of the chain would."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from qmtkit.models import InstrumentDetail
+from qmtkit.risk.engine import RiskEngine
+from qmtkit.risk.limits import RiskLimits
+
+T0 = 1_796_000_000_000  # a fixed instant; nothing here reads the wall clock
+CODES = ("600000.SH", "000001.SZ", "600519.SH")
+
+
+def random_limits(rng: random.Random) -> RiskLimits:
+    """Each rule on or off at random, its limit near the values the scenarios produce."""
+
+    def maybe(value: object) -> object:
+        return value if rng.random() < 0.6 else None
+
+    return RiskLimits(  # type: ignore[arg-type]
+        max_order_volume=maybe(rng.choice([200, 500, 1000])),
+        max_order_notional=maybe(rng.choice([2_000.0, 5_000.0, 20_000.0])),
+        max_position_volume=maybe(rng.choice([300, 1000, 3000])),
+        max_position_value=maybe(rng.choice([5_000.0, 30_000.0])),
+        max_position_share=maybe(rng.choice([0.01, 0.2, 0.9])),
+        max_gross_exposure=maybe(rng.choice([10_000.0, 100_000.0])),
+        max_active_orders=maybe(rng.choice([1, 3, 10])),
+        max_orders_per_second=maybe(rng.choice([1.0, 3.0, 50.0])),
+        max_actions_per_second=maybe(rng.choice([2.0, 100.0])),
+        max_cancels_per_second=maybe(rng.choice([1.0, 5.0])),
+        max_orders_per_day=maybe(rng.choice([3, 10, 1000])),
+        max_actions_per_day=maybe(rng.choice([4, 12, 1000])),
+        max_cancels_per_day=maybe(rng.choice([2, 100])),
+        duplicate_window_ms=maybe(rng.choice([1, 50, 1000])),
+        price_band=maybe(rng.choice([0.01, 0.05, 0.2])),
+        price_within_limits=rng.random() < 0.5,
+        self_trade=rng.random() < 0.5,
+        blacklist=frozenset(rng.sample(CODES, rng.randint(0, 1))),
+        block_st=rng.random() < 0.5,
+        mark_max_age_ms=rng.choice([100, 3000]),
+    )
+
+
+def random_engine(rng: random.Random) -> tuple[RiskEngine, list[int]]:
+    """An engine with a random book: holdings, marks of any age, limits, ST names, totals."""
+    clock = [T0]
+    e = RiskEngine("acct", random_limits(rng), lambda: clock[0])
+    book = e.book
+    for code in CODES:
+        if rng.random() < 0.8:
+            book.set_mark(code, rng.choice([9.5, 10.0, 10.4]), T0 - rng.choice([0, 50, 5000]))
+        if rng.random() < 0.5:
+            book.positions[code] = rng.choice([100, 500, 2000])
+        if rng.random() < 0.5:
+            up, down = rng.choice([(11.0, 9.0), (10.2, 9.8)])
+            book.set_facts(
+                InstrumentDetail(
+                    ExchangeID=code[-2:],
+                    InstrumentID=code[:6],
+                    InstrumentName=rng.choice(["NAME", "*ST NAME"]),
+                    UpStopPrice=up,
+                    DownStopPrice=down,
+                ),
+                0,
+            )
+    for _ in range(rng.randint(0, 3)):  # resting orders of either side, market ones too
+        code, buy, volume, price = random_order(rng)
+        book.add_open(rng.randint(1, 10_000), code, buy, price, volume, T0)
+    book.total_asset = rng.choice([None, 0.0, 50_000.0, 1e6])
+    book.market_value = rng.choice([0.0, 5_000.0, 90_000.0])
+    return e, clock
+
+
+def random_order(rng: random.Random) -> tuple[str, bool, int, float]:
+    price = rng.choice([0.0, 8.9, 9.7, 9.9, 10.0, 10.1, 10.3, 11.5])
+    return rng.choice(CODES), rng.random() < 0.6, rng.choice([100, 200, 500, 1500]), price
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_accept_test_agrees_with_the_rule_chain_over_a_seeded_stream(seed: int) -> None:
+    rng = random.Random(seed)
+    agreed = {True: 0, False: 0}
+    for _ in range(60):
+        e, clock = random_engine(rng)
+        code, buy, volume, price = random_order(rng)
+        for _ in range(25):
+            clock[0] += rng.choice([0, 1, 3, 49, 50, 400, 1500])
+            now = clock[0]
+            if rng.random() < 0.7:  # else the same order again (the duplicate window)
+                code, buy, volume, price = random_order(rng)
+            chain = all(
+                check(code, buy, volume, price, e.book, now) is None for check in e._order_checks
+            )
+            fused = e._accepts(code, buy, volume, price, e.book, now)
+            assert fused == chain, (e.limits, code, buy, volume, price)
+            agreed[chain] += 1
+            # Let the engine act on it too, so the book, budgets and duplicates move on.
+            e.check_order(code, buy, volume, price, now)
+            if e.book.open and rng.random() < 0.3:
+                key = rng.choice(list(e.book.open))
+                e.check_cancel(key)
+                e.book.remove(key)
+    # The stream exercises both answers, not only one of them.
+    assert agreed[True] > 50 and agreed[False] > 50
+
+
+def test_engine_with_the_fast_path_refuses_with_the_chain_s_first_reason() -> None:
+    e = RiskEngine("acct", RiskLimits(max_order_volume=100, blacklist=frozenset({CODES[1]})),
+                   lambda: T0)  # fmt: skip
+    r = e.check_order(CODES[1], True, 200, 10.0)
+    assert r is not None and r.rule == "blacklist"
+    r = e.check_order(CODES[0], True, 200, 10.0)
+    assert r is not None and r.rule == "max_order_volume"
+    assert e.check_order(CODES[0], True, 100, 10.0) is None
