@@ -482,31 +482,47 @@ class RemoteBackend:
         await self._resume.restore(ask, ask)
 
     async def _read_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
-        while True:
-            try:
-                payloads = await link.reader.receive_many()
-            except anyio.EndOfStream:
-                dead("the gateway closed the connection")
-                return
-            except _LINK_ERRORS as exc:
-                dead(f"connection error: {exc!r}")
-                return
-            link.last_seen = anyio.current_time()
-            for payload in payloads:
-                if not await self._dispatch(link, payload, dead):
+        stream = link.stream
+        inline = _Inline(self, link, stream) if type(stream) is FastStream else None
+        try:
+            while True:
+                try:
+                    if inline is not None:
+                        inline.parked = True
+                    payloads = await link.reader.receive_many()
+                except anyio.EndOfStream:
+                    dead("the gateway closed the connection")
                     return
+                except _LINK_ERRORS as exc:
+                    dead(f"connection error: {exc!r}")
+                    return
+                finally:
+                    if inline is not None:
+                        inline.parked = False
+                        inline.raise_failure()
+                link.last_seen = anyio.current_time()
+                for payload in payloads:
+                    if not await self._dispatch(link, payload, dead):
+                        return
+        finally:
+            if inline is not None:
+                inline.stream.on_data(None)
 
-    async def _dispatch(self, link: _Link, payload: bytes, dead: Callable[[str], None]) -> bool:
-        """Act on one frame from the gateway; False once the link is finished."""
-        sink = self._sink
-        assert sink is not None
+    def _act_at_once(self, payload: bytes) -> bool:
+        """Act on a frame that needs no await (answers, events); False leaves it unread."""
         try:
             msg = self._decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            if self._undecodable(payload, exc):
-                return True
-            dead(f"undecodable frame from the gateway: {exc}")
+        except msgspec.DecodeError:
             return False
+        if isinstance(msg, (Ping, ErrorFrame, Bye)):
+            return False
+        self._act(msg)
+        return True
+
+    def _act(self, msg: ServerMessage) -> None:
+        """Deliver an event or resolve the call a frame answers (nothing for other frames)."""
+        sink = self._sink
+        assert sink is not None
         if isinstance(msg, ReportsEvent):
             for report in msg.reports:
                 self._deliver(sink, report)
@@ -521,10 +537,20 @@ class RemoteBackend:
             sink.on_quotes(msg.batch)
         elif isinstance(msg, Failure):
             self._resolve(msg.id, None, error_from_wire(msg.error, msg.message))
-        elif isinstance(msg, Ping):
-            await self._send_quietly(link, Pong(msg.nonce))
         elif isinstance(msg, ConnectionEvent):
             sink.on_connection(msg.state)
+
+    async def _dispatch(self, link: _Link, payload: bytes, dead: Callable[[str], None]) -> bool:
+        """Act on one frame from the gateway; False once the link is finished."""
+        try:
+            msg = self._decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            if self._undecodable(payload, exc):
+                return True
+            dead(f"undecodable frame from the gateway: {exc}")
+            return False
+        if isinstance(msg, Ping):
+            await self._send_quietly(link, Pong(msg.nonce))
         elif isinstance(msg, ErrorFrame):
             if msg.fatal:
                 dead(f"the gateway closed the connection: {msg.message}")
@@ -532,6 +558,8 @@ class RemoteBackend:
         elif isinstance(msg, Bye):
             dead(f"the gateway said goodbye ({msg.reason})")
             return False
+        else:
+            self._act(msg)
         return True
 
     def _undecodable(self, payload: bytes, exc: msgspec.DecodeError) -> bool:
@@ -584,6 +612,47 @@ class RemoteBackend:
             except _LINK_ERRORS as exc:
                 dead(f"connection error: {exc!r}")
                 return
+
+
+class _Inline:
+    """Acts on a link's frames in the loop's read callback while its reader task is parked.
+
+    An answer resolved there wakes its caller at once, a turn of the loop sooner than through
+    the reader task. Only while that task waits for bytes (``parked``) and holds no frames of
+    its own, so the order of frames is kept; the first frame that needs an await (a ping, a
+    goodbye, an error, an undecodable one) and every frame after it are left to the task.
+    """
+
+    __slots__ = ("backend", "failure", "link", "parked", "stream")
+
+    def __init__(self, backend: RemoteBackend, link: _Link, stream: FastStream) -> None:
+        self.backend = backend
+        self.link = link
+        self.stream = stream
+        self.parked = False
+        self.failure: Exception | None = None
+        stream.on_data(self.on_data)
+
+    def on_data(self) -> None:
+        if not self.parked:
+            return
+        link = self.link
+        stream = self.stream
+        link.reader.feed(stream.take_buffered())
+        link.last_seen = anyio.current_time()
+        try:
+            done = link.reader.take_while(self.backend._act_at_once)
+        except Exception as exc:  # a sink that raised: the reader task raises it
+            self.failure = exc
+            done = False
+        if not done:
+            self.parked = False  # the task acts on the rest, in order
+            stream.nudge()
+
+    def raise_failure(self) -> None:
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
 
 
 def stream_ended(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ Either side sends ``Ping`` and the other answers ``Pong``; any frame counts as a
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import anyio.abc
@@ -214,9 +215,12 @@ class FrameReader:
     async def receive_many(self) -> list[bytes]:
         """Every complete frame payload already buffered, in order; waits for at least one.
 
+        Empty only when the stream handed over an empty chunk (``FastStream.nudge``).
+
         A peer that coalesces many frames into one write costs its reader one wake-up and one
         read for all of them.
         """
+        nudged = False
         while True:
             payloads: list[bytes] = []
             try:
@@ -226,9 +230,37 @@ class FrameReader:
                 if not payloads:
                     raise
                 # The frames before the broken one are good; the error comes next call.
-            if payloads:
+            if payloads or nudged:
                 return payloads
-            await self._fill()
+            nudged = not await self._fill()  # woken with nothing: ``FastStream.nudge``
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes taken from the stream elsewhere (``FastStream.take_buffered``)."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def take_while(self, accept: Callable[[bytes], bool]) -> bool:
+        """Hand complete frames to ``accept`` until it returns False; True if all were taken.
+
+        The frame ``accept`` declines stays buffered, first in line for ``receive``, and so does
+        a broken frame (``receive`` raises its ``FramingError``).
+        """
+        while True:
+            pos = self._pos
+            try:
+                payload = self._next()
+            except FramingError:
+                return False
+            if payload is None:
+                return True
+            if not accept(payload):
+                if self._pos == 0:  # the buffer was emptied: put the frame back
+                    self._buf[:0] = HEADER.pack(len(payload)) + payload
+                else:
+                    self._pos = pos
+                return False
 
     def _next(self) -> bytes | None:
         """Cut the next complete frame out of the buffer (None if it is not all here yet)."""
@@ -252,7 +284,7 @@ class FrameReader:
             self._pos = 0
         return payload
 
-    async def _fill(self) -> None:
+    async def _fill(self) -> bool:
         try:
             # a reader limited to small frames (before login) holds no more than one of them
             chunk = await self._stream.receive(min(1 << 18, self._max + HEADER.size))
@@ -267,6 +299,7 @@ class FrameReader:
             del self._buf[: self._pos]
             self._pos = 0
         self._buf += chunk
+        return bool(chunk)
 
 
 # --------------------------------------------------------------------------- errors on the wire

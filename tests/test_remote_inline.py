@@ -1,0 +1,175 @@
+"""A remote backend acts on answers and events in the read callback (one loop turn fewer), and
+keeps the order of frames when one of them needs its reader task (a ping, a goodbye)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import msgspec
+
+from qmtkit.backends.base import BackendInfo, Ok, SubmitOrder
+from qmtkit.backends.remote import RemoteBackend
+from qmtkit.models import AccountReport
+from qmtkit.wire.fastio import FastStream
+from qmtkit.wire.protocol import (
+    Call,
+    ClientMessage,
+    FrameEncoder,
+    FrameReader,
+    Ping,
+    ReportEvent,
+    Result,
+    Welcome,
+)
+from support.gateway import RecordingSink, order_item
+
+Script = Callable[[Call], list[Any]]
+
+
+class _Bytes(anyio.abc.ByteReceiveStream):
+    """A stream with nothing to hand out: the frames under test are fed in."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def aclose(self) -> None:
+        pass
+
+
+@asynccontextmanager
+async def scripted_gateway(script: Script) -> AsyncIterator[tuple[int, list[Any]]]:
+    """A gateway on loopback answering each call with ``script(call)``, all in one write.
+
+    Yields its port and the list of what the client sent after logging in.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    received: list[Any] = []
+    enc = FrameEncoder()
+    dec = msgspec.msgpack.Decoder(ClientMessage)
+
+    async def serve() -> None:
+        sock, _ = await asyncio.get_running_loop().sock_accept(listener)
+        stream = await FastStream.accept(sock)
+        reader = FrameReader(stream)
+        await reader.receive()  # Auth
+        await stream.send(enc.encode(Welcome(BackendInfo(kind="fake", url="fake://"))))
+        try:
+            while True:
+                msg = dec.decode(await reader.receive())
+                received.append(msg)
+                if isinstance(msg, Call):
+                    await stream.send(b"".join(enc.encode(m) for m in script(msg)))
+        except anyio.EndOfStream:
+            pass
+        finally:
+            await stream.aclose()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            yield listener.getsockname()[1], received
+            tg.cancel_scope.cancel()
+    finally:
+        listener.close()
+
+
+def _report(seq: int) -> AccountReport:
+    return AccountReport("acct", seq, order_item("acct", seq))
+
+
+def _order() -> SubmitOrder:
+    return SubmitOrder("acct", "600000.SH", 23, 100, 11, 10.0)
+
+
+async def _three_orders(script: Script) -> list[Any]:
+    """Send three orders; after each, every report sent with its answer has been delivered."""
+    sink = RecordingSink()
+    async with scripted_gateway(script) as (port, received):
+        backend = RemoteBackend("127.0.0.1", port, token="")
+        async with backend.open(sink):
+            for k in range(1, 4):
+                assert await backend.request(_order()) == Ok()
+                assert [r.seq for r in sink.reports] == list(range(1, 2 * k + 1))
+    return received
+
+
+async def test_an_answer_and_the_reports_around_it_arrive_in_order() -> None:
+    def script(call: Call) -> list[Any]:
+        n = 2 * call.id
+        return [ReportEvent(_report(n - 1)), Result(call.id, Ok()), ReportEvent(_report(n))]
+
+    await _three_orders(script)
+
+
+async def test_a_ping_among_the_frames_is_answered_and_the_order_is_kept() -> None:
+    def script(call: Call) -> list[Any]:
+        n = 2 * call.id
+        return [
+            ReportEvent(_report(n - 1)),
+            Ping(call.id),
+            Result(call.id, Ok()),
+            ReportEvent(_report(n)),
+        ]
+
+    received = await _three_orders(script)
+    # Each pong went out before the answer it preceded was acted on, so before the next call.
+    seen = [(type(m).__name__, getattr(m, "id", getattr(m, "nonce", 0))) for m in received]
+    assert seen[:6] == [
+        ("Call", 1),
+        ("Pong", 1),
+        ("Call", 2),
+        ("Pong", 2),
+        ("Call", 3),
+        ("Pong", 3),
+    ]
+
+
+def _frames(*msgs: Any) -> bytes:
+    enc = FrameEncoder()
+    return b"".join(enc.encode(m) for m in msgs)
+
+
+async def test_take_while_leaves_the_declined_frame_and_the_rest_to_receive() -> None:
+    reader = FrameReader(_Bytes())
+    reader.feed(_frames(Ping(1), Ping(2), Ping(3)))
+    dec = msgspec.msgpack.Decoder(Ping)
+    taken: list[Ping] = []
+
+    def accept(payload: bytes) -> bool:
+        msg = dec.decode(payload)
+        if msg.nonce == 2:
+            return False
+        taken.append(msg)
+        return True
+
+    assert reader.take_while(accept) is False
+    assert taken == [Ping(1)]
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2), Ping(3)]
+
+
+async def test_take_while_puts_back_a_declined_last_frame() -> None:
+    reader = FrameReader(_Bytes())
+    reader.feed(_frames(Ping(1), Ping(2)))
+    dec = msgspec.msgpack.Decoder(Ping)
+    assert reader.take_while(lambda p: dec.decode(p).nonce != 2) is False
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2)]
+
+
+async def test_take_while_takes_every_complete_frame_and_keeps_a_partial_one() -> None:
+    reader = FrameReader(_Bytes())
+    whole = _frames(Ping(1), Ping(2))
+    reader.feed(whole[:-1])
+    dec = msgspec.msgpack.Decoder(Ping)
+    taken: list[Ping] = []
+    assert reader.take_while(lambda p: taken.append(dec.decode(p)) is None) is True
+    assert taken == [Ping(1)]
+    reader.feed(whole[-1:])
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2)]
