@@ -120,6 +120,7 @@ class _Account:
         "fresh_ms",
         "needs_facts",
         "needs_marks",
+        "needs_refresh",
         "opened",
         "switch_stamp",
     )
@@ -131,6 +132,7 @@ class _Account:
         self.opened = False
         self.needs_marks = False
         self.needs_facts = False
+        self.needs_refresh = False
         self.fresh_ms = 0
         self.tune(engine.limits)
 
@@ -146,6 +148,7 @@ class _Account:
             )
         )
         self.needs_facts = lim.price_within_limits or lim.block_st
+        self.needs_refresh = self.needs_facts or self.needs_marks
         # A last price older than this is fetched again before an order is judged.
         self.fresh_ms = lim.mark_max_age_ms // 2
 
@@ -292,8 +295,8 @@ class RiskGuard:
             if not isinstance(acct, _Account):
                 return await self.inner.request(req)
             now = self.clock()
-            if acct.needs_facts or acct.needs_marks:
-                book = acct.engine.book
+            if acct.needs_refresh:
+                book = acct.book
                 code = req.stock_code
                 if (
                     acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
