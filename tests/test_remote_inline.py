@@ -173,3 +173,35 @@ async def test_take_while_takes_every_complete_frame_and_keeps_a_partial_one() -
     assert taken == [Ping(1)]
     reader.feed(whole[-1:])
     assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2)]
+
+
+class _Exploding(RecordingSink):
+    def on_report(self, report: AccountReport) -> None:
+        raise RuntimeError(f"sink broke on report {report.seq}")
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    inner = getattr(exc, "exceptions", None)  # an exception group (3.11+, or the backport)
+    if isinstance(inner, tuple):
+        return [leaf for e in inner for leaf in _leaves(e)]
+    return [exc]
+
+
+async def test_a_sink_that_raises_in_the_read_callback_fails_the_backend_as_before() -> None:
+    def script(call: Call) -> list[Any]:
+        return [ReportEvent(_report(1)), Result(call.id, Ok())]
+
+    caught: BaseException | None = None
+    async with scripted_gateway(script) as (port, _):
+        backend = RemoteBackend("127.0.0.1", port, token="")
+        with anyio.fail_after(5):
+            try:
+                async with backend.open(_Exploding()):
+                    await backend.request(_order())
+                    await anyio.sleep_forever()  # the reader task's failure ends the block
+            except Exception as exc:  # a group (from the task group) is inspected below
+                caught = exc
+    assert caught is not None
+    assert [str(e) for e in _leaves(caught) if isinstance(e, RuntimeError)] == [
+        "sink broke on report 1"
+    ]
