@@ -66,6 +66,10 @@ class AccountBook:
         """Track an order that is (about to be) resting; a known or finished key is ignored."""
         if key in self.open or key in self.done or volume <= 0:
             return
+        self.rest(key, code, buy, price, volume, now_ms)
+
+    def rest(self, key: int, code: str, buy: bool, price: float, volume: int, now_ms: int) -> None:
+        """``add_open`` for a new key and a positive volume (the caller knows both)."""
         unit = price if price > 0 else self.marks.get(code, 0.0)
         o = OpenOrder(key, code, buy, price, volume, now_ms, unit)
         self.open[key] = o

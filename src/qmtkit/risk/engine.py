@@ -270,7 +270,8 @@ class RiskEngine:
             self._dup.commit(code, buy, volume, price, now)
         self.flow.orders += 1
         key = self.last_key = self.last_key - 1
-        book.add_open(key, code, buy, price, volume, now)
+        if volume > 0:  # a fresh provisional key: add_open's other guards cannot apply
+            book.rest(key, code, buy, price, volume, now)
         return None
 
     def placed(self, key: int, order_id: int) -> None:
