@@ -13,6 +13,7 @@ account's report stream (replayed on reconnect) tells what became of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -623,12 +624,16 @@ class _Inline:
     goodbye, an error, an undecodable one) and every frame after it are left to the task.
     """
 
-    __slots__ = ("backend", "failure", "link", "parked", "stream")
+    __slots__ = ("backend", "clock", "failure", "link", "parked", "stream")
 
     def __init__(self, backend: RemoteBackend, link: _Link, stream: FastStream) -> None:
         self.backend = backend
         self.link = link
         self.stream = stream
+        # The read callback runs outside any task, where anyio cannot tell which event loop
+        # it is on when sniffio is installed; the loop's own clock is what anyio.current_time()
+        # reads on asyncio, and FastStream only exists there.
+        self.clock = asyncio.get_running_loop().time
         self.parked = False
         self.failure: Exception | None = None
         stream.on_data(self.on_data)
@@ -639,7 +644,7 @@ class _Inline:
         link = self.link
         stream = self.stream
         link.reader.feed(stream.take_buffered())
-        link.last_seen = anyio.current_time()
+        link.last_seen = self.clock()
         try:
             done = link.reader.take_while(self.backend._act_at_once)
         except Exception as exc:  # a sink that raised: the reader task raises it
