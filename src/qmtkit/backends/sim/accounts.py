@@ -23,6 +23,8 @@ class Holding:
     avg_price: float = 0.0
     last_price: float = 0.0
     name: str = ""
+    #: ``volume`` x ``last_price`` exactly, in units of ``1 / VALUE_SCALE`` CNY (``value_q``).
+    value: int = 0
 
 
 @dataclass
@@ -33,8 +35,37 @@ class AccountState:
     cash: int  # cents available
     frozen: int  # cents frozen for open buys
     positions: dict[str, Holding] = field(default_factory=dict)
+    #: The holdings' market value: the sum of their ``Holding.value``, kept on every change
+    #: (an ``Asset`` report is made on most state changes; summing every holding each time
+    #: was most of a backtest's broker time with many codes held).
+    market_value: int = 0
     orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
     trades: list[Trade] = field(default_factory=list)  # today's
+
+
+#: The fixed point of exact market values: 2**-80 CNY holds every product of whole shares and
+#: a float price >= 2**-28 CNY without rounding (a float is an odd integer times a power of 2).
+VALUE_SCALE = 1 << 80
+
+
+def value_q(volume: int, price: float) -> int:
+    """``volume`` x ``price`` exactly, in units of ``1 / VALUE_SCALE`` CNY.
+
+    Exact sums do not depend on the order of their terms, so a market value kept by adding
+    and removing terms equals the one summed afresh. A price below 2**-28 CNY (no traded
+    price is) is truncated to the scale.
+    """
+    n, d = price.as_integer_ratio()
+    if d <= VALUE_SCALE:
+        return volume * n * (VALUE_SCALE // d)
+    return volume * n * VALUE_SCALE // d
+
+
+def revalue(acct: AccountState, pos: Holding) -> None:
+    """Bring ``pos.value`` and the account's market value up to the holding's volume and price."""
+    q = value_q(pos.volume, pos.last_price)
+    acct.market_value += q - pos.value
+    pos.value = q
 
 
 def li(price: float) -> int:

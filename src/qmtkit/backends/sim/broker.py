@@ -43,7 +43,16 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from qmtkit.backends.base import SubmitOrder
-from qmtkit.backends.sim.accounts import AccountState, Holding, amount_cents, cents, li
+from qmtkit.backends.sim.accounts import (
+    VALUE_SCALE,
+    AccountState,
+    Holding,
+    amount_cents,
+    cents,
+    li,
+    revalue,
+    value_q,
+)
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
 from qmtkit.backends.sim.matching import BookLedger
 from qmtkit.backends.sim.rules import Refused, Reject, fmt_price, validate
@@ -304,18 +313,14 @@ class Broker:
                 continue
             for acct in self._accounts.values():
                 pos = acct.positions.get(code)
-                if pos is not None:
+                if pos is not None and pos.last_price != price:
                     pos.last_price = float(price)
+                    revalue(acct, pos)
 
     # ------------------------------------------------------------------ reports
 
     def _asset_report(self, acct: AccountState) -> Asset:
-        positions = acct.positions
-        if len(positions) == 1:  # sum() of one term, without building the generator
-            p = next(iter(positions.values()))
-            mv = 0.0 + p.volume * p.last_price
-        else:
-            mv = sum((p.volume * p.last_price for p in positions.values()), 0.0)
+        mv = acct.market_value / VALUE_SCALE  # exact, then rounded once (int / int)
         cash = acct.cash / 100
         frozen = acct.frozen / 100
         return Asset(
@@ -582,6 +587,9 @@ class Broker:
             pos.volume -= qty
             pos.frozen -= qty
         pos.last_price = price
+        q = value_q(pos.volume, price)  # revalue(), inlined: hot path
+        acct.market_value += q - pos.value
+        pos.value = q
         if left == 0:
             self._unrest(order)
         self._trade_counter += 1
@@ -878,6 +886,7 @@ class Broker:
                 pos.volume += extra
                 pos.can_use += extra
                 pos.yesterday += extra
+                revalue(acct, pos)
             result.append((acct.account_id, self._position_report(acct, code)))
             result.append((acct.account_id, self._asset_report(acct)))
         return result
@@ -968,7 +977,10 @@ class Broker:
         elif isinstance(item, Position):
             if acct is None:
                 return
-            acct.positions[item.stock_code] = Holding(
+            old = acct.positions.get(item.stock_code)
+            if old is not None:
+                acct.market_value -= old.value
+            pos = acct.positions[item.stock_code] = Holding(
                 volume=item.volume,
                 can_use=item.can_use_volume,
                 frozen=item.frozen_volume,
@@ -978,5 +990,6 @@ class Broker:
                 last_price=item.last_price,
                 name=item.instrument_name,
             )
+            revalue(acct, pos)
         elif isinstance(item, OrderError):
             self._next_order_id = max(self._next_order_id, item.order_id + 1)
