@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
@@ -170,10 +171,13 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
     return band_prices(pre_close, ratio, ratio)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def band_prices(base_price: float, up_ratio: float, down_ratio: float) -> tuple[float, float]:
     """(down, up) = base x (1 - down_ratio), base x (1 + up_ratio), rounded half-up to 0.01.
 
     The caller checks its arguments (``limit_prices`` does); the down price is at least 0.01.
+    Memoised: a backtest asks for the limits of every code on every day it orders, and
+    closes on the cent grid repeat (the decimal arithmetic below is the slow part).
     """
     # Decimal of the shortest repr computes on the price as written (1.005), not its binary
     # neighbour, and rounds half-up to the cent as the exchanges publish limits.

@@ -63,7 +63,6 @@ from qmtkit.models import (
     Bar,
     InstrumentDetail,
     OrderResponse,
-    Position,
     QuoteBatch,
     Tick,
     Trade,
@@ -230,10 +229,6 @@ class ReplayBackend:
             self.broker, observe=self._observe, on_cancel=self.recorder.on_cancel
         )
         self._sink: EventSink | None = None
-        #: Codes with shares, kept from the broker's Position reports (cheaper than asking).
-        self._held: set[str] = set()
-        self._held_by: dict[tuple[str, str], int] = {}
-        self._holders: dict[str, int] = {}  # code -> how many accounts hold it
         self._bench_cols: dict[str, Any] | None = None
         self._subs: dict[int, _Sub] = {}
         self._frame_callbacks: list[tuple[FrameCallback, int]] = []
@@ -566,7 +561,7 @@ class ReplayBackend:
     def _ex_rights(self, day: int) -> None:
         market = self.market
         assert market is not None
-        for code in sorted(self._held):
+        for code in sorted(self.broker.held_codes()):
             for d in market.ex_rights_on(code, day):
                 shares = d.stockBonus + d.stockGift
                 if self.dividend_tax is not None:
@@ -579,7 +574,7 @@ class ReplayBackend:
         now = self.clock.now_ms()
         today = market.step_prices(k)
         prices = {}
-        for code in self._held:
+        for code in self.broker.held_codes():
             close = today.get(code)
             if close is None:  # no bar today (suspended): its last close stands
                 close = market.last_close(code, now)
@@ -612,27 +607,10 @@ class ReplayBackend:
     # ------------------------------------------------------------------ reports
 
     def _observe(self, report: AccountReport) -> None:
-        """Record a report in the result frames and follow which codes are held."""
+        """Record a report in the result frames (and a sale's dividend tax lots)."""
         self.recorder.on_report(report, self.clock.now_ms())
-        item = report.item
-        if self.dividend_tax is not None and type(item) is Trade:
-            self._lot_of(report.account_id, item)
-        if type(item) is Position:
-            code = item.stock_code
-            key = (report.account_id, code)
-            holders = self._holders
-            if item.volume > 0:
-                if key not in self._held_by:
-                    holders[code] = holders.get(code, 0) + 1
-                self._held_by[key] = item.volume
-                self._held.add(code)
-            elif self._held_by.pop(key, None) is not None:
-                left = holders[code] - 1
-                if left:
-                    holders[code] = left
-                else:
-                    del holders[code]
-                    self._held.discard(code)
+        if self.dividend_tax is not None and type(report.item) is Trade:
+            self._lot_of(report.account_id, report.item)
 
     def _lot_of(self, account_id: str, trade: Trade) -> None:
         """Follow the dividend tax's lots; a sale's tax is collected after its reports."""
@@ -765,10 +743,13 @@ class ReplayBackend:
         instrument: InstrumentDetail | None = None
         book: Tick | None = None
         if isinstance(code, str):
-            try:
-                norm = normalize_code(code)
-            except InvalidCode:
-                norm = ""
+            if code in market._code_index:  # already normal: most orders
+                norm = code
+            else:
+                try:
+                    norm = normalize_code(code)
+                except InvalidCode:
+                    norm = ""
             if norm in market._code_index:
                 instrument = market.instrument(norm, broker.day)
                 book = self._submit_book(norm, req)

@@ -299,6 +299,15 @@ class Broker:
         acct = self._query_account(account_id)
         return [(code, p.volume, p.can_use, p.last_price) for code, p in acct.positions.items()]
 
+    def held_codes(self) -> set[str]:
+        """The codes some account holds shares of (a position sold out today is not held)."""
+        return {
+            code
+            for acct in self._accounts.values()
+            for code, p in acct.positions.items()
+            if p.volume > 0
+        }
+
     def mark_to_market(self, last_prices: Mapping[str, float]) -> None:
         """Value positions at ``last_prices`` (code -> price); codes not held are ignored."""
         if not isinstance(last_prices, Mapping):
@@ -308,14 +317,17 @@ class Broker:
                 raise InvalidArgument(
                     f"last price of {code!r} must be a finite price >= 0, got {price!r}"
                 )
+        accounts = list(self._accounts.values())
         for code, price in last_prices.items():
             if price <= 0:
                 continue
-            for acct in self._accounts.values():
+            for acct in accounts:
                 pos = acct.positions.get(code)
                 if pos is not None and pos.last_price != price:
-                    pos.last_price = float(price)
-                    revalue(acct, pos)
+                    pos.last_price = p = float(price)
+                    q = value_q(pos.volume, p)  # revalue(), inlined: every holding every day
+                    acct.market_value += q - pos.value
+                    pos.value = q
 
     # ------------------------------------------------------------------ reports
 
@@ -670,6 +682,12 @@ class Broker:
         resting = self._resting.get(tick.stock_code)
         if not resting:
             return []
+        if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
+            ((oid, account_id),) = resting.items()
+            acct = self._accounts[account_id]
+            one: list[TradeReportItem] = []
+            self._match(acct, acct.orders[oid], tick, now_ms, one)
+            return [(account_id, item) for item in one]
         entries = [(self._accounts[a].orders[oid], a) for oid, a in resting.items()]
         buys = sorted(
             (e for e in entries if e[0].order_type == _BUY),
