@@ -8,11 +8,12 @@ from typing import Any
 import polars as pl
 import pytest
 
+from qmtkit.backends.base import OpenAccount
 from qmtkit.backtest.runner import BarContext, run_backtest
 from qmtkit.cli import main as cli_main
 from qmtkit.client import Account, Client
 from qmtkit.data.cache import Cache
-from qmtkit.errors import InvalidArgument
+from qmtkit.errors import BackendError, InvalidArgument
 from support.history import FLAT, RISING, A, B
 from support.history import daily_bars as _bars
 
@@ -105,3 +106,36 @@ def test_the_command_refuses_a_bad_day(home: Path, tmp_path: Path, capsys: Any) 
     script.write_text("async def strategy(qk, account):\n    pass\n")
     assert cli_main(["backtest", str(script), "--start", "2024-01-02", "--home", str(home)]) == 2
     assert "YYYYMMDD" in capsys.readouterr().err
+
+
+async def test_the_fast_form_alone_keeps_no_report_log_and_still_records_its_trades(
+    home: Path,
+) -> None:
+    seen: list[Any] = []
+    result = await run_backtest(URL, on_bars=cross_sectional, home=home, backend_hook=seen.append)
+    accounts = seen[0].accounts
+    assert accounts.keep_log is False
+    assert accounts.reports == {}
+    assert accounts.last_seq["backtest"] == accounts.report_count
+    assert result.trades["code"].to_list() == [A]
+
+
+async def test_an_account_with_unkept_reports_cannot_be_opened_for_a_replay(home: Path) -> None:
+    refusals: list[str] = []
+
+    async def on_bars(frame: pl.DataFrame, ctx: BarContext) -> None:
+        cross_sectional(frame, ctx)
+        if not refusals:
+            try:
+                await backend.request(OpenAccount("backtest", after_seq=0))
+            except BackendError as e:
+                refusals.append(str(e))
+
+    def keep(b: Any) -> None:
+        nonlocal backend
+        backend = b
+
+    backend: Any = None
+    await run_backtest(URL, on_bars=on_bars, home=home, backend_hook=keep)
+    assert len(refusals) == 1
+    assert "were not kept" in refusals[0]

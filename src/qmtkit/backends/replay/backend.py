@@ -724,9 +724,16 @@ class ReplayBackend:
         self.recorder.on_refusal(req, message, self.clock.now_ms())
 
     def open_account_quietly(self, account_id: str) -> None:
-        """Create an account without streaming its reports to the client (the fast form)."""
+        """Create an account without streaming its reports to the client (the fast form).
+
+        From then on the venue keeps no report log (``PaperAccounts.keep_log``): no client
+        follows the fast form, and over a whole market the log was most of the memory. The
+        result frames are recorded as before; opening an account with reports to replay
+        afterwards is refused.
+        """
         check_account_id(account_id)
         self._need_market()
+        self.accounts.keep_log = False
         self.accounts.publish(account_id, self.broker.open_account(account_id))
 
     def submit_now(self, req: msg.SubmitOrder) -> OrderResponse:

@@ -37,7 +37,7 @@ from qmtkit.backends.base import (
 )
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.constants import AccountStatusCode
-from qmtkit.errors import ClosedError, InvalidArgument
+from qmtkit.errors import BackendError, ClosedError, InvalidArgument
 from qmtkit.models import (
     AccountInfo,
     AccountReport,
@@ -87,8 +87,15 @@ class PaperAccounts:
         self.journal = journal
         self.sink: EventSink | None = None
         self.reports: dict[str, list[AccountReport]] = {}
+        #: The last report number of each account (the log's length while it is kept).
+        self.last_seq: dict[str, int] = {}
         for report in history:
             self.reports.setdefault(report.account_id, []).append(report)
+            self.last_seq[report.account_id] = report.seq
+        #: Whether reports are kept in ``reports`` (for replays to a client that opens an
+        #: account). A backtest's fast form, which no client follows, turns it off: over a
+        #: whole market the log was most of a run's memory.
+        self.keep_log = True
         #: Accounts whose reports are pushed to the sink (opened and not closed).
         self.streaming: set[str] = set()
         #: Reports made by this object (not counting ``history``).
@@ -101,14 +108,15 @@ class PaperAccounts:
 
     def publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
         """Number, journal (as one unit), observe and push the reports of one account."""
-        log = self.reports.setdefault(account_id, [])
-        first = len(log) + 1
+        first = self.last_seq.get(account_id, 0) + 1
         reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
         if not reports:
             return
         if self.journal is not None:
             self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
-        log.extend(reports)
+        self.last_seq[account_id] = first + len(reports) - 1
+        if self.keep_log:
+            self.reports.setdefault(account_id, []).extend(reports)
         sink = self.sink
         if self._observe is None and sink is not None:
             # _after for one account, decided once rather than per report: every order's path.
@@ -126,21 +134,20 @@ class PaperAccounts:
         One journal write holds them all, so after a crash at any byte the journal has the
         whole change or none of it (never a fill without its position and asset reports).
         """
-        logs = self.reports
+        last = self.last_seq
         reports: list[AccountReport] = []
-        next_seq: dict[str, int] = {}
         for account_id, item in pairs:
-            seq = next_seq.get(account_id)
-            if seq is None:
-                seq = len(logs.get(account_id, ())) + 1
-            next_seq[account_id] = seq + 1
+            seq = last.get(account_id, 0) + 1
+            last[account_id] = seq
             reports.append(AccountReport(account_id, seq, item))
         if not reports:
             return
         if self.journal is not None:
             self.journal.extend(reports)
-        for report in reports:
-            logs.setdefault(report.account_id, []).append(report)
+        if self.keep_log:
+            logs = self.reports
+            for report in reports:
+                logs.setdefault(report.account_id, []).append(report)
         self._after(reports)
 
     def _after(self, reports: list[AccountReport]) -> None:
@@ -180,12 +187,26 @@ class PaperAccounts:
         self.publish(req.account_id, items)
         return response
 
+    def _open_unlogged(self, account_id: str, after_seq: int) -> AccountStatus:
+        """Open an account's stream when no log is kept: only if nothing is to be replayed."""
+        if self.last_seq.get(account_id, 0) > after_seq:
+            raise BackendError(
+                f"the reports of account {account_id!r} after #{after_seq} were not kept "
+                "(a backtest's fast form keeps none): open the account before the run, "
+                "e.g. with a strategy(qk, account) beside on_bars"
+            )
+        self.streaming.add(account_id)
+        self.publish(account_id, self.broker.open_account(account_id))
+        return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
+
     def handle(self, req: Request, now: int) -> Reply | None:
         """Answer an account request at ``now``; None if ``req`` is not one."""
         broker = self.broker
         match req:
             case OpenAccount(account_id=account_id, after_seq=after_seq):
                 check_account_id(account_id)
+                if not self.keep_log:
+                    return self._open_unlogged(account_id, after_seq)
                 self.publish(account_id, broker.open_account(account_id))
                 sink = self.sink
                 if sink is not None:
