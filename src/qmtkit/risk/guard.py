@@ -610,8 +610,16 @@ def guard_backend(
 
     ``risk``: a ``RiskConfig``; ``RiskLimits`` for every account; ``None`` to read
     ``<home>/risk.toml`` (and follow its changes); ``False`` for no risk chain.
+
+    A backend whose venue runs the home's chain itself (``home_risk_at_venue``: the shared
+    ``sim://`` terminal, whose host judges every attached program's orders) gets no second
+    chain for ``None`` or ``True``: the host is the one authority, and its budgets are the
+    account's across every program. Limits given in code still make a chain of the program's
+    own, judged before the host's.
     """
     if risk is False or isinstance(backend, RiskGuard):
+        return backend
+    if (risk is None or risk is True) and getattr(backend, "home_risk_at_venue", False):
         return backend
     watch = False
     if risk is None or risk is True:

@@ -43,6 +43,10 @@ class TerminalMismatch(BackendUnavailable):
 class LocalTerminalBackend(RemoteBackend):
     """The shared simulator terminal named by a ``sim://`` URL (its home and terminal)."""
 
+    #: The terminal's host runs the home's risk chain for every program (``host``), so a
+    #: program following the home adds none of its own (``risk.guard_backend``).
+    home_risk_at_venue = True
+
     def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.sim_url = without_share(url)
         self.paths = paths_of(self.sim_url)

@@ -7,6 +7,12 @@ multiplexing and resume-by-seq as ``qmtkit serve``, without a token. The hosting
 client skips the wire (``terminal.direct``): its requests go straight to the simulator and its
 reports come from the same journal, as they are recorded.
 
+The host also runs the home's pre-trade risk chain (``<home>/risk.toml`` and the halt
+switches of ``qmtkit risk halt``) in front of the simulator, as ``qmtkit serve`` does in front
+of its venue: every program's orders, the hosting program's own included, pass one
+``RiskGuard``, so an account's per-second and per-day budgets are the terminal's, not each
+program's (programs that follow the home run no chain of their own: ``risk.guard_backend``).
+
 The simulator's journal is the terminal's record: it numbers each account's reports 1, 2,
 3 ..., holds each report on disk before any program sees it, and keeps them in memory, so the
 terminal hands them out under the simulator's own numbers and replays a resuming program from
@@ -33,6 +39,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from qmtkit.backends.base import (
+    Backend,
     ConnectionState,
     EventSink,
     Ok,
@@ -60,6 +67,7 @@ from qmtkit.clock import wall_ms
 from qmtkit.errors import BackendUnavailable, InvalidArgument, QmtkitError
 from qmtkit.models import AccountReport, QuoteBatch
 from qmtkit.recordlog import FileLock
+from qmtkit.risk.guard import guard_backend
 from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
@@ -73,14 +81,23 @@ HEARTBEAT = 5.0
 
 
 class TerminalGateway(Gateway):
-    """The gateway of a local terminal: it also answers ``TerminalStatus`` and ``StopTerminal``."""
+    """The gateway of a local terminal: it also answers ``TerminalStatus`` and ``StopTerminal``.
 
-    backend: SimBackend
+    ``sim`` is the terminal's simulator; ``venue`` what every program's requests go to: the
+    simulator, or the home's risk chain in front of it (default: the simulator itself).
+    """
 
-    def __init__(self, backend: SimBackend, paths: TerminalPaths, token: str | None = None) -> None:
+    def __init__(
+        self,
+        sim: SimBackend,
+        paths: TerminalPaths,
+        token: str | None = None,
+        *,
+        venue: Backend | None = None,
+    ) -> None:
         # The gateway's own journal stays empty: the simulator's is the terminal's record.
         super().__init__(
-            backend,
+            venue if venue is not None else sim,
             ReportJournal().open(),
             token=token,
             heartbeat=HEARTBEAT,
@@ -89,6 +106,7 @@ class TerminalGateway(Gateway):
             report_cap=DEFAULT_REPORT_CAP,
             max_frame=MAX_FRAME,
         )
+        self.sim = sim
         self.decoder = msgspec.msgpack.Decoder(ControlClientMessage)
         self.encoder_raw = msgspec.msgpack.Encoder()
         self.paths = paths
@@ -198,11 +216,11 @@ class TerminalGateway(Gateway):
                 self._fan_out(report, msgspec.Raw(self.encoder_raw.encode(report)))
 
     def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
-        return self.backend.reports_after(account_id, after_seq)
+        return self.sim.reports_after(account_id, after_seq)
 
     def last_seq(self, account_id: str) -> int:
         """The seq of the account's latest report (0: none yet)."""
-        reports = self.backend.reports_after(account_id, 0)
+        reports = self.sim.reports_after(account_id, 0)
         return reports[-1].seq if reports else 0
 
     def on_quotes(self, batch: QuoteBatch) -> None:
@@ -330,13 +348,16 @@ async def host_terminal(
 
     It listens on the local channel (``channel``: the Unix socket, or loopback TCP whose port
     and token it publishes). The socket or port file is removed before the lock is released,
-    so a program that wins the lock next never finds a live host's in its way.
+    so a program that wins the lock next never finds a live host's in its way. The home's
+    risk chain, if it has one, stands in front of the simulator for every program.
     """
     kind = channel_kind()
     try:
         token = generate_token() if kind == "tcp" else None
-        gw = TerminalGateway(backend, paths, token)
-        async with backend.open(gw) as info:
+        # risk=None: the home's risk.toml (followed as it changes) and its halt switches.
+        venue = guard_backend(backend, None, paths.home)
+        gw = TerminalGateway(backend, paths, token, venue=venue)
+        async with venue.open(gw) as info:
             gw.info = info
             remove_published(paths, kind)  # a dead host's: we hold the lock, so no live one
             listener: anyio.abc.SocketListener
