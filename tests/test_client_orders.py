@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 
@@ -463,3 +464,22 @@ async def test_junk_order_without_order_error_carries_its_status_message() -> No
         venue.push(OrderError(account_id=ACCT, order_id=handle.order_id, error_msg="real reason"))
         assert handle.order.error is not None
         assert handle.order.error.error_msg == "real reason"
+
+
+async def test_a_handle_no_one_holds_any_more_is_forgotten() -> None:
+    venue = Venue()
+    async with qmtkit.connect(backend=venue.backend) as qk:
+        acct = await qk.account(ACCT)
+        kept = await acct.buy("600000.SH", 100, 10.5)
+        dropped = await acct.buy("600000.SH", 100, 10.5)
+        dropped_id = dropped.order_id
+        assert acct.handle(dropped_id) is dropped
+        del dropped
+        gc.collect()
+        assert acct.handle(dropped_id) is None
+        assert acct.handle(kept.order_id) is kept
+        # A report of the forgotten order reaches no handle and harms nothing.
+        req = venue.backend.sent(SubmitOrder)[1]
+        assert isinstance(req, SubmitOrder)
+        venue.push(order_report(req, dropped_id, OrderStatus.SUCCEEDED, 100))
+        assert not kept.done

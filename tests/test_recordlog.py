@@ -289,3 +289,29 @@ def test_an_encoded_append_of_no_bytes_is_refused_and_nothing_is_written(tmp_pat
             with pytest.raises(InvalidArgument, match="payload must be non-empty bytes"):
                 log.append_encoded(bad)  # type: ignore[arg-type]
     assert path.read_bytes() == b""
+
+
+GROUPED = Framing(magic=b"TESTLOG2", checksum=True, groups=True)
+
+
+def test_a_group_the_os_takes_in_pieces_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    sizes: list[int] = []
+
+    def short_write(fd: int, data: bytes | memoryview) -> int:
+        # The OS may take fewer bytes than asked (a regular file rarely does): 7 at a time.
+        taken = real_write(fd, bytes(data[:7]))
+        sizes.append(taken)
+        return taken
+
+    path = tmp_path / "log.bin"
+    with make(path, GROUPED) as log:
+        monkeypatch.setattr(os, "write", short_write)
+        log.extend(recs(3))
+        monkeypatch.undo()
+        assert len(sizes) > 1
+        assert log.end == path.stat().st_size
+    with make(path, GROUPED) as log:
+        assert list(log.replay()) == recs(3)

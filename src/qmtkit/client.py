@@ -20,6 +20,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -390,6 +391,14 @@ class OrderHandle:
         return await self.account.cancel(self)
 
 
+def _forget_handle(
+    handles: dict[int, weakref.ref[OrderHandle]], order_id: int, ref: weakref.ref[OrderHandle]
+) -> None:
+    """Drop a collected handle's entry (unless a newer handle took the id meanwhile)."""
+    if handles.get(order_id) is ref:
+        del handles[order_id]
+
+
 def _is_terminal(code: int) -> bool:
     return code in _TERMINAL_VALUES
 
@@ -423,7 +432,9 @@ class Account:
         self.account_type = account_type
         self._cursor = ReportCursor()
         self._fanout: ReportFanout[AccountReport] = ReportFanout()
-        self._handles: weakref.WeakValueDictionary[int, OrderHandle] = weakref.WeakValueDictionary()
+        # order id -> a weak reference to its handle (a plain dict of weak references:
+        # WeakValueDictionary's Python-level get and KeyedRef cost ~2 µs of every order)
+        self._handles: dict[int, weakref.ref[OrderHandle]] = {}
         # Reports for order ids not known yet, kept only while a submit awaits its reply.
         self._early: dict[int, list[OrderEvent]] = {}
         self._inflight = 0
@@ -482,7 +493,8 @@ class Account:
                 log.exception("report listener %r failed", listener)
         item = report.item
         if isinstance(item, _ORDER_EVENTS):
-            handle = self._handles.get(item.order_id)
+            ref = self._handles.get(item.order_id)
+            handle = ref() if ref is not None else None
             if handle is not None:
                 handle._on_item(item)
             elif self._inflight > 0:
@@ -490,8 +502,10 @@ class Account:
 
     def _close(self) -> None:
         self._fanout.close()
-        for handle in list(self._handles.values()):
-            handle._close()
+        for ref in list(self._handles.values()):
+            handle = ref()
+            if handle is not None:
+                handle._close()
         self._early.clear()
 
     # ----------------------------------------------------------------- orders
@@ -554,7 +568,9 @@ class Account:
             resp = expect(reply, OrderResponse)
             handle = OrderHandle(self, req, resp)
             if resp.order_id > 0:
-                self._handles[resp.order_id] = handle
+                oid = resp.order_id
+                handles = self._handles
+                handles[oid] = weakref.ref(handle, partial(_forget_handle, handles, oid))
                 for item in self._early.pop(resp.order_id, ()):
                     handle._on_item(item)
             else:
@@ -667,7 +683,8 @@ class Account:
 
     def handle(self, order_id: int) -> OrderHandle | None:
         """The live handle of an order placed through this client, if it is still referenced."""
-        return self._handles.get(order_id)
+        ref = self._handles.get(order_id)
+        return ref() if ref is not None else None
 
     # ----------------------------------------------------------------- queries
 

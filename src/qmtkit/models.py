@@ -3,7 +3,9 @@
 Trader objects (``Order``, ``Trade``, ...) carry the attribute names of xtquant's ``Xt*``
 classes; market objects (``Tick``, ``Bar``) carry the field names of xtquant's data dicts.
 The account-report types are tagged so that a union of them encodes and decodes unambiguously
-(the gateway sends them over the wire as they are).
+(the gateway sends them over the wire as they are). They hold only scalars (an ``Order`` at
+most one ``OrderError``), so they can never be part of a reference cycle and are made with
+``gc=False``: a venue keeps every report it made, and the collector need not walk them.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Bar(msgspec.Struct, kw_only=True, tag="bar", frozen=True):
     suspendFlag: int = 0
 
 
-class Order(msgspec.Struct, kw_only=True, tag="order"):
+class Order(msgspec.Struct, kw_only=True, tag="order", gc=False):
     """An order as ``XtOrder`` describes it."""
 
     account_type: int = int(AccountType.STOCK)
@@ -100,7 +102,7 @@ class Order(msgspec.Struct, kw_only=True, tag="order"):
     error: OrderError | None = None
 
 
-class Trade(msgspec.Struct, kw_only=True, tag="trade"):
+class Trade(msgspec.Struct, kw_only=True, tag="trade", gc=False):
     """A fill as ``XtTrade`` describes it."""
 
     account_type: int = int(AccountType.STOCK)
@@ -123,7 +125,7 @@ class Trade(msgspec.Struct, kw_only=True, tag="trade"):
     instrument_name: str = ""
 
 
-class Position(msgspec.Struct, kw_only=True, tag="position"):
+class Position(msgspec.Struct, kw_only=True, tag="position", gc=False):
     """A holding as ``XtPosition`` describes it."""
 
     account_type: int = int(AccountType.STOCK)
@@ -144,7 +146,7 @@ class Position(msgspec.Struct, kw_only=True, tag="position"):
     instrument_name: str = ""
 
 
-class Asset(msgspec.Struct, kw_only=True, tag="asset"):
+class Asset(msgspec.Struct, kw_only=True, tag="asset", gc=False):
     """Cash and totals as ``XtAsset`` describes them."""
 
     account_type: int = int(AccountType.STOCK)
@@ -156,7 +158,7 @@ class Asset(msgspec.Struct, kw_only=True, tag="asset"):
     fetch_balance: float
 
 
-class OrderError(msgspec.Struct, kw_only=True, tag="order_error"):
+class OrderError(msgspec.Struct, kw_only=True, tag="order_error", gc=False):
     """A refused order as ``XtOrderError`` describes it."""
 
     account_type: int = int(AccountType.STOCK)
@@ -168,7 +170,7 @@ class OrderError(msgspec.Struct, kw_only=True, tag="order_error"):
     order_remark: str = ""
 
 
-class CancelError(msgspec.Struct, kw_only=True, tag="cancel_error"):
+class CancelError(msgspec.Struct, kw_only=True, tag="cancel_error", gc=False):
     """A refused cancel as ``XtCancelError`` describes it (market: 0 SH, 1 SZ)."""
 
     account_type: int = int(AccountType.STOCK)
@@ -180,7 +182,7 @@ class CancelError(msgspec.Struct, kw_only=True, tag="cancel_error"):
     error_msg: str = ""
 
 
-class OrderResponse(msgspec.Struct, kw_only=True, tag="order_response"):
+class OrderResponse(msgspec.Struct, kw_only=True, tag="order_response", gc=False):
     """The answer to an asynchronous order request (``XtOrderResponse``)."""
 
     account_type: int = int(AccountType.STOCK)
@@ -192,7 +194,7 @@ class OrderResponse(msgspec.Struct, kw_only=True, tag="order_response"):
     seq: int = 0
 
 
-class CancelResponse(msgspec.Struct, kw_only=True, tag="cancel_response"):
+class CancelResponse(msgspec.Struct, kw_only=True, tag="cancel_response", gc=False):
     """The answer to a cancel request (``XtCancelOrderResponse``); ``cancel_result`` 0 is OK."""
 
     account_type: int = int(AccountType.STOCK)
@@ -204,7 +206,7 @@ class CancelResponse(msgspec.Struct, kw_only=True, tag="cancel_response"):
     error_msg: str = ""
 
 
-class AccountStatus(msgspec.Struct, kw_only=True, tag="account_status"):
+class AccountStatus(msgspec.Struct, kw_only=True, tag="account_status", gc=False):
     """An account's connection state (``XtAccountStatus``)."""
 
     account_type: int = int(AccountType.STOCK)
@@ -212,7 +214,7 @@ class AccountStatus(msgspec.Struct, kw_only=True, tag="account_status"):
     status: int
 
 
-class AccountInfo(msgspec.Struct, kw_only=True, tag="account_info"):
+class AccountInfo(msgspec.Struct, kw_only=True, tag="account_info", gc=False):
     """One account the terminal knows (an entry of ``query_account_infos``)."""
 
     account_type: int = int(AccountType.STOCK)
@@ -270,7 +272,7 @@ TradeReportItem = Union[
 ]
 
 
-class AccountReport(msgspec.Struct, frozen=True, tag="report"):
+class AccountReport(msgspec.Struct, frozen=True, tag="report", gc=False):
     """One entry of an account's ordered report stream.
 
     ``seq`` is assigned by the venue (the backend), starts at 1 and grows by one per report
