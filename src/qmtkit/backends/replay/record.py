@@ -18,7 +18,7 @@ import polars as pl
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
 from qmtkit.messages import SubmitOrder
-from qmtkit.models import AccountReport, Asset, Order, OrderError, Trade
+from qmtkit.models import AccountReport, Asset, Order, OrderError, Position, Trade
 
 _BUY: Final = int(OrderType.STOCK_BUY)
 _JUNK: Final = int(OrderStatus.JUNK)
@@ -125,9 +125,12 @@ class Recorder:
     def on_report(self, report: AccountReport, now_ms: int) -> None:
         """Note one account report made at virtual time ``now_ms``."""
         item = report.item
-        book = self._book(report.account_id)
-        if type(item) is Asset:  # the most frequent report; the frames take nothing from it
+        kind = type(item)
+        if kind is Asset or kind is Position:  # most reports; the frames take nothing from them
+            if report.account_id not in self._books:
+                self._books[report.account_id] = _Book()  # listed in the order first seen
             return
+        book = self._book(report.account_id)
         if isinstance(item, Order):
             row = book.orders.get(item.order_id)
             if row is None:

@@ -313,6 +313,8 @@ class Broker:
         if not isinstance(last_prices, Mapping):
             raise InvalidArgument(f"last_prices must map codes to prices, got {last_prices!r}")
         for code, price in last_prices.items():
+            if type(price) is float and 0.0 <= price < math.inf:  # the usual case, cheaply
+                continue
             if not is_finite(price) or price < 0:
                 raise InvalidArgument(
                     f"last price of {code!r} must be a finite price >= 0, got {price!r}"
