@@ -66,6 +66,7 @@ from qmtkit.models import (
     QuoteBatch,
     Tick,
     Trade,
+    TradeReportItem,
 )
 
 FILL_MODELS: Final = ("next_open", "close", "qmt", "tick")
@@ -523,13 +524,19 @@ class ReplayBackend:
         broker = self.broker
         now = self.clock.now_ms()
         by_limit = phase == "close" and self.spec.fill == "qmt" and self.spec.period != "tick"
-        for code in broker.resting_codes:
-            if by_limit:
+        if by_limit:
+            for code in broker.resting_codes:
                 self._match_resting_qmt(code, k, now)
-                continue
+            self._collect_taxes()
+            return
+        # One publish for the step's fills, in code order: a backtest journals nothing, so
+        # the per-code units a live venue writes would only cost a call per code.
+        pairs: list[tuple[str, TradeReportItem]] = []
+        for code in broker.resting_codes:
             book = self._book(code, k, phase)
             if book is not None:
-                self.accounts.publish_many(broker.on_tick(book, now))
+                pairs += broker.on_tick(book, now)
+        self.accounts.publish_many(pairs)
         self._collect_taxes()
 
     def _match_resting_qmt(self, code: str, k: int, now: int) -> None:
