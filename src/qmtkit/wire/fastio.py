@@ -211,6 +211,25 @@ class FastStream(anyio.abc.ByteStream):
         if p.lost:
             raise anyio.BrokenResourceError from p.error
 
+    @property
+    def writable(self) -> bool:
+        """True when ``send_nowait`` may write: open, and the write buffer under its mark."""
+        p = self._p
+        return not (self._closed or p.lost or p.write_paused or self._transport.is_closing())
+
+    def send_nowait(self, item: bytes) -> None:
+        """Queue ``item`` on the transport without waiting (for a read callback).
+
+        Check ``writable`` first: this never holds a sender back, so a caller that ignored
+        it could grow the write buffer without bound.
+        """
+        p = self._p
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if p.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from p.error
+        self._transport.write(item)
+
     async def send_eof(self) -> None:
         """Half-close: the peer reads end of stream after what was sent."""
         if not self._transport.is_closing():

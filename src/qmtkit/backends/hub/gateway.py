@@ -45,6 +45,7 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
     UnsubscribeQuotes,
 )
+from qmtkit.backends.hub.eager import EagerCalls, answer_now_of
 from qmtkit.backends.hub.guard import LoginGuard
 from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.backends.hub.memory import TRIM_AFTER, give_back_freed_memory
@@ -57,6 +58,7 @@ from qmtkit.backends.hub.session import (
 )
 from qmtkit.errors import InvalidArgument, QmtkitError
 from qmtkit.models import AccountReport, QuoteBatch
+from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
     PROTOCOL_VERSION,
     Auth,
@@ -81,6 +83,8 @@ AUTH_TIMEOUT = 10.0
 AUTH_MAX_FRAME = 4096
 #: Seconds between two summary lines about refused connections.
 REFUSAL_LOG_INTERVAL = 5.0
+#: The requests the hub answers itself (in ``handle``), never in a read callback.
+_HUB_REQUESTS = (SubscribeQuotes, UnsubscribeQuotes, OpenAccount, CloseAccount)
 
 
 class Gateway:
@@ -126,6 +130,7 @@ class Gateway:
         # Per account, in this backend lifetime: (last backend seq, still matching the journal).
         self._lifetime: dict[str, tuple[int, bool]] = {}
         self._sync_due = anyio.Event()  # set: reports nobody is sending wait to be synced
+        self._request_now = answer_now_of(backend)
 
     @property
     def backend_subscriptions(self) -> int:
@@ -213,6 +218,15 @@ class Gateway:
         if isinstance(req, CloseAccount):
             return await self._close_account(session, req.account_id)
         return await self.backend.request(req)
+
+    def answer_now(self, req: Request) -> Reply | None:
+        """The reply to ``req`` if the backend gives it without waiting (None: ``handle``).
+
+        The requests the hub multiplexes (subscriptions, accounts) always go to ``handle``.
+        """
+        if self._request_now is None or isinstance(req, _HUB_REQUESTS):
+            return None
+        return self._request_now(req)
 
     async def _subscribe(self, session: Session, req: SubscribeQuotes) -> Reply:
         key = (req.period, tuple(sorted(set(req.codes))))
@@ -375,6 +389,9 @@ class Gateway:
         session.send(Welcome(self.info, PROTOCOL_VERSION, self.heartbeat))
         self.sessions.add(session)
         log.info("gateway: %s connected", peer)
+        eager: EagerCalls | None = None
+        if type(stream) is FastStream and self._request_now is not None:
+            eager = EagerCalls(session, reader, stream, self.answer_now, self.decoder.decode)
         try:
             with session.scope:
                 async with anyio.create_task_group() as tg:
@@ -387,6 +404,8 @@ class Gateway:
                         await session.drained.wait()
                     tg.cancel_scope.cancel()
         finally:
+            if eager is not None:
+                eager.close()
             self.sessions.discard(session)
             with anyio.CancelScope(shield=True):
                 await self._detach(session)

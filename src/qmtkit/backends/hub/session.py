@@ -30,6 +30,7 @@ from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
 from qmtkit.models import Bar, QuoteBatch, Tick
 from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
+from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
     Bye,
     Call,
@@ -147,6 +148,11 @@ class Session:
         self._idle: list[anyio.Event] = []
         self._ended = False
         self._done = anyio.Event()
+        #: The leading reader waits for bytes with nothing read left to act on: a read
+        #: callback may act on what arrives (``hub.eager``).
+        self.parked = False
+        #: A call is answered in the read callback, which sends its reports with the answer.
+        self.answering_now = False
 
     def __repr__(self) -> str:
         return f"<client {self.peer}>"
@@ -162,10 +168,27 @@ class Session:
         if self._queue(self.gw.encoder.encode(msg), budgeted):
             self.wake()
 
-    async def answer(self, msg: Any) -> None:
-        """Queue one message and send it from this task (saves a hop through the writer)."""
-        if self._queue(self.gw.encoder.encode(msg), True):
+    async def answer(self, msg: Result | Failure, req: Request) -> None:
+        """Queue the answer to ``req`` and send it from this task (no hop through the writer)."""
+        if self._queue(self._encoded(msg, req), True):
             await self.flush()
+
+    def answer_now(self, msg: Result | Failure, req: Request) -> None:
+        """Queue the answer to ``req`` from a read callback; ``flush_now`` sends it."""
+        self._queue(self._encoded(msg, req), True)
+
+    def _encoded(self, msg: Result | Failure, req: Request) -> bytes:
+        """The answer's frame; a reply that cannot be sent becomes a ``Failure`` saying why."""
+        encode = self.gw.encoder.encode
+        try:
+            return encode(msg)
+        except QmtkitError as exc:  # e.g. a reply over the frame limit
+            return encode(Failure(msg.id, error_name(exc), str(exc)))
+        except (msgspec.EncodeError, TypeError) as exc:
+            what = type(req).__name__
+            log.exception("gateway: cannot encode the reply to %s", what)
+            message = f"the backend's reply to {what} cannot be sent: {exc}"
+            return encode(Failure(msg.id, BackendError.__name__, message))
 
     def _queue(self, frame: bytes, budgeted: bool) -> bool:
         if self.killed:
@@ -191,7 +214,7 @@ class Session:
     def wake(self) -> None:
         """Tell the writer there is something to send."""
         ev = self._wake
-        if ev is not None:
+        if ev is not None and not self.answering_now:
             self._wake = None
             ev.set()
 
@@ -266,6 +289,27 @@ class Session:
             self.sending = False
             if self.draining:
                 self.wake()
+
+    def flush_now(self, stream: FastStream) -> None:
+        """Send what is ready from a read callback, in one write that cannot wait.
+
+        The caller checked ``stream.writable``; what one write leaves behind (over
+        ``WRITE_BUDGET``) goes to the writer task.
+        """
+        if self.killed or self.sending:
+            return
+        chunks = self._collect()
+        if chunks:
+            # Reports are journaled before any client sees them (one write per burst).
+            self.gw.journal.sync()
+            try:
+                stream.send_nowait(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.drained.set()
+                self.kill(f"connection lost while writing: {exc!r}")
+                return
+        if self._has_work() or self.draining:
+            self.wake()
 
     async def writer(self) -> None:
         """Send whatever becomes ready, until the connection drains at its end."""
@@ -344,6 +388,7 @@ class Session:
                     self.send(
                         ErrorFrame("already authenticated: Auth is only valid as the first frame")
                     )
+            self.parked = True
             try:
                 inbox.extend(await reader.receive_many())
             except anyio.EndOfStream:
@@ -356,6 +401,8 @@ class Session:
             except (anyio.BrokenResourceError, OSError) as exc:
                 self.reason = f"connection lost: {exc!r}"
                 return None
+            finally:
+                self.parked = False
             self.last_seen = anyio.current_time()
 
     def _refuse(self, payload: bytes, exc: msgspec.DecodeError) -> None:
@@ -386,14 +433,7 @@ class Session:
             answer = Failure(call_id, BackendError.__name__, f"gateway internal error: {exc!r}")
         finally:
             self._calls.release()
-        try:
-            await self.answer(answer)
-        except QmtkitError as exc:  # e.g. a reply over the frame limit
-            await self.answer(Failure(call_id, error_name(exc), str(exc)))
-        except (msgspec.EncodeError, TypeError) as exc:
-            log.exception("gateway: cannot encode the reply to %s", type(req).__name__)
-            message = f"the backend's reply to {type(req).__name__} cannot be sent: {exc}"
-            await self.answer(Failure(call_id, BackendError.__name__, message))
+        await self.answer(answer, req)
 
     async def heartbeat(self) -> None:
         """Ping the client regularly and close it once it has been silent too long."""

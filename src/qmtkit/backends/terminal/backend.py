@@ -145,6 +145,17 @@ class LocalTerminalBackend(RemoteBackend):
             return await link.stream.request(req)
         return await super().request(req)
 
+    def request_now(self, req: Request) -> Reply | None:
+        """An order answered at once when this process hosts the terminal (None: ``request``).
+
+        A gateway serving this terminal (``qmtkit serve --backend sim://``) asks this first,
+        in its read callback; attached, every request goes over the channel.
+        """
+        link = self._link
+        if link is not None and type(link.stream) is DirectChannel and self._connected:
+            return link.stream.request_now(req)
+        return None
+
     async def _call(self, link: _Link, req: Request) -> Reply:
         channel = link.stream
         if type(channel) is DirectChannel:

@@ -84,6 +84,15 @@ class DirectChannel(anyio.abc.ByteStream):
             return await self.hub.subscribe_direct(self, req)
         return await self.hub.unsubscribe_direct(self, req.sub_id)
 
+    def request_now(self, req: Request) -> Reply | None:
+        """An order answered at once by the venue (None: use ``request``).
+
+        The simulator answers orders at once; the home's risk chain in front of it does not.
+        """
+        if type(req) is SubmitOrder and not self.ended.is_set():
+            return self.hub.answer_now(req)
+        return None
+
     # ------------------------------------------------------------------ events from the hub
 
     def on_quotes(self, batch: QuoteBatch, sub_id: int) -> None:
