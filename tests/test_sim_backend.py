@@ -38,12 +38,20 @@ from qmtkit.backends.base import (
     SubscribeQuotes,
 )
 from qmtkit.backends.sim import SimBackend
-from qmtkit.backends.sim.backend import terminal_name
+from qmtkit.backends.sim.backend import HOT_STEPS, terminal_name
 from qmtkit.backends.sim.broker import Reject
 from qmtkit.clock import BEIJING, StrictClock, VirtualClock
 from qmtkit.constants import OrderStatus, OrderType, PriceType
 from qmtkit.errors import CacheError, ClosedError, InvalidArgument, InvalidCode, JournalLocked
-from qmtkit.models import AccountReport, Bar, Order, OrderError, OrderResponse, QuoteBatch
+from qmtkit.models import (
+    AccountReport,
+    Bar,
+    Order,
+    OrderError,
+    OrderResponse,
+    QuoteBatch,
+    Tick,
+)
 
 CODE = "600000.SH"
 ACCT = "seam"
@@ -371,6 +379,49 @@ async def test_a_resting_order_trades_only_when_the_clock_moves(tmp_path: Path) 
             await anyio.wait_all_tasks_blocked()
         statuses = [r.item.order_status for r in sink.reports if isinstance(r.item, Order)]
         assert statuses == [OrderStatus.REPORTED, OrderStatus.SUCCEEDED]
+
+
+def count_books(backend: SimBackend, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record the codes of every tick computation the market is asked for."""
+    asked: list[list[str]] = []
+    real = backend.market.ticks
+
+    def ticks(codes: list[str], now_ms: int) -> list[Tick]:
+        asked.append(list(codes))
+        return real(codes, now_ms)
+
+    monkeypatch.setattr(backend.market, "ticks", ticks)
+    return asked
+
+
+async def test_the_tick_loop_computes_a_lately_traded_codes_book_ahead_of_its_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(tmp_path) as (backend, _sink, clock):
+        await backend.request(OpenAccount(ACCT))
+        await backend.request(buy(backend))
+        again = buy(backend)
+        asked = count_books(backend, monkeypatch)
+        clock.advance(3)  # a new step: the loop computes the book before the next order
+        await anyio.wait_all_tasks_blocked()
+        assert asked == [[CODE]]
+        reply = await backend.request(again)
+        assert isinstance(reply, OrderResponse) and reply.order_id > 0
+        assert asked == [[CODE]]  # the order found its book ready
+
+
+async def test_a_code_not_traded_for_a_while_is_no_longer_computed_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(tmp_path) as (backend, _sink, clock):
+        await backend.request(OpenAccount(ACCT))
+        await backend.request(buy(backend))
+        asked = count_books(backend, monkeypatch)
+        for _ in range(HOT_STEPS + 2):
+            clock.advance(3)
+            await anyio.wait_all_tasks_blocked()
+        assert len(asked) == HOT_STEPS
+        assert all(codes == [CODE] for codes in asked)
 
 
 async def test_nothing_is_pushed_while_the_market_stands_still(tmp_path: Path) -> None:

@@ -527,6 +527,34 @@ class Account:
         ``seq`` is echoed in the ``OrderResponse`` (``handle.response.seq``), as xtquant's
         asynchronous order requests do.
         """
+        req = self._order_request(
+            stock_code,
+            order_type,
+            order_volume,
+            price_type,
+            price,
+            strategy_name,
+            order_remark,
+            seq,
+        )
+        return await self._submit(req)
+
+    def _order_request(
+        self,
+        stock_code: str,
+        order_type: int,
+        order_volume: int,
+        price_type: int,
+        price: float,
+        strategy_name: str = "",
+        order_remark: str = "",
+        seq: int = 0,
+    ) -> SubmitOrder:
+        """``order``'s arguments checked and made a request (a refusal raises, naming the value).
+
+        A plain function, so that ``buy`` and ``sell`` reach ``_submit`` without one more
+        coroutine in between.
+        """
         self.client._check_open()
         code = normalize_code(stock_code)
         if not (
@@ -548,7 +576,7 @@ class Account:
             non_negative_int("seq", seq)
             order_type, order_volume = int(order_type), int(order_volume)
             price_type, price = int(price_type), float(price)
-        req = SubmitOrder(
+        return SubmitOrder(
             self.account_id,
             code,
             order_type,
@@ -559,7 +587,6 @@ class Account:
             order_remark,
             seq,
         )
-        return await self._submit(req)
 
     async def _submit(self, req: SubmitOrder) -> OrderHandle:
         self._inflight += 1
@@ -621,9 +648,11 @@ class Account:
         remark: str = "",
     ) -> OrderHandle:
         """Buy ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
-        return await self.order(
-            *self._simple(
-                OrderType.STOCK_BUY, code, volume, price, price_type, strategy_name, remark
+        return await self._submit(
+            self._order_request(
+                *self._simple(
+                    OrderType.STOCK_BUY, code, volume, price, price_type, strategy_name, remark
+                )
             )
         )
 
@@ -638,9 +667,11 @@ class Account:
         remark: str = "",
     ) -> OrderHandle:
         """Sell ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
-        return await self.order(
-            *self._simple(
-                OrderType.STOCK_SELL, code, volume, price, price_type, strategy_name, remark
+        return await self._submit(
+            self._order_request(
+                *self._simple(
+                    OrderType.STOCK_SELL, code, volume, price, price_type, strategy_name, remark
+                )
             )
         )
 

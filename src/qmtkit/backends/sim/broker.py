@@ -544,7 +544,7 @@ class Broker:
     ) -> None:
         if book.stock_code != order.stock_code or not _is_open(order):
             return
-        crossing = self._ledger.crossing(order, book)
+        crossing = self._ledger.crossing(order, book, _remaining(order))
         used = self._ledger.used(book)
         for price, price_li, free in crossing:
             qty = min(free, _remaining(order))

@@ -93,16 +93,26 @@ def latest_trading_day(market: str, daynum: int) -> int:
     return int(cal[i - 1])
 
 
+#: (Beijing day number, its 00:00 in Unix ms, 00:00 of the trading day it shows) of the last
+#: wall date asked about: the calendar search is done once a day, not on every request.
+_virtual_day: tuple[int, int, int] = (-1, 0, 0)
+
+
 def virtual_session_time(wall_ms: int) -> int:
     """Session time (Unix ms) of a wall time in the virtual session; see the module docstring."""
-    if not is_whole(wall_ms) or wall_ms < 0:
+    global _virtual_day
+    if (type(wall_ms) is not int and not is_whole(wall_ms)) or wall_ms < 0:
         raise InvalidArgument(f"wall_ms must be Unix milliseconds (int >= 0), got {wall_ms!r}")
-    date = daynum_of_ms(int(wall_ms))
-    day = latest_trading_day("SH", date)
-    into_day = int(wall_ms) - int(day_ms(date))
-    e = into_day // 6
+    wall_ms = int(wall_ms)
+    date = (wall_ms + BEIJING_OFFSET_MS) // _DAY_MS  # daynum_of_ms
+    known, date_ms, day_start = _virtual_day
+    if date != known:
+        date_ms = int(day_ms(date))
+        day_start = int(day_ms(latest_trading_day("SH", date)))
+        _virtual_day = (date, date_ms, day_start)
+    e = (wall_ms - date_ms) // 6
     tod = OPEN_MS + e if e < SESSION_HALF_MS else AFTERNOON_MS + (e - SESSION_HALF_MS)
-    return int(day_ms(day)) + tod
+    return day_start + tod
 
 
 class _DayTable:

@@ -34,12 +34,14 @@ class BookLedger:
             self._used[book.stock_code] = entry
         return entry[1]
 
-    def crossing(self, order: Order, book: Tick) -> list[tuple[float, int, int]]:
+    def crossing(self, order: Order, book: Tick, enough: int = 0) -> list[tuple[float, int, int]]:
         """The book levels (price, price in li, shares still free this tick) the order may
-        trade with, best first."""
+        trade with, best first; with ``enough`` > 0, only until they offer that many shares
+        (the levels after them would not be reached by an order of that size)."""
         limit = round(order.price * 1000)
         used = self.used(book)
         out = []
+        offered = 0
         # One pass over at most five levels: the same levels, filter and order as
         # ``_levels`` followed by the limit check, without the intermediate lists.
         if order.order_type == _BUY:
@@ -50,6 +52,9 @@ class BookLedger:
                         free = int(v) - used.get((_BUY, li), 0)
                         if free > 0:
                             out.append((float(p), li, free))
+                            offered += free
+                            if 0 < enough <= offered:
+                                break
         else:
             for p, v in zip(book.bidPrice[:BOOK_LEVELS], book.bidVol[:BOOK_LEVELS], strict=False):
                 if p > 0 and v > 0:
@@ -58,6 +63,9 @@ class BookLedger:
                         free = int(v) - used.get((_SELL, li), 0)
                         if free > 0:
                             out.append((float(p), li, free))
+                            offered += free
+                            if 0 < enough <= offered:
+                                break
         return out
 
     def fillable(self, order: Order, book: Tick) -> int:
