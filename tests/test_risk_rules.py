@@ -437,3 +437,27 @@ def test_a_venue_report_before_the_reply_names_the_provisional_order() -> None:
     assert list(e.book.open) == [42] and e.book.open_buy_volume[CODE] == 100
     assert rule(e, price=9.9) is None
     assert rule(e, price=9.8) == "max_active_orders"
+
+
+def test_orders_sent_and_not_yet_named_count_as_resting_and_a_refused_one_frees_its_place() -> None:
+    e, _, _ = engine(max_active_orders=2, self_trade=True)
+    assert rule(e, price=9.9) is None
+    first = e.last_key
+    assert rule(e, price=9.8) is None
+    assert e.book.open == {} and e.book.resting == 2 and e.book.open_buy_volume[CODE] == 200
+    assert rule(e, price=9.7) == "max_active_orders"
+    r = e.check_order(CODE, False, 100, 9.8)  # a sell crossing a buy still in flight
+    assert r is not None and r.rule == "self_trade" and str(first) in r.message
+    e.placed(first, -1)  # the venue refused it
+    assert e.book.resting == 1 and e.book.open_buy_volume[CODE] == 100
+    assert rule(e, price=9.7) is None
+
+
+def test_a_rate_refusal_counts_the_requests_of_the_last_second() -> None:
+    e, clock, _ = engine(max_orders_per_second=4)
+    assert [rule(e, price=10 + i / 100) for i in range(4)] == [None] * 4
+    clock.ms += 250  # one token back
+    assert rule(e, price=10.1) is None
+    r = e.check_order(CODE, True, 100, 10.2)
+    assert r is not None and r.rule == "max_orders_per_second"
+    assert r.value == "5" and r.limit == "4"

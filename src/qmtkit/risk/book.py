@@ -2,12 +2,16 @@
 
 A pure state holder (no I/O, no clock): the guard feeds it the venue's reports, quotes and
 reference data, and the rules read it. Resting orders are tracked from the moment the risk
-chain lets them through (under a provisional key until the venue names them).
+chain lets them through: first in ``sent`` (under a provisional key, in the totals and in every
+rule that counts resting orders, but in no dict), then, once the venue's first report or its
+answer names one, under the venue's id in ``open`` and ``by_code``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import msgspec
 
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.models import Asset, InstrumentDetail, Order, Position, Trade
@@ -18,21 +22,20 @@ _TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
 _BUY = int(OrderType.STOCK_BUY)
 
 
-class OpenOrder:
-    """One resting order: its side, price, shares still open and when it was sent (ms)."""
+class OpenOrder(msgspec.Struct, gc=False):
+    """One resting order: its side, price, shares still open and when it was sent (ms).
 
-    __slots__ = ("buy", "code", "key", "price", "submit_ms", "unit", "volume")
+    A struct without garbage-collector tracking (scalars only, never in a cycle): one is made
+    for every order let through, and making one costs a third of a class with ``__init__``.
+    """
 
-    def __init__(
-        self, key: int, code: str, buy: bool, price: float, volume: int, submit_ms: int, unit: float
-    ) -> None:
-        self.key = key
-        self.code = code
-        self.buy = buy
-        self.price = price  # the limit price, 0 for a market order
-        self.volume = volume  # shares still open
-        self.submit_ms = submit_ms
-        self.unit = unit  # the price its exposure is valued at
+    key: int
+    code: str
+    buy: bool
+    price: float  # the limit price, 0 for a market order
+    volume: int  # shares still open
+    submit_ms: int
+    unit: float  # the price its exposure is valued at
 
     def __repr__(self) -> str:
         side = "buy" if self.buy else "sell"
@@ -45,6 +48,8 @@ class AccountBook:
     def __init__(self) -> None:
         self.positions: dict[str, int] = {}
         self.open: dict[int, OpenOrder] = {}
+        #: Orders let through that the venue has not named yet (provisional keys below 0).
+        self.sent: list[OpenOrder] = []
         self.by_code: dict[str, dict[int, OpenOrder]] = {}
         self.open_buy_volume: dict[str, int] = {}
         self.open_sell_volume: dict[str, int] = {}
@@ -78,12 +83,71 @@ class AccountBook:
             self.by_code[code] = {key: o}
         else:
             codes[key] = o
-        # The side totals are kept inline here and in remove(): this is every order's path.
+        self._count(code, buy, volume, unit)
+
+    def send(
+        self, key: int, code: str, buy: bool, price: float, volume: int, now_ms: int
+    ) -> OpenOrder:
+        """An order the chain let through (positive ``volume``), resting as ``key`` (< 0) in
+        ``sent`` until the venue names it (its first report, or ``name``)."""
+        unit = price if price > 0 else self.marks.get(code, 0.0)
+        o = OpenOrder(key, code, buy, price, volume, now_ms, unit)
+        self.sent.append(o)
+        # The side totals, inline: this is every order's path.
         if buy:
             self.open_buy_volume[code] = self.open_buy_volume.get(code, 0) + volume
             self.open_buy_notional += volume * unit
         else:
             self.open_sell_volume[code] = self.open_sell_volume.get(code, 0) + volume
+        return o
+
+    def _count(self, code: str, buy: bool, volume: int, unit: float) -> None:
+        if buy:
+            self.open_buy_volume[code] = self.open_buy_volume.get(code, 0) + volume
+            self.open_buy_notional += volume * unit
+        else:
+            self.open_sell_volume[code] = self.open_sell_volume.get(code, 0) + volume
+
+    def _file(self, o: OpenOrder, order_id: int) -> None:
+        """File a sent order under the id the venue gave it."""
+        o.key = order_id
+        self.open[order_id] = o
+        codes = self.by_code.get(o.code)
+        if codes is None:
+            self.by_code[o.code] = {order_id: o}
+        else:
+            codes[order_id] = o
+
+    def name(self, o: OpenOrder, order_id: int) -> None:
+        """The venue answered sent order ``o`` with ``order_id`` (<= 0: refused, so gone).
+
+        Nothing to do if a venue report named it first.
+        """
+        sent = self.sent
+        for i, x in enumerate(sent):
+            if x is o:
+                del sent[i]
+                break
+        else:
+            return
+        if order_id <= 0 or order_id in self.open or order_id in self.done:
+            self._count(o.code, o.buy, -o.volume, o.unit)
+            return
+        self._file(o, order_id)
+
+    def find(self, key: int) -> OpenOrder | None:
+        """The resting order under ``key``: a venue id, or a sent order's provisional key."""
+        o = self.open.get(key)
+        if o is None and key < 0:
+            for x in self.sent:
+                if x.key == key:
+                    return x
+        return o
+
+    @property
+    def resting(self) -> int:
+        """How many orders rest: those the venue named and those sent but not named yet."""
+        return len(self.open) + len(self.sent)
 
     def _resize(self, o: OpenOrder, left: int) -> None:
         delta = left - o.volume
@@ -95,19 +159,11 @@ class AccountBook:
             self.open_sell_volume[o.code] = self.open_sell_volume.get(o.code, 0) + delta
 
     def rekey(self, old: int, new: int) -> None:
-        """The venue named a provisional order ``new``; a refused one (``new <= 0``) is gone."""
-        o = self.open.get(old)
-        if o is None:
-            return  # gone, or a venue report named it first
-        if new <= 0 or new in self.open or new in self.done:
-            self.remove(old)
-            return
-        del self.open[old]
-        codes = self.by_code[o.code]
-        del codes[old]
-        o.key = new
-        self.open[new] = o
-        codes[new] = o
+        """The venue named the sent order ``old`` ``new``; a refused one (``new <= 0``) is gone."""
+        for o in self.sent:
+            if o.key == old:
+                self.name(o, new)
+                return
 
     def remove(self, key: int) -> OpenOrder | None:
         """Forget a resting order (it finished)."""
@@ -135,41 +191,45 @@ class AccountBook:
         oid = order.order_id
         if order.order_status in _TERMINAL:
             self.done.add(oid)
-            self.remove(oid)
+            # remove(), inline: every order's last report comes here.
+            o = self.open.pop(oid, None)
+            if o is not None:
+                code = o.code
+                codes = self.by_code.get(code)
+                if codes is not None:
+                    codes.pop(oid, None)
+                if o.buy:
+                    self.open_buy_volume[code] -= o.volume
+                    self.open_buy_notional -= o.volume * o.unit
+                else:
+                    self.open_sell_volume[code] -= o.volume
             return
         left = order.order_volume - order.traded_volume
         o = self.open.get(oid)
         if o is None:
             if oid in self.done:
                 return
-            o = self._adopt(order)
+            # The sent order this first report names, if any (it may beat the reply): every
+            # order's first report comes here.
+            code = order.stock_code
+            buy = order.order_type == _BUY
+            sent = self.sent
+            if sent:
+                price = order.price
+                volume = order.order_volume
+                for i, o in enumerate(sent):
+                    if o.code == code and o.buy == buy and o.price == price and o.volume == volume:
+                        del sent[i]
+                        self._file(o, oid)
+                        break
+                else:
+                    o = None
             if o is None:
                 now = now_ms if isinstance(now_ms, int) else now_ms()
-                self.add_open(
-                    oid, order.stock_code, order.order_type == _BUY, order.price, left, now
-                )
+                self.add_open(oid, code, buy, order.price, left, now)
                 return
         if left != o.volume:
             self._resize(o, left if left > 0 else 0)
-
-    def _adopt(self, order: Order) -> OpenOrder | None:
-        """The provisional order a venue's first report names (it may beat the reply)."""
-        mine = self.by_code.get(order.stock_code)
-        if not mine:
-            return None
-        buy = order.order_type == _BUY
-        price = order.price
-        volume = order.order_volume
-        for key, o in mine.items():
-            if key < 0 and o.buy == buy and o.price == price and o.volume == volume:
-                oid = order.order_id
-                del self.open[key]
-                del mine[key]
-                o.key = oid
-                self.open[oid] = o
-                mine[oid] = o
-                return o
-        return None
 
     def on_position(self, position: Position) -> None:
         """A holding changed."""

@@ -129,6 +129,8 @@ class RiskEngine:
         #: The provisional key of the order ``check_order`` let through last (keys go down
         #: from -1; the venue's ids are positive).
         self.last_key = 0
+        #: That order as it rests in the book (None if it had no volume to rest).
+        self.last_sent: OpenOrder | None = None
         now = clock()
         self._day_end = next_midnight(now)
         self.limits = limits
@@ -247,8 +249,9 @@ class RiskEngine:
     ) -> Refusal | None:
         """Judge an order (``price`` 0 for a market order); None lets it through and counts it.
 
-        A let-through order rests in the book under a provisional key (``last_key``) until
-        ``placed`` names it. ``now`` is the clock's time if the caller has just read it.
+        A let-through order rests in the book (``last_sent``) under a provisional key
+        (``last_key``) until the venue's first report or ``placed`` names it. ``now`` is the
+        clock's time if the caller has just read it.
         """
         if now is None:
             now = self._clock()
@@ -264,14 +267,19 @@ class RiskEngine:
                 r = check(code, buy, volume, price, book, now)
                 if r is not None:
                     return self._refused("order", code, r, now)
-        for bucket in self._order_buckets:  # Budget.take, inline
-            bucket.tokens -= 1.0
-        if self._dup is not None:
-            self._dup.commit(code, buy, volume, price, now)
+        for b in self._order_buckets:  # Budget.take, inline
+            f = b.full_at
+            b.full_at = (f if f > now else now) + b.interval
+        dup = self._dup
+        if dup is not None:
+            last = dup.last
+            if len(last) < 4096:  # DuplicateOrder.commit, inline (it prunes a full dict)
+                last[(code, buy, price, volume)] = now
+            else:
+                dup.commit(code, buy, volume, price, now)
         self.flow.orders += 1
         key = self.last_key = self.last_key - 1
-        if volume > 0:  # a fresh provisional key: add_open's other guards cannot apply
-            book.rest(key, code, buy, price, volume, now)
+        self.last_sent = book.send(key, code, buy, price, volume, now) if volume > 0 else None
         return None
 
     def placed(self, key: int, order_id: int) -> None:
@@ -284,13 +292,13 @@ class RiskEngine:
         if now >= self._day_end:
             self._new_day(now)
         book = self.book
-        o = book.open.get(order_id)
+        o = book.find(order_id)
         for rule in self._cancel_rules:
             r = rule.check_cancel(o, book, now)
             if r is not None:
                 return self._refused("cancel", o.code if o is not None else "", r, now)
         if self._cancel_budget is not None:
-            self._cancel_budget.take()
+            self._cancel_budget.take(now)
         self.count_cancel(o, now)
         return None
 

@@ -4,8 +4,7 @@ The rule chain (``rules.py``) calls one object per rule and builds a ``Refusal``
 refuses. Almost every order passes, so the engine first asks this single function whether every
 configured order rule would let the order through; only when it says no does the engine run the
 chain to find out which rule refuses and why. It must say yes exactly when every rule's
-``check`` returns None (tests/test_risk_fastpath.py holds it to that), and it changes nothing
-except the rate buckets' refill, which ``Budget.judge`` would do at the same instant anyway.
+``check`` returns None (tests/test_risk_fastpath.py holds it to that), and it changes nothing.
 """
 
 from __future__ import annotations
@@ -88,6 +87,13 @@ def accept_test(lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | No
                         return False
                     if (price >= o.price) if buy else (price <= o.price):
                         return False
+            for o in book.sent:
+                if o.buy == buy or o.code != code:
+                    continue
+                if price <= 0 or o.price <= 0:
+                    return False
+                if (price >= o.price) if buy else (price <= o.price):
+                    return False
         if buy and positions_on:
             held = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
             if held > pos_volume:
@@ -101,7 +107,7 @@ def accept_test(lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | No
                 total = book.total_asset
                 if pos_share is not None and total and value / total > pos_share + 1e-12:
                     return False
-        if len(book.open) + 1 > max_active:
+        if len(book.open) + len(book.sent) + 1 > max_active:
             return False
         if gross_limit is not None and buy:
             if ref <= 0:
@@ -114,16 +120,12 @@ def accept_test(lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | No
             if at is not None and now_ms - at < window:
                 return False
         if flow is not None:
-            # Budget.judge, inline (the same refill): this runs for every order.
+            # Budget.judge, inline: this runs for every order.
             n = flow.orders + 1
             if n > orders_cap or n + flow.cancels > actions_cap or flow.cancels + 1 > cancels_cap:
                 return False
             for b in buckets:
-                if now_ms > b.stamp:
-                    t = b.tokens + (now_ms - b.stamp) * b.per_ms
-                    b.tokens = t if t < b.capacity else b.capacity
-                    b.stamp = now_ms
-                if b.tokens < 1.0:
+                if b.full_at - now_ms > b.slack:  # TokenBucket.ready, inline
                     return False
         return True
 

@@ -313,15 +313,16 @@ class RiskGuard:
             )
             if refusal is not None:
                 return self._refusal_reply(req, refusal)
-            verdict = engine.last_key
-            book = acct.book
+            sent = engine.last_sent
+            if sent is None:
+                return await self.inner.request(req)
             try:
                 reply = await self.inner.request(req)
             except BaseException:
-                book.rekey(verdict, -1)
+                acct.book.name(sent, -1)
                 raise
-            if verdict in book.open:  # else a venue report named it already
-                book.rekey(verdict, reply.order_id if isinstance(reply, OrderResponse) else -1)
+            if sent.key < 0:  # else a venue report named it already
+                acct.book.name(sent, reply.order_id if isinstance(reply, OrderResponse) else -1)
             return reply
         if isinstance(req, (CancelOrder, CancelOrderSysid)):
             return await self._cancel(req)

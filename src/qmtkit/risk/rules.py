@@ -51,28 +51,36 @@ class Flow:
 
 
 class TokenBucket:
-    """``per_second`` tokens refilled continuously, holding at most one second's worth."""
+    """``per_second`` tokens refilled continuously, holding at most one second's worth.
 
-    __slots__ = ("capacity", "per_ms", "stamp", "tokens")
+    Kept as one number, the time the bucket will be full again (``full_at``, the generic cell
+    rate algorithm's form of a token bucket): a request at ``now`` finds a token when that
+    time is at most ``capacity - 1`` refill intervals ahead, and spending one moves it one
+    interval later. Judging it reads two numbers and writes none, where counting tokens
+    refills them first; the answers are the same.
+    """
+
+    __slots__ = ("capacity", "full_at", "interval", "slack")
 
     def __init__(self, per_second: float, now_ms: int) -> None:
         self.capacity = max(float(per_second), 1.0)
-        self.per_ms = float(per_second) / 1000.0
-        self.tokens = self.capacity
-        self.stamp = now_ms
+        self.interval = 1000.0 / float(per_second)  # ms per token
+        self.slack = (self.capacity - 1.0) * self.interval
+        self.full_at = float(now_ms)
 
     def ready(self, now_ms: int) -> bool:
-        """Refill up to ``now_ms``; True if a token is there to take."""
-        if now_ms > self.stamp:
-            t = self.tokens + (now_ms - self.stamp) * self.per_ms
-            self.tokens = t if t < self.capacity else self.capacity
-            self.stamp = now_ms
-        return self.tokens >= 1.0
+        """True if a token is there to take at ``now_ms``."""
+        return self.full_at - now_ms <= self.slack
 
-    @property
-    def used(self) -> int:
-        """Tokens spent and not refilled yet (the requests 'in the last second')."""
-        return math.ceil(self.capacity - self.tokens - 1e-9)
+    def take(self, now_ms: int) -> None:
+        """Spend one token at ``now_ms``."""
+        f = self.full_at
+        self.full_at = (f if f > now_ms else now_ms) + self.interval
+
+    def used(self, now_ms: int) -> int:
+        """Tokens spent and not refilled yet at ``now_ms`` (the requests 'in the last second')."""
+        ahead = self.full_at - now_ms
+        return math.ceil(ahead / self.interval - 1e-9) if ahead > 0 else 0
 
 
 # --------------------------------------------------------------------------- orders
@@ -204,11 +212,9 @@ class SelfTrade:
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
         resting = book.by_code.get(code)
-        if not resting:
-            return None
-        for o in resting.values():
-            if o.buy == buy:
-                continue
+        others = [o for o in resting.values() if o.buy != buy] if resting else []
+        others += [o for o in book.sent if o.code == code and o.buy != buy]
+        for o in others:
             if buy:
                 crosses = price <= 0 or o.price <= 0 or price >= o.price
             else:
@@ -288,7 +294,7 @@ class AccountLimits:
         self, code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
     ) -> Refusal | None:
         if self.active is not None:
-            n = len(book.open) + 1
+            n = len(book.open) + len(book.sent) + 1
             if n > self.active:
                 return refuse("max_active_orders", "resting orders with this one", n, self.active)
         if self.gross is None or not buy:
@@ -361,7 +367,8 @@ class Rate:
         if self.bucket.ready(now_ms):
             return None
         limit = int(self.limit) if float(self.limit).is_integer() else self.limit
-        return refuse(self.name, f"{self.what} in one second", self.bucket.used + 1, limit)
+        used = self.bucket.used(now_ms)
+        return refuse(self.name, f"{self.what} in one second", used + 1, limit)
 
 
 class DayCap:
@@ -403,12 +410,7 @@ class Budget:
                 return refuse(cap.name, f"{cap.what} today", n, cap.limit)
         for rate in self.rates:
             b = rate.bucket
-            # TokenBucket.ready, inline: this runs for every request.
-            if now_ms > b.stamp:
-                t = b.tokens + (now_ms - b.stamp) * b.per_ms
-                b.tokens = t if t < b.capacity else b.capacity
-                b.stamp = now_ms
-            if b.tokens < 1.0:
+            if b.full_at - now_ms > b.slack:  # TokenBucket.ready, inline: every request
                 return rate.judge(now_ms)
         return None
 
@@ -422,10 +424,10 @@ class Budget:
     ) -> Refusal | None:
         return self.judge(now_ms)
 
-    def take(self) -> None:
+    def take(self, now_ms: int) -> None:
         """Spend one token of every bucket (after ``judge`` let the request through)."""
         for rate in self.rates:
-            rate.bucket.tokens -= 1.0
+            rate.bucket.take(now_ms)
 
 
 class CancelRatio:
