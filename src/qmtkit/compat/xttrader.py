@@ -29,7 +29,7 @@ from qmtkit import models
 from qmtkit.backends import backend_url
 from qmtkit.backends.sim.backend import terminal_name
 from qmtkit.checks import OrderArgs, check_order, is_int, is_real
-from qmtkit.client import Account, Client
+from qmtkit.client import Account, Client, OrderHandle
 from qmtkit.compat import xttype
 from qmtkit.compat._bridge import Dispatcher, bridge, ensure_not_in_loop
 from qmtkit.compat._replay import replay_of, run_replay, submit_held
@@ -329,6 +329,20 @@ class XtQuantTrader:
         if batch:
             d.submit(_run_batch, batch)
 
+    async def _order_now(self, acc: Account, args: _Order) -> OrderHandle:
+        """``acc.order`` for ``order_stock``, handing what it queued over as soon as it returns.
+
+        On a venue that answers at once (the simulator), the order's reports are queued by
+        then: the callback thread is woken one loop turn earlier than the end of the step
+        would, while the caller is still waiting for the answer. Later pushes of the same step
+        start a new batch, handed over after it (the order stays the same).
+        """
+        try:
+            return await acc.order(args.code, *args.rest)
+        finally:
+            for d in list(self._batches):
+                self._hand_over(d)
+
     def _invoke(self, call: _Call) -> None:
         """Run ``call`` on the callback registered now (``register_callback`` may change it)."""
         cb = self.callback
@@ -423,23 +437,24 @@ class XtQuantTrader:
         self._on_item(report.item)
 
     def _on_item(self, item: object) -> None:
-        """Route one account report to its callback (loop thread)."""
+        """Route one account report to its callback (loop thread).
+
+        The ``Xt*`` object is made on the callback thread, just before its callback: the loop
+        thread, which every report and answer waits for, only queues the report (report items
+        are never changed once pushed). A filled order's callback then waits for the objects
+        of the reports before it only, not for those of the position and asset after it.
+        """
         match item:
             case models.Order():
-                order = xttype.from_order(item)
-                self._push(lambda cb: cb.on_stock_order(order))
+                self._push(lambda cb: cb.on_stock_order(xttype.from_order(item)))
             case models.Trade():
-                trade = xttype.from_trade(item)
-                self._push(lambda cb: cb.on_stock_trade(trade))
+                self._push(lambda cb: cb.on_stock_trade(xttype.from_trade(item)))
             case models.Position():
-                position = xttype.from_position(item)
-                self._push(lambda cb: cb.on_stock_position(position))
+                self._push(lambda cb: cb.on_stock_position(xttype.from_position(item)))
             case models.Asset():
-                asset = xttype.from_asset(item)
-                self._push(lambda cb: cb.on_stock_asset(asset))
+                self._push(lambda cb: cb.on_stock_asset(xttype.from_asset(item)))
             case models.AccountStatus():
-                status = xttype.from_account_status(item)
-                self._push(lambda cb: cb.on_account_status(status))
+                self._push(lambda cb: cb.on_account_status(xttype.from_account_status(item)))
             case models.OrderError():
                 err = xttype.from_order_error(item)
                 self._gate.offer(
@@ -505,7 +520,7 @@ class XtQuantTrader:
                 order_remark,
             )  # fmt: skip
             acc = self._account("order_stock", account)
-            handle = self._call("order_stock", acc.order, args.code, *args.rest)
+            handle = self._call("order_stock", self._order_now, acc, args)
         except QmtkitError as exc:
             self._refuse_order("order_stock", account, exc, strategy_name, order_remark)
             return -1
