@@ -378,8 +378,17 @@ def whole_market(home: Path, n_codes: int = 5000, n_days: int = 2500) -> list[st
     return [
         f"Whole market: {n_codes:,} codes x {n_days:,} days = {total:,} bars, cross-sectional: "
         f"{secs:.2f} s ({total / secs:,.0f} bars/s, {result.trades.height:,} trades); "
-        f"writing the cache first took {prep:.1f} s."
+        f"writing the cache first took {prep:.1f} s; peak RSS of the process {peak_rss_mb()}."
     ]
+
+
+def peak_rss_mb() -> str:
+    """The process's peak resident memory so far (Linux: ru_maxrss is in KiB)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return "unknown"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
 
 
 class TickCounter:
