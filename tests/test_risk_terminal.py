@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 import qmtkit
 from qmtkit import cli
+from qmtkit.backends.base import Reply, Request
+from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.terminal.backend import LocalTerminalBackend
 from qmtkit.compat import xtconstant
 from qmtkit.compat._bridge import bridge
@@ -73,6 +76,28 @@ async def test_the_hosting_program_and_an_attached_one_share_one_day_budget(
             assert refused.error.error_msg.startswith("risk:max_orders_per_day:")
             assert refused.error.error_id == RISK_ERROR_BASE + RULES.index("max_orders_per_day")
         assert len(await mine.orders()) == 3
+
+
+async def test_an_attached_programs_order_is_judged_and_placed_without_a_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limits(tmp_path, max_orders_per_day=1)
+    asked: list[str] = []
+    original = SimBackend.request
+
+    async def spy(self: SimBackend, req: Request) -> Reply:
+        asked.append(type(req).__name__)
+        return await original(self, req)
+
+    monkeypatch.setattr(SimBackend, "request", spy)
+    async with qmtkit.connect(home=tmp_path) as host, qmtkit.connect(home=tmp_path) as other:
+        acct = await other.account(ACCT)
+        price = await _price(host, "down")
+        assert (await acct.buy(CODE, 100, price)).order_id > 0
+        refused = await acct.buy(CODE, 100, price)
+        assert refused.error is not None
+        assert refused.error.error_msg.startswith("risk:max_orders_per_day:")
+    assert "SubmitOrder" not in asked  # judged and placed at once, in the host's read callback
 
 
 async def test_two_attached_programs_share_one_per_second_budget(tmp_path: Path) -> None:

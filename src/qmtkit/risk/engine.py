@@ -282,6 +282,23 @@ class RiskEngine:
         self.last_sent = book.send(key, code, buy, price, volume, now) if volume > 0 else None
         return None
 
+    def withdraw(self, code: str, buy: bool, volume: int, price: float) -> None:
+        """The order ``check_order`` let through last did not leave after all: undo it.
+
+        Only right after that ``check_order`` (the same arguments): its tokens go back to the
+        buckets, it leaves the duplicate window and the book, and it is not counted as sent.
+        """
+        for b in self._order_buckets:
+            # Back one interval: a bucket that was full stays full, which is all that counts.
+            b.full_at -= b.interval
+        if self._dup is not None:
+            # Any earlier entry of the same order was outside the window: none is the same.
+            self._dup.last.pop((code, buy, price, volume), None)
+        self.flow.orders -= 1
+        if self.last_sent is not None:
+            self.book.name(self.last_sent, -1)
+            self.last_sent = None
+
     def placed(self, key: int, order_id: int) -> None:
         """The venue answered a let-through order: ``order_id`` (<= 0: the venue refused it)."""
         self.book.rekey(key, order_id)

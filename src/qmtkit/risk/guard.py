@@ -298,6 +298,7 @@ class RiskGuard:
             if acct.needs_refresh:
                 book = acct.book
                 code = req.stock_code
+                # _stale, inline: this is every order's path.
                 if (
                     acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
                 ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms):
@@ -330,6 +331,56 @@ class RiskGuard:
         if isinstance(req, OpenAccount):
             await self._prime(req.account_id)
         return reply
+
+    def request_now(self, req: Request) -> Reply | None:
+        """An order judged and answered at once, if the venue answers it at once (else None).
+
+        For a gateway's read callback (``hub.eager``, the terminal's host): nothing here waits
+        or calls anyio. None sends the request the ordinary way (``request``): anything but an
+        order, an order whose code needs its facts or last price fetched first, and an order
+        the venue does not answer at once (withdrawn from the budgets first, so it is judged
+        and counted once, there). A refusal is answered here: no venue is involved.
+        """
+        answer_now = getattr(self.inner, "request_now", None)
+        if answer_now is None or type(req) is not SubmitOrder:
+            return None
+        acct = self._accounts.get(req.account_id, _UNKNOWN)
+        if acct is _UNKNOWN:
+            acct = self._account(req.account_id)
+        if not isinstance(acct, _Account):
+            reply: Reply | None = answer_now(req)
+            return reply
+        now = self.clock()
+        code = req.stock_code
+        if acct.needs_refresh and self._stale(acct, code, now):
+            return None
+        buy = req.order_type == _BUY
+        price = req.price if req.price_type == _FIX_PRICE else 0.0
+        engine = acct.engine
+        refusal = engine.check_order(code, buy, req.order_volume, price, now)
+        if refusal is not None:
+            return self._refusal_reply(req, refusal)
+        sent = engine.last_sent
+        try:
+            reply = answer_now(req)
+        except BaseException:
+            if sent is not None:
+                acct.book.name(sent, -1)
+            raise
+        if reply is None:
+            engine.withdraw(code, buy, req.order_volume, price)
+            return None
+        if sent is not None and sent.key < 0:  # else a venue report named it already
+            acct.book.name(sent, reply.order_id if isinstance(reply, OrderResponse) else -1)
+        return reply
+
+    @staticmethod
+    def _stale(acct: _Account, code: str, now: int) -> bool:
+        """True if ``code``'s facts (once a day) or last price must be fetched before judging."""
+        book = acct.book
+        return (
+            acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
+        ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms)
 
     def submit_now(
         self, req: SubmitOrder, send: Callable[[SubmitOrder], OrderResponse]

@@ -87,7 +87,8 @@ class DirectChannel(anyio.abc.ByteStream):
     def request_now(self, req: Request) -> Reply | None:
         """An order answered at once by the venue (None: use ``request``).
 
-        The simulator answers orders at once; the home's risk chain in front of it does not.
+        The simulator answers orders at once, and so does the home's risk chain in front of it
+        (``RiskGuard.request_now``) unless a code's price must be fetched first.
         """
         if type(req) is SubmitOrder and not self.ended.is_set():
             return self.hub.answer_now(req)
