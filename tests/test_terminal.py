@@ -183,7 +183,9 @@ async def test_a_gateway_serving_sim_serves_the_shared_terminal(tmp_path: Path) 
     token = "t" * 40
     async with anyio.create_task_group() as tg:
         gw = await tg.start(
-            functools.partial(serve, f"sim://?home={tmp_path}", "127.0.0.1", 0, token=token)
+            functools.partial(
+                serve, f"sim://?home={tmp_path}", "127.0.0.1", 0, token=token, home=tmp_path
+            )
         )
         remote_url = f"qmtkit://127.0.0.1:{gw.address[1]}?token={token}"
         async with qmtkit.connect(home=tmp_path) as local, qmtkit.connect(remote_url) as remote:
