@@ -16,16 +16,19 @@ import qmtkit
 from qmtkit import cli
 from qmtkit.backends.base import Reply, Request
 from qmtkit.backends.sim import SimBackend
+from qmtkit.backends.terminal import backend as terminal_backend
 from qmtkit.backends.terminal.backend import LocalTerminalBackend
 from qmtkit.compat import xtconstant
 from qmtkit.compat._bridge import bridge
 from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
 from qmtkit.compat.xttype import StockAccount
 from qmtkit.constants import OrderStatus
+from qmtkit.errors import BackendUnavailable
 from qmtkit.gateway.server import serve
 from qmtkit.risk import RISK_ERROR_BASE, RULES, RiskLimits, TradingState
 from qmtkit.risk.config import RiskConfig, save_config
-from qmtkit.risk.guard import RiskGuard
+from qmtkit.risk.guard import RiskGuard, arm_host, home_chain
+from support.gateway import RecordingSink
 
 CODE = "600000.SH"
 ACCT = "shared-acct"
@@ -256,3 +259,37 @@ def test_the_shim_of_an_attached_program_gets_the_terminals_refusal_as_on_order_
             trader.stop()
             bridge().backend_factory = None
             bridge().shutdown()
+
+
+async def test_a_terminal_backend_not_armed_with_a_chain_refuses_to_open(tmp_path: Path) -> None:
+    backend = LocalTerminalBackend(f"sim://?home={tmp_path}")
+    with pytest.raises(BackendUnavailable, match="no risk chain was given"):
+        async with backend.open(RecordingSink()):
+            pass
+    assert not (tmp_path / "sim").exists()  # refused before anything was made
+
+
+def test_arm_host_gives_only_a_terminal_backend_the_homes_chain(tmp_path: Path) -> None:
+    terminal = LocalTerminalBackend(f"sim://?home={tmp_path}")
+    private = SimBackend.from_url(f"sim://?home={tmp_path}")
+    arm_host(terminal)
+    arm_host(private)
+    assert terminal.host_chain is home_chain
+    assert not hasattr(private, "host_chain")
+
+
+def test_a_download_that_hosts_the_terminal_runs_the_homes_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _limits(tmp_path, max_orders_per_day=1)
+    hosted: list[Any] = []
+    real_host = terminal_backend.host_terminal
+
+    async def spy(sim: SimBackend, paths: Any, lock: Any, **kw: Any) -> None:
+        hosted.append(kw["chain"](sim, paths.home))
+        await real_host(sim, paths, lock, **kw)
+
+    monkeypatch.setattr(terminal_backend, "host_terminal", spy)
+    home = str(tmp_path)
+    assert cli.main(["download", CODE, "--period", "1d", "--home", home]) == 0
+    assert len(hosted) == 1 and isinstance(hosted[0], RiskGuard)

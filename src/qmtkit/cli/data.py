@@ -175,6 +175,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     from qmtkit.backends import open_backend
     from qmtkit.backends.base import ConnectionState
     from qmtkit.models import AccountReport, QuoteBatch
+    from qmtkit.risk.guard import arm_host
 
     class _Quiet:
         def on_quotes(self, batch: QuoteBatch) -> None:
@@ -188,6 +189,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         backend = open_backend(_backend_with_home(args.backend, args.home))
+        arm_host(backend)  # a download may come to host the shared terminal for others
         async with backend.open(_Quiet()):
             data = MarketData(backend.request, args.home)
             return await data.download(

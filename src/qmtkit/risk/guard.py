@@ -653,6 +653,24 @@ class RiskGuard:
                 acct.tune(limits)
 
 
+def home_chain(venue: Backend, home: Path) -> Backend:
+    """The home's own chain (``<home>/risk.toml``, followed as it changes, and its halt switches)
+    in front of ``venue``: what a shared terminal's host puts in front of its simulator."""
+    return guard_backend(venue, None, home)
+
+
+def arm_host(backend: Backend) -> None:
+    """Give a shared ``sim://`` terminal backend the home's chain to run if it comes to host.
+
+    The terminal lives in the backends layer, below risk, so it is handed the chain rather than
+    importing it; it refuses to open unarmed. Every other backend is left as it is.
+    """
+    from qmtkit.backends.terminal.backend import LocalTerminalBackend
+
+    if isinstance(backend, LocalTerminalBackend):
+        backend.host_chain = home_chain
+
+
 def guard_backend(
     backend: Backend,
     risk: RiskConfig | RiskLimits | bool | None,
@@ -669,6 +687,7 @@ def guard_backend(
     account's across every program. Limits given in code still make a chain of the program's
     own, judged before the host's.
     """
+    arm_host(backend)
     if risk is False or isinstance(backend, RiskGuard):
         return backend
     if (risk is None or risk is True) and getattr(backend, "home_risk_at_venue", False):

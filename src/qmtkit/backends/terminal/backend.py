@@ -25,7 +25,7 @@ from qmtkit.backends.remote import RemoteBackend, _Link
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.terminal.channel import channel_kind, connect
 from qmtkit.backends.terminal.direct import ROUTED, DirectChannel
-from qmtkit.backends.terminal.host import HEARTBEAT, TerminalGateway, host_terminal
+from qmtkit.backends.terminal.host import HEARTBEAT, HomeChain, TerminalGateway, host_terminal
 from qmtkit.backends.terminal.paths import identity, paths_of
 from qmtkit.backends.urls import without_share
 from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
@@ -65,6 +65,10 @@ class LocalTerminalBackend(RemoteBackend):
         self._events: EventSink | None = None  # the sink ``open`` was given
         #: True while this process hosts the terminal.
         self.hosting = False
+        #: What puts the home's risk chain in front of the simulator if this program hosts.
+        #: The risk layer sets it (``risk.guard.guard_backend`` / ``arm_host``); hosting without
+        #: it is refused rather than serving every program with no chain.
+        self.host_chain: HomeChain | None = None
 
     @classmethod
     def from_url(cls, url: str) -> LocalTerminalBackend:
@@ -76,6 +80,13 @@ class LocalTerminalBackend(RemoteBackend):
     @asynccontextmanager
     async def open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
         """Attach to (or host) the terminal for the duration of the block."""
+        if self.host_chain is None:
+            # Any program may end up hosting (now, or on a takeover): one that could not put the
+            # home's risk chain in front would serve every attached program without it.
+            raise BackendUnavailable(
+                f"{self.where}: no risk chain was given for hosting the terminal; open sim:// "
+                "through qmtkit.connect, or call qmtkit.risk.guard.arm_host(backend) first"
+            )
         self.paths.prepare()
         # A program connecting afresh restarts a terminal that ``qmtkit terminal stop`` ended.
         with suppress(FileNotFoundError):
@@ -208,9 +219,11 @@ class LocalTerminalBackend(RemoteBackend):
         *,
         task_status: TaskStatus[TerminalGateway] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
+        chain = self.host_chain
+        assert chain is not None  # open() refuses a backend no one armed
         self.hosting = True
         try:
-            await host_terminal(sim, self.paths, lock, task_status=task_status)
+            await host_terminal(sim, self.paths, lock, chain=chain, task_status=task_status)
         finally:
             self.hosting = False
             self._gateway = None

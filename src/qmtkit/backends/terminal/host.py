@@ -12,6 +12,8 @@ switches of ``qmtkit risk halt``) in front of the simulator, as ``qmtkit serve``
 of its venue: every program's orders, the hosting program's own included, pass one
 ``RiskGuard``, so an account's per-second and per-day budgets are the terminal's, not each
 program's (programs that follow the home run no chain of their own: ``risk.guard_backend``).
+The chain comes from above (``host_terminal(chain=...)``, given by ``risk.guard``), since the
+risk layer sits on top of the backends.
 
 The simulator's journal is the terminal's record: it numbers each account's reports 1, 2,
 3 ..., holds each report on disk before any program sees it, and keeps them in memory, so the
@@ -67,7 +69,6 @@ from qmtkit.clock import wall_ms
 from qmtkit.errors import BackendUnavailable, InvalidArgument, QmtkitError
 from qmtkit.models import AccountReport, QuoteBatch
 from qmtkit.recordlog import FileLock
-from qmtkit.risk.guard import guard_backend
 from qmtkit.streams import DEFAULT_MAX_RECORDS
 from qmtkit.wire.fastio import FastStream, asyncio_running
 from qmtkit.wire.protocol import MAX_FRAME
@@ -78,6 +79,10 @@ log = logging.getLogger(__name__)
 #: Seconds between heartbeats on the local channel (a dead peer is seen at once anyway:
 #: its socket closes).
 HEARTBEAT = 5.0
+
+#: Puts a home's risk chain in front of the hosted simulator: ``(simulator, home) -> venue``.
+#: The risk layer supplies it (``risk.guard.home_chain``): backends sit below risk.
+HomeChain = Callable[[Backend, Path], Backend]
 
 
 class TerminalGateway(Gateway):
@@ -342,20 +347,20 @@ async def host_terminal(
     paths: TerminalPaths,
     lock: FileLock,
     *,
+    chain: HomeChain,
     task_status: TaskStatus[TerminalGateway] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Host the terminal until cancelled or stopped; ``lock`` is held on entry, released at exit.
 
     It listens on the local channel (``channel``: the Unix socket, or loopback TCP whose port
     and token it publishes). The socket or port file is removed before the lock is released,
-    so a program that wins the lock next never finds a live host's in its way. The home's
-    risk chain, if it has one, stands in front of the simulator for every program.
+    so a program that wins the lock next never finds a live host's in its way. ``chain`` puts
+    the home's risk chain (if it has one) in front of the simulator for every program.
     """
     kind = channel_kind()
     try:
         token = generate_token() if kind == "tcp" else None
-        # risk=None: the home's risk.toml (followed as it changes) and its halt switches.
-        venue = guard_backend(backend, None, paths.home)
+        venue = chain(backend, paths.home)
         gw = TerminalGateway(backend, paths, token, venue=venue)
         async with venue.open(gw) as info:
             gw.info = info
