@@ -10,6 +10,7 @@ from qmtkit.cli import main
 from qmtkit.risk import RiskLimits
 from qmtkit.risk.config import RiskConfig, load_config, save_config
 from qmtkit.risk.engine import RiskEntry
+from qmtkit.risk.generation import GenerationWatch
 from qmtkit.risk.journal import append_entries, journal_path, read_entries, read_switch, switch_path
 
 ACCT = "8886660057"
@@ -103,3 +104,37 @@ def test_show_of_an_account_without_limits(
     assert risk(tmp_path, "show", ACCT) == 0
     out = capsys.readouterr().out
     assert "limits: none" in out and "state: active" in out
+
+
+def test_reload_refuses_a_broken_file_naming_the_field_and_leaves_the_mark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch = GenerationWatch.open(tmp_path)
+    assert watch is not None
+    (tmp_path / "risk.toml").write_text(f'[accounts."{ACCT}"]\nmax_order_volume = "lots"\n')
+    assert risk(tmp_path, "reload") == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "risk.toml") in err and "max_order_volume" in err
+    assert not watch.moved()
+    watch.close()
+
+
+def test_reload_of_a_good_file_moves_the_mark(tmp_path: Path) -> None:
+    watch = GenerationWatch.open(tmp_path)
+    assert watch is not None
+    (tmp_path / "risk.toml").write_text(f'[accounts."{ACCT}"]\nmax_order_volume = 100\n')
+    assert risk(tmp_path, "reload") == 0
+    assert watch.moved()
+    watch.close()
+
+
+def test_show_says_a_broken_file_is_refused_and_still_shows_the_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "risk.toml").write_text(f'[accounts."{ACCT}"]\nmax_order_volume = -5\n')
+    assert risk(tmp_path, "halt", ACCT, "--reason", "enough") == 0
+    capsys.readouterr()
+    assert risk(tmp_path, "show", ACCT) == 0
+    out = capsys.readouterr().out
+    assert "risk.toml is refused:" in out and "max_order_volume" in out
+    assert "halt switch: ON" in out

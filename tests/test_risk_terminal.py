@@ -147,6 +147,36 @@ async def test_a_program_with_limits_in_code_keeps_its_own_chain_before_the_term
         assert over_day.error.error_msg.startswith("risk:max_orders_per_day:")
 
 
+async def test_a_limit_set_after_the_host_started_refuses_an_attached_programs_next_order(
+    tmp_path: Path,
+) -> None:
+    async with qmtkit.connect(home=tmp_path) as host, qmtkit.connect(home=tmp_path) as other:
+        assert not (tmp_path / "risk.toml").exists() and not (tmp_path / "risk").exists()
+        theirs = await other.account(ACCT)
+        price = await _price(host, "down")
+        assert (await theirs.buy(CODE, 200, price)).order_id > 0
+        assert cli.main(["risk", "set", ACCT, "max_order_volume=100", "--home", str(tmp_path)]) == 0
+        refused = await theirs.buy(CODE, 200, price)
+        assert refused.error is not None
+        assert refused.error.error_msg.startswith("risk:max_order_volume:")
+
+
+async def test_a_day_cap_set_after_the_host_started_counts_the_orders_before_it(
+    tmp_path: Path,
+) -> None:
+    async with qmtkit.connect(home=tmp_path) as host, qmtkit.connect(home=tmp_path) as other:
+        mine, theirs = await host.account(ACCT), await other.account(ACCT)
+        price = await _price(host, "down")
+        assert (await mine.buy(CODE, 100, price)).order_id > 0
+        assert (await theirs.buy(CODE, 100, price)).order_id > 0
+        assert cli.main(["risk", "set", ACCT, "max_orders_per_day=3", "--home", str(tmp_path)]) == 0
+        assert (await theirs.buy(CODE, 100, price)).order_id > 0
+        refused = await mine.buy(CODE, 100, price)
+        assert refused.error is not None
+        assert refused.error.error_msg.startswith("risk:max_orders_per_day:")
+        assert "4 is over the limit 3" in refused.error.error_msg
+
+
 async def test_a_halt_from_the_command_line_stops_every_program_and_cancels_their_orders(
     tmp_path: Path,
 ) -> None:

@@ -2,8 +2,10 @@
 
 ``show`` prints the limits in force, the trading state and the journal's tail; ``set`` edits
 ``<home>/risk.toml`` (``*`` as ACCOUNT edits the ``[default]`` table); ``halt`` and ``resume``
-flip the account's halt switch, which every running program with a risk chain on the same home
-obeys within a fraction of a second (a halt also cancels the account's open orders there).
+flip the account's halt switch. Running programs with a risk chain on the same home obey
+``set``, ``halt`` and ``resume`` from their next order or cancel (a halt also cancels the
+account's open orders there within a fraction of a second); ``reload`` checks a hand-edited
+``risk.toml`` and has them read it at once (unchecked, they read it within a poll).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from qmtkit.risk.config import (
     save_config,
 )
 from qmtkit.risk.engine import RiskEntry
+from qmtkit.risk.generation import bump_generation
 from qmtkit.risk.journal import (
     HaltSwitch,
     append_entries,
@@ -52,14 +55,20 @@ def _config(home: str | None) -> RiskConfig:
 def cmd_show(args: argparse.Namespace) -> int:
     """Print limits, state and the journal's tail of one account."""
     home, account = args.home, args.account
-    config = _config(home)
-    limits = config.limits_for(account)
     out = sys.stdout
-    source = "its own table" if account in config.accounts else "[default]"
     print(f"account {account}  (home {default_home(home)})", file=out)
-    if limits is None:
+    try:
+        config = _config(home)
+    except InvalidArgument as exc:
+        # Running programs refuse such a file and keep the limits they had: say so, go on.
+        print(f"risk.toml is refused: {exc}", file=out)
+        print("running programs keep the limits they had before this change", file=out)
+        config = None
+    limits = config.limits_for(account) if config is not None else None
+    source = "its own table" if config is not None and account in config.accounts else "[default]"
+    if config is not None and limits is None:
         print("limits: none (no risk chain unless halted)", file=out)
-    else:
+    elif limits is not None:
         on = {
             k: v
             for k, v in msgspec.structs.asdict(limits).items()
@@ -187,6 +196,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Check a hand-edited risk.toml and have running programs read it before their next
+    request (changes made with ``set`` need no reload)."""
+    path = default_home(args.home) / CONFIG_NAME
+    load_config(args.home)  # a file that does not load is refused here, naming the field
+    bump_generation(default_home(args.home))
+    print(f"{path}: running programs read it before their next request", file=sys.stdout)
+    return 0
+
+
 def _guarded(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -219,6 +238,9 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("settings", nargs="*", help="NAME=VALUE (VALUE 'off' removes a setting)")
     p.add_argument("--preset", default=None, help="regulatory, conservative or none")
     p.set_defaults(func=_guarded(cmd_set))
+    p = sub.add_parser("reload", help=f"check a hand-edited {CONFIG_NAME}, apply it at once")
+    p.add_argument("--home", default=None, help="qmtkit home (default $QMTKIT_HOME or ~/.qmtkit)")
+    p.set_defaults(func=_guarded(cmd_reload))
     p = sub.add_parser("halt", help="kill switch: halt the account, cancel its open orders")
     common(p)
     p.add_argument("--reason", default="", help="why (shown in refusals and the journal)")

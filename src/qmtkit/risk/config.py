@@ -28,6 +28,7 @@ import msgspec
 
 from qmtkit.atomicfile import write_atomically
 from qmtkit.errors import InvalidArgument
+from qmtkit.risk.generation import bump_generation
 from qmtkit.risk.limits import RiskLimits, limits_from_mapping
 
 if sys.version_info >= (3, 11):
@@ -182,4 +183,5 @@ def save_config(config: RiskConfig, home: str | os.PathLike[str] | None = None) 
         raise InvalidArgument("the risk config does not survive a round trip through TOML")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, text.encode("utf-8"))
+    bump_generation(path.parent)  # running guards read it before their next request
     return path

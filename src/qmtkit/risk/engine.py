@@ -213,6 +213,7 @@ class RiskEngine:
         if self._order_budget is not None:
             order_rules.append(self._order_budget)
         self._order_buckets = tuple(r.bucket for r in order_rates)
+        self._rates = tuple(dict.fromkeys(order_rates + cancel_rates))
         if self._cancel_budget is not None:
             cancel_rules.append(self._cancel_budget)
         self._order_rules = tuple(order_rules)
@@ -229,10 +230,21 @@ class RiskEngine:
         self._instant_max = lim.max_instant_cancels_per_day
 
     def reconfigure(self, limits: RiskLimits) -> None:
-        """Apply new limits now (rate budgets start full; today's counts are kept)."""
+        """Apply new limits now, keeping what was spent: today's counts, the last second's
+        requests in each per-second bucket that stays configured, the duplicate window's
+        orders and the trading state (a loss limit may move it forward, never back)."""
+        now = self._clock()
+        spent = {r.name: r.bucket for r in self._rates}
+        dup = self._dup
         self.limits = limits
-        self._build(limits, self._clock())
-        self._judge_losses(self._clock())
+        self._build(limits, now)
+        for rate in self._rates:
+            old = spent.get(rate.name)
+            if old is not None:
+                rate.bucket.carry(old, now)
+        if dup is not None and self._dup is not None:
+            self._dup.last = dup.last
+        self._judge_losses(now)
 
     @property
     def rules(self) -> list[str]:

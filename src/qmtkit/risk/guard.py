@@ -12,6 +12,9 @@ and the client turns that into a junk ``Order`` carrying an ``OrderError``; a re
 answered ``CancelResponse(cancel_result=-1, error_msg=...)``. Refusals, state changes and flags
 are journaled under ``<home>/risk`` by a background task; the same task polls the halt switch
 (``qmtkit risk halt``) and ``risk.toml``, so changes reach a running program within a poll.
+Changes made through qmtkit (``qmtkit risk set|halt|resume``) also move the home's mark
+(``<home>/risk.gen``), which the guard reads before every order and cancel: they apply from
+the very next request.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ from qmtkit.models import (
     QuoteBatch,
     Trade,
 )
-from qmtkit.risk.config import RiskConfig, load_config, risk_dir
+from qmtkit.risk.config import CONFIG_NAME, RiskConfig, load_config, risk_dir
 from qmtkit.risk.engine import RiskEngine, RiskEntry, TradingState, beijing_day
+from qmtkit.risk.generation import GenerationWatch
 from qmtkit.risk.journal import (
     HaltSwitch,
     append_entries,
@@ -86,6 +90,9 @@ _MAX_PENDING = 100_000
 _UNKNOWN = object()
 _DAY_MS = 86_400_000
 _BEIJING_MS = 8 * 3_600_000
+#: A file as last seen: inode, mtime and size (a replaced file has a new inode, so two
+#: writes within the file system's clock tick are told apart).
+_Stamp = tuple[int, int, int]
 
 
 def _wall_clock() -> Callable[[], int]:
@@ -121,15 +128,17 @@ class _Account:
         "needs_facts",
         "needs_marks",
         "needs_refresh",
-        "opened",
         "switch_stamp",
+        "unprimed",
     )
 
-    def __init__(self, engine: RiskEngine) -> None:
+    def __init__(self, engine: RiskEngine, unprimed: bool) -> None:
         self.engine = engine
         self.book = engine.book
-        self.switch_stamp: tuple[int, int] | None = None
-        self.opened = False
+        self.switch_stamp: _Stamp | None = None
+        #: The account is open at the venue but its book has not been read from there yet
+        #: (a chain made after the account was opened: a new risk.toml): ``_prime`` first.
+        self.unprimed = unprimed
         self.needs_marks = False
         self.needs_facts = False
         self.needs_refresh = False
@@ -187,11 +196,25 @@ class RiskGuard:
         self.poll_seconds = poll_seconds
         self._accounts: dict[str, _Account | None] = {}
         # Switch-file stamps of the accounts without a chain (a halt there makes one).
-        self._idle_stamps: dict[str, tuple[int, int] | None] = {}
+        self._idle_stamps: dict[str, _Stamp | None] = {}
+        # Accounts opened at the venue through this guard (a chain made later reads them).
+        self._open_ids: set[str] = set()
+        self._primed: set[str] = set()
+        # Accounts halted by a switch found on the order path; housekeeping cancels theirs.
+        self._cancel_due: dict[str, None] = {}
         self._sink: EventSink | None = None
         self._pending: list[RiskEntry] = []
         self._lost = 0
-        self._config_stamp = self._stamp(self.dir.parent / "risk.toml")
+        self._config_path = self.dir.parent / CONFIG_NAME
+        self._config_stamp = self._stamp(self._config_path)
+        #: Why the last change of risk.toml was refused (None: the file in force is read).
+        self.config_error: str | None = None
+        # The home's mark, read before every request (open while the guard is).
+        self._gen: GenerationWatch | None = None
+        self._relay: _Relay | None = None
+        self._answer_now: Callable[[Request], Reply | None] | None = getattr(
+            inner, "request_now", None
+        )
 
     # ------------------------------------------------------------------ lifetime
 
@@ -207,8 +230,12 @@ class RiskGuard:
     @asynccontextmanager
     async def _open(self, sink: EventSink) -> AsyncIterator[BackendInfo]:
         self._sink = sink
+        self._gen = GenerationWatch.open(self.dir.parent)
         try:
-            relay = _Relay(sink, self.on_report)
+            # Until some account has a chain, reports have nothing to be folded into: they go
+            # straight to the sink (a shared terminal's host keeps a guard with no limits).
+            relay = _Relay(sink, self.on_report if self._has_engines() else sink.on_report)
+            self._relay = relay
             # lifetime_tasks: the caller's own error comes back to it unwrapped.
             async with self.inner.open(relay) as info, lifetime_tasks() as tg:
                 tg.start_soon(self._housekeeping)
@@ -216,14 +243,39 @@ class RiskGuard:
         finally:
             self._flush()
             self._sink = None
+            self._relay = None
+            if self._gen is not None:
+                self._gen.close()
+                self._gen = None
 
     async def _housekeeping(self) -> None:
         while True:
             await anyio.sleep(self.poll_seconds)
             self._flush()
-            await self._poll_switches()
+            if self._gen is None:  # the home did not exist at open: maybe it does now
+                self._gen = GenerationWatch.open(self.dir.parent)
             if self.watch_config:
                 self._poll_config()
+            for acct in self._scan_switches():
+                self._cancel_due[acct] = None
+            while self._cancel_due:
+                account_id = next(iter(self._cancel_due))
+                del self._cancel_due[account_id]
+                made = self._accounts.get(account_id)
+                if made is not None and made.engine.state is TradingState.HALTED:
+                    await self._cancel_all(made)
+
+    def _catch_up(self) -> None:
+        """The home's mark moved: read risk.toml and the halt switches now (on the order path,
+        so the request being judged is judged by them; cancels of a halt follow in
+        housekeeping)."""
+        gen = self._gen
+        if gen is not None:
+            gen.seen = gen.view[0]
+        if self.watch_config:
+            self._poll_config(force=True)
+        for account_id in self._scan_switches():
+            self._cancel_due[account_id] = None
 
     # ------------------------------------------------------------------ accounts
 
@@ -241,7 +293,12 @@ class RiskGuard:
         if limits is not None or halted:
             # An account without limits still obeys an operator's halt.
             limits = limits if limits is not None else RiskLimits()
-            acct = _Account(RiskEngine(account_id, limits, self.clock, emit=self._emit))
+            engine = RiskEngine(account_id, limits, self.clock, emit=self._emit)
+            if self._relay is not None:
+                self._relay.on_report = self.on_report  # from now on reports are folded
+            # An engine, once made, lives as long as the guard: read from the venue once.
+            unprimed = account_id in self._open_ids and account_id not in self._primed
+            acct = _Account(engine, unprimed)
             if switch is not None and switch.halted:
                 acct.engine.restore_state(TradingState.HALTED, switch.reason, manual=True)
         else:
@@ -251,6 +308,9 @@ class RiskGuard:
         self._accounts[account_id] = acct
         return acct
 
+    def _has_engines(self) -> bool:
+        return any(acct is not None for acct in self._accounts.values())
+
     def engine(self, account_id: str) -> RiskEngine | None:
         """The engine of ``account_id`` (None if it has no limits)."""
         acct = self._account(account_id)
@@ -259,9 +319,10 @@ class RiskGuard:
     async def _prime(self, account_id: str) -> None:
         """Fold what the venue knows of an account into its book (once per account)."""
         acct = self._account(account_id)
-        if acct is None or acct.opened:
+        if acct is None or account_id in self._primed:
             return
-        acct.opened = True
+        self._primed.add(account_id)
+        acct.unprimed = False
         engine, book = acct.engine, acct.engine.book
         now = self.clock()
         try:
@@ -289,11 +350,16 @@ class RiskGuard:
         """Judge orders and cancels, then forward; everything else goes straight through."""
         if isinstance(req, SubmitOrder):
             # Inline rather than a helper coroutine: this is every order's path.
+            gen = self._gen
+            if gen is not None and gen.view[0] != gen.seen:
+                self._catch_up()
             acct = self._accounts.get(req.account_id, _UNKNOWN)
             if acct is _UNKNOWN:
                 acct = self._account(req.account_id)
             if not isinstance(acct, _Account):
                 return await self.inner.request(req)
+            if acct.unprimed:
+                await self._prime(req.account_id)
             now = self.clock()
             if acct.needs_refresh:
                 book = acct.book
@@ -329,6 +395,7 @@ class RiskGuard:
             return await self._cancel(req)
         reply = await self.inner.request(req)
         if isinstance(req, OpenAccount):
+            self._open_ids.add(req.account_id)
             await self._prime(req.account_id)
         return reply
 
@@ -341,9 +408,12 @@ class RiskGuard:
         the venue does not answer at once (withdrawn from the budgets first, so it is judged
         and counted once, there). A refusal is answered here: no venue is involved.
         """
-        answer_now = getattr(self.inner, "request_now", None)
+        answer_now = self._answer_now
         if answer_now is None or type(req) is not SubmitOrder:
             return None
+        gen = self._gen
+        if gen is not None and gen.view[0] != gen.seen:
+            self._catch_up()
         acct = self._accounts.get(req.account_id, _UNKNOWN)
         if acct is _UNKNOWN:
             acct = self._account(req.account_id)
@@ -352,7 +422,7 @@ class RiskGuard:
             return reply
         now = self.clock()
         code = req.stock_code
-        if acct.needs_refresh and self._stale(acct, code, now):
+        if acct.unprimed or (acct.needs_refresh and self._stale(acct, code, now)):
             return None
         buy = req.order_type == _BUY
         price = req.price if req.price_type == _FIX_PRICE else 0.0
@@ -390,6 +460,9 @@ class RiskGuard:
         For a backtest's fast form, which places orders without a round trip: the same rules
         and budgets as ``request``, judged on the book as it stands (no price is fetched).
         """
+        gen = self._gen
+        if gen is not None and gen.view[0] != gen.seen:
+            self._catch_up()
         acct = self._account(req.account_id)
         if acct is None:
             return send(req)
@@ -433,9 +506,14 @@ class RiskGuard:
         )
 
     async def _cancel(self, req: CancelOrder | CancelOrderSysid) -> Reply:
+        gen = self._gen
+        if gen is not None and gen.view[0] != gen.seen:
+            self._catch_up()
         acct = self._account(req.account_id)
         if acct is None:
             return await self.inner.request(req)
+        if acct.unprimed:
+            await self._prime(req.account_id)
         order_id = req.order_id if isinstance(req, CancelOrder) else -1
         refusal = acct.engine.check_cancel(order_id)
         if refusal is not None:
@@ -593,14 +671,17 @@ class RiskGuard:
                 log.error("risk journal of %s not written: %s", account_id, exc)
 
     @staticmethod
-    def _stamp(path: Path) -> tuple[int, int] | None:
+    def _stamp(path: Path) -> _Stamp | None:
         try:
             st = path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    async def _poll_switches(self) -> None:
+    def _scan_switches(self) -> list[str]:
+        """Apply the halt switches that changed; returns the accounts just halted (whose open
+        orders are to be cancelled)."""
+        halted: list[str] = []
         for account_id, acct in list(self._accounts.items()):
             if acct is None:
                 idle = switch_path(self.dir, account_id)
@@ -608,7 +689,7 @@ class RiskGuard:
                     del self._accounts[account_id]  # judged again, switch included
                     made = self._account(account_id)
                     if made is not None and made.engine.state is TradingState.HALTED:
-                        await self._cancel_all(made)
+                        halted.append(account_id)
                 continue
             path = switch_path(self.dir, account_id)
             stamp = self._stamp(path)
@@ -621,22 +702,48 @@ class RiskGuard:
             engine = acct.engine
             if switch.halted and not (engine.manual and engine.state is TradingState.HALTED):
                 engine.halt(switch.reason)
-                await self._cancel_all(acct)
+                halted.append(account_id)
             elif not switch.halted and engine.state is not TradingState.ACTIVE:
                 engine.resume(switch.reason)
+        return halted
 
-    def _poll_config(self) -> None:
-        path = self.dir.parent / "risk.toml"
-        stamp = self._stamp(path)
-        if stamp == self._config_stamp:
+    def _poll_config(self, *, force: bool = False) -> None:
+        """Read risk.toml if it changed (``force``: the home's mark moved, read it anyway).
+
+        A file that does not load is refused as a whole: the limits in force stay, and why is
+        logged, journaled for every account with a chain and kept in ``config_error``.
+        """
+        stamp = self._stamp(self._config_path)
+        if stamp == self._config_stamp and not force:
             return
         self._config_stamp = stamp
         try:
             config = load_config(self.dir.parent)
         except InvalidArgument as exc:
-            log.error("risk: %s; keeping the limits in force", exc)
+            message = f"{exc}; the limits in force are kept"
+            if message != self.config_error:
+                self._refuse_config(message)
             return
-        self.reconfigure(config if config is not None else RiskConfig())
+        self.config_error = None
+        config = config if config is not None else RiskConfig()
+        if config != self.config:
+            self.reconfigure(config)
+
+    def _refuse_config(self, message: str) -> None:
+        self.config_error = message
+        log.error("risk: %s", message)
+        now = self.clock()
+        for account_id, acct in self._accounts.items():
+            if acct is not None:
+                self._pending.append(
+                    RiskEntry(
+                        at_ms=now,
+                        account_id=account_id,
+                        kind="flag",
+                        rule="config",
+                        message=f"risk:config: {message}",
+                    )
+                )
 
     def reconfigure(self, config: RiskConfig) -> None:
         """Apply new limits to every account now (their books and today's counts are kept)."""
@@ -655,8 +762,13 @@ class RiskGuard:
 
 def home_chain(venue: Backend, home: Path) -> Backend:
     """The home's own chain (``<home>/risk.toml``, followed as it changes, and its halt switches)
-    in front of ``venue``: what a shared terminal's host puts in front of its simulator."""
-    return guard_backend(venue, None, home)
+    in front of ``venue``: what a shared terminal's host puts in front of its simulator.
+
+    Always a guard, even before the home has limits, so a risk.toml written after the host
+    started applies from the next order (an account without limits costs the guard one
+    dictionary read per order, and reports pass it by until some account has a chain).
+    """
+    return guard_backend(venue, None, home, always=True)
 
 
 def arm_host(backend: Backend) -> None:
@@ -675,11 +787,15 @@ def guard_backend(
     backend: Backend,
     risk: RiskConfig | RiskLimits | bool | None,
     home: str | os.PathLike[str] | None,
+    *,
+    always: bool = False,
 ) -> Backend:
     """``backend`` behind a ``RiskGuard`` if risk limits apply, else ``backend`` itself.
 
     ``risk``: a ``RiskConfig``; ``RiskLimits`` for every account; ``None`` to read
-    ``<home>/risk.toml`` (and follow its changes); ``False`` for no risk chain.
+    ``<home>/risk.toml`` (and follow its changes); ``False`` for no risk chain. ``always``
+    (with ``None``): a guard even when the home has no limits yet, following the home from
+    then on (a shared terminal's host, which must obey a ``risk.toml`` written later).
 
     A backend whose venue runs the home's chain itself (``home_risk_at_venue``: the shared
     ``sim://`` terminal, whose host judges every attached program's orders) gets no second
@@ -697,7 +813,7 @@ def guard_backend(
         config = load_config(home)
         if config is None:
             # No limits, but once `qmtkit risk` was used here its halt switches must hold.
-            if risk is None and not risk_dir(home).is_dir():
+            if risk is None and not always and not risk_dir(home).is_dir():
                 return backend
             config = RiskConfig()
         watch = True

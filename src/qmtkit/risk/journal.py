@@ -19,6 +19,7 @@ import msgspec
 from qmtkit.atomicfile import write_atomically
 from qmtkit.recordlog import Framing, RecordLog
 from qmtkit.risk.engine import RiskEntry
+from qmtkit.risk.generation import bump_generation
 
 __all__ = [
     "HaltSwitch",
@@ -95,6 +96,8 @@ def read_switch(path: Path) -> HaltSwitch | None:
 
 
 def write_switch(path: Path, switch: HaltSwitch) -> None:
-    """Replace the switch atomically."""
+    """Replace the switch atomically (running guards of the home obey it from their next
+    request: ``risk.generation``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, msgspec.msgpack.encode(switch))
+    bump_generation(path.parent.parent)

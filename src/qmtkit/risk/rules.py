@@ -77,6 +77,13 @@ class TokenBucket:
         f = self.full_at
         self.full_at = (f if f > now_ms else now_ms) + self.interval
 
+    def carry(self, old: TokenBucket, now_ms: int) -> None:
+        """Start from what ``old`` (the same budget before a change of limit) has spent at
+        ``now_ms``: the same tokens in use, refilled at this bucket's rate."""
+        ahead = old.full_at - now_ms
+        if ahead > 0:
+            self.full_at = now_ms + ahead / old.interval * self.interval
+
     def used(self, now_ms: int) -> int:
         """Tokens spent and not refilled yet at ``now_ms`` (the requests 'in the last second')."""
         ahead = self.full_at - now_ms
