@@ -32,6 +32,9 @@ from qmtkit.risk.guard import RiskGuard
 from qmtkit.risk.limits import RiskLimits
 
 Strategy = Callable[[Client, Account], Awaitable[None]]
+_BUY = int(OrderType.STOCK_BUY)
+_SELL = int(OrderType.STOCK_SELL)
+_FIX_PRICE = int(PriceType.FIX_PRICE)
 ProgressFn = Callable[[int, int, int], None]
 
 
@@ -72,7 +75,7 @@ class BarContext:
         side: int,
         volume: int,
         price: float,
-        price_type: int = int(PriceType.FIX_PRICE),
+        price_type: int = _FIX_PRICE,
     ) -> OrderResponse:
         """Place one order (``side``: ``OrderType.STOCK_BUY``/``STOCK_SELL``) through the broker."""
         req = SubmitOrder(self.account_id, code, side, volume, price_type, price)
@@ -83,11 +86,11 @@ class BarContext:
 
     def buy(self, code: str, volume: int, price: float) -> OrderResponse:
         """A limit buy."""
-        return self.order(code, int(OrderType.STOCK_BUY), volume, price)
+        return self.order(code, _BUY, volume, price)
 
     def sell(self, code: str, volume: int, price: float) -> OrderResponse:
         """A limit sell."""
-        return self.order(code, int(OrderType.STOCK_SELL), volume, price)
+        return self.order(code, _SELL, volume, price)
 
 
 async def run_backtest(

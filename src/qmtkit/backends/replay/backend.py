@@ -54,12 +54,11 @@ from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
-from qmtkit.constants import OrderType
+from qmtkit.constants import OrderType, PriceType
 from qmtkit.data.cache import Cache
 from qmtkit.data.schema import dtypes_for
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
 from qmtkit.models import (
-    AccountReport,
     Bar,
     InstrumentDetail,
     OrderResponse,
@@ -76,6 +75,7 @@ _LOT: Final = 100
 _EPS: Final = 1e-9
 _BUY: Final = int(OrderType.STOCK_BUY)
 _SELL: Final = int(OrderType.STOCK_SELL)
+_FIX_PRICE: Final = int(PriceType.FIX_PRICE)
 
 FrameCallback = Callable[[pl.DataFrame], "Awaitable[None] | None"]
 
@@ -440,7 +440,7 @@ class ReplayBackend:
         """The book an order on ``code`` meets at step ``k`` in ``phase`` (None: no trading)."""
         market = self.market
         assert market is not None
-        row = market.row_at(code, int(market.steps[k]))
+        row = market.row_of(code, k)
         if row is None:
             return None
         inst = market.instrument(code, self.broker.day)
@@ -568,7 +568,13 @@ class ReplayBackend:
     def _ex_rights(self, day: int) -> None:
         market = self.market
         assert market is not None
-        for code in sorted(self.broker.held_codes()):
+        codes = market.ex_codes_on(day)
+        if not codes:
+            return
+        held = self.broker.held_codes()
+        for code in codes:
+            if code not in held:
+                continue
             for d in market.ex_rights_on(code, day):
                 shares = d.stockBonus + d.stockGift
                 if self.dividend_tax is not None:
@@ -579,16 +585,11 @@ class ReplayBackend:
         market = self.market
         assert market is not None
         now = self.clock.now_ms()
-        today = market.step_prices(k)
-        prices = {}
-        for code in self.broker.held_codes():
-            close = today.get(code)
-            if close is None:  # no bar today (suspended): its last close stands
-                close = market.last_close(code, now)
-            if close is not None:
-                prices[code] = close
-        if prices:
-            self.broker.mark_to_market(prices)
+
+        def last_close(code: str) -> float | None:
+            return market.last_close(code, now)  # no bar today (suspended): it stands
+
+        self.broker.mark_held(market.step_prices(k), last_close)
 
     def _record_day(self, day: int) -> None:
         market = self.market
@@ -613,11 +614,13 @@ class ReplayBackend:
 
     # ------------------------------------------------------------------ reports
 
-    def _observe(self, report: AccountReport) -> None:
-        """Record a report in the result frames (and a sale's dividend tax lots)."""
-        self.recorder.on_report(report, self.clock.now_ms())
-        if self.dividend_tax is not None and type(report.item) is Trade:
-            self._lot_of(report.account_id, report.item)
+    def _observe(self, account_id: str, items: list[TradeReportItem]) -> None:
+        """Record reports in the result frames (and a sale's dividend tax lots)."""
+        self.recorder.on_items(account_id, items, self.clock.now_ms())
+        if self.dividend_tax is not None:
+            for item in items:
+                if type(item) is Trade:
+                    self._lot_of(account_id, item)
 
     def _lot_of(self, account_id: str, trade: Trade) -> None:
         """Follow the dividend tax's lots; a sale's tax is collected after its reports."""
@@ -783,7 +786,11 @@ class ReplayBackend:
         if self._phase == "close" and same_day and fill in ("close", "qmt", "tick"):
             limit = float(req.price) if isinstance(req.price, (int, float)) else None
             return self._book(code, k, "close", limit)
-        # Otherwise the order rests: a quote without depth prices LATEST_PRICE orders.
+        # Otherwise the order rests. A limit order reads nothing from a book without depth
+        # (it neither prices nor fills one): the quote is made only for the price types that
+        # are priced from it.
+        if req.price_type == _FIX_PRICE:
+            return None
         now = self.clock.now_ms()
         last = market.step_prices(k).get(code) if k >= 0 else None
         if last is None:

@@ -149,6 +149,9 @@ class ReplayMarket:
             self.bounds = np.searchsorted(self.rec_time, self.steps, "left").astype(np.int64)
             self.bounds = np.append(self.bounds, len(self.rec_time))
         self.step_days: I64 = ms_to_yyyymmdd(self.steps)
+        self._aligned = aligned
+        self._bounds: list[int] = self.bounds.tolist()
+        self._step_of_day: dict[int, int] | None = None  # daily bars: YYYYMMDD -> step
         self._code_index = {c: i for i, c in enumerate(self.codes)}
         self._long: dict[str, npt.NDArray[Any]] | None = None
         self._long_frame: pl.DataFrame | None = None
@@ -156,6 +159,7 @@ class ReplayMarket:
         self._prices: dict[str, float] = {}
         self._dividends: dict[str, list[Dividend]] = {}
         self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
+        self._ex_index: dict[int, list[str]] | None = None
         self._instr_day = 0
         self._instr: dict[str, InstrumentDetail] = {}
         self.listings = Listings(listing_dates(cache.root, self.codes), cache.home)
@@ -258,16 +262,12 @@ class ReplayMarket:
         """Code -> close (last price for ticks) of every record of step ``k``."""
         if k != self._prices_step:
             cols = self.long_columns()
-            a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+            a, b = self._bounds[k], self._bounds[k + 1]
             name = "lastPrice" if self.period == "tick" else "close"
             names = self.codes
-            self._prices = dict(
-                zip(
-                    [names[i] for i in self.rec_code[a:b].tolist()],
-                    cols[name][a:b].tolist(),
-                    strict=True,
-                )
-            )
+            # Aligned steps hold every code, in code order.
+            keys = names if self._aligned else [names[i] for i in self.rec_code[a:b].tolist()]
+            self._prices = dict(zip(keys, cols[name][a:b].tolist(), strict=True))
             self._prices_step = k
         return self._prices
 
@@ -282,13 +282,27 @@ class ReplayMarket:
 
     # ------------------------------------------------------------------ per code
 
+    def row_of(self, code: str, k: int) -> int | None:
+        """The row of ``code``'s record at step ``k``, if it has one (no search when every
+        code has a record at every step)."""
+        i = self._code_index.get(code)
+        if i is None:
+            return None
+        a = self._bounds[k]
+        if self._aligned:
+            return int(self.rec_row[a + i])
+        b = self._bounds[k + 1]
+        # Within a step the records are in code order (a stable sort of codes in order).
+        j = a + int(self.rec_code[a:b].searchsorted(i))
+        return int(self.rec_row[j]) if j < b and int(self.rec_code[j]) == i else None
+
     def row_at(self, code: str, label: int) -> int | None:
         """The row of ``code``'s record labelled exactly ``label``, if there is one."""
         cols = self._cols.get(code)
         if cols is None:
             return None
         t = cols["time"]
-        i = int(np.searchsorted(t, label, "left"))
+        i = int(t.searchsorted(label))
         return i if i < len(t) and int(t[i]) == label else None
 
     def value(self, code: str, row: int, name: str) -> float:
@@ -299,11 +313,24 @@ class ReplayMarket:
         cols = self._cols.get(code)
         if cols is None:
             return None
-        i = int(np.searchsorted(cols["time"], visible_end(self.period, now_ms), "right")) - 1
+        i = int(cols["time"].searchsorted(visible_end(self.period, now_ms), "right")) - 1
         return i if i >= 0 else None
 
     def _day_bar(self, code: str, day: int) -> tuple[float, float, int, int] | None:
         """(preClose, previous close, volume, suspendFlag) of ``code`` on ``day`` if any."""
+        if self.period == "1d":
+            if self._step_of_day is None:
+                self._step_of_day = {d: k for k, d in enumerate(self.step_days.tolist())}
+            k = self._step_of_day.get(day)
+            row = self.row_of(code, k) if k is not None else None
+            if row is not None:  # the replay has the code's bar of that day: no search
+                c = self._cols[code]
+                return (
+                    float(c["preClose"][row]),
+                    float(c["close"][row - 1]) if row > 0 else 0.0,
+                    int(c["volume"][row]),
+                    int(c["suspendFlag"][row]),
+                )
         label = day_ms(day)
         if self.period == "1d":
             cols = self._cols.get(code)
@@ -313,7 +340,7 @@ class ReplayMarket:
                 cols = self._daily[code] = self.cache.arrays("1d", code)
         if cols is not None and len(cols["time"]):
             t = cols["time"]
-            i = int(np.searchsorted(t, label, "left"))
+            i = int(t.searchsorted(label))
             prev = float(cols["close"][i - 1]) if i > 0 else 0.0
             if i < len(t) and int(t[i]) == label:
                 return (
@@ -461,6 +488,21 @@ class ReplayMarket:
             items = sorted((msgspec.convert(d, Dividend) for d in raw), key=lambda d: d.time)
             self._dividends[code] = items
         return [d for d in items if d.time <= now_ms]
+
+    def ex_codes_on(self, day: int) -> list[str]:
+        """The replayed codes with an ex-rights record whose ex-date is ``day``, sorted.
+
+        Every code's records are read once, on the first call: a day's ex-rights then cost
+        one lookup, not one per held code.
+        """
+        if self._ex_index is None:
+            index: dict[int, list[str]] = {}
+            for code in sorted(self.codes):
+                self.ex_rights_on(code, 0)  # reads the code's records into _ex_days
+                for d in self._ex_days[code]:
+                    index.setdefault(d, []).append(code)
+            self._ex_index = index
+        return self._ex_index.get(day, [])
 
     def ex_rights_on(self, code: str, day: int) -> list[Dividend]:
         """The ex-rights records of ``code`` whose ex-date is ``day``."""

@@ -38,7 +38,7 @@ Units and readings worth knowing:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -330,6 +330,47 @@ class Broker:
                     q = value_q(pos.volume, p)  # revalue(), inlined: every holding every day
                     acct.market_value += q - pos.value
                     pos.value = q
+
+    def mark_held(
+        self, prices: Mapping[str, float], fallback: Callable[[str], float | None]
+    ) -> None:
+        """Value every held code at ``prices[code]``, or at ``fallback(code)`` when ``prices``
+        has none (None: left as it is); the same as ``mark_to_market`` over the held codes.
+
+        A backtest marks every holding every day: with one account this is one pass over its
+        holdings, with no set of held codes and no price map built first.
+        """
+        accounts = list(self._accounts.values())
+        if len(accounts) != 1:
+            marks = {}
+            for code in self.held_codes():
+                price = prices.get(code)
+                if price is None:
+                    price = fallback(code)
+                if price is not None:
+                    marks[code] = price
+            self.mark_to_market(marks)
+            return
+        acct = accounts[0]
+        for code, pos in acct.positions.items():
+            if pos.volume <= 0:
+                continue
+            price = prices.get(code)
+            if price is None:
+                price = fallback(code)
+                if price is None:
+                    continue
+            if type(price) is not float or not 0.0 <= price < math.inf:
+                if not is_finite(price) or price < 0:
+                    raise InvalidArgument(
+                        f"last price of {code!r} must be a finite price >= 0, got {price!r}"
+                    )
+                price = float(price)
+            if price > 0 and pos.last_price != price:
+                pos.last_price = price
+                q = value_q(pos.volume, price)  # revalue(), inlined: every holding every day
+                acct.market_value += q - pos.value
+                pos.value = q
 
     # ------------------------------------------------------------------ reports
 

@@ -67,8 +67,9 @@ class PaperAccounts:
 
     ``journal``: reports are written there (one unit per state change) before they are
     pushed; None keeps them in memory only. ``history``: the reports already journaled (a
-    restart), so numbering and replays continue. ``observe(report)`` is called for every new
-    report before it is pushed (a backtest records its result frames from it).
+    restart), so numbering and replays continue. ``observe(account_id, items)`` is called
+    with the items of every new batch of an account's reports, in order, before they are
+    pushed (a backtest records its result frames from them).
     ``mark(account_id, now)`` is called before an asset or positions query (to price holdings
     at the market's last prices); ``on_cancel(now, order_id, code, ok)`` after each cancel.
     """
@@ -79,7 +80,7 @@ class PaperAccounts:
         *,
         journal: ReportJournal | None = None,
         history: Iterable[AccountReport] = (),
-        observe: Callable[[AccountReport], None] | None = None,
+        observe: Callable[[str, list[TradeReportItem]], None] | None = None,
         mark: Callable[[str, int], None] | None = None,
         on_cancel: Callable[[int, int, str, bool], None] | None = None,
     ) -> None:
@@ -108,25 +109,32 @@ class PaperAccounts:
 
     def publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
         """Number, journal (as one unit), observe and push the reports of one account."""
+        items = items if type(items) is list else list(items)
+        n = len(items)
+        if not n:
+            return
         first = self.last_seq.get(account_id, 0) + 1
-        reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
-        if not reports:
-            return
-        if self.journal is not None:
-            self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
-        self.last_seq[account_id] = first + len(reports) - 1
-        if self.keep_log:
-            self.reports.setdefault(account_id, []).extend(reports)
+        self.last_seq[account_id] = first + n - 1
+        self.report_count += n
         sink = self.sink
-        if self._observe is None and sink is not None:
-            # _after for one account, decided once rather than per report: every order's path.
-            self.report_count += len(reports)
-            if account_id in self.streaming:
-                on_report = sink.on_report
-                for report in reports:
-                    on_report(report)
-            return
-        self._after(reports)
+        streaming = sink is not None and account_id in self.streaming
+        if self.journal is not None or self.keep_log or streaming:
+            reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
+            if self.journal is not None:
+                self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
+            if self.keep_log:
+                self.reports.setdefault(account_id, []).extend(reports)
+        else:
+            # Nobody keeps or follows the numbered reports (a backtest's fast form): only
+            # the observer sees the items, and no AccountReport is made for them.
+            reports = []
+        if self._observe is not None:
+            self._observe(account_id, items)
+        if streaming:
+            assert sink is not None
+            on_report = sink.on_report
+            for report in reports:
+                on_report(report)
 
     def publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
         """Like ``publish`` for one state change of any accounts (one journal unit for all).
@@ -134,34 +142,43 @@ class PaperAccounts:
         One journal write holds them all, so after a crash at any byte the journal has the
         whole change or none of it (never a fill without its position and asset reports).
         """
+        pairs = pairs if type(pairs) is list else list(pairs)
+        if not pairs:
+            return
+        if self.journal is None and not self.keep_log and not self.streaming:
+            # Nothing numbered is kept or pushed (a backtest's fast form): count and observe.
+            last = self.last_seq
+            runs = _runs(pairs)
+            for account_id, items in runs:
+                last[account_id] = last.get(account_id, 0) + len(items)
+            self._observe_all(len(pairs), runs)
+            return
         last = self.last_seq
         reports: list[AccountReport] = []
         for account_id, item in pairs:
             seq = last.get(account_id, 0) + 1
             last[account_id] = seq
             reports.append(AccountReport(account_id, seq, item))
-        if not reports:
-            return
         if self.journal is not None:
             self.journal.extend(reports)
         if self.keep_log:
             logs = self.reports
             for report in reports:
                 logs.setdefault(report.account_id, []).append(report)
-        self._after(reports)
-
-    def _after(self, reports: list[AccountReport]) -> None:
-        self.report_count += len(reports)
-        observe = self._observe
-        if observe is not None:
-            for report in reports:
-                observe(report)
+        self._observe_all(len(pairs), _runs(pairs) if self._observe is not None else [])
         sink = self.sink
         if sink is not None:
             streaming = self.streaming
             for report in reports:
                 if report.account_id in streaming:
                     sink.on_report(report)
+
+    def _observe_all(self, n: int, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
+        self.report_count += n
+        observe = self._observe
+        if observe is not None:
+            for account_id, items in runs:
+                observe(account_id, items)
 
     def close(self) -> None:
         """Stop pushing: the client's stream is gone."""
@@ -263,6 +280,17 @@ class PaperAccounts:
                     ]
                 )
         return None
+
+
+def _runs(pairs: list[tuple[str, TradeReportItem]]) -> list[tuple[str, list[TradeReportItem]]]:
+    """``pairs`` as runs of one account each, in order."""
+    out: list[tuple[str, list[TradeReportItem]]] = []
+    for account_id, item in pairs:
+        if out and out[-1][0] == account_id:
+            out[-1][1].append(item)
+        else:
+            out.append((account_id, [item]))
+    return out
 
 
 def need(accounts: PaperAccounts | None, what: str) -> PaperAccounts:

@@ -1,0 +1,117 @@
+"""The backtest's cheap paths give the answers of the general ones they stand in for:
+marks over the held codes, ex-rights by day, rows by step, reports without numbered copies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qmtkit.backends.base import Dividend
+from qmtkit.backends.replay.market import ReplayMarket, day_ms
+from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.paper_accounts import PaperAccounts
+from qmtkit.data.cache import Cache
+from qmtkit.models import AccountReport, TradeReportItem
+from support.broker import ACC, BUY, DAY, T0, book, instrument, order
+from support.history import DAYS, FLAT, RISING, A, B
+from support.history import daily_bars as _bars
+
+C = "600004.SH"
+
+
+def _broker_holding(codes: tuple[str, ...], accounts: tuple[str, ...] = (ACC,)) -> Broker:
+    broker = Broker(initial_cash=10_000_000.0, allow_new_accounts=False)
+    for acc in accounts:
+        broker.open_account(acc)
+    for code in codes:
+        for acc in accounts:
+            tick = book(code, last=10.0, asks=[(10.0, 10_000)], bids=[], time=T0)
+            broker.submit(
+                order(BUY, 1000, 10.0, code=code, account=acc),
+                book=tick,
+                instrument=instrument(code),
+                now_ms=T0,
+                day=DAY,
+            )
+    return broker
+
+
+def test_mark_held_prices_held_codes_and_asks_the_fallback_for_the_others() -> None:
+    broker = _broker_holding((A, C))
+    asked: list[str] = []
+
+    def fallback(code: str) -> float | None:
+        asked.append(code)
+        return 12.5
+
+    broker.mark_held({A: 11.0, B: 99.0}, fallback)
+    assert asked == [C]
+    assert {h[0]: h[3] for h in broker.holdings(ACC)} == {A: 11.0, C: 12.5}
+    assert broker.asset(ACC).market_value == 1000 * 11.0 + 1000 * 12.5
+
+
+def test_mark_held_with_two_accounts_equals_mark_to_market_of_the_held_codes() -> None:
+    marked = _broker_holding((A, C), accounts=(ACC, "A2"))
+    expected = _broker_holding((A, C), accounts=(ACC, "A2"))
+    marked.mark_held({A: 11.0, B: 99.0}, lambda code: 12.5)
+    expected.mark_to_market({A: 11.0, C: 12.5})
+    for acc in (ACC, "A2"):
+        assert marked.holdings(acc) == expected.holdings(acc)
+        assert marked.asset(acc) == expected.asset(acc)
+
+
+def _market(tmp_path: Path, bars: dict[str, dict[str, object]]) -> ReplayMarket:
+    cache = Cache(tmp_path)
+    cache.write_bars("1d", bars)
+    return ReplayMarket(cache, list(bars), "1d", day_ms(DAYS[0]), day_ms(DAYS[-1]) + 1)
+
+
+def test_ex_codes_on_lists_the_codes_with_an_ex_date_that_day_sorted(tmp_path: Path) -> None:
+    market = _market(tmp_path, {A: _bars(RISING), B: _bars(FLAT)})
+    cache = market.cache
+    cache.write_dividends(A, [Dividend(time=day_ms(DAYS[2]), interest=0.1)])
+    cache.write_dividends(B, [Dividend(time=day_ms(DAYS[2]), interest=0.2)])
+    assert market.ex_codes_on(DAYS[2]) == sorted([A, B])
+    assert market.ex_codes_on(DAYS[3]) == []
+
+
+def test_row_of_a_step_equals_the_searched_row_when_codes_start_on_different_days(
+    tmp_path: Path,
+) -> None:
+    late = {k: v[2:] for k, v in _bars(FLAT).items()}  # B's bars begin on the third day
+    market = _market(tmp_path, {A: _bars(RISING), B: late})
+    for k in range(len(market)):
+        for code in (A, B):
+            assert market.row_of(code, k) == market.row_at(code, int(market.steps[k]))
+
+
+def test_reports_no_one_keeps_or_follows_are_observed_unnumbered_and_counted() -> None:
+    seen: list[tuple[str, list[TradeReportItem]]] = []
+    accounts = PaperAccounts(
+        Broker(allow_new_accounts=False), observe=lambda a, i: seen.append((a, i))
+    )
+    accounts.keep_log = False
+    accounts.publish(ACC, accounts.broker.open_account(ACC))
+    item = accounts.broker.asset(ACC)
+    accounts.publish_many([(ACC, item), ("A2", item), ("A2", item)])
+    assert [(a, len(items)) for a, items in seen] == [(ACC, 1), (ACC, 1), ("A2", 2)]
+    assert accounts.last_seq == {ACC: 2, "A2": 2}
+    assert accounts.report_count == 4
+    assert accounts.reports == {}
+
+
+def test_a_followed_account_still_gets_numbered_reports_beside_the_observer() -> None:
+    pushed: list[AccountReport] = []
+
+    class Sink:
+        def on_report(self, report: AccountReport) -> None:
+            pushed.append(report)
+
+    seen: list[str] = []
+    accounts = PaperAccounts(Broker(allow_new_accounts=False), observe=lambda a, i: seen.append(a))
+    accounts.keep_log = False
+    accounts.sink = Sink()  # type: ignore[assignment]
+    accounts.streaming.add(ACC)
+    accounts.publish(ACC, accounts.broker.open_account(ACC))
+    accounts.publish_many([(ACC, accounts.broker.asset(ACC))])
+    assert [r.seq for r in pushed] == [1, 2]
+    assert seen == [ACC, ACC]
