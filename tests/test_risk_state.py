@@ -143,3 +143,42 @@ def test_refused_requests_change_no_budget() -> None:
     assert e.flow.orders == 0
     assert e.check_order(CODE, True, 100, 10.0) is None
     assert e.refusals == {"max_order_volume": 3}
+
+
+@pytest.mark.parametrize(("after_ms", "refused"), [(499, True), (500, False)])
+def test_orders_restored_from_the_venue_spend_the_per_second_bucket(
+    after_ms: int, refused: bool
+) -> None:
+    # 2 per second: one token back every 500 ms. Two orders sent at T0 and T0 + 100 leave
+    # the bucket empty until T0 + 500, when the first one's token is back.
+    e, clock, _ = engine(max_orders_per_second=2)
+    e.restore_sent([(T0, CODE, True, 10.0, 100), (T0 + 100, CODE, True, 10.1, 100)])
+    clock.ms = T0 + after_ms
+    r = e.check_order(CODE, True, 100, 10.2)
+    assert (r is not None and r.rule == "max_orders_per_second") is refused
+
+
+@pytest.mark.parametrize(("after_ms", "refused"), [(999, True), (1000, False)])
+def test_orders_restored_from_the_venue_fill_the_duplicate_window(
+    after_ms: int, refused: bool
+) -> None:
+    e, clock, _ = engine(duplicate_window_ms=1000)
+    e.restore_sent([(T0, CODE, True, 10.0, 100)])
+    clock.ms = T0 + after_ms
+    r = e.check_order(CODE, True, 100, 10.0)
+    assert (r is not None and r.rule == "duplicate_order") is refused
+
+
+@pytest.mark.parametrize(("now_offset", "refused"), [(1499, True), (1500, False)])
+def test_a_changed_rate_keeps_the_tokens_spent_at_the_new_rate(
+    now_offset: int, refused: bool
+) -> None:
+    # 4 of 10 per second spent, then the limit drops to 2: the 4 tokens refill at 500 ms
+    # each, so the bucket (capacity 2) has a token again once 3 of them are back, at 1500 ms.
+    e, clock, _ = engine(max_orders_per_second=10)
+    for i in range(4):
+        assert e.check_order(CODE, True, 100, 10.0 + i / 100) is None
+    e.reconfigure(RiskLimits(max_orders_per_second=2))
+    clock.ms = T0 + now_offset
+    r = e.check_order(CODE, True, 100, 11.0)
+    assert (r is not None and r.rule == "max_orders_per_second") is refused

@@ -177,6 +177,85 @@ async def test_a_day_cap_set_after_the_host_started_counts_the_orders_before_it(
         assert "4 is over the limit 3" in refused.error.error_msg
 
 
+class _Host:
+    """A terminal hosted by a task of its own, which leaves on ``leave()``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.hosting = anyio.Event()
+        self.gone = anyio.Event()
+
+    async def run(self) -> None:
+        async with qmtkit.connect(home=self.home) as host:
+            assert isinstance(host.backend, LocalTerminalBackend) and host.backend.hosting
+            self.hosting.set()
+            await self.gone.wait()
+
+    async def leave(self, stays: qmtkit.Client) -> None:
+        """The host leaves; returns once ``stays`` hosts the terminal in its place."""
+        async with stays.connection_changes() as changes:
+            self.gone.set()
+            with anyio.fail_after(20):
+                lost, back = await changes.__anext__(), await changes.__anext__()
+        assert not lost.connected and back.connected
+        assert isinstance(stays.backend, LocalTerminalBackend) and stays.backend.hosting
+
+
+async def test_a_takeover_keeps_the_days_order_count(tmp_path: Path) -> None:
+    _limits(tmp_path, max_orders_per_day=3)
+    host = _Host(tmp_path)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.run)
+        await host.hosting.wait()
+        async with qmtkit.connect(home=tmp_path) as stays:
+            acct = await stays.account(ACCT)
+            price = await _price(stays, "down")
+            for _ in range(2):
+                assert (await acct.buy(CODE, 100, price)).order_id > 0
+            await host.leave(stays)
+            assert (await acct.buy(CODE, 100, price)).order_id > 0
+            refused = await acct.buy(CODE, 100, price)
+            assert refused.error is not None
+            assert refused.error.error_msg.startswith("risk:max_orders_per_day:")
+            assert "4 is over the limit 3" in refused.error.error_msg
+
+
+async def test_a_takeover_keeps_the_last_seconds_orders_in_the_per_second_budget(
+    tmp_path: Path,
+) -> None:
+    # One token, refilled over 100 s: the order before the takeover still holds it after.
+    _limits(tmp_path, max_orders_per_second=0.01)
+    host = _Host(tmp_path)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.run)
+        await host.hosting.wait()
+        async with qmtkit.connect(home=tmp_path) as stays:
+            acct = await stays.account(ACCT)
+            price = await _price(stays, "down")
+            assert (await acct.buy(CODE, 100, price)).order_id > 0
+            await host.leave(stays)
+            refused = await acct.buy(CODE, 100, price)
+            assert refused.error is not None
+            assert refused.error.error_msg.startswith("risk:max_orders_per_second:")
+
+
+async def test_a_takeover_keeps_the_duplicate_window(tmp_path: Path) -> None:
+    _limits(tmp_path, duplicate_window_ms=600_000)
+    host = _Host(tmp_path)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.run)
+        await host.hosting.wait()
+        async with qmtkit.connect(home=tmp_path) as stays:
+            acct = await stays.account(ACCT)
+            price = await _price(stays, "down")
+            assert (await acct.buy(CODE, 100, price)).order_id > 0
+            await host.leave(stays)
+            refused = await acct.buy(CODE, 100, price)
+            assert refused.error is not None
+            assert refused.error.error_msg.startswith("risk:duplicate_order:")
+            assert (await acct.buy(CODE, 200, price)).order_id > 0
+
+
 async def test_a_halt_from_the_command_line_stops_every_program_and_cancels_their_orders(
     tmp_path: Path,
 ) -> None:

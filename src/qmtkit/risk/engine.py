@@ -14,6 +14,7 @@ re-judges the loss limits from scratch (a manual halt stays until ``resume``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, Protocol
@@ -492,6 +493,27 @@ class RiskEngine:
         """Today's counts as the venue knows them (after a restart), if above ours."""
         self.flow.orders = max(self.flow.orders, orders)
         self.flow.cancels = max(self.flow.cancels, cancels)
+
+    def restore_sent(self, sent: list[tuple[int, str, bool, float, int]]) -> None:
+        """Orders the venue says were sent today, as ``(at_ms, code, buy, price, volume)``
+        (after a restart or a terminal's takeover): the per-second order buckets and the
+        duplicate window spend on them as if this engine had let them through at ``at_ms``.
+
+        Only orders are known this way (a venue does not say when a cancel was sent).
+        """
+        times = sorted(at for at, *_ in sent)
+        for b in self._order_buckets:
+            full_at = -math.inf
+            for at in times:
+                full_at = (full_at if full_at > at else at) + b.interval
+            if full_at > b.full_at:
+                b.full_at = full_at
+        dup = self._dup
+        if dup is not None:
+            for at, code, buy, price, volume in sent:
+                key = (code, buy, price, volume)
+                if at > dup.last.get(key, -math.inf):
+                    dup.last[key] = at
 
     def restore_state(self, state: TradingState, reason: str, *, manual: bool) -> None:
         """Start in ``state`` (a halt recorded by an operator survives a restart)."""

@@ -340,6 +340,21 @@ class RiskGuard:
                 book.on_order(o, now)
             cancels = sum(o.order_status in _CANCELED for o in orders.items)
             engine.restore_flow(len(orders.items), cancels)
+            # The venue dates orders to the second: each is taken as sent at the end of its
+            # second (not after now), so a restored bucket holds at most what it really has.
+            engine.restore_sent(
+                [
+                    (
+                        min(o.order_time * 1000 + 999, now),
+                        o.stock_code,
+                        o.order_type == _BUY,
+                        o.price if o.price_type == _FIX_PRICE else 0.0,
+                        o.order_volume,
+                    )
+                    for o in orders.items
+                    if o.order_time > 0
+                ]
+            )
         if isinstance(asset, Asset):
             book.on_asset(asset)
             engine.observe_asset(asset.total_asset)
