@@ -3,82 +3,23 @@ keeps the order of frames when one of them needs its reader task (a ping, a good
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import msgspec
 
-from qmtkit.backends.base import BackendInfo, Ok, SubmitOrder
+from qmtkit.backends.base import Ok, SubmitOrder
 from qmtkit.backends.remote import RemoteBackend
 from qmtkit.models import AccountReport
-from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
     Call,
-    ClientMessage,
     FrameEncoder,
     FrameReader,
     Ping,
     ReportEvent,
     Result,
-    Welcome,
 )
-from support.gateway import RecordingSink, order_item
-
-Script = Callable[[Call], list[Any]]
-
-
-class _Bytes(anyio.abc.ByteReceiveStream):
-    """A stream with nothing to hand out: the frames under test are fed in."""
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        raise anyio.EndOfStream
-
-    async def aclose(self) -> None:
-        pass
-
-
-@asynccontextmanager
-async def scripted_gateway(script: Script) -> AsyncIterator[tuple[int, list[Any]]]:
-    """A gateway on loopback answering each call with ``script(call)``, all in one write.
-
-    Yields its port and the list of what the client sent after logging in.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    received: list[Any] = []
-    enc = FrameEncoder()
-    dec = msgspec.msgpack.Decoder(ClientMessage)
-
-    async def serve() -> None:
-        sock, _ = await asyncio.get_running_loop().sock_accept(listener)
-        stream = await FastStream.accept(sock)
-        reader = FrameReader(stream)
-        await reader.receive()  # Auth
-        await stream.send(enc.encode(Welcome(BackendInfo(kind="fake", url="fake://"))))
-        try:
-            while True:
-                msg = dec.decode(await reader.receive())
-                received.append(msg)
-                if isinstance(msg, Call):
-                    await stream.send(b"".join(enc.encode(m) for m in script(msg)))
-        except anyio.EndOfStream:
-            pass
-        finally:
-            await stream.aclose()
-
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve)
-            yield listener.getsockname()[1], received
-            tg.cancel_scope.cancel()
-    finally:
-        listener.close()
+from support.gateway import NoBytes, RecordingSink, Script, order_item, scripted_gateway
 
 
 def _report(seq: int) -> AccountReport:
@@ -138,7 +79,7 @@ def _frames(*msgs: Any) -> bytes:
 
 
 async def test_take_while_leaves_the_declined_frame_and_the_rest_to_receive() -> None:
-    reader = FrameReader(_Bytes())
+    reader = FrameReader(NoBytes())
     reader.feed(_frames(Ping(1), Ping(2), Ping(3)))
     dec = msgspec.msgpack.Decoder(Ping)
     taken: list[Ping] = []
@@ -156,7 +97,7 @@ async def test_take_while_leaves_the_declined_frame_and_the_rest_to_receive() ->
 
 
 async def test_take_while_puts_back_a_declined_last_frame() -> None:
-    reader = FrameReader(_Bytes())
+    reader = FrameReader(NoBytes())
     reader.feed(_frames(Ping(1), Ping(2)))
     dec = msgspec.msgpack.Decoder(Ping)
     assert reader.take_while(lambda p: dec.decode(p).nonce != 2) is False
@@ -164,7 +105,7 @@ async def test_take_while_puts_back_a_declined_last_frame() -> None:
 
 
 async def test_take_while_takes_every_complete_frame_and_keeps_a_partial_one() -> None:
-    reader = FrameReader(_Bytes())
+    reader = FrameReader(NoBytes())
     whole = _frames(Ping(1), Ping(2))
     reader.feed(whole[:-1])
     dec = msgspec.msgpack.Decoder(Ping)

@@ -275,6 +275,17 @@ class ReportConsumer(Generic[T]):
         f._advanced()
         return item
 
+    def take(self, limit: int) -> list[T]:
+        """Up to ``limit`` items ready now, in order (empty if none): ``get_nowait`` in bulk."""
+        f = self._fanout
+        idx = self._cursor - f._base
+        if self.closed or idx >= len(f._log):
+            return []
+        items = f._log[idx : idx + limit]
+        self._cursor += len(items)
+        f._advanced(len(items))
+        return items
+
     def _detach(self) -> None:
         if not self.closed:
             self.closed = True
@@ -352,10 +363,10 @@ class ReportFanout(Generic[T]):
             self._event = anyio.Event()
         return self._event
 
-    def _advanced(self) -> None:
+    def _advanced(self, reads: int = 1) -> None:
         # Finding the slowest cursor costs O(consumers), so it is done once per
         # max(_TRIM_AT, consumers) reads: amortised O(1) per read.
-        self._reads += 1
+        self._reads += reads
         if self._reads >= max(len(self._consumers), min(self._TRIM_AT, len(self._log))):
             self._reads = 0
             self._trim()

@@ -6,6 +6,8 @@ replays ``seq > after_seq`` on ``OpenAccount``, so gateway restarts can be teste
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,11 +35,15 @@ from qmtkit.backends.remote import RemoteBackend
 from qmtkit.errors import BackendUnavailable, InvalidArgument
 from qmtkit.gateway.server import Gateway, serve
 from qmtkit.models import AccountReport, Order, OrderResponse, QuoteBatch, Tick
+from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
     Auth,
+    Call,
+    ClientMessage,
     FrameEncoder,
     FrameReader,
     ServerMessage,
+    Welcome,
 )
 
 TOKEN = "test-token-0123456789-abcdefghijklmnop"
@@ -242,3 +248,56 @@ class RawClient:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+Script = Callable[[Call], list[Any]]
+
+
+class NoBytes(anyio.abc.ByteReceiveStream):
+    """A stream with nothing to hand out: the frames under test are fed in."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def aclose(self) -> None:
+        pass
+
+
+@asynccontextmanager
+async def scripted_gateway(script: Script) -> AsyncIterator[tuple[int, list[Any]]]:
+    """A gateway on loopback answering each call with ``script(call)``, all in one write.
+
+    Yields its port and the list of what the client sent after logging in.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    received: list[Any] = []
+    enc = FrameEncoder()
+    dec = msgspec.msgpack.Decoder(ClientMessage)
+
+    async def answer_calls() -> None:
+        sock, _ = await asyncio.get_running_loop().sock_accept(listener)
+        stream = await FastStream.accept(sock)
+        reader = FrameReader(stream)
+        await reader.receive()  # Auth
+        await stream.send(enc.encode(Welcome(BackendInfo(kind="fake", url="fake://"))))
+        try:
+            while True:
+                msg = dec.decode(await reader.receive())
+                received.append(msg)
+                if isinstance(msg, Call):
+                    await stream.send(b"".join(enc.encode(m) for m in script(msg)))
+        except anyio.EndOfStream:
+            pass
+        finally:
+            await stream.aclose()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer_calls)
+            yield listener.getsockname()[1], received
+            tg.cancel_scope.cancel()
+    finally:
+        listener.close()

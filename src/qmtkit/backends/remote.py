@@ -18,7 +18,7 @@ import logging
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -93,21 +93,53 @@ class AuthRefused(BackendError):
 
 
 class _Waiter:
-    __slots__ = ("error", "event", "reply")
+    """A call's answer (a reply, or the error to raise), for a caller on any event loop.
+
+    On asyncio a plain future of the loop stands in for it (``RemoteBackend._call``): one
+    object per call instead of anyio's event over asyncio's.
+    """
+
+    __slots__ = ("answer", "event")
 
     def __init__(self) -> None:
         self.event = anyio.Event()
-        self.reply: Reply | None = None
-        self.error: BaseException | None = None
+        self.answer: Reply | BaseException | None = None
+
+    def settle(self, answer: Reply | BaseException) -> None:
+        if self.answer is None:
+            self.answer = answer
+            self.event.set()
+
+
+_Pending = _Waiter | asyncio.Future[Reply | BaseException]
+
+
+def _settle(waiter: _Pending, answer: Reply | BaseException) -> None:
+    """Hand a call its answer (once: the first answer stands; a cancelled caller gets none)."""
+    if isinstance(waiter, _Waiter):
+        waiter.settle(answer)
+    elif not waiter.done():
+        waiter.set_result(answer)  # an error travels as the result: nothing left unretrieved
 
 
 class _Link:
-    """One live TCP connection to the gateway."""
+    """One live TCP connection to the gateway.
 
-    def __init__(self, stream: anyio.abc.ByteStream, reader: FrameReader, info: BackendInfo):
+    ``answer``: for a link that carries no bytes (a terminal's host reaching its own
+    simulator), what answers its requests in this process instead of the wire.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        reader: FrameReader,
+        info: BackendInfo,
+        answer: Callable[[Request], Awaitable[Reply]] | None = None,
+    ):
         self.stream = stream
         self.reader = reader
         self.info = info
+        self.answer = answer
         try:
             self.lock = anyio.Lock(fast_acquire=True)
         except TypeError:  # anyio < 4.5
@@ -193,7 +225,9 @@ class RemoteBackend:
         self._link: _Link | None = None
         self._connected = False
         self._closed = False
-        self._pending: dict[int, _Waiter] = {}
+        self._pending: dict[int, _Pending] = {}
+        # The event loop when it is asyncio's (calls then wait on its futures), else None.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._next_id = 1
 
     @classmethod
@@ -256,6 +290,7 @@ class RemoteBackend:
         if self._sink is not None:
             raise InvalidArgument(f"{self.url} is already open; a backend has one lifetime")
         link = await self._connect()  # a failure here leaves the backend unopened
+        self._loop = asyncio.get_running_loop() if asyncio_running() else None
         self._sink = sink
         self._link = link
         self._connected = True
@@ -292,7 +327,8 @@ class RemoteBackend:
             # The caller says where its stream stands; later resumes continue from there.
             self._resume.resume_after(req.account_id, req.after_seq)
         reply = await self._call(link, req)
-        self._remember(req)
+        if isinstance(req, _REMEMBERED):
+            self._remember(req)
         return reply
 
     def backoff_delay(self, attempt: int) -> float:
@@ -317,27 +353,41 @@ class RemoteBackend:
             self._resume.closed(req.account_id)
 
     async def _call(self, link: _Link, req: Request) -> Reply:
+        if link.answer is not None:
+            return await link.answer(req)
         call_id = self._next_id
         self._next_id += 1
-        waiter = _Waiter()
+        loop = self._loop
+        waiter: _Pending = _Waiter() if loop is None else loop.create_future()
         self._pending[call_id] = waiter
         try:
             try:
-                await self._send(link, Call(call_id, req))
+                frame = self._encoder.encode(Call(call_id, req))
+                stream = link.stream
+                if type(stream) is FastStream and stream.writable:
+                    stream.send_nowait(frame)  # the usual case: no coroutine to step through
+                else:
+                    await self._send_frame(link, frame)
             except _LINK_ERRORS as exc:
                 raise BackendUnavailable(
                     f"could not send {type(req).__name__} to {self.where}: {exc!r}"
                 ) from None
-            await waiter.event.wait()
+            if isinstance(waiter, _Waiter):
+                await waiter.event.wait()
+                answer = waiter.answer
+                assert answer is not None
+            else:
+                answer = await waiter
         finally:
             self._pending.pop(call_id, None)
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.reply is not None
-        return waiter.reply
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     async def _send(self, link: _Link, msg: Any) -> None:
-        frame = self._encoder.encode(msg)
+        await self._send_frame(link, self._encoder.encode(msg))
+
+    async def _send_frame(self, link: _Link, frame: bytes) -> None:
         stream = link.stream
         if type(stream) is FastStream:  # writes a whole frame before it can wait: no lock
             await stream.send(frame)
@@ -524,13 +574,12 @@ class RemoteBackend:
         """Deliver an event or resolve the call a frame answers (nothing for other frames)."""
         sink = self._sink
         assert sink is not None
-        if isinstance(msg, ReportsEvent):
-            for report in msg.reports:
-                self._deliver(sink, report)
+        if type(msg) is Result:  # an order's two frames first
+            self._resolve(msg.id, msg.reply, None)
+        elif type(msg) is ReportsEvent:
+            self._resume.deliver(msg.reports, sink.on_report)
         elif isinstance(msg, ReportEvent):
             self._deliver(sink, msg.report)
-        elif isinstance(msg, Result):
-            self._resolve(msg.id, msg.reply, None)
         elif isinstance(msg, QuotesEvent):
             if msg.dropped:
                 sub_id = msg.batch.sub_id
@@ -589,15 +638,16 @@ class RemoteBackend:
         waiter = self._pending.pop(call_id, None)
         if waiter is None:
             return
-        waiter.reply = reply
-        waiter.error = error
-        waiter.event.set()
+        if error is None:
+            assert reply is not None
+            _settle(waiter, reply)
+        else:
+            _settle(waiter, error)
 
     def _fail_pending(self, error: BackendUnavailable) -> None:
         pending, self._pending = self._pending, {}
         for waiter in pending.values():
-            waiter.error = error
-            waiter.event.set()
+            _settle(waiter, error)
 
     async def _heartbeat_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
         nonce = 0
@@ -613,6 +663,10 @@ class RemoteBackend:
             except _LINK_ERRORS as exc:
                 dead(f"connection error: {exc!r}")
                 return
+
+
+#: The requests whose effect a reconnect restores (``_remember``).
+_REMEMBERED = (SubscribeQuotes, UnsubscribeQuotes, OpenAccount, CloseAccount)
 
 
 class _Inline:

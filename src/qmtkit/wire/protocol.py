@@ -28,6 +28,7 @@ DEFAULT_PORT: Final = 58610
 #: The largest payload either side accepts; a history download of a million bars fits.
 MAX_FRAME: Final = 64 * 1024 * 1024
 HEADER: Final = struct.Struct(">I")
+_NO_HEADER: Final = bytes(HEADER.size)  # the room a frame's length takes, filled in after
 
 # --------------------------------------------------------------------------- client -> gateway
 
@@ -119,9 +120,11 @@ class ReportsEvent(msgspec.Struct, tag="reports_event"):
 
 
 class EncodedReportsEvent(msgspec.Struct, tag="reports_event"):
-    """A ``ReportsEvent`` whose reports are already msgpack-encoded (the gateway sends these)."""
+    """A ``ReportsEvent`` as the gateway sends it: reports already msgpack-encoded (its
+    journal's) or not yet (a terminal's, encoded here with the frame); the same bytes either way.
+    """
 
-    reports: list[msgspec.Raw]
+    reports: list[msgspec.Raw | AccountReport]
 
 
 class ConnectionEvent(msgspec.Struct, tag="connection_event"):
@@ -179,6 +182,23 @@ class FrameEncoder:
             )
         HEADER.pack_into(buf, 0, size)
         return bytes(buf)
+
+    def append(self, msg: Any, buf: bytearray) -> None:
+        """Add the frame holding ``msg`` at the end of ``buf`` (several frames, one buffer).
+
+        A payload over the size limit raises ``InvalidArgument`` and leaves ``buf`` as it was.
+        """
+        start = len(buf)
+        buf += _NO_HEADER
+        self._enc.encode_into(msg, buf, start + HEADER.size)
+        size = len(buf) - start - HEADER.size
+        if size > self._max:
+            del buf[start:]
+            raise InvalidArgument(
+                f"a {type(msg).__name__} message of {size} bytes exceeds the frame limit of "
+                f"{self._max} bytes; ask for less at once (e.g. a shorter history range)"
+            )
+        HEADER.pack_into(buf, start, size)
 
 
 class FrameReader:

@@ -159,7 +159,7 @@ class Gateway:
         """
         recorded = self._record(report)
         if recorded is not None:
-            self._fan_out(*recorded)
+            self._fan_out(report.account_id, recorded[1])
 
     def _record(self, report: AccountReport) -> tuple[AccountReport, msgspec.Raw] | None:
         """Journal a backend report under the gateway's seq (None: a repeat, dropped)."""
@@ -175,20 +175,21 @@ class Gateway:
             self._lifetime[account_id] = (report.seq, False)
         return self.journal.record_encoded(account_id, report.item, report.seq)
 
-    def _fan_out(self, report: AccountReport, raw: msgspec.Raw) -> None:
-        """Hand a journaled report (``raw``: encoded) to the clients reading its account."""
-        acct = self._accounts.get(report.account_id)
+    def _fan_out(self, account_id: str, report: msgspec.Raw | AccountReport) -> None:
+        """Hand a journaled report (encoded, or not yet) to the clients reading its account."""
+        acct = self._accounts.get(account_id)
         if acct is None or not acct.sessions:
             # Nobody will send it soon: ``sync_journal`` writes it once the burst is complete
             # (after this synchronous run of reports), as one unit with the rest of it.
             self._sync_due.set()
             return
-        acct.fanout.publish(raw)
+        acct.fanout.publish(report)
+        cap = self.report_cap
         for session, consumer in list(acct.sessions.items()):
-            if consumer.pending > self.report_cap:
+            if consumer.pending > cap:
                 session.kill(
                     f"client too slow: {consumer.pending} unsent reports of account "
-                    f"{report.account_id} exceed the cap of {self.report_cap}; it must resume"
+                    f"{account_id} exceed the cap of {cap}; it must resume"
                 )
             else:
                 session.wake()

@@ -28,7 +28,7 @@ import msgspec
 from qmtkit.backends.base import Reply, Request
 from qmtkit.backends.hub.journal import ReportJournal
 from qmtkit.errors import BackendError, InvalidArgument, QmtkitError
-from qmtkit.models import Bar, QuoteBatch, Tick
+from qmtkit.models import AccountReport, Bar, QuoteBatch, Tick
 from qmtkit.streams import QuoteConsumer, QuoteFanout, ReportConsumer, ReportFanout
 from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
@@ -54,6 +54,8 @@ log = logging.getLogger("qmtkit.gateway.server")
 MAX_IN_FLIGHT = 256
 #: Bytes of queued events one write may take; the rest waits (and quotes may merge).
 WRITE_BUDGET = 1 << 20
+#: What one report counts against ``WRITE_BUDGET`` (a filled order's six are ~1.8 kB).
+REPORT_BYTES = 512
 #: Quote records per QuotesEvent frame.
 QUOTES_PER_FRAME = 2000
 #: Default byte budget of replies and control frames queued for one client.
@@ -98,9 +100,12 @@ class AccountState:
     ready: anyio.Event = field(default_factory=anyio.Event)
     reply: Reply | None = None
     failed: BaseException | None = None
-    # Reports msgpack-encoded once (by the journal); each write sends a burst in one frame.
-    fanout: ReportFanout[msgspec.Raw] = field(default_factory=ReportFanout)
-    sessions: dict[Session, ReportConsumer[msgspec.Raw]] = field(default_factory=dict)
+    # Reports msgpack-encoded once (by the gateway's journal) or not yet (a terminal's: the
+    # frame encodes them); each write sends a burst in one frame.
+    fanout: ReportFanout[msgspec.Raw | AccountReport] = field(default_factory=ReportFanout)
+    sessions: dict[Session, ReportConsumer[msgspec.Raw | AccountReport]] = field(
+        default_factory=dict
+    )
 
 
 class Host(Protocol):
@@ -153,6 +158,8 @@ class Session:
         self.parked = False
         #: A call is answered in the read callback, which sends its reports with the answer.
         self.answering_now = False
+        #: The last ``_collect`` left events behind (over ``WRITE_BUDGET``).
+        self._left_behind = False
 
     def __repr__(self) -> str:
         return f"<client {self.peer}>"
@@ -238,23 +245,23 @@ class Session:
                 return True
         return any(feed.consumer.pending for feed in self.quote_feeds.values())
 
-    def _collect(self) -> list[bytes]:
-        """Take what is ready to send, up to about ``WRITE_BUDGET`` bytes of events."""
-        chunks = list(self.frames)
-        self.frames.clear()
-        self.queued = self.unbudgeted = 0
+    def _collect(self) -> bytes:
+        """Take what is ready to send (up to about ``WRITE_BUDGET`` bytes of events) as the
+        bytes of one write (empty: nothing); ``_left_behind`` tells if the budget kept some back.
+        """
         budget = WRITE_BUDGET
-        encode = self.gw.encoder.encode
+        append = self.gw.encoder.append
+        events = bytearray()
         for acct in self.accounts.values():
             consumer = acct.sessions.get(self)
-            if consumer is None:
+            if consumer is None or budget <= 0:
                 continue
-            reports: list[msgspec.Raw] = []
-            while budget > 0 and (report := consumer.get_nowait()) is not None:
-                reports.append(report)
-                budget -= len(report)
+            # Every report counts REPORT_BYTES: those a terminal hands over are encoded only
+            # here, as part of the frame (one encode for the burst).
+            reports = consumer.take(-(-budget // REPORT_BYTES))
             if reports:
-                chunks.append(encode(EncodedReportsEvent(reports)))
+                budget -= len(reports) * REPORT_BYTES
+                append(EncodedReportsEvent(reports), events)
         for sub_id, feed in self.quote_feeds.items():
             items: list[Record] = []
             # Quotes left behind stay in the consumer, where the slow-consumer policy applies.
@@ -268,9 +275,17 @@ class Session:
             period = feed.shared.period
             for k in range(0, len(items), QUOTES_PER_FRAME):
                 part = items[k : k + QUOTES_PER_FRAME]
-                chunks.append(encode(QuotesEvent(QuoteBatch(sub_id, period, part), dropped)))
+                append(QuotesEvent(QuoteBatch(sub_id, period, part), dropped), events)
                 dropped = 0
-        return chunks
+        self._left_behind = budget <= 0
+        frames = self.frames
+        if not frames:
+            return bytes(events)
+        # Replies first, in the order queued; one alone (a large history reply) is not copied.
+        out = frames[0] if len(frames) == 1 and not events else b"".join([*frames, events])
+        frames.clear()
+        self.queued = self.unbudgeted = 0
+        return out
 
     async def flush(self) -> None:
         """Send everything ready; if another task is already sending, it will send ours too."""
@@ -278,10 +293,10 @@ class Session:
             return
         self.sending = True
         try:
-            while chunks := self._collect():
+            while data := self._collect():
                 # Reports are journaled before any client sees them (one write per burst).
                 self.gw.journal.sync()
-                await self.stream.send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                await self.stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.drained.set()
             self.kill(f"connection lost while writing: {exc!r}")
@@ -298,17 +313,17 @@ class Session:
         """
         if self.killed or self.sending:
             return
-        chunks = self._collect()
-        if chunks:
+        data = self._collect()
+        if data:
             # Reports are journaled before any client sees them (one write per burst).
             self.gw.journal.sync()
             try:
-                stream.send_nowait(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                stream.send_nowait(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 self.drained.set()
                 self.kill(f"connection lost while writing: {exc!r}")
                 return
-        if self._has_work() or self.draining:
+        if (self._left_behind and self._has_work()) or self.draining:
             self.wake()
 
     async def writer(self) -> None:

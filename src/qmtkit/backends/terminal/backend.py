@@ -24,7 +24,7 @@ from qmtkit.backends.base import BackendInfo, EventSink, Reply, Request
 from qmtkit.backends.remote import RemoteBackend, _Link
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.terminal.channel import channel_kind, connect
-from qmtkit.backends.terminal.direct import ROUTED, DirectChannel
+from qmtkit.backends.terminal.direct import DirectChannel
 from qmtkit.backends.terminal.host import HEARTBEAT, HomeChain, TerminalGateway, host_terminal
 from qmtkit.backends.terminal.paths import identity, paths_of
 from qmtkit.backends.urls import without_share
@@ -110,7 +110,7 @@ class LocalTerminalBackend(RemoteBackend):
             gw, sink = self._gateway, self._events
             assert gw is not None and sink is not None
             channel = gw.attach_direct(sink, sink.on_report)
-            return _Link(channel, FrameReader(channel), gw.info)
+            return _Link(channel, FrameReader(channel), gw.info, answer=channel.request)
         theirs = identity(link.info.url)
         if theirs != self.identity:
             await link.stream.aclose()
@@ -144,18 +144,6 @@ class LocalTerminalBackend(RemoteBackend):
             await anyio.sleep(delay)  # another program is starting to host: wait for it
             delay = min(delay * 2, 0.05)
 
-    async def request(self, req: Request) -> Reply:
-        """Send one request to the terminal (straight to it when this process hosts it)."""
-        link = self._link
-        if (
-            link is not None
-            and type(link.stream) is DirectChannel
-            and self._connected
-            and not isinstance(req, ROUTED)
-        ):
-            return await link.stream.request(req)
-        return await super().request(req)
-
     def request_now(self, req: Request) -> Reply | None:
         """An order answered at once when this process hosts the terminal (None: ``request``).
 
@@ -166,12 +154,6 @@ class LocalTerminalBackend(RemoteBackend):
         if link is not None and type(link.stream) is DirectChannel and self._connected:
             return link.stream.request_now(req)
         return None
-
-    async def _call(self, link: _Link, req: Request) -> Reply:
-        channel = link.stream
-        if type(channel) is DirectChannel:
-            return await channel.request(req)
-        return await super()._call(link, req)
 
     async def _heartbeat_loop(self, link: _Link, dead: Callable[[str], None]) -> None:
         if type(link.stream) is DirectChannel:

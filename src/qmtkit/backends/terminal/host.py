@@ -113,7 +113,6 @@ class TerminalGateway(Gateway):
         )
         self.sim = sim
         self.decoder = msgspec.msgpack.Decoder(ControlClientMessage)
-        self.encoder_raw = msgspec.msgpack.Encoder()
         self.paths = paths
         self.since = wall_ms()
         self.programs: dict[int, Program] = {}  # id(stream) -> the program on it
@@ -216,9 +215,8 @@ class TerminalGateway(Gateway):
             for channel in channels:  # delivering never opens or closes an account
                 channel.deliver(report)
         if self.sessions:
-            acct = self._accounts.get(report.account_id)
-            if acct is not None and acct.sessions:
-                self._fan_out(report, msgspec.Raw(self.encoder_raw.encode(report)))
+            # The report itself: each program's frame encodes its burst in one go.
+            self._fan_out(report.account_id, report)
 
     def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
         return self.sim.reports_after(account_id, after_seq)
