@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import qmtkit
+from qmtkit import cli
 from qmtkit.backends.sim import SimBackend
 from qmtkit.clock import BEIJING, VirtualClock
 from qmtkit.constants import OrderStatus
@@ -195,6 +196,39 @@ async def test_a_daily_loss_moves_the_account_to_reducing(tmp_path: Path) -> Non
                 await anyio.sleep(0)
         refused = await acct.buy(CODE, 100, v.ask())
         assert refused.error is not None and refused.error.error_msg.startswith("risk:reducing:")
+
+
+async def test_a_reducing_state_set_today_holds_after_a_restart(tmp_path: Path) -> None:
+    limits = RiskLimits(daily_loss_reducing=1.0)
+    async with venue(tmp_path, limits) as v:
+        acct = await v.qk.account(ACCT)
+        assert (await (await acct.buy(CODE, 1000, v.ask()))).order_status == OrderStatus.SUCCEEDED
+        await acct.asset()
+        with anyio.fail_after(5):
+            while v.guard.state(ACCT) is not TradingState.REDUCING:
+                await anyio.sleep(0)
+    async with venue(tmp_path, limits) as v:
+        acct = await v.qk.account(ACCT)
+        assert v.guard.state(ACCT) is TradingState.REDUCING
+        refused = await acct.buy(CODE, 100, v.ask())
+        assert refused.error is not None and refused.error.error_msg.startswith("risk:reducing:")
+
+
+async def test_a_resume_from_the_command_line_while_nothing_ran_is_not_undone_by_a_restart(
+    tmp_path: Path,
+) -> None:
+    limits = RiskLimits(daily_loss_reducing=1.0)
+    async with venue(tmp_path, limits) as v:
+        acct = await v.qk.account(ACCT)
+        assert (await (await acct.buy(CODE, 1000, v.ask()))).order_status == OrderStatus.SUCCEEDED
+        await acct.asset()
+        with anyio.fail_after(5):
+            while v.guard.state(ACCT) is not TradingState.REDUCING:
+                await anyio.sleep(0)
+    assert cli.main(["risk", "resume", ACCT, "--home", str(tmp_path)]) == 0
+    async with venue(tmp_path, limits) as v:
+        await v.qk.account(ACCT)
+        assert v.guard.state(ACCT) is TradingState.ACTIVE
 
 
 async def test_price_band_judges_against_the_venues_last_price(tmp_path: Path) -> None:

@@ -256,6 +256,29 @@ async def test_a_takeover_keeps_the_duplicate_window(tmp_path: Path) -> None:
             assert (await acct.buy(CODE, 200, price)).order_id > 0
 
 
+async def test_a_takeover_keeps_an_account_a_loss_limit_moved_to_reducing(
+    tmp_path: Path,
+) -> None:
+    # Buying costs fees, so total assets fall by a few yuan with the first fill.
+    _limits(tmp_path, daily_loss_reducing=1.0)
+    host = _Host(tmp_path)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(host.run)
+        await host.hosting.wait()
+        async with qmtkit.connect(home=tmp_path) as stays:
+            acct = await stays.account(ACCT)
+            up = await _price(stays, "up")
+            assert (await (await acct.buy(CODE, 1000, up))).order_status == OrderStatus.SUCCEEDED
+            with anyio.fail_after(20):
+                while (await acct.buy(CODE, 100, up)).error is None:
+                    await anyio.sleep(0.01)  # until the host's guard has seen the loss
+            await host.leave(stays)
+            refused = await acct.buy(CODE, 100, up)
+            assert refused.error is not None
+            assert refused.error.error_msg.startswith("risk:reducing:")
+            assert "set before a restart" in refused.error.error_msg
+
+
 async def test_a_halt_from_the_command_line_stops_every_program_and_cancels_their_orders(
     tmp_path: Path,
 ) -> None:

@@ -70,6 +70,7 @@ from qmtkit.risk.journal import (
     HaltSwitch,
     append_entries,
     journal_path,
+    read_entries,
     read_switch,
     switch_path,
     write_switch,
@@ -88,6 +89,8 @@ _TERMINAL = frozenset(int(s) for s in OrderStatus if s.is_terminal)
 #: Entries kept in memory between journal writes; beyond it they are counted, not kept.
 _MAX_PENDING = 100_000
 _UNKNOWN = object()
+_RESTORED = frozenset({TradingState.REDUCING.value, TradingState.HALTED.value})
+_BEFORE = " (set before a restart)"
 _DAY_MS = 86_400_000
 _BEIJING_MS = 8 * 3_600_000
 #: A file as last seen: inode, mtime and size (a replaced file has a new inode, so two
@@ -358,6 +361,32 @@ class RiskGuard:
         if isinstance(asset, Asset):
             book.on_asset(asset)
             engine.observe_asset(asset.total_asset)
+        self._restore_state(acct)
+
+    def _restore_state(self, acct: _Account) -> None:
+        """A REDUCING or HALTED state a loss limit set today, as the journal last recorded it
+        (a guard before a restart or a terminal's takeover): it holds until resumed or the
+        day ends, as it would have in the guard that set it. A manual halt is the switch's."""
+        engine = acct.engine
+        if engine.state is not TradingState.ACTIVE:
+            return
+        last: RiskEntry | None = None
+        try:
+            for entry in read_entries(journal_path(self.dir, engine.account_id)):
+                if entry.kind == "state" or (entry.kind == "command" and entry.rule == "resume"):
+                    last = entry
+        except (JournalLocked, OSError, QmtkitError) as exc:
+            log.warning("risk: journal of %s not read at open: %s", engine.account_id, exc)
+            return
+        if (
+            last is None
+            or last.kind != "state"
+            or last.new not in _RESTORED
+            or beijing_day(last.at_ms) != beijing_day(self.clock())
+        ):
+            return
+        why = last.message if last.message.endswith(_BEFORE) else last.message + _BEFORE
+        engine.restore_state(TradingState(last.new), why, manual=False)
 
     # ------------------------------------------------------------------ requests
 
