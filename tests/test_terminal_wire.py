@@ -23,6 +23,7 @@ from qmtkit.wire.protocol import (
     EncodedReportsEvent,
     FrameEncoder,
     FrameReader,
+    FramingError,
     Ping,
     ReportsEvent,
     Result,
@@ -173,3 +174,59 @@ async def test_an_answer_arriving_just_as_its_caller_is_cancelled_is_dropped() -
             backend._resolve(1, Ok(), None)  # the answer comes in that moment
         assert isinstance(waiter, asyncio.Future) and waiter.cancelled()
         assert backend._pending == {}
+
+
+def _frames(*msgs: Any) -> bytes:
+    enc = FrameEncoder()
+    return b"".join(enc.encode(m) for m in msgs)
+
+
+async def test_take_from_cuts_whole_frames_from_a_read_and_keeps_a_partial_one() -> None:
+    reader = FrameReader(NoBytes())
+    whole = _frames(Ping(1), Ping(2), Ping(3))
+    dec = msgspec.msgpack.Decoder(Ping)
+    taken: list[Ping] = []
+    assert reader.take_from(whole[:-2], lambda p: taken.append(dec.decode(p)) is None) is True
+    assert taken == [Ping(1), Ping(2)]
+    reader.feed(whole[-2:])
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(3)]
+
+
+async def test_take_from_leaves_the_declined_frame_and_the_rest_to_receive() -> None:
+    reader = FrameReader(NoBytes())
+    dec = msgspec.msgpack.Decoder(Ping)
+    declined = reader.take_from(
+        _frames(Ping(1), Ping(2), Ping(3)), lambda p: dec.decode(p) != Ping(2)
+    )
+    assert declined is False
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2), Ping(3)]
+
+
+async def test_take_from_keeps_the_frames_after_one_whose_handler_raised() -> None:
+    reader = FrameReader(NoBytes())
+    dec = msgspec.msgpack.Decoder(Ping)
+
+    def accept(payload: bytes) -> bool:
+        raise RuntimeError(f"handler broke on {dec.decode(payload)}")
+
+    with pytest.raises(RuntimeError, match="nonce=1"):
+        reader.take_from(_frames(Ping(1), Ping(2)), accept)
+    assert [dec.decode(p) for p in await reader.receive_many()] == [Ping(2)]
+
+
+async def test_take_from_joins_a_frame_begun_in_an_earlier_read() -> None:
+    reader = FrameReader(NoBytes())
+    whole = _frames(Ping(1), Ping(2))
+    dec = msgspec.msgpack.Decoder(Ping)
+    taken: list[Ping] = []
+    assert reader.take_from(whole[:3], lambda p: taken.append(dec.decode(p)) is None) is True
+    assert reader.take_from(whole[3:], lambda p: taken.append(dec.decode(p)) is None) is True
+    assert taken == [Ping(1), Ping(2)]
+
+
+async def test_take_from_leaves_an_oversized_frame_to_receive_which_refuses_it() -> None:
+    reader = FrameReader(NoBytes(), max_frame=8)
+    big = FrameEncoder().encode(Ping(1 << 40)) + FrameEncoder().encode(Result(1, Ok()))
+    assert reader.take_from(big, lambda p: True) is False
+    with pytest.raises(FramingError, match="exceeds the limit of 8 bytes"):
+        await reader.receive_many()

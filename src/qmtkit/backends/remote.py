@@ -697,10 +697,9 @@ class _Inline:
             return
         link = self.link
         stream = self.stream
-        link.reader.feed(stream.take_buffered())
         link.last_seen = self.clock()
         try:
-            done = link.reader.take_while(self.backend._act_at_once)
+            done = link.reader.take_from(stream.take_buffered(), self.backend._act_at_once)
         except Exception as exc:  # a sink that raised: the reader task raises it
             self.failure = exc
             done = False

@@ -261,6 +261,37 @@ class FrameReader:
             self._pos = 0
         self._buf += data
 
+    def take_from(self, data: bytes, accept: Callable[[bytes], bool]) -> bool:
+        """``feed(data)``, then ``take_while(accept)``; True if every complete frame was taken.
+
+        With nothing buffered before (the usual case: a peer's write read whole), the frames
+        are cut straight out of ``data``, without going through the buffer.
+        """
+        if self._pos < len(self._buf):  # part of a frame waits for the rest
+            self.feed(data)
+            return self.take_while(accept)
+        n = len(data)
+        pos = 0
+        taken_all = True
+        try:
+            while n - pos >= HEADER.size:
+                (size,) = HEADER.unpack_from(data, pos)
+                if size > self._max:  # left for receive, which raises its FramingError
+                    taken_all = False
+                    break
+                start, end = pos, pos + HEADER.size + size
+                if end > n:
+                    break
+                pos = end  # taken, as in take_while, even if ``accept`` raises
+                if not accept(data[start + HEADER.size : end]):
+                    pos = start  # declined: first in line for receive
+                    taken_all = False
+                    break
+        finally:
+            if pos < n:
+                self.feed(data[pos:] if pos else data)
+        return taken_all
+
     def take_while(self, accept: Callable[[bytes], bool]) -> bool:
         """Hand complete frames to ``accept`` until it returns False; True if all were taken.
 

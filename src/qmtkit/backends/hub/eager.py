@@ -80,9 +80,8 @@ class EagerCalls:
         session = self.session
         if not session.parked:
             return
-        self.reader.feed(self.stream.take_buffered())
         session.last_seen = self.clock()
-        if not self.reader.take_while(self._take):
+        if not self.reader.take_from(self.stream.take_buffered(), self._take):
             session.parked = False  # the reading task acts on the rest, in order
             self.stream.nudge()
 
