@@ -1,16 +1,24 @@
 """The backtest's cheap paths give the answers of the general ones they stand in for:
-marks over the held codes, ex-rights by day, rows by step, reports without numbered copies."""
+marks over the held codes, ex-rights by day, rows by step, reports without numbered copies,
+remembered value units, board lookups and daily positions kept in typed columns."""
 
 from __future__ import annotations
 
+from datetime import date
+from fractions import Fraction
 from pathlib import Path
+
+import polars as pl
 
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
+from qmtkit.backends.replay.record import POSITION_COLUMNS, Recorder
+from qmtkit.backends.sim.accounts import VALUE_SCALE, value_q
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts
+from qmtkit.codes import Board, limit_prices
 from qmtkit.data.cache import Cache
-from qmtkit.models import AccountReport, TradeReportItem
+from qmtkit.models import AccountReport, Asset, TradeReportItem
 from support.broker import ACC, BUY, DAY, T0, book, instrument, order
 from support.history import DAYS, FLAT, RISING, A, B
 from support.history import daily_bars as _bars
@@ -115,3 +123,46 @@ def test_a_followed_account_still_gets_numbered_reports_beside_the_observer() ->
     accounts.publish_many([(ACC, accounts.broker.asset(ACC))])
     assert [r.seq for r in pushed] == [1, 2]
     assert seen == [ACC, ACC]
+
+
+def test_limit_prices_read_a_board_member_an_int_price_and_a_name_alike() -> None:
+    assert limit_prices(10, Board.STAR) == limit_prices(10.0, "star") == (8.0, 12.0)
+
+
+def test_value_q_is_exact_whether_or_not_the_price_was_seen_before() -> None:
+    for _ in range(2):  # the second round reads the remembered units
+        for price in (10.05, 0.001, 123.456, 7.0):
+            assert Fraction(value_q(300, price), VALUE_SCALE) == 300 * Fraction(price)
+
+
+def _asset() -> Asset:
+    return Asset(
+        account_id=ACC,
+        cash=1.0,
+        frozen_cash=0.0,
+        market_value=0.0,
+        total_asset=1.0,
+        fetch_balance=1.0,
+    )
+
+
+def test_daily_positions_keep_codes_numbers_and_fen_values() -> None:
+    recorder = Recorder()
+    asset = _asset()
+    recorder.record_day(ACC, 20240102, asset, [(A, 300, 0, 10.005), (B, 0, 0, 5.0)], None)
+    recorder.record_day(ACC, 20240103, asset, [(B, 2**40, 100, 0.5), (A, 300, 300, 10.01)], None)
+    frame = recorder.frames(ACC)["positions"]
+    assert frame.schema == pl.Schema(POSITION_COLUMNS)
+    assert frame.rows() == [
+        (date(2024, 1, 2), A, 300, 0, 10.005, round(300 * 10.005, 2)),
+        (date(2024, 1, 3), B, 2**40, 100, 0.5, 2**39),
+        (date(2024, 1, 3), A, 300, 300, 10.01, 3003.0),
+    ]
+
+
+def test_daily_positions_of_an_account_that_never_held_anything_are_empty_and_typed() -> None:
+    recorder = Recorder()
+    recorder.record_day(ACC, 20240102, _asset(), [], None)
+    frame = recorder.frames(ACC)["positions"]
+    assert frame.height == 0
+    assert frame.schema == pl.Schema(POSITION_COLUMNS)

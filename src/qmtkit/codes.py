@@ -29,6 +29,10 @@ class Board(str, Enum):
     ETF = "etf"
 
 
+#: Boards by value (and by member: a ``Board`` is a ``str`` and hashes as its value).
+_BOARDS: dict[str, Board] = {b.value: b for b in Board}
+
+
 class SecurityCode(msgspec.Struct, frozen=True, order=True):
     """A parsed security code such as ``600000.SH``: six digits and an exchange."""
 
@@ -155,16 +159,19 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
 
     Ratios come from ``limit_ratio``. A board without a limit (indices) raises InvalidArgument.
     """
-    if not is_real(pre_close):
-        raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
-    if not math.isfinite(pre_close) or pre_close <= 0:
-        raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")
-    try:
-        b = Board(board)
-    except ValueError:
-        raise InvalidArgument(
-            f"unknown board {board!r}: expected one of {', '.join(x.value for x in Board)}"
-        ) from None
+    if type(pre_close) is not float or not 0.0 < pre_close < math.inf:  # else: full checks
+        if not is_real(pre_close):
+            raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
+        if not math.isfinite(pre_close) or pre_close <= 0:
+            raise InvalidArgument(f"pre_close must be a finite price > 0, got {pre_close!r}")
+    b = _BOARDS.get(board) if isinstance(board, str) else None  # an enum call per use is slow
+    if b is None:
+        try:
+            b = Board(board)
+        except ValueError:
+            raise InvalidArgument(
+                f"unknown board {board!r}: expected one of {', '.join(x.value for x in Board)}"
+            ) from None
     ratio = limit_ratio(b, bool(is_st))
     if ratio is None:
         raise InvalidArgument(f"board {b.value!r} has no daily price limit")

@@ -467,14 +467,10 @@ class ReplayBackend:
                 askVol=[v * _LOT for v in t.askVol],
                 bidVol=[v * _LOT for v in t.bidVol],
             )
-        volume = int(market.value(code, row, "volume"))
+        opn, high, low, close, volume = market.ohlcv(code, row)
         cap = self._cap(volume)
         if cap <= 0:
             return None
-        opn = market.value(code, row, "open")
-        close = market.value(code, row, "close")
-        high = market.value(code, row, "high")
-        low = market.value(code, row, "low")
         fill = self.spec.fill
         if phase == "open":
             ask = bid = opn

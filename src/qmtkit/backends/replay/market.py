@@ -305,6 +305,17 @@ class ReplayMarket:
         i = int(t.searchsorted(label))
         return i if i < len(t) and int(t[i]) == label else None
 
+    def ohlcv(self, code: str, row: int) -> tuple[float, float, float, float, int]:
+        """(open, high, low, close, volume) of one bar record."""
+        c = self._cols[code]
+        return (
+            float(c["open"][row]),
+            float(c["high"][row]),
+            float(c["low"][row]),
+            float(c["close"][row]),
+            int(c["volume"][row]),
+        )
+
     def value(self, code: str, row: int, name: str) -> float:
         """One field of one record."""
         return float(self._cols[code][name][row])

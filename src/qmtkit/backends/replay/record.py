@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from qmtkit.constants import OrderStatus, OrderType
@@ -89,12 +92,64 @@ def _epoch_day(day: int) -> int:
     return (dt.date(day // 10000, day // 100 % 100, day % 100) - _EPOCH).days
 
 
+class _Positions:
+    """Daily holdings in typed arrays (no Python object per value); codes by number."""
+
+    def __init__(self) -> None:
+        self.dates = array("i")  # days since 1970-01-01
+        self.codes = array("i")  # index into ``names``
+        self.volumes = array("q")
+        self.usable = array("q")
+        self.closes = array("d")
+        self.values = array("d")
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def add(self, date: int, held: list[tuple[str, int, int, float]]) -> None:
+        """One day's rows: (code, shares, sellable shares, last price) with shares > 0."""
+        codes, volumes, usable, closes = zip(*held, strict=True)
+        ids = self._ids
+        for code in codes:
+            if code not in ids:
+                ids[code] = len(self.names)
+                self.names.append(code)
+        self.dates.extend([date] * len(held))
+        self.codes.extend([ids[c] for c in codes])
+        self.volumes.extend(volumes)
+        self.usable.extend(usable)
+        self.closes.extend(closes)
+        # A holding's market value is the broker's own: shares x last price, to the fen.
+        self.values.extend([round(v * c, 2) for v, c in zip(volumes, closes, strict=True)])
+
+    def frame(self) -> pl.DataFrame:
+        """The ``positions`` frame (``POSITION_COLUMNS``)."""
+
+        def column(values: array[Any], dtype: Any) -> npt.NDArray[Any]:
+            # A copy: a view would keep the array from growing if recording went on.
+            out: npt.NDArray[Any] = np.frombuffer(values, dtype=dtype).copy()
+            return out
+
+        names = pl.Series("code", self.names, dtype=pl.String)
+        index = pl.Series("code", column(self.codes, np.int32), dtype=pl.UInt32)
+        return pl.DataFrame(
+            {
+                "date": pl.Series("date", column(self.dates, np.int32)).cast(pl.Date),
+                "code": names.gather(index),
+                "volume": pl.Series("volume", column(self.volumes, np.int64)),
+                "can_use_volume": pl.Series("can_use_volume", column(self.usable, np.int64)),
+                "close": pl.Series("close", column(self.closes, np.float64)),
+                "market_value": pl.Series("market_value", column(self.values, np.float64)),
+            }
+        )
+
+
 @dataclass
 class _Book:
     orders: dict[int, list[Any]] = field(default_factory=dict)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
-    #: Column lists (a backtest holds a row per held code per day: rows would be slow).
-    positions: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(6)))
+    #: The daily holdings as typed columns (a backtest holds a row per held code per day:
+    #: rows, or lists of Python numbers, were slow and most of a long run's memory).
+    positions: _Positions = field(default_factory=lambda: _Positions())
     equity: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -227,13 +282,7 @@ class Recorder:
         date = _epoch_day(day)
         held = [h for h in holdings if h[1] > 0]
         if held:
-            dates, codes, volumes, usable, closes, values = book.positions
-            dates.extend([date] * len(held))
-            codes.extend([h[0] for h in held])
-            volumes.extend([h[1] for h in held])
-            usable.extend([h[2] for h in held])
-            closes.extend([h[3] for h in held])
-            values.extend([round(h[1] * h[3], 2) for h in held])
+            book.positions.add(date, held)
         book.equity.append(
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )
@@ -252,7 +301,7 @@ class Recorder:
             "orders": _frame(orders, ORDER_COLUMNS),
             "trades": _frame(book.trades, TRADE_COLUMNS),
             "cancels": _frame(self._cancels, CANCEL_COLUMNS),
-            "positions": _columns(book.positions, POSITION_COLUMNS),
+            "positions": book.positions.frame(),
             "equity": _frame(book.equity, EQUITY_COLUMNS),
         }
 

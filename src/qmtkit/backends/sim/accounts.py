@@ -55,10 +55,23 @@ def value_q(volume: int, price: float) -> int:
     and removing terms equals the one summed afresh. A price below 2**-28 CNY (no traded
     price is) is truncated to the scale.
     """
+    unit = _UNITS.get(price)
+    if unit is not None:
+        return volume * unit
     n, d = price.as_integer_ratio()
-    if d <= VALUE_SCALE:
-        return volume * n * (VALUE_SCALE // d)
-    return volume * n * VALUE_SCALE // d
+    if d > VALUE_SCALE:
+        return volume * n * VALUE_SCALE // d
+    unit = n * (VALUE_SCALE // d)
+    if len(_UNITS) >= _UNITS_MAX:
+        _UNITS.clear()
+    _UNITS[price] = unit
+    return volume * unit
+
+
+#: ``value_q(1, price)`` by price: a backtest values every holding every day, and prices on
+#: the cent grid repeat. Emptied when full: bounded memory.
+_UNITS: dict[float, int] = {}
+_UNITS_MAX = 1 << 16
 
 
 def revalue(acct: AccountState, pos: Holding) -> None:
