@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 
 import anyio
 import msgspec
@@ -33,17 +34,27 @@ async def main(mode: str, home: str, account_id: str) -> None:
     got: list[AccountReport] = []
     changed = anyio.Event()
     async with qmtkit.connect(home=home) as qk:
-        deliver = qk.on_report
+        deliver, deliver_many = qk.on_report, qk.on_reports
 
-        def record(report: AccountReport) -> None:
+        def keep(report: AccountReport) -> None:
             nonlocal changed
             if report.account_id == account_id:
                 got.append(report)
                 changed.set()
                 changed = anyio.Event()
+
+        def record(report: AccountReport) -> None:
+            keep(report)
             deliver(report)
 
+        def record_many(reports: Sequence[AccountReport]) -> None:
+            for report in reports:
+                keep(report)
+            deliver_many(reports)
+
+        # A sink takes reports one by one or one state change's at once: both are recorded.
         qk.on_report = record  # type: ignore[method-assign]
+        qk.on_reports = record_many  # type: ignore[method-assign]
         acct = await qk.account(account_id)
         hosting = int(getattr(qk.backend, "hosting", False))
         stdin = anyio.wrap_file(sys.stdin)

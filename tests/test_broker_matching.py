@@ -468,3 +468,20 @@ def test_resting_codes_lists_the_codes_with_orders_that_can_still_trade() -> Non
     assert b.resting_codes == [o.stock_code]
     b.cancel(ACC, o.order_id, T0 + 1000)
     assert b.resting_codes == []
+
+
+def test_the_same_tick_as_another_object_is_matched_on_its_own_levels() -> None:
+    # The ledger reads a tick's levels once, but a book passed again under the same time as a
+    # new object (a venue that rebuilds its ticks) is read anew: its levels, not the first's.
+    b = Broker()
+    first = book(asks=[(10.05, 1000)])
+    assert _trades(submit(b, order(BUY, 100, 10.05), first))[0].traded_price == 10.05
+    again = book(asks=[(10.02, 1000)])  # same time, other prices
+    assert _trades(submit(b, order(BUY, 100, 10.05), again))[0].traded_price == 10.02
+
+
+def test_book_volume_taken_this_tick_stays_taken_for_the_same_tick_as_another_object() -> None:
+    b = Broker()
+    submit(b, order(BUY, 600, 10.01), book(asks=[(10.01, 1000)]))
+    reports = submit(b, order(BUY, 600, 10.01), book(asks=[(10.01, 1000)]))
+    assert sum(t.traded_volume for t in _trades(reports)) == 400

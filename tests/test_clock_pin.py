@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from qmtkit.backends.sim import SimBackend
-from qmtkit.clock import SessionClock, StrictClock, parse_pinned_start, trading_day_of
+from qmtkit.clock import (
+    SessionClock,
+    StrictClock,
+    parse_pinned_start,
+    trading_day_of,
+    wall_ms,
+)
 from qmtkit.errors import InvalidArgument
 
 
@@ -38,6 +45,20 @@ def test_a_pinned_session_clock_runs_on_from_its_start() -> None:
     clock = SessionClock(start)
     first = clock.now_ms()
     assert start <= first <= clock.now_ms() < start + 60_000
+
+
+def test_a_session_clock_takes_qmtkit_clock_when_it_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QMTKIT_CLOCK", "20270104")
+    before = SessionClock()
+    assert trading_day_of(before.now_ms()) == trading_day_of(wall_ms()) == 20270104
+    monkeypatch.setenv("QMTKIT_CLOCK", "20300628")
+    after = SessionClock()
+    assert trading_day_of(after.now_ms()) == trading_day_of(wall_ms()) == 20300628
+    assert trading_day_of(before.now_ms()) == 20270104  # read once, when it was made
+    monkeypatch.delenv("QMTKIT_CLOCK")
+    assert abs(SessionClock().now_ms() - time.time_ns() // 10**6) < 60_000  # the system's
 
 
 def test_qmtkit_clock_moves_a_script_under_qmtkit_run(tmp_path: Path) -> None:

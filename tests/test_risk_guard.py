@@ -17,10 +17,12 @@ import pytest
 
 import qmtkit
 from qmtkit import cli
+from qmtkit.backends.base import OpenAccount, SubmitOrder
 from qmtkit.backends.sim import SimBackend
 from qmtkit.clock import BEIJING, VirtualClock
 from qmtkit.constants import OrderStatus
 from qmtkit.errors import InvalidArgument
+from qmtkit.models import AccountReport
 from qmtkit.risk import RISK_ERROR_BASE, RULES, RiskLimits, TradingState
 from qmtkit.risk.config import RiskConfig, save_config
 from qmtkit.risk.guard import RiskGuard
@@ -282,3 +284,40 @@ async def test_an_error_in_the_body_comes_back_unwrapped_through_the_guard(tmp_p
         async with venue(tmp_path, RiskLimits(max_order_volume=1000)) as v:
             assert v.qk.risk is not None
             raise KeyError("mine")
+
+
+class _Calls:
+    """A sink that records each delivery call: one report, or several at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[AccountReport]] = []
+
+    def on_quotes(self, batch: object) -> None:
+        pass
+
+    def on_connection(self, state: object) -> None:
+        pass
+
+    def on_report(self, report: AccountReport) -> None:
+        self.calls.append([report])
+
+    def on_reports(self, reports: list[AccountReport]) -> None:
+        self.calls.append(list(reports))
+
+
+@pytest.mark.parametrize(
+    ("limits", "calls"), [(None, [6]), (RiskLimits(max_orders_per_second=100), [1] * 6)]
+)
+async def test_a_guard_passes_an_orders_reports_on_at_once_until_it_folds_them(
+    tmp_path: Path, limits: RiskLimits | None, calls: list[int]
+) -> None:
+    sim = SimBackend(home=tmp_path, clock=VirtualClock(START))
+    config = RiskConfig(accounts={} if limits is None else {ACCT: limits})
+    guard = RiskGuard(sim, config, home=tmp_path)
+    sink = _Calls()
+    async with guard.open(sink):
+        await guard.request(OpenAccount(ACCT))
+        sink.calls.clear()
+        ask = sim.market.tick(CODE, sim.session_now()).askPrice[0]
+        await guard.request(SubmitOrder(ACCT, CODE, 23, 100, 11, ask))
+    assert [len(c) for c in sink.calls] == calls  # a filled buy: six reports

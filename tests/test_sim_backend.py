@@ -228,6 +228,33 @@ async def test_each_accounts_reports_are_numbered_one_by_one(tmp_path: Path) -> 
         assert OrderError in kinds and Order in kinds
 
 
+class BatchRecorder(Recorder):
+    """A sink that also takes one state change's reports of an account at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[AccountReport]] = []
+
+    def on_reports(self, reports: list[AccountReport]) -> None:
+        self.batches.append(list(reports))
+        self.reports.extend(reports)
+
+
+async def test_a_sink_with_on_reports_gets_an_orders_reports_in_one_call(tmp_path: Path) -> None:
+    streams = []
+    for sink in (Recorder(), BatchRecorder()):
+        backend = SimBackend(home=tmp_path / type(sink).__name__, clock=VirtualClock(START))
+        async with backend.open(sink):
+            await backend.request(OpenAccount(ACCT))
+            sink.reports.clear()
+            await backend.request(buy(backend))
+        streams.append(sink.reports)
+        if isinstance(sink, BatchRecorder):
+            assert sink.batches == [sink.reports]  # one call for the filled buy's six
+    assert len(streams[0]) == 6
+    assert streams[0] == streams[1]  # the same reports, the same numbers
+
+
 async def test_reports_of_a_closed_stream_wait_for_the_next_open(tmp_path: Path) -> None:
     async with opened(tmp_path) as (backend, sink, _):
         await backend.request(OpenAccount(ACCT))

@@ -479,26 +479,34 @@ class Account:
         self._listeners = tuple(f for f in self._listeners if f != listener)
 
     def _on_report(self, report: AccountReport) -> None:
-        seq = report.seq
+        self._on_reports((report,))
+
+    def _on_reports(self, reports: Sequence[AccountReport]) -> None:
+        """Deliver this account's reports, in order: consumers, listeners, then order handles."""
         cursor = self._cursor
-        if seq > 0:  # ReportCursor.take, inlined: this runs for every report
-            if seq <= cursor.last:
-                return  # a replay of something already delivered
-            cursor.last = seq
-        self._fanout.publish(report)
-        for listener in self._listeners:
-            try:
-                listener(report)
-            except Exception:
-                log.exception("report listener %r failed", listener)
-        item = report.item
-        if isinstance(item, _ORDER_EVENTS):
-            ref = self._handles.get(item.order_id)
-            handle = ref() if ref is not None else None
-            if handle is not None:
-                handle._on_item(item)
-            elif self._inflight > 0:
-                self._early.setdefault(item.order_id, []).append(item)
+        publish = self._fanout.publish
+        listeners = self._listeners
+        handles = self._handles
+        for report in reports:
+            seq = report.seq
+            if seq > 0:  # ReportCursor.take, inlined: this runs for every report
+                if seq <= cursor.last:
+                    continue  # a replay of something already delivered
+                cursor.last = seq
+            publish(report)
+            for listener in listeners:
+                try:
+                    listener(report)
+                except Exception:
+                    log.exception("report listener %r failed", listener)
+            item = report.item
+            if isinstance(item, _ORDER_EVENTS):
+                ref = handles.get(item.order_id)
+                handle = ref() if ref is not None else None
+                if handle is not None:
+                    handle._on_item(item)
+                elif self._inflight > 0:
+                    self._early.setdefault(item.order_id, []).append(item)
 
     def _close(self) -> None:
         self._fanout.close()
@@ -859,6 +867,13 @@ class Client:
         account = self._accounts.get(report.account_id)
         if account is not None and not self._closed:
             account._on_report(report)
+
+    def on_reports(self, reports: Sequence[AccountReport]) -> None:
+        """``on_report`` for several reports of one account (one state change), in one call."""
+        if reports and not self._closed:
+            account = self._accounts.get(reports[0].account_id)
+            if account is not None:
+                account._on_reports(reports)
 
     def on_connection(self, state: ConnectionState) -> None:
         """Remember the venue connection state and tell ``connection_changes`` consumers."""

@@ -88,6 +88,18 @@ def wall_ms() -> int:
     return _pin[1] + (time.monotonic_ns() - _pin[2]) // 1_000_000
 
 
+def _process_pin() -> tuple[int, int] | None:
+    """``$QMTKIT_CLOCK``'s pin as ``wall_ms`` keeps it: (start ms, monotonic ns at that start).
+
+    None when the variable is unset (wall time is the system's).
+    """
+    if not os.environ.get(CLOCK_ENV, ""):
+        return None
+    wall_ms()  # makes (or renews, for a changed text) the process's pin
+    assert _pin is not None
+    return _pin[1], _pin[2]
+
+
 class Clock(Protocol):
     """What the simulator asks of time."""
 
@@ -108,19 +120,22 @@ class SessionClock:
     """Wall-clock time with the market open whenever the program runs (a virtual session).
 
     ``start_ms`` pins this clock alone: it starts there and runs on at wall speed (as
-    ``$QMTKIT_CLOCK`` does for the whole process); ``sim://?clock_start=`` sets it.
+    ``$QMTKIT_CLOCK`` does for the whole process); ``sim://?clock_start=`` sets it. Without it
+    the clock reads as ``wall_ms`` does; ``$QMTKIT_CLOCK`` is looked up once, when the clock is
+    made (reading the environment on every call was a measurable part of an order's round
+    trip), so a later change of it moves only clocks made after the change.
     """
 
     def __init__(self, start_ms: int | None = None) -> None:
         if start_ms is not None and (not is_int(start_ms) or start_ms < 0):
             raise ValueError(f"start_ms must be Unix milliseconds >= 0, got {start_ms!r}")
-        self._pin = None if start_ms is None else (start_ms, time.monotonic_ns())
+        self._pin = _process_pin() if start_ms is None else (start_ms, time.monotonic_ns())
 
     def now_ms(self) -> int:
-        if self._pin is None:
-            return wall_ms()
-        start, t0 = self._pin
-        return start + (time.monotonic_ns() - t0) // 1_000_000
+        pin = self._pin
+        if pin is None:
+            return time.time_ns() // 1_000_000
+        return pin[0] + (time.monotonic_ns() - pin[1]) // 1_000_000
 
     def is_open(self) -> bool:
         return True

@@ -111,14 +111,34 @@ def _wall_clock() -> Callable[[], int]:
 
 class _Relay:
     """The sink a guarded venue pushes into: reports are folded into the books first, quotes
-    and connection changes go straight to the client's sink (no extra call per quote batch)."""
+    and connection changes go straight to the client's sink (no extra call per quote batch).
 
-    __slots__ = ("on_connection", "on_quotes", "on_report")
+    ``passing``: while no account has a chain, several reports of one account go on to the
+    client's sink in one call (its ``on_reports``); None: one by one through ``on_report``.
+    """
 
-    def __init__(self, sink: EventSink, on_report: Callable[[AccountReport], None]) -> None:
+    __slots__ = ("on_connection", "on_quotes", "on_report", "passing")
+
+    def __init__(
+        self,
+        sink: EventSink,
+        on_report: Callable[[AccountReport], None],
+        passing: Callable[[list[AccountReport]], None] | None = None,
+    ) -> None:
         self.on_quotes = sink.on_quotes
         self.on_connection = sink.on_connection
         self.on_report = on_report
+        self.passing = passing
+
+    def on_reports(self, reports: list[AccountReport]) -> None:
+        """Several reports of one account (one state change), in order."""
+        passing = self.passing
+        if passing is not None:
+            passing(reports)
+            return
+        on_report = self.on_report
+        for report in reports:
+            on_report(report)
 
 
 class _Account:
@@ -237,7 +257,10 @@ class RiskGuard:
         try:
             # Until some account has a chain, reports have nothing to be folded into: they go
             # straight to the sink (a shared terminal's host keeps a guard with no limits).
-            relay = _Relay(sink, self.on_report if self._has_engines() else sink.on_report)
+            if self._has_engines():
+                relay = _Relay(sink, self.on_report)
+            else:
+                relay = _Relay(sink, sink.on_report, getattr(sink, "on_reports", None))
             self._relay = relay
             # lifetime_tasks: the caller's own error comes back to it unwrapped.
             async with self.inner.open(relay) as info, lifetime_tasks() as tg:
@@ -299,6 +322,7 @@ class RiskGuard:
             engine = RiskEngine(account_id, limits, self.clock, emit=self._emit)
             if self._relay is not None:
                 self._relay.on_report = self.on_report  # from now on reports are folded
+                self._relay.passing = None
             # An engine, once made, lives as long as the guard: read from the venue once.
             unprimed = account_id in self._open_ids and account_id not in self._primed
             acct = _Account(engine, unprimed)

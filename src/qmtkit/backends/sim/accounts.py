@@ -39,6 +39,9 @@ class AccountState:
     #: (an ``Asset`` report is made on most state changes; summing every holding each time
     #: was most of a backtest's broker time with many codes held).
     market_value: int = 0
+    #: ``(market_value, its CNY float, that rounded to cents)`` as last reported: most Asset
+    #: reports repeat the value of the one before (a buy's freeze), so it is worked out once.
+    value_shown: tuple[int, float, float] = (0, 0.0, 0.0)
     orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
     trades: list[Trade] = field(default_factory=list)  # today's
 

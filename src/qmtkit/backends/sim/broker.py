@@ -375,14 +375,18 @@ class Broker:
     # ------------------------------------------------------------------ reports
 
     def _asset_report(self, acct: AccountState) -> Asset:
-        mv = acct.market_value / VALUE_SCALE  # exact, then rounded once (int / int)
+        key, mv, shown = acct.value_shown
+        if key != acct.market_value:
+            key = acct.market_value
+            mv = key / VALUE_SCALE  # exact, then rounded once (int / int)
+            shown = round(mv, 2)
+            acct.value_shown = (key, mv, shown)
         cash = acct.cash / 100
-        frozen = acct.frozen / 100
         return Asset(
             account_id=acct.account_id,
             cash=cash,
-            frozen_cash=frozen,
-            market_value=round(mv, 2),
+            frozen_cash=acct.frozen / 100,
+            market_value=shown,
             total_asset=round((acct.cash + acct.frozen) / 100 + mv, 2),
             fetch_balance=cash,
         )
@@ -464,8 +468,15 @@ class Broker:
                 + (f"call roll_day({day}) first" if day > self._day else "days cannot go backwards")
             )
 
-        remark = cut_remark(req.order_remark) if isinstance(req.order_remark, str) else ""
+        remark = req.order_remark
+        if type(remark) is not str:
+            remark = cut_remark(remark) if isinstance(remark, str) else ""
+        elif remark:
+            remark = cut_remark(remark)
         strategy = req.strategy_name if isinstance(req.strategy_name, str) else ""
+        seq = req.seq
+        if type(seq) is not int:
+            seq = seq if is_int(seq) else 0
         order_id = self._next_order_id
         self._next_order_id += 1
         out: list[TradeReportItem] = []
@@ -516,7 +527,7 @@ class Broker:
                 strategy_name=strategy,
                 order_remark=remark,
                 error_msg=r.msg,
-                seq=req.seq if is_int(req.seq) else 0,
+                seq=seq,
             )
             return resp, out
 
@@ -528,7 +539,7 @@ class Broker:
         self._resting.setdefault(plan.code, {})[order_id] = acct.account_id
         out.append(_copy(order))
         if order.order_type == _BUY:
-            f = self._freeze_of(order)
+            f = plan.freeze  # what the cash check worked out: the same as _freeze_of(order)
             acct.cash -= f
             acct.frozen += f
             out.append(self._asset_report(acct))
@@ -558,7 +569,7 @@ class Broker:
             order_id=order_id,
             strategy_name=strategy,
             order_remark=remark,
-            seq=req.seq if is_int(req.seq) else 0,
+            seq=seq,
         )
         return resp, out
 
@@ -666,7 +677,7 @@ class Broker:
             instrument_name=order.instrument_name,
         )
         acct.trades.append(trade)
-        out.append(_copy(trade))
+        out.append(trade)  # never changed once made (queries hand out copies)
         out.append(_copy(order))
         out.append(self._position_report(acct, code))
         out.append(self._asset_report(acct))

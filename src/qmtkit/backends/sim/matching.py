@@ -15,57 +15,79 @@ _BUY = int(OrderType.STOCK_BUY)
 _SELL = int(OrderType.STOCK_SELL)
 
 
+#: One side of a book as the matcher reads it: (price, price in li, shares) of its usable levels.
+Levels = tuple[tuple[float, int, int], ...]
+
+
+def _side(prices: list[float], vols: list[int]) -> Levels:
+    """The usable levels (price > 0, volume > 0) of one book side, at most five, best first."""
+    return tuple(
+        (float(p), round(p * 1000), int(v))
+        for p, v in zip(prices[:BOOK_LEVELS], vols[:BOOK_LEVELS], strict=False)
+        if p > 0 and v > 0
+    )
+
+
+class _Tick:
+    """What the ledger keeps of a code's tick in force: its time, its levels, what was taken."""
+
+    __slots__ = ("asks", "bids", "book", "time", "used")
+
+    def __init__(self, book: Tick) -> None:
+        self.time = book.time
+        #: shares already taken by (side, price in li)
+        self.used: dict[tuple[int, int], int] = {}
+        self.read(book)
+
+    def read(self, book: Tick) -> None:
+        """Take the levels of ``book`` (read once per book, not on every order against it)."""
+        self.book = book
+        self.asks = _side(book.askPrice, book.askVol)
+        self.bids = _side(book.bidPrice, book.bidVol)
+
+
 class BookLedger:
     """Book volume already taken by our orders, per code, for the tick in force."""
 
     def __init__(self) -> None:
-        # code -> (tick time, {(side, price in li): shares already taken})
-        self._used: dict[str, tuple[int, dict[tuple[int, int], int]]] = {}
+        self._ticks: dict[str, _Tick] = {}
 
     def clear(self) -> None:
         """Forget every tick (a new trading day)."""
-        self._used.clear()
+        self._ticks.clear()
+
+    def _tick(self, book: Tick) -> _Tick:
+        entry = self._ticks.get(book.stock_code)
+        if entry is None or entry.time != book.time:
+            entry = self._ticks[book.stock_code] = _Tick(book)
+        elif entry.book is not book:  # the same tick passed again as another object
+            entry.read(book)
+        return entry
 
     def used(self, book: Tick) -> dict[tuple[int, int], int]:
         """Shares taken this tick by (side, price in li) on the book's code; a new tick: none."""
-        entry = self._used.get(book.stock_code)
-        if entry is None or entry[0] != book.time:
-            entry = (book.time, {})
-            self._used[book.stock_code] = entry
-        return entry[1]
+        return self._tick(book).used
 
     def crossing(self, order: Order, book: Tick, enough: int = 0) -> list[tuple[float, int, int]]:
         """The book levels (price, price in li, shares still free this tick) the order may
         trade with, best first; with ``enough`` > 0, only until they offer that many shares
         (the levels after them would not be reached by an order of that size)."""
         limit = round(order.price * 1000)
-        used = self.used(book)
+        entry = self._tick(book)
+        used = entry.used
         out = []
         offered = 0
-        # One pass over at most five levels: the same levels, filter and order as
-        # ``_levels`` followed by the limit check, without the intermediate lists.
-        if order.order_type == _BUY:
-            for p, v in zip(book.askPrice[:BOOK_LEVELS], book.askVol[:BOOK_LEVELS], strict=False):
-                if p > 0 and v > 0:
-                    li = round(p * 1000)
-                    if li <= limit:
-                        free = int(v) - used.get((_BUY, li), 0)
-                        if free > 0:
-                            out.append((float(p), li, free))
-                            offered += free
-                            if 0 < enough <= offered:
-                                break
-        else:
-            for p, v in zip(book.bidPrice[:BOOK_LEVELS], book.bidVol[:BOOK_LEVELS], strict=False):
-                if p > 0 and v > 0:
-                    li = round(p * 1000)
-                    if li >= limit:
-                        free = int(v) - used.get((_SELL, li), 0)
-                        if free > 0:
-                            out.append((float(p), li, free))
-                            offered += free
-                            if 0 < enough <= offered:
-                                break
+        buy = order.order_type == _BUY
+        side = _BUY if buy else _SELL
+        for p, li, v in entry.asks if buy else entry.bids:
+            if li > limit if buy else li < limit:
+                continue
+            free = v - used.get((side, li), 0)
+            if free > 0:
+                out.append((p, li, free))
+                offered += free
+                if 0 < enough <= offered:
+                    break
         return out
 
     def fillable(self, order: Order, book: Tick) -> int:

@@ -86,7 +86,8 @@ class PaperAccounts:
     ) -> None:
         self.broker = broker
         self.journal = journal
-        self.sink: EventSink | None = None
+        self._sink: EventSink | None = None
+        self._push_many: Callable[[list[AccountReport]], None] | None = None
         self.reports: dict[str, list[AccountReport]] = {}
         #: The last report number of each account (the log's length while it is kept).
         self.last_seq: dict[str, int] = {}
@@ -107,6 +108,18 @@ class PaperAccounts:
 
     # ------------------------------------------------------------------ reports
 
+    @property
+    def sink(self) -> EventSink | None:
+        """Where new reports of the streaming accounts are pushed (None: nowhere)."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: EventSink | None) -> None:
+        self._sink = sink
+        # A sink with ``on_reports`` takes one state change's reports of an account in one
+        # call (one call per order instead of one per report); the list is not to be changed.
+        self._push_many = getattr(sink, "on_reports", None)
+
     def publish(self, account_id: str, items: Iterable[TradeReportItem]) -> None:
         """Number, journal (as one unit), observe and push the reports of one account."""
         items = items if type(items) is list else list(items)
@@ -116,7 +129,7 @@ class PaperAccounts:
         first = self.last_seq.get(account_id, 0) + 1
         self.last_seq[account_id] = first + n - 1
         self.report_count += n
-        sink = self.sink
+        sink = self._sink
         streaming = sink is not None and account_id in self.streaming
         if self.journal is not None or self.keep_log or streaming:
             reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
@@ -132,9 +145,13 @@ class PaperAccounts:
             self._observe(account_id, items)
         if streaming:
             assert sink is not None
-            on_report = sink.on_report
-            for report in reports:
-                on_report(report)
+            many = self._push_many
+            if many is not None:
+                many(reports)
+            else:
+                on_report = sink.on_report
+                for report in reports:
+                    on_report(report)
 
     def publish_many(self, pairs: Iterable[tuple[str, TradeReportItem]]) -> None:
         """Like ``publish`` for one state change of any accounts (one journal unit for all).
@@ -166,7 +183,7 @@ class PaperAccounts:
             for report in reports:
                 logs.setdefault(report.account_id, []).append(report)
         self._observe_all(len(pairs), _runs(pairs) if self._observe is not None else [])
-        sink = self.sink
+        sink = self._sink
         if sink is not None:
             streaming = self.streaming
             for report in reports:

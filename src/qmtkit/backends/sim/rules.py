@@ -24,6 +24,7 @@ _LOT = 100
 #: Book levels a market order may reach.
 BOOK_LEVELS = 5
 _EPS = 1e-9
+_INF = float("inf")
 _STOCK_PRICE_TYPES = frozenset(
     int(t)
     for t in frozenset({PriceType.LATEST_PRICE, PriceType.FIX_PRICE})
@@ -69,14 +70,16 @@ class Refused(Exception):
 
 
 class Plan:
-    """An accepted order's code, working limit price and price type."""
+    """An accepted order's code, working limit price and price type; for a buy, the cents it
+    freezes (amount at the limit plus estimated fees, as the cash check worked out)."""
 
-    __slots__ = ("code", "kind", "limit")
+    __slots__ = ("code", "freeze", "kind", "limit")
 
-    def __init__(self, code: str, limit: float, kind: int) -> None:
+    def __init__(self, code: str, limit: float, kind: int, freeze: int = 0) -> None:
         self.code = code
         self.limit = limit
         self.kind = kind
+        self.freeze = freeze
 
 
 class _Listing:
@@ -176,7 +179,9 @@ def validate(
             )
     else:
         price = req.price
-        if not is_finite(price) or price <= 0:
+        if not (type(price) is float and 0.0 < price < _INF) and (  # the usual price, cheaply
+            not is_finite(price) or price <= 0
+        ):
             raise Refused(Reject.BAD_PRICE, f"bad price {price!r}: a limit order needs a price > 0")
         tick = listing.tick
         steps = price / tick
@@ -215,6 +220,7 @@ def validate(
             )
         amount = (round(limit * 1000) * volume + 5) // 10  # amount_cents, inlined
         need = amount + rates.total_cents(_BUY, amount)
+        freeze = need
         if need > acct.cash:
             raise Refused(
                 Reject.NO_CASH,
@@ -223,6 +229,7 @@ def validate(
                 f"{acct.cash / 100:.2f}",
             )
     else:
+        freeze = 0
         pos = acct.positions.get(code)
         sellable = pos.can_use if pos is not None else 0
         if volume > sellable:
@@ -237,7 +244,7 @@ def validate(
                 f"sell volume {volume} is not a multiple of {_LOT}: an odd lot may only be "
                 f"sold together with the whole sellable position ({sellable} shares)",
             )
-    return Plan(code, limit, pt)
+    return Plan(code, limit, pt, freeze)
 
 
 def limit_for(

@@ -109,7 +109,7 @@ class LocalTerminalBackend(RemoteBackend):
         except _HostedHere:
             gw, sink = self._gateway, self._events
             assert gw is not None and sink is not None
-            channel = gw.attach_direct(sink, sink.on_report)
+            channel = gw.attach_direct(sink, sink.on_report, getattr(sink, "on_reports", None))
             return _Link(channel, FrameReader(channel), gw.info, answer=channel.request)
         theirs = identity(link.info.url)
         if theirs != self.identity:

@@ -54,12 +54,15 @@ class DirectChannel(anyio.abc.ByteStream):
         program: Program,
         sink: EventSink,
         deliver: Callable[[AccountReport], None],
+        deliver_many: Callable[[list[AccountReport]], None] | None = None,
     ) -> None:
         self.hub = hub
         self.program = program
         self.sink = sink
         #: Hands one journaled report of the program's accounts to the program.
         self.deliver = deliver
+        #: Hands several (one state change's, of one account) at once; None: one by one.
+        self.deliver_many = deliver_many
         self.accounts: set[str] = set()
         self.subs: dict[int, int] = {}  # the program's subscription id -> the hub's
         self.ended = anyio.Event()

@@ -126,17 +126,20 @@ class TerminalGateway(Gateway):
     # ------------------------------------------------------------------ this process's program
 
     def attach_direct(
-        self, sink: EventSink, deliver: Callable[[AccountReport], None]
+        self,
+        sink: EventSink,
+        deliver: Callable[[AccountReport], None],
+        deliver_many: Callable[[list[AccountReport]], None] | None = None,
     ) -> DirectChannel:
         """A channel for this process's own program: no socket, no encoding (``direct``).
 
-        ``deliver`` takes its reports, ``sink`` its quotes and connection changes.
+        ``deliver`` takes its reports (``deliver_many``, if given, several of one account at
+        once), ``sink`` its quotes and connection changes.
         """
         if self._tg is None:
             raise BackendUnavailable("the terminal this process hosts has stopped")
-        channel = DirectChannel(
-            self, Program(os.getpid(), _command_of(os.getpid()), wall_ms(), []), sink, deliver
-        )
+        program = Program(os.getpid(), _command_of(os.getpid()), wall_ms(), [])
+        channel = DirectChannel(self, program, sink, deliver, deliver_many)
         self.direct.append(channel)
         return channel
 
@@ -217,6 +220,22 @@ class TerminalGateway(Gateway):
         if self.sessions:
             # The report itself: each program's frame encodes its burst in one go.
             self._fan_out(report.account_id, report)
+
+    def on_reports(self, reports: list[AccountReport]) -> None:
+        """``on_report`` for one state change's reports of one account, in one call."""
+        account_id = reports[0].account_id
+        channels = self._direct_accounts.get(account_id)
+        if channels:
+            for channel in channels:
+                many = channel.deliver_many
+                if many is not None:
+                    many(reports)
+                else:
+                    for report in reports:
+                        channel.deliver(report)
+        if self.sessions:
+            for report in reports:
+                self._fan_out(account_id, report)
 
     def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
         return self.sim.reports_after(account_id, after_seq)
