@@ -8,11 +8,12 @@ from datetime import date
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
-from qmtkit.backends.replay.record import POSITION_COLUMNS, Recorder
+from qmtkit.backends.replay.record import POSITION_COLUMNS, Recorder, to_fen
 from qmtkit.backends.sim.accounts import VALUE_SCALE, value_q
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts
@@ -166,3 +167,14 @@ def test_daily_positions_of_an_account_that_never_held_anything_are_empty_and_ty
     frame = recorder.frames(ACC)["positions"]
     assert frame.height == 0
     assert frame.schema == pl.Schema(POSITION_COLUMNS)
+
+
+def test_to_fen_gives_the_floats_python_round_gives_ties_and_large_amounts_included() -> None:
+    rng = np.random.default_rng(5)
+    shares = rng.integers(1, 100_000, 20_000) * 100
+    prices = np.round(rng.uniform(0.5, 3_000.0, 20_000), 2)
+    tricky = [0.125, 1.005, 2.675, 0.005, 0.015, 12.345, 0.0, 2.0**40 + 0.125, 1e15 + 0.5]
+    amounts = np.concatenate(
+        [shares.astype(np.float64) * prices, rng.uniform(0.0, 1e12, 20_000), np.array(tricky)]
+    )
+    assert to_fen(amounts).tolist() == [round(float(x), 2) for x in amounts]

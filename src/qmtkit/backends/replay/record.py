@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -92,6 +93,31 @@ def _epoch_day(day: int) -> int:
     return (dt.date(day // 10000, day // 100 % 100, day % 100) - _EPOCH).days
 
 
+#: ``to_fen`` rounds in one vector step where the amount in fen is below this (there a
+#: product's rounding error, at most half a unit in the last place, is below 2**-21 fen).
+_FEN_EXACT_BELOW: Final = float(2**32)
+_TIE_MARGIN: Final = 1e-6
+
+
+def to_fen(amounts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``round(x, 2)`` of every amount, the very floats Python's ``round`` gives.
+
+    Python rounds the exact binary value to the nearest cent (ties to even) and returns the
+    float nearest that decimal. Away from a tie, the fen count nearest ``x * 100`` is that
+    cent, and dividing the whole count by 100 is correctly rounded too; amounts within
+    ``_TIE_MARGIN`` fen of a tie, or too large for that, go through ``round`` one by one.
+    """
+    fen = amounts * 100.0
+    whole = np.rint(fen)
+    out: npt.NDArray[np.float64] = whole / 100.0
+    doubtful = (np.abs(fen - np.floor(fen) - 0.5) <= _TIE_MARGIN) | ~(
+        np.abs(fen) < _FEN_EXACT_BELOW
+    )
+    for i in np.flatnonzero(doubtful).tolist():
+        out[i] = round(float(amounts[i]), 2)
+    return out
+
+
 class _Positions:
     """Daily holdings in typed arrays (no Python object per value); codes by number."""
 
@@ -101,7 +127,6 @@ class _Positions:
         self.volumes = array("q")
         self.usable = array("q")
         self.closes = array("d")
-        self.values = array("d")
         self.names: list[str] = []
         self._ids: dict[str, int] = {}
 
@@ -118,8 +143,6 @@ class _Positions:
         self.volumes.extend(volumes)
         self.usable.extend(usable)
         self.closes.extend(closes)
-        # A holding's market value is the broker's own: shares x last price, to the fen.
-        self.values.extend([round(v * c, 2) for v, c in zip(volumes, closes, strict=True)])
 
     def frame(self) -> pl.DataFrame:
         """The ``positions`` frame (``POSITION_COLUMNS``)."""
@@ -131,21 +154,47 @@ class _Positions:
 
         names = pl.Series("code", self.names, dtype=pl.String)
         index = pl.Series("code", column(self.codes, np.int32), dtype=pl.UInt32)
+        closes = column(self.closes, np.float64)
         return pl.DataFrame(
             {
                 "date": pl.Series("date", column(self.dates, np.int32)).cast(pl.Date),
                 "code": names.gather(index),
                 "volume": pl.Series("volume", column(self.volumes, np.int64)),
                 "can_use_volume": pl.Series("can_use_volume", column(self.usable, np.int64)),
-                "close": pl.Series("close", column(self.closes, np.float64)),
-                "market_value": pl.Series("market_value", column(self.values, np.float64)),
+                "close": pl.Series("close", closes),
+                # A holding's market value is the broker's own: shares x last price, to the fen.
+                "market_value": pl.Series(
+                    "market_value",
+                    to_fen(column(self.volumes, np.int64).astype(np.float64) * closes),
+                ),
             }
         )
 
 
+class _OrderRow(msgspec.Struct, gc=False):
+    """One row of the orders frame (``ORDER_COLUMNS``), updated as the order's reports come.
+
+    Scalars only, so untracked by the collector: a long run holds hundreds of thousands of
+    these, and as lists every full collection walked them all.
+    """
+
+    time: int
+    order_id: int
+    code: Any
+    side: str
+    price: Any
+    volume: Any
+    price_type: Any
+    status: int
+    traded_volume: int
+    traded_price: float
+    error: Any
+    strategy: Any
+
+
 @dataclass
 class _Book:
-    orders: dict[int, list[Any]] = field(default_factory=dict)
+    orders: dict[int, _OrderRow] = field(default_factory=dict)
     trades: list[tuple[Any, ...]] = field(default_factory=list)
     #: The daily holdings as typed columns (a backtest holds a row per held code per day:
     #: rows, or lists of Python numbers, were slow and most of a long run's memory).
@@ -202,7 +251,7 @@ class Recorder:
             if type(item) is Order:
                 row = orders.get(item.order_id)
                 if row is None:
-                    orders[item.order_id] = [
+                    orders[item.order_id] = _OrderRow(
                         now_ms + _BEIJING_MS,  # local_ms
                         item.order_id,
                         item.stock_code,
@@ -215,11 +264,11 @@ class Recorder:
                         item.traded_price,
                         None,
                         item.strategy_name,
-                    ]
+                    )
                 else:
-                    row[2], row[4] = item.stock_code, item.price
-                    row[7], row[8] = item.order_status, item.traded_volume
-                    row[9] = item.traded_price
+                    row.code, row.price = item.stock_code, item.price
+                    row.status, row.traded_volume = item.order_status, item.traded_volume
+                    row.traded_price = item.traded_price
             elif type(item) is Trade:
                 book.trades.append(
                     (
@@ -236,7 +285,7 @@ class Recorder:
             elif type(item) is OrderError:
                 row = orders.get(item.order_id)
                 if row is not None:
-                    row[10] = item.error_msg
+                    row.error = item.error_msg
 
     def on_refusal(self, req: SubmitOrder, message: str, now_ms: int) -> None:
         """Note an order the risk chain refused before it reached the broker.
@@ -246,7 +295,7 @@ class Recorder:
         """
         self._refused += 1
         oid = -self._refused
-        self._book(req.account_id).orders[oid] = [
+        self._book(req.account_id).orders[oid] = _OrderRow(
             local_ms(now_ms),
             oid,
             req.stock_code,
@@ -259,7 +308,7 @@ class Recorder:
             0.0,
             message,
             req.strategy_name,
-        ]
+        )
 
     def on_cancel(self, now_ms: int, order_id: int, code: str, ok: bool) -> None:
         """Note one cancel request and whether it was accepted."""
@@ -296,7 +345,8 @@ class Recorder:
                 f"no account {account_id!r} in this backtest; it has {self.accounts}"
             )
         book = self._books.get(account_id, _Book())
-        orders = [v for _, v in sorted(book.orders.items())]
+        astuple = msgspec.structs.astuple
+        orders = [astuple(v) for _, v in sorted(book.orders.items())]
         return {
             "orders": _frame(orders, ORDER_COLUMNS),
             "trades": _frame(book.trades, TRADE_COLUMNS),
