@@ -9,7 +9,10 @@ simulator, all in one run:
 - attached: ``sim://`` in a program attached to a terminal another process hosts (the Unix
   socket, the gateway's protocol);
 - floors: a bare asyncio ping-pong of 64 bytes across processes over a Unix socket and over
-  loopback TCP.
+  loopback TCP (asyncio streams at both ends), and over a Unix socket at the protocol level
+  (``asyncio.BufferedProtocol``, reading into a buffer made once: the least Python a round
+  trip can take on asyncio; the streams' reads allocate 256 KiB each, which glibc serves with
+  mmap/mremap/munmap in a process whose allocator has not raised its mmap threshold).
 
 Target: attached order round trip median <= 150 µs.
 """
@@ -58,6 +61,42 @@ async def main(path):
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 asyncio.run(main(sys.argv[1]))
 """
+
+_ECHO_PROTOCOL = """
+import asyncio, sys
+class Echo(asyncio.BufferedProtocol):
+    def __init__(self):
+        self.view = memoryview(bytearray(65536))
+    def connection_made(self, transport):
+        self.transport = transport
+    def get_buffer(self, sizehint):
+        return self.view
+    def buffer_updated(self, nbytes):
+        self.transport.write(bytes(self.view[:nbytes]))
+async def main(path):
+    loop = asyncio.get_running_loop()
+    await loop.create_unix_server(Echo, path)
+    print(path, flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class _Pinger(asyncio.BufferedProtocol):
+    """The protocol-level floor's client: a 64-byte answer completes the waiting future."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(65536))
+        self.got = 0
+        self.done: asyncio.Future[None] | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += nbytes
+        if self.got >= 64 and self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
 
 async def round_trips(url: str, home: str, n: int) -> tuple[list[float], bool]:
@@ -127,6 +166,40 @@ def floor(kind: str, n: int) -> list[float]:
             child.wait(10)
 
 
+def floor_protocol(n: int) -> list[float]:
+    """64-byte round trips to an echo in another process, both ends at the protocol level."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "echo.sock")
+        child = subprocess.Popen(
+            [sys.executable, "-c", _ECHO_PROTOCOL, path],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdin is not None
+        child.stdout.readline()
+
+        async def ping() -> list[float]:
+            loop = asyncio.get_running_loop()
+            transport, pinger = await loop.create_unix_connection(_Pinger, path)
+            out = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                pinger.got = 0
+                pinger.done = loop.create_future()
+                transport.write(b"x" * 64)
+                await pinger.done
+                out.append(time.perf_counter() - t0)
+            transport.close()
+            return out
+
+        try:
+            return asyncio.run(ping())
+        finally:
+            child.stdin.close()
+            child.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
@@ -139,6 +212,7 @@ def main() -> None:
         other = attached(f"{home}/attached", n)
     unix = floor("unix", n)
     tcp = floor("tcp", n)
+    lean = floor_protocol(n)
     us = 1e6
 
     def med(xs: list[float]) -> float:
@@ -149,6 +223,7 @@ def main() -> None:
 
     record("attached buy → filled median / in-process", med(other) / med(local))
     record("attached buy → filled median / unix floor", med(other) / med(unix))
+    record("attached buy → filled median / unix protocol-level floor", med(other) / med(lean))
     record("hosting buy → filled median / in-process", med(hosted) / med(local))
     print(f"buy → filled on the shared sim:// terminal ({n} orders each; the machine is shared")
     print("with other work, so read the ratios to the same-run baselines)\n")
@@ -166,6 +241,8 @@ def main() -> None:
           f"{p99(unix):.0f} µs |  |  |")  # fmt: skip
     print(f"| bare asyncio TCP ping-pong across processes | {med(tcp):.0f} µs | "
           f"{p99(tcp):.0f} µs |  |  |")  # fmt: skip
+    print(f"| bare asyncio Unix-socket ping-pong, protocol level (no streams) | "
+          f"{med(lean):.0f} µs | {p99(lean):.0f} µs |  |  |")  # fmt: skip
 
 
 if __name__ == "__main__":

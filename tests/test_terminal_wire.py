@@ -18,6 +18,7 @@ from qmtkit.backends.remote import RemoteBackend
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import AccountReport, OrderResponse
 from qmtkit.streams import ReportFanout
+from qmtkit.wire.fastio import FastStream
 from qmtkit.wire.protocol import (
     Call,
     EncodedReportsEvent,
@@ -230,3 +231,24 @@ async def test_take_from_leaves_an_oversized_frame_to_receive_which_refuses_it()
     assert reader.take_from(big, lambda p: True) is False
     with pytest.raises(FramingError, match="exceeds the limit of 8 bytes"):
         await reader.receive_many()
+
+
+async def test_a_read_held_by_one_link_is_not_overwritten_by_another_links_read() -> None:
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with multi:
+        listener = multi.listeners[0]
+        assert isinstance(listener, anyio.abc.SocketListener)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        a = await FastStream.connect("127.0.0.1", port)
+        peer_a = await listener.accept()
+        b = await FastStream.connect("127.0.0.1", port)
+        peer_b = await listener.accept()
+        a_arrived = anyio.Event()
+        a.on_data(a_arrived.set)  # a's bytes wait in its buffer, not taken
+        await peer_a.send(b"a" * 1000)
+        await a_arrived.wait()
+        await peer_b.send(b"b" * 1000)  # read into the same per-thread buffer
+        assert await b.receive() == b"b" * 1000
+        assert await a.receive() == b"a" * 1000
+        for stream in (a, b, peer_a, peer_b):
+            await stream.aclose()
