@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
@@ -19,6 +20,7 @@ from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts
 from qmtkit.codes import Board, limit_prices
 from qmtkit.data.cache import Cache
+from qmtkit.errors import InvalidArgument
 from qmtkit.models import AccountReport, Asset, TradeReportItem
 from support.broker import ACC, BUY, DAY, T0, book, instrument, order
 from support.history import DAYS, FLAT, RISING, A, B
@@ -178,3 +180,11 @@ def test_to_fen_gives_the_floats_python_round_gives_ties_and_large_amounts_inclu
         [shares.astype(np.float64) * prices, rng.uniform(0.0, 1e12, 20_000), np.array(tricky)]
     )
     assert to_fen(amounts).tolist() == [round(float(x), 2) for x in amounts]
+
+
+def test_mark_held_leaves_a_holding_priced_zero_as_it_was_and_refuses_a_negative_price() -> None:
+    broker = _broker_holding((A, C))
+    broker.mark_held({A: 0.0, C: 0}, lambda code: None)
+    assert {h[0]: h[3] for h in broker.holdings(ACC)} == {A: 10.0, C: 10.0}
+    with pytest.raises(InvalidArgument, match="finite price >= 0"):
+        broker.mark_held({A: -1.0}, lambda code: None)

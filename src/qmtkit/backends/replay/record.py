@@ -134,12 +134,11 @@ class _Positions:
         """One day's rows: (code, shares, sellable shares, last price) with shares > 0."""
         codes, volumes, usable, closes = zip(*held, strict=True)
         ids = self._ids
-        for code in codes:
-            if code not in ids:
-                ids[code] = len(self.names)
-                self.names.append(code)
-        self.dates.extend([date] * len(held))
-        self.codes.extend([ids[c] for c in codes])
+        for code in [c for c in codes if c not in ids]:
+            ids[code] = len(self.names)
+            self.names.append(code)
+        self.dates.extend(array("i", [date]) * len(held))
+        self.codes.extend(map(ids.__getitem__, codes))
         self.volumes.extend(volumes)
         self.usable.extend(usable)
         self.closes.extend(closes)

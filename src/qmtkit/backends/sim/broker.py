@@ -352,25 +352,32 @@ class Broker:
             self.mark_to_market(marks)
             return
         acct = accounts[0]
+        price_of = prices.get
+        gained = lost = 0  # the change of the account's market value, summed once
         for code, pos in acct.positions.items():
-            if pos.volume <= 0:
+            volume = pos.volume
+            if volume <= 0:
                 continue
-            price = prices.get(code)
+            price = price_of(code)
             if price is None:
                 price = fallback(code)
                 if price is None:
                     continue
-            if type(price) is not float or not 0.0 <= price < math.inf:
+            if type(price) is not float or not 0.0 < price < math.inf:
                 if not is_finite(price) or price < 0:
                     raise InvalidArgument(
                         f"last price of {code!r} must be a finite price >= 0, got {price!r}"
                     )
+                if price == 0:
+                    continue
                 price = float(price)
-            if price > 0 and pos.last_price != price:
+            if pos.last_price != price:
                 pos.last_price = price
-                q = value_q(pos.volume, price)  # revalue(), inlined: every holding every day
-                acct.market_value += q - pos.value
+                q = value_q(volume, price)  # revalue(), inlined: every holding every day
+                gained += q
+                lost += pos.value
                 pos.value = q
+        acct.market_value += gained - lost
 
     # ------------------------------------------------------------------ reports
 
