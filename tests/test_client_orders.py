@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -483,3 +484,27 @@ async def test_a_handle_no_one_holds_any_more_is_forgotten() -> None:
         assert isinstance(req, SubmitOrder)
         venue.push(order_report(req, dropped_id, OrderStatus.SUCCEEDED, 100))
         assert not kept.done
+
+
+async def test_order_at_once_places_an_order_the_simulator_answers_at_once(
+    tmp_path: Path,
+) -> None:
+    async with qmtkit.connect("sim://?share=0", home=tmp_path) as qk:
+        acct = await qk.account(ACCT)
+        detail = await qk.instrument("600000.SH")
+        assert detail is not None
+        handle = acct.order_at_once("600000.SH", 23, 100, 11, detail.UpStopPrice)
+        assert handle is not None and handle.done  # placed, filled and reported, no await
+        assert handle.order.order_status == OrderStatus.SUCCEEDED
+        assert handle.traded_volume == 100
+        assert acct.handle(handle.order_id) is handle
+
+
+async def test_order_at_once_sends_nothing_to_a_venue_that_answers_later() -> None:
+    venue = Venue()
+    async with qmtkit.connect(backend=venue.backend) as qk:
+        acct = await qk.account(ACCT)
+        assert acct.order_at_once("600000.SH", 23, 100, 11, 10.0) is None
+        assert venue.next_id == 100  # nothing was placed
+        with pytest.raises(InvalidArgument, match="order_volume"):
+            acct.order_at_once("600000.SH", 23, 0, 11, 10.0)  # checked as order() checks

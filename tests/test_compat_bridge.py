@@ -128,3 +128,52 @@ def test_shutdown_is_idempotent_and_the_bridge_restarts_on_use() -> None:
     b.shutdown()
     assert b.call(one) == 1
     b.shutdown()
+
+
+def test_call_at_once_answers_from_the_loop_thread_without_the_coroutine() -> None:
+    b = Bridge()
+    later_ran: list[int] = []
+
+    async def later(x: int) -> str:
+        later_ran.append(x)
+        return "later"
+
+    try:
+        got = b.call_at_once(lambda x: f"now {x} on {threading.current_thread().name}", later, 7)
+        assert got == "now 7 on qmtkit-loop"
+        assert later_ran == []
+    finally:
+        b.shutdown()
+
+
+def test_call_at_once_awaits_the_general_way_when_now_gives_none() -> None:
+    b = Bridge()
+
+    async def later(x: int) -> str:
+        await asyncio.sleep(0)
+        return f"later {x}"
+
+    try:
+        assert b.call_at_once(lambda x: None, later, 7) == "later 7"
+    finally:
+        b.shutdown()
+
+
+def test_call_at_once_raises_what_now_or_later_raised() -> None:
+    b = Bridge()
+
+    def now(x: int) -> str | None:
+        if x == 1:
+            raise ValueError("now failed on 1")
+        return None
+
+    async def later(x: int) -> str:
+        raise KeyError(f"later failed on {x}")
+
+    try:
+        with pytest.raises(ValueError, match="now failed on 1"):
+            b.call_at_once(now, later, 1)
+        with pytest.raises(KeyError, match="later failed on 2"):
+            b.call_at_once(now, later, 2)
+    finally:
+        b.shutdown()

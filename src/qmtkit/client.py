@@ -599,33 +599,75 @@ class Account:
     async def _submit(self, req: SubmitOrder) -> OrderHandle:
         self._inflight += 1
         try:
-            reply = await self.client.request(req)
-            resp = expect(reply, OrderResponse)
-            handle = OrderHandle(self, req, resp)
-            if resp.order_id > 0:
-                oid = resp.order_id
-                handles = self._handles
-                handles[oid] = weakref.ref(handle, partial(_forget_handle, handles, oid))
-                for item in self._early.pop(resp.order_id, ()):
-                    handle._on_item(item)
-            else:
-                handle._reject(
-                    OrderError(
-                        account_type=int(self.account_type),
-                        account_id=self.account_id,
-                        order_id=resp.order_id,
-                        error_id=error_id_of(resp.error_msg),
-                        error_msg=resp.error_msg or "the venue refused the order",
-                        strategy_name=req.strategy_name,
-                        order_remark=req.order_remark,
-                    )
-                )
-                handle._notify()
-            return handle
+            return self._handle_of(req, await self.client.request(req))
         finally:
             self._inflight -= 1
             if self._inflight == 0:
                 self._early.clear()
+
+    def order_at_once(
+        self,
+        stock_code: str,
+        order_type: int,
+        order_volume: int,
+        price_type: int,
+        price: float,
+        strategy_name: str = "",
+        order_remark: str = "",
+        *,
+        seq: int = 0,
+    ) -> OrderHandle | None:
+        """``order`` without awaiting, where the venue answers an order at once; else None.
+
+        For bridges on the event loop's thread that must not start a task per order (the
+        xtquant shim): the simulator, and the terminal this program hosts, place an order and
+        push its reports before answering, so the handle comes back complete. None means
+        nothing was sent: place the order with ``await order(...)``. Checks and refusals are
+        those of ``order``.
+        """
+        req = self._order_request(
+            stock_code,
+            order_type,
+            order_volume,
+            price_type,
+            price,
+            strategy_name,
+            order_remark,
+            seq,
+        )
+        self._inflight += 1
+        try:
+            reply = self.client._request_now(req)
+            return None if reply is None else self._handle_of(req, reply)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._early.clear()
+
+    def _handle_of(self, req: SubmitOrder, reply: Reply) -> OrderHandle:
+        """The handle of an order the venue answered ``reply``, with its reports so far."""
+        resp = expect(reply, OrderResponse)
+        handle = OrderHandle(self, req, resp)
+        if resp.order_id > 0:
+            oid = resp.order_id
+            handles = self._handles
+            handles[oid] = weakref.ref(handle, partial(_forget_handle, handles, oid))
+            for item in self._early.pop(resp.order_id, ()):
+                handle._on_item(item)
+        else:
+            handle._reject(
+                OrderError(
+                    account_type=int(self.account_type),
+                    account_id=self.account_id,
+                    order_id=resp.order_id,
+                    error_id=error_id_of(resp.error_msg),
+                    error_msg=resp.error_msg or "the venue refused the order",
+                    strategy_name=req.strategy_name,
+                    order_remark=req.order_remark,
+                )
+            )
+            handle._notify()
+        return handle
 
     def _simple(
         self,
@@ -769,6 +811,11 @@ class Client:
 
     def __init__(self, backend: Backend, *, home: Path | None = None) -> None:
         self._backend = backend
+        # A venue that answers an order at once (the simulator, a hosted terminal, a risk
+        # guard in front of either) lets a bridge place one without a task: order_at_once.
+        self._answer_now: Callable[[Request], Reply | None] | None = getattr(
+            backend, "request_now", None
+        )
         self.home = home
         self._info: BackendInfo | None = None
         self._tg: TaskGroup | None = None
@@ -839,6 +886,21 @@ class Client:
         close = getattr(self._data, "close", None)
         if callable(close):
             close()
+
+    def _request_now(self, req: Request) -> Reply | None:
+        """``request`` answered without waiting, by a venue that can (None: it cannot)."""
+        self._check_open()
+        answer = self._answer_now
+        if answer is None:
+            return None
+        try:
+            return answer(req)
+        except QmtkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def request(self, req: Request) -> Reply:
         """Send one raw request to the backend (the seam's own messages); errors are qmtkit's."""

@@ -219,6 +219,62 @@ class Bridge:
                 f"{label}() got no answer within {timeout} s (see set_timeout)"
             ) from None
 
+    def call_at_once(
+        self,
+        now: Callable[..., T | None],
+        later: Callable[..., Awaitable[T]],
+        *args: object,
+        timeout: float | None = None,
+        name: str = "",
+    ) -> T:
+        """``now(*args)`` on the loop thread, or ``await later(*args)`` if that gave None.
+
+        For calls the venue usually answers at once (an order on the simulator): the loop
+        thread runs ``now`` straight from its wake-up, with no task to start and no further
+        loop turn before the caller is woken; ``later`` is the general way, as ``call``.
+        """
+        label = name or getattr(now, "__name__", "call")
+        ensure_not_in_loop(label)
+        self.portal()
+        loop = self._loop
+        assert loop is not None
+        future: Future[T] = Future()
+        started: list[asyncio.Task[T]] = []
+
+        def finish(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                future.cancel()
+            elif (exc := task.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(task.result())
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # the caller gave up before the loop got to it
+            try:
+                value = now(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            if value is not None:
+                future.set_result(value)
+                return
+            task = loop.create_task(_awaited(later, *args))
+            started.append(task)
+            task.add_done_callback(finish)
+
+        loop.call_soon_threadsafe(run)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()  # not yet run: it never will be
+            if started:
+                loop.call_soon_threadsafe(started[0].cancel)
+            raise BackendUnavailable(
+                f"{label}() got no answer within {timeout} s (see set_timeout)"
+            ) from None
+
     def spawn(self, fn: Callable[..., Awaitable[T]], *args: object) -> Future[T]:
         """Start ``fn(*args)`` on the loop thread without waiting; cancel it via the future."""
         return self.portal().start_task_soon(fn, *args)

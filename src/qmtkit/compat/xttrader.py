@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import NamedTuple, NoReturn, TypeAlias, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from qmtkit import models
@@ -179,6 +179,8 @@ class XtQuantTrader:
         self.connected = False
         self._url = terminal_url(path, session)
         self._client: Client | None = None
+        #: Whether the client is a backtest's (its replay waits for each push), as connected.
+        self._replay = False
         self._lease: FileLock | None = None  # the session id, held while connected
         self._lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
@@ -243,6 +245,7 @@ class XtQuantTrader:
             return -1
         try:
             self._client = bridge().acquire(self._url)
+            self._replay = replay_of(self._client) is not None
         except QmtkitError as exc:
             if lease is not None:
                 lease.release()
@@ -315,7 +318,7 @@ class XtQuantTrader:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is None or replay_of(self._client) is not None:
+        if loop is None or self._replay:
             submit_held(d, self._client, fn, *args)
             return
         batch = self._batches.get(d)
@@ -329,14 +332,23 @@ class XtQuantTrader:
         if batch:
             d.submit(_run_batch, batch)
 
-    async def _order_now(self, acc: Account, args: _Order) -> OrderHandle:
-        """``acc.order`` for ``order_stock``, handing what it queued over as soon as it returns.
+    def _order_at_once(self, acc: Account, args: _Order) -> OrderHandle | None:
+        """``acc.order_at_once`` for ``order_stock``, handing what it queued over at once.
 
-        On a venue that answers at once (the simulator), the order's reports are queued by
-        then: the callback thread is woken one loop turn earlier than the end of the step
-        would, while the caller is still waiting for the answer. Later pushes of the same step
-        start a new batch, handed over after it (the order stays the same).
+        On a venue that answers at once (the simulator) the loop thread places the order
+        straight from its wake-up (no task) and the order's reports are queued by the time it
+        returns: the callback thread is woken before the caller is, not at the end of the loop
+        step. Later pushes of the same step start a new batch, handed over after it (the order
+        stays the same). None: the venue answers later (``_order_now``).
         """
+        try:
+            return acc.order_at_once(args.code, *args.rest)
+        finally:
+            for d in list(self._batches):
+                self._hand_over(d)
+
+    async def _order_now(self, acc: Account, args: _Order) -> OrderHandle:
+        """``acc.order`` for ``order_stock``, handing what it queued over as soon as it returns."""
         try:
             return await acc.order(args.code, *args.rest)
         finally:
@@ -434,7 +446,20 @@ class XtQuantTrader:
         return 0
 
     def _on_report(self, report: models.AccountReport) -> None:
-        self._on_item(report.item)
+        item = report.item
+        route = _ROUTES.get(type(item))
+        if route is None:
+            self._on_item(item)  # errors, through their gates
+            return
+        d = self._dispatcher
+        if d is not None:  # _push, without a closure per report: every report's path
+            self._queue(d, self._deliver, (route, item))
+
+    def _deliver(self, route: Callable[[XtQuantTraderCallback, Any], None], item: object) -> None:
+        """Run ``route`` with the callback registered now (callback thread)."""
+        cb = self.callback
+        if cb is not None:
+            route(cb, item)
 
     def _on_item(self, item: object) -> None:
         """Route one account report to its callback (loop thread).
@@ -520,7 +545,10 @@ class XtQuantTrader:
                 order_remark,
             )  # fmt: skip
             acc = self._account("order_stock", account)
-            handle = self._call("order_stock", self._order_now, acc, args)
+            handle = bridge().call_at_once(
+                self._order_at_once, self._order_now, acc, args,
+                timeout=self._timeout, name="order_stock",
+            )  # fmt: skip
         except QmtkitError as exc:
             self._refuse_order("order_stock", account, exc, strategy_name, order_remark)
             return -1
@@ -890,6 +918,37 @@ class _Order(NamedTuple):
 
 #: What a push does with the registered callback object (called on the push thread).
 _Call: TypeAlias = Callable[[XtQuantTraderCallback], object]
+
+
+def _to_order(cb: XtQuantTraderCallback, item: models.Order) -> None:
+    cb.on_stock_order(xttype.from_order(item))
+
+
+def _to_trade(cb: XtQuantTraderCallback, item: models.Trade) -> None:
+    cb.on_stock_trade(xttype.from_trade(item))
+
+
+def _to_position(cb: XtQuantTraderCallback, item: models.Position) -> None:
+    cb.on_stock_position(xttype.from_position(item))
+
+
+def _to_asset(cb: XtQuantTraderCallback, item: models.Asset) -> None:
+    cb.on_stock_asset(xttype.from_asset(item))
+
+
+def _to_account_status(cb: XtQuantTraderCallback, item: models.AccountStatus) -> None:
+    cb.on_account_status(xttype.from_account_status(item))
+
+
+#: The callback of each pushed report type that needs no gate, by exact type (the ``Xt*``
+#: object is made on the callback thread, just before its callback: see ``_on_item``).
+_ROUTES: dict[type, Callable[[XtQuantTraderCallback, Any], None]] = {
+    models.Order: _to_order,
+    models.Trade: _to_trade,
+    models.Position: _to_position,
+    models.Asset: _to_asset,
+    models.AccountStatus: _to_account_status,
+}
 
 
 def _time_sleep(seconds: float) -> None:
