@@ -252,3 +252,41 @@ async def test_a_read_held_by_one_link_is_not_overwritten_by_another_links_read(
         assert await a.receive() == b"a" * 1000
         for stream in (a, b, peer_a, peer_b):
             await stream.aclose()
+
+
+def test_take_burst_skips_replays_and_keeps_a_burst_of_new_reports_as_it_is() -> None:
+    resume: Resume[Any] = Resume(Backoff(0.1, 1.0))
+    resume.resume_after("acct", 2)
+    assert [r.seq for r in resume.take_burst([_report(2), _report(3), _report(4)]) or []] == [3, 4]
+    burst = [_report(5), _report(6)]
+    assert resume.take_burst(burst) is burst
+    assert resume.last_seq("acct") == 6
+
+
+def test_take_burst_leaves_a_burst_mixing_accounts_to_be_delivered_one_by_one() -> None:
+    resume: Resume[Any] = Resume(Backoff(0.1, 1.0))
+    other = AccountReport("other", 1, order_item("other", 1))
+    assert resume.take_burst([_report(1), other]) is None
+    assert resume.last_seq("acct") == 0  # nothing moved
+
+
+class _BurstSink(RecordingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bursts: list[list[int]] = []
+
+    def on_reports(self, reports: list[AccountReport]) -> None:
+        self.bursts.append([r.seq for r in reports])
+
+
+async def test_a_remote_backend_hands_a_burst_to_a_sink_with_on_reports_in_one_call() -> None:
+    def script(call: Call) -> list[Any]:
+        return [ReportsEvent([_report(1), _report(2), _report(3)]), Result(call.id, Ok())]
+
+    sink = _BurstSink()
+    async with scripted_gateway(script) as (port, _):
+        backend = RemoteBackend("127.0.0.1", port, token="")
+        async with backend.open(sink):
+            await backend.request(SubmitOrder("acct", "600000.SH", 23, 100, 11, 10.0))
+    assert sink.bursts == [[1, 2, 3]]
+    assert sink.reports == []  # none one by one

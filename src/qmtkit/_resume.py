@@ -200,6 +200,33 @@ class Resume(Generic[S]):
                 cursor.last = seq
             on_report(report)
 
+    def take_burst(self, reports: list[AccountReport]) -> list[AccountReport] | None:
+        """The reports of one account's burst not delivered yet, in order (``reports`` itself
+        when all are new), moving its cursor; None, moving nothing, if it mixes accounts.
+        """
+        if not reports:
+            return reports
+        account_id = reports[0].account_id
+        cursor = self._cursors.get(account_id)
+        if cursor is None:
+            cursor = self._cursors[account_id] = ReportCursor()
+        last = cursor.last
+        fresh: list[AccountReport] | None = None
+        for i, report in enumerate(reports):
+            if report.account_id != account_id:
+                return None
+            seq = report.seq
+            if seq > 0:  # ReportCursor.take, inlined
+                if seq <= last:
+                    if fresh is None:
+                        fresh = reports[:i]
+                    continue
+                last = seq
+            if fresh is not None:
+                fresh.append(report)
+        cursor.last = last
+        return reports if fresh is None else fresh
+
     def number(self, item: TradeReportItem) -> AccountReport:
         """Give a venue push its account's next seq, or, for a push sent again, its first seq.
 

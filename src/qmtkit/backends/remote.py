@@ -577,7 +577,13 @@ class RemoteBackend:
         if type(msg) is Result:  # an order's two frames first
             self._resolve(msg.id, msg.reply, None)
         elif type(msg) is ReportsEvent:
-            self._resume.deliver(msg.reports, sink.on_report)
+            many = getattr(sink, "on_reports", None)  # the sink's as it is now
+            fresh = None if many is None else self._resume.take_burst(msg.reports)
+            if fresh is None:
+                self._resume.deliver(msg.reports, sink.on_report)
+            elif fresh:
+                assert many is not None
+                many(fresh)  # a sink with on_reports takes the burst in one call
         elif isinstance(msg, ReportEvent):
             self._deliver(sink, msg.report)
         elif isinstance(msg, QuotesEvent):

@@ -194,6 +194,25 @@ class Gateway:
             else:
                 session.wake()
 
+    def _fan_out_many(self, account_id: str, reports: list[AccountReport]) -> None:
+        """``_fan_out`` for several reports of one account (not yet encoded), in one go."""
+        acct = self._accounts.get(account_id)
+        if acct is None or not acct.sessions:
+            self._sync_due.set()
+            return
+        publish = acct.fanout.publish
+        for report in reports:
+            publish(report)
+        cap = self.report_cap
+        for session, consumer in list(acct.sessions.items()):
+            if consumer.pending > cap:
+                session.kill(
+                    f"client too slow: {consumer.pending} unsent reports of account "
+                    f"{account_id} exceed the cap of {cap}; it must resume"
+                )
+            else:
+                session.wake()
+
     async def sync_journal(self) -> None:
         """Hand reports that no client is sending to the OS, one burst at a time."""
         while True:

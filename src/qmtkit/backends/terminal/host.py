@@ -234,8 +234,7 @@ class TerminalGateway(Gateway):
                     for report in reports:
                         channel.deliver(report)
         if self.sessions:
-            for report in reports:
-                self._fan_out(account_id, report)
+            self._fan_out_many(account_id, reports)
 
     def _replay(self, account_id: str, after_seq: int) -> Sequence[AccountReport]:
         return self.sim.reports_after(account_id, after_seq)
