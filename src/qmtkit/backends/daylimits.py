@@ -45,35 +45,38 @@ BAND_DOWN: Final = 0.36
 
 NO_LIMIT: Final = (0.0, 0.0)
 
+# The members as plain names: reading ``Board.X`` goes through the enum's descriptor.
+_MAIN, _CHINEXT, _STAR, _BJ, _INDEX = Board.MAIN, Board.CHINEXT, Board.STAR, Board.BJ, Board.INDEX
+
 
 def free_days(board: Board, list_date: int) -> int:
     """How many trading days from the listing day (counted in) trade without a limit."""
-    if board is Board.STAR:
+    if board is _STAR:
         return FREE_DAYS
-    if board is Board.CHINEXT:
+    if board is _CHINEXT:
         if list_date >= CHINEXT_REFORM:
             return FREE_DAYS
         return 0 if list_date >= FIRST_DAY_BAND_FROM else 1
-    if board is Board.MAIN:
+    if board is _MAIN:
         if list_date >= MAIN_REGISTRATION:
             return FREE_DAYS
         return 0 if list_date >= FIRST_DAY_BAND_FROM else 1
-    if board is Board.BJ:
+    if board is _BJ:
         return 1
     return 0  # ETFs and indices: no listing-day rule
 
 
 def has_first_day_band(board: Board, list_date: int) -> bool:
     """True if the listing day is bounded at +44 % / -36 % of the issue price."""
-    return board in (Board.MAIN, Board.CHINEXT) and free_days(board, list_date) == 0
+    return board in (_MAIN, _CHINEXT) and free_days(board, list_date) == 0
 
 
 def board_ratio(board: Board, is_st: bool, day: int) -> float | None:
     """The ordinary daily limit ratio of a board on ``day`` (None: no limit)."""
     if day < LIMITS_BEGAN:
         return None
-    if board is Board.CHINEXT and day < CHINEXT_REFORM:
-        return limit_ratio(Board.MAIN, is_st)
+    if board is _CHINEXT and day < CHINEXT_REFORM:
+        return limit_ratio(_MAIN, is_st)
     return limit_ratio(board, is_st)
 
 
@@ -108,7 +111,7 @@ def day_limits(
     listing's trading days, see `listing_day`; 0: unknown) bring in the new-listing rules.
     Without them every day has the board's ordinary limit. ``pre_close`` must be > 0.
     """
-    if board is Board.INDEX:
+    if board is _INDEX:
         return NO_LIMIT
     if list_date and nth_day > 0:
         if nth_day <= free_days(board, list_date):

@@ -46,6 +46,7 @@ MINUTE_MS: Final = 60_000
 PERIODS: Final = ("1d", "1m", "tick")
 
 F64 = npt.NDArray[np.float64]
+_INDEX, _ETF = Board.INDEX, Board.ETF  # plain names: ``Board.X`` reads go through a descriptor
 I64 = npt.NDArray[np.int64]
 
 
@@ -405,7 +406,7 @@ class ReplayMarket:
             trading = volume > 0 and suspended == 0
         up = down = 0.0
         list_date = self.listings.dates.get(code, 0)
-        if pre > 0 and board is not Board.INDEX:
+        if pre > 0 and board is not _INDEX:
             nth = self.listings.nth_day(code, day)
             down, up = day_limits(pre, board, is_st, day, list_date=list_date, nth_day=nth)
         symbol, exchange = code.split(".")
@@ -417,7 +418,7 @@ class ReplayMarket:
             PreClose=pre,
             UpStopPrice=up,
             DownStopPrice=down,
-            PriceTick=0.001 if board is Board.ETF else 0.01,
+            PriceTick=0.001 if board is _ETF else 0.01,
             IsTrading=trading,
             InstrumentStatus=0 if trading else 1,
             board=board.value,
