@@ -22,7 +22,7 @@ from qmtkit.backends.sim import SimBackend
 from qmtkit.clock import BEIJING, VirtualClock
 from qmtkit.constants import OrderStatus
 from qmtkit.errors import InvalidArgument
-from qmtkit.models import AccountReport
+from qmtkit.models import AccountReport, OrderResponse
 from qmtkit.risk import RISK_ERROR_BASE, RULES, RiskLimits, TradingState
 from qmtkit.risk.config import RiskConfig, save_config
 from qmtkit.risk.guard import RiskGuard
@@ -305,11 +305,9 @@ class _Calls:
         self.calls.append(list(reports))
 
 
-@pytest.mark.parametrize(
-    ("limits", "calls"), [(None, [6]), (RiskLimits(max_orders_per_second=100), [1] * 6)]
-)
-async def test_a_guard_passes_an_orders_reports_on_at_once_until_it_folds_them(
-    tmp_path: Path, limits: RiskLimits | None, calls: list[int]
+@pytest.mark.parametrize("limits", [None, RiskLimits(max_orders_per_second=100)])
+async def test_a_guard_passes_an_orders_reports_on_at_once_folded_or_not(
+    tmp_path: Path, limits: RiskLimits | None
 ) -> None:
     sim = SimBackend(home=tmp_path, clock=VirtualClock(START))
     config = RiskConfig(accounts={} if limits is None else {ACCT: limits})
@@ -320,4 +318,20 @@ async def test_a_guard_passes_an_orders_reports_on_at_once_until_it_folds_them(
         sink.calls.clear()
         ask = sim.market.tick(CODE, sim.session_now()).askPrice[0]
         await guard.request(SubmitOrder(ACCT, CODE, 23, 100, 11, ask))
-    assert [len(c) for c in sink.calls] == calls  # a filled buy: six reports
+    assert [len(c) for c in sink.calls] == [6]  # a filled buy: six reports, one call
+
+
+async def test_a_chain_folds_reports_that_come_at_once_before_passing_them_on(
+    tmp_path: Path,
+) -> None:
+    sim = SimBackend(home=tmp_path, clock=VirtualClock(START))
+    guard = RiskGuard(sim, RiskConfig(default=RiskLimits(max_active_orders=5)), home=tmp_path)
+    sink = _Calls()
+    async with guard.open(sink):
+        await guard.request(OpenAccount(ACCT))
+        ask = sim.market.tick(CODE, sim.session_now()).askPrice[0]
+        reply = await guard.request(SubmitOrder(ACCT, CODE, 23, 100, 11, ask))
+        engine = guard.engine(ACCT)
+        assert engine is not None
+        assert isinstance(reply, OrderResponse) and reply.order_id in engine.book.done
+        assert engine.book.resting == 0 and engine.book.positions == {CODE: 100}

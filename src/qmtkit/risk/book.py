@@ -220,7 +220,14 @@ class AccountBook:
                 for i, o in enumerate(sent):
                     if o.code == code and o.buy == buy and o.price == price and o.volume == volume:
                         del sent[i]
-                        self._file(o, oid)
+                        # _file, inline: every order's first report comes here.
+                        o.key = oid
+                        self.open[oid] = o
+                        codes = self.by_code.get(code)
+                        if codes is None:
+                            self.by_code[code] = {oid: o}
+                        else:
+                            codes[oid] = o
                         break
                 else:
                     o = None

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import msgspec
 
 from qmtkit.risk.book import AccountBook, OpenOrder
-from qmtkit.risk.fastpath import accept_test
+from qmtkit.risk.fastpath import OrderCheck, accept_test, order_path
 from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import (
@@ -223,6 +223,19 @@ class RiskEngine:
         self._order_checks = tuple(r.check for r in order_rules)
         # One call that says whether every order rule passes; the chain runs only if not.
         self._accepts = accept_test(lim, self._dup, self._order_budget)
+        # The order path itself: one function generated for these rules (fastpath.py).
+        self.check_order = order_path(
+            lim,
+            self._dup,
+            self._order_budget,
+            self._order_buckets,
+            engine=self,
+            book=self.book,
+            flow=flow,
+            clock=self._clock,
+            slow=self._judge_order,
+            active=_ACTIVE,
+        )
         self._named = [
             *(r.name for r in order_caps + cancel_caps),
             *(r.name for r in order_rates + cancel_rates),
@@ -257,15 +270,19 @@ class RiskEngine:
 
     # ------------------------------------------------------------------ requests
 
-    def check_order(
+    #: ``check_order(code, buy, volume, price, now=None)``: judge an order (``price`` 0 for a
+    #: market order); None lets it through and counts it. A let-through order rests in the
+    #: book (``last_sent``) under a provisional key (``last_key``) until the venue's first
+    #: report or ``placed`` names it. ``now`` is the clock's time if the caller has just read
+    #: it. Generated for the configured rules (``fastpath.order_path``); an order it does not
+    #: let through goes to ``_judge_order``, which names the refusal.
+    check_order: OrderCheck
+
+    def _judge_order(
         self, code: str, buy: bool, volume: int, price: float, now: int | None = None
     ) -> Refusal | None:
-        """Judge an order (``price`` 0 for a market order); None lets it through and counts it.
-
-        A let-through order rests in the book (``last_sent``) under a provisional key
-        (``last_key``) until the venue's first report or ``placed`` names it. ``now`` is the
-        clock's time if the caller has just read it.
-        """
+        """``check_order`` in full: the state, the accept test, then the chain to name the
+        rule that refuses (the same verdicts; slower, for the orders the fast path leaves)."""
         if now is None:
             now = self._clock()
         if now >= self._day_end:

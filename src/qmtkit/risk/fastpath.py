@@ -1,132 +1,271 @@
-"""``accept_test``: the order rules of one account folded into one function that says "passes".
+"""The order rules of one account as one generated function: the path nearly every order takes.
 
 The rule chain (``rules.py``) calls one object per rule and builds a ``Refusal`` when one
-refuses. Almost every order passes, so the engine first asks this single function whether every
-configured order rule would let the order through; only when it says no does the engine run the
-chain to find out which rule refuses and why. It must say yes exactly when every rule's
-``check`` returns None (tests/test_risk_fastpath.py holds it to that), and it changes nothing.
+refuses. Almost every order passes, so the engine judges an order with one function generated
+for exactly the rules that are configured (``order_path``): each configured rule is a few
+inline comparisons against constants, and an order that passes them all is counted and rested
+in the book in the same function. A rule that is off is not in it at all, so the function does
+no more than the configured rules need. Anything else — a new day, a state other than ACTIVE,
+any rule saying no — hands the order to the engine's full judging (``slow``), which runs the
+chain to name the rule that refuses and why; the generated function has changed nothing then.
+
+Generated as source text and compiled once per configuration (at the engine's build and at
+each change of limits): one flat function, where composing closures per rule would cost a call
+per rule on every order. ``accept_test`` compiles the same rule lines into a function that only
+says whether they pass; tests/test_risk_fastpath.py holds both to the chain's verdicts.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from collections.abc import Callable
+from types import CodeType
+from typing import Any, Protocol
 
-from qmtkit.risk.book import AccountBook
+from qmtkit.errors import InvalidArgument
+from qmtkit.risk.book import AccountBook, OpenOrder
 from qmtkit.risk.limits import RiskLimits
-from qmtkit.risk.rules import Budget, DuplicateOrder
+from qmtkit.risk.refusal import Refusal
+from qmtkit.risk.rules import Budget, DuplicateOrder, Flow
 
-__all__ = ["AcceptTest", "accept_test"]
+__all__ = ["AcceptTest", "OrderCheck", "accept_test", "order_path"]
 
 #: ``(code, buy, volume, price, book, now_ms) -> True`` if every order rule lets it through.
 AcceptTest = Callable[[str, bool, int, float, AccountBook, int], bool]
 
-_INF = float("inf")
+
+class OrderCheck(Protocol):
+    """``RiskEngine.check_order``'s shape: None lets the order through (and counts it)."""
+
+    def __call__(
+        self, code: str, buy: bool, volume: int, price: float, now: int | None = None
+    ) -> Refusal | None: ...
+
+
+def _num(value: object) -> str:
+    """A limit as source text: the repr of a plain int or a finite float (so a numeric type of
+    another library never puts its own repr in the generated code)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return repr(int(value))
+    if isinstance(value, numbers.Real) and math.isfinite(value):
+        return repr(float(value))
+    raise InvalidArgument(f"risk limits are ints or finite numbers, got {value!r}")
+
+
+def _rule_lines(
+    lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | None, env: dict[str, Any]
+) -> list[str]:
+    """The configured rules as source lines ``FAIL`` ends (inside a function of ``code``,
+    ``buy``, ``volume``, ``price`` and ``now``, with ``book`` and its containers under the
+    names of ``_CONTAINERS``); ``env`` gets the other values they use."""
+    out: list[str] = []
+    add = out.append
+    if lim.blacklist:
+        env["blacklist"] = lim.blacklist
+        add("if code in blacklist: FAIL")
+    if lim.block_st:
+        add("if buy and code in st: FAIL")
+    if lim.max_order_volume is not None:
+        add(f"if volume > {_num(lim.max_order_volume)}: FAIL")
+    pos_priced = lim.max_position_value is not None or lim.max_position_share is not None
+    if lim.max_order_notional is not None or pos_priced or lim.max_gross_exposure is not None:
+        # The last price, looked up once for every rule that values a market order by it.
+        add("ref = price if price > 0 else marks.get(code, 0.0)")
+    if lim.max_order_notional is not None:
+        add(f"if ref <= 0 or ref * volume > {_num(lim.max_order_notional)}: FAIL")
+    if lim.price_within_limits or lim.price_band is not None:
+        add("if price > 0:")
+        if lim.price_within_limits:
+            add("    day = day_limits.get(code)")
+            add("    if day is not None and (price > day[1] + 1e-9 or price < day[0] - 1e-9): FAIL")
+        if lim.price_band is not None:
+            add("    mark = marks.get(code)")
+            age = _num(lim.mark_max_age_ms)
+            add(f"    if mark is None or now - mark_ms.get(code, now) > {age}:")
+            add("        FAIL")
+            add(f"    if abs(price - mark) / mark > {_num(lim.price_band)} + 1e-12: FAIL")
+    if lim.self_trade:
+        add("resting = by_code.get(code)")
+        add("if resting:")
+        add("    for o in resting.values():")
+        add("        if o.buy != buy and (price <= 0 or o.price <= 0 or")
+        add("                (price >= o.price if buy else price <= o.price)):")
+        add("            FAIL")
+        add("for o in sent:")
+        add("    if o.buy != buy and o.code == code and (price <= 0 or o.price <= 0 or")
+        add("            (price >= o.price if buy else price <= o.price)):")
+        add("        FAIL")
+    if lim.max_position_volume is not None or pos_priced:
+        add("if buy:")
+        add("    held = positions.get(code, 0) + obv.get(code, 0) + volume")
+        if lim.max_position_volume is not None:
+            add(f"    if held > {_num(lim.max_position_volume)}: FAIL")
+        if pos_priced:
+            add("    if ref <= 0: FAIL")
+            add("    value = held * ref")
+            if lim.max_position_value is not None:
+                add(f"    if value > {_num(lim.max_position_value)}: FAIL")
+            if lim.max_position_share is not None:
+                add("    total = book.total_asset")
+                add(
+                    f"    if total and value / total > {_num(lim.max_position_share)} + 1e-12: FAIL"
+                )
+    if lim.max_active_orders is not None:
+        add(f"if len(open_) + len(sent) >= {_num(lim.max_active_orders)}: FAIL")
+    if lim.max_gross_exposure is not None:
+        add("if buy and (ref <= 0 or book.market_value + book.open_buy_notional + ref * volume")
+        add(f"        > {_num(lim.max_gross_exposure)}):")
+        add("    FAIL")
+    if dup is not None:
+        env["dup"] = dup
+        # dup.last, not a copy of it: the rule replaces the dict when it prunes it.
+        add("dkey = (code, buy, price, volume)")
+        add("at = dup.last.get(dkey)")
+        add(f"if at is not None and now - at < {_num(dup.window)}: FAIL")
+    if budget is not None:
+        env["flow"] = budget.flow
+        caps = budget.caps
+        # Each day cap counts orders, cancels or both: the smallest of each kind decides.
+        orders_cap = min([c.limit for c in caps if c.orders and not c.cancels], default=None)
+        cancels_cap = min([c.limit for c in caps if c.cancels and not c.orders], default=None)
+        actions_cap = min([c.limit for c in caps if c.orders and c.cancels], default=None)
+        if orders_cap is not None:
+            add(f"if flow.orders >= {_num(orders_cap)}: FAIL")
+        if actions_cap is not None:
+            add(f"if flow.orders + flow.cancels >= {_num(actions_cap)}: FAIL")
+        if cancels_cap is not None:
+            add(f"if flow.cancels >= {_num(cancels_cap)}: FAIL")
+        for i, rate in enumerate(budget.rates):
+            env[f"b{i}"] = rate.bucket
+            # TokenBucket.ready, inline; the slack is fixed for the bucket's life.
+            add(f"if b{i}.full_at - now > {_num(rate.bucket.slack)}: FAIL")
+    return out
+
+
+#: The book's containers the rule lines read by bare name (never replaced in a book's life).
+_CONTAINERS = {
+    "st": "st",
+    "marks": "marks",
+    "mark_ms": "mark_ms",
+    "day_limits": "day_limits",
+    "by_code": "by_code",
+    "sent": "sent",
+    "open_": "open",
+    "positions": "positions",
+    "obv": "open_buy_volume",
+    "osv": "open_sell_volume",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _code(src: str, name: str) -> CodeType:
+    # Kept by text: engines of the same limits (every run of a sweep) compile once.
+    return compile(src, f"<qmtkit.risk.fastpath {name}>", "exec")
+
+
+def _compile(src: str, env: dict[str, Any], name: str) -> Any:
+    code = _code(src, name)
+    # Only our own text goes in: the limits enter as the repr of checked ints and floats,
+    # everything else (the blacklist, the book, the buckets) as names bound in env.
+    exec(code, env)
+    return env[name]
+
+
+def _body(lines: list[str], fail: str, indent: str = "    ") -> str:
+    return "\n".join(indent + line.replace("FAIL", fail) for line in lines)
 
 
 def accept_test(lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | None) -> AcceptTest:
-    """The fused form of the order rules ``RiskEngine`` builds from ``lim``.
-
-    ``dup`` and ``budget`` are the engine's own duplicate-order rule and order budget (they
-    keep state the test reads).
-    """
-    blacklist = lim.blacklist
-    block_st = lim.block_st
-    max_volume = lim.max_order_volume if lim.max_order_volume is not None else _INF
-    max_notional = lim.max_order_notional
-    within_limits = lim.price_within_limits
-    band = lim.price_band
-    max_age = lim.mark_max_age_ms
-    self_trade = lim.self_trade
-    pos_volume = lim.max_position_volume if lim.max_position_volume is not None else _INF
-    pos_value = lim.max_position_value
-    pos_share = lim.max_position_share
-    positions_on = (
-        lim.max_position_volume is not None or pos_value is not None or pos_share is not None
+    """True exactly when every order rule ``RiskEngine`` builds from ``lim`` lets the order
+    through (``dup``, ``budget``: the engine's own duplicate rule and order budget)."""
+    env: dict[str, Any] = {}
+    lines = _rule_lines(lim, dup, budget, env)
+    src = (
+        "def accepts(code, buy, volume, price, book, now):\n"
+        + "".join(f"    {name} = book.{attr}\n" for name, attr in _CONTAINERS.items())
+        + _body(lines, "return False")
+        + "\n    return True\n"
     )
-    pos_priced = pos_value is not None or pos_share is not None
-    max_active = lim.max_active_orders if lim.max_active_orders is not None else _INF
-    gross_limit = lim.max_gross_exposure
-    window = dup.window if dup is not None else 0
-    flow = budget.flow if budget is not None else None
-    # Each day cap counts orders, cancels or both: the smallest of each kind decides.
-    caps = budget.caps if budget is not None else ()
-    orders_cap = min([c.limit for c in caps if c.orders and not c.cancels], default=_INF)
-    cancels_cap = min([c.limit for c in caps if c.cancels and not c.orders], default=_INF)
-    actions_cap = min([c.limit for c in caps if c.orders and c.cancels], default=_INF)
-    buckets = tuple(r.bucket for r in budget.rates) if budget is not None else ()
-
-    def accepts(
-        code: str, buy: bool, volume: int, price: float, book: AccountBook, now_ms: int
-    ) -> bool:
-        if code in blacklist or (block_st and buy and code in book.st):
-            return False
-        if volume > max_volume:
-            return False
-        # The last price, looked up once for every rule that values a market order by it.
-        ref = price if price > 0 else book.marks.get(code, 0.0)
-        if max_notional is not None and (ref <= 0 or ref * volume > max_notional):
-            return False
-        if price > 0:
-            if within_limits:
-                day = book.day_limits.get(code)
-                if day is not None and (price > day[1] + 1e-9 or price < day[0] - 1e-9):
-                    return False
-            if band is not None:
-                mark = book.marks.get(code)
-                if mark is None or now_ms - book.mark_ms.get(code, now_ms) > max_age:
-                    return False
-                if abs(price - mark) / mark > band + 1e-12:
-                    return False
-        if self_trade:
-            resting = book.by_code.get(code)
-            if resting:
-                for o in resting.values():
-                    if o.buy == buy:
-                        continue
-                    if price <= 0 or o.price <= 0:
-                        return False
-                    if (price >= o.price) if buy else (price <= o.price):
-                        return False
-            for o in book.sent:
-                if o.buy == buy or o.code != code:
-                    continue
-                if price <= 0 or o.price <= 0:
-                    return False
-                if (price >= o.price) if buy else (price <= o.price):
-                    return False
-        if buy and positions_on:
-            held = book.positions.get(code, 0) + book.open_buy_volume.get(code, 0) + volume
-            if held > pos_volume:
-                return False
-            if pos_priced:
-                if ref <= 0:
-                    return False
-                value = held * ref
-                if pos_value is not None and value > pos_value:
-                    return False
-                total = book.total_asset
-                if pos_share is not None and total and value / total > pos_share + 1e-12:
-                    return False
-        if len(book.open) + len(book.sent) + 1 > max_active:
-            return False
-        if gross_limit is not None and buy:
-            if ref <= 0:
-                return False
-            if book.market_value + book.open_buy_notional + ref * volume > gross_limit:
-                return False
-        if dup is not None:
-            # dup.last, not a copy of it: the rule replaces the dict when it prunes it.
-            at = dup.last.get((code, buy, price, volume))
-            if at is not None and now_ms - at < window:
-                return False
-        if flow is not None:
-            # Budget.judge, inline: this runs for every order.
-            n = flow.orders + 1
-            if n > orders_cap or n + flow.cancels > actions_cap or flow.cancels + 1 > cancels_cap:
-                return False
-            for b in buckets:
-                if b.full_at - now_ms > b.slack:  # TokenBucket.ready, inline
-                    return False
-        return True
-
+    accepts: AcceptTest = _compile(src, env, "accepts")
     return accepts
+
+
+def order_path(
+    lim: RiskLimits,
+    dup: DuplicateOrder | None,
+    budget: Budget | None,
+    order_buckets: tuple[Any, ...],
+    *,
+    engine: Any,
+    book: AccountBook,
+    flow: Flow,
+    clock: Callable[[], int],
+    slow: OrderCheck,
+    active: object,
+) -> OrderCheck:
+    """``engine.check_order`` for ``lim``: judge, count and rest a passing order in one call.
+
+    ``order_buckets`` are the per-second buckets an order spends (``engine._order_buckets``),
+    ``slow`` the engine's full judging, which gets every order this function does not let
+    through, with nothing changed. ``active`` is ``TradingState.ACTIVE``.
+    """
+    env: dict[str, Any] = {
+        "E": engine,
+        "book": book,
+        "flow": flow,
+        "clock": clock,
+        "slow": slow,
+        "ACTIVE": active,
+        "OpenOrder": OpenOrder,
+        **{name: getattr(book, attr) for name, attr in _CONTAINERS.items()},
+    }
+    lines = _rule_lines(lim, dup, budget, env)
+    commit = []
+    for i, b in enumerate(order_buckets):
+        env[f"t{i}"] = b
+        commit += [
+            f"f = t{i}.full_at",
+            f"t{i}.full_at = (f if f > now else now) + {_num(b.interval)}",
+        ]
+    if dup is not None:
+        env["dup"] = dup
+        commit += [
+            "last = dup.last",
+            "if len(last) < 4096:  # DuplicateOrder.commit, inline (it prunes a full dict)",
+            "    last[dkey] = now",
+            "else:",
+            "    dup.commit(code, buy, volume, price, now)",
+        ]
+    commit += [
+        "flow.orders += 1",
+        "key = E.last_key - 1",
+        "E.last_key = key",
+        "if volume > 0:",  # AccountBook.send, inline
+        "    unit = price if price > 0 else marks.get(code, 0.0)",
+        "    o = OpenOrder(key, code, buy, price, volume, now, unit)",
+        "    sent.append(o)",
+        "    if buy:",
+        "        obv[code] = obv.get(code, 0) + volume",
+        "        book.open_buy_notional += volume * unit",
+        "    else:",
+        "        osv[code] = osv.get(code, 0) + volume",
+        "    E.last_sent = o",
+        "else:",
+        "    E.last_sent = None",
+        "return None",
+    ]
+    src = (
+        "def check_order(code, buy, volume, price, now=None):\n"
+        "    if now is None:\n"
+        "        now = clock()\n"
+        "    if now >= E._day_end or E.state is not ACTIVE:\n"
+        "        return slow(code, buy, volume, price, now)\n"
+        + _body(lines, "return slow(code, buy, volume, price, now)")
+        + "\n"
+        + _body(commit, "")
+        + "\n"
+    )
+    check: OrderCheck = _compile(src, env, "check_order")
+    return check

@@ -98,13 +98,18 @@ _BEIJING_MS = 8 * 3_600_000
 _Stamp = tuple[int, int, int]
 
 
+def _drop(report: AccountReport) -> None:
+    """Where reports go while the guard has no sink."""
+
+
 def _wall_clock() -> Callable[[], int]:
     """``wall_ms`` read once, then carried on by the monotonic clock (cheaper per call)."""
-    start, mono = wall_ms(), time.monotonic_ns()
+    # Wall time in ns at monotonic 0: one addition per reading.
+    base = wall_ms() * 1_000_000 - time.monotonic_ns()
     monotonic_ns = time.monotonic_ns
 
     def now() -> int:
-        return start + (monotonic_ns() - mono) // 1_000_000
+        return (monotonic_ns() + base) // 1_000_000
 
     return now
 
@@ -113,32 +118,43 @@ class _Relay:
     """The sink a guarded venue pushes into: reports are folded into the books first, quotes
     and connection changes go straight to the client's sink (no extra call per quote batch).
 
-    ``passing``: while no account has a chain, several reports of one account go on to the
-    client's sink in one call (its ``on_reports``); None: one by one through ``on_report``.
+    Until ``fold_with`` (no account has a chain yet) reports go straight on. Several reports
+    of one account (one state change) are folded one by one and go on in one call when the
+    client's sink takes them so (its ``on_reports``).
     """
 
-    __slots__ = ("on_connection", "on_quotes", "on_report", "passing")
+    __slots__ = ("_folding", "_many", "_one", "on_connection", "on_quotes", "on_report")
 
-    def __init__(
-        self,
-        sink: EventSink,
-        on_report: Callable[[AccountReport], None],
-        passing: Callable[[list[AccountReport]], None] | None = None,
-    ) -> None:
+    def __init__(self, sink: EventSink) -> None:
         self.on_quotes = sink.on_quotes
         self.on_connection = sink.on_connection
-        self.on_report = on_report
-        self.passing = passing
+        self._one: Callable[[AccountReport], None] = sink.on_report
+        self._many: Callable[[list[AccountReport]], None] | None = getattr(sink, "on_reports", None)
+        self._folding: Callable[[AccountReport], None] | None = None
+        self.on_report: Callable[[AccountReport], None] = self._one
+
+    def fold_with(
+        self,
+        folding: Callable[[AccountReport], None],
+        fold_and_pass: Callable[[AccountReport], None],
+    ) -> None:
+        """From now on fold every report (``folding``; ``fold_and_pass`` for a single one)."""
+        self._folding = folding
+        self.on_report = fold_and_pass
 
     def on_reports(self, reports: list[AccountReport]) -> None:
         """Several reports of one account (one state change), in order."""
-        passing = self.passing
-        if passing is not None:
-            passing(reports)
+        folding = self._folding
+        if folding is not None:
+            for report in reports:
+                folding(report)
+        many = self._many
+        if many is not None:
+            many(reports)
             return
-        on_report = self.on_report
+        one = self._one
         for report in reports:
-            on_report(report)
+            one(report)
 
 
 class _Account:
@@ -235,6 +251,7 @@ class RiskGuard:
         # The home's mark, read before every request (open while the guard is).
         self._gen: GenerationWatch | None = None
         self._relay: _Relay | None = None
+        self._fold = self._folder(_drop)  # until open: reports have no sink to go on to
         self._answer_now: Callable[[Request], Reply | None] | None = getattr(
             inner, "request_now", None
         )
@@ -257,10 +274,10 @@ class RiskGuard:
         try:
             # Until some account has a chain, reports have nothing to be folded into: they go
             # straight to the sink (a shared terminal's host keeps a guard with no limits).
+            self._fold = self._folder(sink.on_report)
+            relay = _Relay(sink)
             if self._has_engines():
-                relay = _Relay(sink, self.on_report)
-            else:
-                relay = _Relay(sink, sink.on_report, getattr(sink, "on_reports", None))
+                relay.fold_with(self._folder(None), self._fold)
             self._relay = relay
             # lifetime_tasks: the caller's own error comes back to it unwrapped.
             async with self.inner.open(relay) as info, lifetime_tasks() as tg:
@@ -270,6 +287,7 @@ class RiskGuard:
             self._flush()
             self._sink = None
             self._relay = None
+            self._fold = self._folder(_drop)
             if self._gen is not None:
                 self._gen.close()
                 self._gen = None
@@ -321,8 +339,7 @@ class RiskGuard:
             limits = limits if limits is not None else RiskLimits()
             engine = RiskEngine(account_id, limits, self.clock, emit=self._emit)
             if self._relay is not None:
-                self._relay.on_report = self.on_report  # from now on reports are folded
-                self._relay.passing = None
+                self._relay.fold_with(self._folder(None), self._fold)  # reports are folded
             # An engine, once made, lives as long as the guard: read from the venue once.
             unprimed = account_id in self._open_ids and account_id not in self._primed
             acct = _Account(engine, unprimed)
@@ -622,24 +639,36 @@ class RiskGuard:
 
     def on_report(self, report: AccountReport) -> None:
         """Fold an account report into the account's book, then pass it on."""
-        acct = self._accounts.get(report.account_id)
-        if acct is not None:
-            item = report.item
-            if isinstance(item, Order):
-                acct.book.on_order(item, self.clock)
-            elif isinstance(item, Trade):
-                if item.traded_price > 0:  # a fill is the freshest price of its code
-                    book = acct.book
-                    book.marks[item.stock_code] = item.traded_price
-                    book.mark_ms[item.stock_code] = self.clock()
-            elif isinstance(item, Position):
-                acct.book.on_position(item)
-            elif isinstance(item, Asset):
-                acct.book.on_asset(item)
-                acct.engine.observe_asset(item.total_asset)
-        sink = self._sink
-        if sink is not None:
-            sink.on_report(report)
+        self._fold(report)
+
+    def _folder(
+        self, pass_on: Callable[[AccountReport], None] | None
+    ) -> Callable[[AccountReport], None]:
+        """``on_report``'s work as one closure handing each report to ``pass_on`` (None: fold
+        only), what the venue calls for every report: no attribute of the guard per report."""
+        accounts = self._accounts
+        clock = self.clock
+
+        def fold(report: AccountReport) -> None:
+            acct = accounts.get(report.account_id)
+            if acct is not None:
+                item = report.item
+                if isinstance(item, Order):
+                    acct.book.on_order(item, clock)
+                elif isinstance(item, Trade):
+                    if item.traded_price > 0:  # a fill is the freshest price of its code
+                        book = acct.book
+                        book.marks[item.stock_code] = item.traded_price
+                        book.mark_ms[item.stock_code] = clock()
+                elif isinstance(item, Position):
+                    acct.book.on_position(item)
+                elif isinstance(item, Asset):
+                    acct.book.on_asset(item)
+                    acct.engine.observe_asset(item.total_asset)
+            if pass_on is not None:
+                pass_on(report)
+
+        return fold
 
     def on_connection(self, state: ConnectionState) -> None:
         """Pass a connection change on."""
