@@ -37,6 +37,8 @@ FILLED = 56  # xtquant's ORDER_SUCCEEDED
 WARMUP = 20
 BEIJING_MS = 8 * 3_600_000
 PRIVATE = "sim://?share=0"
+#: Seconds the async baseline's loop thread sleeps before each order in the idle-loop row.
+IDLE_S = 100e-6
 
 
 def synthetic_codes(n: int) -> list[str]:
@@ -251,8 +253,9 @@ def shim_orders(n_orders: int) -> list[float]:
     return order_t
 
 
-def async_orders(url: str, n_orders: int) -> list[float]:
-    """Seconds per ``await (await account.buy(...))`` on a client of ``url``."""
+def async_orders(url: str, n_orders: int, idle: float = 0.0) -> list[float]:
+    """Seconds per ``await (await account.buy(...))`` on a client of ``url``; ``idle``: see
+    ``buy_until_filled``."""
     import anyio
 
     import qmtkit.client as client_mod
@@ -261,14 +264,19 @@ def async_orders(url: str, n_orders: int) -> list[float]:
 
     async def main() -> None:
         async with client_mod.connect(url) as qk:
-            out.extend(await buy_until_filled(qk, n_orders))
+            out.extend(await buy_until_filled(qk, n_orders, idle))
 
     anyio.run(main)
     return out
 
 
-async def buy_until_filled(qk: Any, n_orders: int) -> list[float]:
-    """Marketable buys, each awaited until filled; seconds per order after the warm-up."""
+async def buy_until_filled(qk: Any, n_orders: int, idle: float = 0.0) -> list[float]:
+    """Marketable buys, each awaited until filled; seconds per order after the warm-up.
+
+    ``idle`` > 0: the loop's thread sleeps that long (outside the timing) before each order,
+    as the shim's loop thread sleeps between two calls: the order then runs on a core that has
+    done other work meanwhile, as the shim's does, instead of straight after the last one.
+    """
     acc = await qk.account("bench-async")
     inst = await qk.instrument(ORDER_CODE)
     assert inst is not None
@@ -276,6 +284,8 @@ async def buy_until_filled(qk: Any, n_orders: int) -> list[float]:
     price = inst.UpStopPrice
     order_t = []
     for i in range(WARMUP + n_orders):
+        if idle > 0:
+            time.sleep(idle)  # blocking on purpose: the thread itself is to go idle
         t0 = time.perf_counter()
         final = await (await acc.buy(ORDER_CODE, 100, price))
         elapsed = time.perf_counter() - t0
@@ -329,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         private_shim = shim_orders(n_orders)
         private_async = async_orders(f"{PRIVATE}&terminal=bench-async", n_orders)
         os.environ.pop("QMTKIT_BACKEND", None)
+        idle_async = async_orders("sim://?terminal=bench-async-idle", n_orders, IDLE_S)
         from qmtkit.compat._bridge import bridge
 
         bridge().shutdown()
@@ -384,6 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         private_async,
         99,
     )
+    row(
+        "buy to filled median/async after idle",
+        "informative, not the target: buy → filled, median, default `sim://`; baseline: "
+        f"async, its loop's thread asleep {IDLE_S * 1e6:.0f} µs before each order (as the "
+        "shim's is between calls)",
+        shim["order"],
+        idle_async,
+    )
     print()
     print(
         "The first two order figures are marketable buys on the default `sim://` (since the "
@@ -391,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         "two on a private in-process simulator (`sim://?share=0`); each timed from the call "
         "until the fill is seen (the shim: in its callback thread). "
         f"{statistics.mean([len(shim['order']), len(base['order'])]):.0f} orders per side "
-        f"after {WARMUP} warm-up orders."
+        f"after {WARMUP} warm-up orders. The target (≤ 3x) is judged on the plain ratio to the "
+        "async API; the last row only shows how much of the gap is the loop thread waking up "
+        "cold (a sleeping thread's core and caches), not a baseline the target is measured by."
     )  # fmt: skip
     return 0
 
