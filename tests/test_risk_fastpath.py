@@ -6,8 +6,10 @@ import random
 
 import pytest
 
+from qmtkit.messages import SubmitOrder
 from qmtkit.models import InstrumentDetail
-from qmtkit.risk.engine import RiskEngine
+from qmtkit.risk.engine import RiskEngine, beijing_day
+from qmtkit.risk.fastpath import STALE
 from qmtkit.risk.limits import RiskLimits
 
 T0 = 1_796_000_000_000  # a fixed instant; nothing here reads the wall clock
@@ -153,3 +155,57 @@ def test_the_generated_order_path_does_what_the_full_judging_does(seed: int) -> 
             if a is not None and b is not None:
                 assert a.message == b.message
             assert _state(fast) == _state(slow)
+
+
+def _stale(e: RiskEngine, code: str, now: int) -> bool:
+    """What the guard fetches before judging: the day's facts, a last price half as old."""
+    lim, book = e.limits, e.book
+    facts = lim.price_within_limits or lim.block_st
+    priced = any(
+        v is not None
+        for v in (
+            lim.price_band,
+            lim.max_order_notional,
+            lim.max_position_value,
+            lim.max_position_share,
+            lim.max_gross_exposure,
+        )
+    )
+    return (facts and book.facts_day.get(code) != beijing_day(now)) or (
+        priced and now - book.mark_ms.get(code, -86_400_000) > lim.mark_max_age_ms // 2
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_request_form_says_stale_exactly_when_a_price_is_missing_else_judges_alike(
+    seed: int,
+) -> None:
+    stale_seen = judged = 0
+    for case in range(40):
+        fast, fast_clock = random_engine(random.Random(seed * 1000 + case))
+        slow, slow_clock = random_engine(random.Random(seed * 1000 + case))
+        for e in (fast, slow):  # facts of this (fixed) day for some codes only
+            for code in list(e.book.facts_day):
+                e.book.facts_day[code] = beijing_day(T0)
+        stream = random.Random(seed * 11 + case)
+        for _ in range(25):
+            step = stream.choice([0, 1, 3, 49, 50, 400, 1500])
+            fast_clock[0] += step
+            slow_clock[0] += step
+            code, buy, volume, price = random_order(stream)
+            req = SubmitOrder(
+                "acct", code, 23 if buy else 24, volume, 11 if price > 0 else 5, price
+            )
+            before = _state(fast)
+            a = fast.check_request(req, fast_clock[0])
+            if a is STALE:
+                assert _stale(fast, code, fast_clock[0])
+                assert _state(fast) == before
+                stale_seen += 1
+                continue
+            assert not _stale(fast, code, fast_clock[0])
+            b = slow._judge_order(code, buy, volume, price)
+            assert (a is None) == (b is None)
+            assert _state(fast) == _state(slow)
+            judged += 1
+    assert stale_seen > 20 and judged > 20

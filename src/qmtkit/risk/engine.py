@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import msgspec
 
 from qmtkit.risk.book import AccountBook, OpenOrder
-from qmtkit.risk.fastpath import OrderCheck, accept_test, order_path
+from qmtkit.risk.fastpath import OrderCheck, RequestCheck, accept_test, order_path
 from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import (
@@ -223,19 +223,26 @@ class RiskEngine:
         self._order_checks = tuple(r.check for r in order_rules)
         # One call that says whether every order rule passes; the chain runs only if not.
         self._accepts = accept_test(lim, self._dup, self._order_budget)
-        # The order path itself: one function generated for these rules (fastpath.py).
-        self.check_order = order_path(
-            lim,
-            self._dup,
-            self._order_budget,
-            self._order_buckets,
-            engine=self,
-            book=self.book,
-            flow=flow,
-            clock=self._clock,
-            slow=self._judge_order,
-            active=_ACTIVE,
-        )
+        # The order path itself: one function generated for these rules (fastpath.py), and
+        # its form for a SubmitOrder (the guard's), which first says if a price is missing.
+        for request in (False, True):
+            path = order_path(
+                lim,
+                self._dup,
+                self._order_budget,
+                self._order_buckets,
+                engine=self,
+                book=self.book,
+                flow=flow,
+                clock=self._clock,
+                slow=self._judge_order,
+                active=_ACTIVE,
+                request=request,
+            )
+            if request:
+                self.check_request = path
+            else:
+                self.check_order = path
         self._named = [
             *(r.name for r in order_caps + cancel_caps),
             *(r.name for r in order_rates + cancel_rates),
@@ -277,6 +284,10 @@ class RiskEngine:
     #: it. Generated for the configured rules (``fastpath.order_path``); an order it does not
     #: let through goes to ``_judge_order``, which names the refusal.
     check_order: OrderCheck
+    #: ``check_request(req, now)``: ``check_order`` of a ``SubmitOrder`` at ``now``, or
+    #: ``fastpath.STALE`` (nothing judged, nothing changed) when a configured rule needs the
+    #: code's facts of the day or a last price fresher than half of ``mark_max_age_ms``.
+    check_request: RequestCheck
 
     def _judge_order(
         self, code: str, buy: bool, volume: int, price: float, now: int | None = None

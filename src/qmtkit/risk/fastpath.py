@@ -24,13 +24,14 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any, Protocol
 
+from qmtkit.constants import OrderType, PriceType
 from qmtkit.errors import InvalidArgument
 from qmtkit.risk.book import AccountBook, OpenOrder
 from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import Refusal
 from qmtkit.risk.rules import Budget, DuplicateOrder, Flow
 
-__all__ = ["AcceptTest", "OrderCheck", "accept_test", "order_path"]
+__all__ = ["STALE", "AcceptTest", "OrderCheck", "RequestCheck", "accept_test", "order_path"]
 
 #: ``(code, buy, volume, price, book, now_ms) -> True`` if every order rule lets it through.
 AcceptTest = Callable[[str, bool, int, float, AccountBook, int], bool]
@@ -42,6 +43,25 @@ class OrderCheck(Protocol):
     def __call__(
         self, code: str, buy: bool, volume: int, price: float, now: int | None = None
     ) -> Refusal | None: ...
+
+
+class RequestCheck(Protocol):
+    """``RiskEngine.check_request``'s shape: ``check_order`` of a ``SubmitOrder``, or ``STALE``."""
+
+    def __call__(self, req: Any, now: int) -> Refusal | None: ...
+
+
+#: What ``check_request`` answers, changing nothing, when the order's code needs its facts of
+#: the day or a fresher last price before it can be judged (the guard fetches them first).
+STALE = Refusal(
+    rule="stale",
+    limit="facts of the day and a fresh last price",
+    value="stale",
+    message="risk:stale: the code's facts or last price must be fetched before judging",
+)
+
+_DAY_MS = 86_400_000
+_BEIJING_MS = 8 * 3_600_000
 
 
 def _num(value: object) -> str:
@@ -156,6 +176,7 @@ _CONTAINERS = {
     "positions": "positions",
     "obv": "open_buy_volume",
     "osv": "open_sell_volume",
+    "facts_day": "facts_day",
 }
 
 
@@ -204,12 +225,18 @@ def order_path(
     clock: Callable[[], int],
     slow: OrderCheck,
     active: object,
-) -> OrderCheck:
+    request: bool = False,
+) -> Any:
     """``engine.check_order`` for ``lim``: judge, count and rest a passing order in one call.
 
     ``order_buckets`` are the per-second buckets an order spends (``engine._order_buckets``),
     ``slow`` the engine's full judging, which gets every order this function does not let
     through, with nothing changed. ``active`` is ``TradingState.ACTIVE``.
+
+    ``request``: ``engine.check_request`` instead (a ``RequestCheck``): the same for a
+    ``SubmitOrder`` at ``now``, answering ``STALE`` first if a rule of ``lim`` needs the
+    code's facts of the day (price limits, ST) or a last price younger than half of
+    ``mark_max_age_ms`` and the book has none.
     """
     env: dict[str, Any] = {
         "E": engine,
@@ -256,16 +283,37 @@ def order_path(
         "    E.last_sent = None",
         "return None",
     ]
+    if not request:
+        name = "check_order"
+        head = "def check_order(code, buy, volume, price, now=None):\n"
+        head += "    if now is None:\n        now = clock()\n"
+    else:
+        name = "check_request"
+        env["STALE"] = STALE
+        head = "def check_request(req, now):\n    code = req.stock_code\n"
+        if lim.price_within_limits or lim.block_st:
+            day = f"(now + {_BEIJING_MS}) // {_DAY_MS}"
+            head += f"    if facts_day.get(code) != {day}:\n        return STALE\n"
+        priced = (
+            lim.price_band,
+            lim.max_order_notional,
+            lim.max_position_value,
+            lim.max_position_share,
+            lim.max_gross_exposure,
+        )
+        if any(v is not None for v in priced):
+            fresh = _num(lim.mark_max_age_ms // 2)
+            head += f"    if now - mark_ms.get(code, {-_DAY_MS}) > {fresh}:\n        return STALE\n"
+        head += f"    buy = req.order_type == {_num(int(OrderType.STOCK_BUY))}\n"
+        head += "    volume = req.order_volume\n"
+        fix = _num(int(PriceType.FIX_PRICE))
+        head += f"    price = req.price if req.price_type == {fix} else 0.0\n"
     src = (
-        "def check_order(code, buy, volume, price, now=None):\n"
-        "    if now is None:\n"
-        "        now = clock()\n"
-        "    if now >= E._day_end or E.state is not ACTIVE:\n"
+        head + "    if now >= E._day_end or E.state is not ACTIVE:\n"
         "        return slow(code, buy, volume, price, now)\n"
         + _body(lines, "return slow(code, buy, volume, price, now)")
         + "\n"
         + _body(commit, "")
         + "\n"
     )
-    check: OrderCheck = _compile(src, env, "check_order")
-    return check
+    return _compile(src, env, name)

@@ -65,6 +65,7 @@ from qmtkit.models import (
 )
 from qmtkit.risk.config import CONFIG_NAME, RiskConfig, load_config, risk_dir
 from qmtkit.risk.engine import RiskEngine, RiskEntry, TradingState, beijing_day
+from qmtkit.risk.fastpath import STALE
 from qmtkit.risk.generation import GenerationWatch
 from qmtkit.risk.journal import (
     HaltSwitch,
@@ -92,7 +93,6 @@ _UNKNOWN = object()
 _RESTORED = frozenset({TradingState.REDUCING.value, TradingState.HALTED.value})
 _BEFORE = " (set before a restart)"
 _DAY_MS = 86_400_000
-_BEIJING_MS = 8 * 3_600_000
 #: A file as last seen: inode, mtime and size (a replaced file has a new inode, so two
 #: writes within the file system's clock tick are told apart).
 _Stamp = tuple[int, int, int]
@@ -166,7 +166,6 @@ class _Account:
         "fresh_ms",
         "needs_facts",
         "needs_marks",
-        "needs_refresh",
         "switch_stamp",
         "unprimed",
     )
@@ -180,7 +179,6 @@ class _Account:
         self.unprimed = unprimed
         self.needs_marks = False
         self.needs_facts = False
-        self.needs_refresh = False
         self.fresh_ms = 0
         self.tune(engine.limits)
 
@@ -196,7 +194,6 @@ class _Account:
             )
         )
         self.needs_facts = lim.price_within_limits or lim.block_st
-        self.needs_refresh = self.needs_facts or self.needs_marks
         # A last price older than this is fetched again before an order is judged.
         self.fresh_ms = lim.mark_max_age_ms // 2
 
@@ -445,24 +442,17 @@ class RiskGuard:
                 return await self.inner.request(req)
             if acct.unprimed:
                 await self._prime(req.account_id)
-            now = self.clock()
-            if acct.needs_refresh:
-                book = acct.book
-                code = req.stock_code
-                # _stale, inline: this is every order's path.
-                if (
-                    acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
-                ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms):
-                    await self._refresh(acct, code)
-                    now = self.clock()
             engine = acct.engine
-            refusal = engine.check_order(
-                req.stock_code,
-                req.order_type == _BUY,
-                req.order_volume,
-                req.price if req.price_type == _FIX_PRICE else 0.0,
-                now,
-            )
+            refusal = engine.check_request(req, self.clock())
+            if refusal is STALE:
+                await self._refresh(acct, req.stock_code)
+                refusal = engine.check_order(
+                    req.stock_code,
+                    req.order_type == _BUY,
+                    req.order_volume,
+                    req.price if req.price_type == _FIX_PRICE else 0.0,
+                    self.clock(),
+                )
             if refusal is not None:
                 return self._refusal_reply(req, refusal)
             sent = engine.last_sent
@@ -505,14 +495,12 @@ class RiskGuard:
         if not isinstance(acct, _Account):
             reply: Reply | None = answer_now(req)
             return reply
-        now = self.clock()
-        code = req.stock_code
-        if acct.unprimed or (acct.needs_refresh and self._stale(acct, code, now)):
+        if acct.unprimed:
             return None
-        buy = req.order_type == _BUY
-        price = req.price if req.price_type == _FIX_PRICE else 0.0
         engine = acct.engine
-        refusal = engine.check_order(code, buy, req.order_volume, price, now)
+        refusal = engine.check_request(req, self.clock())
+        if refusal is STALE:
+            return None
         if refusal is not None:
             return self._refusal_reply(req, refusal)
         sent = engine.last_sent
@@ -523,19 +511,12 @@ class RiskGuard:
                 acct.book.name(sent, -1)
             raise
         if reply is None:
-            engine.withdraw(code, buy, req.order_volume, price)
+            price = req.price if req.price_type == _FIX_PRICE else 0.0
+            engine.withdraw(req.stock_code, req.order_type == _BUY, req.order_volume, price)
             return None
         if sent is not None and sent.key < 0:  # else a venue report named it already
             acct.book.name(sent, reply.order_id if isinstance(reply, OrderResponse) else -1)
         return reply
-
-    @staticmethod
-    def _stale(acct: _Account, code: str, now: int) -> bool:
-        """True if ``code``'s facts (once a day) or last price must be fetched before judging."""
-        book = acct.book
-        return (
-            acct.needs_facts and book.facts_day.get(code) != (now + _BEIJING_MS) // _DAY_MS
-        ) or (acct.needs_marks and now - book.mark_ms.get(code, -_DAY_MS) > acct.fresh_ms)
 
     def submit_now(
         self, req: SubmitOrder, send: Callable[[SubmitOrder], OrderResponse]
