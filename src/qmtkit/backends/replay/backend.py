@@ -361,9 +361,9 @@ class ReplayBackend:
             before = self.accounts.report_count
             if self.spec.period != "tick":  # a tick's open is its close: matched once, below
                 self._match_resting(k, "open")
-            if (
-                self.accounts.report_count != before
-            ):  # reports woke someone: let them act at the open
+            if self.accounts.report_count != before and self.accounts.streaming:
+                # Reports pushed to a client may have woken someone: let them act at the open.
+                # (Reports no account streams reach the result frames only: nobody wakes.)
                 await self.idle.settle()
             # ---- close
             self._phase = "close"
@@ -778,8 +778,12 @@ class ReplayBackend:
         assert market is not None
         k = self._step
         fill = self.spec.fill
-        same_day = k >= 0 and market.step_day(k) == self.broker.day
-        if self._phase == "close" and same_day and fill in ("close", "qmt", "tick"):
+        if (
+            self._phase == "close"
+            and fill in ("close", "qmt", "tick")
+            and k >= 0
+            and market.step_day(k) == self.broker.day
+        ):
             limit = float(req.price) if isinstance(req.price, (int, float)) else None
             return self._book(code, k, "close", limit)
         # Otherwise the order rests. A limit order reads nothing from a book without depth
