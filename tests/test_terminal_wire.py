@@ -290,3 +290,26 @@ async def test_a_remote_backend_hands_a_burst_to_a_sink_with_on_reports_in_one_c
             await backend.request(SubmitOrder("acct", "600000.SH", 23, 100, 11, 10.0))
     assert sink.bursts == [[1, 2, 3]]
     assert sink.reports == []  # none one by one
+
+
+async def test_a_call_waits_on_anyios_event_where_the_loop_is_not_asyncios() -> None:
+    def script(call: Call) -> list[Any]:
+        return [Result(call.id, Ok())]
+
+    async with scripted_gateway(script) as (port, _):
+        backend = RemoteBackend("127.0.0.1", port, token="")
+        async with backend.open(RecordingSink()):
+            backend._loop = None  # as under trio: no asyncio future to wait on
+            with anyio.fail_after(5):
+                assert await backend.request(SubscribeQuotes(1, ["600000.SH"])) == Ok()
+            assert backend._pending == {}
+
+
+def test_publish_many_hands_each_item_in_order_and_keeps_none_with_no_one_reading() -> None:
+    fanout: ReportFanout[int] = ReportFanout()
+    fanout.publish_many([0, 1])
+    assert fanout.retained == 0
+    consumer = fanout.subscribe()
+    fanout.publish_many([2, 3, 4])
+    assert consumer.take(10) == [2, 3, 4]
+    assert consumer.pending == 0

@@ -358,6 +358,17 @@ class ReportFanout(Generic[T]):
         self._log.append(item)
         self._wake_all()
 
+    def publish_many(self, items: Sequence[T]) -> None:
+        """``publish`` each of ``items``, in order, with one wake-up of waiting consumers."""
+        if self.closed:
+            raise ClosedError("cannot publish to a closed report fan-out")
+        if not self._consumers:
+            self._base += len(self._log) + len(items)
+            self._log.clear()
+            return
+        self._log.extend(items)
+        self._wake_all()
+
     def _new_item(self) -> anyio.Event:
         if self._event is None:
             self._event = anyio.Event()

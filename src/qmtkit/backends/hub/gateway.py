@@ -200,9 +200,7 @@ class Gateway:
         if acct is None or not acct.sessions:
             self._sync_due.set()
             return
-        publish = acct.fanout.publish
-        for report in reports:
-            publish(report)
+        acct.fanout.publish_many(reports)
         cap = self.report_cap
         for session, consumer in list(acct.sessions.items()):
             if consumer.pending > cap:
