@@ -335,3 +335,26 @@ async def test_a_chain_folds_reports_that_come_at_once_before_passing_them_on(
         assert engine is not None
         assert isinstance(reply, OrderResponse) and reply.order_id in engine.book.done
         assert engine.book.resting == 0 and engine.book.positions == {CODE: 100}
+
+
+async def test_each_account_with_a_chain_folds_only_its_own_reports(tmp_path: Path) -> None:
+    sim = SimBackend(home=tmp_path, clock=VirtualClock(START))
+    limits = RiskLimits(max_active_orders=5)
+    guard = RiskGuard(sim, RiskConfig(accounts={ACCT: limits, "b": limits}), home=tmp_path)
+    sink = _Calls()
+    async with guard.open(sink):
+        ask = sim.market.tick(CODE, sim.session_now()).askPrice[0]
+        await guard.request(OpenAccount(ACCT))
+        await guard.request(SubmitOrder(ACCT, CODE, 23, 100, 11, ask))  # one chain so far
+        await guard.request(OpenAccount("b"))
+        await guard.request(OpenAccount("none"))  # no limits: its reports only pass
+        await guard.request(SubmitOrder("b", CODE, 23, 200, 11, ask))
+        await guard.request(SubmitOrder(ACCT, CODE, 23, 300, 11, ask))
+        await guard.request(SubmitOrder("none", CODE, 23, 400, 11, ask))
+        mine, theirs = guard.engine(ACCT), guard.engine("b")
+        assert mine is not None and theirs is not None and guard.engine("none") is None
+        assert mine.book.positions == {CODE: 400}
+        assert theirs.book.positions == {CODE: 200}
+        assert mine.book.resting == 0 and theirs.book.resting == 0
+    passed = {r.account_id for call in sink.calls for r in call}
+    assert passed == {ACCT, "b", "none"}

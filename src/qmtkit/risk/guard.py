@@ -271,11 +271,8 @@ class RiskGuard:
         try:
             # Until some account has a chain, reports have nothing to be folded into: they go
             # straight to the sink (a shared terminal's host keeps a guard with no limits).
-            self._fold = self._folder(sink.on_report)
-            relay = _Relay(sink)
-            if self._has_engines():
-                relay.fold_with(self._folder(None), self._fold)
-            self._relay = relay
+            relay = self._relay = _Relay(sink)
+            self._refold()
             # lifetime_tasks: the caller's own error comes back to it unwrapped.
             async with self.inner.open(relay) as info, lifetime_tasks() as tg:
                 tg.start_soon(self._housekeeping)
@@ -284,7 +281,7 @@ class RiskGuard:
             self._flush()
             self._sink = None
             self._relay = None
-            self._fold = self._folder(_drop)
+            self._refold()
             if self._gen is not None:
                 self._gen.close()
                 self._gen = None
@@ -335,8 +332,6 @@ class RiskGuard:
             # An account without limits still obeys an operator's halt.
             limits = limits if limits is not None else RiskLimits()
             engine = RiskEngine(account_id, limits, self.clock, emit=self._emit)
-            if self._relay is not None:
-                self._relay.fold_with(self._folder(None), self._fold)  # reports are folded
             # An engine, once made, lives as long as the guard: read from the venue once.
             unprimed = account_id in self._open_ids and account_id not in self._primed
             acct = _Account(engine, unprimed)
@@ -347,10 +342,17 @@ class RiskGuard:
         if acct is not None:
             acct.switch_stamp = stamp
         self._accounts[account_id] = acct
+        if acct is not None:
+            self._refold()  # from now on this account's reports are folded too
         return acct
 
-    def _has_engines(self) -> bool:
-        return any(acct is not None for acct in self._accounts.values())
+    def _refold(self) -> None:
+        """Fit report folding to the accounts with a chain (none: reports go straight on)."""
+        sink = self._sink
+        self._fold = self._folder(sink.on_report if sink is not None else _drop)
+        relay = self._relay
+        if relay is not None and any(acct is not None for acct in self._accounts.values()):
+            relay.fold_with(self._folder(None), self._fold)
 
     def engine(self, account_id: str) -> RiskEngine | None:
         """The engine of ``account_id`` (None if it has no limits)."""
@@ -629,6 +631,9 @@ class RiskGuard:
         only), what the venue calls for every report: no attribute of the guard per report."""
         accounts = self._accounts
         clock = self.clock
+        chains = [(a, acct) for a, acct in accounts.items() if acct is not None]
+        if len(chains) == 1:
+            return self._folder_of_one(*chains[0], pass_on)
 
         def fold(report: AccountReport) -> None:
             acct = accounts.get(report.account_id)
@@ -646,6 +651,37 @@ class RiskGuard:
                 elif isinstance(item, Asset):
                     acct.book.on_asset(item)
                     acct.engine.observe_asset(item.total_asset)
+            if pass_on is not None:
+                pass_on(report)
+
+        return fold
+
+    def _folder_of_one(
+        self, account_id: str, acct: _Account, pass_on: Callable[[AccountReport], None] | None
+    ) -> Callable[[AccountReport], None]:
+        """``_folder`` while one account has a chain (the usual case): its book's parts are
+        bound once, and other accounts' reports only pass."""
+        clock = self.clock
+        book = acct.book
+        on_order = book.on_order
+        marks = book.marks
+        mark_ms = book.mark_ms
+        observe_asset = acct.engine.observe_asset
+
+        def fold(report: AccountReport) -> None:
+            if report.account_id == account_id:
+                item = report.item
+                if isinstance(item, Order):
+                    on_order(item, clock)
+                elif isinstance(item, Trade):
+                    if item.traded_price > 0:  # a fill is the freshest price of its code
+                        marks[item.stock_code] = item.traded_price
+                        mark_ms[item.stock_code] = clock()
+                elif isinstance(item, Position):
+                    book.on_position(item)
+                elif isinstance(item, Asset):
+                    book.on_asset(item)
+                    observe_asset(item.total_asset)
             if pass_on is not None:
                 pass_on(report)
 
