@@ -508,3 +508,27 @@ async def test_order_at_once_sends_nothing_to_a_venue_that_answers_later() -> No
         assert venue.next_id == 100  # nothing was placed
         with pytest.raises(InvalidArgument, match="order_volume"):
             acct.order_at_once("600000.SH", 23, 0, 11, 10.0)  # checked as order() checks
+
+
+async def test_buy_asks_a_venue_that_answers_at_once_without_its_async_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qmtkit.backends.sim import SimBackend
+
+    asked: list[str] = []
+    real = SimBackend.request
+
+    async def request(self: SimBackend, req: Request) -> Reply:
+        asked.append(type(req).__name__)
+        return await real(self, req)
+
+    monkeypatch.setattr(SimBackend, "request", request)
+    async with qmtkit.connect("sim://?share=0", home=tmp_path) as qk:
+        acct = await qk.account(ACCT)
+        detail = await qk.instrument("600000.SH")
+        assert detail is not None
+        handle = await acct.buy("600000.SH", 100, detail.UpStopPrice)
+        assert handle.done and handle.order.order_status == OrderStatus.SUCCEEDED
+        assert "SubmitOrder" not in asked  # answered by request_now, with the same reports
+        assert [type(e).__name__ async for e in handle.events()] == ["Order", "Trade", "Order"]
+        assert handle.traded_volume == 100

@@ -251,7 +251,13 @@ class OrderHandle:
     reports.
     """
 
-    def __init__(self, account: Account, request: SubmitOrder, response: OrderResponse) -> None:
+    def __init__(
+        self,
+        account: Account,
+        request: SubmitOrder,
+        response: OrderResponse,
+        first: Order | None = None,
+    ) -> None:
         self.account = account
         self.request = request
         self.response = response
@@ -259,21 +265,28 @@ class OrderHandle:
         self.trades: list[Trade] = []
         self.error: OrderError | None = None
         self.cancel_errors: list[CancelError] = []
-        self.order = Order(
-            account_type=account.account_type,
-            account_id=request.account_id,
-            stock_code=request.stock_code,
-            order_id=response.order_id,
-            order_type=request.order_type,
-            order_volume=request.order_volume,
-            price_type=request.price_type,
-            price=request.price,
-            order_status=_UNREPORTED,
-            strategy_name=request.strategy_name,
-            order_remark=request.order_remark,
-            offset_flag=48 if request.order_type == _BUY else 49,
-        )
-        self._events: list[OrderEvent] = []
+        self._events: list[OrderEvent]
+        if first is not None:
+            # The venue's first state of the order, already here (not a refusal): it is the
+            # order's state and first event, as _on_item would make it, with no stand-in made.
+            self.order = first
+            self._events = [first]
+        else:
+            self.order = Order(
+                account_type=account.account_type,
+                account_id=request.account_id,
+                stock_code=request.stock_code,
+                order_id=response.order_id,
+                order_type=request.order_type,
+                order_volume=request.order_volume,
+                price_type=request.price_type,
+                price=request.price,
+                order_status=_UNREPORTED,
+                strategy_name=request.strategy_name,
+                order_remark=request.order_remark,
+                offset_flag=48 if request.order_type == _BUY else 49,
+            )
+            self._events = []
         # Made only when someone waits: most handles are awaited once, or never.
         self._changed: anyio.Event | None = None
         self._closed = False
@@ -599,7 +612,12 @@ class Account:
     async def _submit(self, req: SubmitOrder) -> OrderHandle:
         self._inflight += 1
         try:
-            return self._handle_of(req, await self.client.request(req))
+            # A venue that answers at once is asked without the request's chain of coroutines
+            # (client, terminal, guard, simulator: one each): the same answer, sooner.
+            reply = self.client._request_now(req)
+            if reply is None:
+                reply = await self.client.request(req)
+            return self._handle_of(req, reply)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -647,14 +665,21 @@ class Account:
     def _handle_of(self, req: SubmitOrder, reply: Reply) -> OrderHandle:
         """The handle of an order the venue answered ``reply``, with its reports so far."""
         resp = expect(reply, OrderResponse)
-        handle = OrderHandle(self, req, resp)
-        if resp.order_id > 0:
-            oid = resp.order_id
+        oid = resp.order_id
+        if oid > 0:
+            early = self._early.pop(oid, None)
+            if early and type(early[0]) is Order and early[0].order_status != _JUNK:
+                handle = OrderHandle(self, req, resp, early[0])
+                early = early[1:]
+            else:
+                handle = OrderHandle(self, req, resp)
             handles = self._handles
             handles[oid] = weakref.ref(handle, partial(_forget_handle, handles, oid))
-            for item in self._early.pop(resp.order_id, ()):
-                handle._on_item(item)
+            if early:
+                for item in early:
+                    handle._on_item(item)
         else:
+            handle = OrderHandle(self, req, resp)
             handle._reject(
                 OrderError(
                     account_type=int(self.account_type),
