@@ -17,7 +17,8 @@ import pytest
 
 import qmtkit
 from qmtkit import cli
-from qmtkit.backends.base import OpenAccount, SubmitOrder
+from qmtkit.backends.base import Ok, OpenAccount, SubmitOrder
+from qmtkit.backends.mock import MockBackend
 from qmtkit.backends.sim import SimBackend
 from qmtkit.clock import BEIJING, VirtualClock
 from qmtkit.constants import OrderStatus
@@ -358,3 +359,13 @@ async def test_each_account_with_a_chain_folds_only_its_own_reports(tmp_path: Pa
         assert mine.book.resting == 0 and theirs.book.resting == 0
     passed = {r.account_id for call in sink.calls for r in call}
     assert passed == {ACCT, "b", "none"}
+
+
+def test_a_guard_offers_an_at_once_path_only_in_front_of_a_venue_that_has_one(
+    tmp_path: Path,
+) -> None:
+    config = RiskConfig(default=RiskLimits(max_order_volume=100))
+    plain = RiskGuard(MockBackend(lambda req: Ok()), config, home=tmp_path)
+    assert getattr(plain, "request_now", None) is None  # a client asks it nothing first
+    sim = RiskGuard(SimBackend(home=tmp_path, clock=VirtualClock(START)), config, home=tmp_path)
+    assert callable(getattr(sim, "request_now", None))

@@ -252,6 +252,10 @@ class RiskGuard:
         self._answer_now: Callable[[Request], Reply | None] | None = getattr(
             inner, "request_now", None
         )
+        if self._answer_now is None:
+            # A venue that never answers at once: no at-once path here either, so a client
+            # (or a gateway) does not ask this guard first on every order only to hear None.
+            setattr(self, "request_now", None)  # noqa: B010 - shadows the method on purpose
 
     # ------------------------------------------------------------------ lifetime
 
