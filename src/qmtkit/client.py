@@ -497,7 +497,7 @@ class Account:
     def _on_reports(self, reports: Sequence[AccountReport]) -> None:
         """Deliver this account's reports, in order: consumers, listeners, then order handles."""
         cursor = self._cursor
-        publish = self._fanout.publish
+        fanout = self._fanout
         listeners = self._listeners
         handles = self._handles
         for report in reports:
@@ -506,7 +506,8 @@ class Account:
                 if seq <= cursor.last:
                     continue  # a replay of something already delivered
                 cursor.last = seq
-            publish(report)
+            if fanout.watched:  # no consumer (the usual order path): nothing to keep
+                fanout.publish(report)
             for listener in listeners:
                 try:
                     listener(report)

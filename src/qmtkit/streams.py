@@ -326,6 +326,9 @@ class ReportFanout(Generic[T]):
         self._log: list[T] = []
         self._base = 0  # absolute index of _log[0]
         self._consumers: set[ReportConsumer[T]] = set()
+        #: Whether any consumer is attached: with none, a publisher may skip ``publish``
+        #: (nothing is kept for no one).
+        self.watched = False
         self._event: anyio.Event | None = None
         self._reads = 0
 
@@ -345,6 +348,7 @@ class ReportFanout(Generic[T]):
             raise ClosedError("cannot subscribe to a closed report fan-out")
         consumer = ReportConsumer(self, self._base + len(self._log))
         self._consumers.add(consumer)
+        self.watched = True
         return consumer
 
     def publish(self, item: T) -> None:
@@ -394,6 +398,7 @@ class ReportFanout(Generic[T]):
 
     def _remove(self, consumer: ReportConsumer[T]) -> None:
         self._consumers.discard(consumer)
+        self.watched = bool(self._consumers)
         self._trim()
 
     def _wake_all(self) -> None:

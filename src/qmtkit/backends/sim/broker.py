@@ -611,21 +611,24 @@ class Broker:
                 break
             key = (order.order_type, price_li)
             used[key] = used.get(key, 0) + qty
-            self._fill(acct, order, price, qty, now_ms, out)
+            self._fill(acct, order, price, price_li, qty, now_ms, out)
 
     def _fill(
         self,
         acct: AccountState,
         order: Order,
         price: float,
+        price_li: int,
         qty: int,
         now_ms: int,
         out: list[TradeReportItem],
     ) -> None:
+        """Fill ``qty`` of ``order`` at ``price`` (``price_li``: the same in li, as the book's
+        levels give it)."""
         code = order.stock_code
         side = order.order_type
         total_cents = self._rates.total_cents
-        amount = (round(price * 1000) * qty + 5) // 10  # amount_cents, inlined: hot path
+        amount = (price_li * qty + 5) // 10  # amount_cents, inlined: hot path
         fee = total_cents(side, amount)
         done = order.traded_volume
         left = order.order_volume - done - qty
