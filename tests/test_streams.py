@@ -342,3 +342,21 @@ async def test_closing_a_consumer_from_another_task_ends_its_iteration() -> None
             await r_sub.aclose()
     assert sorted(ended) == ["quotes", "reports"]
     assert quotes.consumers == 0 and reports.consumers == 0
+
+
+async def test_a_report_fanout_is_watched_exactly_while_a_consumer_is_attached() -> None:
+    fanout: ReportFanout[int] = ReportFanout()
+    assert not fanout.watched
+    fanout.publish(1)  # kept for no one
+    first, second = fanout.subscribe(), fanout.subscribe()
+    assert fanout.watched
+    fanout.publish(2)
+    await first.aclose()
+    assert fanout.watched  # the second is still there
+    got = []
+    async for item in second:
+        got.append(item)
+        break
+    assert got == [2]
+    await second.aclose()
+    assert not fanout.watched and fanout.retained == 0
