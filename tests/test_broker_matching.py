@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from qmtkit.backends.sim.broker import Broker
@@ -485,3 +486,13 @@ def test_book_volume_taken_this_tick_stays_taken_for_the_same_tick_as_another_ob
     submit(b, order(BUY, 600, 10.01), book(asks=[(10.01, 1000)]))
     reports = submit(b, order(BUY, 600, 10.01), book(asks=[(10.01, 1000)]))
     assert sum(t.traded_volume for t in _trades(reports)) == 400
+
+
+def test_an_order_reads_only_its_own_side_of_a_new_book() -> None:
+    # A backtest meets every book once, with one order on one side: the matcher reads a side's
+    # levels when an order on that side first asks. Bids that could not even be read (None
+    # where a price belongs) are never read by a buy, which fills on the asks alone.
+    b = Broker()
+    unreadable = msgspec.structs.replace(book(asks=[(10.03, 1000)]), bidPrice=[None], bidVol=[1])
+    (trade,) = _trades(submit(b, order(BUY, 100, 10.05), unreadable))
+    assert (trade.traded_price, trade.traded_volume) == (10.03, 100)

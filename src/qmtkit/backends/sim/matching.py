@@ -29,7 +29,11 @@ def _side(prices: list[float], vols: list[int]) -> Levels:
 
 
 class _Tick:
-    """What the ledger keeps of a code's tick in force: its time, its levels, what was taken."""
+    """What the ledger keeps of a code's tick in force: its time, its levels, what was taken.
+
+    A side's levels are read the first time an order on that side asks (then kept for the
+    tick): a live book is met by many orders, a backtest's book by one order on one side.
+    """
 
     __slots__ = ("asks", "bids", "book", "time", "used")
 
@@ -40,10 +44,22 @@ class _Tick:
         self.read(book)
 
     def read(self, book: Tick) -> None:
-        """Take the levels of ``book`` (read once per book, not on every order against it)."""
+        """Take ``book`` as the one in force; its levels are read when first asked."""
         self.book = book
-        self.asks = _side(book.askPrice, book.askVol)
-        self.bids = _side(book.bidPrice, book.bidVol)
+        self.asks: Levels | None = None
+        self.bids: Levels | None = None
+
+    def levels(self, buy: bool) -> Levels:
+        """The usable levels a buy (the asks) or a sell (the bids) may trade with."""
+        if buy:
+            asks = self.asks
+            if asks is None:
+                asks = self.asks = _side(self.book.askPrice, self.book.askVol)
+            return asks
+        bids = self.bids
+        if bids is None:
+            bids = self.bids = _side(self.book.bidPrice, self.book.bidVol)
+        return bids
 
 
 class BookLedger:
@@ -79,7 +95,7 @@ class BookLedger:
         offered = 0
         buy = order.order_type == _BUY
         side = _BUY if buy else _SELL
-        for p, li, v in entry.asks if buy else entry.bids:
+        for p, li, v in entry.levels(buy):
             if li > limit if buy else li < limit:
                 continue
             free = v - used.get((side, li), 0)
