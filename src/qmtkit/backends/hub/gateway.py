@@ -184,15 +184,7 @@ class Gateway:
             self._sync_due.set()
             return
         acct.fanout.publish(report)
-        cap = self.report_cap
-        for session, consumer in list(acct.sessions.items()):
-            if consumer.pending > cap:
-                session.kill(
-                    f"client too slow: {consumer.pending} unsent reports of account "
-                    f"{account_id} exceed the cap of {cap}; it must resume"
-                )
-            else:
-                session.wake()
+        self._wake_readers(account_id, acct)
 
     def _fan_out_many(self, account_id: str, reports: list[AccountReport]) -> None:
         """``_fan_out`` for several reports of one account (not yet encoded), in one go."""
@@ -201,6 +193,10 @@ class Gateway:
             self._sync_due.set()
             return
         acct.fanout.publish_many(reports)
+        self._wake_readers(account_id, acct)
+
+    def _wake_readers(self, account_id: str, acct: AccountState) -> None:
+        """Wake each session reading the account; cut off one whose backlog passed the cap."""
         cap = self.report_cap
         for session, consumer in list(acct.sessions.items()):
             if consumer.pending > cap:
