@@ -165,6 +165,44 @@ async def test_waiter_blocked_before_the_fill_wakes_on_terminal_status() -> None
         assert result[0].order_status == OrderStatus.CANCELED
 
 
+async def test_awaiting_a_final_handle_completes_without_suspending() -> None:
+    venue = Venue()
+    async with qmtkit.connect(backend=venue.backend) as qk:
+        acct = await qk.account(ACCT)
+        handle = await acct.buy("600000.SH", 100, 10.0)
+        req = venue.backend.sent(SubmitOrder)[0]
+        assert isinstance(req, SubmitOrder)
+        venue.push(order_report(req, handle.order_id, OrderStatus.SUCCEEDED, 100))
+        steps = handle.__await__()
+        with pytest.raises(StopIteration) as done:
+            next(steps)  # nothing to wait for: the order is the result at the first step
+        assert done.value.value is handle.order
+        assert done.value.value.order_status == OrderStatus.SUCCEEDED
+
+
+async def test_awaiting_a_pending_handle_waits_for_its_final_state() -> None:
+    venue = Venue()
+    async with qmtkit.connect(backend=venue.backend) as qk:
+        acct = await qk.account(ACCT)
+        handle = await acct.buy("600000.SH", 100, 10.0)
+        req = venue.backend.sent(SubmitOrder)[0]
+        assert isinstance(req, SubmitOrder)
+        result: list[Order] = []
+        async with anyio.create_task_group() as tg:
+
+            async def waiter() -> None:
+                result.append(await handle)
+
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            assert result == []
+            venue.push(order_report(req, handle.order_id, OrderStatus.REPORTED))
+            await anyio.wait_all_tasks_blocked()
+            assert result == []  # not final yet: still waiting
+            venue.push(order_report(req, handle.order_id, OrderStatus.SUCCEEDED, 100))
+        assert [o.order_status for o in result] == [OrderStatus.SUCCEEDED]
+
+
 async def test_push_before_reply_is_reconciled_by_order_id() -> None:
     venue = Venue()
     pushed: list[AccountReport] = []

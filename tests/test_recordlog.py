@@ -19,6 +19,7 @@ from qmtkit.recordlog import Framing, RecordLog, RecordLogWarning
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 CHECKED = Framing(magic=b"TESTLOG1", checksum=True)
 PLAIN = Framing(magic=b"", checksum=False, big_endian=True)
+GROUPED = Framing(magic=b"TESTLOG2", checksum=True, groups=True)
 
 
 class Rec(msgspec.Struct, array_like=True):
@@ -163,6 +164,25 @@ def test_a_record_of_another_type_is_refused_and_nothing_is_written(tmp_path: Pa
         assert list(log.replay()) == []
 
 
+@pytest.mark.parametrize("framing", [CHECKED, GROUPED], ids=["single", "grouped"])
+def test_extend_made_writes_the_bytes_extend_writes(tmp_path: Path, framing: Framing) -> None:
+    checked, made = tmp_path / "checked.bin", tmp_path / "made.bin"
+    with make(checked, framing) as log:
+        log.extend(recs(4))
+        log.extend(recs(1))
+    with make(made, framing) as log:
+        log.extend_made(recs(4))
+        log.extend_made(recs(1))
+        assert list(log.replay()) == [*recs(4), *recs(1)]
+    assert made.read_bytes() == checked.read_bytes()
+
+
+def test_extend_made_on_a_closed_log_is_refused(tmp_path: Path) -> None:
+    log = make(tmp_path / "log.bin", GROUPED)
+    with pytest.raises(ClosedError, match="not open"):
+        log.extend_made(recs(2))
+
+
 def test_a_closed_log_refuses_use(tmp_path: Path) -> None:
     log = make(tmp_path / "log.bin")
     with pytest.raises(ClosedError, match="not open"):
@@ -290,9 +310,6 @@ def test_an_encoded_append_of_no_bytes_is_refused_and_nothing_is_written(tmp_pat
             with pytest.raises(InvalidArgument, match="payload must be non-empty bytes"):
                 log.append_encoded(bad)  # type: ignore[arg-type]
     assert path.read_bytes() == b""
-
-
-GROUPED = Framing(magic=b"TESTLOG2", checksum=True, groups=True)
 
 
 def test_a_group_the_os_takes_in_pieces_is_written_whole(

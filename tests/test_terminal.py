@@ -17,16 +17,18 @@ from anyio.streams.text import TextReceiveStream
 
 import qmtkit
 from qmtkit import cli
+from qmtkit.backends.base import OpenAccount, SubmitOrder
 from qmtkit.backends.remote import AuthRefused, RemoteBackend
 from qmtkit.backends.sim import SimBackend
 from qmtkit.backends.sim.journal import Journal
 from qmtkit.backends.terminal.backend import LocalTerminalBackend, TerminalMismatch
 from qmtkit.backends.terminal.channel import CHANNEL_ENV, channel_kind, read_port_file
 from qmtkit.backends.terminal.control import StopTerminal, TerminalState, TerminalStatus, control
+from qmtkit.backends.terminal.direct import DirectChannel
 from qmtkit.backends.terminal.paths import MAX_SOCKET_PATH, paths_of
 from qmtkit.errors import BackendUnavailable, InvalidArgument, JournalLocked
 from qmtkit.gateway.server import serve
-from qmtkit.models import AccountReport
+from qmtkit.models import AccountReport, OrderResponse
 from support.gateway import RecordingSink
 
 CODE = "600000.SH"
@@ -86,6 +88,27 @@ async def test_the_hosting_program_trades_without_the_wire(tmp_path: Path) -> No
         assert gateway.sessions == set()  # its own program is no gateway client
         assert trade.item.order_id == order_id  # type: ignore[union-attr]
         assert 0 < trade.seq <= acct.last_seq
+
+
+async def test_a_direct_channel_answers_orders_at_once_until_its_program_leaves(
+    tmp_path: Path,
+) -> None:
+    async with qmtkit.connect(home=tmp_path) as host:
+        assert isinstance(host.backend, LocalTerminalBackend)
+        acct = await host.account(ACCT)
+        detail = await host.instrument(CODE)
+        assert detail is not None
+        link = host.backend._link
+        assert link is not None and isinstance(link.stream, DirectChannel)
+        channel = link.stream
+        req = SubmitOrder(ACCT, CODE, 23, 100, 11, detail.UpStopPrice)
+        reply = channel.request_now(req)
+        assert isinstance(reply, OrderResponse) and reply.order_id > 0
+        assert channel.request_now(OpenAccount(ACCT)) is None  # the hub's: never at once
+        channel.end()
+        assert channel.left and channel.ended.is_set()
+        assert channel.request_now(req) is None  # left: the ordinary way, which refuses it
+        assert acct.last_seq > 0
 
 
 async def test_host_and_attached_program_resume_from_the_simulators_numbers(

@@ -381,7 +381,11 @@ class OrderHandle:
         return self.order
 
     def __await__(self) -> Generator[Any, None, Order]:
-        return self.wait().__await__()
+        order = self.order
+        if order.order_status in _TERMINAL_VALUES:
+            # Final already (a venue that answers at once has filled it): no coroutine to run.
+            return order
+        return (yield from self.wait().__await__())
 
     async def events(self) -> AsyncIterator[OrderEvent]:
         """This order's own Order/Trade/OrderError/CancelError reports, from its creation.

@@ -32,7 +32,7 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -113,7 +113,7 @@ class Framing:
         return self.header.pack(len(body) | GROUP_FLAG, zlib.crc32(body)) + body
 
     def encode_group(
-        self, encode: Callable[[object], bytes], records: list[object]
+        self, encode: Callable[[object], bytes], records: Sequence[object]
     ) -> tuple[bytes, bytes]:
         """``frame_group`` of ``records`` encoded by ``encode``, in one pass: (header, body).
 
@@ -463,16 +463,27 @@ class RecordLog(Generic[T]):
         nothing. With group framing the records are one unit on disk: a crash mid-write
         loses all of them, never some (without it, a torn tail cut on the next open).
         """
-        f = self._need_open()
-        framing = self.framing
-        encode = self._encoder.encode
+        self._need_open()
         items = records if type(records) is list else list(records)
         record_type = self.record_type
         for record in items:
             if type(record) is not record_type and not isinstance(record, record_type):
                 raise self._wrong_type(record)
-        if len(items) > 1 and framing.groups:
-            head, body = framing.encode_group(encode, items)
+        self.extend_made(items)
+
+    def extend_made(self, records: list[T]) -> None:
+        """``extend`` for records the caller has just made itself as ``record_type``.
+
+        The records are not checked one by one (``extend`` is the door for records from
+        anywhere else): a caller that builds them itself, such as the simulator's account
+        numbering on every order, knows their type already.
+        """
+        f = self._file
+        if f is None:
+            f = self._need_open()  # raises: closed
+        framing = self.framing
+        if len(records) > 1 and framing.groups:
+            head, body = framing.encode_group(self._encoder.encode, records)
             if self.autoflush and not self.fsync and not self._dirty:
                 # _write and sync, inlined: one state change's reports per call, on every order.
                 # Nothing is buffered (autoflush, not dirty), so the bytes go straight to the
@@ -482,7 +493,7 @@ class RecordLog(Generic[T]):
                 return
             self._write(f, head + body)
             return
-        chunks = [framing.frame(self._encoder, r) for r in items]
+        chunks = [framing.frame(self._encoder, r) for r in records]
         if chunks:
             self._write(f, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 import anyio.abc
@@ -241,6 +241,14 @@ class Gateway:
         if self._request_now is None or isinstance(req, _HUB_REQUESTS):
             return None
         return self._request_now(req)
+
+    def order_answerer(self) -> Callable[[Request], Reply | None] | None:
+        """What answers an order at once behind this gateway (None: nothing does).
+
+        ``answer_now`` without its test of the request's kind, for a caller that passes only
+        orders (the hub never multiplexes them): the backend's ``request_now``.
+        """
+        return self._request_now
 
     async def _subscribe(self, session: Session, req: SubscribeQuotes) -> Reply:
         key = (req.period, tuple(sorted(set(req.codes))))

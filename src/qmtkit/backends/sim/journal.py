@@ -105,6 +105,14 @@ class Journal:
         """
         self._log.extend(reports)
 
+    def extend_made(self, reports: list[AccountReport]) -> None:
+        """``extend`` for reports the caller has just made as ``AccountReport`` (not re-checked).
+
+        For the paper accounts' numbering, which builds every report it writes; anything
+        else goes through ``extend``, which checks each record's type first.
+        """
+        self._log.extend_made(reports)
+
     def replay(self) -> Iterator[AccountReport]:
         """Every report in the order it was appended (up to the end at the time of the call)."""
         return self._log.replay()

@@ -55,6 +55,9 @@ class ReportJournal(Protocol):
     def extend(self, reports: list[AccountReport]) -> None:
         """Write the reports of one state change as one unit."""
 
+    def extend_made(self, reports: list[AccountReport]) -> None:
+        """``extend`` for reports made by the caller as ``AccountReport`` (not re-checked)."""
+
 
 def check_account_id(account_id: object) -> None:
     """Refuse an account id that is not a non-empty, non-blank string."""
@@ -134,7 +137,7 @@ class PaperAccounts:
         if self.journal is not None or self.keep_log or streaming:
             reports = [AccountReport(account_id, first + i, item) for i, item in enumerate(items)]
             if self.journal is not None:
-                self.journal.extend(reports)  # on disk, as one unit, before anyone sees them
+                self.journal.extend_made(reports)  # on disk, as one unit, before anyone sees them
             if self.keep_log:
                 self.reports.setdefault(account_id, []).extend(reports)
         else:
@@ -177,7 +180,7 @@ class PaperAccounts:
             last[account_id] = seq
             reports.append(AccountReport(account_id, seq, item))
         if self.journal is not None:
-            self.journal.extend(reports)
+            self.journal.extend_made(reports)
         if self.keep_log:
             logs = self.reports
             for report in reports:

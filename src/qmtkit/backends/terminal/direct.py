@@ -66,6 +66,10 @@ class DirectChannel(anyio.abc.ByteStream):
         self.accounts: set[str] = set()
         self.subs: dict[int, int] = {}  # the program's subscription id -> the hub's
         self.ended = anyio.Event()
+        #: True once the program has left (``ended`` is set too); read on every order.
+        self.left = False
+        # Orders are not multiplexed by the hub: the venue's own at-once answer, bound once.
+        self._answer_order = hub.order_answerer()
 
     async def request(self, req: Request) -> Reply:
         """Answer one request: straight from the simulator, through the hub when shared."""
@@ -93,9 +97,15 @@ class DirectChannel(anyio.abc.ByteStream):
         The simulator answers orders at once, and so does the home's risk chain in front of it
         (``RiskGuard.request_now``) unless a code's price must be fetched first.
         """
-        if type(req) is SubmitOrder and not self.ended.is_set():
-            return self.hub.answer_now(req)
+        if type(req) is SubmitOrder and not self.left:
+            answer = self._answer_order
+            return None if answer is None else answer(req)
         return None
+
+    def end(self) -> None:
+        """The program has left its terminal, or the terminal stops: no more requests."""
+        self.left = True
+        self.ended.set()
 
     # ------------------------------------------------------------------ events from the hub
 
@@ -129,7 +139,7 @@ class DirectChannel(anyio.abc.ByteStream):
     async def aclose(self) -> None:
         """Leave the terminal: this program's accounts and subscriptions are let go."""
         if not self.ended.is_set():
-            self.ended.set()
+            self.end()
             with anyio.CancelScope(shield=True):
                 await self.hub.detach_direct(self)
         await anyio.lowlevel.checkpoint()

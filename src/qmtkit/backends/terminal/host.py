@@ -203,7 +203,7 @@ class TerminalGateway(Gateway):
     def end_direct(self) -> None:
         """The terminal stops: every direct channel's link ends."""
         for channel in self.direct:
-            channel.ended.set()
+            channel.end()
 
     # ------------------------------------------------------------------ events
 
