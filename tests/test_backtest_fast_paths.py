@@ -1,6 +1,7 @@
 """The backtest's cheap paths give the answers of the general ones they stand in for:
 marks over the held codes, ex-rights by day, rows by step, reports without numbered copies,
-remembered value units, board lookups and daily positions kept in typed columns."""
+remembered value units, board lookups, daily positions kept in typed columns, and an account
+nobody follows changing without its Asset and Position reports."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from qmtkit.backends.base import Dividend
+from qmtkit.backends.base import Dividend, OpenAccount
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.record import POSITION_COLUMNS, Recorder, to_fen
 from qmtkit.backends.sim.accounts import VALUE_SCALE, value_q
@@ -21,8 +22,8 @@ from qmtkit.backends.sim.paper_accounts import PaperAccounts
 from qmtkit.codes import Board, limit_prices
 from qmtkit.data.cache import Cache
 from qmtkit.errors import InvalidArgument
-from qmtkit.models import AccountReport, Asset, TradeReportItem
-from support.broker import ACC, BUY, DAY, T0, book, instrument, order
+from qmtkit.models import AccountReport, Asset, Order, Position, Trade, TradeReportItem
+from support.broker import ACC, BUY, DAY, SELL, T0, book, instrument, order
 from support.history import DAYS, FLAT, RISING, A, B
 from support.history import daily_bars as _bars
 
@@ -188,3 +189,63 @@ def test_mark_held_leaves_a_holding_priced_zero_as_it_was_and_refuses_a_negative
     assert {h[0]: h[3] for h in broker.holdings(ACC)} == {A: 10.0, C: 10.0}
     with pytest.raises(InvalidArgument, match="finite price >= 0"):
         broker.mark_held({A: -1.0}, lambda code: None)
+
+
+def _buy_sell_expire(broker: Broker, account: str) -> list[TradeReportItem]:
+    """A filled buy, the next day's roll, a resting sell that expires: every kind of change."""
+    out: list[TradeReportItem] = []
+    tick = book(A, last=10.0, asks=[(10.0, 10_000)], bids=[], time=T0)
+    buy = order(BUY, 1000, 10.0, code=A, account=account)
+    out += broker.submit(buy, book=tick, instrument=instrument(A), now_ms=T0, day=DAY)[1]
+    out += [item for _, item in broker.roll_day(DAY + 1)]
+    sell = order(SELL, 500, 11.0, code=A, account=account)
+    out += broker.submit(sell, book=None, instrument=instrument(A), now_ms=T0, day=DAY + 1)[1]
+    out += [item for _, item in broker.roll_day(DAY + 2)]
+    return out
+
+
+def test_an_account_without_state_reports_changes_alike_and_reports_only_orders_and_trades() -> (
+    None
+):
+    followed, quiet = Broker(allow_new_accounts=False), Broker(allow_new_accounts=False)
+    followed.open_account(ACC)
+    quiet.open_account(ACC)
+    quiet.state_reports(ACC, False)
+    loud, hushed = _buy_sell_expire(followed, ACC), _buy_sell_expire(quiet, ACC)
+    assert {type(r) for r in loud} == {Order, Trade, Asset, Position}
+    assert hushed == [r for r in loud if type(r) in (Order, Trade)]
+    assert quiet.asset(ACC) == followed.asset(ACC)
+    assert quiet.positions(ACC) == followed.positions(ACC)
+
+
+def test_state_reports_refuses_a_switch_that_is_not_a_bool_naming_it() -> None:
+    broker = Broker(allow_new_accounts=False)
+    broker.open_account(ACC)
+    with pytest.raises(InvalidArgument, match=r"on must be True or False, got 'no'"):
+        broker.state_reports(ACC, "no")  # type: ignore[arg-type]
+
+
+def test_an_account_a_client_opens_on_an_unlogged_venue_gets_its_state_reports() -> None:
+    pushed: list[TradeReportItem] = []
+
+    class Sink:
+        def on_report(self, report: AccountReport) -> None:
+            pushed.append(report.item)
+
+    accounts = PaperAccounts(Broker(allow_new_accounts=False))
+    accounts.keep_log = False
+    accounts.sink = Sink()  # type: ignore[assignment]
+    accounts.broker.open_account(ACC)
+    accounts.broker.state_reports(ACC, False)  # made quiet before anyone followed it
+    accounts.handle(OpenAccount(account_id=ACC, after_seq=0), T0)
+    tick = book(A, last=10.0, asks=[(10.0, 10_000)], bids=[], time=T0)
+    req = order(BUY, 100, 10.0, code=A)
+    accounts.submit(req, book=tick, instrument=instrument(A), now=T0, day=DAY)
+    assert [type(r).__name__ for r in pushed] == [
+        "Order",
+        "Asset",
+        "Trade",
+        "Order",
+        "Position",
+        "Asset",
+    ]

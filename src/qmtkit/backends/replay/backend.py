@@ -735,12 +735,17 @@ class ReplayBackend:
         From then on the venue keeps no report log (``PaperAccounts.keep_log``): no client
         follows the fast form, and over a whole market the log was most of the memory. The
         result frames are recorded as before; opening an account with reports to replay
-        afterwards is refused.
+        afterwards is refused. The broker makes no ``Asset`` or ``Position`` report of the
+        account's changes while no client follows it (``Broker.state_reports``); an account a
+        client opens gets them all.
         """
         check_account_id(account_id)
         self._need_market()
         self.accounts.keep_log = False
         self.accounts.publish(account_id, self.broker.open_account(account_id))
+        # Nobody follows it and the result frames take orders and trades only: its cash and
+        # holdings change as before, without an Asset or Position report of each change.
+        self.broker.state_reports(account_id, False)
 
     def submit_now(self, req: msg.SubmitOrder) -> OrderResponse:
         """Place an order at the virtual now without a round trip (the fast form's path)."""

@@ -42,6 +42,8 @@ class AccountState:
     #: ``(market_value, its CNY float, that rounded to cents)`` as last reported: most Asset
     #: reports repeat the value of the one before (a buy's freeze), so it is worked out once.
     value_shown: tuple[int, float, float] = (0, 0.0, 0.0)
+    #: No ``Asset`` or ``Position`` reports of this account's changes (``Broker.state_reports``).
+    quiet: bool = False
     orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
     trades: list[Trade] = field(default_factory=list)  # today's
 

@@ -229,6 +229,23 @@ class Broker:
             return []
         return [self._asset_report(self._create(account_id))]
 
+    def state_reports(self, account_id: str, on: bool) -> None:
+        """Whether the changes of ``account_id`` come with their ``Asset`` and ``Position``
+        reports (on, the default for every account).
+
+        Off is for an account nobody follows (a backtest's fast form, whose result frames
+        take only orders and trades): its state changes exactly as before, and its ``Order``,
+        ``Trade``, ``OrderError`` and ``CancelError`` reports are made as before, but no
+        report of its cash or holdings is made. Queries answer as always.
+        """
+        self._check_account_id(account_id)
+        if type(on) is not bool:
+            raise InvalidArgument(f"on must be True or False, got {on!r}")
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise self._unknown(account_id)
+        acct.quiet = not on
+
     def _create(self, account_id: str) -> AccountState:
         acct = AccountState(account_id, cash=self._initial_cents, frozen=0)
         self._accounts[account_id] = acct
@@ -549,12 +566,14 @@ class Broker:
             f = plan.freeze  # what the cash check worked out: the same as _freeze_of(order)
             acct.cash -= f
             acct.frozen += f
-            out.append(self._asset_report(acct))
+            if not acct.quiet:
+                out.append(self._asset_report(acct))
         else:
             pos = acct.positions[plan.code]
             pos.can_use -= order.order_volume
             pos.frozen += order.order_volume
-            out.append(self._position_report(acct, plan.code))
+            if not acct.quiet:
+                out.append(self._position_report(acct, plan.code))
 
         kind = plan.kind
         if kind == _FULL_OR_CANCEL and (
@@ -689,8 +708,9 @@ class Broker:
         acct.trades.append(trade)
         out.append(trade)  # never changed once made (queries hand out copies)
         out.append(_copy(order))
-        out.append(self._position_report(acct, code))
-        out.append(self._asset_report(acct))
+        if not acct.quiet:
+            out.append(self._position_report(acct, code))
+            out.append(self._asset_report(acct))
 
     def _unrest(self, order: Order) -> None:
         book = self._resting.get(order.stock_code)
@@ -712,12 +732,14 @@ class Broker:
         if order.order_type == _BUY:
             acct.frozen -= old_freeze
             acct.cash += old_freeze
-            out.append(self._asset_report(acct))
+            if not acct.quiet:
+                out.append(self._asset_report(acct))
         else:
             pos = acct.positions[order.stock_code]
             pos.frozen -= rest
             pos.can_use += rest
-            out.append(self._position_report(acct, order.stock_code))
+            if not acct.quiet:
+                out.append(self._position_report(acct, order.stock_code))
 
     def _convert_to_limit(
         self, acct: AccountState, order: Order, out: list[TradeReportItem]
@@ -732,7 +754,8 @@ class Broker:
             new_freeze = self._freeze_of(order)
             acct.frozen += new_freeze - old_freeze
             acct.cash += old_freeze - new_freeze
-            out.append(self._asset_report(acct))
+            if not acct.quiet:
+                out.append(self._asset_report(acct))
 
     def on_tick(self, tick: Tick, now_ms: int) -> list[tuple[str, TradeReportItem]]:
         """Match the resting orders on ``tick.stock_code`` against the new book.
@@ -927,7 +950,8 @@ class Broker:
                 elif pos.can_use != pos.volume or pos.yesterday != pos.volume:
                     pos.can_use = pos.volume - pos.frozen
                     pos.yesterday = pos.volume
-                    out.append(self._position_report(acct, code))
+                    if not acct.quiet:
+                        out.append(self._position_report(acct, code))
             acct.orders.clear()
             acct.trades.clear()
             result.extend((acct.account_id, item) for item in out)
@@ -969,14 +993,16 @@ class Broker:
                 pos.can_use += extra
                 pos.yesterday += extra
                 revalue(acct, pos)
-            result.append((acct.account_id, self._position_report(acct, code)))
-            result.append((acct.account_id, self._asset_report(acct)))
+            if not acct.quiet:
+                result.append((acct.account_id, self._position_report(acct, code)))
+                result.append((acct.account_id, self._asset_report(acct)))
         return result
 
     def charge(self, account_id: str, amount: float) -> list[TradeReportItem]:
         """Take ``amount`` CNY (a tax the venue collects) from the account's available cash.
 
-        Returns the account's new ``Asset`` report (nothing for a zero amount).
+        Returns the account's new ``Asset`` report (nothing for a zero amount, or for an
+        account without state reports: ``state_reports``).
         """
         if not is_finite(amount) or amount < 0:
             raise InvalidArgument(f"amount must be a finite amount >= 0, got {amount!r}")
@@ -988,7 +1014,7 @@ class Broker:
         if taken == 0:
             return []
         acct.cash -= taken
-        return [self._asset_report(acct)]
+        return [] if acct.quiet else [self._asset_report(acct)]
 
     # ------------------------------------------------------------------ restore
 

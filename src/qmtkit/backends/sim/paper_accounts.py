@@ -233,7 +233,9 @@ class PaperAccounts:
                 "e.g. with a strategy(qk, account) beside on_bars"
             )
         self.streaming.add(account_id)
-        self.publish(account_id, self.broker.open_account(account_id))
+        created = self.broker.open_account(account_id)
+        self.broker.state_reports(account_id, True)  # followed from now on: every report
+        self.publish(account_id, created)
         return AccountStatus(account_id=account_id, status=int(AccountStatusCode.OK))
 
     def handle(self, req: Request, now: int) -> Reply | None:
