@@ -139,6 +139,15 @@ def test_value_q_is_exact_whether_or_not_the_price_was_seen_before() -> None:
             assert Fraction(value_q(300, price), VALUE_SCALE) == 300 * Fraction(price)
 
 
+def test_mark_held_values_exactly_at_a_price_never_seen_and_at_one_remembered() -> None:
+    broker = _broker_holding((A, C))
+    fresh = 10.0 + 2.0**-30  # not on the cent grid: no unit remembered for it yet
+    for price in (fresh, 11.0, fresh):  # the third mark reads the unit the first remembered
+        broker.mark_held({A: price, C: 11.0}, lambda code: None)
+        exact = 1000 * Fraction(price) + 1000 * Fraction(11.0)
+        assert Fraction(broker._accounts[ACC].market_value, VALUE_SCALE) == exact
+
+
 def _asset() -> Asset:
     return Asset(
         account_id=ACC,

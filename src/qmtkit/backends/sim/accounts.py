@@ -6,6 +6,7 @@ money arithmetic they share: prices in thousandths of a yuan (li), amounts in wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qmtkit.models import Order, Trade
@@ -77,6 +78,9 @@ def value_q(volume: int, price: float) -> int:
 #: the cent grid repeat. Emptied when full: bounded memory.
 _UNITS: dict[float, int] = {}
 _UNITS_MAX = 1 << 16
+#: The remembered units, for a hot loop to read without a call (read only there: a miss goes
+#: through ``value_q``, which fills it; it is emptied in place, so a reference stays valid).
+KNOWN_UNITS: Mapping[float, int] = _UNITS
 
 
 def revalue(acct: AccountState, pos: Holding) -> None:

@@ -44,6 +44,7 @@ import msgspec
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.accounts import (
+    KNOWN_UNITS,
     VALUE_SCALE,
     AccountState,
     Holding,
@@ -370,6 +371,7 @@ class Broker:
             return
         acct = accounts[0]
         price_of = prices.get
+        unit_of = KNOWN_UNITS.get
         gained = lost = 0  # the change of the account's market value, summed once
         for code, pos in acct.positions.items():
             volume = pos.volume
@@ -390,7 +392,9 @@ class Broker:
                 price = float(price)
             if pos.last_price != price:
                 pos.last_price = price
-                q = value_q(volume, price)  # revalue(), inlined: every holding every day
+                # revalue(), inlined: every holding every day (value_q only for a new price)
+                unit = unit_of(price)
+                q = volume * unit if unit is not None else value_q(volume, price)
                 gained += q
                 lost += pos.value
                 pos.value = q
@@ -943,15 +947,19 @@ class Broker:
             for order in list(acct.orders.values()):
                 if _is_open(order):
                     self._finish(acct, order, f"expired at the end of trading day {self._day}", out)
-            for code in list(acct.positions):
-                pos = acct.positions[code]
-                if pos.volume == 0:
-                    del acct.positions[code]
-                elif pos.can_use != pos.volume or pos.yesterday != pos.volume:
-                    pos.can_use = pos.volume - pos.frozen
-                    pos.yesterday = pos.volume
-                    if not acct.quiet:
+            sold_out = []
+            quiet = acct.quiet
+            for code, pos in acct.positions.items():
+                volume = pos.volume
+                if volume == 0:
+                    sold_out.append(code)
+                elif pos.can_use != volume or pos.yesterday != volume:
+                    pos.can_use = volume - pos.frozen
+                    pos.yesterday = volume
+                    if not quiet:
                         out.append(self._position_report(acct, code))
+            for code in sold_out:
+                del acct.positions[code]
             acct.orders.clear()
             acct.trades.clear()
             result.extend((acct.account_id, item) for item in out)
