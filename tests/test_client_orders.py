@@ -314,6 +314,22 @@ async def test_buy_without_price_is_a_latest_price_order() -> None:
         assert req.price_type == PriceType.LATEST_PRICE
 
 
+async def test_sell_with_a_price_is_a_limit_sell() -> None:
+    venue = Venue()
+    async with qmtkit.connect(backend=venue.backend) as qk:
+        acct = await qk.account(ACCT)
+        await acct.sell("000001.sz", 200, 12.5, strategy_name="s", remark="r")
+        req = venue.backend.sent(SubmitOrder)[0]
+        assert isinstance(req, SubmitOrder)
+        assert (req.stock_code, req.order_type, req.order_volume) == (
+            "000001.SZ",
+            OrderType.STOCK_SELL,
+            200,
+        )
+        assert (req.price_type, req.price) == (PriceType.FIX_PRICE, 12.5)
+        assert (req.strategy_name, req.order_remark) == ("s", "r")
+
+
 async def test_order_passes_xtquant_parameters_through() -> None:
     venue = Venue()
     async with qmtkit.connect(backend=venue.backend) as qk:

@@ -315,6 +315,25 @@ async def test_the_day_rolls_on_the_next_request_even_before_the_tick_loop_runs(
         assert pos.can_use_volume == pos.volume == 100
 
 
+async def test_an_order_answered_at_once_rolls_the_day_first_when_the_clock_moved_on(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path) as (backend, _, clock):
+        await backend.request(OpenAccount(ACCT))
+        first = backend.request_now(buy(backend))
+        assert isinstance(first, OrderResponse) and first.order_id > 0
+        again = backend.request_now(buy(backend))  # the same minute: the same day
+        assert isinstance(again, OrderResponse) and again.order_id == first.order_id + 1
+        day = backend._today()
+        clock.advance(24 * 3600)  # no checkpoint: the tick loop has not seen it
+        nxt = backend.request_now(buy(backend))
+        assert isinstance(nxt, OrderResponse) and nxt.order_id > again.order_id
+        accounts = backend._accounts
+        assert accounts is not None and accounts.broker.day == backend._today() > day
+        [pos] = accounts.broker.positions(ACCT)
+        assert pos.yesterday_volume == 200  # the first two buys, settled by the roll
+
+
 # --------------------------------------------------------------------------- listings
 
 

@@ -425,6 +425,7 @@ _TERMINAL_VALUES = frozenset(int(s) for s in OrderStatus if s.is_terminal)
 _UNREPORTED = int(OrderStatus.UNREPORTED)
 _JUNK = int(OrderStatus.JUNK)
 _BUY = int(OrderType.STOCK_BUY)
+_SELL = int(OrderType.STOCK_SELL)
 _FIX_PRICE = int(PriceType.FIX_PRICE)
 _LATEST_PRICE = int(PriceType.LATEST_PRICE)
 _ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
@@ -581,7 +582,9 @@ class Account:
         A plain function, so that ``buy`` and ``sell`` reach ``_submit`` without one more
         coroutine in between.
         """
-        self.client._check_open()
+        client = self.client
+        if client._closed or client._info is None:
+            client._check_open()  # raises
         code = normalize_code(stock_code)
         if not (
             # The usual call, judged in one expression; anything else gets the full checks.
@@ -669,7 +672,7 @@ class Account:
 
     def _handle_of(self, req: SubmitOrder, reply: Reply) -> OrderHandle:
         """The handle of an order the venue answered ``reply``, with its reports so far."""
-        resp = expect(reply, OrderResponse)
+        resp = reply if type(reply) is OrderResponse else expect(reply, OrderResponse)
         oid = resp.order_id
         if oid > 0:
             early = self._early.pop(oid, None)
@@ -728,13 +731,15 @@ class Account:
         remark: str = "",
     ) -> OrderHandle:
         """Buy ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
-        return await self._submit(
-            self._order_request(
+        if price is not None and price_type is None:  # the usual call: a limit price
+            req = self._order_request(code, _BUY, volume, _FIX_PRICE, price, strategy_name, remark)
+        else:
+            req = self._order_request(
                 *self._simple(
                     OrderType.STOCK_BUY, code, volume, price, price_type, strategy_name, remark
                 )
             )
-        )
+        return await self._submit(req)
 
     async def sell(
         self,
@@ -747,13 +752,15 @@ class Account:
         remark: str = "",
     ) -> OrderHandle:
         """Sell ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
-        return await self._submit(
-            self._order_request(
+        if price is not None and price_type is None:  # the usual call: a limit price
+            req = self._order_request(code, _SELL, volume, _FIX_PRICE, price, strategy_name, remark)
+        else:
+            req = self._order_request(
                 *self._simple(
                     OrderType.STOCK_SELL, code, volume, price, price_type, strategy_name, remark
                 )
             )
-        )
+        return await self._submit(req)
 
     async def cancel(self, order: int | OrderHandle) -> CancelResponse:
         """Cancel by order id or handle; ``cancel_result`` 0 means the request was accepted."""
@@ -919,7 +926,8 @@ class Client:
 
     def _request_now(self, req: Request) -> Reply | None:
         """``request`` answered without waiting, by a venue that can (None: it cannot)."""
-        self._check_open()
+        if self._closed or self._info is None:
+            self._check_open()  # raises
         answer = self._answer_now
         if answer is None:
             return None

@@ -208,6 +208,8 @@ class SimBackend:
         self._session_key = -1
         self._session_value = 0
         self._today_value = 0
+        # (session minute, accounts, day): those accounts' broker is on that day at that minute.
+        self._synced: tuple[int, PaperAccounts | None, int] = (-1, None, 0)
         self._tick_step = -1
         self._tick_cache: dict[str, Tick] = {}
         #: code -> the tick step of its last order: the books the tick loop computes ahead.
@@ -617,8 +619,15 @@ class SimBackend:
         if type(req) is not msg.SubmitOrder or self._sink is None:
             return None
         now = self.session_now()
-        today = self._sync_day(now)
-        return self._submit(self._accounts or self._open_accounts(), req, now, today)
+        accounts = self._accounts
+        minute, synced, today = self._synced
+        if minute != now // 60_000 or synced is not accounts or accounts is None:
+            # The day can change only from one session minute to the next: looked up (and the
+            # broker rolled to it) once a minute, not on every order.
+            today = self._sync_day(now)
+            accounts = self._accounts or self._open_accounts()
+            self._synced = (now // 60_000, accounts, today)
+        return self._submit(accounts, req, now, today)
 
     def _submit(
         self, accounts: PaperAccounts, req: msg.SubmitOrder, now: int, today: int
