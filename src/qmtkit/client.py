@@ -618,14 +618,27 @@ class Account:
         )
 
     async def _submit(self, req: SubmitOrder) -> OrderHandle:
+        # A venue that answers at once is asked without the request's chain of coroutines
+        # (client, terminal, guard, simulator: one each): the same answer, sooner.
+        handle = self._submit_now(req)
+        return handle if handle is not None else await self._submit_waiting(req)
+
+    def _submit_now(self, req: SubmitOrder) -> OrderHandle | None:
+        """The order's handle if the venue answers it at once; None: nothing was sent."""
         self._inflight += 1
         try:
-            # A venue that answers at once is asked without the request's chain of coroutines
-            # (client, terminal, guard, simulator: one each): the same answer, sooner.
             reply = self.client._request_now(req)
-            if reply is None:
-                reply = await self.client.request(req)
-            return self._handle_of(req, reply)
+            return None if reply is None else self._handle_of(req, reply)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._early.clear()
+
+    async def _submit_waiting(self, req: SubmitOrder) -> OrderHandle:
+        """Send the order the ordinary way and wait for the venue's answer."""
+        self._inflight += 1
+        try:
+            return self._handle_of(req, await self.client.request(req))
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -651,24 +664,18 @@ class Account:
         nothing was sent: place the order with ``await order(...)``. Checks and refusals are
         those of ``order``.
         """
-        req = self._order_request(
-            stock_code,
-            order_type,
-            order_volume,
-            price_type,
-            price,
-            strategy_name,
-            order_remark,
-            seq,
+        return self._submit_now(
+            self._order_request(
+                stock_code,
+                order_type,
+                order_volume,
+                price_type,
+                price,
+                strategy_name,
+                order_remark,
+                seq,
+            )
         )
-        self._inflight += 1
-        try:
-            reply = self.client._request_now(req)
-            return None if reply is None else self._handle_of(req, reply)
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._early.clear()
 
     def _handle_of(self, req: SubmitOrder, reply: Reply) -> OrderHandle:
         """The handle of an order the venue answered ``reply``, with its reports so far."""
@@ -739,7 +746,8 @@ class Account:
                     OrderType.STOCK_BUY, code, volume, price, price_type, strategy_name, remark
                 )
             )
-        return await self._submit(req)
+        handle = self._submit_now(req)
+        return handle if handle is not None else await self._submit_waiting(req)
 
     async def sell(
         self,
@@ -760,7 +768,8 @@ class Account:
                     OrderType.STOCK_SELL, code, volume, price, price_type, strategy_name, remark
                 )
             )
-        return await self._submit(req)
+        handle = self._submit_now(req)
+        return handle if handle is not None else await self._submit_waiting(req)
 
     async def cancel(self, order: int | OrderHandle) -> CancelResponse:
         """Cancel by order id or handle; ``cancel_result`` 0 means the request was accepted."""
