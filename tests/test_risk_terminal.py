@@ -220,9 +220,16 @@ async def test_a_takeover_keeps_the_days_order_count(tmp_path: Path) -> None:
             assert "4 is over the limit 3" in refused.error.error_msg
 
 
+#: A trading day, and a Saturday: on a closed day the simulator trades in the last trading
+#: day's session time, hours or days apart from the wall clock the budgets run on.
+DAYS = pytest.mark.parametrize("day", ["20261204", "20261205"])
+
+
+@DAYS
 async def test_a_takeover_keeps_the_last_seconds_orders_in_the_per_second_budget(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day: str
 ) -> None:
+    monkeypatch.setenv("QMTKIT_CLOCK", day)
     # One token, refilled over 100 s: the order before the takeover still holds it after.
     _limits(tmp_path, max_orders_per_second=0.01)
     host = _Host(tmp_path)
@@ -239,7 +246,11 @@ async def test_a_takeover_keeps_the_last_seconds_orders_in_the_per_second_budget
             assert refused.error.error_msg.startswith("risk:max_orders_per_second:")
 
 
-async def test_a_takeover_keeps_the_duplicate_window(tmp_path: Path) -> None:
+@DAYS
+async def test_a_takeover_keeps_the_duplicate_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day: str
+) -> None:
+    monkeypatch.setenv("QMTKIT_CLOCK", day)
     _limits(tmp_path, duplicate_window_ms=600_000)
     host = _Host(tmp_path)
     async with anyio.create_task_group() as tg:

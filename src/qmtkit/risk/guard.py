@@ -387,12 +387,17 @@ class RiskGuard:
                 book.on_order(o, now)
             cancels = sum(o.order_status in _CANCELED for o in orders.items)
             engine.restore_flow(len(orders.items), cancels)
-            # The venue dates orders to the second: each is taken as sent at the end of its
-            # second (not after now), so a restored bucket holds at most what it really has.
+            # The venue dates orders to the second, in its own time: a simulator's session time
+            # runs apart from the wall clock (a closed day replays the last trading day), so its
+            # offset to ours (``session_now``, where the venue has one) places them in ours. Each
+            # is taken as sent at the end of its second (not after now), so a restored bucket
+            # holds at most what it really has.
+            venue_now = getattr(self.inner, "session_now", None)
+            shift = now - int(venue_now()) if callable(venue_now) else 0
             engine.restore_sent(
                 [
                     (
-                        min(o.order_time * 1000 + 999, now),
+                        min(o.order_time * 1000 + 999 + shift, now),
                         o.stock_code,
                         o.order_type == _BUY,
                         o.price if o.price_type == _FIX_PRICE else 0.0,
