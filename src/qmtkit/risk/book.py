@@ -14,7 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from qmtkit.constants import OrderStatus, OrderType
-from qmtkit.models import Asset, InstrumentDetail, Order, Position, Trade
+from qmtkit.models import AccountReport, Asset, InstrumentDetail, Order, Position, Trade
 
 __all__ = ["AccountBook", "OpenOrder"]
 
@@ -191,52 +191,118 @@ class AccountBook:
         oid = order.order_id
         if order.order_status in _TERMINAL:
             self.done.add(oid)
-            # remove(), inline: every order's last report comes here.
-            o = self.open.pop(oid, None)
-            if o is not None:
-                code = o.code
-                codes = self.by_code.get(code)
-                if codes is not None:
-                    codes.pop(oid, None)
-                if o.buy:
-                    self.open_buy_volume[code] -= o.volume
-                    self.open_buy_notional -= o.volume * o.unit
-                else:
-                    self.open_sell_volume[code] -= o.volume
+            self.remove(oid)
             return
         left = order.order_volume - order.traded_volume
         o = self.open.get(oid)
         if o is None:
             if oid in self.done:
                 return
-            # The sent order this first report names, if any (it may beat the reply): every
-            # order's first report comes here.
+            # The sent order this first report names, if any (it may beat the reply).
             code = order.stock_code
             buy = order.order_type == _BUY
-            sent = self.sent
-            if sent:
-                price = order.price
-                volume = order.order_volume
-                for i, o in enumerate(sent):
-                    if o.code == code and o.buy == buy and o.price == price and o.volume == volume:
-                        del sent[i]
-                        # _file, inline: every order's first report comes here.
-                        o.key = oid
-                        self.open[oid] = o
-                        codes = self.by_code.get(code)
-                        if codes is None:
-                            self.by_code[code] = {oid: o}
-                        else:
-                            codes[oid] = o
-                        break
-                else:
-                    o = None
-            if o is None:
+            price = order.price
+            volume = order.order_volume
+            for i, o in enumerate(self.sent):
+                if o.code == code and o.buy == buy and o.price == price and o.volume == volume:
+                    del self.sent[i]
+                    self._file(o, oid)
+                    break
+            else:
                 now = now_ms if isinstance(now_ms, int) else now_ms()
-                self.add_open(oid, code, buy, order.price, left, now)
+                self.add_open(oid, code, buy, price, left, now)
                 return
         if left != o.volume:
             self._resize(o, left if left > 0 else 0)
+
+    def report_folder(
+        self,
+        account_id: str,
+        clock: Callable[[], int],
+        on_asset: Callable[[float], None],
+        pass_on: Callable[[AccountReport], None] | None,
+    ) -> Callable[[AccountReport], None]:
+        """The folding of ``account_id``'s reports into this book as one function, handing
+        every report (of any account) on to ``pass_on`` (None: fold only).
+
+        What the guard's relay calls for every report while one account has a chain: it does
+        what ``on_order``, ``on_trade`` (dated by ``clock``), ``on_position`` and ``on_asset``
+        (then ``on_asset(total_asset)``) do, with an order's two common reports (its first,
+        naming the order sent first, and its last) written out inline, since a call per report
+        is a good part of their cost. Anything else goes to ``on_order``.
+        """
+        terminal = _TERMINAL
+        on_order = self.on_order
+        open_ = self.open
+        done = self.done
+        sent = self.sent
+        by_code = self.by_code
+        obv = self.open_buy_volume
+        osv = self.open_sell_volume
+        marks = self.marks
+        mark_ms = self.mark_ms
+
+        def fold(report: AccountReport) -> None:
+            if report.account_id == account_id:
+                item = report.item
+                if isinstance(item, Order):
+                    oid = item.order_id
+                    if item.order_status in terminal:
+                        # remove(), inline: every order's last report comes here.
+                        done.add(oid)
+                        o = open_.pop(oid, None)
+                        if o is not None:
+                            code = o.code
+                            codes = by_code.get(code)
+                            if codes is not None:
+                                codes.pop(oid, None)
+                            if o.buy:
+                                obv[code] -= o.volume
+                                self.open_buy_notional -= o.volume * o.unit
+                            else:
+                                osv[code] -= o.volume
+                    elif oid in open_ or not sent or oid in done:
+                        on_order(item, clock)
+                    else:
+                        # The first report of the order sent first (the usual one): filed
+                        # under the venue's id as on_order would; any other goes there.
+                        o = sent[0]
+                        volume = item.order_volume
+                        code = item.stock_code
+                        if (
+                            o.code == code
+                            and o.price == item.price
+                            and o.volume == volume
+                            and o.buy == (item.order_type == _BUY)
+                        ):
+                            del sent[0]
+                            o.key = oid
+                            open_[oid] = o
+                            codes = by_code.get(code)
+                            if codes is None:
+                                by_code[code] = {oid: o}
+                            else:
+                                codes[oid] = o
+                            left = volume - item.traded_volume
+                            if left != volume:
+                                self._resize(o, left if left > 0 else 0)
+                        else:
+                            on_order(item, clock)
+                elif isinstance(item, Trade):
+                    price = item.traded_price
+                    if price > 0:  # a fill is the freshest price of its code
+                        code = item.stock_code
+                        marks[code] = price
+                        mark_ms[code] = clock()
+                elif isinstance(item, Position):
+                    self.on_position(item)
+                elif isinstance(item, Asset):
+                    self.on_asset(item)
+                    on_asset(item.total_asset)
+            if pass_on is not None:
+                pass_on(report)
+
+        return fold
 
     def on_position(self, position: Position) -> None:
         """A holding changed."""

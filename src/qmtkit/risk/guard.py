@@ -57,11 +57,8 @@ from qmtkit.models import (
     AccountReport,
     Asset,
     CancelResponse,
-    Order,
     OrderResponse,
-    Position,
     QuoteBatch,
-    Trade,
 )
 from qmtkit.risk.config import CONFIG_NAME, RiskConfig, load_config, risk_dir
 from qmtkit.risk.engine import RiskEngine, RiskEntry, TradingState, beijing_day
@@ -638,59 +635,21 @@ class RiskGuard:
     ) -> Callable[[AccountReport], None]:
         """``on_report``'s work as one closure handing each report to ``pass_on`` (None: fold
         only), what the venue calls for every report: no attribute of the guard per report."""
-        accounts = self._accounts
         clock = self.clock
-        chains = [(a, acct) for a, acct in accounts.items() if acct is not None]
+        chains = [(a, acct) for a, acct in self._accounts.items() if acct is not None]
         if len(chains) == 1:
-            return self._folder_of_one(*chains[0], pass_on)
+            # The usual case: the one account's folding is the closure itself.
+            account_id, acct = chains[0]
+            return acct.book.report_folder(account_id, clock, acct.engine.observe_asset, pass_on)
+        folds = {
+            a: acct.book.report_folder(a, clock, acct.engine.observe_asset, None)
+            for a, acct in chains
+        }
 
         def fold(report: AccountReport) -> None:
-            acct = accounts.get(report.account_id)
-            if acct is not None:
-                item = report.item
-                if isinstance(item, Order):
-                    acct.book.on_order(item, clock)
-                elif isinstance(item, Trade):
-                    if item.traded_price > 0:  # a fill is the freshest price of its code
-                        book = acct.book
-                        book.marks[item.stock_code] = item.traded_price
-                        book.mark_ms[item.stock_code] = clock()
-                elif isinstance(item, Position):
-                    acct.book.on_position(item)
-                elif isinstance(item, Asset):
-                    acct.book.on_asset(item)
-                    acct.engine.observe_asset(item.total_asset)
-            if pass_on is not None:
-                pass_on(report)
-
-        return fold
-
-    def _folder_of_one(
-        self, account_id: str, acct: _Account, pass_on: Callable[[AccountReport], None] | None
-    ) -> Callable[[AccountReport], None]:
-        """``_folder`` while one account has a chain (the usual case): its book's parts are
-        bound once, and other accounts' reports only pass."""
-        clock = self.clock
-        book = acct.book
-        on_order = book.on_order
-        marks = book.marks
-        mark_ms = book.mark_ms
-        observe_asset = acct.engine.observe_asset
-
-        def fold(report: AccountReport) -> None:
-            if report.account_id == account_id:
-                item = report.item
-                if isinstance(item, Order):
-                    on_order(item, clock)
-                elif isinstance(item, Trade):
-                    if item.traded_price > 0:  # a fill is the freshest price of its code
-                        marks[item.stock_code] = item.traded_price
-                        mark_ms[item.stock_code] = clock()
-                elif isinstance(item, Position):
-                    book.on_position(item)
-                elif isinstance(item, Asset):
-                    book.on_asset(item)
-                    observe_asset(item.total_asset)
+            fold_one = folds.get(report.account_id)
+            if fold_one is not None:
+                fold_one(report)
             if pass_on is not None:
                 pass_on(report)
 
