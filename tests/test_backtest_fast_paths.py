@@ -1,6 +1,7 @@
 """The backtest's cheap paths give the answers of the general ones they stand in for:
 marks over the held codes, ex-rights by day, rows by step, reports without numbered copies,
-remembered value units, board lookups, daily positions kept in typed columns, and an account
+remembered value units, board lookups, daily positions kept in typed columns, bars and
+instruments read from the timeline's columns, and an account
 nobody follows changing without its Asset and Position reports."""
 
 from __future__ import annotations
@@ -258,3 +259,38 @@ def test_an_account_a_client_opens_on_an_unlogged_venue_gets_its_state_reports()
         "Position",
         "Asset",
     ]
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["aligned", "codes-start-apart"])
+def test_bar_at_reads_the_same_bar_from_the_timeline_as_from_the_codes_own_columns(
+    tmp_path: Path, late: bool
+) -> None:
+    flat = {k: v[2:] for k, v in _bars(FLAT).items()} if late else _bars(FLAT)
+    market = _market(tmp_path, {A: _bars(RISING), B: flat})
+    before = [market.bar_at(c, k) for k in range(len(market)) for c in (A, B)]
+    market.long_columns()  # a fast form lays the records out in timeline order
+    after = [market.bar_at(c, k) for k in range(len(market)) for c in (A, B)]
+    searched = [
+        None if (r := market.row_at(c, int(market.steps[k]))) is None else market.ohlcv(c, r)
+        for k in range(len(market))
+        for c in (A, B)
+    ]
+    assert before == after == searched
+    assert (None in searched) == late
+
+
+def test_an_instrument_priced_from_the_timeline_equals_the_one_from_the_codes_columns(
+    tmp_path: Path,
+) -> None:
+    # No pre-close field: a day's pre-close is the close of the code's bar before it.
+    bars = {
+        c: {**_bars(rows), "preClose": np.zeros(len(rows))} for c, rows in ((A, RISING), (B, FLAT))
+    }
+    first = _market(tmp_path, bars)
+    second = ReplayMarket(first.cache, [A, B], "1d", day_ms(DAYS[0]), day_ms(DAYS[-1]) + 1)
+    second.long_columns()
+    for day in DAYS:
+        for code in (A, B):
+            assert first.instrument(code, day) == second.instrument(code, day)
+    assert second.instrument(A, DAYS[1]).PreClose == RISING[0][3]  # a step back
+    assert second.instrument(A, DAYS[4]).PreClose == RISING[3][3]

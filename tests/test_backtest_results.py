@@ -186,3 +186,30 @@ def test_empty_frame_names_the_known_frames() -> None:
     with pytest.raises(InvalidArgument, match="unknown result frame 'fills'"):
         empty_frame("fills")
     assert frame("cancels", []).height == 0
+
+
+def _position(day: date, code: str) -> dict[str, object]:
+    return {
+        "date": day,
+        "code": code,
+        "volume": 100,
+        "can_use_volume": 100,
+        "close": 10.0,
+        "market_value": 1000.0,
+    }
+
+
+def test_a_position_listed_twice_on_one_day_is_refused_naming_it() -> None:
+    rows = [
+        _position(date(2024, 1, 2), "600000.SH"),
+        _position(date(2024, 1, 2), "000001.SZ"),
+        _position(date(2024, 1, 3), "600000.SH"),
+        _position(date(2024, 1, 3), "600000.SH"),
+    ]
+    with pytest.raises(InvalidArgument, match=r"more than one row for \(date, code\).*600000"):
+        result(positions=rows)
+
+
+def test_the_same_code_on_different_days_and_codes_on_one_day_are_not_repeats() -> None:
+    rows = [_position(date(2024, 1, d), c) for d in (2, 3, 4) for c in ("600000.SH", "000001.SZ")]
+    assert result(positions=rows).positions.height == 6

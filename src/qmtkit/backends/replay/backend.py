@@ -440,8 +440,12 @@ class ReplayBackend:
         """The book an order on ``code`` meets at step ``k`` in ``phase`` (None: no trading)."""
         market = self.market
         assert market is not None
-        row = market.row_of(code, k)
-        if row is None:
+        bar = None
+        if self.spec.period != "tick":
+            bar = market.bar_at(code, k)
+            if bar is None:
+                return None
+        elif market.position(code, k) is None:
             return None
         inst = market.instrument(code, self.broker.day)
         if not inst.IsTrading:
@@ -467,11 +471,38 @@ class ReplayBackend:
                 askVol=[v * _LOT for v in t.askVol],
                 bidVol=[v * _LOT for v in t.bidVol],
             )
-        opn, high, low, close, volume = market.ohlcv(code, row)
-        cap = self._cap(volume)
+        assert bar is not None  # a bar period's record, read above
+        opn, high, low, close, volume = bar
+        spec = self.spec
+        cap = int(volume * _LOT * spec.participation) // _LOT * _LOT  # _cap, inlined
         if cap <= 0:
             return None
-        fill = self.spec.fill
+        up, down = inst.UpStopPrice, inst.DownStopPrice
+        if phase == "open" and not spec.slippage:
+            # next_open's book, the usual one: the open on both sides, no slippage to add.
+            ask = bid = opn
+            ask_p = bid_p = round(opn, 3)
+            if up > 0 and ask_p > up:
+                ask_p = up
+            if down > 0 and bid_p < down:
+                bid_p = down
+            return Tick(
+                stock_code=code,
+                time=market.step_open(k),
+                lastPrice=opn,
+                open=opn,
+                high=high,
+                low=low,
+                lastClose=inst.PreClose,
+                amount=0.0,
+                volume=volume,
+                # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower.
+                askPrice=[] if up > 0 and ask >= up - _EPS else [ask_p],
+                bidPrice=[] if down > 0 and bid <= down + _EPS else [bid_p],
+                askVol=[] if up > 0 and ask >= up - _EPS else [cap],
+                bidVol=[] if down > 0 and bid <= down + _EPS else [cap],
+            )
+        fill = spec.fill
         if phase == "open":
             ask = bid = opn
         elif fill == "qmt" and limit is not None:
@@ -480,8 +511,7 @@ class ReplayBackend:
         else:
             ask = bid = close
         tick_size = inst.PriceTick or 0.01
-        up, down = inst.UpStopPrice, inst.DownStopPrice
-        slip = self.spec.slippage * tick_size
+        slip = spec.slippage * tick_size
         ask_p, bid_p = round(ask + slip, 3), round(bid - slip, 3)
         if up > 0:
             ask_p = min(ask_p, up)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -48,6 +48,19 @@ PERIODS: Final = ("1d", "1m", "tick")
 F64 = npt.NDArray[np.float64]
 _INDEX, _ETF = Board.INDEX, Board.ETF  # plain names: ``Board.X`` reads go through a descriptor
 I64 = npt.NDArray[np.int64]
+
+
+class _Fixed(NamedTuple):
+    """The parts of a code's instrument that do not change from day to day."""
+
+    board: Board
+    is_st: bool
+    symbol: str
+    exchange: str
+    list_date: int  # YYYYMMDD, 0: unknown
+    open_date: str
+    price_tick: float
+    board_name: str
 
 
 def _day_of(ms: int) -> int:
@@ -163,6 +176,7 @@ class ReplayMarket:
         self._ex_index: dict[int, list[str]] | None = None
         self._instr_day = 0
         self._instr: dict[str, InstrumentDetail] = {}
+        self._fixed_of: dict[str, _Fixed] = {}
         self.listings = Listings(listing_dates(cache.root, self.codes), cache.home)
 
     def _last_label(self, end_ms: int) -> int:
@@ -235,28 +249,33 @@ class ReplayMarket:
     def bars(self, k: int) -> list[Bar]:
         """Step ``k``'s bars as ``Bar`` records, in code order (bar periods only)."""
         cols = self.long_columns()
-        a, b = int(self.bounds[k]), int(self.bounds[k + 1])
+        a, b = self._bounds[k], self._bounds[k + 1]
         names = self.codes
-        codes = [names[i] for i in self.rec_code[a:b].tolist()]
+        codes = names if self._aligned else [names[i] for i in self.rec_code[a:b].tolist()]
         fields = ("time", "open", "high", "low", "close", "volume", "amount", "preClose")
-        t, o, h, lo, c, v, am, pc = (cols[f][a:b].tolist() for f in fields)
-        sf = cols["suspendFlag"][a:b].tolist()
         period = self.period
+        # zip over the columns' lists: no index per field per bar (a replay makes one Bar per
+        # code per step, the per-bar form's largest cost before the strategy's own).
         return [
             Bar(
                 stock_code=code,
                 period=period,
-                time=t[i],
-                open=o[i],
-                high=h[i],
-                low=lo[i],
-                close=c[i],
-                volume=v[i],
-                amount=am[i],
-                preClose=pc[i],
-                suspendFlag=sf[i],
+                time=t,
+                open=o,
+                high=h,
+                low=lo,
+                close=c,
+                volume=v,
+                amount=am,
+                preClose=pc,
+                suspendFlag=sf,
             )
-            for i, code in enumerate(codes)
+            for code, t, o, h, lo, c, v, am, pc, sf in zip(
+                codes,
+                *(cols[f][a:b].tolist() for f in fields),
+                cols["suspendFlag"][a:b].tolist(),
+                strict=True,
+            )
         ]
 
     def step_prices(self, k: int) -> dict[str, float]:
@@ -283,19 +302,45 @@ class ReplayMarket:
 
     # ------------------------------------------------------------------ per code
 
-    def row_of(self, code: str, k: int) -> int | None:
-        """The row of ``code``'s record at step ``k``, if it has one (no search when every
-        code has a record at every step)."""
+    def position(self, code: str, k: int) -> int | None:
+        """Where ``code``'s record at step ``k`` is in the timeline (the long columns), if it
+        has one (no search when every code has a record at every step)."""
         i = self._code_index.get(code)
         if i is None:
             return None
         a = self._bounds[k]
         if self._aligned:
-            return int(self.rec_row[a + i])
+            return a + i
         b = self._bounds[k + 1]
         # Within a step the records are in code order (a stable sort of codes in order).
         j = a + int(self.rec_code[a:b].searchsorted(i))
-        return int(self.rec_row[j]) if j < b and int(self.rec_code[j]) == i else None
+        return j if j < b and int(self.rec_code[j]) == i else None
+
+    def row_of(self, code: str, k: int) -> int | None:
+        """The row of ``code``'s record at step ``k``, if it has one."""
+        j = self.position(code, k)
+        return None if j is None else int(self.rec_row[j])
+
+    def bar_at(self, code: str, k: int) -> tuple[float, float, float, float, int] | None:
+        """(open, high, low, close, volume) of ``code``'s record at step ``k``, if it has one.
+
+        Read from the timeline's own columns once a fast form has laid them out: a step's
+        records sit side by side there, while each code's cached columns are a file of their
+        own (over a whole market, reading those for each order was the most of a book's cost).
+        """
+        j = self.position(code, k)
+        if j is None:
+            return None
+        long = self._long
+        if long is None:
+            return self.ohlcv(code, int(self.rec_row[j]))
+        return (
+            float(long["open"][j]),
+            float(long["high"][j]),
+            float(long["low"][j]),
+            float(long["close"][j]),
+            int(long["volume"][j]),
+        )
 
     def row_at(self, code: str, label: int) -> int | None:
         """The row of ``code``'s record labelled exactly ``label``, if there is one."""
@@ -334,7 +379,17 @@ class ReplayMarket:
             if self._step_of_day is None:
                 self._step_of_day = {d: k for k, d in enumerate(self.step_days.tolist())}
             k = self._step_of_day.get(day)
-            row = self.row_of(code, k) if k is not None else None
+            j = self.position(code, k) if k is not None else None
+            long = self._long
+            if j is not None and long is not None and k and self._aligned:
+                # Every code has a bar at every step: the one before is a step back.
+                return (
+                    float(long["preClose"][j]),
+                    float(long["close"][j - len(self.codes)]),
+                    int(long["volume"][j]),
+                    int(long["suspendFlag"][j]),
+                )
+            row = None if j is None else int(self.rec_row[j])
             if row is not None:  # the replay has the code's bar of that day: no search
                 c = self._cols[code]
                 return (
@@ -391,12 +446,31 @@ class ReplayMarket:
             self._instr_day, self._instr = day, {}
         found = self._instr.get(code)
         if found is None:
-            found = self._instr[code] = self._instrument(normalize_code(code), day)
+            norm = code if code in self._code_index else normalize_code(code)
+            found = self._instr[code] = self._instrument(norm, day)
         return found
 
+    def _fixed(self, code: str) -> _Fixed:
+        """What a code's instrument keeps from day to day (worked out once per code)."""
+        fixed = self._fixed_of.get(code)
+        if fixed is None:
+            board = self._boards.get(code) or parse_code(code).board
+            symbol, exchange = code.split(".")
+            list_date = self.listings.dates.get(code, 0)
+            fixed = self._fixed_of[code] = _Fixed(
+                board,
+                code in self.st_codes,
+                symbol,
+                exchange,
+                list_date,
+                str(list_date) if list_date else "",
+                0.001 if board is _ETF else 0.01,
+                board.value,
+            )
+        return fixed
+
     def _instrument(self, code: str, day: int) -> InstrumentDetail:
-        board = self._boards.get(code) or parse_code(code).board
-        is_st = code in self.st_codes
+        f = self._fixed(code)
         found = self._day_bar(code, day)
         pre = 0.0
         trading = False
@@ -405,24 +479,23 @@ class ReplayMarket:
             pre = pre_field if pre_field > 0 else prev
             trading = volume > 0 and suspended == 0
         up = down = 0.0
-        list_date = self.listings.dates.get(code, 0)
+        board = f.board
         if pre > 0 and board is not _INDEX:
-            nth = self.listings.nth_day(code, day)
-            down, up = day_limits(pre, board, is_st, day, list_date=list_date, nth_day=nth)
-        symbol, exchange = code.split(".")
+            nth = self.listings.nth_day(code, day) if f.list_date else 0
+            down, up = day_limits(pre, board, f.is_st, day, list_date=f.list_date, nth_day=nth)
         return InstrumentDetail(
-            ExchangeID=exchange,
-            InstrumentID=symbol,
+            ExchangeID=f.exchange,
+            InstrumentID=f.symbol,
             InstrumentName=code,
-            OpenDate=str(list_date) if list_date else "",
+            OpenDate=f.open_date,
             PreClose=pre,
             UpStopPrice=up,
             DownStopPrice=down,
-            PriceTick=0.001 if board is _ETF else 0.01,
+            PriceTick=f.price_tick,
             IsTrading=trading,
             InstrumentStatus=0 if trading else 1,
-            board=board.value,
-            is_st=is_st,
+            board=f.board_name,
+            is_st=f.is_st,
         )
 
     def ticks(self, codes: list[str], now_ms: int) -> list[Tick]:
