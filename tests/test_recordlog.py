@@ -177,6 +177,19 @@ def test_extend_made_writes_the_bytes_extend_writes(tmp_path: Path, framing: Fra
     assert made.read_bytes() == checked.read_bytes()
 
 
+def test_a_group_on_disk_is_its_records_encoded_one_by_one_and_framed(tmp_path: Path) -> None:
+    # The group is encoded into a buffer the log keeps between calls: a big group, then a
+    # smaller one, must each still be exactly frame_group of their own encoded records.
+    path = tmp_path / "log.bin"
+    big, small = recs(9), recs(3)
+    with make(path, GROUPED) as log:
+        log.extend_made(big)
+        log.extend_made(small)
+    enc = msgspec.msgpack.Encoder()
+    frames = [GROUPED.frame_group([enc.encode(r) for r in group]) for group in (big, small)]
+    assert path.read_bytes() == GROUPED.magic + b"".join(frames)
+
+
 def test_extend_made_on_a_closed_log_is_refused(tmp_path: Path) -> None:
     log = make(tmp_path / "log.bin", GROUPED)
     with pytest.raises(ClosedError, match="not open"):

@@ -112,28 +112,33 @@ class Framing:
             )
         return self.header.pack(len(body) | GROUP_FLAG, zlib.crc32(body)) + body
 
-    def encode_group(
-        self, encode: Callable[[object], bytes], records: Sequence[object]
-    ) -> tuple[bytes, bytes]:
-        """``frame_group`` of ``records`` encoded by ``encode``, in one pass: (header, body).
+    def encode_group_into(
+        self, encoder: msgspec.msgpack.Encoder, records: Sequence[object], buf: bytearray
+    ) -> bytes:
+        """``frame_group`` of ``records`` encoded by ``encoder``, in one pass, with the body
+        encoded into ``buf`` (its old content is replaced): returns the header, and ``buf``
+        holds the body. The two are written together (``os.writev`` where there is one), so
+        the body is not copied behind its header.
 
-        The two parts are written together (``os.writev`` where there is one), so the body is
-        not copied behind its header.
+        Each record is encoded straight behind the room left for its length, so no bytes
+        object is made per record and no join copies them (``buf`` keeps its memory from one
+        call to the next).
         """
-        pack = self.inner.pack
-        parts: list[bytes] = []
-        add = parts.append
+        pack_into = self.inner.pack_into
+        encode_into = encoder.encode_into
+        room = self.inner.size
+        end = 0
         for record in records:
-            payload = encode(record)
-            add(pack(len(payload)))
-            add(payload)
-        body = b"".join(parts)
-        if len(body) > MAX_RECORD:
+            encode_into(record, buf, end + room)  # leaves buf ending at this record's end
+            size = len(buf)
+            pack_into(buf, end, size - end - room)
+            end = size
+        if end > MAX_RECORD:
             raise InvalidArgument(
-                f"a group of {len(records)} records is {len(body)} bytes, over the "
+                f"a group of {len(records)} records is {end} bytes, over the "
                 f"{MAX_RECORD}-byte limit of one write"
             )
-        return self.header.pack(len(body) | GROUP_FLAG, zlib.crc32(body)), body
+        return self.header.pack(end | GROUP_FLAG, zlib.crc32(buf))
 
     def frame_payload(self, payload: bytes) -> bytes:
         """One record's bytes on disk, for a record already encoded as ``payload``."""
@@ -164,9 +169,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 _writev = getattr(os, "writev", None)  # POSIX only
+#: The largest group buffer a log keeps for its next group (an order's group is ~2 kB).
+_GROUP_BUF_KEEP = 1 << 16
 
 
-def _write_pair(fd: int, head: bytes, body: bytes) -> None:
+def _write_pair(fd: int, head: bytes, body: bytes | bytearray) -> None:
     """Write ``head`` then ``body`` to ``fd`` as if joined (one writev(2) where there is one)."""
     if _writev is None:
         _write_all(fd, head + body)
@@ -342,6 +349,8 @@ class RecordLog(Generic[T]):
         self._dirty = False
         self._preloaded: tuple[list[T], int] | None = None
         self._encoder = msgspec.msgpack.Encoder()
+        #: Where a group's body is encoded (``Framing.encode_group_into``), kept between calls.
+        self._group_buf = bytearray()
         self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(record_type)
 
     # ------------------------------------------------------------------ lifetime
@@ -483,15 +492,19 @@ class RecordLog(Generic[T]):
             f = self._need_open()  # raises: closed
         framing = self.framing
         if len(records) > 1 and framing.groups:
-            head, body = framing.encode_group(self._encoder.encode, records)
+            body = self._group_buf
+            head = framing.encode_group_into(self._encoder, records, body)
+            size = len(head) + len(body)
             if self.autoflush and not self.fsync and not self._dirty:
                 # _write and sync, inlined: one state change's reports per call, on every order.
                 # Nothing is buffered (autoflush, not dirty), so the bytes go straight to the
                 # file in one system call, without the copy into the file object's buffer.
                 _write_pair(f.fileno(), head, body)
-                self._end += len(head) + len(body)
-                return
-            self._write(f, head + body)
+                self._end += size
+            else:
+                self._write(f, head + body)
+            if size > _GROUP_BUF_KEEP:  # a day roll's big group: do not hold its memory
+                self._group_buf = bytearray()
             return
         chunks = [framing.frame(self._encoder, r) for r in records]
         if chunks:
