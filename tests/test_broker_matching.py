@@ -241,6 +241,19 @@ def test_submit_against_a_consumed_book_sees_the_rest_only() -> None:
     assert [t.traded_volume for t in _trades(reports)] == [200]
 
 
+def test_a_book_listing_one_price_twice_offers_both_levels_once() -> None:
+    b = Broker()
+    tick = book(asks=[(10.01, 300), (10.01, 300)])
+    first = submit(b, order(BUY, 500, 10.01), tick)
+    assert [(t.traded_price, t.traded_volume) for t in _trades(first)] == [
+        (10.01, 300),
+        (10.01, 200),
+    ]
+    # the 500 taken at 10.01 are taken from each listed level for the rest of the tick
+    again = submit(b, order(BUY, 100, 10.01), tick)
+    assert _trades(again) == []
+
+
 def test_ticks_of_other_codes_do_not_touch_orders() -> None:
     b = Broker()
     submit(b, order(BUY, 300, 10.0))

@@ -43,6 +43,9 @@ class AccountState:
     #: ``(market_value, its CNY float, that rounded to cents)`` as last reported: most Asset
     #: reports repeat the value of the one before (a buy's freeze), so it is worked out once.
     value_shown: tuple[int, float, float] = (0, 0.0, 0.0)
+    #: ``(cash + frozen, market_value, total_asset)`` as last reported, the same way: a buy's
+    #: freeze moves cash to frozen and leaves the total as it was.
+    total_shown: tuple[int, int, float] = (-1, 0, 0.0)
     #: No ``Asset`` or ``Position`` reports of this account's changes (``Broker.state_reports``).
     quiet: bool = False
     orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order

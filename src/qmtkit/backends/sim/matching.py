@@ -1,8 +1,8 @@
 """The paper broker's matching ledger: which book levels an order may trade with, and how much.
 
 A tick's book volume (read as shares) can be taken once across all our orders; a new tick (a
-different ``time``) refreshes it. The broker fills what ``crossing`` offers and records each
-fill in ``used``.
+different ``time``) refreshes it. The broker fills what ``take`` gives an order, which counts
+it as taken for the rest of the tick.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ Levels = tuple[tuple[float, int, int], ...]
 
 def _side(prices: list[float], vols: list[int]) -> Levels:
     """The usable levels (price > 0, volume > 0) of one book side, at most five, best first."""
-    return tuple(
-        (float(p), round(p * 1000), int(v))
-        for p, v in zip(prices[:BOOK_LEVELS], vols[:BOOK_LEVELS], strict=False)
-        if p > 0 and v > 0
-    )
+    # A plain loop, not a generator: a backtest reads a new book for nearly every fill.
+    out = []
+    for p, v in zip(prices[:BOOK_LEVELS], vols[:BOOK_LEVELS], strict=False):
+        if p > 0 and v > 0:
+            out.append((float(p), round(p * 1000), int(v)))
+    return tuple(out)
 
 
 class _Tick:
@@ -80,10 +81,6 @@ class BookLedger:
             entry.read(book)
         return entry
 
-    def used(self, book: Tick) -> dict[tuple[int, int], int]:
-        """Shares taken this tick by (side, price in li) on the book's code; a new tick: none."""
-        return self._tick(book).used
-
     def crossing(self, order: Order, book: Tick, enough: int = 0) -> list[tuple[float, int, int]]:
         """The book levels (price, price in li, shares still free this tick) the order may
         trade with, best first; with ``enough`` > 0, only until they offer that many shares
@@ -105,6 +102,34 @@ class BookLedger:
                 if 0 < enough <= offered:
                     break
         return out
+
+    def take(self, order: Order, book: Tick, want: int) -> list[tuple[float, int, int]]:
+        """Take up to ``want`` shares of ``book`` for ``order``: the pieces (price, price in
+        li, shares) it trades, best level first, counted as taken for the rest of the tick.
+
+        What ``crossing`` offers, cut to ``want``: the shares still free at each level are
+        read before any piece is counted (a book listing one price twice offers both).
+        """
+        limit = round(order.price * 1000)
+        entry = self._tick(book)
+        used = entry.used
+        buy = order.order_type == _BUY
+        side = _BUY if buy else _SELL
+        pieces = []
+        for p, li, v in entry.levels(buy):
+            if li > limit if buy else li < limit:
+                continue
+            free = v - used.get((side, li), 0)
+            if free > 0:
+                qty = free if free < want else want
+                pieces.append((p, li, qty))
+                want -= qty
+                if want <= 0:
+                    break
+        for _, li, qty in pieces:
+            key = (side, li)
+            used[key] = used.get(key, 0) + qty
+        return pieces
 
     def fillable(self, order: Order, book: Tick) -> int:
         """Shares of ``book`` the order could trade with now."""
