@@ -262,6 +262,16 @@ async def test_report_log_is_trimmed_once_every_consumer_passed() -> None:
     assert fan.retained == 0
 
 
+async def test_a_lone_consumer_that_took_a_burst_frees_it_and_reads_on() -> None:
+    fan: ReportFanout[int] = ReportFanout()
+    only = fan.subscribe()
+    fan.publish_many([1, 2, 3, 4, 5, 6])
+    assert only.take(100) == [1, 2, 3, 4, 5, 6]
+    assert fan.retained == 0  # trimmed at once: nobody else reads it
+    fan.publish_many([7, 8])
+    assert only.take(100) == [7, 8]
+
+
 async def test_late_report_consumer_starts_from_when_it_joined() -> None:
     fan: ReportFanout[str] = ReportFanout()
     early = fan.subscribe()

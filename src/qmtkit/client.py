@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -635,10 +635,17 @@ class Account:
                 self._early.clear()
 
     async def _submit_waiting(self, req: SubmitOrder) -> OrderHandle:
-        """Send the order the ordinary way and wait for the venue's answer."""
+        """Send the order and wait for the venue's answer."""
         self._inflight += 1
         try:
-            return self._handle_of(req, await self.client.request(req))
+            client = self.client
+            answer = client._send_now(req)
+            if answer is None:
+                return self._handle_of(req, await client.request(req))
+            reply = await answer  # a link that sent it at once: no chain of coroutines
+            if isinstance(reply, BaseException):
+                raise reply
+            return self._handle_of(req, reply)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -862,6 +869,11 @@ class Client:
         self._answer_now: Callable[[Request], Reply | None] | None = getattr(
             backend, "request_now", None
         )
+        # A link to a venue in another process that can send a request at once and hand back
+        # the future of its answer (``RemoteBackend.send_now``: an attached terminal program).
+        self._send_soon: Callable[[Request], Awaitable[Reply | BaseException] | None] | None = (
+            getattr(backend, "send_now", None)
+        )
         self.home = home
         self._info: BackendInfo | None = None
         self._tg: TaskGroup | None = None
@@ -942,6 +954,26 @@ class Client:
             return None
         try:
             return answer(req)
+        except QmtkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _send_now(self, req: Request) -> Awaitable[Reply | BaseException] | None:
+        """Send ``req`` without waiting where the backend can; what its answer will be.
+
+        The awaitable's result is the reply or the error to raise (qmtkit's). None: nothing
+        was sent; use ``request``.
+        """
+        if self._closed or self._info is None:
+            self._check_open()  # raises
+        send = self._send_soon
+        if send is None:
+            return None
+        try:
+            return send(req)
         except QmtkitError:
             raise
         except Exception as exc:

@@ -387,8 +387,13 @@ class ReportFanout(Generic[T]):
             self._trim()
 
     def _trim(self) -> None:
-        if self._consumers:
-            low = min(c._cursor for c in self._consumers)
+        consumers = self._consumers
+        if len(consumers) == 1:
+            # One reader (a gateway session, on every order): no generator to find the slowest.
+            (only,) = consumers
+            low = only._cursor
+        elif consumers:
+            low = min(c._cursor for c in consumers)
         else:
             low = self._base + len(self._log)
         k = low - self._base

@@ -331,6 +331,42 @@ class RemoteBackend:
             self._remember(req)
         return reply
 
+    def send_now(self, req: Request) -> asyncio.Future[Reply | BaseException] | None:
+        """Send ``req`` at once and return the future of its answer; None: nothing was sent.
+
+        For an order or a query (not a request whose effect a reconnect restores) from a
+        caller on asyncio while the link is up and takes a write without waiting: the caller
+        awaits the future itself (an error arrives as its result, to raise), without the
+        coroutines of ``request``. None: ask ``request``, which waits, or raises why not.
+        """
+        loop = self._loop
+        link = self._link
+        if (
+            loop is None
+            or link is None
+            or not self._connected
+            or self._closed
+            or link.answer is not None
+            or isinstance(req, _REMEMBERED)
+        ):
+            return None
+        stream = link.stream
+        if type(stream) is not FastStream or not stream.writable:
+            return None
+        call_id = self._next_id
+        self._next_id += 1
+        frame = self._encoder.encode(Call(call_id, req))
+        future: asyncio.Future[Reply | BaseException] = loop.create_future()
+        try:
+            stream.send_nowait(frame)
+        except _LINK_ERRORS as exc:
+            raise BackendUnavailable(
+                f"could not send {type(req).__name__} to {self.where}: {exc!r}"
+            ) from None
+        # A caller cancelled while it waits leaves its entry until the answer or the link's end.
+        self._pending[call_id] = future
+        return future
+
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect ``attempt`` (0-based): doubling, capped, jittered.
 
@@ -565,7 +601,13 @@ class RemoteBackend:
             msg = self._decoder.decode(payload)
         except msgspec.DecodeError:
             return False
-        if isinstance(msg, (Ping, ErrorFrame, Bye)):
+        if type(msg) is Result:  # a call's answer, the most common frame: no further tests
+            waiter = self._pending.pop(msg.id, None)
+            if waiter is not None:
+                _settle(waiter, msg.reply)
+            return True
+        kind = type(msg)
+        if kind is Ping or kind is ErrorFrame or kind is Bye:
             return False
         self._act(msg)
         return True

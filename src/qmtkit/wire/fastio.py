@@ -247,7 +247,7 @@ class FastStream(anyio.abc.ByteStream):
         p = self._p
         return not (self._closed or p.lost or p.write_paused or self._transport.is_closing())
 
-    def send_nowait(self, item: bytes) -> None:
+    def send_nowait(self, item: bytes | bytearray) -> None:
         """Queue ``item`` on the transport without waiting (for a read callback).
 
         Check ``writable`` first: this never holds a sender back, so a caller that ignored

@@ -110,10 +110,9 @@ class EagerCalls:
                 if reply is None:
                     return False  # the reading task answers it
                 answer = Result(msg.id, reply)
-            session.answer_now(answer, msg.req)
         finally:
             session.answering_now = False
-        session.flush_now(self.stream)
+        session.send_answer_now(answer, msg.req, self.stream)
         return True
 
 

@@ -249,9 +249,23 @@ class Session:
         """Take what is ready to send (up to about ``WRITE_BUDGET`` bytes of events) as the
         bytes of one write (empty: nothing); ``_left_behind`` tells if the budget kept some back.
         """
+        events = bytearray()
+        self._collect_events(events)
+        frames = self.frames
+        if not frames:
+            return bytes(events)
+        # Replies first, in the order queued; one alone (a large history reply) is not copied.
+        out = frames[0] if len(frames) == 1 and not events else b"".join([*frames, events])
+        frames.clear()
+        self.queued = self.unbudgeted = 0
+        return out
+
+    def _collect_events(self, events: bytearray) -> None:
+        """Add the frames of the reports and quotes ready to send (up to about
+        ``WRITE_BUDGET`` bytes) to ``events``; ``_left_behind`` tells if the budget kept some back.
+        """
         budget = WRITE_BUDGET
         append = self.gw.encoder.append
-        events = bytearray()
         for acct in self.accounts.values():
             consumer = acct.sessions.get(self)
             if consumer is None or budget <= 0:
@@ -278,14 +292,6 @@ class Session:
                 append(QuotesEvent(QuoteBatch(sub_id, period, part), dropped), events)
                 dropped = 0
         self._left_behind = budget <= 0
-        frames = self.frames
-        if not frames:
-            return bytes(events)
-        # Replies first, in the order queued; one alone (a large history reply) is not copied.
-        out = frames[0] if len(frames) == 1 and not events else b"".join([*frames, events])
-        frames.clear()
-        self.queued = self.unbudgeted = 0
-        return out
 
     async def flush(self) -> None:
         """Send everything ready; if another task is already sending, it will send ours too."""
@@ -304,6 +310,34 @@ class Session:
             self.sending = False
             if self.draining:
                 self.wake()
+
+    def send_answer_now(self, msg: Result | Failure, req: Request, stream: FastStream) -> None:
+        """``answer_now`` and ``flush_now`` in one: from a read callback, the answer and the
+        events ready (the reports the call yielded) in one write, built in one buffer.
+
+        The caller checked ``stream.writable``, that the session is alive and that no task is
+        sending.
+        """
+        if self.frames:  # frames queued earlier go first
+            self.answer_now(msg, req)
+            self.flush_now(stream)
+            return
+        out = bytearray()
+        try:
+            self.gw.encoder.append(msg, out)
+        except (QmtkitError, msgspec.EncodeError, TypeError):
+            out = bytearray(self._encoded(msg, req))  # the Failure saying why
+        self._collect_events(out)
+        # Reports are journaled before any client sees them (one write per burst).
+        self.gw.journal.sync()
+        try:
+            stream.send_nowait(out)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.drained.set()
+            self.kill(f"connection lost while writing: {exc!r}")
+            return
+        if (self._left_behind and self._has_work()) or self.draining:
+            self.wake()
 
     def flush_now(self, stream: FastStream) -> None:
         """Send what is ready from a read callback, in one write that cannot wait.
