@@ -10,6 +10,7 @@ answer names one, under the venue's id in ``open`` and ``by_code``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -231,77 +232,31 @@ class AccountBook:
         naming the order sent first, and its last) written out inline, since a call per report
         is a good part of their cost. Anything else goes to ``on_order``.
         """
-        terminal = _TERMINAL
-        on_order = self.on_order
-        open_ = self.open
-        done = self.done
-        sent = self.sent
-        by_code = self.by_code
-        obv = self.open_buy_volume
-        osv = self.open_sell_volume
-        marks = self.marks
-        mark_ms = self.mark_ms
-
-        def fold(report: AccountReport) -> None:
-            if report.account_id == account_id:
-                item = report.item
-                if isinstance(item, Order):
-                    oid = item.order_id
-                    if item.order_status in terminal:
-                        # remove(), inline: every order's last report comes here.
-                        done.add(oid)
-                        o = open_.pop(oid, None)
-                        if o is not None:
-                            code = o.code
-                            codes = by_code.get(code)
-                            if codes is not None:
-                                codes.pop(oid, None)
-                            if o.buy:
-                                obv[code] -= o.volume
-                                self.open_buy_notional -= o.volume * o.unit
-                            else:
-                                osv[code] -= o.volume
-                    elif oid in open_ or not sent or oid in done:
-                        on_order(item, clock)
-                    else:
-                        # The first report of the order sent first (the usual one): filed
-                        # under the venue's id as on_order would; any other goes there.
-                        o = sent[0]
-                        volume = item.order_volume
-                        code = item.stock_code
-                        if (
-                            o.code == code
-                            and o.price == item.price
-                            and o.volume == volume
-                            and o.buy == (item.order_type == _BUY)
-                        ):
-                            del sent[0]
-                            o.key = oid
-                            open_[oid] = o
-                            codes = by_code.get(code)
-                            if codes is None:
-                                by_code[code] = {oid: o}
-                            else:
-                                codes[oid] = o
-                            left = volume - item.traded_volume
-                            if left != volume:
-                                self._resize(o, left if left > 0 else 0)
-                        else:
-                            on_order(item, clock)
-                elif isinstance(item, Trade):
-                    price = item.traded_price
-                    if price > 0:  # a fill is the freshest price of its code
-                        code = item.stock_code
-                        marks[code] = price
-                        mark_ms[code] = clock()
-                elif isinstance(item, Position):
-                    self.on_position(item)
-                elif isinstance(item, Asset):
-                    self.on_asset(item)
-                    on_asset(item.total_asset)
-            if pass_on is not None:
-                pass_on(report)
-
+        env: dict[str, Any] = {
+            "account_id": account_id,
+            "clock": clock,
+            "on_asset": on_asset,
+            "pass_on": pass_on,
+            "book": self,
+            "terminal": _TERMINAL,
+            "BUY": _BUY,
+            "Order": Order,
+            "Trade": Trade,
+            "Position": Position,
+            "Asset": Asset,
+            "open_": self.open,
+            "done": self.done,
+            "sent": self.sent,
+            "by_code": self.by_code,
+            "obv": self.open_buy_volume,
+            "osv": self.open_sell_volume,
+            "marks": self.marks,
+            "mark_ms": self.mark_ms,
+        }
+        # Its names are globals of its own, not a closure's cells: a closure copies every cell
+        # it uses into each call's frame, ~2 ns a cell, three times an order.
+        exec(_FOLD_CODE, env)
+        fold: Callable[[AccountReport], None] = env["fold"]
         return fold
 
     def on_position(self, position: Position) -> None:
@@ -347,3 +302,68 @@ class AccountBook:
         self.done.clear()
         self.day_limits.clear()
         self.facts_day.clear()
+
+
+# ``AccountBook.report_folder``'s function, written once and bound per account to its names.
+_FOLD_SOURCE = """
+def fold(report):
+    if report.account_id == account_id:
+        item = report.item
+        if isinstance(item, Order):
+            oid = item.order_id
+            if item.order_status in terminal:
+                # remove(), inline: every order's last report comes here.
+                done.add(oid)
+                o = open_.pop(oid, None)
+                if o is not None:
+                    code = o.code
+                    codes = by_code.get(code)
+                    if codes is not None:
+                        codes.pop(oid, None)
+                    if o.buy:
+                        obv[code] -= o.volume
+                        book.open_buy_notional -= o.volume * o.unit
+                    else:
+                        osv[code] -= o.volume
+            elif oid in open_ or not sent or oid in done:
+                book.on_order(item, clock)
+            else:
+                # The first report of the order sent first (the usual one): filed under the
+                # venue's id as on_order would; any other goes there.
+                o = sent[0]
+                volume = item.order_volume
+                code = item.stock_code
+                if (
+                    o.code == code
+                    and o.price == item.price
+                    and o.volume == volume
+                    and o.buy == (item.order_type == BUY)
+                ):
+                    del sent[0]
+                    o.key = oid
+                    open_[oid] = o
+                    codes = by_code.get(code)
+                    if codes is None:
+                        by_code[code] = {oid: o}
+                    else:
+                        codes[oid] = o
+                    left = volume - item.traded_volume
+                    if left != volume:
+                        book._resize(o, left if left > 0 else 0)
+                else:
+                    book.on_order(item, clock)
+        elif isinstance(item, Trade):
+            price = item.traded_price
+            if price > 0:  # a fill is the freshest price of its code
+                code = item.stock_code
+                marks[code] = price
+                mark_ms[code] = clock()
+        elif isinstance(item, Position):
+            book.on_position(item)
+        elif isinstance(item, Asset):
+            book.on_asset(item)
+            on_asset(item.total_asset)
+    if pass_on is not None:
+        pass_on(report)
+"""
+_FOLD_CODE = compile(_FOLD_SOURCE, "<qmtkit.risk.book fold>", "exec")

@@ -75,11 +75,27 @@ def _num(value: object) -> str:
 
 
 def _rule_lines(
-    lim: RiskLimits, dup: DuplicateOrder | None, budget: Budget | None, env: dict[str, Any]
+    lim: RiskLimits,
+    dup: DuplicateOrder | None,
+    budget: Budget | None,
+    env: dict[str, Any],
+    bound: set[str] | None = None,
+    *,
+    request: bool = False,
 ) -> list[str]:
     """The configured rules as source lines ``FAIL`` ends (inside a function of ``code``,
     ``buy``, ``volume``, ``price`` and ``now``, with ``book`` and its containers under the
-    names of ``_CONTAINERS``); ``env`` gets the other values they use."""
+    names of ``_CONTAINERS``); ``env`` gets the other values they use.
+
+    ``bound`` gets the names of values the lines read that an order let through writes back
+    (``ref``; ``ob`` and ``obn``, a buy's open buy volume and notional; ``n``, the orders of
+    the day; ``last``, the duplicate window; ``f0``.. , the buckets' ``full_at``), so the
+    commit reuses them.
+    ``request``: for ``check_request``, whose head has made sure a price rule's last price is
+    younger than half of ``mark_max_age_ms`` (so the band's own age test always passes).
+    """
+    if bound is None:
+        bound = set()
     out: list[str] = []
     add = out.append
     if lim.blacklist:
@@ -93,19 +109,32 @@ def _rule_lines(
     if lim.max_order_notional is not None or pos_priced or lim.max_gross_exposure is not None:
         # The last price, looked up once for every rule that values a market order by it.
         add("ref = price if price > 0 else marks.get(code, 0.0)")
+        bound.add("ref")
     if lim.max_order_notional is not None:
         add(f"if ref <= 0 or ref * volume > {_num(lim.max_order_notional)}: FAIL")
+    # After that line a valued order has a positive reference price: later rules need not ask.
+    ref_ok = lim.max_order_notional is not None
     if lim.price_within_limits or lim.price_band is not None:
         add("if price > 0:")
         if lim.price_within_limits:
             add("    day = day_limits.get(code)")
-            add("    if day is not None and (price > day[1] + 1e-9 or price < day[0] - 1e-9): FAIL")
+            add("    if day is not None:")
+            add("        down, up = day")
+            add("        if price > up + 1e-9 or price < down - 1e-9: FAIL")
         if lim.price_band is not None:
             add("    mark = marks.get(code)")
-            age = _num(lim.mark_max_age_ms)
-            add(f"    if mark is None or now - mark_ms.get(code, now) > {age}:")
-            add("        FAIL")
-            add(f"    if abs(price - mark) / mark > {_num(lim.price_band)} + 1e-12: FAIL")
+            if request:
+                # The head returned STALE unless the mark is at most half this age.
+                add("    if mark is None: FAIL")
+            else:
+                age = _num(lim.mark_max_age_ms)
+                add(f"    if mark is None or now - mark_ms.get(code, now) > {age}:")
+                add("        FAIL")
+            # abs(price - mark) / mark > band without the call to abs: a book keeps only marks
+            # above 0, and IEEE division rounds -x / m to exactly -(x / m).
+            band = f"{_num(lim.price_band)} + 1e-12"
+            add("    off = (price - mark) / mark")
+            add(f"    if off > {band} or -off > {band}: FAIL")
     if lim.self_trade:
         add("resting = by_code.get(code)")
         add("if resting:")
@@ -113,17 +142,21 @@ def _rule_lines(
         add("        if o.buy != buy and (price <= 0 or o.price <= 0 or")
         add("                (price >= o.price if buy else price <= o.price)):")
         add("            FAIL")
-        add("for o in sent:")
-        add("    if o.buy != buy and o.code == code and (price <= 0 or o.price <= 0 or")
-        add("            (price >= o.price if buy else price <= o.price)):")
-        add("        FAIL")
+        add("if sent:")
+        add("    for o in sent:")
+        add("        if o.buy != buy and o.code == code and (price <= 0 or o.price <= 0 or")
+        add("                (price >= o.price if buy else price <= o.price)):")
+        add("            FAIL")
     if lim.max_position_volume is not None or pos_priced:
         add("if buy:")
-        add("    held = positions.get(code, 0) + obv.get(code, 0) + volume")
+        add("    ob = obv.get(code, 0)")
+        add("    held = positions.get(code, 0) + ob + volume")
+        bound.add("ob")
         if lim.max_position_volume is not None:
             add(f"    if held > {_num(lim.max_position_volume)}: FAIL")
         if pos_priced:
-            add("    if ref <= 0: FAIL")
+            if not ref_ok:
+                add("    if ref <= 0: FAIL")
             add("    value = held * ref")
             if lim.max_position_value is not None:
                 add(f"    if value > {_num(lim.max_position_value)}: FAIL")
@@ -135,14 +168,19 @@ def _rule_lines(
     if lim.max_active_orders is not None:
         add(f"if len(open_) + len(sent) >= {_num(lim.max_active_orders)}: FAIL")
     if lim.max_gross_exposure is not None:
-        add("if buy and (ref <= 0 or book.market_value + book.open_buy_notional + ref * volume")
-        add(f"        > {_num(lim.max_gross_exposure)}):")
+        # The open buy notional is read once: a buy let through adds to it (``obn``).
+        positive = "" if ref_ok else "ref <= 0 or "
+        add(f"if buy and ({positive}book.market_value + (obn := book.open_buy_notional)")
+        add(f"        + ref * volume > {_num(lim.max_gross_exposure)}):")
         add("    FAIL")
+        bound.add("obn")
     if dup is not None:
         env["dup"] = dup
         # dup.last, not a copy of it: the rule replaces the dict when it prunes it.
         add("dkey = (code, buy, price, volume)")
-        add("at = dup.last.get(dkey)")
+        add("last = dup.last")
+        add("at = last.get(dkey)")
+        bound.add("last")
         add(f"if at is not None and now - at < {_num(dup.window)}: FAIL")
     if budget is not None:
         env["flow"] = budget.flow
@@ -151,16 +189,21 @@ def _rule_lines(
         orders_cap = min([c.limit for c in caps if c.orders and not c.cancels], default=None)
         cancels_cap = min([c.limit for c in caps if c.cancels and not c.orders], default=None)
         actions_cap = min([c.limit for c in caps if c.orders and c.cancels], default=None)
+        if orders_cap is not None or actions_cap is not None:
+            add("n = flow.orders")
+            bound.add("n")
         if orders_cap is not None:
-            add(f"if flow.orders >= {_num(orders_cap)}: FAIL")
+            add(f"if n >= {_num(orders_cap)}: FAIL")
         if actions_cap is not None:
-            add(f"if flow.orders + flow.cancels >= {_num(actions_cap)}: FAIL")
+            add(f"if n + flow.cancels >= {_num(actions_cap)}: FAIL")
         if cancels_cap is not None:
             add(f"if flow.cancels >= {_num(cancels_cap)}: FAIL")
         for i, rate in enumerate(budget.rates):
             env[f"b{i}"] = rate.bucket
             # TokenBucket.ready, inline; the slack is fixed for the bucket's life.
-            add(f"if b{i}.full_at - now > {_num(rate.bucket.slack)}: FAIL")
+            add(f"f{i} = b{i}.full_at")
+            add(f"if f{i} - now > {_num(rate.bucket.slack)}: FAIL")
+            bound.add(f"f{i}")
     return out
 
 
@@ -248,34 +291,46 @@ def order_path(
         "OpenOrder": OpenOrder,
         **{name: getattr(book, attr) for name, attr in _CONTAINERS.items()},
     }
-    lines = _rule_lines(lim, dup, budget, env)
+    bound: set[str] = set()
+    lines = _rule_lines(lim, dup, budget, env, bound, request=request)
     commit = []
+    # The budget's buckets are the order buckets, in order (the engine builds both from one
+    # list): then the rule lines have read each one's full_at already.
+    rates = budget.rates if budget is not None else ()
+    same = len(rates) == len(order_buckets) and all(
+        r.bucket is b for r, b in zip(rates, order_buckets, strict=True)
+    )
     for i, b in enumerate(order_buckets):
         env[f"t{i}"] = b
-        commit += [
-            f"f = t{i}.full_at",
-            f"t{i}.full_at = (f if f > now else now) + {_num(b.interval)}",
-        ]
+        f = f"f{i}" if same and f"f{i}" in bound else "f"
+        if f == "f":
+            commit.append(f"f = t{i}.full_at")
+        commit.append(f"t{i}.full_at = ({f} if {f} > now else now) + {_num(b.interval)}")
     if dup is not None:
         env["dup"] = dup
+        if "last" not in bound:
+            commit.append("last = dup.last")
         commit += [
-            "last = dup.last",
             "if len(last) < 4096:  # DuplicateOrder.commit, inline (it prunes a full dict)",
             "    last[dkey] = now",
             "else:",
             "    dup.commit(code, buy, volume, price, now)",
         ]
+    unit = "ref" if "ref" in bound else "price if price > 0 else marks.get(code, 0.0)"
+    open_buys = "ob" if "ob" in bound else "obv.get(code, 0)"
     commit += [
-        "flow.orders += 1",
+        "flow.orders = n + 1" if "n" in bound else "flow.orders += 1",
         "key = E.last_key - 1",
         "E.last_key = key",
         "if volume > 0:",  # AccountBook.send, inline
-        "    unit = price if price > 0 else marks.get(code, 0.0)",
+        f"    unit = {unit}",
         "    o = OpenOrder(key, code, buy, price, volume, now, unit)",
         "    sent.append(o)",
         "    if buy:",
-        "        obv[code] = obv.get(code, 0) + volume",
-        "        book.open_buy_notional += volume * unit",
+        f"        obv[code] = {open_buys} + volume",
+        "        book.open_buy_notional = obn + volume * unit"
+        if "obn" in bound
+        else "        book.open_buy_notional += volume * unit",
         "    else:",
         "        osv[code] = osv.get(code, 0) + volume",
         "    E.last_sent = o",

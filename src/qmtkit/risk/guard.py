@@ -443,10 +443,11 @@ class RiskGuard:
             gen = self._gen
             if gen is not None and gen.view[0] != gen.seen:
                 self._catch_up()
-            acct = self._accounts.get(req.account_id, _UNKNOWN)
-            if acct is _UNKNOWN:
+            try:
+                acct = self._accounts[req.account_id]
+            except KeyError:
                 acct = self._account(req.account_id)
-            if not isinstance(acct, _Account):
+            if acct is None:
                 return await self.inner.request(req)
             if acct.unprimed:
                 await self._prime(req.account_id)
