@@ -158,3 +158,15 @@ def test_fee_rates_total_equals_the_sum_of_the_schedules_rounded_fees() -> None:
             assert rates.total_cents(side, amount_cents) == sum(
                 schedule.fee_cents(side, amount_cents)
             )
+
+
+def test_fee_rates_answer_the_same_when_an_amount_comes_again_and_after_the_memo_fills() -> None:
+    from qmtkit.backends.sim.fees import FeeRates, FeeSchedule
+
+    schedule = FeeSchedule()
+    rates = FeeRates(schedule)
+    amounts = [100_000 + 37 * i for i in range(10_000)]  # more than the memo keeps
+    for _ in range(2):  # the second pass asks again: remembered or worked out anew
+        for side in (23, 24):
+            got = [rates.total_cents(side, a) for a in amounts]
+            assert got == [sum(schedule.fee_cents(side, a)) for a in amounts]

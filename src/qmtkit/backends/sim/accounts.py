@@ -103,6 +103,29 @@ def amount_cents(price: float, volume: int) -> int:
     return (li(price) * volume + 5) // 10
 
 
+#: Beyond this many cents ``round2`` leaves the work to ``round``: below it a float's error
+#: in ``x * 100`` is under 2**-13, far inside the margin it keeps from a half cent.
+_ROUND2_SPAN = float(1 << 40)
+
+
+def round2(x: float) -> float:
+    """``round(x, 2)``, bit for bit, about twice as fast for the amounts reports carry.
+
+    ``round(x, 2)`` rounds the exact value of ``x`` to two decimals and converts that back;
+    ``c / 100`` with ``c`` the nearest integer to ``x * 100`` is the same float (IEEE division
+    rounds correctly) whenever ``c`` is surely the nearest integer to the exact ``x * 100``:
+    when the float product is clear of a half cent by more than its own error. Near a half
+    cent, at zero (the sign of -0.0) and beyond ``_ROUND2_SPAN`` cents, ``round`` decides.
+    """
+    y = x * 100.0
+    if -_ROUND2_SPAN < y < _ROUND2_SPAN:
+        c = round(y)
+        d = y - c
+        if c and -0.499 < d < 0.499:
+            return c / 100
+    return round(x, 2)
+
+
 def cents(value: float) -> int:
     """A CNY amount in whole cents."""
     return round(value * 100)

@@ -52,6 +52,7 @@ from qmtkit.backends.sim.accounts import (
     cents,
     li,
     revalue,
+    round2,
     value_q,
 )
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
@@ -182,7 +183,7 @@ class Broker:
         self._trade_counter = 0
         self._day = 0
         self._prefix_day, self._prefix = -1, ""
-        # code -> {order_id: account_id} of orders that can still trade
+        # code -> {order_id: account_id} of orders that can still trade (kept when emptied)
         self._resting: dict[str, dict[int, str]] = {}
         self._ledger = BookLedger()
         for acc in accounts:
@@ -407,12 +408,12 @@ class Broker:
         if key != acct.market_value:
             key = acct.market_value
             mv = key / VALUE_SCALE  # exact, then rounded once (int / int)
-            shown = round(mv, 2)
+            shown = round2(mv)
             acct.value_shown = (key, mv, shown)
         held = acct.cash + acct.frozen
         held_key, value_key, total = acct.total_shown
         if held_key != held or value_key != key:  # a buy's freeze changes neither
-            total = round(held / 100 + mv, 2)
+            total = round2(held / 100 + mv)
             acct.total_shown = (held, key, total)
         cash = acct.cash / 100
         return Asset(
@@ -432,7 +433,7 @@ class Broker:
             volume=p.volume,
             can_use_volume=p.can_use,
             open_price=p.open_price,
-            market_value=round(p.volume * p.last_price, 2),
+            market_value=round2(p.volume * p.last_price),
             frozen_volume=p.frozen,
             yesterday_volume=p.yesterday,
             avg_price=p.avg_price,
@@ -569,7 +570,10 @@ class Broker:
         order.price = plan.limit
         order.instrument_name = instrument.InstrumentName
         acct.orders[order_id] = order
-        self._resting.setdefault(plan.code, {})[order_id] = acct.account_id
+        resting = self._resting.get(plan.code)
+        if resting is None:
+            resting = self._resting[plan.code] = {}
+        resting[order_id] = acct.account_id
         out.append(_copy(order))
         if order.order_type == _BUY:
             f = plan.freeze  # what the cash check worked out: the same as _freeze_of(order)
@@ -718,9 +722,8 @@ class Broker:
     def _unrest(self, order: Order) -> None:
         book = self._resting.get(order.stock_code)
         if book is not None:
+            # An emptied code keeps its (empty) dict: the next order on it would make one again.
             book.pop(order.order_id, None)
-            if not book:
-                del self._resting[order.stock_code]
 
     def _finish(
         self, acct: AccountState, order: Order, msg: str, out: list[TradeReportItem]

@@ -114,7 +114,7 @@ class FeeRates:
     worked out once here instead of on every fill.
     """
 
-    __slots__ = ("_cd", "_cn", "_min", "_sd", "_sn", "_td", "_tn", "schedule")
+    __slots__ = ("_bought", "_cd", "_cn", "_min", "_sd", "_sn", "_td", "_tn", "schedule")
 
     def __init__(self, schedule: FeeSchedule) -> None:
         if not isinstance(schedule, FeeSchedule):
@@ -124,11 +124,26 @@ class FeeRates:
         self._sn, self._sd = _fraction(schedule.stamp_duty_rate)
         self._tn, self._td = _fraction(schedule.transfer_fee_rate)
         self._min = _rate_cents(100, schedule.min_commission)
+        #: Buy fees by amount: a buy's fees at its limit are asked for when its cash is
+        #: checked and again when it fills (its freeze before the fill). Emptied when full.
+        self._bought: dict[int, int] = {}
 
     def total_cents(self, side: int, amount_cents: int) -> int:
         """Commission + stamp duty + transfer fee in cents for a fill of ``amount_cents``."""
         if amount_cents <= 0:
             return 0
+        if side != _SELL:
+            bought = self._bought
+            fee = bought.get(amount_cents)
+            if fee is None:
+                fee = self._total(side, amount_cents)
+                if len(bought) >= _MEMO_MAX:
+                    bought.clear()
+                bought[amount_cents] = fee
+            return fee
+        return self._total(side, amount_cents)
+
+    def _total(self, side: int, amount_cents: int) -> int:
         a2 = 2 * amount_cents
         commission = (a2 * self._cn + self._cd) // (2 * self._cd)
         if commission < self._min:
@@ -140,6 +155,7 @@ class FeeRates:
 
 
 _SELL = int(OrderType.STOCK_SELL)
+_MEMO_MAX = 1 << 12
 
 
 def _check_side(side: object) -> None:
