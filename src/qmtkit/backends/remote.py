@@ -740,20 +740,21 @@ class _Inline:
         self.failure: Exception | None = None
         stream.on_data(self.on_data)
 
-    def on_data(self) -> None:
+    def on_data(self, data: bytes) -> bool:
+        """Act on the frames of ``data``; False: the task is not parked and reads them."""
         if not self.parked:
-            return
+            return False
         link = self.link
-        stream = self.stream
         link.last_seen = self.clock()
         try:
-            done = link.reader.take_from(stream.take_buffered(), self.backend._act_at_once)
+            done = link.reader.take_from(data, self.backend._act_at_once)
         except Exception as exc:  # a sink that raised: the reader task raises it
             self.failure = exc
             done = False
         if not done:
             self.parked = False  # the task acts on the rest, in order
-            stream.nudge()
+            self.stream.nudge()
+        return True
 
     def raise_failure(self) -> None:
         failure, self.failure = self.failure, None

@@ -79,7 +79,7 @@ class _LinkProtocol(asyncio.BufferedProtocol):
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.on_data: Callable[[], None] | None = None
+        self.on_data: Callable[[bytes], bool] | None = None
         self.read_view = _read_buffer()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,15 +95,15 @@ class _LinkProtocol(asyncio.BufferedProtocol):
         self.data_received(bytes(self.read_view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
+        on_data = self.on_data
+        # Offered only when nothing older waits, so what it takes is next in line.
+        if on_data is not None and not self.chunks and on_data(data):
+            return  # taken in the read callback: nothing to buffer, no reader to wake
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered >= READ_LIMIT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
-        if self.on_data is not None:
-            self.on_data()
-            if not self.chunks:  # all taken there: no reader to wake
-                return
         self._wake_reader()
 
     def eof_received(self) -> bool | None:
@@ -196,26 +196,15 @@ class FastStream(anyio.abc.ByteStream):
             self._transport.resume_reading()
         return data
 
-    def on_data(self, callback: Callable[[], None] | None) -> None:
-        """Call ``callback`` as bytes arrive, before a waiting ``receive`` is woken.
+    def on_data(self, callback: Callable[[bytes], bool] | None) -> None:
+        """Offer the bytes of each read to ``callback`` in the loop's read callback, before a
+        waiting ``receive`` is woken, when nothing read earlier is still buffered.
 
-        It may take them at once (``take_buffered``), in the loop's read callback: a link
-        that acts on a frame there saves the turn of the loop a reader task would cost.
+        ``callback(data)`` returns True if it took them (they are its to keep: a link that acts
+        on a frame there saves the turn of the loop a reader task would cost), False to leave
+        them for ``receive``.
         """
         self._p.on_data = callback
-
-    def take_buffered(self) -> bytes:
-        """Everything buffered now (``b""``: nothing), without waiting."""
-        p = self._p
-        if not p.chunks:
-            return b""
-        data = p.chunks.popleft() if len(p.chunks) == 1 else b"".join(p.chunks)
-        p.chunks.clear()
-        p.buffered = 0
-        if p.reading_paused:
-            p.reading_paused = False
-            self._transport.resume_reading()
-        return data
 
     def nudge(self) -> None:
         """Wake a waiting ``receive`` with an empty chunk (its reader has frames to act on)."""

@@ -255,7 +255,7 @@ class FrameReader:
             nudged = not await self._fill()  # woken with nothing: ``FastStream.nudge``
 
     def feed(self, data: bytes) -> None:
-        """Add bytes taken from the stream elsewhere (``FastStream.take_buffered``)."""
+        """Add bytes taken from the stream elsewhere (a read callback, ``FastStream.on_data``)."""
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0

@@ -76,14 +76,17 @@ class EagerCalls:
         """Stop acting in the read callback."""
         self.stream.on_data(None)
 
-    def on_data(self) -> None:
+    def on_data(self, data: bytes) -> bool:
+        """Act on the calls in ``data`` that can be answered here; False: not parked, the
+        reading task takes them."""
         session = self.session
         if not session.parked:
-            return
+            return False
         session.last_seen = self.clock()
-        if not self.reader.take_from(self.stream.take_buffered(), self._take):
+        if not self.reader.take_from(data, self._take):
             session.parked = False  # the reading task acts on the rest, in order
             self.stream.nudge()
+        return True
 
     def _take(self, payload: bytes) -> bool:
         """Answer ``payload`` here if it is a call the backend answers at once."""
