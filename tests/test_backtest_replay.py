@@ -278,3 +278,17 @@ async def test_subscribing_another_period_than_the_replays_is_refused(home: Path
         with pytest.raises(InvalidArgument, match="replays '1d'"):
             async with qk.subscribe([A], "1m"):
                 pass
+
+
+async def test_a_subscription_to_some_codes_gets_only_those_beside_one_to_every_code(
+    home: Path,
+) -> None:
+    async with (
+        qmtkit.connect(url(), home=home) as qk,
+        qk.subscribe([B], "1d") as some,
+        qk.subscribe([A, B], "1d") as every,
+    ):
+        got_some = [[b.stock_code for b in batch] async for batch in some]
+        got_every = [[b.stock_code for b in batch] async for batch in every]
+    assert got_some == [[B]] * len(DAYS)
+    assert got_every == [[A, B]] * len(DAYS)

@@ -710,8 +710,10 @@ class ReplayBackend:
                     )
                 if sub_id in self._subs:
                     raise InvalidArgument(f"subscription id {sub_id} is already in use")
-                listed = self._known(normalize_codes(codes)) if codes else []
-                self._subs[sub_id] = _Sub(sub_id, frozenset(listed))
+                listed = frozenset(self._known(normalize_codes(codes)) if codes else [])
+                if listed.issuperset(market.codes):  # every code: nothing to pick per step
+                    listed = frozenset()
+                self._subs[sub_id] = _Sub(sub_id, listed)
                 if self._phase == "done" and self._sink is not None:
                     self._sink.on_quotes(QuoteBatch(sub_id, period, [], final=True))
                 return msg.Ok()
