@@ -93,6 +93,10 @@ _DAY_MS = 86_400_000
 #: A file as last seen: inode, mtime and size (a replaced file has a new inode, so two
 #: writes within the file system's clock tick are told apart).
 _Stamp = tuple[int, int, int]
+#: How long ago a directory's mtime must lie before an unchanged stamp is taken to mean that
+#: no entry was made since (ns).
+_SETTLED_NS = 3_000_000_000
+_UNSEEN = object()
 
 
 def _drop(report: AccountReport) -> None:
@@ -230,6 +234,8 @@ class RiskGuard:
         self._accounts: dict[str, _Account | None] = {}
         # Switch-file stamps of the accounts without a chain (a halt there makes one).
         self._idle_stamps: dict[str, _Stamp | None] = {}
+        # The risk directory as the last look at every account's switch found it, once settled.
+        self._dir_stamp: object = _UNSEEN
         # Accounts opened at the venue through this guard (a chain made later reads them).
         self._open_ids: set[str] = set()
         self._primed: set[str] = set()
@@ -313,7 +319,7 @@ class RiskGuard:
             gen.seen = gen.view[0]
         if self.watch_config:
             self._poll_config(force=True)
-        for account_id in self._scan_switches():
+        for account_id in self._scan_switches(every=True):
             self._cancel_due[account_id] = None
 
     # ------------------------------------------------------------------ accounts
@@ -761,18 +767,35 @@ class RiskGuard:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _scan_switches(self) -> list[str]:
+    def _scan_switches(self, *, every: bool = False) -> list[str]:
         """Apply the halt switches that changed; returns the accounts just halted (whose open
-        orders are to be cancelled)."""
+        orders are to be cancelled).
+
+        While the risk directory is as it was at a look long enough ago (``_SETTLED_NS``),
+        only the accounts that had a switch file then are looked at: a switch file made
+        since (written whole and renamed in, as ``write_switch`` does, or copied in) is a
+        new entry, which changes the directory. ``every``: look at every account anyway.
+        """
+        dir_stamp = self._stamp(self.dir)
+        # A stamp is trusted only once no write can still share its mtime (file-system clocks
+        # tick coarsely: up to 2 s on FAT); until then every account is looked at.
+        settled = dir_stamp is None or dir_stamp[1] <= time.time_ns() - _SETTLED_NS
+        if every or not settled or dir_stamp != self._dir_stamp:
+            every = True
+            self._dir_stamp = dir_stamp if settled else _UNSEEN
         halted: list[str] = []
         for account_id, acct in list(self._accounts.items()):
             if acct is None:
+                if not every and self._idle_stamps.get(account_id) is None:
+                    continue  # no switch file then, and none made since
                 idle = switch_path(self.dir, account_id)
                 if self._stamp(idle) != self._idle_stamps.get(account_id):
                     del self._accounts[account_id]  # judged again, switch included
                     made = self._account(account_id)
                     if made is not None and made.engine.state is TradingState.HALTED:
                         halted.append(account_id)
+                continue
+            if not every and acct.switch_stamp is None:
                 continue
             path = switch_path(self.dir, account_id)
             stamp = self._stamp(path)
