@@ -103,13 +103,14 @@ _SHOWN_ACCOUNTS = 10
 _EXCHANGE_MARKET = {"SH": 0, "SZ": 1, "BJ": 2}
 
 _IOC_KINDS = frozenset(
-    {
+    int(k)
+    for k in (
         PriceType.MARKET_SH_CONVERT_5_CANCEL,
         PriceType.MARKET_SZ_CONVERT_5_CANCEL,
         PriceType.MARKET_SZ_INSTBUSI_RESTCANCEL,
         PriceType.MARKET_SZ_FULL_OR_CANCEL,
         PriceType.MARKET_SH_CONVERT_5_LIMIT,
-    }
+    )
 )
 # Plain ints of the enum members used on every order: an enum lookup or construction per
 # use was a measurable part of an order's round trip.
@@ -537,7 +538,9 @@ class Broker:
             offset_flag=_CLOSE_FLAG if side == _SELL else _OPEN_FLAG,
         )
         try:
-            plan = validate(acct, self._rates, req, book, instrument, market_open)
+            code, limit, kind, freeze = validate(
+                acct, self._rates, req, book, instrument, market_open
+            )
         except Refused as r:
             order.order_status = _JUNK
             order.status_msg = r.msg
@@ -566,29 +569,28 @@ class Broker:
             return resp, out
 
         assert instrument is not None  # validate refuses a missing instrument
-        order.stock_code = plan.code
-        order.price = plan.limit
+        order.stock_code = code
+        order.price = limit
         order.instrument_name = instrument.InstrumentName
         acct.orders[order_id] = order
-        resting = self._resting.get(plan.code)
+        resting = self._resting.get(code)
         if resting is None:
-            resting = self._resting[plan.code] = {}
+            resting = self._resting[code] = {}
         resting[order_id] = acct.account_id
         out.append(_copy(order))
         if order.order_type == _BUY:
-            f = plan.freeze  # what the cash check worked out: the same as _freeze_of(order)
-            acct.cash -= f
-            acct.frozen += f
+            # what the cash check worked out: the same as _freeze_of(order)
+            acct.cash -= freeze
+            acct.frozen += freeze
             if not acct.quiet:
                 out.append(self._asset_report(acct))
         else:
-            pos = acct.positions[plan.code]
+            pos = acct.positions[code]
             pos.can_use -= order.order_volume
             pos.frozen += order.order_volume
             if not acct.quiet:
-                out.append(self._position_report(acct, plan.code))
+                out.append(self._position_report(acct, code))
 
-        kind = plan.kind
         if kind == _FULL_OR_CANCEL and (
             book is None or self._ledger.fillable(order, book) < order.order_volume
         ):
@@ -596,7 +598,7 @@ class Broker:
         else:
             if book is not None:
                 self._match(acct, order, book, now_ms, out)
-            if _is_open(order) and kind in _IOC_KINDS:
+            if order.order_status not in _TERMINAL and kind in _IOC_KINDS:
                 if kind == _SH_5_LIMIT and order.traded_volume > 0:
                     self._convert_to_limit(acct, order, out)
                 else:
@@ -769,9 +771,10 @@ class Broker:
         Buys go best (highest) price first, sells lowest first, ties by order id; the book's
         volume at each level is shared by all of them once per tick.
         """
-        if not isinstance(tick, Tick):
+        if type(tick) is not Tick and not isinstance(tick, Tick):
             raise InvalidArgument(f"tick must be a Tick, got {type(tick).__name__}")
-        self._check_time(now_ms)
+        if type(now_ms) is not int or now_ms < 0:
+            self._check_time(now_ms)
         resting = self._resting.get(tick.stock_code)
         if not resting:
             return []

@@ -22,8 +22,10 @@ Levels = tuple[tuple[float, int, int], ...]
 def _side(prices: list[float], vols: list[int]) -> Levels:
     """The usable levels (price > 0, volume > 0) of one book side, at most five, best first."""
     # A plain loop, not a generator: a backtest reads a new book for nearly every fill.
+    if len(prices) > BOOK_LEVELS:
+        prices = prices[:BOOK_LEVELS]
     out = []
-    for p, v in zip(prices[:BOOK_LEVELS], vols[:BOOK_LEVELS], strict=False):
+    for p, v in zip(prices, vols, strict=False):
         if p > 0 and v > 0:
             out.append((float(p), round(p * 1000), int(v)))
     return tuple(out)
@@ -39,6 +41,10 @@ class _Tick:
     __slots__ = ("asks", "bids", "book", "time", "used")
 
     def __init__(self, book: Tick) -> None:
+        self.renew(book)
+
+    def renew(self, book: Tick) -> None:
+        """Take ``book`` as a new tick: its time, nothing taken yet."""
         self.time = book.time
         #: shares already taken by (side, price in li)
         self.used: dict[tuple[int, int], int] = {}
@@ -75,8 +81,10 @@ class BookLedger:
 
     def _tick(self, book: Tick) -> _Tick:
         entry = self._ticks.get(book.stock_code)
-        if entry is None or entry.time != book.time:
+        if entry is None:
             entry = self._ticks[book.stock_code] = _Tick(book)
+        elif entry.time != book.time:
+            entry.renew(book)  # the code's next tick (a backtest: nearly every fill)
         elif entry.book is not book:  # the same tick passed again as another object
             entry.read(book)
         return entry

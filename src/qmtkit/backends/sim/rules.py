@@ -1,7 +1,7 @@
 """The paper broker's order rules: what the venue refuses, and at which limit it works an order.
 
 Pure functions of the order, the account state and the market data: ``validate`` either plans
-an accepted order (code, working limit, price type) or raises ``Refused`` with a ``Reject``
+an accepted order (code, working limit, price type, freeze) or raises ``Refused`` with a ``Reject``
 reason. Lots, ticks, price limits by board, market hours, cash and T+1 shares live here.
 """
 
@@ -69,17 +69,10 @@ class Refused(Exception):
         self.msg = msg
 
 
-class Plan:
-    """An accepted order's code, working limit price and price type; for a buy, the cents it
-    freezes (amount at the limit plus estimated fees, as the cash check worked out)."""
-
-    __slots__ = ("code", "freeze", "kind", "limit")
-
-    def __init__(self, code: str, limit: float, kind: int, freeze: int = 0) -> None:
-        self.code = code
-        self.limit = limit
-        self.kind = kind
-        self.freeze = freeze
+#: An accepted order's plan: its code, working limit price and price type, and for a buy the
+#: cents it freezes (amount at the limit plus estimated fees, as the cash check worked out).
+#: A plain tuple: one is made per order, and a class's ``__init__`` cost more than the rest.
+Plan = tuple[str, float, int, int]
 
 
 class _Listing:
@@ -244,7 +237,7 @@ def validate(
                 f"sell volume {volume} is not a multiple of {_LOT}: an odd lot may only be "
                 f"sold together with the whole sellable position ({sellable} shares)",
             )
-    return Plan(code, limit, pt, freeze)
+    return code, limit, pt, freeze
 
 
 def limit_for(
