@@ -184,7 +184,7 @@ class Broker:
         self._trade_counter = 0
         self._day = 0
         self._prefix_day, self._prefix = -1, ""
-        # code -> {order_id: account_id} of orders that can still trade (kept when emptied)
+        # code -> {order_id: account_id} of orders that can still trade
         self._resting: dict[str, dict[int, str]] = {}
         self._ledger = BookLedger()
         for acc in accounts:
@@ -724,8 +724,9 @@ class Broker:
     def _unrest(self, order: Order) -> None:
         book = self._resting.get(order.stock_code)
         if book is not None:
-            # An emptied code keeps its (empty) dict: the next order on it would make one again.
             book.pop(order.order_id, None)
+            if not book:  # resting_codes (every step of a backtest) walks only codes in use
+                del self._resting[order.stock_code]
 
     def _finish(
         self, acct: AccountState, order: Order, msg: str, out: list[TradeReportItem]
