@@ -272,6 +272,17 @@ async def test_a_lone_consumer_that_took_a_burst_frees_it_and_reads_on() -> None
     assert only.take(100) == [7, 8]
 
 
+async def test_a_burst_taken_by_one_of_two_consumers_is_kept_for_the_other() -> None:
+    fan: ReportFanout[int] = ReportFanout()
+    a, b = fan.subscribe(), fan.subscribe()
+    fan.publish_many([1, 2, 3])
+    assert a.take(100) == [1, 2, 3]
+    assert fan.retained == 3  # b has read none of them
+    fan.publish_many([4])
+    assert b.take(100) == [1, 2, 3, 4]
+    assert a.take(100) == [4]
+
+
 async def test_late_report_consumer_starts_from_when_it_joined() -> None:
     fan: ReportFanout[str] = ReportFanout()
     early = fan.subscribe()

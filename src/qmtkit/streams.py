@@ -279,9 +279,18 @@ class ReportConsumer(Generic[T]):
         """Up to ``limit`` items ready now, in order (empty if none): ``get_nowait`` in bulk."""
         f = self._fanout
         idx = self._cursor - f._base
-        if self.closed or idx >= len(f._log):
+        log = f._log
+        if self.closed or idx >= len(log):
             return []
-        items = f._log[idx : idx + limit]
+        if idx == 0 and limit >= len(log) and len(f._consumers) == 1:
+            # The only reader takes all there is (a gateway session, on every order): the log
+            # itself, with nothing to copy and nothing left to trim.
+            f._log = []
+            f._base += len(log)
+            f._reads = 0
+            self._cursor += len(log)
+            return log
+        items = log[idx : idx + limit]
         self._cursor += len(items)
         f._advanced(len(items))
         return items
