@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 
 import pytest
 
 from qmtkit.compat import _bridge
 from qmtkit.compat._bridge import Bridge, Dispatcher, LoopThreadError, ensure_not_in_loop
+from qmtkit.compat._lending import NOT_LENT, LendingLoop
+
+WAIT = 5.0
 
 
 def test_dispatcher_runs_callbacks_in_order_on_its_own_thread() -> None:
@@ -130,7 +134,7 @@ def test_shutdown_is_idempotent_and_the_bridge_restarts_on_use() -> None:
     b.shutdown()
 
 
-def test_call_at_once_answers_from_the_loop_thread_without_the_coroutine() -> None:
+def test_call_at_once_runs_now_on_the_callers_thread_when_the_loop_is_idle() -> None:
     b = Bridge()
     later_ran: list[int] = []
 
@@ -138,12 +142,166 @@ def test_call_at_once_answers_from_the_loop_thread_without_the_coroutine() -> No
         later_ran.append(x)
         return "later"
 
+    def now(x: int) -> str:
+        return f"now {x} on {threading.current_thread().name}"
+
     try:
-        got = b.call_at_once(lambda x: f"now {x} on {threading.current_thread().name}", later, 7)
-        assert got == "now 7 on qmtkit-loop"
+        b.portal()
+        got = b.call_at_once(now, later, 7)
+        assert got == f"now 7 on {threading.current_thread().name}"
         assert later_ran == []
     finally:
         b.shutdown()
+
+
+def test_a_lent_call_sees_the_bridge_loop_as_running_and_only_while_it_runs() -> None:
+    b = Bridge()
+
+    async def later() -> None:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        seen = b.call_at_once(asyncio.get_running_loop, later)
+        assert seen is b.loop
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+    finally:
+        b.shutdown()
+
+
+def test_a_blocking_call_inside_a_lent_call_is_refused_not_deadlocked() -> None:
+    b = Bridge()
+
+    async def one() -> int:
+        return 1
+
+    async def later() -> int:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        with pytest.raises(LoopThreadError):
+            b.call_at_once(lambda: b.call(one), later)
+        assert b.call(one) == 1
+    finally:
+        b.shutdown()
+
+
+def test_call_at_once_never_overtakes_work_already_queued_on_the_loop() -> None:
+    b = Bridge()
+    seen: list[str] = []
+
+    async def later() -> str:
+        raise AssertionError("now answered")
+
+    def now() -> str:
+        seen.append("at once")
+        return "ok"
+
+    try:
+        b.portal()
+        loop = b.loop
+        assert loop is not None
+        for i in range(200):
+            seen.clear()
+            loop.call_soon_threadsafe(seen.append, "queued")
+            assert b.call_at_once(now, later) == "ok"
+            assert seen == ["queued", "at once"], i
+    finally:
+        b.shutdown()
+
+
+def test_call_at_once_runs_on_the_loop_thread_when_the_loop_is_busy() -> None:
+    b = Bridge()
+    entered, go = threading.Event(), threading.Event()
+    order: list[str] = []
+    got: list[str] = []
+
+    def busy() -> None:
+        entered.set()
+        go.wait()
+        order.append("busy")
+
+    def now() -> str:
+        order.append("now")
+        return threading.current_thread().name
+
+    async def later() -> str:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        loop = b.loop
+        assert isinstance(loop, LendingLoop)
+        loop.call_soon_threadsafe(busy)
+        assert entered.wait(WAIT)
+        caller = threading.Thread(target=lambda: got.append(b.call_at_once(now, later)))
+        caller.start()
+        while not loop._ready:  # the caller found the loop busy and queued its call
+            caller.join(0.001)
+        go.set()
+        caller.join(WAIT)
+        assert got == ["qmtkit-loop"]
+        assert order == ["busy", "now"]
+    finally:
+        go.set()
+        b.shutdown()
+
+
+def test_what_a_lent_call_queues_runs_later_on_the_loop_thread() -> None:
+    b = Bridge()
+    ran: list[str] = []
+    done = threading.Event()
+
+    def later_on_loop() -> None:
+        ran.append(threading.current_thread().name)
+        done.set()
+
+    async def later() -> None:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        b.call_at_once(lambda: asyncio.get_running_loop().call_soon(later_on_loop) and 1, later)
+        assert done.wait(WAIT)
+        assert ran == ["qmtkit-loop"]
+        done.clear()
+        b.call_at_once(lambda: asyncio.get_running_loop().call_later(0, later_on_loop) and 1, later)
+        assert done.wait(WAIT)
+    finally:
+        b.shutdown()
+
+
+def test_ctrl_c_during_a_lent_call_arrives_after_it_completes() -> None:
+    b = Bridge()
+    steps: list[str] = []
+
+    def now() -> str:
+        signal.raise_signal(signal.SIGINT)
+        steps.append("finished")
+        return "ok"
+
+    async def later() -> str:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        handler = signal.getsignal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            b.call_at_once(now, later)
+        assert steps == ["finished"]
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        b.shutdown()
+
+
+def test_a_stopped_loop_lends_nothing() -> None:
+    loop = LendingLoop()
+    try:
+        assert loop.run_lent(lambda: 1) is NOT_LENT
+    finally:
+        loop.close()
 
 
 def test_call_at_once_awaits_the_general_way_when_now_gives_none() -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from qmtkit.compat._lending import LendingLoop, NotLent, new_loop
 from qmtkit.errors import BackendUnavailable, ClosedError, QmtkitError
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class Bridge:
 
             def run() -> None:
                 try:
-                    anyio.run(main)
+                    anyio.run(main, backend_options={"loop_factory": new_loop})
                 except BaseException as exc:  # surfaced to the starter below
                     if not ready.done():
                         ready.set_exception(exc)
@@ -229,15 +230,23 @@ class Bridge:
     ) -> T:
         """``now(*args)`` on the loop thread, or ``await later(*args)`` if that gave None.
 
-        For calls the venue usually answers at once (an order on the simulator): the loop
-        thread runs ``now`` straight from its wake-up, with no task to start and no further
-        loop turn before the caller is woken; ``later`` is the general way, as ``call``.
+        For calls the venue usually answers at once (an order on the simulator). When the
+        loop is idle, ``now`` runs on the caller's thread, lent the loop (``LendingLoop``): no
+        thread is woken and the call runs on the core that made it. Otherwise the loop thread
+        runs ``now`` straight from its wake-up, with no task to start and no further loop turn
+        before the caller is woken; ``later`` is the general way, as ``call``.
         """
         label = name or getattr(now, "__name__", "call")
         ensure_not_in_loop(label)
         self.portal()
         loop = self._loop
         assert loop is not None
+        if isinstance(loop, LendingLoop):
+            lent = loop.run_lent(now, *args)
+            if lent is None:
+                return self.call(later, *args, timeout=timeout, name=label)
+            if not isinstance(lent, NotLent):
+                return lent
         future: Future[T] = Future()
         started: list[asyncio.Task[T]] = []
 

@@ -196,6 +196,8 @@ class XtQuantTrader:
         self._watch: Future[None] | None = None
         #: Calls queued on the loop thread during the current loop step, per dispatcher.
         self._batches: dict[Dispatcher, list[tuple[Callable[..., object], tuple[object, ...]]]] = {}
+        #: True while ``_order_at_once`` runs (it hands over what is queued meanwhile itself).
+        self._at_once = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -324,7 +326,8 @@ class XtQuantTrader:
         batch = self._batches.get(d)
         if batch is None:
             batch = self._batches[d] = []
-            loop.call_soon(self._hand_over, d)
+            if not self._at_once:  # else _order_at_once hands it over as it returns
+                loop.call_soon(self._hand_over, d)
         batch.append((fn, args))
 
     def _hand_over(self, d: Dispatcher) -> None:
@@ -335,15 +338,18 @@ class XtQuantTrader:
     def _order_at_once(self, acc: Account, args: _Order) -> OrderHandle | None:
         """``acc.order_at_once`` for ``order_stock``, handing what it queued over at once.
 
-        On a venue that answers at once (the simulator) the loop thread places the order
-        straight from its wake-up (no task) and the order's reports are queued by the time it
-        returns: the callback thread is woken before the caller is, not at the end of the loop
-        step. Later pushes of the same step start a new batch, handed over after it (the order
-        stays the same). None: the venue answers later (``_order_now``).
+        On a venue that answers at once (the simulator) the order is placed by the caller's
+        thread lent the idle loop, or by the loop thread straight from its wake-up (no task),
+        and its reports are queued by the time it returns: the callback thread is woken
+        before the caller returns, not at the end of a loop step. Later pushes of the same
+        step start a new batch, handed over after it (the order stays the same). None: the
+        venue answers later (``_order_now``).
         """
+        self._at_once = True
         try:
             return acc.order_at_once(args.code, *args.rest)
         finally:
+            self._at_once = False
             for d in list(self._batches):
                 self._hand_over(d)
 

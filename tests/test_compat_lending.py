@@ -1,0 +1,148 @@
+"""order_stock on the simulator, placed on the caller's thread when the shim's loop is idle.
+
+The semantics that lending must keep (docs/architecture.md, "Threads and loops"): callbacks run
+on a thread of their own, one at a time, in the venue's order, never on the caller's or the
+loop's thread; a callback may call order_stock.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmtkit.compat import xtconstant
+from qmtkit.compat._bridge import bridge
+from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
+from qmtkit.compat.xttype import StockAccount
+
+WAIT = 20.0
+SUBMITTED_OR_LATER = {50, 55, 56}
+
+
+@pytest.fixture
+def private_sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("QMTKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("QMTKIT_BACKEND", "sim://?share=0")
+    return tmp_path
+
+
+class Chain(XtQuantTraderCallback):
+    """Places the next order from inside on_stock_order until ``n`` orders were placed."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.trader: XtQuantTrader | None = None
+        self.acc = StockAccount("lend-acct")
+        self.placed: list[int] = []
+        self.pushed: list[tuple[int, str]] = []
+        self.first_seen: list[int] = []
+        self.done = threading.Event()
+
+    def on_stock_order(self, order: Any) -> None:
+        self.pushed.append((order.order_id, threading.current_thread().name))
+        if order.order_id in self.first_seen:
+            return
+        self.first_seen.append(order.order_id)
+        if len(self.placed) < self.n:
+            self.placed.append(self.order())
+        else:
+            self.done.set()
+
+    def order(self) -> int:
+        assert self.trader is not None
+        return self.trader.order_stock(
+            self.acc, "600000.SH", xtconstant.STOCK_BUY, 100, xtconstant.LATEST_PRICE, 0
+        )
+
+
+def test_a_callback_that_orders_chains_orders_without_deadlock_in_venue_order(
+    private_sim: Path,
+) -> None:
+    chain = Chain(30)
+    trader = XtQuantTrader("/qmt/userdata_mini", 7, chain)
+    chain.trader = trader
+    trader.start()
+    try:
+        assert trader.connect() == 0
+        assert trader.subscribe(chain.acc) == 0
+        chain.placed.append(chain.order())
+        assert chain.done.wait(WAIT)
+        assert all(oid > 0 for oid in chain.placed) and len(set(chain.placed)) == 30
+        # Each order's pushes come after its predecessor's, on one thread that is neither
+        # the caller's nor the loop's.
+        assert chain.first_seen == chain.placed
+        threads = {name for _, name in chain.pushed}
+        assert len(threads) == 1
+        assert threads.isdisjoint({threading.current_thread().name, "qmtkit-loop"})
+    finally:
+        trader.stop()
+
+
+def test_orders_from_two_threads_reach_the_callback_in_the_order_the_venue_took_them(
+    private_sim: Path,
+) -> None:
+    seen: list[int] = []
+
+    class Record(XtQuantTraderCallback):
+        def on_stock_order(self, order: Any) -> None:
+            if order.order_id not in seen:
+                seen.append(order.order_id)
+
+    trader = XtQuantTrader("/qmt/userdata_mini", 8, Record())
+    trader.start()
+    acc = StockAccount("lend-two")
+    try:
+        assert trader.connect() == 0
+        assert trader.subscribe(acc) == 0
+        placed: list[int] = []
+        lock = threading.Lock()
+
+        def place(k: int) -> None:
+            for _ in range(k):
+                oid = trader.order_stock(
+                    acc, "600000.SH", xtconstant.STOCK_BUY, 100, xtconstant.LATEST_PRICE, 0
+                )
+                with lock:
+                    placed.append(oid)
+
+        other = threading.Thread(target=place, args=(25,))
+        other.start()
+        place(25)
+        other.join(WAIT)
+        assert trader.query_stock_orders(acc) is not None
+        done = threading.Event()
+        trader._dispatcher.submit(done.set)  # type: ignore[union-attr]
+        assert done.wait(WAIT)
+        assert len(placed) == 50 and all(oid > 0 for oid in placed)
+        assert seen == sorted(placed)  # the venue numbers orders in the order it took them
+    finally:
+        trader.stop()
+
+
+def test_a_stopped_trader_and_a_new_one_after_lent_orders(private_sim: Path) -> None:
+    got = threading.Event()
+
+    class Once(XtQuantTraderCallback):
+        def on_stock_order(self, order: Any) -> None:
+            got.set()
+
+    acc = StockAccount("lend-stop")
+    for session in (9, 10):
+        got.clear()
+        trader = XtQuantTrader("/qmt/userdata_mini", session, Once())
+        trader.start()
+        try:
+            assert trader.connect() == 0
+            assert trader.subscribe(acc) == 0
+            oid = trader.order_stock(
+                acc, "600000.SH", xtconstant.STOCK_BUY, 100, xtconstant.LATEST_PRICE, 0
+            )
+            assert oid > 0
+            assert got.wait(WAIT)
+        finally:
+            trader.stop()
+        assert trader._dispatcher is not None and not trader._dispatcher.thread.is_alive()
+    bridge().shutdown()
