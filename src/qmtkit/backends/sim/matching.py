@@ -119,18 +119,27 @@ class BookLedger:
         read before any piece is counted (a book listing one price twice offers both).
         """
         limit = round(order.price * 1000)
-        entry = self._tick(book)
-        used = entry.used
-        buy = order.order_type == _BUY
-        side = _BUY if buy else _SELL
+        used = self._tick(book).used
+        if order.order_type == _BUY:
+            buy, side, prices, vols = True, _BUY, book.askPrice, book.askVol
+        else:
+            buy, side, prices, vols = False, _SELL, book.bidPrice, book.bidVol
+        if len(prices) > BOOK_LEVELS:
+            prices = prices[:BOOK_LEVELS]
         pieces = []
-        for p, li, v in entry.levels(buy):
+        # The book's lists are read here, level by level, not through ``levels``: an order
+        # usually stops at the first level, and a backtest brings a new book for nearly
+        # every fill, so reading a whole side first was most of the matching.
+        for p, v in zip(prices, vols, strict=False):
+            if not (p > 0 and v > 0):
+                continue
+            li = round(p * 1000)
             if li > limit if buy else li < limit:
                 continue
-            free = v - used.get((side, li), 0)
+            free = int(v) - used.get((side, li), 0)
             if free > 0:
                 qty = free if free < want else want
-                pieces.append((p, li, qty))
+                pieces.append((float(p), li, qty))
                 want -= qty
                 if want <= 0:
                     break
