@@ -10,6 +10,12 @@ Orders alternate between a marketable buy (it fills against the book at once: an
 freeze, a trade, position and asset reports) and, once shares are sellable, a marketable
 sell; every 10th order is a passive buy that rests and is cancelled by the next order.
 
+A second figure runs the same inputs the way a backtest's fast form meets the broker: the
+account makes no ``Asset``/``Position`` reports (``state_reports(..., False)``), every order
+is placed without a book (it rests) and fills when ``on_tick`` brings the step's book, a new
+tick per order (two tick objects with different times, made before the clock starts, take
+turns: the market's input is not the broker's cost).
+
 Baseline, in the same run: a bare Python loop over the same inputs that does the least an
 order book must (the amount, one dict update per side, a list append per report) — the
 interpreter's floor for per-order work written in Python.
@@ -98,6 +104,38 @@ def run_broker(orders: list[tuple[int, int, SubmitOrder | None]]) -> tuple[float
     return time.perf_counter() - t0, reports, fills
 
 
+def run_backtest_form(
+    orders: list[tuple[int, int, SubmitOrder | None]],
+) -> tuple[float, int, int]:
+    """Seconds for every order placed without a book and filled by the next ``on_tick``, on a
+    quiet account (a backtest's fast form); (seconds, reports, fills)."""
+    broker = Broker(initial_cash=1e12)
+    inst = instrument()
+    broker.roll_day(orders[0][1])
+    broker.open_account(ACCOUNT)
+    broker.state_reports(ACCOUNT, False)
+    reports = fills = 0
+    day = orders[0][1]
+    last_resting = 0
+    ticks = (book(orders[0][0]), book(orders[0][0] + 1))  # two times: each call a new tick
+    t0 = time.perf_counter()
+    for i, (now, today, req) in enumerate(orders):
+        if today != day:
+            reports += len(broker.roll_day(today))
+            day = today
+        if req is None:
+            _, items = broker.cancel(ACCOUNT, last_resting, now)
+            reports += len(items)
+            continue
+        response, items = broker.submit(req, book=None, instrument=inst, now_ms=now, day=today)
+        if req.price == 9.5:
+            last_resting = response.order_id
+        matched = broker.on_tick(ticks[i & 1], now)
+        fills += sum(1 for _, item in matched if type(item).__name__ == "Trade")
+        reports += len(items) + len(matched)
+    return time.perf_counter() - t0, reports, fills
+
+
 def run_bare(orders: list[tuple[int, int, SubmitOrder | None]]) -> float:
     """The same inputs through the least per-order work a Python book does."""
     cash = 1e12
@@ -123,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     n = 100_000 if args.quick else 1_000_000
     orders = inputs(n)
     seconds, reports, fills = run_broker(orders)
+    quiet, quiet_reports, quiet_fills = run_backtest_form(orders)
     bare = run_bare(orders)
     record("broker seconds per order / bare loop", seconds / bare)
+    record("broker, backtest form, seconds per order / bare loop", quiet / bare)
     print("| figure | broker | bare Python loop, same inputs | broker / bare |")
     print("|---|---|---|---|")
     print(f"| {n:,} orders on a virtual clock, orders/s | {n / seconds:,.0f} | {n / bare:,.0f} "
           f"| {seconds / bare:.1f}x the time |")  # fmt: skip
     print(f"| µs per order | {seconds / n * 1e6:.2f} | {bare / n * 1e6:.3f} | |")
+    print(f"| µs per order, backtest form (rests, fills on the next tick; no Asset/Position "
+          f"reports) | {quiet / n * 1e6:.2f} | {bare / n * 1e6:.3f} | {quiet / bare:.1f}x the "
+          "time |")  # fmt: skip
     print()
+    print(f"Backtest form: {quiet_reports:,} reports and {quiet_fills:,} fills.")
     print(f"{reports:,} reports and {fills:,} fills produced; {n // ORDERS_PER_DAY + 1} virtual "
           "trading days. The broker's figure is what a backtest pays per order before strategy "
           "code; the baseline does no A-share checks, no fees and no reports.")  # fmt: skip
