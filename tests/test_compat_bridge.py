@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 
@@ -335,3 +336,36 @@ def test_call_at_once_raises_what_now_or_later_raised() -> None:
             b.call_at_once(now, later, 2)
     finally:
         b.shutdown()
+
+
+@pytest.mark.parametrize("wake", ["eventfd", "pipe"])
+def test_a_callback_may_queue_more_than_a_pipe_holds_on_its_own_dispatcher(
+    wake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if wake == "pipe":
+        monkeypatch.delattr(os, "eventfd", raising=False)
+    elif not hasattr(os, "eventfd"):
+        pytest.skip("no eventfd on this platform")
+    d = Dispatcher("many")
+    seen: list[int] = []
+
+    def fan_out() -> None:
+        for i in range(70_000):  # more one-byte wake-ups than a 64 KiB pipe holds
+            d.submit(seen.append, i)
+
+    d.submit(fan_out)
+    assert d.flush(30)
+    d.close()
+    assert seen == list(range(70_000))
+    assert not d.thread.is_alive()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_closed_dispatchers_leave_no_descriptor_open() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        d = Dispatcher()
+        d.submit(lambda: None)
+        d.close()
+        assert not d.thread.is_alive()
+    assert len(os.listdir("/proc/self/fd")) <= before

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import queue
+import os
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -68,6 +69,45 @@ _BRIDGE_THREAD: list[threading.Thread | None] = [None]
 # --------------------------------------------------------------------------- dispatcher
 
 
+class _Wake:
+    """A wake-up signal whose ``set`` is a system call made with the GIL released.
+
+    Why not a lock or ``queue.SimpleQueue``: their wake-up is made holding the GIL, so the woken
+    thread, often run at once on the waker's core, finds the GIL held, sleeps again and waits
+    until the waker blocks. A write to an eventfd (a pipe where there is none) lets the woken
+    thread take the GIL during the call; the waker resumes after it.
+    """
+
+    def __init__(self) -> None:
+        if hasattr(os, "eventfd"):
+            self._r = self._w = os.eventfd(0)
+            self.set = self._set_eventfd
+            self.wait = self._wait_eventfd
+        else:
+            self._r, self._w = os.pipe()
+            os.set_blocking(self._w, False)  # a full pipe already holds a wake-up
+            self.set = self._set_pipe
+            self.wait = self._wait_pipe
+
+    def _set_eventfd(self) -> None:
+        os.eventfd_write(self._w, 1)
+
+    def _wait_eventfd(self) -> None:
+        os.eventfd_read(self._r)
+
+    def _set_pipe(self) -> None:
+        with suppress(BlockingIOError):
+            os.write(self._w, b"\0")
+
+    def _wait_pipe(self) -> None:
+        os.read(self._r, 4096)
+
+    def close(self) -> None:
+        os.close(self._r)
+        if self._w != self._r:
+            os.close(self._w)
+
+
 class Dispatcher:
     """A thread that runs submitted callbacks one at a time, in submission order.
 
@@ -77,9 +117,10 @@ class Dispatcher:
 
     def __init__(self, name: str = "qmtkit-callbacks") -> None:
         # (fn, args) to run, or None: stop.
-        self._queue: queue.SimpleQueue[tuple[Callable[..., object], tuple[object, ...]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._items: deque[tuple[Callable[..., object], tuple[object, ...]] | None] = deque()
+        self._wake = _Wake()
+        # Orders submit/close against the thread closing the wake-up's descriptors.
+        self._gate = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -96,37 +137,46 @@ class Dispatcher:
 
     def submit(self, fn: Callable[..., object], *args: object) -> None:
         """Queue ``fn(*args)``; silently ignored after ``close`` (late pushes are dropped)."""
-        if self._closed:
-            return
-        self._queue.put((fn, args))
+        with self._gate:
+            if self._closed:
+                return
+            self._items.append((fn, args))
+            self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued before this call has run; False on timeout."""
         if self._closed or threading.current_thread() is self._thread:
             return True
         done = threading.Event()
-        self._queue.put((done.set, ()))
+        self.submit(done.set)
         return done.wait(timeout)
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Run what is queued, then stop the thread (waits up to ``timeout`` seconds)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
+        with self._gate:
+            if self._closed:
+                return
+            self._closed = True
+            self._items.append(None)
+            self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        items = self._items
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            fn, args = item
-            try:
-                fn(*args)
-            except BaseException:  # a user callback must never kill the dispatcher
-                log.exception("callback %s raised", getattr(fn, "__qualname__", fn))
+            self._wake.wait()
+            while items:
+                item = items.popleft()
+                if item is None:
+                    with self._gate:  # nothing is submitted once closed: no late write
+                        self._wake.close()
+                    return
+                fn, args = item
+                try:
+                    fn(*args)
+                except BaseException:  # a user callback must never kill the dispatcher
+                    log.exception("callback %s raised", getattr(fn, "__qualname__", fn))
 
 
 # --------------------------------------------------------------------------- portal
