@@ -49,13 +49,11 @@ def ensure_not_in_loop(name: str) -> None:
     Blocking there would stall the loop the shim itself may need; async code should use
     ``qmtkit.connect()`` instead.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        in_loop = threading.current_thread() is _BRIDGE_THREAD[0]
-    else:
-        in_loop = True
-    if in_loop:
+    # _get_running_loop: None rather than an exception to build on every blocking call.
+    if (
+        asyncio.events._get_running_loop() is not None
+        or threading.current_thread() is _BRIDGE_THREAD[0]
+    ):
         raise LoopThreadError(
             f"{name}() blocks and cannot be called from a thread running an event loop "
             f"({threading.current_thread().name}); call it from plain synchronous code, or use "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib
 import math
 import select
 import selectors
@@ -34,6 +35,14 @@ from types import FrameType
 from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
+
+# The C module under ``signal``: ``signal.signal``/``getsignal`` turn numbers into enums on each
+# call (~20 µs for a swap and back on a loaded 2-core host, ~1.5 µs without).
+try:
+    _raw_signal: Any = importlib.import_module("_signal")
+except ImportError:  # pragma: no cover - CPython always has it
+    _raw_signal = signal
+_SIGINT = int(signal.SIGINT)
 
 __all__ = ["NOT_LENT", "LendingLoop", "LendingSelector", "NotLent", "can_lend", "new_loop"]
 
@@ -139,9 +148,9 @@ class _ctrl_c_held:
 
     def __enter__(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            old = signal.getsignal(signal.SIGINT)
+            old = _raw_signal.getsignal(_SIGINT)
             if old is not None:  # None: a handler not set from Python, which cannot be restored
-                signal.signal(signal.SIGINT, self._hold)
+                _raw_signal.signal(_SIGINT, self._hold)
                 self._old = old
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
@@ -149,6 +158,6 @@ class _ctrl_c_held:
 
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+            _raw_signal.signal(_SIGINT, self._old)
             if self._caught:
                 signal.raise_signal(signal.SIGINT)
