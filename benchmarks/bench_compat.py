@@ -308,6 +308,14 @@ def trader_up_limit() -> float:
         xtdata.disconnect()
 
 
+def load() -> str:
+    """The 1/5/15-minute load averages, as ``uptime`` prints them."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # not on this platform
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -319,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     days = args.days or (250 if args.quick else 500)
     n_orders = args.orders or (50 if args.quick else 300)
     repeat_one, repeat_all = (50, 2) if args.quick else (300, 5)
+    print(f"<!-- load average at the start: {load()} -->")
     with tempfile.TemporaryDirectory(prefix="qmtkit-bench-compat-") as tmp:
         home = Path(tmp)
         os.environ["QMTKIT_HOME"] = str(home)
@@ -343,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         from qmtkit.compat._bridge import bridge
 
         bridge().shutdown()
+    print(f"<!-- load average at the end: {load()} (2-core hosts: above 2 is contention) -->")
     print("| figure | xtquant shim | baseline | shim / baseline | target |")
     print("|---|---|---|---|---|")
     one, many = f"1 code x {days} bars", f"{n_codes} codes x {days} bars"

@@ -969,7 +969,7 @@ def _as_int(value: object) -> object:
     Anything else is handed on unchanged for the client to refuse with its own message (a
     fractional volume is refused rather than silently truncated).
     """
-    if isinstance(value, bool):
+    if type(value) is int or isinstance(value, bool):  # the usual call: no ABC check
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -983,7 +983,7 @@ def _as_float(value: object) -> object:
 
     Anything else (a bool too) is handed on unchanged for the order check to refuse.
     """
-    if type(value) is bool or not isinstance(value, numbers.Real):
+    if type(value) is float or type(value) is bool or not isinstance(value, numbers.Real):
         return value
     return float(value)
 
