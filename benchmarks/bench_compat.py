@@ -421,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         "until the fill is seen (the shim: in its callback thread). "
         f"{statistics.mean([len(shim['order']), len(base['order'])]):.0f} orders per side "
         f"after {WARMUP} warm-up orders. The target (≤ 3x) is judged on the plain ratio to the "
-        "async API; the last row only shows how much of the gap is the loop thread waking up "
-        "cold (a sleeping thread's core and caches), not a baseline the target is measured by."
+        "async API; the last row is informative only: the async API with its loop thread gone "
+        "cold (asleep before each order), as the shim's order would run if the shim's loop "
+        "thread placed it rather than the caller's thread it borrows the idle loop for."
     )  # fmt: skip
     return 0
 
