@@ -338,14 +338,18 @@ def test_call_at_once_raises_what_now_or_later_raised() -> None:
         b.shutdown()
 
 
-@pytest.mark.parametrize("wake", ["eventfd", "pipe"])
+@pytest.mark.parametrize("wake", ["eventfd", "pipe", "queue"])
 def test_a_callback_may_queue_more_than_a_pipe_holds_on_its_own_dispatcher(
     wake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if wake == "pipe":
-        monkeypatch.delattr(os, "eventfd", raising=False)
-    elif not hasattr(os, "eventfd"):
+    if wake == "eventfd" and not hasattr(os, "eventfd"):
         pytest.skip("no eventfd on this platform")
+    if wake == "pipe" and os.name != "posix":
+        pytest.skip("the pipe wake-up is for POSIX systems")
+    if wake != "eventfd":
+        monkeypatch.delattr(os, "eventfd", raising=False)
+    if wake == "queue":
+        monkeypatch.setattr(os, "name", "nt")  # Windows' wake-up, on any platform
     d = Dispatcher("many")
     seen: list[int] = []
 
@@ -369,3 +373,22 @@ def test_closed_dispatchers_leave_no_descriptor_open() -> None:
         d.close()
         assert not d.thread.is_alive()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_without_epoll_the_loop_lends_nothing_and_now_runs_on_the_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import selectors
+
+    monkeypatch.setattr(selectors, "DefaultSelector", selectors.SelectSelector)
+    b = Bridge()
+
+    async def later() -> str:
+        raise AssertionError("now answered")
+
+    try:
+        b.portal()
+        assert not isinstance(b.loop, LendingLoop)
+        assert b.call_at_once(lambda: threading.current_thread().name, later) == "qmtkit-loop"
+    finally:
+        b.shutdown()

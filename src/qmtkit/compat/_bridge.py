@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import logging
 import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -72,20 +73,27 @@ class _Wake:
 
     Why not a lock or ``queue.SimpleQueue``: their wake-up is made holding the GIL, so the woken
     thread, often run at once on the waker's core, finds the GIL held, sleeps again and waits
-    until the waker blocks. A write to an eventfd (a pipe where there is none) lets the woken
-    thread take the GIL during the call; the waker resumes after it.
+    until the waker blocks. A write to an eventfd (a pipe on other POSIX systems) lets the woken
+    thread take the GIL during the call; the waker resumes after it. Windows keeps a
+    ``SimpleQueue`` (its pipes cannot be made non-blocking before Python 3.12).
     """
 
     def __init__(self) -> None:
+        self._fds: tuple[int, ...] = ()
         if hasattr(os, "eventfd"):
             self._r = self._w = os.eventfd(0)
+            self._fds = (self._r,)
             self.set = self._set_eventfd
             self.wait = self._wait_eventfd
-        else:
-            self._r, self._w = os.pipe()
+        elif os.name == "posix":
+            self._r, self._w = self._fds = os.pipe()
             os.set_blocking(self._w, False)  # a full pipe already holds a wake-up
             self.set = self._set_pipe
             self.wait = self._wait_pipe
+        else:
+            self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+            self.set = self._set_queue
+            self.wait = self._tokens.get
 
     def _set_eventfd(self) -> None:
         os.eventfd_write(self._w, 1)
@@ -100,10 +108,12 @@ class _Wake:
     def _wait_pipe(self) -> None:
         os.read(self._r, 4096)
 
+    def _set_queue(self) -> None:
+        self._tokens.put(None)
+
     def close(self) -> None:
-        os.close(self._r)
-        if self._w != self._r:
-            os.close(self._w)
+        for fd in self._fds:
+            os.close(fd)
 
 
 class Dispatcher:

@@ -60,8 +60,12 @@ _Events = list[tuple[selectors.SelectorKey, int]]
 
 
 def can_lend() -> bool:
-    """Whether this platform's default selector can be waited on from outside (a pollable fd)."""
-    return hasattr(select, "poll") and hasattr(selectors.DefaultSelector, "fileno")
+    """Whether the default selector is epoll (Linux), whose fd ``poll`` can wait on.
+
+    Elsewhere (kqueue, select, Windows' proactor) the shim's loop keeps the loop thread's way.
+    """
+    epoll = getattr(selectors, "EpollSelector", None)
+    return epoll is not None and selectors.DefaultSelector is epoll and hasattr(select, "poll")
 
 
 class LendingSelector(selectors.DefaultSelector):
