@@ -30,7 +30,7 @@ def private_sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class Chain(XtQuantTraderCallback):
-    """Places the next order from inside on_stock_order until ``n`` orders were placed."""
+    """Places the next order from inside on_stock_order until ``n`` orders were placed in all."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -39,6 +39,7 @@ class Chain(XtQuantTraderCallback):
         self.placed: list[int] = []
         self.pushed: list[tuple[int, str]] = []
         self.first_seen: list[int] = []
+        self.chained = 0
         self.done = threading.Event()
 
     def on_stock_order(self, order: Any) -> None:
@@ -46,7 +47,10 @@ class Chain(XtQuantTraderCallback):
         if order.order_id in self.first_seen:
             return
         self.first_seen.append(order.order_id)
-        if len(self.placed) < self.n:
+        # Counted here, not by len(placed): the caller's first order may reach this callback
+        # before the caller has recorded its id.
+        if self.chained < self.n - 1:
+            self.chained += 1
             self.placed.append(self.order())
         else:
             self.done.set()
@@ -73,7 +77,7 @@ def test_a_callback_that_orders_chains_orders_without_deadlock_in_venue_order(
         assert all(oid > 0 for oid in chain.placed) and len(set(chain.placed)) == 30
         # Each order's pushes come after its predecessor's, on one thread that is neither
         # the caller's nor the loop's.
-        assert chain.first_seen == chain.placed
+        assert chain.first_seen == sorted(chain.placed)  # the venue numbers them in turn
         threads = {name for _, name in chain.pushed}
         assert len(threads) == 1
         assert threads.isdisjoint({threading.current_thread().name, "qmtkit-loop"})
@@ -146,3 +150,37 @@ def test_a_stopped_trader_and_a_new_one_after_lent_orders(private_sim: Path) -> 
             trader.stop()
         assert trader._dispatcher is not None and not trader._dispatcher.thread.is_alive()
     bridge().shutdown()
+
+
+def test_an_order_on_an_idle_loop_is_placed_on_the_calling_thread(
+    private_sim: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed_on: list[str] = []
+    real = XtQuantTrader._order_at_once
+
+    def spy(self: XtQuantTrader, acc: Any, args: Any) -> Any:
+        placed_on.append(threading.current_thread().name)
+        return real(self, acc, args)
+
+    monkeypatch.setattr(XtQuantTrader, "_order_at_once", spy)
+    chain = Chain(3)
+    trader = XtQuantTrader("/qmt/userdata_mini", 11, chain)
+    chain.trader = trader
+    trader.start()
+    try:
+        assert trader.connect() == 0
+        assert trader.subscribe(chain.acc) == 0
+        assert trader.query_stock_asset(chain.acc) is not None  # the loop is idle after it
+        chain.placed.append(chain.order())
+        assert chain.done.wait(WAIT)
+        # The first order from this thread, the next two from inside on_stock_order. An order
+        # finds the loop busy only when the loop runs something then: here only the
+        # simulator's tick timer could (a few us in a second), so at most one of three.
+        callback_thread = chain.pushed[0][1]
+        callers = [threading.current_thread().name, callback_thread, callback_thread]
+        assert len(placed_on) == 3
+        pairs = list(zip(placed_on, callers, strict=True))
+        assert all(got in (caller, "qmtkit-loop") for got, caller in pairs)
+        assert sum(got == caller for got, caller in pairs) >= 2
+    finally:
+        trader.stop()
