@@ -296,6 +296,9 @@ class RecordLog(Generic[T]):
     file (default: ``<path>.lock``); ``lock_hint`` says what to do when the lock is refused;
     ``warning`` is the warning class used when a torn tail is cut away, unless ``on_torn``
     is given: then it is called with the message instead (e.g. to log it).
+
+    One thread at a time: writes share the log's end offset and its group buffer (the
+    simulator's journal is written on its loop's thread, or by a caller holding that loop).
     """
 
     def __init__(
