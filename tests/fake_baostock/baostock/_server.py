@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from baostock.common import context
 from baostock.data.resultset import PER_PAGE, ResultData
+from qmtkit.clock import beijing, wall_ms
 
 NO_LOGIN = "10001001"
 BLACKLISTED = "10001011"
@@ -297,9 +298,11 @@ def synthetic_market(
     days = []
     server.trade_dates = []
     d = d0
-    # The calendar runs on past the bars (through 2031: every date the suite runs at), as
-    # the real one does to the day it is asked on.
-    while d <= max(d1, dt.date(2031, 12, 31)):
+    # The calendar runs on past the bars, as the real one does to the day it is asked on:
+    # through the end of the year after qmtkit's now (the pinned clock when there is one), and
+    # never short of 2031, so the suite reads the same calendar on whatever date it runs.
+    now_year = beijing(wall_ms()).year
+    while d <= max(d1, dt.date(2031, 12, 31), dt.date(now_year + 1, 12, 31)):
         holiday = (d.month == 10 and d.day <= 6) or (d.month, d.day) == (1, 1)
         open_ = d.weekday() < 5 and not holiday
         server.trade_dates.append((d.isoformat(), "1" if open_ else "0"))
