@@ -328,13 +328,7 @@ class Session:
         except (QmtkitError, msgspec.EncodeError, TypeError):
             out = bytearray(self._encoded(msg, req))  # the Failure saying why
         self._collect_events(out)
-        # Reports are journaled before any client sees them (one write per burst).
-        self.gw.journal.sync()
-        try:
-            stream.send_nowait(out)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.drained.set()
-            self.kill(f"connection lost while writing: {exc!r}")
+        if not self._send_synced(stream, out):
             return
         if (self._left_behind and self._has_work()) or self.draining:
             self.wake()
@@ -348,17 +342,24 @@ class Session:
         if self.killed or self.sending:
             return
         data = self._collect()
-        if data:
-            # Reports are journaled before any client sees them (one write per burst).
-            self.gw.journal.sync()
-            try:
-                stream.send_nowait(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                self.drained.set()
-                self.kill(f"connection lost while writing: {exc!r}")
-                return
+        if data and not self._send_synced(stream, data):
+            return
         if (self._left_behind and self._has_work()) or self.draining:
             self.wake()
+
+    def _send_synced(self, stream: FastStream, data: bytes | bytearray) -> bool:
+        """Sync the journal, then one write that cannot wait; False if the link is gone.
+
+        Reports are journaled before any client sees them (one write per burst).
+        """
+        self.gw.journal.sync()
+        try:
+            stream.send_nowait(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.drained.set()
+            self.kill(f"connection lost while writing: {exc!r}")
+            return False
+        return True
 
     async def writer(self) -> None:
         """Send whatever becomes ready, until the connection drains at its end."""
