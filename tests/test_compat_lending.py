@@ -15,6 +15,7 @@ import pytest
 
 from qmtkit.compat import xtconstant
 from qmtkit.compat._bridge import bridge
+from qmtkit.compat._lending import LendingLoop
 from qmtkit.compat.xttrader import XtQuantTrader, XtQuantTraderCallback
 from qmtkit.compat.xttype import StockAccount
 
@@ -152,6 +153,59 @@ def test_a_stopped_trader_and_a_new_one_after_lent_orders(private_sim: Path) -> 
     bridge().shutdown()
 
 
+class IdleWatch:
+    """Knows when the shim's loop is idle: blocked waiting, nothing queued, nothing lent out.
+
+    It wraps the selector's blocking wait (which runs with the loop's baton free) and the
+    loop's ``run_lent`` (a borrower holds the baton until it returns). A thread that waits
+    for idleness then finds the loop idle, unless a timer wakes the loop in between.
+    """
+
+    def __init__(self, loop: LendingLoop) -> None:
+        self.loop = loop
+        self.cond = threading.Condition()
+        self.waiting = False
+        self.lent = 0
+        real_wait = loop.lending._wait
+        real_run_lent = loop.run_lent
+        watch = self
+
+        class Poll:
+            def poll(self, ms: int | None) -> Any:
+                watch._set(waiting=True)
+                try:
+                    return real_wait.poll(ms)
+                finally:
+                    watch._set(waiting=False)
+
+        def run_lent(fn: Any, *args: object) -> Any:
+            with self.cond:
+                self.lent += 1
+            try:
+                return real_run_lent(fn, *args)
+            finally:
+                with self.cond:
+                    self.lent -= 1
+                    self.cond.notify_all()
+
+        loop.lending._wait = Poll()  # type: ignore[assignment]
+        loop.run_lent = run_lent  # type: ignore[method-assign]
+        # The loop may be inside the real wait now: wake it so its next wait is watched.
+        loop.call_soon_threadsafe(lambda: None)
+
+    def _set(self, *, waiting: bool) -> None:
+        with self.cond:
+            self.waiting = waiting
+            self.cond.notify_all()
+
+    def wait_idle(self) -> None:
+        def idle() -> bool:
+            return self.waiting and not self.loop._ready and not self.lent
+
+        with self.cond:
+            assert self.cond.wait_for(idle, WAIT)
+
+
 def test_an_order_on_an_idle_loop_is_placed_on_the_calling_thread(
     private_sim: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,19 +217,32 @@ def test_an_order_on_an_idle_loop_is_placed_on_the_calling_thread(
         return real(self, acc, args)
 
     monkeypatch.setattr(XtQuantTrader, "_order_at_once", spy)
-    chain = Chain(3)
+
+    class WaitIdle(Chain):
+        """Places each chained order only once the loop is idle (after this order's pushes)."""
+
+        watch: IdleWatch | None = None
+
+        def order(self) -> int:
+            assert self.watch is not None
+            self.watch.wait_idle()
+            return super().order()
+
+    chain = WaitIdle(3)
     trader = XtQuantTrader("/qmt/userdata_mini", 11, chain)
     chain.trader = trader
     trader.start()
     try:
         assert trader.connect() == 0
         assert trader.subscribe(chain.acc) == 0
-        assert trader.query_stock_asset(chain.acc) is not None  # the loop is idle after it
+        loop = bridge()._loop
+        assert isinstance(loop, LendingLoop)
+        chain.watch = IdleWatch(loop)
         chain.placed.append(chain.order())
         assert chain.done.wait(WAIT)
-        # The first order from this thread, the next two from inside on_stock_order. An order
-        # finds the loop busy only when the loop runs something then: here only the
-        # simulator's tick timer could (a few us in a second), so at most one of three.
+        # The first order from this thread, the next two from inside on_stock_order, each made
+        # once the loop was idle. Only the simulator's tick timer could wake the loop between
+        # that and the order (a wake-up a second, a window of microseconds): at most one.
         callback_thread = chain.pushed[0][1]
         callers = [threading.current_thread().name, callback_thread, callback_thread]
         assert len(placed_on) == 3
