@@ -149,35 +149,68 @@ async def per_bar(qk: Client, account: Account) -> None:
 
 
 class CrossSection:
-    """The crossover over every code at once: numpy ring buffers of the last 20 closes."""
+    """The crossover over every code at once: running sums of the last 5 and 20 closes (cents)
+    in numpy vectors; the few codes whose sign of fast - slow changed are looked at one by one."""
 
     def __init__(self, codes: list[str]) -> None:
         self.codes = codes
-        self.buf = np.zeros((SLOW, len(codes)), dtype=np.int64)  # closes in cents
+        self.buf = np.zeros((SLOW, len(codes)), dtype=np.int64)  # the last 20 closes, cents
         self.n = 0
-        self.prev = np.zeros(len(codes), dtype=np.int64)
-        self.held = np.zeros(len(codes), dtype=bool)
+        self.fast = np.zeros(len(codes), dtype=np.int64)  # sum of the last 5
+        self.slow = np.zeros(len(codes), dtype=np.int64)  # sum of the last 20
+        self.prev = np.zeros(len(codes), dtype=np.int64)  # the sign of fast - slow a step back
+        self.held = [False] * len(codes)
 
     def __call__(self, frame: pl.DataFrame, ctx: BarContext) -> None:
         close = frame["close"].to_numpy()
         if len(close) != len(self.codes):  # a code without a bar today: skip the day
             return
-        self.buf[self.n % SLOW] = np.rint(close * 100)
-        self.n += 1
-        if self.n < SLOW:
+        cents = np.rint(close * 100).astype(np.int64)
+        n, buf = self.n, self.buf
+        # The slots leaving the sums hold zeros until they are first written.
+        self.slow += cents - buf[n % SLOW]
+        self.fast += cents - buf[(n - FAST) % SLOW]
+        buf[n % SLOW] = cents
+        self.n = n = n + 1
+        if n < SLOW:
             return
-        idx = np.arange(self.n - FAST, self.n) % SLOW
-        diff = 4 * self.buf[idx].sum(axis=0) - self.buf.sum(axis=0)  # exact, x20
-        if self.n > SLOW:
-            ups = np.flatnonzero((diff > 0) & (self.prev < 0) & ~self.held)
-            downs = np.flatnonzero((diff < 0) & (self.prev > 0) & self.held)
-            for i in ups.tolist():
-                ctx.buy(self.codes[i], SIZE, buy_price(float(close[i])))
-            for i in downs.tolist():
-                ctx.sell(self.codes[i], SIZE, sell_price(float(close[i])))
-            self.held[ups] = True
-            self.held[downs] = False
-        self.prev = diff
+        sign = np.sign(4 * self.fast - self.slow)  # of fast - slow, times 20: exact
+        prev, self.prev = self.prev, sign
+        if n == SLOW:
+            return
+        changed = np.flatnonzero(sign != prev)
+        if not len(changed):
+            return
+        held = self.held
+        ups, downs = [], []
+        for i, now, before in zip(
+            changed.tolist(), sign[changed].tolist(), prev[changed].tolist(), strict=True
+        ):
+            if now > 0 and before < 0 and not held[i]:
+                ups.append(i)
+            elif now < 0 and before > 0 and held[i]:
+                downs.append(i)
+        codes = self.codes
+        for i in ups:
+            ctx.buy(codes[i], SIZE, up_limit(float(close[i]), int(cents[i])))
+            held[i] = True
+        for i in downs:
+            ctx.sell(codes[i], SIZE, down_limit(float(close[i]), int(cents[i])))
+            held[i] = False
+
+
+def up_limit(close: float, cents: int) -> float:
+    """``buy_price(close)`` from the close in whole cents: 110 %, rounded half-up, in integers."""
+    if cents > 0 and cents / 100 == close:  # on the cent grid, as A-share prices are
+        return (cents * 11 + 5) // 10 / 100
+    return buy_price(close)
+
+
+def down_limit(close: float, cents: int) -> float:
+    """``sell_price(close)`` from the close in whole cents: 90 %, rounded half-up, >= 0.01."""
+    if cents > 0 and cents / 100 == close:
+        return max((cents * 9 + 5) // 10, 1) / 100
+    return sell_price(close)
 
 
 # --------------------------------------------------------------------------- baselines
