@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from qmtkit.models import Order, Trade
 
 
-@dataclass
+@dataclass(slots=True)
 class Holding:
     """One code an account holds: all, sellable, sell-frozen and pre-today shares, and costs."""
 
@@ -50,6 +50,11 @@ class AccountState:
     quiet: bool = False
     orders: dict[int, Order] = field(default_factory=dict)  # today's, in id order
     trades: list[Trade] = field(default_factory=list)  # today's
+    #: Codes whose holding may need settling at the day's roll (shares bought, sold, frozen
+    #: or released, restored or given since the last roll); every other holding is settled
+    #: (all shares sellable, all held since yesterday), so a quiet account's roll visits
+    #: only these instead of every holding every day.
+    touched: set[str] = field(default_factory=set)
 
 
 #: The fixed point of exact market values: 2**-80 CNY holds every product of whole shares and

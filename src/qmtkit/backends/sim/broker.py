@@ -588,6 +588,7 @@ class Broker:
             pos = acct.positions[code]
             pos.can_use -= order.order_volume
             pos.frozen += order.order_volume
+            acct.touched.add(code)
             if not acct.quiet:
                 out.append(self._position_report(acct, code))
 
@@ -666,6 +667,7 @@ class Broker:
         pos = acct.positions.get(code)
         if pos is None:
             pos = acct.positions[code] = Holding(name=order.instrument_name)
+        acct.touched.add(code)
         if side == _BUY:
             # The freeze of the remainder before and after this fill (``_freeze_of``).
             limit_li = round(order.price * 1000)
@@ -747,6 +749,7 @@ class Broker:
             pos = acct.positions[order.stock_code]
             pos.frozen -= rest
             pos.can_use += rest
+            acct.touched.add(order.stock_code)
             if not acct.quiet:
                 out.append(self._position_report(acct, order.stock_code))
 
@@ -953,25 +956,54 @@ class Broker:
             for order in list(acct.orders.values()):
                 if _is_open(order):
                     self._finish(acct, order, f"expired at the end of trading day {self._day}", out)
-            sold_out = []
-            quiet = acct.quiet
-            for code, pos in acct.positions.items():
-                volume = pos.volume
-                if volume == 0:
-                    sold_out.append(code)
-                elif pos.can_use != volume or pos.yesterday != volume:
-                    pos.can_use = volume - pos.frozen
-                    pos.yesterday = volume
-                    if not quiet:
-                        out.append(self._position_report(acct, code))
-            for code in sold_out:
-                del acct.positions[code]
+            if acct.quiet:
+                self._settle_touched(acct)
+            else:
+                self._settle_all(acct, out)
             acct.orders.clear()
             acct.trades.clear()
             result.extend((acct.account_id, item) for item in out)
         self._day = new_day
         self._ledger.clear()
         return result
+
+    def _settle_all(self, acct: AccountState, out: list[TradeReportItem]) -> None:
+        """T+1 for every holding, with a ``Position`` report of each one that changed, in
+        holding order; sold-out holdings are dropped."""
+        sold_out = []
+        positions = acct.positions
+        for code, pos in positions.items():
+            volume = pos.volume
+            if volume == 0:
+                sold_out.append(code)
+            elif pos.can_use != volume or pos.yesterday != volume:
+                pos.can_use = volume - pos.frozen
+                pos.yesterday = volume
+                out.append(self._position_report(acct, code))
+        for code in sold_out:
+            del positions[code]
+        acct.touched = {code for code, pos in positions.items() if pos.frozen}
+
+    @staticmethod
+    def _settle_touched(acct: AccountState) -> None:
+        """``_settle_all`` without reports, for the touched holdings only: the others are
+        settled already (a quiet account with thousands of holdings rolls every day)."""
+        positions = acct.positions
+        unsettled = set()
+        for code in acct.touched:
+            pos = positions.get(code)
+            if pos is None:
+                continue
+            volume = pos.volume
+            if volume == 0:
+                del positions[code]
+                continue
+            if pos.can_use != volume or pos.yesterday != volume:
+                pos.can_use = volume - pos.frozen
+                pos.yesterday = volume
+            if pos.frozen:  # still not all sellable: settled again at the next roll
+                unsettled.add(code)
+        acct.touched = unsettled
 
     # ------------------------------------------------------------------ corporate actions
 
@@ -998,6 +1030,7 @@ class Broker:
             if cash <= 0 and extra <= 0:
                 continue
             acct.cash += cash
+            acct.touched.add(code)
             if extra > 0:
                 scale = pos.volume / (pos.volume + extra)
                 pos.avg_price *= scale
@@ -1113,5 +1146,6 @@ class Broker:
                 name=item.instrument_name,
             )
             revalue(acct, pos)
+            acct.touched.add(item.stock_code)
         elif isinstance(item, OrderError):
             self._next_order_id = max(self._next_order_id, item.order_id + 1)
