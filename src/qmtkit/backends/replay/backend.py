@@ -373,19 +373,19 @@ class ReplayBackend:
             if fill != "next_open":
                 self._match_resting(k, "close")
             if last:
-                self._mark(k)
                 if fill == "next_open":
-                    self._record_day(day)
+                    self._close_day(k, day)
                     following = market.step_day(k + 1) if k + 1 < n else _next_day(day)
                     self.accounts.publish_many(self.broker.roll_day(following))
+                else:
+                    self._mark(k)
             woke = await self._publish_step(k)
             # Settle when anything could have woken a task: pushed records, reports, sleepers.
             if woke or self.accounts.report_count != reports or self.clock.woken != woken:
                 await self.idle.settle()
             woken = self.clock.woken
             if last and fill != "next_open":
-                self._mark(k)
-                self._record_day(day)
+                self._close_day(k, day)
             if self._progress is not None:
                 self._progress(k + 1, n, day)
         self._phase = "done"
@@ -617,9 +617,16 @@ class ReplayBackend:
 
         self.broker.mark_held(market.step_prices(k), last_close)
 
-    def _record_day(self, day: int) -> None:
+    def _close_day(self, k: int, day: int) -> None:
+        """Mark every holding at step ``k`` (the day's last) and snapshot every account."""
         market = self.market
         assert market is not None
+        now = self.clock.now_ms()
+
+        def last_close(code: str) -> float | None:
+            return market.last_close(code, now)  # no bar today (suspended): it stands
+
+        held = self.broker.mark_and_snapshot(market.step_prices(k), last_close)
         bench: float | None = None
         if self.spec.benchmark:
             if self._bench_cols is None:
@@ -629,13 +636,9 @@ class ReplayBackend:
             i = int(np.searchsorted(cols["time"], label, "left"))
             if i < len(cols["time"]) and int(cols["time"][i]) == label:
                 bench = float(cols["close"][i])
-        for account_id in sorted(self.broker.known_accounts):
-            self.recorder.record_day(
-                account_id,
-                day,
-                self.broker.asset(account_id),
-                self.broker.holdings(account_id),
-                bench,
+        for account_id in sorted(held):
+            self.recorder.record_day_columns(
+                account_id, day, self.broker.asset(account_id), held[account_id], bench
             )
 
     # ------------------------------------------------------------------ reports

@@ -148,6 +148,32 @@ class _Positions:
         self.usable.extend([h[2] for h in held])
         self.closes.extend([h[3] for h in held])
 
+    def add_columns(
+        self,
+        date: int,
+        codes: list[str],
+        volumes: list[int],
+        usable: list[int],
+        closes: list[float],
+    ) -> None:
+        """``add`` for rows given as columns (shares > 0), as the broker's day end gives them."""
+        ids = self._ids
+        numbers = list(map(ids.get, codes))
+        if None in numbers:
+            names = self.names
+            for j, code in enumerate(codes):
+                if numbers[j] is None:
+                    i = ids.get(code)  # listed twice in one day: a new name once only
+                    if i is None:
+                        i = ids[code] = len(names)
+                        names.append(code)
+                    numbers[j] = i
+        self.codes.extend(numbers)  # type: ignore[arg-type]  # no None left
+        self.dates.extend(array("i", [date]) * len(codes))
+        self.volumes.extend(volumes)
+        self.usable.extend(usable)
+        self.closes.extend(closes)
+
     def frame(self) -> pl.DataFrame:
         """The ``positions`` frame (``POSITION_COLUMNS``)."""
 
@@ -336,6 +362,24 @@ class Recorder:
         held = [h for h in holdings if h[1] > 0]
         if held:
             book.positions.add(date, held)
+        book.equity.append(
+            (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
+        )
+
+    def record_day_columns(
+        self,
+        account_id: str,
+        day: int,
+        asset: Asset,
+        held: tuple[list[str], list[int], list[int], list[float]],
+        benchmark: float | None,
+    ) -> None:
+        """``record_day`` with the holdings with shares as columns (codes, shares, sellable,
+        last prices): the broker's ``mark_and_snapshot``."""
+        book = self._book(account_id)
+        date = _epoch_day(day)
+        if held[0]:
+            book.positions.add_columns(date, *held)
         book.equity.append(
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )

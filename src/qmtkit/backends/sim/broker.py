@@ -87,6 +87,7 @@ from qmtkit.models import (
 __all__ = [
     "REMARK_BYTES",
     "Broker",
+    "HeldColumns",
     "Reject",
     "cut_remark",
     "limit_prices",
@@ -148,6 +149,20 @@ def _remaining(order: Order) -> int:
 
 def _is_open(order: Order) -> bool:
     return order.order_status not in _TERMINAL
+
+
+#: An account's holdings with shares, a column each: codes, shares, sellable shares, last prices.
+HeldColumns = tuple[list[str], list[int], list[int], list[float]]
+
+
+def _held_columns(acct: AccountState) -> HeldColumns:
+    held = [(code, p) for code, p in acct.positions.items() if p.volume > 0]
+    return (
+        [code for code, _ in held],
+        [p.volume for _, p in held],
+        [p.can_use for _, p in held],
+        [p.last_price for _, p in held],
+    )
 
 
 # --------------------------------------------------------------------------- the broker
@@ -362,18 +377,53 @@ class Broker:
         """
         accounts = list(self._accounts.values())
         if len(accounts) != 1:
-            marks = {}
-            for code in self.held_codes():
-                price = prices.get(code)
-                if price is None:
-                    price = fallback(code)
-                if price is not None:
-                    marks[code] = price
-            self.mark_to_market(marks)
+            self._mark_many(prices, fallback)
             return
+        self._mark_one(accounts[0], prices, fallback, None)
+
+    def mark_and_snapshot(
+        self, prices: Mapping[str, float], fallback: Callable[[str], float | None]
+    ) -> dict[str, HeldColumns]:
+        """``mark_held``, then every account's holdings with shares as columns (codes, shares,
+        sellable shares, last prices, in holding order): a backtest's day end.
+
+        With one account the holdings are read once for both (over a whole market a day's
+        thousands of holdings cost more in memory reads than in arithmetic).
+        """
+        accounts = list(self._accounts.values())
+        if len(accounts) != 1:
+            self._mark_many(prices, fallback)
+            return {acct.account_id: _held_columns(acct) for acct in accounts}
         acct = accounts[0]
+        columns: HeldColumns = ([], [], [], [])
+        self._mark_one(acct, prices, fallback, columns)
+        return {acct.account_id: columns}
+
+    def _mark_many(
+        self, prices: Mapping[str, float], fallback: Callable[[str], float | None]
+    ) -> None:
+        marks = {}
+        for code in self.held_codes():
+            price = prices.get(code)
+            if price is None:
+                price = fallback(code)
+            if price is not None:
+                marks[code] = price
+        self.mark_to_market(marks)
+
+    @staticmethod
+    def _mark_one(
+        acct: AccountState,
+        prices: Mapping[str, float],
+        fallback: Callable[[str], float | None],
+        columns: HeldColumns | None,
+    ) -> None:
+        """Mark one account's holdings; with ``columns``, append each held one's row to them."""
         price_of = prices.get
         unit_of = KNOWN_UNITS.get
+        if columns is not None:
+            add_code, add_volume = columns[0].append, columns[1].append
+            add_usable, add_price = columns[2].append, columns[3].append
         gained = lost = 0  # the change of the account's market value, summed once
         for code, pos in acct.positions.items():
             volume = pos.volume
@@ -382,24 +432,26 @@ class Broker:
             price = price_of(code)
             if price is None:
                 price = fallback(code)
-                if price is None:
-                    continue
-            if type(price) is not float or not 0.0 < price < math.inf:
-                if not is_finite(price) or price < 0:
-                    raise InvalidArgument(
-                        f"last price of {code!r} must be a finite price >= 0, got {price!r}"
-                    )
-                if price == 0:
-                    continue
-                price = float(price)
-            if pos.last_price != price:
-                pos.last_price = price
-                # revalue(), inlined: every holding every day (value_q only for a new price)
-                unit = unit_of(price)
-                q = volume * unit if unit is not None else value_q(volume, price)
-                gained += q
-                lost += pos.value
-                pos.value = q
+            if price is not None and price != pos.last_price:
+                if type(price) is not float or not 0.0 < price < math.inf:
+                    if not is_finite(price) or price < 0:
+                        raise InvalidArgument(
+                            f"last price of {code!r} must be a finite price >= 0, got {price!r}"
+                        )
+                    price = float(price)
+                if price != 0 and price != pos.last_price:
+                    pos.last_price = price
+                    # revalue(), inlined: every holding every day (value_q only for a new price)
+                    unit = unit_of(price)
+                    q = volume * unit if unit is not None else value_q(volume, price)
+                    gained += q
+                    lost += pos.value
+                    pos.value = q
+            if columns is not None:
+                add_code(code)
+                add_volume(volume)
+                add_usable(pos.can_use)
+                add_price(pos.last_price)
         acct.market_value += gained - lost
 
     # ------------------------------------------------------------------ reports
