@@ -294,3 +294,16 @@ def test_an_instrument_priced_from_the_timeline_equals_the_one_from_the_codes_co
             assert first.instrument(code, day) == second.instrument(code, day)
     assert second.instrument(A, DAYS[1]).PreClose == RISING[0][3]  # a step back
     assert second.instrument(A, DAYS[4]).PreClose == RISING[3][3]
+
+
+def test_step_prices_of_an_aligned_replay_read_each_codes_close_of_that_step(
+    tmp_path: Path,
+) -> None:
+    bars = {A: _bars(RISING), B: _bars(FLAT)}
+    market = _market(tmp_path, bars)
+    for k in range(len(market)):
+        prices = market.step_prices(k)
+        expected = {code: float(np.asarray(bars[code]["close"])[k]) for code in (A, B)}
+        assert dict(prices) == expected
+        assert [prices.get(code) for code in (A, B, C)] == [expected[A], expected[B], None]
+        assert type(prices[A]) is float and len(prices) == 2 and list(prices) == [A, B]

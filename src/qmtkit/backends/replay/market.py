@@ -18,7 +18,7 @@ no volume, is suspended (``IsTrading`` False).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -71,6 +71,30 @@ def _day_of(ms: int) -> int:
 def day_ms(day: int) -> int:
     """00:00 Beijing of ``day`` (``YYYYMMDD``) as Unix ms."""
     return int(yyyymmdd_to_ms(np.asarray([day]))[0])
+
+
+class StepPrices(Mapping[str, float]):
+    """Code -> price of one step of an aligned replay (every code, in code order): the step's
+    values as one list, looked up by the code's index; it never changes."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: list[float]) -> None:
+        self._index, self._values = index, values
+
+    def get(self, code: str, default: Any = None) -> Any:
+        """The price of ``code`` at this step, or ``default`` if it is not replayed."""
+        i = self._index.get(code)
+        return default if i is None else self._values[i]
+
+    def __getitem__(self, code: str) -> float:
+        return self._values[self._index[code]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 class ReplayMarket:
@@ -170,7 +194,7 @@ class ReplayMarket:
         self._long: dict[str, npt.NDArray[Any]] | None = None
         self._long_frame: pl.DataFrame | None = None
         self._prices_step = -1
-        self._prices: dict[str, float] = {}
+        self._prices: Mapping[str, float] = {}
         self._dividends: dict[str, list[Dividend]] = {}
         self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
         self._ex_index: dict[int, list[str]] | None = None
@@ -278,16 +302,19 @@ class ReplayMarket:
             )
         ]
 
-    def step_prices(self, k: int) -> dict[str, float]:
+    def step_prices(self, k: int) -> Mapping[str, float]:
         """Code -> close (last price for ticks) of every record of step ``k``."""
         if k != self._prices_step:
             cols = self.long_columns()
             a, b = self._bounds[k], self._bounds[k + 1]
             name = "lastPrice" if self.period == "tick" else "close"
-            names = self.codes
-            # Aligned steps hold every code, in code order.
-            keys = names if self._aligned else [names[i] for i in self.rec_code[a:b].tolist()]
-            self._prices = dict(zip(keys, cols[name][a:b].tolist(), strict=True))
+            if self._aligned:
+                # Every code, in code order: the codes' own index finds a price (a map of
+                # every code built each step cost more than the day's mark of the held ones).
+                self._prices = StepPrices(self._code_index, cols[name][a:b].tolist())
+            else:
+                keys = [self.codes[i] for i in self.rec_code[a:b].tolist()]
+                self._prices = dict(zip(keys, cols[name][a:b].tolist(), strict=True))
             self._prices_step = k
         return self._prices
 
