@@ -429,6 +429,8 @@ _SELL = int(OrderType.STOCK_SELL)
 _FIX_PRICE = int(PriceType.FIX_PRICE)
 _LATEST_PRICE = int(PriceType.LATEST_PRICE)
 _ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
+#: Report items that belong to no order (most of a fill's reports).
+_STATE_ITEMS = frozenset((Asset, Position))
 _INF = float("inf")
 
 
@@ -505,6 +507,25 @@ class Account:
         fanout = self._fanout
         listeners = self._listeners
         handles = self._handles
+        if not fanout.watched and not listeners:
+            # Nobody reads the stream (the usual order path): only the order handles.
+            for report in reports:
+                seq = report.seq
+                if seq > 0:
+                    if seq <= cursor.last:
+                        continue
+                    cursor.last = seq
+                item = report.item
+                if type(item) in _STATE_ITEMS:
+                    continue
+                if isinstance(item, _ORDER_EVENTS):
+                    ref = handles.get(item.order_id)
+                    handle = ref() if ref is not None else None
+                    if handle is not None:
+                        handle._on_item(item)
+                    elif self._inflight > 0:
+                        self._early.setdefault(item.order_id, []).append(item)
+            return
         for report in reports:
             seq = report.seq
             if seq > 0:  # ReportCursor.take, inlined: this runs for every report
@@ -623,11 +644,16 @@ class Account:
         handle = self._submit_now(req)
         return handle if handle is not None else await self._submit_waiting(req)
 
-    def _submit_now(self, req: SubmitOrder) -> OrderHandle | None:
-        """The order's handle if the venue answers it at once; None: nothing was sent."""
+    def _submit_now(self, req: SubmitOrder, *, in_task: bool = True) -> OrderHandle | None:
+        """The order's handle if the venue answers it at once; None: nothing was sent.
+
+        ``in_task``: the caller is a task of the client's loop (``buy``, ``order``), so a
+        venue that answers its own tasks' orders at once (a backtest) may answer it too.
+        """
         self._inflight += 1
         try:
-            reply = self.client._request_now(req)
+            client = self.client
+            reply = client._request_in_task(req) if in_task else client._request_now(req)
             return None if reply is None else self._handle_of(req, reply)
         finally:
             self._inflight -= 1
@@ -681,7 +707,8 @@ class Account:
                 strategy_name,
                 order_remark,
                 seq,
-            )
+            ),
+            in_task=False,
         )
 
     def _handle_of(self, req: SubmitOrder, reply: Reply) -> OrderHandle:
@@ -874,6 +901,12 @@ class Client:
         self._send_soon: Callable[[Request], Awaitable[Reply | BaseException] | None] | None = (
             getattr(backend, "send_now", None)
         )
+        # A venue that answers an order placed by one of the client's own tasks at once, but
+        # not one placed from outside a task (a backtest: the replay's idle test follows
+        # tasks): ``await account.buy(...)`` skips the request's chain of coroutines there.
+        self._answer_in_task: Callable[[Request], Reply | None] | None = (
+            self._answer_now or getattr(backend, "answer_in_task", None)
+        )
         self.home = home
         self._info: BackendInfo | None = None
         self._tg: TaskGroup | None = None
@@ -950,6 +983,22 @@ class Client:
         if self._closed or self._info is None:
             self._check_open()  # raises
         answer = self._answer_now
+        if answer is None:
+            return None
+        try:
+            return answer(req)
+        except QmtkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _request_in_task(self, req: Request) -> Reply | None:
+        """``_request_now`` for a caller that is a task of this client's loop."""
+        if self._closed or self._info is None:
+            self._check_open()  # raises
+        answer = self._answer_in_task
         if answer is None:
             return None
         try:

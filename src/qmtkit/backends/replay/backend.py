@@ -760,6 +760,19 @@ class ReplayBackend:
             return reply
         raise InvalidArgument(f"a backtest does not understand request {req!r}")
 
+    def answer_in_task(self, req: msg.Request) -> msg.Reply | None:
+        """An order from a task of the client's loop, answered at once (None: ``request``).
+
+        Placing an order never waits here; the reports reach the sink before this returns,
+        as with ``request``. Not ``request_now``: an order placed from outside a task (the
+        xtquant shim's callback thread) keeps the ordinary path, which the replay's holds
+        follow.
+        """
+        if type(req) is not msg.SubmitOrder:
+            return None
+        self._need_market()
+        return self._submit(req, self.clock.now_ms())
+
     def record_refusal(self, req: msg.SubmitOrder, message: str) -> None:
         """List an order the risk chain refused (it never reaches the broker) in the result."""
         self.recorder.on_refusal(req, message, self.clock.now_ms())

@@ -61,6 +61,10 @@ class Idle:
 
     async def settle(self) -> None:
         """Return once no other task can run and nothing holds the replay."""
+        if self._holds == 0 and _nothing_ready():
+            # Nobody was woken since the caller last yielded (the usual open of a step whose
+            # fills woke no one): a round of the loop would only find that out again.
+            return
         while True:
             await _loop_quiet()
             if self._holds == 0:
@@ -68,6 +72,16 @@ class Idle:
             if self._released is None:
                 self._released = anyio.Event()
             await self._released.wait()
+
+
+def _nothing_ready() -> bool:
+    """True when the running asyncio loop has no runnable handle queued (False if unknown)."""
+    try:
+        loop: Any = asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - trio
+        return False
+    ready = getattr(loop, "_ready", None)
+    return ready is not None and not ready
 
 
 async def _loop_quiet() -> None:

@@ -189,9 +189,23 @@ class PaperAccounts:
         sink = self._sink
         if sink is not None:
             streaming = self.streaming
+            many = self._push_many
+            if many is None:
+                for report in reports:
+                    if report.account_id in streaming:
+                        sink.on_report(report)
+                return
+            # A sink that takes an account's reports in one call gets each run of one
+            # account in one call (a step's fills: one call per run, not per report).
+            run: list[AccountReport] = []
             for report in reports:
                 if report.account_id in streaming:
-                    sink.on_report(report)
+                    if run and run[0].account_id != report.account_id:
+                        many(run)
+                        run = []
+                    run.append(report)
+            if run:
+                many(run)
 
     def _observe_all(self, n: int, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
         self.report_count += n
