@@ -83,3 +83,15 @@ def test_a_restored_broker_values_its_holdings_like_the_one_that_wrote_the_repor
         initial_cash=1_000_000.0,
     )
     assert restored.asset(ACC).market_value == broker.asset(ACC).market_value == 46_000.0
+
+
+def test_value_q_is_exact_across_the_prices_a_float_holds() -> None:
+    from qmtkit.backends.sim.accounts import EXACT_BELOW, EXACT_FROM, VALUE_SCALE, value_q
+
+    rng = random.Random(3)
+    prices = [(1 + rng.random()) * 2.0 ** rng.uniform(-27, 40) for _ in range(2000)]
+    prices += [round(rng.uniform(0.01, 3000), 2) for _ in range(2000)]
+    prices += [EXACT_FROM, EXACT_FROM * 2, EXACT_BELOW, EXACT_BELOW / 2, 1e308, 2.0**-28]
+    for price in prices:
+        volume = rng.randint(0, 10**9)
+        assert Fraction(value_q(volume, price), VALUE_SCALE) == volume * Fraction(price)

@@ -6,7 +6,6 @@ money arithmetic they share: prices in thousandths of a yuan (li), amounts in wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qmtkit.models import Order, Trade
@@ -69,26 +68,23 @@ def value_q(volume: int, price: float) -> int:
     and removing terms equals the one summed afresh. A price below 2**-28 CNY (no traded
     price is) is truncated to the scale.
     """
-    unit = _UNITS.get(price)
-    if unit is not None:
-        return volume * unit
+    if type(price) is float and EXACT_FROM <= price < EXACT_BELOW:
+        # A float >= 2**-27 is a whole multiple of 2**-80 (53 bits of mantissa), so scaling
+        # it by 2**80 is exact and so is int(): no fraction and no remembered units, whose
+        # table (a whole market's prices) was a cache miss per holding-day.
+        return volume * int(price * SCALE_F)
     n, d = price.as_integer_ratio()
     if d > VALUE_SCALE:
         return volume * n * VALUE_SCALE // d
-    unit = n * (VALUE_SCALE // d)
-    if len(_UNITS) >= _UNITS_MAX:
-        _UNITS.clear()
-    _UNITS[price] = unit
-    return volume * unit
+    return volume * n * (VALUE_SCALE // d)
 
 
-#: ``value_q(1, price)`` by price: a backtest values every holding every day, and prices on
-#: the cent grid repeat. Emptied when full: bounded memory.
-_UNITS: dict[float, int] = {}
-_UNITS_MAX = 1 << 16
-#: The remembered units, for a hot loop to read without a call (read only there: a miss goes
-#: through ``value_q``, which fills it; it is emptied in place, so a reference stays valid).
-KNOWN_UNITS: Mapping[float, int] = _UNITS
+#: ``VALUE_SCALE`` as a float (a power of two: multiplying by it is exact).
+SCALE_F = float(VALUE_SCALE)
+#: From this price (2**-27 CNY) up to ``EXACT_BELOW`` (far from a float's overflow once scaled)
+#: ``int(price * SCALE_F)`` is ``value_q(1, price)`` exactly.
+EXACT_FROM = 2.0**-27
+EXACT_BELOW = 2.0**900
 
 
 def revalue(acct: AccountState, pos: Holding) -> None:

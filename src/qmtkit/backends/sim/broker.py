@@ -44,7 +44,9 @@ import msgspec
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.accounts import (
-    KNOWN_UNITS,
+    EXACT_BELOW,
+    EXACT_FROM,
+    SCALE_F,
     VALUE_SCALE,
     AccountState,
     Holding,
@@ -420,7 +422,6 @@ class Broker:
     ) -> None:
         """Mark one account's holdings; with ``columns``, append each held one's row to them."""
         price_of = prices.get
-        unit_of = KNOWN_UNITS.get
         if columns is not None:
             add_code, add_volume = columns[0].append, columns[1].append
             add_usable, add_price = columns[2].append, columns[3].append
@@ -441,9 +442,12 @@ class Broker:
                     price = float(price)
                 if price != 0 and price != pos.last_price:
                     pos.last_price = price
-                    # revalue(), inlined: every holding every day (value_q only for a new price)
-                    unit = unit_of(price)
-                    q = volume * unit if unit is not None else value_q(volume, price)
+                    # revalue(), inlined: every holding every day (value_q's exact scaling)
+                    q = (
+                        volume * int(price * SCALE_F)
+                        if EXACT_FROM <= price < EXACT_BELOW
+                        else value_q(volume, price)
+                    )
                     gained += q
                     lost += pos.value
                     pos.value = q
