@@ -9,7 +9,7 @@ import pytest
 
 from qmtkit.errors import ClosedError, InvalidArgument
 from qmtkit.models import Bar, Tick
-from qmtkit.streams import QuoteFanout, ReportFanout, merge_latest, quote_key
+from qmtkit.streams import EventMaker, QuoteFanout, ReportFanout, merge_latest, quote_key
 
 
 def tick(code: str, n: int) -> Tick:
@@ -381,3 +381,11 @@ async def test_a_report_fanout_is_watched_exactly_while_a_consumer_is_attached()
     assert got == [2]
     await second.aclose()
     assert not fanout.watched and fanout.retained == 0
+
+
+async def test_an_event_maker_makes_fresh_unset_events_of_the_running_backend() -> None:
+    make = EventMaker()
+    first, second = make(), make()
+    assert first is not second and type(first) is type(second)
+    first.set()
+    assert first.is_set() and not second.is_set()

@@ -101,6 +101,7 @@ from qmtkit.risk.limits import RiskLimits
 from qmtkit.risk.refusal import error_id_of
 from qmtkit.streams import (
     DEFAULT_MAX_RECORDS,
+    EventMaker,
     QuoteConsumer,
     QuoteFanout,
     ReportConsumer,
@@ -358,7 +359,7 @@ class OrderHandle:
 
     def _next_change(self) -> anyio.Event:
         if self._changed is None:
-            self._changed = anyio.Event()
+            self._changed = self.account._new_event()
         return self._changed
 
     def _close(self) -> None:
@@ -459,6 +460,8 @@ class Account:
         self._early: dict[int, list[OrderEvent]] = {}
         self._inflight = 0
         self._listeners: tuple[Callable[[AccountReport], None], ...] = ()
+        #: Makes the events its order handles wait on (one backend lookup for all of them).
+        self._new_event = EventMaker()
 
     def __repr__(self) -> str:
         return f"Account({self.account_id!r}, {self.account_type.name})"

@@ -30,6 +30,33 @@ T = TypeVar("T")
 DEFAULT_MAX_RECORDS = 100_000
 
 
+class EventMaker:
+    """Makes ``anyio.Event`` objects, asking for the running async library only once.
+
+    ``anyio.Event()`` looks the async backend up on every call (~10 us on asyncio, where the
+    event itself costs well under one): a waiter made for every batch or report paid that
+    each time. The first event made inside an event loop gives the backend's own class, which
+    makes the rest. One maker serves one object's waiters (all on one loop).
+    """
+
+    __slots__ = ("_cls",)
+
+    def __init__(self) -> None:
+        self._cls: Callable[[], anyio.Event] | None = None
+
+    def __call__(self) -> anyio.Event:
+        """A new, unset event."""
+        cls = self._cls
+        if cls is not None:
+            return cls()
+        event = anyio.Event()
+        if type(event).__module__.startswith("anyio._backends."):
+            # A backend's event (not the adapter made outside any loop): its class needs
+            # no lookup.
+            self._cls = type(event)
+        return event
+
+
 def quote_key(record: object) -> Hashable:
     """The merge key of a quote record: the code for ticks, (code, bar time) for bars."""
     if isinstance(record, Bar):
@@ -65,7 +92,16 @@ class QuoteConsumer(Generic[R]):
     ``dropped`` counts the records merged away because this consumer was too slow.
     """
 
-    __slots__ = ("_count", "_fanout", "_pending", "_waiter", "closed", "dropped", "max_records")
+    __slots__ = (
+        "_count",
+        "_fanout",
+        "_new_event",
+        "_pending",
+        "_waiter",
+        "closed",
+        "dropped",
+        "max_records",
+    )
 
     def __init__(self, fanout: QuoteFanout[R], max_records: int) -> None:
         self._fanout = fanout
@@ -75,6 +111,7 @@ class QuoteConsumer(Generic[R]):
         self._pending: deque[list[R]] = deque()
         self._count = 0
         self._waiter: anyio.Event | None = None
+        self._new_event = EventMaker()
 
     @property
     def pending(self) -> int:
@@ -120,7 +157,7 @@ class QuoteConsumer(Generic[R]):
             if self.closed or self._fanout.closed:
                 self._detach()
                 raise StopAsyncIteration
-            waiter = self._waiter = anyio.Event()
+            waiter = self._waiter = self._new_event()
             try:
                 await waiter.wait()
             except BaseException:
@@ -339,6 +376,7 @@ class ReportFanout(Generic[T]):
         #: (nothing is kept for no one).
         self.watched = False
         self._event: anyio.Event | None = None
+        self._new_event = EventMaker()
         self._reads = 0
 
     @property
@@ -384,7 +422,7 @@ class ReportFanout(Generic[T]):
 
     def _new_item(self) -> anyio.Event:
         if self._event is None:
-            self._event = anyio.Event()
+            self._event = self._new_event()
         return self._event
 
     def _advanced(self, reads: int = 1) -> None:
@@ -429,6 +467,7 @@ class ReportFanout(Generic[T]):
 
 __all__ = [
     "DEFAULT_MAX_RECORDS",
+    "EventMaker",
     "QuoteConsumer",
     "QuoteFanout",
     "ReportConsumer",
