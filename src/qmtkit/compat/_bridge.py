@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from qmtkit.compat._affinity import Follower
 from qmtkit.compat._lending import LendingLoop, NotLent, new_loop
 from qmtkit.errors import BackendUnavailable, ClosedError, QmtkitError
 
@@ -132,6 +133,8 @@ class Dispatcher:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        # Its wake-ups are queued on the CPU of the thread that hands it work (_affinity).
+        self._follower = Follower(self._thread.native_id)
 
     @property
     def thread(self) -> threading.Thread:
@@ -149,6 +152,7 @@ class Dispatcher:
             if self._closed:
                 return
             self._items.append((fn, args))
+            self._follower.follow()
             self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
