@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
@@ -884,6 +884,26 @@ class Account:
 # --------------------------------------------------------------------------- client
 
 
+_R = TypeVar("_R")
+
+
+def _backend_error(req: Request, exc: Exception) -> BackendError:
+    """A backend's own failure on ``req``, as qmtkit's error."""
+    return BackendError(f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}")
+
+
+def _answer_with(answer: Callable[[Request], _R] | None, req: Request) -> _R | None:
+    """``answer(req)`` (None if there is no such answerer); a backend's own failure is wrapped."""
+    if answer is None:
+        return None
+    try:
+        return answer(req)
+    except QmtkitError:
+        raise
+    except Exception as exc:
+        raise _backend_error(req, exc) from exc
+
+
 class Client:
     """A live connection to one backend; made by ``connect()``.
 
@@ -985,33 +1005,13 @@ class Client:
         """``request`` answered without waiting, by a venue that can (None: it cannot)."""
         if self._closed or self._info is None:
             self._check_open()  # raises
-        answer = self._answer_now
-        if answer is None:
-            return None
-        try:
-            return answer(req)
-        except QmtkitError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
-            ) from exc
+        return _answer_with(self._answer_now, req)
 
     def _request_in_task(self, req: Request) -> Reply | None:
         """``_request_now`` for a caller that is a task of this client's loop."""
         if self._closed or self._info is None:
             self._check_open()  # raises
-        answer = self._answer_in_task
-        if answer is None:
-            return None
-        try:
-            return answer(req)
-        except QmtkitError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
-            ) from exc
+        return _answer_with(self._answer_in_task, req)
 
     def _send_now(self, req: Request) -> Awaitable[Reply | BaseException] | None:
         """Send ``req`` without waiting where the backend can; what its answer will be.
@@ -1021,17 +1021,7 @@ class Client:
         """
         if self._closed or self._info is None:
             self._check_open()  # raises
-        send = self._send_soon
-        if send is None:
-            return None
-        try:
-            return send(req)
-        except QmtkitError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
-            ) from exc
+        return _answer_with(self._send_soon, req)
 
     async def request(self, req: Request) -> Reply:
         """Send one raw request to the backend (the seam's own messages); errors are qmtkit's."""
@@ -1041,9 +1031,7 @@ class Client:
         except QmtkitError:
             raise
         except Exception as exc:
-            raise BackendError(
-                f"the backend failed on {type(req).__name__}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _backend_error(req, exc) from exc
 
     # ----------------------------------------------------------------- events (EventSink)
 
