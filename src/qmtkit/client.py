@@ -509,7 +509,7 @@ class Account:
         cursor = self._cursor
         fanout = self._fanout
         listeners = self._listeners
-        handles = self._handles
+        to_handle = self._to_handle
         if not fanout.watched and not listeners:
             # Nobody reads the stream (the usual order path): only the order handles.
             for report in reports:
@@ -522,12 +522,7 @@ class Account:
                 if type(item) in _STATE_ITEMS:
                     continue
                 if isinstance(item, _ORDER_EVENTS):
-                    ref = handles.get(item.order_id)
-                    handle = ref() if ref is not None else None
-                    if handle is not None:
-                        handle._on_item(item)
-                    elif self._inflight > 0:
-                        self._early.setdefault(item.order_id, []).append(item)
+                    to_handle(item)
             return
         for report in reports:
             seq = report.seq
@@ -544,12 +539,16 @@ class Account:
                     log.exception("report listener %r failed", listener)
             item = report.item
             if isinstance(item, _ORDER_EVENTS):
-                ref = handles.get(item.order_id)
-                handle = ref() if ref is not None else None
-                if handle is not None:
-                    handle._on_item(item)
-                elif self._inflight > 0:
-                    self._early.setdefault(item.order_id, []).append(item)
+                to_handle(item)
+
+    def _to_handle(self, item: OrderEvent) -> None:
+        """Hand an order event to its handle, or keep it for a handle still being made."""
+        ref = self._handles.get(item.order_id)
+        handle = ref() if ref is not None else None
+        if handle is not None:
+            handle._on_item(item)
+        elif self._inflight > 0:
+            self._early.setdefault(item.order_id, []).append(item)
 
     def _close(self) -> None:
         self._fanout.close()
