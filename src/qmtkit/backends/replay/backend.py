@@ -440,68 +440,81 @@ class ReplayBackend:
         """The book an order on ``code`` meets at step ``k`` in ``phase`` (None: no trading)."""
         market = self.market
         assert market is not None
-        bar = None
         if self.spec.period != "tick":
             bar = market.bar_at(code, k)
             if bar is None:
                 return None
-        elif market.position(code, k) is None:
-            return None
-        inst = market.instrument(code, self.broker.day)
-        if not inst.IsTrading:
-            return None
-        if self.spec.period == "tick":
-            tick = market.ticks([code], market.step_close(k))
-            if not tick:
+            inst = market.instrument(code, self.broker.day)
+            quote = self._quote(bar, inst, phase, limit)
+            if quote is None:
                 return None
-            t = tick[0]
-            # Cached books count lots of 100; the broker reads shares.
+            ask, bid, cap = quote
+            opn, high, low, close, volume = bar
+            asks = [] if ask is None else [ask]
+            bids = [] if bid is None else [bid]
             return Tick(
                 stock_code=code,
-                time=t.time,
-                lastPrice=t.lastPrice,
-                open=t.open,
-                high=t.high,
-                low=t.low,
-                lastClose=t.lastClose,
-                amount=t.amount,
-                volume=t.volume,
-                askPrice=t.askPrice,
-                bidPrice=t.bidPrice,
-                askVol=[v * _LOT for v in t.askVol],
-                bidVol=[v * _LOT for v in t.bidVol],
-            )
-        assert bar is not None  # a bar period's record, read above
-        opn, high, low, close, volume = bar
-        spec = self.spec
-        cap = int(volume * _LOT * spec.participation) // _LOT * _LOT  # _cap, inlined
-        if cap <= 0:
-            return None
-        up, down = inst.UpStopPrice, inst.DownStopPrice
-        if phase == "open" and not spec.slippage:
-            # next_open's book, the usual one: the open on both sides, no slippage to add.
-            ask = bid = opn
-            ask_p = bid_p = round(opn, 3)
-            if up > 0 and ask_p > up:
-                ask_p = up
-            if down > 0 and bid_p < down:
-                bid_p = down
-            return Tick(
-                stock_code=code,
-                time=market.step_open(k),
-                lastPrice=opn,
+                time=market.step_open(k) if phase == "open" else market.step_close(k),
+                lastPrice=opn if phase == "open" else close,
                 open=opn,
                 high=high,
                 low=low,
                 lastClose=inst.PreClose,
                 amount=0.0,
                 volume=volume,
-                # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower.
-                askPrice=[] if up > 0 and ask >= up - _EPS else [ask_p],
-                bidPrice=[] if down > 0 and bid <= down + _EPS else [bid_p],
-                askVol=[] if up > 0 and ask >= up - _EPS else [cap],
-                bidVol=[] if down > 0 and bid <= down + _EPS else [cap],
+                askPrice=asks,
+                bidPrice=bids,
+                askVol=[cap] * len(asks),
+                bidVol=[cap] * len(bids),
             )
+        if market.position(code, k) is None:
+            return None
+        inst = market.instrument(code, self.broker.day)
+        if not inst.IsTrading:
+            return None
+        tick = market.ticks([code], market.step_close(k))
+        if not tick:
+            return None
+        t = tick[0]
+        # Cached books count lots of 100; the broker reads shares.
+        return Tick(
+            stock_code=code,
+            time=t.time,
+            lastPrice=t.lastPrice,
+            open=t.open,
+            high=t.high,
+            low=t.low,
+            lastClose=t.lastClose,
+            amount=t.amount,
+            volume=t.volume,
+            askPrice=t.askPrice,
+            bidPrice=t.bidPrice,
+            askVol=[v * _LOT for v in t.askVol],
+            bidVol=[v * _LOT for v in t.bidVol],
+        )
+
+    def _quote(
+        self,
+        bar: tuple[float, float, float, float, int],
+        inst: InstrumentDetail,
+        phase: str,
+        limit: float | None = None,
+    ) -> tuple[float | None, float | None, int] | None:
+        """What a bar's book offers in ``phase``: (ask, bid, shares a side); a side is None
+        when locked at its limit; None: no trading (suspended, or no volume to take).
+
+        The one place the fill models' prices are worked out: ``_book`` makes a ``Tick`` of
+        them, the resting orders' fills (``_match_resting``) hand them to the broker as they
+        are.
+        """
+        if not inst.IsTrading:
+            return None
+        opn, high, low, close, volume = bar
+        spec = self.spec
+        cap = int(volume * _LOT * spec.participation) // _LOT * _LOT  # _cap, inlined
+        if cap <= 0:
+            return None
+        up, down = inst.UpStopPrice, inst.DownStopPrice
         fill = spec.fill
         if phase == "open":
             ask = bid = opn
@@ -510,13 +523,15 @@ class ReplayBackend:
             bid = ask
         else:
             ask = bid = close
-        tick_size = inst.PriceTick or 0.01
-        slip = spec.slippage * tick_size
-        ask_p, bid_p = round(ask + slip, 3), round(bid - slip, 3)
-        if up > 0:
-            ask_p = min(ask_p, up)
-        if down > 0:
-            bid_p = max(bid_p, down)
+        if spec.slippage:
+            slip = spec.slippage * (inst.PriceTick or 0.01)
+            ask_p, bid_p = round(ask + slip, 3), round(bid - slip, 3)
+        else:
+            ask_p = bid_p = round(ask, 3)
+        if up > 0 and ask_p > up:
+            ask_p = up
+        if down > 0 and bid_p < down:
+            bid_p = down
         if fill == "qmt" and limit is not None and phase != "open":
             # Slippage never takes a qmt fill that crosses past the order's own limit.
             if ask <= limit + _EPS:
@@ -524,22 +539,10 @@ class ReplayBackend:
             if bid >= limit - _EPS:
                 bid_p = max(bid_p, limit)
         # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower one.
-        asks = [] if up > 0 and ask >= up - _EPS else [ask_p]
-        bids = [] if down > 0 and bid <= down + _EPS else [bid_p]
-        return Tick(
-            stock_code=code,
-            time=market.step_open(k) if phase == "open" else market.step_close(k),
-            lastPrice=opn if phase == "open" else close,
-            open=opn,
-            high=high,
-            low=low,
-            lastClose=inst.PreClose,
-            amount=0.0,
-            volume=volume,
-            askPrice=asks,
-            bidPrice=bids,
-            askVol=[cap] * len(asks),
-            bidVol=[cap] * len(bids),
+        return (
+            None if up > 0 and ask >= up - _EPS else ask_p,
+            None if down > 0 and bid <= down + _EPS else bid_p,
+            cap,
         )
 
     def _cap(self, volume: int) -> int:
@@ -558,10 +561,25 @@ class ReplayBackend:
         # One publish for the step's fills, in code order: a backtest journals nothing, so
         # the per-code units a live venue writes would only cost a call per code.
         pairs: list[tuple[str, TradeReportItem]] = []
-        for code in broker.resting_codes:
-            book = self._book(code, k, phase)
-            if book is not None:
-                pairs += broker.on_tick(book, now)
+        if self.spec.period == "tick":
+            for code in broker.resting_codes:
+                book = self._book(code, k, phase)
+                if book is not None:
+                    pairs += broker.on_tick(book, now)
+        else:
+            # A bar's book is one level a side: the broker meets its numbers (``on_bar``),
+            # no ``Tick`` is made for it.
+            market = self.market
+            assert market is not None
+            day = broker.day
+            time = market.step_open(k) if phase == "open" else market.step_close(k)
+            for code in broker.resting_codes:
+                bar = market.bar_at(code, k)
+                if bar is None:
+                    continue
+                quote = self._quote(bar, market.instrument(code, day), phase)
+                if quote is not None:
+                    pairs += broker.on_bar(code, time, quote[0], quote[1], quote[2], now)
         self.accounts.publish_many(pairs)
         self._collect_taxes()
 

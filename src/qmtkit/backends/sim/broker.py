@@ -844,6 +844,16 @@ class Broker:
             one: list[TradeReportItem] = []
             self._match(acct, acct.orders[oid], tick, now_ms, one)
             return [(account_id, item) for item in one]
+        result: list[tuple[str, TradeReportItem]] = []
+        for order, account_id in self._ranked(resting):
+            out: list[TradeReportItem] = []
+            self._match(self._accounts[account_id], order, tick, now_ms, out)
+            result.extend((account_id, item) for item in out)
+        return result
+
+    def _ranked(self, resting: dict[int, str]) -> list[tuple[Order, str]]:
+        """A code's resting ``(order, account id)``: buys best (highest) price first, then
+        sells lowest first, ties by order id (the order a new book meets them in)."""
         entries = [(self._accounts[a].orders[oid], a) for oid, a in resting.items()]
         buys = sorted(
             (e for e in entries if e[0].order_type == _BUY),
@@ -853,11 +863,49 @@ class Broker:
             (e for e in entries if e[0].order_type == _SELL),
             key=lambda e: (li(e[0].price), e[0].order_id),
         )
+        return buys + sells
+
+    def on_bar(
+        self,
+        code: str,
+        time: int,
+        ask: float | None,
+        bid: float | None,
+        volume: int,
+        now_ms: int,
+    ) -> list[tuple[str, TradeReportItem]]:
+        """``on_tick`` for a book of one level a side, given by its numbers: buys meet
+        ``ask``, sells ``bid`` (None: nobody sells, or buys, there), ``volume`` shares each,
+        at book time ``time``.
+
+        The same fills and reports, in the same order, as ``on_tick`` with the ``Tick`` of
+        those levels (the same ranking, ledger and ``_fill``), without making the ``Tick``:
+        a backtest's bars bring such a book for nearly every fill.
+        """
+        if type(now_ms) is not int or now_ms < 0:
+            self._check_time(now_ms)
+        resting = self._resting.get(code)
+        if not resting:
+            return []
+        if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
+            ((oid, account_id),) = resting.items()
+            entries = [(self._accounts[account_id].orders[oid], account_id)]
+        else:
+            entries = self._ranked(resting)
+        take = self._ledger.take_level
         result: list[tuple[str, TradeReportItem]] = []
-        for order, account_id in buys + sells:
-            out: list[TradeReportItem] = []
-            self._match(self._accounts[account_id], order, tick, now_ms, out)
-            result.extend((account_id, item) for item in out)
+        for order, account_id in entries:
+            if order.order_status in _TERMINAL:
+                continue
+            buy = order.order_type == _BUY
+            want = order.order_volume - order.traded_volume
+            qty, price_li = take(code, time, buy, ask if buy else bid, volume, order.price, want)
+            if qty:
+                out: list[TradeReportItem] = []
+                price = ask if buy else bid
+                assert price is not None  # something was taken at it
+                self._fill(self._accounts[account_id], order, price, price_li, qty, now_ms, out)
+                result.extend((account_id, item) for item in out)
         return result
 
     def resting_on(self, code: str) -> list[tuple[int, int, float]]:

@@ -39,25 +39,37 @@ class _Tick:
     """
 
     __slots__ = ("asks", "bids", "book", "time", "used")
+    time: int
+    #: shares already taken by (side, price in li)
+    used: dict[tuple[int, int], int]
+    #: the book in force (None: a one-level bar met by its numbers, ``take_level``)
+    book: Tick | None
+    asks: Levels | None
+    bids: Levels | None
 
-    def __init__(self, book: Tick) -> None:
-        self.renew(book)
+    def __init__(self, book: Tick | None, time: int = 0) -> None:
+        if book is not None:
+            self.renew(book)
+        else:  # a one-level bar met through ``take_level``: no Tick to read levels from
+            self.time = time
+            self.used = {}
+            self.book = self.asks = self.bids = None
 
     def renew(self, book: Tick) -> None:
         """Take ``book`` as a new tick: its time, nothing taken yet."""
         self.time = book.time
-        #: shares already taken by (side, price in li)
-        self.used: dict[tuple[int, int], int] = {}
+        self.used = {}
         self.read(book)
 
     def read(self, book: Tick) -> None:
         """Take ``book`` as the one in force; its levels are read when first asked."""
         self.book = book
-        self.asks: Levels | None = None
-        self.bids: Levels | None = None
+        self.asks = None
+        self.bids = None
 
     def levels(self, buy: bool) -> Levels:
         """The usable levels a buy (the asks) or a sell (the bids) may trade with."""
+        assert self.book is not None  # ``_tick`` reads the book it is asked about first
         if buy:
             asks = self.asks
             if asks is None:
@@ -147,6 +159,46 @@ class BookLedger:
             key = (side, li)
             used[key] = used.get(key, 0) + qty
         return pieces
+
+    def take_level(
+        self,
+        code: str,
+        time: int,
+        buy: bool,
+        price: float | None,
+        volume: int,
+        limit: float,
+        want: int,
+    ) -> tuple[int, int]:
+        """``take`` against a book of ``code`` at ``time`` with one level on the order's side
+        (``price``, ``volume`` shares; None: no level), without a ``Tick``: an order that
+        buys (``buy``) or sells at ``limit`` and wants ``want`` shares gets ``(shares,
+        price in li)``, the shares counted as taken for the rest of the tick.
+
+        The same counting as ``take``: a bar's book, which a backtest brings for nearly
+        every fill, is met without building one.
+        """
+        entry = self._ticks.get(code)
+        if entry is None:
+            entry = self._ticks[code] = _Tick(None, time)
+        elif entry.time != time:  # the code's next tick, as ``_tick`` renews it
+            entry.time = time
+            entry.used = {}
+            entry.book = entry.asks = entry.bids = None
+        if price is None or not (price > 0 and volume > 0):
+            return 0, 0
+        li = round(price * 1000)
+        if li > round(limit * 1000) if buy else li < round(limit * 1000):
+            return 0, li
+        key = (_BUY if buy else _SELL, li)
+        used = entry.used
+        taken = used.get(key, 0)
+        free = volume - taken
+        if free <= 0:
+            return 0, li
+        qty = free if free < want else want
+        used[key] = taken + qty
+        return qty, li
 
     def fillable(self, order: Order, book: Tick) -> int:
         """Shares of ``book`` the order could trade with now."""

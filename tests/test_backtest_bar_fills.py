@@ -1,0 +1,366 @@
+"""A bar's fills without a ``Tick``: ``Broker.on_bar`` and the replay's resting-order path that
+uses it give exactly what the general path (``on_tick`` against the ``Tick`` of the same
+one-level book) gives: the same reports in the same order, the same state, the same result
+frames, over partial fills under the participation cap, slippage, locked limit days,
+suspensions, several orders on one code, two accounts and the ``close`` and ``qmt`` models."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from qmtkit.backends.replay import ReplayBackend
+from qmtkit.backends.sim.broker import Broker
+from qmtkit.backtest.runner import BarContext, run_backtest
+from qmtkit.client import Account, Client
+from qmtkit.data.cache import Cache
+from qmtkit.data.calendar import ms_to_yyyymmdd, trading_days, yyyymmdd_to_ms
+from qmtkit.errors import InvalidArgument
+from qmtkit.models import Tick, TradeReportItem
+from support.broker import BUY, DAY, SELL, T0, instrument, order
+
+CODE = "600000.SH"
+ACCOUNTS = ("A1", "A2")
+
+
+# --------------------------------------------------------------------------- the broker
+
+
+def _resting_broker(quiet: bool) -> Broker:
+    """Two accounts with buys and sells resting on CODE at several limits (both hold shares)."""
+    broker = Broker(initial_cash=10_000_000.0, allow_new_accounts=False)
+    for acc in ACCOUNTS:
+        broker.open_account(acc)
+    seed = Tick(
+        stock_code=CODE,
+        time=T0 - 60_000,
+        lastPrice=10.0,
+        open=10.0,
+        high=10.0,
+        low=10.0,
+        lastClose=10.0,
+        amount=0.0,
+        volume=0,
+        askPrice=[10.0],
+        askVol=[100_000],
+    )
+    inst = instrument(CODE, up=11.0, down=9.0)
+    for acc in ACCOUNTS:
+        broker.submit(
+            order(BUY, 5000, 10.0, account=acc),
+            book=seed,
+            instrument=inst,
+            now_ms=T0 - 60_000,
+            day=DAY,
+        )
+    broker.roll_day(DAY + 1)  # the shares become sellable
+    if quiet:
+        broker.state_reports("A2", False)
+    reqs = [
+        ("A1", BUY, 700, 10.05),
+        ("A2", BUY, 300, 10.20),
+        ("A1", BUY, 500, 10.05),
+        ("A2", SELL, 800, 9.95),
+        ("A1", SELL, 400, 10.10),
+        ("A2", BUY, 200, 9.80),
+        ("A1", SELL, 300, 9.95),
+    ]
+    for acc, side, volume, price in reqs:
+        broker.submit(
+            order(side, volume, price, account=acc),
+            book=None,
+            instrument=inst,
+            now_ms=T0,
+            day=DAY + 1,
+        )
+    return broker
+
+
+def _tick(time: int, ask: float | None, bid: float | None, volume: int) -> Tick:
+    asks = [] if ask is None else [ask]
+    bids = [] if bid is None else [bid]
+    return Tick(
+        stock_code=CODE,
+        time=time,
+        lastPrice=10.0,
+        open=10.0,
+        high=10.0,
+        low=10.0,
+        lastClose=10.0,
+        amount=0.0,
+        volume=volume,
+        askPrice=asks,
+        bidPrice=bids,
+        askVol=[volume] * len(asks),
+        bidVol=[volume] * len(bids),
+    )
+
+
+def _state(broker: Broker) -> list[Any]:
+    return [
+        (broker.asset(a), broker.positions(a), broker.orders(a), broker.trades(a)) for a in ACCOUNTS
+    ] + [broker.resting_codes]
+
+
+PRICES = [None, 0.0, 9.80, 9.95, 10.0, 10.05, 10.10, 10.20, 10.30]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+@pytest.mark.parametrize("volume", [0, 100, 400, 1000, 5000])
+def test_on_bar_gives_the_reports_and_state_of_on_tick_with_that_book(
+    quiet: bool, volume: int
+) -> None:
+    for ask, bid in itertools.product(PRICES, PRICES):
+        general, fast = _resting_broker(quiet), _resting_broker(quiet)
+        # Two books at one time share their volume; a later time brings it back afresh.
+        for time in (T0 + 1000, T0 + 1000, T0 + 2000):
+            want = general.on_tick(_tick(time, ask, bid, volume), T0 + 5000)
+            got = fast.on_bar(CODE, time, ask, bid, volume, T0 + 5000)
+            assert got == want, (ask, bid, volume, time)
+        assert _state(fast) == _state(general), (ask, bid, volume)
+
+
+def test_on_bar_and_on_tick_share_one_tick_s_volume_at_the_same_time() -> None:
+    general, mixed = _resting_broker(False), _resting_broker(False)
+    t = T0 + 1000
+    want = general.on_tick(_tick(t, 10.0, 10.0, 600), T0)
+    want += general.on_tick(_tick(t, 10.0, 10.0, 600), T0)
+    got = mixed.on_bar(CODE, t, 10.0, 10.0, 600, T0)
+    got += mixed.on_tick(_tick(t, 10.0, 10.0, 600), T0)
+    assert got == want
+    assert _state(mixed) == _state(general)
+    # The tick after a bar read as numbers: its book is read in full again.
+    got = mixed.on_tick(_tick(t + 1, 10.0, 10.0, 600), T0)
+    assert got == general.on_tick(_tick(t + 1, 10.0, 10.0, 600), T0)
+
+
+def test_on_bar_on_a_code_with_nothing_resting_reports_nothing_and_refuses_a_bad_time() -> None:
+    broker = _resting_broker(False)
+    assert broker.on_bar("000001.SZ", T0, 10.0, 10.0, 1000, T0) == []
+    with pytest.raises(InvalidArgument, match="now_ms"):
+        broker.on_bar(CODE, T0, 10.0, 10.0, 1000, -1)
+
+
+# --------------------------------------------------------------------------- the replay
+
+
+def _general_match(backend: ReplayBackend) -> None:
+    """Make ``backend`` meet resting orders the general way: a ``Tick`` per code, ``on_tick``."""
+    fast = backend._match_resting
+
+    def match(k: int, phase: str) -> None:
+        spec = backend.spec
+        if phase == "close" and spec.fill == "qmt":
+            fast(k, phase)  # by each order's own limit: books and on_tick_for already
+            return
+        broker = backend.broker
+        now = backend.clock.now_ms()
+        pairs: list[tuple[str, TradeReportItem]] = []
+        for code in broker.resting_codes:
+            book = backend._book(code, k, phase)
+            if book is not None:
+                pairs += broker.on_tick(book, now)
+        backend.accounts.publish_many(pairs)
+        backend._collect_taxes()
+
+    backend._match_resting = match  # type: ignore[method-assign]
+
+
+def _write_days(home: Path, n_days: int = 40) -> tuple[list[str], str]:
+    """Four codes: one locked at its limits on some days, one suspended on some (and one
+    day without volume), one with thin volume (partial fills), one plain."""
+    codes = ["000001.SZ", "000002.SZ", "600000.SH", "600001.SH"]
+    t = np.asarray(trading_days("SH", "20240102", None, count=-1)[:n_days], dtype=np.int64)
+    days = [int(d) for d in ms_to_yyyymmdd(t[[0, -1]])]
+    rng = np.random.default_rng(5)
+    bars = {}
+    for i, code in enumerate(codes):
+        close = np.round(10 * np.cumprod(1 + rng.normal(0, 0.02, n_days)), 2)
+        pre = np.concatenate([[10.0], close[:-1]])
+        opn = np.round(pre * (1 + rng.normal(0, 0.01, n_days)), 2)
+        high = np.round(np.maximum(opn, close) * 1.01, 2)
+        low = np.round(np.minimum(opn, close) * 0.99, 2)
+        vol = rng.integers(50, 500, n_days) if i == 2 else rng.integers(5_000, 50_000, n_days)
+        keep = np.ones(n_days, bool)
+        if i == 0:
+            for d in range(5, n_days, 6):  # locked: up on odd rounds, down on even ones
+                lim = round(
+                    pre[d] * (1.1 if d % 12 == 5 else 0.9) + (-1e-9 if d % 12 == 5 else 1e-9), 2
+                )
+                opn[d] = high[d] = low[d] = close[d] = lim
+                if d + 1 < n_days:
+                    pre[d + 1] = lim
+        if i == 1:
+            keep[10:13] = False
+            keep[25] = False
+            vol[30] = 0
+        bars[code] = {
+            "time": t[keep],
+            "open": opn[keep],
+            "high": high[keep],
+            "low": low[keep],
+            "close": close[keep],
+            "volume": vol[keep].astype(np.int64),
+            "amount": (close * vol * 100)[keep],
+            "preClose": pre[keep],
+        }
+    Cache(home).write_bars("1d", bars)
+    return codes, f"start={days[0]}&end={days[-1]}&codes={','.join(codes)}&cash=1000000"
+
+
+class _Orders:
+    """Several orders a day per code, buys and sells, limits around the close, seeded."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, frame: pl.DataFrame, ctx: BarContext) -> None:
+        rng = self.rng
+        for code, close in zip(frame["code"].to_list(), frame["close"].to_list(), strict=True):
+            for _ in range(int(rng.integers(0, 4))):
+                price = round(close * (1 + float(rng.uniform(-0.04, 0.04))), 2)
+                volume = int(rng.integers(1, 30)) * 100
+                if rng.random() < 0.5:
+                    ctx.buy(code, volume, price)
+                elif ctx.sellable(code) >= 100:
+                    ctx.sell(code, min(volume, ctx.sellable(code) // 100 * 100), price)
+
+
+async def _per_bar(qk: Client, account: Account) -> None:
+    """The same kind of orders from ordinary async code (a followed account)."""
+    rng = np.random.default_rng(11)
+    codes = await qk.sector_members("backtest")
+    async with qk.subscribe(codes, "1d", max_records=100_000) as bars:
+        async for batch in bars:
+            for bar in batch:
+                for _ in range(int(rng.integers(0, 3))):
+                    price = round(bar.close * (1 + float(rng.uniform(-0.04, 0.04))), 2)
+                    volume = int(rng.integers(1, 30)) * 100
+                    if rng.random() < 0.6:
+                        await account.buy(bar.stock_code, volume, price)
+                    else:
+                        await account.sell(bar.stock_code, volume, price)
+
+
+FRAMES = ("orders", "trades", "positions", "equity")
+EXTRAS = [
+    "",
+    "&participation=0.05",
+    "&slippage=2",
+    "&fill=close",
+    "&fill=qmt",
+    "&fill=qmt&participation=0.1&slippage=1",
+    "&fill=close&participation=0.02&slippage=3",
+]
+
+
+@pytest.mark.parametrize("extra", EXTRAS)
+async def test_the_replays_bar_fills_equal_the_general_path(tmp_path: Path, extra: str) -> None:
+    _, query = _write_days(tmp_path)
+    url = f"backtest://?{query}{extra}"
+    runs = []
+    logs = []
+    for general in (False, True):
+        backends: list[ReplayBackend] = []
+
+        def hook(
+            backend: ReplayBackend, general: bool = general, backends: list[Any] = backends
+        ) -> None:
+            backends.append(backend)
+            if general:
+                _general_match(backend)
+
+        fast = await run_backtest(url, on_bars=_Orders(3), home=tmp_path, backend_hook=hook)
+        followed = await run_backtest(url, _per_bar, home=tmp_path, backend_hook=hook)
+        runs.append((fast, followed))
+        logs.append(backends[1].accounts.reports)
+    (fast, followed), (fast_g, followed_g) = runs
+    assert fast.trades.height > 50 and followed.trades.height > 50
+    for name in FRAMES:
+        assert getattr(fast, name).equals(getattr(fast_g, name)), name
+        assert getattr(followed, name).equals(getattr(followed_g, name)), name
+    assert fast.digest() == fast_g.digest()
+    assert followed.digest() == followed_g.digest()
+    # The followed account's reports, the ones streamed to the client, in the same order.
+    assert logs[0] == logs[1]
+
+
+async def test_the_bar_fills_meet_partial_fills_locks_and_suspensions(tmp_path: Path) -> None:
+    _, query = _write_days(tmp_path)
+    result = await run_backtest(
+        f"backtest://?{query}&participation=0.05", on_bars=_Orders(3), home=tmp_path
+    )
+    orders = result.orders
+    # Some orders filled in part under the cap, some not at all (a lock or a suspension).
+    assert (
+        orders.filter(pl.col("status") == 55).height
+        + orders.filter(
+            (pl.col("traded_volume") > 0) & (pl.col("traded_volume") < pl.col("volume"))
+        ).height
+        > 0
+    )
+    assert orders.filter((pl.col("traded_volume") == 0) & (pl.col("status") == 54)).height > 0
+
+
+def _write_minutes(home: Path) -> str:
+    """One day of minute bars of one code, with thin and thick minutes."""
+    rng = np.random.default_rng(9)
+    n = 60
+    day0 = int(yyyymmdd_to_ms([20240102])[0])
+    t = day0 + (9 * 60 + 31) * 60_000 + np.arange(n, dtype=np.int64) * 60_000
+    close = np.round(10 * np.cumprod(1 + rng.normal(0, 0.003, n)), 2)
+    opn = np.round(np.concatenate([[10.0], close[:-1]]) + rng.normal(0, 0.01, n), 2)
+    Cache(home).write_bars(
+        "1m",
+        {
+            CODE: {
+                "time": t,
+                "open": opn,
+                "high": np.round(np.maximum(opn, close) + 0.02, 2),
+                "low": np.round(np.minimum(opn, close) - 0.02, 2),
+                "close": close,
+                "volume": rng.integers(2, 40, n).astype(np.int64),
+                "amount": close * 1000,
+                "preClose": np.full(n, 10.0),
+            }
+        },
+    )
+    return f"backtest://?start=20240102&end=20240102&period=1m&codes={CODE}"
+
+
+class _MinuteOrders:
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(4)
+
+    def __call__(self, frame: pl.DataFrame, ctx: BarContext) -> None:
+        close = frame["close"].to_list()[0]
+        for _ in range(int(self.rng.integers(0, 4))):
+            price = round(close * (1 + float(self.rng.uniform(-0.003, 0.003))), 2)
+            ctx.buy(CODE, int(self.rng.integers(1, 8)) * 100, price)
+
+
+@pytest.mark.parametrize("extra", ["", "&fill=close", "&fill=qmt", "&fill=close&slippage=1"])
+async def test_minute_bars_fill_alike_where_a_close_and_the_next_open_share_a_time(
+    tmp_path: Path, extra: str
+) -> None:
+    # A minute bar's open is the previous bar's close time: one tick's volume for both.
+    url = _write_minutes(tmp_path) + extra
+    results = []
+    for general in (False, True):
+
+        def hook(backend: ReplayBackend, general: bool = general) -> None:
+            if general:
+                _general_match(backend)
+
+        results.append(
+            await run_backtest(url, on_bars=_MinuteOrders(), home=tmp_path, backend_hook=hook)
+        )
+    fast, slow = results
+    assert fast.trades.height > 10
+    for name in FRAMES:
+        assert getattr(fast, name).equals(getattr(slow, name)), name
