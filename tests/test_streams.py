@@ -383,6 +383,23 @@ async def test_a_report_fanout_is_watched_exactly_while_a_consumer_is_attached()
     assert not fanout.watched and fanout.retained == 0
 
 
+async def test_on_watched_is_told_each_change_of_watched_and_only_then() -> None:
+    fanout: ReportFanout[int] = ReportFanout()
+    told: list[bool] = []
+    fanout.on_watched = told.append
+    first = fanout.subscribe()
+    second = fanout.subscribe()  # already watched: nothing to tell
+    assert told == [True]
+    await first.aclose()
+    assert told == [True]
+    await second.aclose()
+    await second.aclose()  # leaving twice tells nothing more
+    assert told == [True, False]
+    async with fanout.subscribe():
+        assert told == [True, False, True] and fanout.watched
+    assert told == [True, False, True, False] and not fanout.watched
+
+
 async def test_an_event_maker_makes_fresh_unset_events_of_the_running_backend() -> None:
     make = EventMaker()
     first, second = make(), make()

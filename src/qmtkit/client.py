@@ -462,6 +462,8 @@ class Account:
         self._listeners: tuple[Callable[[AccountReport], None], ...] = ()
         #: Makes the events its order handles wait on (one backend lookup for all of them).
         self._new_event = EventMaker()
+        # The venue's ``follow_state`` once the account is open (None: it has none).
+        self._follow: Callable[[str, bool], None] | None = None
 
     def __repr__(self) -> str:
         return f"Account({self.account_id!r}, {self.account_type.name})"
@@ -496,10 +498,27 @@ class Account:
         if not callable(listener):
             raise InvalidArgument(f"listener must be callable, got {listener!r}")
         self._listeners = (*self._listeners, listener)
+        self._readers_changed()
 
     def remove_listener(self, listener: Callable[[AccountReport], None]) -> None:
         """Stop calling ``listener`` (a listener not added is ignored)."""
         self._listeners = tuple(f for f in self._listeners if f != listener)
+        self._readers_changed()
+
+    def _followed(self, follow: Callable[[str, bool], None] | None) -> None:
+        """The account is open: from now on tell ``follow`` whether anyone reads its stream."""
+        self._follow = follow
+        if follow is not None:
+            self._fanout.on_watched = self._readers_changed
+            self._readers_changed()
+
+    def _readers_changed(self, _watched: bool = False) -> None:
+        # Reports of cash and holdings are read only by the stream's consumers and listeners
+        # (order handles take orders and fills): a venue that makes them only on demand (a
+        # backtest) is told whether anyone is there, before any of them reads a report.
+        follow = self._follow
+        if follow is not None:
+            follow(self.account_id, self._fanout.watched or bool(self._listeners))
 
     def _on_report(self, report: AccountReport) -> None:
         self._on_reports((report,))
@@ -929,6 +948,12 @@ class Client:
         self._answer_in_task: Callable[[Request], Reply | None] | None = (
             self._answer_now or getattr(backend, "answer_in_task", None)
         )
+        # A venue that makes an account's Asset and Position reports only while this client
+        # reads them (a backtest, whose result takes orders and fills): ``Account`` tells it.
+        # Not found behind a risk chain, whose rules read those reports.
+        self._follow_state: Callable[[str, bool], None] | None = getattr(
+            backend, "follow_state", None
+        )
         self.home = home
         self._info: BackendInfo | None = None
         self._tg: TaskGroup | None = None
@@ -1258,6 +1283,7 @@ class Client:
             except BaseException:
                 del self._accounts[account_id]
                 raise
+            acct._followed(self._follow_state)
             return acct
 
     async def account_infos(self) -> list[AccountInfo]:

@@ -375,6 +375,9 @@ class ReportFanout(Generic[T]):
         #: Whether any consumer is attached: with none, a publisher may skip ``publish``
         #: (nothing is kept for no one).
         self.watched = False
+        #: Called with the new ``watched`` each time it changes (a consumer attached to an
+        #: unwatched fan-out, or its last consumer left).
+        self.on_watched: Callable[[bool], None] | None = None
         self._event: anyio.Event | None = None
         self._new_event = EventMaker()
         self._reads = 0
@@ -395,7 +398,10 @@ class ReportFanout(Generic[T]):
             raise ClosedError("cannot subscribe to a closed report fan-out")
         consumer = ReportConsumer(self, self._base + len(self._log))
         self._consumers.add(consumer)
-        self.watched = True
+        if not self.watched:
+            self.watched = True
+            if self.on_watched is not None:
+                self.on_watched(True)
         return consumer
 
     def publish(self, item: T) -> None:
@@ -450,8 +456,11 @@ class ReportFanout(Generic[T]):
 
     def _remove(self, consumer: ReportConsumer[T]) -> None:
         self._consumers.discard(consumer)
-        self.watched = bool(self._consumers)
         self._trim()
+        if self.watched and not self._consumers:
+            self.watched = False
+            if self.on_watched is not None:
+                self.on_watched(False)
 
     def _wake_all(self) -> None:
         ev = self._event

@@ -813,6 +813,21 @@ class ReplayBackend:
         # holdings change as before, without an Asset or Position report of each change.
         self.broker.state_reports(account_id, False)
 
+    def follow_state(self, account_id: str, on: bool) -> None:
+        """Whether the client reads ``account_id``'s ``Asset`` and ``Position`` reports.
+
+        Off (nobody reads the account's stream: no consumer, no listener; order handles take
+        only orders and fills), the broker makes none of them (``Broker.state_reports``): the
+        result frames take orders and trades only, and the account's cash and holdings change
+        exactly as before. On again, every change from then on comes with them. The client
+        says so before a new reader can see a report. An account the broker does not hold
+        is ignored.
+        """
+        if type(on) is not bool:
+            raise InvalidArgument(f"on must be True or False, got {on!r}")
+        if account_id in self.broker.known_accounts:
+            self.broker.state_reports(account_id, on)
+
     def submit_now(self, req: msg.SubmitOrder) -> OrderResponse:
         """Place an order at the virtual now without a round trip (the fast form's path)."""
         return self._submit(req, self.clock.now_ms())
