@@ -7,6 +7,9 @@ suspensions, several orders on one code, two accounts and the ``close`` and ``qm
 from __future__ import annotations
 
 import itertools
+import math
+import random
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import polars as pl
 import pytest
 
 from qmtkit.backends.replay import ReplayBackend
+from qmtkit.backends.sim.accounts import round3
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backtest.runner import BarContext, run_backtest
 from qmtkit.client import Account, Client
@@ -364,3 +368,28 @@ async def test_minute_bars_fill_alike_where_a_close_and_the_next_open_share_a_ti
     assert fast.trades.height > 10
     for name in FRAMES:
         assert getattr(fast, name).equals(getattr(slow, name)), name
+
+
+def _round3_cases() -> list[float]:
+    rng = random.Random(20261206)
+    out = [0.0, -0.0, 0.0004, 0.0005, -0.0005, 0.0015, 2.6745, 1e-300, 5e-324, 1e10, -1e10]
+    out += [math.inf, -math.inf, 2.0**40 / 1000, 2.0**40 / 1000 + 0.0005]
+    for _ in range(20_000):
+        li = rng.randrange(-(10**12), 10**12)
+        for x in (li / 1000, (li + 0.5) / 1000, (li + rng.random()) / 1000):
+            out += [x, math.nextafter(x, math.inf), math.nextafter(x, -math.inf)]
+        # what a bar's book rounds: a price on the cent grid, plus or minus slippage ticks
+        price = rng.randrange(1, 300_000) / 100
+        out += [price, price + rng.randrange(0, 10) * 0.01, price - rng.randrange(0, 10) * 0.01]
+        out.append(price + rng.randrange(0, 10) * 0.001)
+    return out
+
+
+def test_round3_equals_round_to_three_decimals_bit_for_bit() -> None:
+    wrong = [x for x in _round3_cases() if _bits(round3(x)) != _bits(round(x, 3))]
+    assert wrong == []
+    assert math.isnan(round3(math.nan))
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)

@@ -50,6 +50,7 @@ from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.qmtfill import price_groups
 from qmtkit.backends.replay.record import Recorder
+from qmtkit.backends.sim.accounts import round3
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.urlquery import query_number, venue_query
@@ -525,9 +526,9 @@ class ReplayBackend:
             ask = bid = close
         if spec.slippage:
             slip = spec.slippage * (inst.PriceTick or 0.01)
-            ask_p, bid_p = round(ask + slip, 3), round(bid - slip, 3)
+            ask_p, bid_p = round3(ask + slip), round3(bid - slip)
         else:
-            ask_p = bid_p = round(ask, 3)
+            ask_p = bid_p = round3(ask)
         if up > 0 and ask_p > up:
             ask_p = up
         if down > 0 and bid_p < down:
@@ -560,27 +561,30 @@ class ReplayBackend:
             return
         # One publish for the step's fills, in code order: a backtest journals nothing, so
         # the per-code units a live venue writes would only cost a call per code.
-        pairs: list[tuple[str, TradeReportItem]] = []
         if self.spec.period == "tick":
+            pairs: list[tuple[str, TradeReportItem]] = []
             for code in broker.resting_codes:
                 book = self._book(code, k, phase)
                 if book is not None:
                     pairs += broker.on_tick(book, now)
+            self.accounts.publish_many(pairs)
         else:
-            # A bar's book is one level a side: the broker meets its numbers (``on_bar``),
-            # no ``Tick`` is made for it.
+            # A bar's book is one level a side: the broker meets its numbers (``on_bars``),
+            # no ``Tick`` is made for it, and hands the reports back as runs of one account.
             market = self.market
             assert market is not None
             day = broker.day
-            time = market.step_open(k) if phase == "open" else market.step_close(k)
+            quotes = []
             for code in broker.resting_codes:
                 bar = market.bar_at(code, k)
                 if bar is None:
                     continue
                 quote = self._quote(bar, market.instrument(code, day), phase)
                 if quote is not None:
-                    pairs += broker.on_bar(code, time, quote[0], quote[1], quote[2], now)
-        self.accounts.publish_many(pairs)
+                    quotes.append((code, *quote))
+            if quotes:
+                time = market.step_open(k) if phase == "open" else market.step_close(k)
+                self.accounts.publish_runs(broker.on_bars(quotes, time, now))
         self._collect_taxes()
 
     def _match_resting_qmt(self, code: str, k: int, now: int) -> None:

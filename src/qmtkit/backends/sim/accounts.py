@@ -127,6 +127,18 @@ def round2(x: float) -> float:
     return round(x, 2)
 
 
+def round3(x: float) -> float:
+    """``round(x, 3)``, bit for bit, about three times as fast: ``round2``'s reasoning at the
+    li (a bar's book prices every fill's price with it)."""
+    y = x * 1000.0
+    if -_ROUND2_SPAN < y < _ROUND2_SPAN:
+        c = round(y)
+        d = y - c
+        if c and -0.499 < d < 0.499:
+            return c / 1000
+    return round(x, 3)
+
+
 def cents(value: float) -> int:
     """A CNY amount in whole cents."""
     return round(value * 100)

@@ -882,31 +882,51 @@ class Broker:
         those levels (the same ranking, ledger and ``_fill``), without making the ``Tick``:
         a backtest's bars bring such a book for nearly every fill.
         """
+        runs = self.on_bars([(code, ask, bid, volume)], time, now_ms)
+        return [(account_id, item) for account_id, items in runs for item in items]
+
+    def on_bars(
+        self,
+        quotes: Iterable[tuple[str, float | None, float | None, int]],
+        time: int,
+        now_ms: int,
+    ) -> list[tuple[str, list[TradeReportItem]]]:
+        """``on_bar`` for several codes' books at one time, ``(code, ask, bid, volume)``
+        each, met in the order given: the reports as runs of one account each, in order
+        (``PaperAccounts.publish_runs``), instead of an (account, report) pair per report.
+        """
         if type(now_ms) is not int or now_ms < 0:
             self._check_time(now_ms)
-        resting = self._resting.get(code)
-        if not resting:
-            return []
-        if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
-            ((oid, account_id),) = resting.items()
-            entries = [(self._accounts[account_id].orders[oid], account_id)]
-        else:
-            entries = self._ranked(resting)
+        all_resting = self._resting
+        accounts = self._accounts
         take = self._ledger.take_level
-        result: list[tuple[str, TradeReportItem]] = []
-        for order, account_id in entries:
-            if order.order_status in _TERMINAL:
+        fill = self._fill
+        runs: list[tuple[str, list[TradeReportItem]]] = []
+        run_id = ""
+        out: list[TradeReportItem] = []
+        for code, ask, bid, volume in quotes:
+            resting = all_resting.get(code)
+            if not resting:
                 continue
-            buy = order.order_type == _BUY
-            want = order.order_volume - order.traded_volume
-            qty, price_li = take(code, time, buy, ask if buy else bid, volume, order.price, want)
-            if qty:
-                out: list[TradeReportItem] = []
+            if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
+                ((oid, account_id),) = resting.items()
+                entries = [(accounts[account_id].orders[oid], account_id)]
+            else:
+                entries = self._ranked(resting)
+            for order, account_id in entries:
+                if order.order_status in _TERMINAL:
+                    continue
+                buy = order.order_type == _BUY
                 price = ask if buy else bid
-                assert price is not None  # something was taken at it
-                self._fill(self._accounts[account_id], order, price, price_li, qty, now_ms, out)
-                result.extend((account_id, item) for item in out)
-        return result
+                want = order.order_volume - order.traded_volume
+                qty, price_li = take(code, time, buy, price, volume, order.price, want)
+                if qty:
+                    assert price is not None  # something was taken at it
+                    if account_id != run_id or not runs:
+                        run_id, out = account_id, []
+                        runs.append((account_id, out))
+                    fill(accounts[account_id], order, price, price_li, qty, now_ms, out)
+        return runs
 
     def resting_on(self, code: str) -> list[tuple[int, int, float]]:
         """``(order_id, order_type, limit price)`` of the orders on ``code`` that can still

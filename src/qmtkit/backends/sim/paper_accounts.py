@@ -207,6 +207,22 @@ class PaperAccounts:
             if run:
                 many(run)
 
+    def publish_runs(self, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
+        """``publish_many`` for reports given as runs of one account each, in order (what
+        ``Broker.on_bars`` gives): numbered, kept, observed and pushed the same way."""
+        if not runs:
+            return
+        if self.journal is None and not self.keep_log and not self.streaming:
+            # Nothing numbered is kept or pushed (a backtest's fast form): count and observe.
+            last = self.last_seq
+            n = 0
+            for account_id, items in runs:
+                last[account_id] = last.get(account_id, 0) + len(items)
+                n += len(items)
+            self._observe_all(n, runs)
+            return
+        self.publish_many([(account_id, item) for account_id, items in runs for item in items])
+
     def _observe_all(self, n: int, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
         self.report_count += n
         observe = self._observe
