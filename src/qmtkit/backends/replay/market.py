@@ -97,6 +97,11 @@ class StepPrices(Mapping[str, float]):
         return len(self._index)
 
 
+#: The fields of a replayed ``Bar`` read from the long columns (besides code, period, time
+#: and ``suspendFlag``), in ``Bar``'s order.
+_BAR_FIELDS: Final = ("open", "high", "low", "close", "volume", "amount", "preClose")
+
+
 class ReplayMarket:
     """Cached history of ``codes`` for ``period`` between ``start_ms`` and ``end_ms``.
 
@@ -192,6 +197,8 @@ class ReplayMarket:
         self._step_of_day: dict[int, int] | None = None  # daily bars: YYYYMMDD -> step
         self._code_index = {c: i for i, c in enumerate(self.codes)}
         self._long: dict[str, npt.NDArray[Any]] | None = None
+        #: Whether any replayed record has a non-zero ``suspendFlag`` (None: not looked yet).
+        self._suspended: bool | None = None
         self._long_frame: pl.DataFrame | None = None
         self._prices_step = -1
         self._prices: Mapping[str, float] = {}
@@ -276,10 +283,35 @@ class ReplayMarket:
         a, b = self._bounds[k], self._bounds[k + 1]
         names = self.codes
         codes = names if self._aligned else [names[i] for i in self.rec_code[a:b].tolist()]
-        fields = ("time", "open", "high", "low", "close", "volume", "amount", "preClose")
         period = self.period
+        # A step's records share its time: one int for all of them.
+        t = int(self.steps[k])
         # zip over the columns' lists: no index per field per bar (a replay makes one Bar per
         # code per step, the per-bar form's largest cost before the strategy's own).
+        values = (cols[f][a:b].tolist() for f in _BAR_FIELDS)
+        if self._suspended is None:
+            self._suspended = bool(cols["suspendFlag"].any())
+        if self._suspended:
+            return [
+                Bar(
+                    stock_code=code,
+                    period=period,
+                    time=t,
+                    open=o,
+                    high=h,
+                    low=lo,
+                    close=c,
+                    volume=v,
+                    amount=am,
+                    preClose=pc,
+                    suspendFlag=sf,
+                )
+                for code, o, h, lo, c, v, am, pc, sf in zip(
+                    codes, *values, cols["suspendFlag"][a:b].tolist(), strict=True
+                )
+            ]
+        # No record of the replay is flagged suspended (the usual case): the field keeps its
+        # default (0), one keyword less per bar.
         return [
             Bar(
                 stock_code=code,
@@ -292,14 +324,8 @@ class ReplayMarket:
                 volume=v,
                 amount=am,
                 preClose=pc,
-                suspendFlag=sf,
             )
-            for code, t, o, h, lo, c, v, am, pc, sf in zip(
-                codes,
-                *(cols[f][a:b].tolist() for f in fields),
-                cols["suspendFlag"][a:b].tolist(),
-                strict=True,
-            )
+            for code, o, h, lo, c, v, am, pc in zip(codes, *values, strict=True)
         ]
 
     def step_prices(self, k: int) -> Mapping[str, float]:
