@@ -8,7 +8,7 @@ import pytest
 
 from qmtkit.backends.replay.backend import ReplayBackend
 from qmtkit.backtest.runner import run_backtest
-from qmtkit.client import Account, Client
+from qmtkit.client import Account, Client, OrderHandle
 from qmtkit.data.cache import Cache
 from qmtkit.models import Order
 from support.history import FLAT, RISING, A, B
@@ -61,3 +61,37 @@ async def test_an_order_from_outside_a_task_still_goes_the_ordinary_way(home: Pa
 
     await run_backtest(URL, strategy, home=home)
     assert placed == [None]
+
+
+async def test_reports_of_dropped_handles_move_the_cursor_and_kept_handles_hear_them(
+    home: Path,
+) -> None:
+    backends: list[ReplayBackend] = []
+    kept: list[object] = []
+    seqs: list[tuple[int, int]] = []
+
+    async def strategy(qk: Client, account: Account) -> None:
+        async with qk.subscribe([A, B], "1d") as sub:
+            i = 0
+            async for _ in sub:
+                if i == 0:
+                    await account.buy(B, 100, 10.5)  # its handle dropped at once
+                    kept.append(await account.buy(A, 100, 11.0))  # this one kept
+                elif i == 1:
+                    await account.buy(B, 100, 10.5)
+                elif i == 2:
+                    venue = backends[0].accounts.last_seq["backtest"]
+                    seqs.append((account.last_seq, venue))
+                    # A replay of reports already delivered moves nothing back.
+                    log = backends[0].accounts.reports["backtest"]
+                    account._on_reports(log[:2])
+                    seqs.append((account.last_seq, venue))
+                i += 1
+
+    result = await run_backtest(URL, strategy, home=home, backend_hook=backends.append)
+    assert result.trades.height == 3
+    (handle,) = kept
+    assert isinstance(handle, OrderHandle)
+    # Filled at the next open with nobody awaiting it: routed to the handle all the same.
+    assert handle.done and handle.order.traded_volume == 100 and len(handle.trades) == 1
+    assert seqs[0][0] == seqs[0][1] > 0 and seqs[1] == seqs[0]

@@ -530,6 +530,15 @@ class Account:
         listeners = self._listeners
         to_handle = self._to_handle
         if not fanout.watched and not listeners:
+            if not self._handles and not self._inflight:
+                # Nobody reads the stream and no order handle is alive or being made (a
+                # backtest's fills of orders whose handles were dropped): only the cursor moves.
+                last = cursor.last
+                for report in reports:
+                    if report.seq > last:
+                        last = report.seq
+                cursor.last = last
+                return
             # Nobody reads the stream (the usual order path): only the order handles.
             for report in reports:
                 seq = report.seq
