@@ -17,7 +17,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+import qmtkit.backends.replay.backend as replay_backend
 from qmtkit.backends.replay import ReplayBackend
+from qmtkit.backends.replay.barbook import quote, quotes, round3_array
+from qmtkit.backends.replay.market import ReplayMarket
 from qmtkit.backends.sim.accounts import round3
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backtest.runner import BarContext, run_backtest
@@ -252,6 +255,7 @@ async def _per_bar(qk: Client, account: Account) -> None:
 
 
 FRAMES = ("orders", "trades", "positions", "equity")
+OHLC = ("open", "high", "low", "close")
 EXTRAS = [
     "",
     "&participation=0.05",
@@ -263,8 +267,13 @@ EXTRAS = [
 ]
 
 
+@pytest.mark.parametrize("vector", [False, True])
 @pytest.mark.parametrize("extra", EXTRAS)
-async def test_the_replays_bar_fills_equal_the_general_path(tmp_path: Path, extra: str) -> None:
+async def test_the_replays_bar_fills_equal_the_general_path(
+    tmp_path: Path, extra: str, vector: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if vector:  # every step's books by vectors (a whole market's way), however few codes
+        monkeypatch.setattr(replay_backend, "_VECTOR_FROM", 1)
     _, query = _write_days(tmp_path)
     url = f"backtest://?{query}{extra}"
     runs = []
@@ -348,10 +357,13 @@ class _MinuteOrders:
             ctx.buy(CODE, int(self.rng.integers(1, 8)) * 100, price)
 
 
+@pytest.mark.parametrize("vector", [False, True])
 @pytest.mark.parametrize("extra", ["", "&fill=close", "&fill=qmt", "&fill=close&slippage=1"])
 async def test_minute_bars_fill_alike_where_a_close_and_the_next_open_share_a_time(
-    tmp_path: Path, extra: str
+    tmp_path: Path, extra: str, vector: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if vector:
+        monkeypatch.setattr(replay_backend, "_VECTOR_FROM", 1)
     # A minute bar's open is the previous bar's close time: one tick's volume for both.
     url = _write_minutes(tmp_path) + extra
     results = []
@@ -393,3 +405,95 @@ def test_round3_equals_round_to_three_decimals_bit_for_bit() -> None:
 
 def _bits(x: float) -> bytes:
     return struct.pack("<d", x)
+
+
+def test_round3_array_equals_round3_of_each_value() -> None:
+    cases = np.asarray([*_round3_cases(), math.nan], dtype=np.float64)
+    got = round3_array(cases)
+    assert [_bits(v) for v in got.tolist()] == [_bits(round(v, 3)) for v in cases.tolist()]
+
+
+def _instrument_cases(rng: np.random.Generator, n: int) -> list[Any]:
+    out = []
+    for _ in range(n):
+        pre = round(float(rng.uniform(1, 60)), 2)
+        kind = int(rng.integers(0, 6))
+        up, down = round(pre * 1.1, 2), round(pre * 0.9, 2)
+        if kind == 0:
+            up = down = 0.0  # an index: no limits
+        out.append(
+            instrument(
+                CODE,
+                pre_close=pre,
+                up=up,
+                down=down,
+                trading=kind != 1,
+                tick=[0.01, 0.001, 0.0][int(rng.integers(0, 3))],
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("slippage", [0, 1, 2, 0.5])
+@pytest.mark.parametrize("participation", [0.25, 0.05, 1.0, 1])
+def test_quotes_by_vectors_equal_quote_of_each_bar(slippage: float, participation: float) -> None:
+    rng = np.random.default_rng(int(slippage * 10 + participation * 100))
+    n = 4000
+    insts = _instrument_cases(rng, n)
+    price = np.empty(n)
+    for i, inst in enumerate(insts):
+        pre = inst.PreClose
+        kind = int(rng.integers(0, 8))
+        if kind == 0 and inst.UpStopPrice:
+            price[i] = inst.UpStopPrice  # locked up
+        elif kind == 1 and inst.DownStopPrice:
+            price[i] = inst.DownStopPrice  # locked down
+        elif kind == 2 and inst.UpStopPrice:
+            price[i] = inst.UpStopPrice - 0.01  # a tick from the limit: slippage clamps
+        elif kind == 3:
+            price[i] = float(rng.uniform(0, 100))  # off the cent grid
+        else:
+            price[i] = round(pre * float(rng.uniform(0.9, 1.1)), 2)
+    volume = rng.integers(0, 200, n).astype(np.int64)
+    volume[::7] = rng.integers(10**5, 10**9, len(volume[::7]))
+    got = quotes(price, volume, insts, participation, slippage)
+    for phase in ("open", "close"):
+        want = []
+        for p, v, inst in zip(price.tolist(), volume.tolist(), insts, strict=True):
+            bar = (p, p, p, p, v) if phase == "open" else (p + 1.0, p + 2, p - 1, p, v)
+            want.append(quote(bar, inst, phase, "next_open", participation, slippage))
+        assert [_quote_bits(q) for q in got] == [_quote_bits(q) for q in want]
+    assert any(q is None for q in got) and any(q is not None and q[0] is None for q in got)
+
+
+def _quote_bits(q: Any) -> Any:
+    if q is None:
+        return None
+    return (*(None if x is None else _bits(float(x)) for x in q[:2]), q[2], type(q[2]))
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_bars_at_gathers_what_bar_at_reads_code_by_code(tmp_path: Path, aligned: bool) -> None:
+    codes, _ = _write_days(tmp_path)
+    if aligned:  # the suspended code left out: every code has every day
+        codes = [c for c in codes if c != "000002.SZ"]
+    cache = Cache(tmp_path)
+    t = cache.arrays("1d", codes[0])["time"]
+    market = ReplayMarket(cache, codes, "1d", int(t[0]), int(t[-1]) + 1)
+    asked = [*codes, "999999.SH", codes[0]]
+    assert market.bars_at(asked, 0) is None  # the timeline's columns not laid out yet
+    market.long_columns()
+    assert market._aligned is aligned
+    for k in range(len(market)):
+        found = market.bars_at(asked, k)
+        assert found is not None
+        have, cols = found
+        got = {
+            i: (
+                *(float(cols[n][j]) for n in ("open", "high", "low", "close")),
+                int(cols["volume"][j]),
+            )
+            for j, i in enumerate(have.tolist())
+        }
+        want = {i: market.bar_at(c, k) for i, c in enumerate(asked)}
+        assert got == {i: b for i, b in want.items() if b is not None}

@@ -44,13 +44,13 @@ import qmtkit.messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.backends.base import EventSink
+from qmtkit.backends.replay.barbook import Quote, quote, quotes
 from qmtkit.backends.replay.clock import ReplayClock
 from qmtkit.backends.replay.divtax import DividendTax
 from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.qmtfill import price_groups
 from qmtkit.backends.replay.record import Recorder
-from qmtkit.backends.sim.accounts import round3
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.urlquery import query_number, venue_query
@@ -77,6 +77,9 @@ _EPS: Final = 1e-9
 _BUY: Final = int(OrderType.STOCK_BUY)
 _SELL: Final = int(OrderType.STOCK_SELL)
 _FIX_PRICE: Final = int(PriceType.FIX_PRICE)
+#: From this many resting codes a step's books are worked out in vectors (``barbook.quotes``):
+#: below it numpy's cost per call is more than the Python per code it saves.
+_VECTOR_FROM: Final = 24
 
 FrameCallback = Callable[[pl.DataFrame], "Awaitable[None] | None"]
 
@@ -446,10 +449,10 @@ class ReplayBackend:
             if bar is None:
                 return None
             inst = market.instrument(code, self.broker.day)
-            quote = self._quote(bar, inst, phase, limit)
-            if quote is None:
+            offered = self._quote(bar, inst, phase, limit)
+            if offered is None:
                 return None
-            ask, bid, cap = quote
+            ask, bid, cap = offered
             opn, high, low, close, volume = bar
             asks = [] if ask is None else [ask]
             bids = [] if bid is None else [bid]
@@ -500,51 +503,44 @@ class ReplayBackend:
         inst: InstrumentDetail,
         phase: str,
         limit: float | None = None,
-    ) -> tuple[float | None, float | None, int] | None:
-        """What a bar's book offers in ``phase``: (ask, bid, shares a side); a side is None
-        when locked at its limit; None: no trading (suspended, or no volume to take).
-
-        The one place the fill models' prices are worked out: ``_book`` makes a ``Tick`` of
-        them, the resting orders' fills (``_match_resting``) hand them to the broker as they
-        are.
-        """
-        if not inst.IsTrading:
-            return None
-        opn, high, low, close, volume = bar
+    ) -> Quote | None:
+        """What a bar's book offers in ``phase`` under this backtest's fill model
+        (``barbook.quote``): ``_book`` makes a ``Tick`` of it for orders placed at the close
+        and the ``qmt`` path; resting orders' fills hand it to the broker as it is."""
         spec = self.spec
-        cap = int(volume * _LOT * spec.participation) // _LOT * _LOT  # _cap, inlined
-        if cap <= 0:
-            return None
-        up, down = inst.UpStopPrice, inst.DownStopPrice
-        fill = spec.fill
-        if phase == "open":
-            ask = bid = opn
-        elif fill == "qmt" and limit is not None:
-            ask = limit if low - _EPS <= limit <= high + _EPS else close
-            bid = ask
-        else:
-            ask = bid = close
-        if spec.slippage:
-            slip = spec.slippage * (inst.PriceTick or 0.01)
-            ask_p, bid_p = round3(ask + slip), round3(bid - slip)
-        else:
-            ask_p = bid_p = round3(ask)
-        if up > 0 and ask_p > up:
-            ask_p = up
-        if down > 0 and bid_p < down:
-            bid_p = down
-        if fill == "qmt" and limit is not None and phase != "open":
-            # Slippage never takes a qmt fill that crosses past the order's own limit.
-            if ask <= limit + _EPS:
-                ask_p = min(ask_p, limit)
-            if bid >= limit - _EPS:
-                bid_p = max(bid_p, limit)
-        # Locked at a limit: nobody sells at the upper limit, nobody buys at the lower one.
-        return (
-            None if up > 0 and ask >= up - _EPS else ask_p,
-            None if down > 0 and bid <= down + _EPS else bid_p,
-            cap,
-        )
+        return quote(bar, inst, phase, spec.fill, spec.participation, spec.slippage, limit)
+
+    def _quotes(
+        self, codes: list[str], k: int, phase: str
+    ) -> list[tuple[str, float | None, float | None, int]]:
+        """``(code, ask, bid, shares)`` of the codes that trade at step ``k`` in ``phase``
+        (the open, or the close outside ``qmt``), in the order given."""
+        market = self.market
+        assert market is not None
+        day = self.broker.day
+        out: list[tuple[str, float | None, float | None, int]] = []
+        found = market.bars_at(codes, k) if len(codes) >= _VECTOR_FROM else None
+        if found is None:
+            for code in codes:
+                bar = market.bar_at(code, k)
+                if bar is None:
+                    continue
+                q = self._quote(bar, market.instrument(code, day), phase)
+                if q is not None:
+                    out.append((code, *q))
+            return out
+        # Many codes (a whole market's resting orders): their bars in one gather, their
+        # books in vector steps (``barbook.quotes``: the same floats as ``quote``).
+        have, bars = found
+        named = [codes[i] for i in have.tolist()]
+        insts = [market.instrument(code, day) for code in named]
+        spec = self.spec
+        price = bars["open"] if phase == "open" else bars["close"]
+        made = quotes(price, bars["volume"], insts, spec.participation, spec.slippage)
+        for code, q in zip(named, made, strict=True):
+            if q is not None:
+                out.append((code, *q))
+        return out
 
     def _cap(self, volume: int) -> int:
         """Shares one step's book offers on a side: ``participation`` of the bar, whole lots."""
@@ -573,18 +569,10 @@ class ReplayBackend:
             # no ``Tick`` is made for it, and hands the reports back as runs of one account.
             market = self.market
             assert market is not None
-            day = broker.day
-            quotes = []
-            for code in broker.resting_codes:
-                bar = market.bar_at(code, k)
-                if bar is None:
-                    continue
-                quote = self._quote(bar, market.instrument(code, day), phase)
-                if quote is not None:
-                    quotes.append((code, *quote))
-            if quotes:
+            books = self._quotes(broker.resting_codes, k, phase)
+            if books:
                 time = market.step_open(k) if phase == "open" else market.step_close(k)
-                self.accounts.publish_runs(broker.on_bars(quotes, time, now))
+                self.accounts.publish_runs(broker.on_bars(books, time, now))
         self._collect_taxes()
 
     def _match_resting_qmt(self, code: str, k: int, now: int) -> None:

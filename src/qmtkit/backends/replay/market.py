@@ -395,6 +395,31 @@ class ReplayMarket:
             int(long["volume"][j]),
         )
 
+    def bars_at(self, codes: list[str], k: int) -> tuple[I64, dict[str, npt.NDArray[Any]]] | None:
+        """``bar_at`` of many codes in one gather: the indexes into ``codes`` of those with a
+        record at step ``k``, and those records' open, high, low, close and volume as arrays
+        (in that order). None until a fast form has laid out the timeline's columns."""
+        long = self._long
+        if long is None:
+            return None
+        index = self._code_index
+        i = np.fromiter((index.get(c, -1) for c in codes), np.int64, len(codes))
+        a = self._bounds[k]
+        if self._aligned:
+            j = a + i
+            have = i >= 0
+        else:
+            seg = self.rec_code[a : self._bounds[k + 1]]
+            p = np.searchsorted(seg, i)
+            if len(seg):
+                have = (i >= 0) & (p < len(seg)) & (seg[np.minimum(p, len(seg) - 1)] == i)
+            else:
+                have = np.zeros(len(i), dtype=np.bool_)
+            j = a + p
+        picked = np.flatnonzero(have)
+        j = j[picked]
+        return picked, {n: long[n][j] for n in ("open", "high", "low", "close", "volume")}
+
     def row_at(self, code: str, label: int) -> int | None:
         """The row of ``code``'s record labelled exactly ``label``, if there is one."""
         cols = self._cols.get(code)
