@@ -50,6 +50,7 @@ from qmtkit.backends.replay.divtax import DividendTax
 from qmtkit.backends.replay.idle import Idle
 from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.qmtfill import price_groups
+from qmtkit.backends.replay.quotes import QuoteSub, split_step
 from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
@@ -82,12 +83,6 @@ _FIX_PRICE: Final = int(PriceType.FIX_PRICE)
 _VECTOR_FROM: Final = 24
 
 FrameCallback = Callable[[pl.DataFrame], "Awaitable[None] | None"]
-
-
-@dataclass
-class _Sub:
-    sub_id: int
-    codes: frozenset[str]  # empty: every replayed code
 
 
 @dataclass
@@ -235,7 +230,7 @@ class ReplayBackend:
         )
         self._sink: EventSink | None = None
         self._bench_cols: dict[str, Any] | None = None
-        self._subs: dict[int, _Sub] = {}
+        self._subs: dict[int, QuoteSub] = {}
         self._frame_callbacks: list[tuple[FrameCallback, int]] = []
         self._frame_from: dict[int, int] = {}  # batch size -> first step not yet delivered
         self._step = -1  # the last step whose close was published
@@ -426,13 +421,16 @@ class ReplayBackend:
             self.bars_published += int(market.bounds[k + 1] - market.bounds[k])
             return woke
         items: list[Tick | Bar]
+        places = None
         if self.spec.period == "tick":
             items = list(market.ticks([c for c, _ in market.records(k)], market.step_close(k)))
         else:
             items = list(market.bars(k))
+            if not market._aligned:  # a bar per record: each one's code
+                places = market.rec_code[market.bounds[k] : market.bounds[k + 1]]
         self.bars_published += len(items)
-        for sub in self._subs.values():
-            chosen = items if not sub.codes else [b for b in items if b.stock_code in sub.codes]
+        aligned = market._aligned and self.spec.period != "tick"
+        for sub, chosen in split_step(items, self._subs.values(), places, aligned=aligned):
             if chosen:
                 sink.on_quotes(QuoteBatch(sub.sub_id, self.spec.period, chosen))
                 woke = True
@@ -726,7 +724,7 @@ class ReplayBackend:
                 listed = frozenset(self._known(normalize_codes(codes)) if codes else [])
                 if listed.issuperset(market.codes):  # every code: nothing to pick per step
                     listed = frozenset()
-                self._subs[sub_id] = _Sub(sub_id, listed)
+                self._subs[sub_id] = QuoteSub.of(sub_id, listed, market._code_index)
                 if self._phase == "done" and self._sink is not None:
                     self._sink.on_quotes(QuoteBatch(sub_id, period, [], final=True))
                 return msg.Ok()
