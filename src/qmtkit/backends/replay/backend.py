@@ -53,6 +53,7 @@ from qmtkit.backends.replay.qmtfill import price_groups
 from qmtkit.backends.replay.quotes import QuoteSub, split_step
 from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
@@ -645,9 +646,12 @@ class ReplayBackend:
             if i < len(cols["time"]) and int(cols["time"][i]) == label:
                 bench = float(cols["close"][i])
         for account_id in sorted(held):
-            self.recorder.record_day_columns(
-                account_id, day, self.broker.asset(account_id), held[account_id], bench
-            )
+            rows = held[account_id]
+            asset = self.broker.asset(account_id)
+            if isinstance(rows, HeldArrays):
+                self.recorder.record_day_keyed(account_id, day, asset, market.codes, rows, bench)
+            else:
+                self.recorder.record_day_columns(account_id, day, asset, rows, bench)
 
     # ------------------------------------------------------------------ reports
 

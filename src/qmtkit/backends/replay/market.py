@@ -75,26 +75,92 @@ def day_ms(day: int) -> int:
 
 class StepPrices(Mapping[str, float]):
     """Code -> price of one step of an aligned replay (every code, in code order): the step's
-    values as one list, looked up by the code's index; it never changes."""
+    values, looked up by the code's index; it never changes.
 
-    __slots__ = ("_index", "_values")
+    Also the step's prices by code number (``sim.marks.KeyedPrices``), which the broker marks a
+    quiet account with: the timeline's own column, no Python float per code.
+    """
 
-    def __init__(self, index: dict[str, int], values: list[float]) -> None:
-        self._index, self._values = index, values
+    __slots__ = ("_array", "_index", "_values")
+
+    def __init__(self, index: dict[str, int], array: F64) -> None:
+        self._index, self._array = index, array
+        self._values: list[float] | None = None  # made on the first lookup by code
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Code -> its number (the replay's code order)."""
+        return self._index
+
+    def by_key(self) -> tuple[F64, None]:
+        """Every code's price by number; every code has one."""
+        return self._array, None
+
+    def _list(self) -> list[float]:
+        values = self._values
+        if values is None:
+            values = self._values = self._array.tolist()
+        return values
 
     def get(self, code: str, default: Any = None) -> Any:
         """The price of ``code`` at this step, or ``default`` if it is not replayed."""
         i = self._index.get(code)
-        return default if i is None else self._values[i]
+        return default if i is None else self._list()[i]
 
     def __getitem__(self, code: str) -> float:
-        return self._values[self._index[code]]
+        return self._list()[self._index[code]]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
 
     def __len__(self) -> int:
         return len(self._index)
+
+
+class SparsePrices(Mapping[str, float]):
+    """Code -> price of the codes with a record at one step of a replay whose codes are not
+    all at every step; by code number as ``StepPrices`` (with which codes have one)."""
+
+    __slots__ = ("_array", "_codes", "_index", "_keys", "_map")
+
+    def __init__(self, index: dict[str, int], codes: list[str], keys: I64, array: F64) -> None:
+        self._index, self._codes, self._keys, self._array = index, codes, keys, array
+        self._map: dict[str, float] | None = None
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Code -> its number (the replay's code order)."""
+        return self._index
+
+    def by_key(self) -> tuple[F64, npt.NDArray[np.bool_]]:
+        """Every code's price by number (0 where it has none) and which have one."""
+        width = len(self._index)
+        values = np.zeros(width, dtype=np.float64)
+        present = np.zeros(width, dtype=np.bool_)
+        values[self._keys] = self._array
+        present[self._keys] = True
+        return values, present
+
+    def _mapping(self) -> dict[str, float]:
+        found = self._map
+        if found is None:
+            names = self._codes
+            keys = [names[i] for i in self._keys.tolist()]
+            found = self._map = dict(zip(keys, self._array.tolist(), strict=True))
+        return found
+
+    def get(self, code: str, default: Any = None) -> Any:
+        """The price of ``code`` at this step, or ``default`` if it has no record then."""
+        return self._mapping().get(code, default)
+
+    def __getitem__(self, code: str) -> float:
+        return self._mapping()[code]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 #: The fields of a replayed ``Bar`` read from the long columns (besides code, period, time
@@ -337,10 +403,11 @@ class ReplayMarket:
             if self._aligned:
                 # Every code, in code order: the codes' own index finds a price (a map of
                 # every code built each step cost more than the day's mark of the held ones).
-                self._prices = StepPrices(self._code_index, cols[name][a:b].tolist())
+                self._prices = StepPrices(self._code_index, cols[name][a:b])
             else:
-                keys = [self.codes[i] for i in self.rec_code[a:b].tolist()]
-                self._prices = dict(zip(keys, cols[name][a:b].tolist(), strict=True))
+                self._prices = SparsePrices(
+                    self._code_index, self.codes, self.rec_code[a:b], cols[name][a:b]
+                )
             self._prices_step = k
         return self._prices
 

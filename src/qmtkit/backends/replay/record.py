@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
 from qmtkit.messages import SubmitOrder
@@ -129,6 +130,9 @@ class _Positions:
         self.closes = array("d")
         self.names: list[str] = []
         self._ids: dict[str, int] = {}
+        #: ``add_keyed``: the code names its numbers refer to, and number -> id (-1: none yet).
+        self._keyed_names: list[str] | None = None
+        self._key_ids: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 
     def add(self, date: int, held: list[tuple[str, int, int, float]]) -> None:
         """One day's rows: (code, shares, sellable shares, last price) with shares > 0."""
@@ -173,6 +177,41 @@ class _Positions:
         self.volumes.extend(volumes)
         self.usable.extend(usable)
         self.closes.extend(closes)
+
+    def add_keyed(
+        self,
+        date: int,
+        names: list[str],
+        keys: npt.NDArray[np.int64],
+        volumes: npt.NDArray[np.int64],
+        usable: npt.NDArray[np.int64],
+        closes: npt.NDArray[np.float64],
+    ) -> None:
+        """``add_columns`` for codes given by number (``names[key]``) and numpy columns: the
+        broker's day end of an account marked as columns (``sim.marks``)."""
+        n = len(keys)
+        if n == 0:
+            return
+        if names is not self._keyed_names:
+            self._keyed_names = names
+            self._key_ids = np.full(len(names), -1, dtype=np.int32)
+        table = self._key_ids
+        ids = table[keys]
+        if bool((ids < 0).any()):
+            known = self._ids
+            for key in np.unique(keys[ids < 0]).tolist():
+                code = names[key]
+                i = known.get(code)
+                if i is None:
+                    i = known[code] = len(self.names)
+                    self.names.append(code)
+                table[key] = i
+            ids = table[keys]
+        self.codes.frombytes(ids.tobytes())
+        self.dates.extend(array("i", [date]) * n)
+        self.volumes.frombytes(np.ascontiguousarray(volumes, dtype=np.int64).tobytes())
+        self.usable.frombytes(np.ascontiguousarray(usable, dtype=np.int64).tobytes())
+        self.closes.frombytes(np.ascontiguousarray(closes, dtype=np.float64).tobytes())
 
     def frame(self) -> pl.DataFrame:
         """The ``positions`` frame (``POSITION_COLUMNS``)."""
@@ -380,6 +419,24 @@ class Recorder:
         date = _epoch_day(day)
         if held[0]:
             book.positions.add_columns(date, *held)
+        book.equity.append(
+            (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
+        )
+
+    def record_day_keyed(
+        self,
+        account_id: str,
+        day: int,
+        asset: Asset,
+        names: list[str],
+        held: HeldArrays,
+        benchmark: float | None,
+    ) -> None:
+        """``record_day`` with the holdings with shares as numpy columns, codes by number
+        (``names[key]``): the broker's day end of an account marked as columns."""
+        book = self._book(account_id)
+        date = _epoch_day(day)
+        book.positions.add_keyed(date, names, held.keys, held.volume, held.usable, held.close)
         book.equity.append(
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )

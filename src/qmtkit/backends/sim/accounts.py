@@ -7,8 +7,12 @@ money arithmetic they share: prices in thousandths of a yuan (li), amounts in wh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from qmtkit.models import Order, Trade
+
+if TYPE_CHECKING:
+    from qmtkit.backends.sim.marks import MarkBook
 
 
 @dataclass(slots=True)
@@ -54,6 +58,9 @@ class AccountState:
     #: (all shares sellable, all held since yesterday), so a quiet account's roll visits
     #: only these instead of every holding every day.
     touched: set[str] = field(default_factory=set)
+    #: A quiet account's holdings as columns once a close was marked by code number
+    #: (``sim.marks``): while it is set, a holding's ``last_price`` and ``value`` may lag it.
+    marks: MarkBook | None = None
 
 
 #: The fixed point of exact market values: 2**-80 CNY holds every product of whole shares and

@@ -41,8 +41,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
+import numpy as np
 
 from qmtkit.backends.base import SubmitOrder
+from qmtkit.backends.sim import marks
 from qmtkit.backends.sim.accounts import (
     EXACT_BELOW,
     EXACT_FROM,
@@ -58,6 +60,7 @@ from qmtkit.backends.sim.accounts import (
     value_q,
 )
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
+from qmtkit.backends.sim.marks import HeldArrays, MarkBook, exact_value_sum
 from qmtkit.backends.sim.matching import BookLedger
 from qmtkit.backends.sim.rules import Refused, Reject, fmt_price, validate
 from qmtkit.checks import is_finite, is_int
@@ -89,6 +92,7 @@ from qmtkit.models import (
 __all__ = [
     "REMARK_BYTES",
     "Broker",
+    "HeldArrays",
     "HeldColumns",
     "Reject",
     "cut_remark",
@@ -264,6 +268,8 @@ class Broker:
         acct = self._accounts.get(account_id)
         if acct is None:
             raise self._unknown(account_id)
+        if on:
+            self._materialize(acct)  # reports read every holding's price and value
         acct.quiet = not on
 
     def _create(self, account_id: str) -> AccountState:
@@ -334,6 +340,9 @@ class Broker:
         """(code, shares, sellable shares, last price) of each holding, as ``positions`` lists
         them, without building the reports (a backtest snapshots every account every day)."""
         acct = self._query_account(account_id)
+        if acct.marks is not None:
+            for code, p in acct.positions.items():
+                self._freshen(acct, code, p)
         return [(code, p.volume, p.can_use, p.last_price) for code, p in acct.positions.items()]
 
     def held_codes(self) -> set[str]:
@@ -357,6 +366,8 @@ class Broker:
                     f"last price of {code!r} must be a finite price >= 0, got {price!r}"
                 )
         accounts = list(self._accounts.values())
+        for acct in accounts:
+            self._materialize(acct)
         for code, price in last_prices.items():
             if price <= 0:
                 continue
@@ -381,22 +392,28 @@ class Broker:
         if len(accounts) != 1:
             self._mark_many(prices, fallback)
             return
-        self._mark_one(accounts[0], prices, fallback, None)
+        if self._mark_columns(accounts[0], prices, fallback) is None:
+            self._mark_one(accounts[0], prices, fallback, None)
 
     def mark_and_snapshot(
         self, prices: Mapping[str, float], fallback: Callable[[str], float | None]
-    ) -> dict[str, HeldColumns]:
+    ) -> dict[str, HeldColumns | HeldArrays]:
         """``mark_held``, then every account's holdings with shares as columns (codes, shares,
         sellable shares, last prices, in holding order): a backtest's day end.
 
         With one account the holdings are read once for both (over a whole market a day's
-        thousands of holdings cost more in memory reads than in arithmetic).
+        thousands of holdings cost more in memory reads than in arithmetic). An account
+        without state reports marked with prices by code number (``sim.marks.KeyedPrices``)
+        is marked as columns and its rows come as ``HeldArrays`` (codes by number).
         """
         accounts = list(self._accounts.values())
         if len(accounts) != 1:
             self._mark_many(prices, fallback)
             return {acct.account_id: _held_columns(acct) for acct in accounts}
         acct = accounts[0]
+        arrays = self._mark_columns(acct, prices, fallback)
+        if arrays is not None:
+            return {acct.account_id: arrays}
         columns: HeldColumns = ([], [], [], [])
         self._mark_one(acct, prices, fallback, columns)
         return {acct.account_id: columns}
@@ -412,6 +429,87 @@ class Broker:
             if price is not None:
                 marks[code] = price
         self.mark_to_market(marks)
+
+    def _mark_columns(
+        self,
+        acct: AccountState,
+        prices: Mapping[str, float],
+        fallback: Callable[[str], float | None],
+    ) -> HeldArrays | None:
+        """Mark a quiet account's holdings as columns (``sim.marks``) and return its held rows;
+        None, with every holding up to date, where the plain mark must do it: an account with
+        state reports, prices not by number, a held code without a number, or a price the
+        plain mark refuses (it raises the same error, after the same changes)."""
+        index = getattr(prices, "index", None)
+        if not acct.quiet or index is None or not hasattr(prices, "by_key"):
+            self._materialize(acct)
+            return None
+        book = acct.marks
+        count = len(acct.positions)
+        if count < (marks.COLUMNS_FROM if book is None else marks.COLUMNS_UNTIL):
+            self._materialize(acct)
+            return None
+        if book is not None and (
+            book.index is not index or not book.sync(acct.positions, acct.touched)
+        ):
+            self._materialize(acct)
+            book = None
+        if book is None:
+            book = acct.marks = MarkBook(acct.positions, index)
+        else:
+            book.pack()
+        got, has = book.prices(prices)  # type: ignore[arg-type]  # by_key: checked above
+        held = book.alive & (book.volume > 0)
+        if bool((held & (book.keys < 0)).any()):
+            self._materialize(acct)
+            return None
+        priced = held & has
+        if not bool(np.isfinite(got[priced]).all()) or bool((got[priced] < 0).any()):
+            self._materialize(acct)
+            return None
+        last = book.last.copy()
+        moved = priced & (got != 0)
+        last[moved] = got[moved]
+        codes = book.codes
+        for s in np.flatnonzero(held & ~has).tolist():
+            price = fallback(codes[s])  # no price at this moment (suspended): it stands
+            if price is None:
+                continue
+            if type(price) is not float or not 0.0 <= price < math.inf:
+                if not is_finite(price) or price < 0:
+                    self._materialize(acct)
+                    return None
+                price = float(price)
+            if price != 0:
+                last[s] = price
+        volume = book.volume[held]
+        close = last[held]
+        acct.market_value = exact_value_sum(volume, close)
+        book.last = last
+        book.marked = held
+        book.fresh = set()
+        return HeldArrays(book.keys[held], volume, book.usable[held], close)
+
+    @staticmethod
+    def _freshen(acct: AccountState, code: str, pos: Holding) -> None:
+        """Bring a holding that lags its account's ``MarkBook`` up to the last mark."""
+        book = acct.marks
+        if book is None or code in book.fresh:
+            return
+        s = book.lags(code)
+        if s >= 0:
+            price = float(book.last[s])
+            pos.last_price = price
+            pos.value = value_q(pos.volume, price)
+
+    def _materialize(self, acct: AccountState) -> None:
+        """Bring every holding of ``acct`` up to its ``MarkBook`` and drop the book."""
+        book = acct.marks
+        if book is None:
+            return
+        for code, pos in acct.positions.items():
+            self._freshen(acct, code, pos)
+        acct.marks = None
 
     @staticmethod
     def _mark_one(
@@ -484,6 +582,8 @@ class Broker:
 
     def _position_report(self, acct: AccountState, code: str) -> Position:
         p = acct.positions[code]
+        if acct.marks is not None:
+            self._freshen(acct, code, p)
         return Position(
             account_id=acct.account_id,
             stock_code=code,
@@ -723,6 +823,8 @@ class Broker:
         pos = acct.positions.get(code)
         if pos is None:
             pos = acct.positions[code] = Holding(name=order.instrument_name)
+        elif acct.marks is not None:
+            self._freshen(acct, code, pos)  # dayend's hook: the value below must be current
         acct.touched.add(code)
         if side == _BUY:
             # The freeze of the remainder before and after this fill (``_freeze_of``).
@@ -1094,6 +1196,7 @@ class Broker:
     def _settle_all(self, acct: AccountState, out: list[TradeReportItem]) -> None:
         """T+1 for every holding, with a ``Position`` report of each one that changed, in
         holding order; sold-out holdings are dropped."""
+        self._materialize(acct)
         sold_out = []
         positions = acct.positions
         for code, pos in positions.items():
@@ -1113,6 +1216,9 @@ class Broker:
         """``_settle_all`` without reports, for the touched holdings only: the others are
         settled already (a quiet account with thousands of holdings rolls every day)."""
         positions = acct.positions
+        book = acct.marks
+        if book is not None:
+            book.dirty |= acct.touched  # changed since the book's last mark: read at the next
         unsettled = set()
         for code in acct.touched:
             pos = positions.get(code)
@@ -1121,6 +1227,8 @@ class Broker:
             volume = pos.volume
             if volume == 0:
                 del positions[code]
+                if book is not None:
+                    book.drop(code)
                 continue
             if pos.can_use != volume or pos.yesterday != volume:
                 pos.can_use = volume - pos.frozen
@@ -1149,6 +1257,8 @@ class Broker:
             pos = acct.positions.get(code)
             if pos is None or pos.volume <= 0:
                 continue
+            if acct.marks is not None:
+                self._freshen(acct, code, pos)
             cash = math.floor(pos.volume * cash_per_share * 100 + 1e-6)
             extra = math.floor(pos.volume * shares_per_share + 1e-9)
             if cash <= 0 and extra <= 0:
