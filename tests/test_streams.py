@@ -9,7 +9,15 @@ import pytest
 
 from qmtkit.errors import ClosedError, InvalidArgument
 from qmtkit.models import Bar, Tick
-from qmtkit.streams import EventMaker, QuoteFanout, ReportFanout, merge_latest, quote_key
+from qmtkit.streams import (
+    EventMaker,
+    QuoteFanout,
+    ReportFanout,
+    Waiter,
+    WaiterMaker,
+    merge_latest,
+    quote_key,
+)
 
 
 def tick(code: str, n: int) -> Tick:
@@ -406,3 +414,34 @@ async def test_an_event_maker_makes_fresh_unset_events_of_the_running_backend() 
     assert first is not second and type(first) is type(second)
     first.set()
     assert first.is_set() and not second.is_set()
+
+
+async def test_a_waiter_maker_wakes_its_waiting_task_and_survives_a_cancelled_wait() -> None:
+    make = WaiterMaker()
+    first = make()  # the first one finds out the async library: an anyio event
+    assert isinstance(first, anyio.Event)
+    woken: list[int] = []
+
+    async def wait(n: int, waiter: Waiter) -> None:
+        await waiter.wait()
+        woken.append(n)
+
+    async with anyio.create_task_group() as tg:
+        second, third = make(), make()  # bare futures of the running loop from then on
+        assert type(second).__name__ == "_FutureWaiter" and second is not third
+        tg.start_soon(wait, 1, first)
+        tg.start_soon(wait, 2, second)
+        await anyio.sleep(0)
+        assert woken == []
+        second.set()
+        second.set()  # twice: nothing more
+        first.set()
+        await anyio.sleep(0.01)
+        assert sorted(woken) == [1, 2]
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await third.wait()  # cancelled while waiting
+        third.set()  # a cancelled wait's waiter: nothing to wake, no error
+    set_before = make()
+    set_before.set()
+    await set_before.wait()  # already set: returns at once

@@ -13,10 +13,11 @@ that never blocks, so it can be used straight from an event-sink callback.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
@@ -54,6 +55,59 @@ class EventMaker:
             # A backend's event (not the adapter made outside any loop): its class needs
             # no lookup.
             self._cls = type(event)
+        return event
+
+
+class Waiter(Protocol):
+    """What one task waits on until another wakes it (``set``)."""
+
+    def set(self) -> None:
+        """Wake the waiting task (once; later calls do nothing)."""
+
+    def wait(self) -> Awaitable[object]:
+        """What to await until ``set``."""
+
+
+class _FutureWaiter:
+    """A ``Waiter`` of the running asyncio loop: one bare future, awaited directly."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def set(self) -> None:
+        future = self._future
+        if not future.done():  # cancelled with its waiter: nothing to wake
+            future.set_result(None)
+
+    def wait(self) -> Awaitable[object]:
+        return self._future
+
+
+class WaiterMaker:
+    """Makes the waiters of ONE waiting task at a time (a quote consumer's reader).
+
+    On asyncio a waiter is a bare future of the running loop: ``anyio.Event`` wraps an
+    ``asyncio.Event``, whose ``wait`` makes a future anyway, through two more objects and two
+    coroutines (a strategy with a subscription per code waits once per code per step). A
+    cancelled wait cancels the future: fine for one waiting task, not for a shared event
+    (``EventMaker`` serves those). Elsewhere (trio) it makes ``anyio.Event`` objects.
+    """
+
+    __slots__ = ("_events", "_on_asyncio")
+
+    def __init__(self) -> None:
+        self._on_asyncio: bool | None = None
+        self._events = EventMaker()
+
+    def __call__(self) -> Waiter:
+        """A new waiter, not yet set."""
+        if self._on_asyncio:
+            return _FutureWaiter(asyncio.get_running_loop().create_future())
+        event = self._events()
+        if self._on_asyncio is None:
+            self._on_asyncio = type(event).__module__ == "anyio._backends._asyncio"
         return event
 
 
@@ -110,8 +164,8 @@ class QuoteConsumer(Generic[R]):
         self.closed = False
         self._pending: deque[list[R]] = deque()
         self._count = 0
-        self._waiter: anyio.Event | None = None
-        self._new_event = EventMaker()
+        self._waiter: Waiter | None = None
+        self._new_event = WaiterMaker()
 
     @property
     def pending(self) -> int:
@@ -481,6 +535,8 @@ __all__ = [
     "QuoteFanout",
     "ReportConsumer",
     "ReportFanout",
+    "Waiter",
+    "WaiterMaker",
     "merge_latest",
     "quote_key",
 ]
