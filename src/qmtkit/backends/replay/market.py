@@ -204,8 +204,6 @@ class ReplayMarket:
         self._daily: dict[str, dict[str, npt.NDArray[Any]]] = {}
         self._boards: dict[str, Board] = {}
         parts_t: list[I64] = []
-        parts_c: list[I64] = []
-        parts_r: list[I64] = []
         self.codes: list[str] = []
         self.missing: list[str] = []
         self._slices: list[tuple[str, int, int]] = []
@@ -218,13 +216,10 @@ class ReplayMarket:
             if a >= b:
                 self.missing.append(code)
                 continue
-            idx = len(self.codes)
             self.codes.append(code)
             self._cols[code] = cols
             self._slices.append((code, a, b))
             parts_t.append(np.asarray(t[a:b], dtype=np.int64))
-            parts_c.append(np.full(b - a, idx, dtype=np.int64))
-            parts_r.append(np.arange(a, b, dtype=np.int64))
         if not self.codes:
             raise InvalidArgument(
                 f"no cached {period} data for {', '.join(wanted[:10])} between the replay's "
@@ -237,26 +232,26 @@ class ReplayMarket:
             len(p) == len(first) and np.array_equal(p, first) for p in parts_t[1:]
         )
         self._order: I64 | None = None
-        #: Long form, sorted by (time, code order): every record the replay will publish.
-        if aligned:
-            self.rec_time: I64 = np.repeat(first, len(parts_t))
-            self.rec_code: I64 = np.tile(np.arange(len(parts_t), dtype=np.int64), len(first))
-            self.rec_row: I64 = np.stack(parts_r, axis=1).ravel()
-        else:
-            times = np.concatenate(parts_t)
-            order = np.argsort(times, kind="stable")
-            self._order = order
-            self.rec_time = times[order]
-            self.rec_code = np.concatenate(parts_c)[order]
-            self.rec_row = np.concatenate(parts_r)[order]
+        #: (time, code number, row) of every record the replay will publish, in timeline order
+        #: (``rec_time``, ``rec_code``, ``rec_row``): an aligned replay's are made on first use
+        #: (its own paths find a record by arithmetic; over a whole market they were three
+        #: arrays of 12.5 M values made before the first step).
+        self._rec: tuple[I64, I64, I64] | None = None
         if aligned:  # a code's times are sorted and distinct: they are the steps
             width = len(parts_t)
             self.steps: I64 = np.asarray(first, dtype=np.int64)
             self.bounds: I64 = np.arange(0, (len(first) + 1) * width, width, dtype=np.int64)
         else:
-            self.steps = np.unique(self.rec_time)
-            self.bounds = np.searchsorted(self.rec_time, self.steps, "left").astype(np.int64)
-            self.bounds = np.append(self.bounds, len(self.rec_time))
+            times = np.concatenate(parts_t)
+            order = np.argsort(times, kind="stable")
+            self._order = order
+            codes = np.repeat(np.arange(len(parts_t), dtype=np.int64), [len(p) for p in parts_t])
+            rows = np.concatenate([np.arange(a, b, dtype=np.int64) for _, a, b in self._slices])
+            self._rec = (times[order], codes[order], rows[order])
+            rec_time = self._rec[0]
+            self.steps = np.unique(rec_time)
+            self.bounds = np.searchsorted(rec_time, self.steps, "left").astype(np.int64)
+            self.bounds = np.append(self.bounds, len(rec_time))
         self.step_days: I64 = ms_to_yyyymmdd(self.steps)
         self._aligned = aligned
         self._bounds: list[int] = self.bounds.tolist()
@@ -278,6 +273,40 @@ class ReplayMarket:
 
     def _last_label(self, end_ms: int) -> int:
         return end_ms
+
+    def _records(self) -> tuple[I64, I64, I64]:
+        found = self._rec
+        if found is None:  # aligned: every code at every step, in code order
+            steps, width = len(self.steps), len(self.codes)
+            starts = np.asarray([a for _, a, _ in self._slices], dtype=np.int64)
+            found = self._rec = (
+                np.repeat(self.steps, width),
+                np.tile(np.arange(width, dtype=np.int64), steps),
+                (np.arange(steps, dtype=np.int64)[:, None] + starts[None, :]).ravel(),
+            )
+        return found
+
+    def _row(self, j: int) -> int:
+        """``rec_row[j]``; an aligned replay's by arithmetic (no record columns made)."""
+        if self._rec is None:
+            width = len(self.codes)
+            return self._slices[j % width][1] + j // width
+        return int(self._rec[2][j])
+
+    @property
+    def rec_time(self) -> I64:
+        """Each record's time, in timeline order."""
+        return self._records()[0]
+
+    @property
+    def rec_code(self) -> I64:
+        """Each record's code number (index into ``codes``), in timeline order."""
+        return self._records()[1]
+
+    @property
+    def rec_row(self) -> I64:
+        """Each record's row in its code's cached columns, in timeline order."""
+        return self._records()[2]
 
     # ------------------------------------------------------------------ timeline
 
@@ -327,6 +356,14 @@ class ReplayMarket:
         a, b = int(self.bounds[first]), int(self.bounds[last + 1])
         return self._long_frame.slice(a, b - a)
 
+    def _code_column(self) -> I64 | npt.NDArray[np.uint32]:
+        """Each record's code number for the long frame (aligned: without the other records'
+        columns, which the fast forms never read)."""
+        if self._rec is None:
+            width = len(self.codes)
+            return np.tile(np.arange(width, dtype=np.uint32), len(self.steps))
+        return self.rec_code
+
     def frame(self, k: int) -> pl.DataFrame:
         """Step ``k``'s records of every code as one frame: ``code``, ``time`` and the fields.
 
@@ -335,7 +372,7 @@ class ReplayMarket:
         if self._long_frame is None:
             cols = self.long_columns()
             codes = pl.Series("code", self.codes, dtype=pl.Categorical)
-            data: dict[str, Any] = {"code": codes.gather(self.rec_code)}
+            data: dict[str, Any] = {"code": codes.gather(self._code_column())}
             data.update(cols)
             self._long_frame = pl.DataFrame(data).with_columns(
                 pl.col("time").cast(pl.Datetime("ms"))
@@ -433,13 +470,14 @@ class ReplayMarket:
             return a + i
         b = self._bounds[k + 1]
         # Within a step the records are in code order (a stable sort of codes in order).
-        j = a + int(self.rec_code[a:b].searchsorted(i))
-        return j if j < b and int(self.rec_code[j]) == i else None
+        codes = (self._rec or self._records())[1]  # made: not aligned
+        j = a + int(codes[a:b].searchsorted(i))
+        return j if j < b and int(codes[j]) == i else None
 
     def row_of(self, code: str, k: int) -> int | None:
         """The row of ``code``'s record at step ``k``, if it has one."""
         j = self.position(code, k)
-        return None if j is None else int(self.rec_row[j])
+        return None if j is None else self._row(j)
 
     def bar_at(self, code: str, k: int) -> tuple[float, float, float, float, int] | None:
         """(open, high, low, close, volume) of ``code``'s record at step ``k``, if it has one.
@@ -453,7 +491,7 @@ class ReplayMarket:
             return None
         long = self._long
         if long is None:
-            return self.ohlcv(code, int(self.rec_row[j]))
+            return self.ohlcv(code, self._row(j))
         return (
             float(long["open"][j]),
             float(long["high"][j]),
@@ -534,7 +572,7 @@ class ReplayMarket:
                     int(long["volume"][j]),
                     int(long["suspendFlag"][j]),
                 )
-            row = None if j is None else int(self.rec_row[j])
+            row = None if j is None else self._row(j)
             if row is not None:  # the replay has the code's bar of that day: no search
                 c = self._cols[code]
                 return (
