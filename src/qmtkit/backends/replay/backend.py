@@ -518,13 +518,16 @@ class ReplayBackend:
         assert market is not None
         day = self.broker.day
         out: list[tuple[str, float | None, float | None, int]] = []
+        spec = self.spec
         found = market.bars_at(codes, k) if len(codes) >= _VECTOR_FROM else None
         if found is None:
+            bar_at, instrument = market.bar_at, market.instrument
+            fill, share, slippage = spec.fill, spec.participation, spec.slippage
             for code in codes:
-                bar = market.bar_at(code, k)
+                bar = bar_at(code, k)
                 if bar is None:
                     continue
-                q = self._quote(bar, market.instrument(code, day), phase)
+                q = quote(bar, instrument(code, day), phase, fill, share, slippage)
                 if q is not None:
                     out.append((code, *q))
             return out
@@ -533,7 +536,6 @@ class ReplayBackend:
         have, bars = found
         named = [codes[i] for i in have.tolist()]
         insts = [market.instrument(code, day) for code in named]
-        spec = self.spec
         price = bars["open"] if phase == "open" else bars["close"]
         made = quotes(price, bars["volume"], insts, spec.participation, spec.slippage)
         for code, q in zip(named, made, strict=True):

@@ -12,7 +12,6 @@ from qmtkit.constants import OrderType
 from qmtkit.models import Order, Tick
 
 _BUY = int(OrderType.STOCK_BUY)
-_SELL = int(OrderType.STOCK_SELL)
 
 
 #: One side of a book as the matcher reads it: (price, price in li, shares) of its usable levels.
@@ -40,8 +39,9 @@ class _Tick:
 
     __slots__ = ("asks", "bids", "book", "time", "used")
     time: int
-    #: shares already taken by (side, price in li)
-    used: dict[tuple[int, int], int]
+    #: shares already taken by level: its price in li on the asks (what buys take), the li's
+    #: complement ``~li`` (below zero) on the bids (what sells take); an int key, no tuple
+    used: dict[int, int]
     #: the book in force (None: a one-level bar met by its numbers, ``take_level``)
     book: Tick | None
     asks: Levels | None
@@ -111,11 +111,10 @@ class BookLedger:
         out = []
         offered = 0
         buy = order.order_type == _BUY
-        side = _BUY if buy else _SELL
         for p, li, v in entry.levels(buy):
             if li > limit if buy else li < limit:
                 continue
-            free = v - used.get((side, li), 0)
+            free = v - used.get(li if buy else ~li, 0)
             if free > 0:
                 out.append((p, li, free))
                 offered += free
@@ -133,9 +132,9 @@ class BookLedger:
         limit = round(order.price * 1000)
         used = self._tick(book).used
         if order.order_type == _BUY:
-            buy, side, prices, vols = True, _BUY, book.askPrice, book.askVol
+            buy, prices, vols = True, book.askPrice, book.askVol
         else:
-            buy, side, prices, vols = False, _SELL, book.bidPrice, book.bidVol
+            buy, prices, vols = False, book.bidPrice, book.bidVol
         if len(prices) > BOOK_LEVELS:
             prices = prices[:BOOK_LEVELS]
         pieces = []
@@ -148,7 +147,7 @@ class BookLedger:
             li = round(p * 1000)
             if li > limit if buy else li < limit:
                 continue
-            free = int(v) - used.get((side, li), 0)
+            free = int(v) - used.get(li if buy else ~li, 0)
             if free > 0:
                 qty = free if free < want else want
                 pieces.append((float(p), li, qty))
@@ -156,7 +155,7 @@ class BookLedger:
                 if want <= 0:
                     break
         for _, li, qty in pieces:
-            key = (side, li)
+            key = li if buy else ~li
             used[key] = used.get(key, 0) + qty
         return pieces
 
@@ -190,7 +189,7 @@ class BookLedger:
         li = round(price * 1000)
         if li > round(limit * 1000) if buy else li < round(limit * 1000):
             return 0, li
-        key = (_BUY if buy else _SELL, li)
+        key = li if buy else ~li
         used = entry.used
         taken = used.get(key, 0)
         free = volume - taken
