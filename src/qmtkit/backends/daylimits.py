@@ -27,6 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from qmtkit.codes import Board, band_prices, limit_ratio
 
 #: The first day A shares traded under daily price limits.
@@ -44,6 +47,14 @@ BAND_UP: Final = 0.44
 BAND_DOWN: Final = 0.36
 
 NO_LIMIT: Final = (0.0, 0.0)
+#: The days from which a board's ordinary ratio (``board_ratio``) may differ from the day
+#: before: it is the same on every day between two of them (a test checks every day).
+RATIO_CHANGES: Final = (LIMITS_BEGAN, CHINEXT_REFORM)
+#: Pre-closes from this many cents up are left to ``band_prices`` (int64 products stay exact
+#: far above it; no A-share trades near it).
+_CENTS_BELOW: Final = 2**40
+
+F64 = npt.NDArray[np.float64]
 
 # The members as plain names: reading ``Board.X`` goes through the enum's descriptor.
 _MAIN, _CHINEXT, _STAR, _BJ, _INDEX = Board.MAIN, Board.CHINEXT, Board.STAR, Board.BJ, Board.INDEX
@@ -124,6 +135,57 @@ def day_limits(
     return band_prices(pre_close, ratio, ratio)
 
 
+def ordinary_limits(
+    pre_close: F64, boards: Sequence[Board], is_st: Sequence[bool], days: Sequence[int]
+) -> tuple[F64, F64]:
+    """``day_limits`` without listing dates, for many codes and days in one vector step.
+
+    ``pre_close[d, i]`` is code ``i``'s pre-close on ``days[d]``; the code's board and ST
+    flag are ``boards[i]`` and ``is_st[i]``. Returns (down, up) arrays of that shape holding
+    what ``day_limits(pre_close[d, i], boards[i], is_st[i], days[d])`` returns ((0, 0) where
+    the day has no limit), or NaN where this does not work it out (a pre-close <= 0 or off
+    the cent grid, a ratio that is not a whole percent): ask ``day_limits`` for those. The
+    ratios are ``board_ratio``'s, asked once per board, ST flag and span of
+    ``RATIO_CHANGES``; the rounding is ``band_prices``'s (half-up to the cent of the decimal
+    price) done in whole cents.
+    """
+    shape = (len(days), len(boards))
+    if pre_close.shape != shape:
+        raise ValueError(f"pre_close has shape {pre_close.shape}, expected {shape}")
+    groups: dict[tuple[Board, bool], int] = {}
+    group = np.asarray(
+        [groups.setdefault((b, bool(s)), len(groups)) for b, s in zip(boards, is_st, strict=True)],
+        dtype=np.int64,
+    )
+    day = np.asarray(days, dtype=np.int64)
+    span = np.searchsorted(np.asarray(RATIO_CHANGES, dtype=np.int64), day, "right")
+    spans = np.unique(span).tolist()
+    # Whole percents per (span, group): -1 no limit, -2 not a whole percent.
+    pct = np.full((len(RATIO_CHANGES) + 1, max(len(groups), 1)), -2.0)
+    for s_ in spans:
+        first = int(day[int(np.argmax(span == s_))])
+        for (board, st), g in groups.items():
+            ratio = None if board is _INDEX else board_ratio(board, st, first)
+            if ratio is None:
+                pct[s_, g] = -1.0
+            elif round(ratio * 100) / 100 == ratio:  # its shortest repr has two decimals
+                pct[s_, g] = round(ratio * 100)
+    # One span (most blocks of days): a row per code, broadcast over the days.
+    r = pct[spans[0], group][None, :] if len(spans) == 1 else pct[span[:, None], group[None, :]]
+    with np.errstate(invalid="ignore"):
+        cents = np.rint(pre_close * 100.0)
+        exact = (cents / 100.0 == pre_close) & (cents > 0) & (cents < _CENTS_BELOW) & (r >= 0)
+        # Whole cents in floats: every product and sum below 2**53 is exact, and the floor of
+        # a quotient by 100 of a whole number below 2**48 is the integer quotient.
+        c = np.where(exact, cents, np.nan)
+        up = np.floor((c * (100.0 + r) + 50.0) / 100.0) / 100.0
+        down = np.maximum(np.floor((c * (100.0 - r) + 50.0) / 100.0), 1.0) / 100.0
+    free = np.broadcast_to(r == -1.0, shape)
+    up[free] = 0.0
+    down[free] = 0.0
+    return down, up
+
+
 __all__ = [
     "BAND_DOWN",
     "BAND_UP",
@@ -133,9 +195,11 @@ __all__ = [
     "LIMITS_BEGAN",
     "MAIN_REGISTRATION",
     "NO_LIMIT",
+    "RATIO_CHANGES",
     "board_ratio",
     "day_limits",
     "free_days",
     "has_first_day_band",
     "listing_day",
+    "ordinary_limits",
 ]

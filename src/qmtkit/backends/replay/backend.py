@@ -55,6 +55,7 @@ from qmtkit.backends.replay.record import Recorder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
+from qmtkit.backends.sim.rules import Listing
 from qmtkit.backends.urlquery import query_number, venue_query
 from qmtkit.codes import normalize_code, normalize_codes, parse_period
 from qmtkit.constants import OrderType, PriceType
@@ -835,7 +836,7 @@ class ReplayBackend:
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         code = req.stock_code
-        instrument: InstrumentDetail | None = None
+        listing: Listing | None = None
         book: Tick | None = None
         if isinstance(code, str):
             if code in market._code_index:  # already normal: most orders
@@ -846,10 +847,11 @@ class ReplayBackend:
                 except InvalidCode:
                     norm = ""
             if norm in market._code_index:
-                instrument = market.instrument(norm, broker.day)
+                # The rules' view of the day's instrument, without an InstrumentDetail.
+                listing = market.listing(norm, broker.day)
                 book = self._submit_book(norm, req)
         response = self.accounts.submit(
-            req, book=book, instrument=instrument, now=now, day=broker.day, market_open=True
+            req, book=book, instrument=None, now=now, day=broker.day, listing=listing
         )
         self._collect_taxes()
         return response

@@ -27,10 +27,11 @@ import numpy.typing as npt
 import polars as pl
 
 from qmtkit.backends.base import Dividend
-from qmtkit.backends.daylimits import day_limits
+from qmtkit.backends.daylimits import day_limits, ordinary_limits
 from qmtkit.backends.market import Market
 from qmtkit.backends.replay.listings import Listings, listing_dates
 from qmtkit.backends.sim.market import SyntheticMarket
+from qmtkit.backends.sim.rules import Listing
 from qmtkit.clock import BEIJING_OFFSET_MS
 from qmtkit.codes import Board, normalize_code, parse_code
 from qmtkit.data.cache import Cache
@@ -44,6 +45,10 @@ from qmtkit.models import Bar, InstrumentDetail, Tick
 DAILY_OPEN_MS: Final = 9 * 3_600_000 + 30 * 60_000
 MINUTE_MS: Final = 60_000
 PERIODS: Final = ("1d", "1m", "tick")
+
+#: About how many (day, code) facts of an aligned daily replay are worked out in one vector
+#: step (a block of days of every code).
+_BLOCK_RECORDS: Final = 1 << 16
 
 F64 = npt.NDArray[np.float64]
 _INDEX, _ETF = Board.INDEX, Board.ETF  # plain names: ``Board.X`` reads go through a descriptor
@@ -268,7 +273,16 @@ class ReplayMarket:
         self._ex_index: dict[int, list[str]] | None = None
         self._instr_day = 0
         self._instr: dict[str, InstrumentDetail] = {}
+        self._listing_day = 0
+        self._listings: dict[str, Listing] = {}
         self._fixed_of: dict[str, _Fixed] = {}
+        # The day facts of steps [_blk_k0, _blk_k1) of every code (aligned daily replays).
+        self._blk_k0 = self._blk_k1 = 0
+        self._blk_pre: F64 = np.zeros(0)
+        self._blk_trading: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        self._blk_down: F64 = np.zeros(0)
+        self._blk_up: F64 = np.zeros(0)
+        self._row_day, self._row_at = 0, -1  # the day whose row _day_row gave last, and the row
         self.listings = Listings(listing_dates(cache.root, self.codes), cache.home)
 
     def _last_label(self, end_ms: int) -> int:
@@ -633,6 +647,35 @@ class ReplayMarket:
             found = self._instr[code] = self._instrument(norm, day)
         return found
 
+    def listing(self, code: str, day: int) -> Listing:
+        """``code``'s instrument on ``day`` as the order rules read it (``rules.Listing``),
+        with the very facts of ``instrument(code, day)`` and no ``InstrumentDetail`` made.
+
+        ``code`` must be normal (``600000.SH``): the order path has normalised it.
+        """
+        if day != self._listing_day:
+            self._listing_day, self._listings = day, {}
+        found = self._listings.get(code)
+        if found is not None:
+            return found
+        f = self._fixed_of.get(code) or self._fixed(code)
+        j = self._day_row(day)
+        i = self._code_index.get(code)
+        if j >= 0 and i is not None:
+            j += i
+            trading = self._blk_trading.item(j)
+            up = self._blk_up.item(j)
+            if up == up:
+                down = self._blk_down.item(j)
+            else:  # NaN: left to the scalar rules
+                down, up = self._limits(code, self._blk_pre.item(j), day)
+        else:
+            _, trading, down, up = self._day_facts_of(code, day)
+        found = self._listings[code] = Listing(
+            code, f.exchange, code, f.price_tick, up, down, trading, f.board is _INDEX
+        )
+        return found
+
     def _fixed(self, code: str) -> _Fixed:
         """What a code's instrument keeps from day to day (worked out once per code)."""
         fixed = self._fixed_of.get(code)
@@ -654,18 +697,7 @@ class ReplayMarket:
 
     def _instrument(self, code: str, day: int) -> InstrumentDetail:
         f = self._fixed(code)
-        found = self._day_bar(code, day)
-        pre = 0.0
-        trading = False
-        if found is not None:
-            pre_field, prev, volume, suspended = found
-            pre = pre_field if pre_field > 0 else prev
-            trading = volume > 0 and suspended == 0
-        up = down = 0.0
-        board = f.board
-        if pre > 0 and board is not _INDEX:
-            nth = self.listings.nth_day(code, day) if f.list_date else 0
-            down, up = day_limits(pre, board, f.is_st, day, list_date=f.list_date, nth_day=nth)
+        pre, trading, down, up = self._day_facts(code, day)
         return InstrumentDetail(
             ExchangeID=f.exchange,
             InstrumentID=f.symbol,
@@ -680,6 +712,95 @@ class ReplayMarket:
             board=f.board_name,
             is_st=f.is_st,
         )
+
+    def _day_facts(self, code: str, day: int) -> tuple[float, bool, float, float]:
+        """(pre-close, trading, down limit, up limit) of ``code`` on ``day``.
+
+        An aligned daily replay reads them from the facts of a block of days of every code,
+        worked out in one vector step (``_block``); its first day and other replays work
+        them out one code at a time (``_day_facts_of``), with the same answers.
+        """
+        j = self._day_row(day)
+        i = self._code_index.get(code)
+        if j < 0 or i is None:
+            return self._day_facts_of(code, day)
+        j += i
+        pre = self._blk_pre.item(j)
+        up = self._blk_up.item(j)
+        if up == up:
+            down = self._blk_down.item(j)
+        else:  # NaN: left to the scalar rules
+            down, up = self._limits(code, pre, day)
+        return pre, self._blk_trading.item(j), down, up
+
+    def _day_row(self, day: int) -> int:
+        """Where the block's facts of ``day`` begin (its first code's), or -1 if the block
+        does not hold that day (then each code works out its own)."""
+        if day == self._row_day:
+            return self._row_at
+        row = -1
+        if self.period == "1d" and self._aligned and self._long is not None:
+            if self._step_of_day is None:
+                self._step_of_day = {d: k for k, d in enumerate(self.step_days.tolist())}
+            k = self._step_of_day.get(day)
+            if k:  # the first step's close a step back is outside the timeline
+                if not self._blk_k0 <= k < self._blk_k1:
+                    self._block(k)
+                row = (k - self._blk_k0) * len(self.codes)
+        self._row_day, self._row_at = day, row
+        return row
+
+    def _day_facts_of(self, code: str, day: int) -> tuple[float, bool, float, float]:
+        """``_day_facts`` of one code from its own bar of the day."""
+        found = self._day_bar(code, day)
+        pre = 0.0
+        trading = False
+        if found is not None:
+            pre_field, prev, volume, suspended = found
+            pre = pre_field if pre_field > 0 else prev
+            trading = volume > 0 and suspended == 0
+        down, up = self._limits(code, pre, day)
+        return pre, trading, down, up
+
+    def _limits(self, code: str, pre: float, day: int) -> tuple[float, float]:
+        """(down, up) of ``code`` on ``day`` from its pre-close (0, 0: none or no price)."""
+        f = self._fixed(code)
+        if pre > 0 and f.board is not _INDEX:
+            nth = self.listings.nth_day(code, day) if f.list_date else 0
+            return day_limits(pre, f.board, f.is_st, day, list_date=f.list_date, nth_day=nth)
+        return 0.0, 0.0
+
+    def _block(self, k: int) -> None:
+        """Work out the day facts of every code from step ``k`` (>= 1) on, for a block of steps.
+
+        What ``_day_facts_of`` does per code, over the timeline's columns: the pre-close is
+        the bar's ``preClose`` (else the close a step back), a bar trades with volume and no
+        suspension flag, and the limits come from ``ordinary_limits``.
+        """
+        long = self._long
+        assert long is not None and k >= 1
+        n = len(self.codes)
+        k1 = min(len(self.steps), k + max(1, _BLOCK_RECORDS // n))
+        a, b = k * n, k1 * n
+        field = np.asarray(long["preClose"][a:b], dtype=np.float64)
+        pre = np.where(field > 0, field, long["close"][a - n : b - n])
+        trading = (long["volume"][a:b] > 0) & (long["suspendFlag"][a:b] == 0)
+        fixed = [self._fixed(c) for c in self.codes]
+        down, up = ordinary_limits(
+            pre.reshape(k1 - k, n),
+            [f.board for f in fixed],
+            [f.is_st for f in fixed],
+            self.step_days[k:k1].tolist(),
+        )
+        # A code with a listing date has rules of its own on its first days: NaN leaves its
+        # limits to the scalar rules (its pre-close and trading flag are read from here).
+        listed = [i for i, f in enumerate(fixed) if f.list_date]
+        if listed:
+            up[:, listed] = np.nan
+        self._blk_pre, self._blk_trading = pre, trading
+        self._blk_down, self._blk_up = down.ravel(), up.ravel()
+        self._blk_k0, self._blk_k1 = k, k1
+        self._row_day = 0  # rows are the new block's
 
     def ticks(self, codes: list[str], now_ms: int) -> list[Tick]:
         """The latest record of each code visible at ``now_ms`` as a snapshot (no book for bars)."""

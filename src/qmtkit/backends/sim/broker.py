@@ -62,7 +62,7 @@ from qmtkit.backends.sim.accounts import (
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
 from qmtkit.backends.sim.marks import HeldArrays, MarkBook, exact_value_sum
 from qmtkit.backends.sim.matching import BookLedger
-from qmtkit.backends.sim.rules import Refused, Reject, fmt_price, validate
+from qmtkit.backends.sim.rules import Listing, Refused, Reject, fmt_price, validate
 from qmtkit.checks import is_finite, is_int
 from qmtkit.codes import limit_prices
 from qmtkit.constants import (
@@ -619,8 +619,12 @@ class Broker:
         now_ms: int,
         day: int,
         market_open: bool = True,
+        listing: Listing | None = None,
     ) -> tuple[OrderResponse, list[TradeReportItem]]:
         """Place one order; returns the response and the account's reports, in venue order.
+
+        ``listing``: the order's instrument as the rules read it (``rules.Listing``), when the
+        market made one from its own day facts; ``instrument`` is then not read.
 
         A refused order yields one ``Order`` at 57 (JUNK) and an ``OrderError`` and changes
         no cash or shares. An accepted one yields an ``Order`` at 50 (REPORTED) and the freeze
@@ -640,6 +644,10 @@ class Broker:
         ):
             raise InvalidArgument(
                 f"instrument must be an InstrumentDetail or None, got {type(instrument).__name__}"
+            )
+        if listing is not None and type(listing) is not Listing:
+            raise InvalidArgument(
+                f"listing must be a Listing or None, got {type(listing).__name__}"
             )
         if type(now_ms) is not int or now_ms < 0:
             self._check_time(now_ms)
@@ -695,12 +703,14 @@ class Broker:
         )
         try:
             code, limit, kind, freeze = validate(
-                acct, self._rates, req, book, instrument, market_open
+                acct, self._rates, req, book, instrument, market_open, listing
             )
         except Refused as r:
             order.order_status = _JUNK
             order.status_msg = r.msg
-            if instrument is not None:
+            if listing is not None:
+                order.instrument_name = listing.name
+            elif instrument is not None:
                 order.instrument_name = instrument.InstrumentName
             acct.orders[order_id] = order
             out.append(_copy(order))
@@ -724,10 +734,13 @@ class Broker:
             )
             return resp, out
 
-        assert instrument is not None  # validate refuses a missing instrument
         order.stock_code = code
         order.price = limit
-        order.instrument_name = instrument.InstrumentName
+        if listing is not None:
+            order.instrument_name = listing.name
+        else:
+            assert instrument is not None  # validate refuses a missing instrument
+            order.instrument_name = instrument.InstrumentName
         acct.orders[order_id] = order
         resting = self._resting.get(code)
         if resting is None:

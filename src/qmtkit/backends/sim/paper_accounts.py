@@ -36,6 +36,7 @@ from qmtkit.backends.base import (
     Trades,
 )
 from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.rules import Listing
 from qmtkit.constants import AccountStatusCode
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument
 from qmtkit.models import (
@@ -246,10 +247,21 @@ class PaperAccounts:
         now: int,
         day: int,
         market_open: bool = True,
+        listing: Listing | None = None,
     ) -> OrderResponse:
-        """Place one order against ``book`` (what the market offers it now) and publish."""
+        """Place one order against ``book`` (what the market offers it now) and publish.
+
+        ``listing``: the instrument as the rules read it, if the market made one (see
+        ``Broker.submit``).
+        """
         response, items = self.broker.submit(
-            req, book=book, instrument=instrument, now_ms=now, day=day, market_open=market_open
+            req,
+            book=book,
+            instrument=instrument,
+            now_ms=now,
+            day=day,
+            market_open=market_open,
+            listing=listing,
         )
         self.publish(req.account_id, items)
         return response

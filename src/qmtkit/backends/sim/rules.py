@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from enum import IntEnum
 
+import msgspec
+
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.accounts import AccountState
 from qmtkit.backends.sim.fees import FeeRates
@@ -75,36 +77,57 @@ class Refused(Exception):
 Plan = tuple[str, float, int, int]
 
 
-class _Listing:
-    """What the rules read of one instrument on every order, worked out once per instrument."""
+class Listing(msgspec.Struct, gc=False):
+    """What the rules read of one instrument on one day.
 
-    __slots__ = ("code", "down", "exchange", "instrument", "tick", "up")
+    Made once per ``InstrumentDetail`` from it (``source``), or by a market straight from
+    its own day facts (``source`` None: no ``InstrumentDetail`` is built for an order).
+    ``tick`` is > 0; ``up`` / ``down`` are the day's limits (0: none); ``index``: the code is
+    an index; ``trading``: it trades today (not suspended). A struct: made per order.
+    """
 
-    def __init__(self, code: str, exchange: str, instrument: InstrumentDetail) -> None:
-        self.instrument = instrument
-        self.code = code
-        self.exchange = exchange
-        self.tick = instrument.PriceTick if instrument.PriceTick > 0 else 0.01
-        self.up = instrument.UpStopPrice
-        self.down = instrument.DownStopPrice
+    code: str
+    exchange: str
+    name: str
+    tick: float
+    up: float
+    down: float
+    trading: bool
+    index: bool
+    source: InstrumentDetail | None = None
 
 
 #: Listings by the code text an order gave, each valid for the very instrument object it was
 #: made from (a new day's reference data is a new object). Emptied when full: bounded memory.
-_LISTINGS: dict[str, _Listing] = {}
+_LISTINGS: dict[str, Listing] = {}
 _LISTINGS_MAX = 1 << 12
 
 
-def _listing(stock_code: object, instrument: InstrumentDetail | None) -> _Listing:
-    """The order's listing, or ``Refused`` / ``InvalidArgument`` as the rules say, in order."""
-    if type(stock_code) is str:
-        hit = _LISTINGS.get(stock_code)
-        if hit is not None and hit.instrument is instrument:
-            return hit
+def _admit(listing: Listing) -> Listing:
+    """``listing`` if its code may be traded today, else ``Refused``."""
+    if listing.index:
+        raise Refused(Reject.NOT_TRADABLE, f"{listing.code} is an index and cannot be traded")
+    if not listing.trading:
+        raise Refused(Reject.NOT_TRADABLE, f"{listing.code} is suspended from trading today")
+    return listing
+
+
+def _code_of(stock_code: object) -> tuple[str, str, Board]:
+    """(canonical code, exchange, board) of an order's code, or ``Refused``."""
     try:
         code, sc, board = parsed_code(stock_code)
     except InvalidCode as e:
         raise Refused(Reject.BAD_CODE, str(e)) from None
+    return code, sc.exchange, board
+
+
+def _listing(stock_code: object, instrument: InstrumentDetail | None) -> Listing:
+    """The order's listing, or ``Refused`` / ``InvalidArgument`` as the rules say, in order."""
+    if type(stock_code) is str:
+        hit = _LISTINGS.get(stock_code)
+        if hit is not None and hit.source is instrument:
+            return hit
+    code, exchange, board = _code_of(stock_code)
     if instrument is None:
         raise Refused(
             Reject.BAD_CODE, f"unknown security {code}: it is not listed on this simulator"
@@ -113,16 +136,33 @@ def _listing(stock_code: object, instrument: InstrumentDetail | None) -> _Listin
         raise InvalidArgument(
             f"instrument {instrument.stock_code} was passed for an order on {code}"
         )
-    if board is Board.INDEX or instrument.board == _INDEX_BOARD:
-        raise Refused(Reject.NOT_TRADABLE, f"{code} is an index and cannot be traded")
-    if not instrument.IsTrading:
-        raise Refused(Reject.NOT_TRADABLE, f"{code} is suspended from trading today")
-    listing = _Listing(code, sc.exchange, instrument)
+    listing = _admit(
+        Listing(
+            code,
+            exchange,
+            instrument.InstrumentName,
+            instrument.PriceTick if instrument.PriceTick > 0 else 0.01,
+            instrument.UpStopPrice,
+            instrument.DownStopPrice,
+            instrument.IsTrading,
+            board is Board.INDEX or instrument.board == _INDEX_BOARD,
+            instrument,
+        )
+    )
     if type(stock_code) is str:
         if len(_LISTINGS) >= _LISTINGS_MAX:
             _LISTINGS.clear()
         _LISTINGS[stock_code] = listing
     return listing
+
+
+def _given(stock_code: object, listing: Listing) -> Listing:
+    """``_listing`` for a listing the market made itself: the same refusals, in order."""
+    if type(stock_code) is not str or stock_code != listing.code:  # a canonical code parses
+        code = _code_of(stock_code)[0]
+        if code != listing.code:
+            raise InvalidArgument(f"listing {listing.code} was passed for an order on {code}")
+    return _admit(listing)
 
 
 def validate(
@@ -132,8 +172,13 @@ def validate(
     book: Tick | None,
     instrument: InstrumentDetail | None,
     market_open: bool,
+    listing: Listing | None = None,
 ) -> Plan:
-    """Check an order against the venue's rules: its plan, or ``Refused`` with the reason."""
+    """Check an order against the venue's rules: its plan, or ``Refused`` with the reason.
+
+    ``listing``: the instrument as the rules read it, when the market made one itself
+    (``instrument`` is then not read).
+    """
     side = req.order_type
     if (type(side) is not int and not is_int(side)) or side not in (_BUY, _SELL):
         raise Refused(
@@ -146,7 +191,9 @@ def validate(
             Reject.BAD_VOLUME,
             f"bad order_volume {volume!r}: expected a whole number of shares > 0",
         )
-    listing = _listing(req.stock_code, instrument)
+    listing = (
+        _listing(req.stock_code, instrument) if listing is None else _given(req.stock_code, listing)
+    )
     code = listing.code
     exchange = listing.exchange
 
@@ -201,8 +248,7 @@ def validate(
     if pt == _FIX_PRICE:
         limit = float(req.price)
     else:
-        assert instrument is not None  # _listing refuses a missing instrument
-        limit = limit_for(code, side, pt, req.price, book, instrument)
+        limit = limit_for(code, side, pt, req.price, book, listing)
 
     if side == _BUY:
         if volume % _LOT:
@@ -246,7 +292,7 @@ def limit_for(
     pt: int,
     price: float,
     book: Tick | None,
-    instrument: InstrumentDetail,
+    listing: Listing,
 ) -> float:
     """The limit price an accepted order works at (see the module docstring)."""
     if pt == _FIX_PRICE:
@@ -278,13 +324,13 @@ def limit_for(
         return levels[0][0]
     # Immediate-or-cancel kinds: a protective price bounds the fill and the freeze.
     if side == _BUY:
-        if instrument.UpStopPrice > 0:
-            return float(instrument.UpStopPrice)
+        if listing.up > 0:
+            return float(listing.up)
         if asks:
             return max(p for p, _ in asks)
     else:
-        if instrument.DownStopPrice > 0:
-            return float(instrument.DownStopPrice)
+        if listing.down > 0:
+            return float(listing.down)
         if bids:
             return min(p for p, _ in bids)
     raise Refused(
