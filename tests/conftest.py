@@ -11,6 +11,7 @@ plain functions or classes live in ``tests/support/``.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,12 @@ os.environ.setdefault("QMTKIT_CLOCK", DEFAULT_TEST_CLOCK)
 # their own home still set it themselves.
 _HOME = tempfile.TemporaryDirectory(prefix="qmtkit-test-home-")
 os.environ["QMTKIT_HOME"] = _HOME.name
+
+# Nor on how the suite was started: a shell without job control starts a background job with
+# SIGINT ignored, Python then installs no KeyboardInterrupt handler, and the Ctrl-C tests
+# (here and in the scripts they start, which inherit an ignored signal) cannot see one.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The long probes of tests/stress/ run only in `nox -s stress` (QMTKIT_STRESS=1).
 collect_ignore = [] if os.environ.get("QMTKIT_STRESS") else ["stress"]
