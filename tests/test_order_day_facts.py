@@ -332,3 +332,33 @@ def test_a_listing_for_another_code_or_of_another_type_is_refused_by_name(tmp_pa
             now_ms=T0, day=DAYS20[1],
         )  # fmt: skip
     assert broker.orders("A1") == []
+
+
+# --------------------------------------------------------------------------- the replay
+
+
+async def test_a_backtests_latest_price_order_still_meets_the_last_close_under_next_open(
+    tmp_path: Path,
+) -> None:
+    # A limit order under next_open rests without a book; a LATEST_PRICE order is priced
+    # from the last close (refused "no quote" without it), a limit one from its own price.
+    from qmtkit.backtest.runner import BarContext, run_backtest
+    from support.history import DAYS, FLAT, RISING, A
+    from support.history import daily_bars as bars
+
+    Cache(tmp_path).write_bars("1d", {A: bars(RISING), "000001.SZ": bars(FLAT)})
+
+    def place(frame: Any, ctx: BarContext) -> None:
+        if ctx.now() < day_ms(DAYS[2]):
+            ctx.order(A, BUY, 100, 0.0, price_type=5)
+            ctx.buy(A, 100, 11.0)
+
+    result = await run_backtest(
+        f"backtest://?start={DAYS[0]}&end={DAYS[-1]}&codes={A},000001.SZ",
+        on_bars=place,
+        home=tmp_path,
+    )
+    orders = result.orders.sort("order_id")
+    assert orders["price_type"].to_list() == [5, FIX] * 2
+    assert orders["price"].to_list() == [RISING[0][3], 11.0, RISING[1][3], 11.0]
+    assert orders["error"].to_list() == [None] * 4

@@ -832,7 +832,7 @@ class ReplayBackend:
     def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:
         check_account_id(req.account_id)
         market = self._need_market()
-        broker = self.broker
+        day = self.broker.day
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         code = req.stock_code
@@ -848,12 +848,15 @@ class ReplayBackend:
                     norm = ""
             if norm in market._code_index:
                 # The rules' view of the day's instrument, without an InstrumentDetail.
-                listing = market.listing(norm, broker.day)
-                book = self._submit_book(norm, req)
+                listing = market.listing(norm, day)
+                # A limit order under next_open meets no book now (see _submit_book).
+                if req.price_type != _FIX_PRICE or self.spec.fill != "next_open":
+                    book = self._submit_book(norm, req)
         response = self.accounts.submit(
-            req, book=book, instrument=None, now=now, day=broker.day, listing=listing
+            req, book=book, instrument=None, now=now, day=day, listing=listing
         )
-        self._collect_taxes()
+        if self._owed:
+            self._collect_taxes()
         return response
 
     def _submit_book(self, code: str, req: msg.SubmitOrder) -> Tick | None:

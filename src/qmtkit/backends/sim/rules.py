@@ -191,9 +191,12 @@ def validate(
             Reject.BAD_VOLUME,
             f"bad order_volume {volume!r}: expected a whole number of shares > 0",
         )
-    listing = (
-        _listing(req.stock_code, instrument) if listing is None else _given(req.stock_code, listing)
-    )
+    if listing is None:
+        listing = _listing(req.stock_code, instrument)
+    elif not (  # the usual case, cheaply: nothing for _given to refuse
+        listing.trading and not listing.index and req.stock_code == listing.code
+    ):
+        listing = _given(req.stock_code, listing)
     code = listing.code
     exchange = listing.exchange
 
