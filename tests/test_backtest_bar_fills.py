@@ -23,6 +23,7 @@ from qmtkit.backends.replay.barbook import quote, quotes, round3_array
 from qmtkit.backends.replay.market import ReplayMarket
 from qmtkit.backends.sim.accounts import round3
 from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.rules import Listing
 from qmtkit.backtest.runner import BarContext, run_backtest
 from qmtkit.client import Account, Client
 from qmtkit.data.cache import Cache
@@ -456,14 +457,29 @@ def test_quotes_by_vectors_equal_quote_of_each_bar(slippage: float, participatio
             price[i] = round(pre * float(rng.uniform(0.9, 1.1)), 2)
     volume = rng.integers(0, 200, n).astype(np.int64)
     volume[::7] = rng.integers(10**5, 10**9, len(volume[::7]))
-    got = quotes(price, volume, insts, participation, slippage)
+    listings = [_listing_of(inst) for inst in insts]
+    got = quotes(price, volume, listings, participation, slippage)
     for phase in ("open", "close"):
         want = []
-        for p, v, inst in zip(price.tolist(), volume.tolist(), insts, strict=True):
+        for p, v, one in zip(price.tolist(), volume.tolist(), listings, strict=True):
             bar = (p, p, p, p, v) if phase == "open" else (p + 1.0, p + 2, p - 1, p, v)
-            want.append(quote(bar, inst, phase, "next_open", participation, slippage))
+            want.append(quote(bar, one, phase, "next_open", participation, slippage))
         assert [_quote_bits(q) for q in got] == [_quote_bits(q) for q in want]
     assert any(q is None for q in got) and any(q is not None and q[0] is None for q in got)
+
+
+def _listing_of(inst: Any) -> Listing:
+    """What the bar books read of an instrument (a zero tick kept: ``quote`` reads it as a cent)."""
+    return Listing(
+        inst.stock_code,
+        inst.ExchangeID,
+        inst.InstrumentName,
+        inst.PriceTick,
+        inst.UpStopPrice,
+        inst.DownStopPrice,
+        inst.IsTrading,
+        False,
+    )
 
 
 def _quote_bits(q: Any) -> Any:

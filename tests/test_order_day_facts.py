@@ -210,6 +210,9 @@ def test_the_days_facts_of_every_code_from_blocks_equal_those_worked_out_per_cod
             detail = fast.instrument(code, day)
             assert detail == slow.instrument(code, day), (code, day)
             assert _slots(fast.listing(code, day)) == _slots(_rules_listing(detail)), (code, day)
+            # The bar books (barbook.quote) read the listing and the pre-close alone.
+            assert fast.pre_close(code, day) == detail.PreClose, (code, day)
+            assert slow.pre_close(code, day) == detail.PreClose, (code, day)
     assert fast._blk_k1 == len(DAYS20)  # the blocks were read
     assert slow._blk_k1 == 0
     # What the edge cases came to.

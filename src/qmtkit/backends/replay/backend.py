@@ -64,7 +64,6 @@ from qmtkit.data.schema import dtypes_for
 from qmtkit.errors import BackendError, ClosedError, InvalidArgument, InvalidCode
 from qmtkit.models import (
     Bar,
-    InstrumentDetail,
     OrderResponse,
     QuoteBatch,
     Tick,
@@ -448,8 +447,8 @@ class ReplayBackend:
             bar = market.bar_at(code, k)
             if bar is None:
                 return None
-            inst = market.instrument(code, self.broker.day)
-            offered = self._quote(bar, inst, phase, limit)
+            day = self.broker.day
+            offered = self._quote(bar, market.listing(code, day), phase, limit)
             if offered is None:
                 return None
             ask, bid, cap = offered
@@ -463,7 +462,7 @@ class ReplayBackend:
                 open=opn,
                 high=high,
                 low=low,
-                lastClose=inst.PreClose,
+                lastClose=market.pre_close(code, day),
                 amount=0.0,
                 volume=volume,
                 askPrice=asks,
@@ -473,8 +472,7 @@ class ReplayBackend:
             )
         if market.position(code, k) is None:
             return None
-        inst = market.instrument(code, self.broker.day)
-        if not inst.IsTrading:
+        if not market.listing(code, self.broker.day).trading:
             return None
         tick = market.ticks([code], market.step_close(k))
         if not tick:
@@ -500,7 +498,7 @@ class ReplayBackend:
     def _quote(
         self,
         bar: tuple[float, float, float, float, int],
-        inst: InstrumentDetail,
+        listing: Listing,
         phase: str,
         limit: float | None = None,
     ) -> Quote | None:
@@ -508,7 +506,7 @@ class ReplayBackend:
         (``barbook.quote``): ``_book`` makes a ``Tick`` of it for orders placed at the close
         and the ``qmt`` path; resting orders' fills hand it to the broker as it is."""
         spec = self.spec
-        return quote(bar, inst, phase, spec.fill, spec.participation, spec.slippage, limit)
+        return quote(bar, listing, phase, spec.fill, spec.participation, spec.slippage, limit)
 
     def _quotes(
         self, codes: list[str], k: int, phase: str
@@ -522,13 +520,13 @@ class ReplayBackend:
         spec = self.spec
         found = market.bars_at(codes, k) if len(codes) >= _VECTOR_FROM else None
         if found is None:
-            bar_at, instrument = market.bar_at, market.instrument
+            bar_at, listing = market.bar_at, market.listing
             fill, share, slippage = spec.fill, spec.participation, spec.slippage
             for code in codes:
                 bar = bar_at(code, k)
                 if bar is None:
                     continue
-                q = quote(bar, instrument(code, day), phase, fill, share, slippage)
+                q = quote(bar, listing(code, day), phase, fill, share, slippage)
                 if q is not None:
                     out.append((code, *q))
             return out
@@ -536,9 +534,9 @@ class ReplayBackend:
         # books in vector steps (``barbook.quotes``: the same floats as ``quote``).
         have, bars = found
         named = [codes[i] for i in have.tolist()]
-        insts = [market.instrument(code, day) for code in named]
+        listings = [market.listing(code, day) for code in named]
         price = bars["open"] if phase == "open" else bars["close"]
-        made = quotes(price, bars["volume"], insts, spec.participation, spec.slippage)
+        made = quotes(price, bars["volume"], listings, spec.participation, spec.slippage)
         for code, q in zip(named, made, strict=True):
             if q is not None:
                 out.append((code, *q))

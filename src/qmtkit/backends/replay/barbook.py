@@ -8,8 +8,9 @@ sells at the upper limit, nobody buys at the lower one). A suspended code offers
 
 ``quote`` works that out for one bar; ``quotes`` for a step's many codes at once from the
 replay's arrays (the whole market's resting orders meet a step together), with the very
-floats ``quote`` gives. Pure functions: the replay reads the bars and instruments, the
-broker fills (``Broker.on_bars``).
+floats ``quote`` gives. Pure functions: the replay reads the bars and each code's listing of
+the day (``rules.Listing``: trading flag, limits, price tick; the very facts the order rules
+judged by), the broker fills (``Broker.on_bars``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qmtkit.backends.sim.accounts import ROUND_SPAN, round3
-from qmtkit.models import InstrumentDetail
+from qmtkit.backends.sim.rules import Listing
 
 _LOT: Final = 100
 _EPS: Final = 1e-9
@@ -32,7 +33,7 @@ Bar = tuple[float, float, float, float, int]  # open, high, low, close, volume (
 
 def quote(
     bar: Bar,
-    inst: InstrumentDetail,
+    listing: Listing,
     phase: str,
     fill: str,
     participation: float,
@@ -42,13 +43,13 @@ def quote(
     """What ``bar`` offers in ``phase`` (``open``: at its open; otherwise at its close, or
     for ``fill`` ``qmt`` with an order's ``limit``, at the limit inside the bar's range);
     None: no trading (suspended, or no volume to take)."""
-    if not inst.IsTrading:
+    if not listing.trading:
         return None
     opn, high, low, close, volume = bar
     cap = int(volume * _LOT * participation) // _LOT * _LOT
     if cap <= 0:
         return None
-    up, down = inst.UpStopPrice, inst.DownStopPrice
+    up, down = listing.up, listing.down
     if phase == "open":
         ask = bid = opn
     elif fill == "qmt" and limit is not None:
@@ -57,7 +58,7 @@ def quote(
     else:
         ask = bid = close
     if slippage:
-        slip = slippage * (inst.PriceTick or 0.01)
+        slip = slippage * (listing.tick or 0.01)
         ask_p, bid_p = round3(ask + slip), round3(bid - slip)
     else:
         ask_p = bid_p = round3(ask)
@@ -84,20 +85,20 @@ F64 = npt.NDArray[np.float64]
 def quotes(
     price: F64,
     volume: npt.NDArray[np.int64],
-    insts: list[InstrumentDetail],
+    listings: list[Listing],
     participation: float,
     slippage: float,
 ) -> list[Quote | None]:
     """``quote`` of many bars at one price each (their open, or their close: not ``qmt``'s
-    limits), ``price`` and ``volume`` and ``insts`` a bar each: the same floats, by vectors."""
-    n = len(insts)
-    trading = np.fromiter((i.IsTrading for i in insts), np.bool_, n)
-    up = np.fromiter((i.UpStopPrice for i in insts), np.float64, n)
-    down = np.fromiter((i.DownStopPrice for i in insts), np.float64, n)
+    limits), ``price`` and ``volume`` and ``listings`` a bar each: the same floats, by vectors."""
+    n = len(listings)
+    trading = np.fromiter((i.trading for i in listings), np.bool_, n)
+    up = np.fromiter((i.up for i in listings), np.float64, n)
+    down = np.fromiter((i.down for i in listings), np.float64, n)
     cap = (volume * _LOT * participation).astype(np.int64) // _LOT * _LOT
     if slippage:
-        tick = np.fromiter((i.PriceTick for i in insts), np.float64, n)
-        slip = slippage * np.where(tick == 0, 0.01, tick)  # ``PriceTick or 0.01``
+        tick = np.fromiter((i.tick for i in listings), np.float64, n)
+        slip = slippage * np.where(tick == 0, 0.01, tick)  # ``tick or 0.01``
         ask_p, bid_p = round3_array(price + slip), round3_array(price - slip)
     else:
         ask_p = bid_p = round3_array(price)

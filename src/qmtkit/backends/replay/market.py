@@ -676,6 +676,11 @@ class ReplayMarket:
         )
         return found
 
+    def pre_close(self, code: str, day: int) -> float:
+        """``code``'s pre-close on ``day``: ``instrument(code, day).PreClose`` without the
+        ``InstrumentDetail`` (``code`` normal, as for ``listing``)."""
+        return self._day_facts(code, day)[0]
+
     def _fixed(self, code: str) -> _Fixed:
         """What a code's instrument keeps from day to day (worked out once per code)."""
         fixed = self._fixed_of.get(code)
