@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import struct
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -240,31 +240,57 @@ class _Positions:
         )
 
 
-class _OrderRow(msgspec.Struct, gc=False):
-    """One row of the orders frame (``ORDER_COLUMNS``), updated as the order's reports come.
-
-    Scalars only, so untracked by the collector: a long run holds hundreds of thousands of
-    these, and as lists every full collection walked them all.
-    """
-
-    time: int
-    order_id: int
-    code: Any
-    side: str
-    price: Any
-    volume: Any
-    price_type: Any
-    status: int
-    traded_volume: int
-    traded_price: float
-    error: Any
-    strategy: Any
+#: An order's row in ``_Book.order_rows``: what its first report fixes (time, id, volume,
+#: price type, side, strategy), then what its later reports change (``_ORDER_LATER``, at
+#: ``_LATER_AT``): code, price, status, traded volume and price. Strings are numbers into
+#: ``Recorder``'s names; the side is 1 for a buy.
+_ORDER_ROW: Final = struct.Struct("<qqqqiiidqqd")
+_ORDER_LATER: Final = struct.Struct("<idqqd")
+_LATER_AT: Final = 40
+_ORDER_DTYPE: Final = np.dtype(
+    [
+        ("time", "<i8"),
+        ("order_id", "<i8"),
+        ("volume", "<i8"),
+        ("price_type", "<i8"),
+        ("side", "<i4"),
+        ("strategy", "<i4"),
+        ("code", "<i4"),
+        ("price", "<f8"),
+        ("status", "<i8"),
+        ("traded_volume", "<i8"),
+        ("traded_price", "<f8"),
+    ]
+)
+#: A fill's row in ``_Book.trade_rows`` (``TRADE_COLUMNS``' order; code and side as numbers).
+_TRADE_ROW: Final = struct.Struct("<qqiidqdd")
+_TRADE_DTYPE: Final = np.dtype(
+    [
+        ("time", "<i8"),
+        ("order_id", "<i8"),
+        ("code", "<i4"),
+        ("side", "<i4"),
+        ("price", "<f8"),
+        ("volume", "<i8"),
+        ("amount", "<f8"),
+        ("fee", "<f8"),
+    ]
+)
+_SIDES: Final = ("sell", "buy")
 
 
 @dataclass
 class _Book:
-    orders: dict[int, _OrderRow] = field(default_factory=dict)
-    trades: list[tuple[Any, ...]] = field(default_factory=list)
+    """One account's recording. Orders and fills are packed rows (no Python object per
+    order: a whole market makes ~775 k of each, and reading them back as objects scattered
+    over the heap was most of the result frames' cost)."""
+
+    #: Order id -> its row number in ``order_rows`` (each order is one row, its latest state).
+    order_ids: dict[int, int] = field(default_factory=dict)
+    order_rows: bytearray = field(default_factory=bytearray)
+    #: Row number -> the error text of an order refused (the only column mostly empty).
+    errors: dict[int, Any] = field(default_factory=dict)
+    trade_rows: bytearray = field(default_factory=bytearray)
     #: The daily holdings as typed columns (a backtest holds a row per held code per day:
     #: rows, or lists of Python numbers, were slow and most of a long run's memory).
     positions: _Positions = field(default_factory=lambda: _Positions())
@@ -291,6 +317,9 @@ class Recorder:
         self._books: dict[str, _Book] = {}
         self._cancels: list[tuple[Any, ...]] = []
         self._refused = 0
+        #: Code and strategy names of the order and fill rows, by number.
+        self._names: list[Any] = []
+        self._name_ids: dict[Any, int] = {}
 
     @property
     def accounts(self) -> list[str]:
@@ -312,49 +341,71 @@ class Recorder:
         book = self._books.get(account_id)
         if book is None:
             book = self._books[account_id] = _Book()  # listed in the order first seen
-        orders = book.orders
+        ids = book.order_ids
+        name_ids = self._name_ids
         for item in items:
             kind = type(item)
             if kind is Asset or kind is Position:  # most reports; the frames take nothing
                 continue
             if type(item) is Order:
-                row = orders.get(item.order_id)
+                code = name_ids.get(item.stock_code)
+                if code is None:
+                    code = self._name_of(item.stock_code)
+                row = ids.get(item.order_id)
                 if row is None:
-                    orders[item.order_id] = _OrderRow(
+                    strategy = name_ids.get(item.strategy_name)
+                    if strategy is None:
+                        strategy = self._name_of(item.strategy_name)
+                    ids[item.order_id] = len(ids)
+                    book.order_rows += _ORDER_ROW.pack(
                         now_ms + _BEIJING_MS,  # local_ms
                         item.order_id,
-                        item.stock_code,
-                        "buy" if item.order_type == _BUY else "sell",
-                        item.price,
                         item.order_volume,
                         item.price_type,
+                        item.order_type == _BUY,
+                        strategy,
+                        code,
+                        item.price,
                         item.order_status,
                         item.traded_volume,
                         item.traded_price,
-                        None,
-                        item.strategy_name,
                     )
                 else:
-                    row.code, row.price = item.stock_code, item.price
-                    row.status, row.traded_volume = item.order_status, item.traded_volume
-                    row.traded_price = item.traded_price
-            elif type(item) is Trade:
-                book.trades.append(
-                    (
-                        now_ms + _BEIJING_MS,
-                        item.order_id,
-                        item.stock_code,
-                        "buy" if item.order_type == _BUY else "sell",
-                        item.traded_price,
+                    _ORDER_LATER.pack_into(
+                        book.order_rows,
+                        row * _ORDER_ROW.size + _LATER_AT,
+                        code,
+                        item.price,
+                        item.order_status,
                         item.traded_volume,
-                        item.traded_amount,
-                        item.commission,
+                        item.traded_price,
                     )
+            elif type(item) is Trade:
+                code = name_ids.get(item.stock_code)
+                if code is None:
+                    code = self._name_of(item.stock_code)
+                book.trade_rows += _TRADE_ROW.pack(
+                    now_ms + _BEIJING_MS,
+                    item.order_id,
+                    code,
+                    item.order_type == _BUY,
+                    item.traded_price,
+                    item.traded_volume,
+                    item.traded_amount,
+                    item.commission,
                 )
             elif type(item) is OrderError:
-                row = orders.get(item.order_id)
+                row = ids.get(item.order_id)
                 if row is not None:
-                    row.error = item.error_msg
+                    book.errors[row] = item.error_msg
+
+    def _name_of(self, name: Any) -> int:
+        """The number of a code or strategy name, given one the first time it is seen."""
+        number = self._name_ids.get(name)
+        if number is None:
+            number = self._name_ids[name] = len(self._names)
+            self._names.append(name)
+        return number
 
     def on_refusal(self, req: SubmitOrder, message: str, now_ms: int) -> None:
         """Note an order the risk chain refused before it reached the broker.
@@ -364,20 +415,22 @@ class Recorder:
         """
         self._refused += 1
         oid = -self._refused
-        self._book(req.account_id).orders[oid] = _OrderRow(
+        book = self._book(req.account_id)
+        row = book.order_ids[oid] = len(book.order_ids)
+        book.order_rows += _ORDER_ROW.pack(
             local_ms(now_ms),
             oid,
-            req.stock_code,
-            "buy" if req.order_type == _BUY else "sell",
-            req.price,
             req.order_volume,
             req.price_type,
+            req.order_type == _BUY,
+            self._name_of(req.strategy_name),
+            self._name_of(req.stock_code),
+            req.price,
             _JUNK,
             0,
             0.0,
-            message,
-            req.strategy_name,
         )
+        book.errors[row] = message
 
     def on_cancel(self, now_ms: int, order_id: int, code: str, ok: bool) -> None:
         """Note one cancel request and whether it was accepted."""
@@ -450,11 +503,10 @@ class Recorder:
                 f"no account {account_id!r} in this backtest; it has {self.accounts}"
             )
         book = self._books.get(account_id, _Book())
-        astuple = msgspec.structs.astuple
-        orders = [astuple(v) for _, v in sorted(book.orders.items())]
+        names = pl.Series("code", self._names, dtype=pl.String)
         return {
-            "orders": _frame(orders, ORDER_COLUMNS),
-            "trades": _frame(book.trades, TRADE_COLUMNS),
+            "orders": _order_frame(book, names),
+            "trades": _trade_frame(book, names),
             "cancels": _frame(self._cancels, CANCEL_COLUMNS),
             "positions": book.positions.frame(),
             "equity": _frame(book.equity, EQUITY_COLUMNS),
@@ -468,6 +520,65 @@ class Recorder:
         except ImportError:
             return Frames(**frames, initial_cash=initial_cash, meta=meta)
         return module.BacktestResult(**frames, initial_cash=initial_cash, meta=meta)
+
+
+def _packed(rows: bytearray, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """The packed rows as a structured array of their own (a view would lock ``rows``)."""
+    out: npt.NDArray[Any] = np.frombuffer(rows, dtype=dtype).copy()
+    return out
+
+
+def _column(name: str, values: npt.NDArray[Any], dtype: Any = None) -> pl.Series:
+    """One field of packed rows as a Polars column."""
+    return pl.Series(name, np.ascontiguousarray(values), dtype=dtype)
+
+
+def _order_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
+    """The ``orders`` frame (``ORDER_COLUMNS``): each order once, its latest state, by id."""
+    rec = _packed(book.order_rows, _ORDER_DTYPE)
+    n = len(rec)
+    errors = pl.Series("error", [None] * n, dtype=pl.String)
+    if book.errors:
+        errors = errors.scatter(list(book.errors), list(book.errors.values()))
+    ids = rec["order_id"]
+    if n > 1 and not bool((ids[1:] > ids[:-1]).all()):
+        order = np.argsort(ids, kind="stable")
+        rec = rec[order]
+        errors = errors.gather(order)
+    strategy = names.gather(_column("code", rec["strategy"], pl.UInt32))
+    return pl.DataFrame(
+        {
+            "time": _column("time", rec["time"]).cast(TIME),
+            "order_id": _column("order_id", rec["order_id"]),
+            "code": names.gather(_column("code", rec["code"], pl.UInt32)),
+            "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
+            "price": _column("price", rec["price"]),
+            "volume": _column("volume", rec["volume"]),
+            "price_type": _column("price_type", rec["price_type"]),
+            "status": _column("status", rec["status"]),
+            "traded_volume": _column("traded_volume", rec["traded_volume"]),
+            "traded_price": _column("traded_price", rec["traded_price"]),
+            "error": errors,
+            "strategy": strategy.rename("strategy"),
+        }
+    )
+
+
+def _trade_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
+    """The ``trades`` frame (``TRADE_COLUMNS``), fills in the order they came."""
+    rec = _packed(book.trade_rows, _TRADE_DTYPE)
+    return pl.DataFrame(
+        {
+            "time": _column("time", rec["time"]).cast(TIME),
+            "order_id": _column("order_id", rec["order_id"]),
+            "code": names.gather(_column("code", rec["code"], pl.UInt32)),
+            "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
+            "price": _column("price", rec["price"]),
+            "volume": _column("volume", rec["volume"]),
+            "amount": _column("amount", rec["amount"]),
+            "fee": _column("fee", rec["fee"]),
+        }
+    )
 
 
 def _frame(rows: Sequence[Sequence[Any]], schema: dict[str, Any]) -> pl.DataFrame:
