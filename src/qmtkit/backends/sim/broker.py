@@ -808,91 +808,113 @@ class Broker:
         if book.stock_code != order.stock_code or order.order_status in _TERMINAL:
             return
         want = order.order_volume - order.traded_volume
-        for price, price_li, qty in self._ledger.take(order, book, want):
-            self._fill(acct, order, price, price_li, qty, now_ms, out)
+        pieces = self._ledger.take(order, book, want)
+        if pieces:
+            self._fill_run(acct, [(order, p, p_li, q) for p, p_li, q in pieces], now_ms, out)
 
-    def _fill(
+    def _fill_run(
         self,
         acct: AccountState,
-        order: Order,
-        price: float,
-        price_li: int,
-        qty: int,
+        fills: list[tuple[Order, float, int, int]],
         now_ms: int,
         out: list[TradeReportItem],
     ) -> None:
-        """Fill ``qty`` of ``order`` at ``price`` (``price_li``: the same in li, as the book's
-        levels give it)."""
-        code = order.stock_code
-        side = order.order_type
+        """Fill one account's ``(order, price, price in li, shares)`` pieces, in order: the
+        one place a fill's rules live (a book's pieces of one order, or a step's bar fills
+        of many orders, ``on_bars``). Each piece's reports are appended to ``out``: its
+        ``Trade`` and the order's new state, then (an account with state reports) its
+        ``Position`` and ``Asset``."""
         total_cents = self._rates.total_cents
-        amount = (price_li * qty + 5) // 10  # amount_cents, inlined: hot path
-        fee = total_cents(side, amount)
-        done = order.traded_volume
-        left = order.order_volume - done - qty
-        order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
-        order.traded_volume = done + qty
-        order.order_status = _SUCCEEDED if left == 0 else _PART_SUCC
-        pos = acct.positions.get(code)
-        if pos is None:
-            pos = acct.positions[code] = Holding(name=order.instrument_name)
-        elif acct.marks is not None:
-            self._freshen(acct, code, pos)  # dayend's hook: the value below must be current
-        acct.touched.add(code)
-        if side == _BUY:
-            # The freeze of the remainder before and after this fill (``_freeze_of``).
-            limit_li = round(order.price * 1000)
-            before = (limit_li * (left + qty) + 5) // 10
-            old_freeze = before + total_cents(_BUY, before)
-            if left > 0:
-                after = (limit_li * left + 5) // 10
-                new_freeze = after + total_cents(_BUY, after)
+        positions = acct.positions
+        touched = acct.touched
+        trades = acct.trades
+        quiet = acct.quiet
+        marked = acct.marks is not None
+        resting = self._resting
+        account_id = acct.account_id
+        add = out.append
+        traded_time = now_ms // 1000
+        n = self._trade_counter
+        day = self._day
+        if day != self._prefix_day:  # _counter_id's prefix, made once a day
+            self._prefix_day, self._prefix = day, f"{day:08d}"  # _DAY_DIGITS
+        prefix = self._prefix
+        for order, price, price_li, qty in fills:
+            code = order.stock_code
+            side = order.order_type
+            amount = (price_li * qty + 5) // 10  # amount_cents, inlined: hot path
+            fee = total_cents(side, amount)
+            done = order.traded_volume
+            left = order.order_volume - done - qty
+            order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
+            order.traded_volume = done + qty
+            order.order_status = _SUCCEEDED if left == 0 else _PART_SUCC
+            pos = positions.get(code)
+            if pos is None:
+                pos = positions[code] = Holding(name=order.instrument_name)
+            elif marked:
+                self._freshen(acct, code, pos)  # dayend's hook: the value below must be current
+            touched.add(code)
+            if side == _BUY:
+                # The freeze of the remainder before and after this fill (``_freeze_of``).
+                limit_li = round(order.price * 1000)
+                before = (limit_li * (left + qty) + 5) // 10
+                old_freeze = before + total_cents(_BUY, before)
+                if left > 0:
+                    after = (limit_li * left + 5) // 10
+                    new_freeze = after + total_cents(_BUY, after)
+                else:
+                    new_freeze = 0
+                acct.frozen += new_freeze - old_freeze
+                acct.cash += old_freeze - new_freeze - amount - fee
+                held = pos.volume
+                if held > 0:
+                    pos.open_price = (pos.open_price * held + amount / 100) / (held + qty)
+                    pos.avg_price = (pos.avg_price * held + (amount + fee) / 100) / (held + qty)
+                else:
+                    pos.open_price = amount / 100 / qty
+                    pos.avg_price = (amount + fee) / 100 / qty
+                pos.volume = held + qty
             else:
-                new_freeze = 0
-            acct.frozen += new_freeze - old_freeze
-            acct.cash += old_freeze - new_freeze - amount - fee
-            held = pos.volume
-            if held > 0:
-                pos.open_price = (pos.open_price * held + amount / 100) / (held + qty)
-                pos.avg_price = (pos.avg_price * held + (amount + fee) / 100) / (held + qty)
-            else:
-                pos.open_price = amount / 100 / qty
-                pos.avg_price = (amount + fee) / 100 / qty
-            pos.volume = held + qty
-        else:
-            acct.cash += amount - fee
-            pos.volume -= qty
-            pos.frozen -= qty
-        pos.last_price = price
-        q = value_q(pos.volume, price)  # revalue(), inlined: hot path
-        acct.market_value += q - pos.value
-        pos.value = q
-        if left == 0:
-            self._unrest(order)
-        self._trade_counter += 1
-        trade = Trade(
-            account_id=acct.account_id,
-            stock_code=code,
-            order_type=order.order_type,
-            traded_id=self._counter_id(self._trade_counter),
-            traded_time=now_ms // 1000,
-            traded_price=price,
-            traded_volume=qty,
-            traded_amount=amount / 100,
-            order_id=order.order_id,
-            order_sysid=order.order_sysid,
-            strategy_name=order.strategy_name,
-            order_remark=order.order_remark,
-            offset_flag=order.offset_flag,
-            commission=fee / 100,
-            instrument_name=order.instrument_name,
-        )
-        acct.trades.append(trade)
-        out.append(trade)  # never changed once made (queries hand out copies)
-        out.append(_copy(order))
-        if not acct.quiet:
-            out.append(self._position_report(acct, code))
-            out.append(self._asset_report(acct))
+                acct.cash += amount - fee
+                pos.volume -= qty
+                pos.frozen -= qty
+            pos.last_price = price
+            q = value_q(pos.volume, price)  # revalue(), inlined: hot path
+            acct.market_value += q - pos.value
+            pos.value = q
+            if left == 0:  # _unrest
+                on_code = resting.get(code)
+                if on_code is not None:
+                    on_code.pop(order.order_id, None)
+                    if not on_code:  # resting_codes (every step) walks only codes in use
+                        del resting[code]
+            n += 1
+            trade = Trade(
+                account_id=account_id,
+                stock_code=code,
+                order_type=side,
+                traded_id=prefix + str(n).zfill(_COUNTER_DIGITS),  # _counter_id
+                traded_time=traded_time,
+                traded_price=price,
+                traded_volume=qty,
+                traded_amount=amount / 100,
+                order_id=order.order_id,
+                order_sysid=order.order_sysid,
+                strategy_name=order.strategy_name,
+                order_remark=order.order_remark,
+                offset_flag=order.offset_flag,
+                commission=fee / 100,
+                instrument_name=order.instrument_name,
+            )
+            trades.append(trade)
+            add(trade)  # never changed once made (queries hand out copies)
+            add(_copy(order))
+            if not quiet:
+                self._trade_counter = n
+                add(self._position_report(acct, code))
+                add(self._asset_report(acct))
+        self._trade_counter = n
 
     def _unrest(self, order: Order) -> None:
         book = self._resting.get(order.stock_code)
@@ -994,7 +1016,7 @@ class Broker:
         at book time ``time``.
 
         The same fills and reports, in the same order, as ``on_tick`` with the ``Tick`` of
-        those levels (the same ranking, ledger and ``_fill``), without making the ``Tick``:
+        those levels (the same ranking, ledger and ``_fill_run``), without making the ``Tick``:
         a backtest's bars bring such a book for nearly every fill.
         """
         runs = self.on_bars([(code, ask, bid, volume)], time, now_ms)
@@ -1009,20 +1031,29 @@ class Broker:
         """``on_bar`` for several codes' books at one time, ``(code, ask, bid, volume)``
         each, met in the order given: the reports as runs of one account each, in order
         (``PaperAccounts.publish_runs``), instead of an (account, report) pair per report.
+
+        The ledger is asked for every order first; the shares each order takes are then
+        filled one account's run at a time (``_fill_run``): a step's fills in one pass.
         """
         if type(now_ms) is not int or now_ms < 0:
             self._check_time(now_ms)
         all_resting = self._resting
         accounts = self._accounts
         take = self._ledger.take_level
-        fill = self._fill
         runs: list[tuple[str, list[TradeReportItem]]] = []
         run_id = ""
-        out: list[TradeReportItem] = []
+        pending: list[tuple[Order, float, int, int]] = []
+        met: set[str] = set()
         for code, ask, bid, volume in quotes:
             resting = all_resting.get(code)
             if not resting:
                 continue
+            if code in met:  # met again: its orders must show the fills so far
+                if pending:
+                    self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
+                    pending = []
+            else:
+                met.add(code)
             if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
                 ((oid, account_id),) = resting.items()
                 entries = [(accounts[account_id].orders[oid], account_id)]
@@ -1038,9 +1069,14 @@ class Broker:
                 if qty:
                     assert price is not None  # something was taken at it
                     if account_id != run_id or not runs:
-                        run_id, out = account_id, []
-                        runs.append((account_id, out))
-                    fill(accounts[account_id], order, price, price_li, qty, now_ms, out)
+                        if pending:
+                            self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
+                            pending = []
+                        run_id = account_id
+                        runs.append((account_id, []))
+                    pending.append((order, price, price_li, qty))
+        if pending:
+            self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
         return runs
 
     def resting_on(self, code: str) -> list[tuple[int, int, float]]:
