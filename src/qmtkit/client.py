@@ -20,7 +20,6 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -252,6 +251,23 @@ class OrderHandle:
     reports.
     """
 
+    # Slots: a backtest makes one handle per order (most dropped at once), and an instance
+    # dict's inserts were a third of the client's own cost of an order.
+    __slots__ = (
+        "__weakref__",
+        "_changed",
+        "_closed",
+        "_events",
+        "account",
+        "cancel_errors",
+        "error",
+        "order",
+        "order_id",
+        "request",
+        "response",
+        "trades",
+    )
+
     def __init__(
         self,
         account: Account,
@@ -409,12 +425,23 @@ class OrderHandle:
         return await self.account.cancel(self)
 
 
-def _forget_handle(
-    handles: dict[int, weakref.ref[OrderHandle]], order_id: int, ref: weakref.ref[OrderHandle]
-) -> None:
-    """Drop a collected handle's entry (unless a newer handle took the id meanwhile)."""
-    if handles.get(order_id) is ref:
-        del handles[order_id]
+class _HandleRef(weakref.ref[OrderHandle]):
+    """A weak reference to an order handle that knows its order id (for its callback)."""
+
+    __slots__ = ("order_id",)
+    order_id: int
+
+
+def _forgetter(handles: dict[int, _HandleRef]) -> Callable[[_HandleRef], None]:
+    """The callback that drops a collected handle's entry from ``handles`` (unless a newer
+    handle took the id meanwhile); one per account, so an order makes no callback object."""
+
+    def forget(ref: _HandleRef) -> None:
+        order_id = ref.order_id
+        if handles.get(order_id) is ref:
+            del handles[order_id]
+
+    return forget
 
 
 def _is_terminal(code: int) -> bool:
@@ -433,6 +460,17 @@ _ORDER_EVENTS = (Order, Trade, OrderError, CancelError)
 #: Report items that belong to no order (most of a fill's reports).
 _STATE_ITEMS = frozenset((Asset, Position))
 _INF = float("inf")
+
+#: The canonical text of codes orders were placed with, by the text given: a dict lookup
+#: instead of a call per order (valid codes only; emptied when full).
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 1 << 14
+
+
+def _remember_code(given: str, canonical: str) -> None:
+    if len(_CANONICAL) >= _CANONICAL_MAX:
+        _CANONICAL.clear()
+    _CANONICAL[given] = canonical
 
 
 # --------------------------------------------------------------------------- accounts
@@ -455,7 +493,8 @@ class Account:
         self._fanout: ReportFanout[AccountReport] = ReportFanout()
         # order id -> a weak reference to its handle (a plain dict of weak references:
         # WeakValueDictionary's Python-level get and KeyedRef cost ~2 µs of every order)
-        self._handles: dict[int, weakref.ref[OrderHandle]] = {}
+        self._handles: dict[int, _HandleRef] = {}
+        self._forget = _forgetter(self._handles)
         # Reports for order ids not known yet, kept only while a submit awaits its reply.
         self._early: dict[int, list[OrderEvent]] = {}
         self._inflight = 0
@@ -528,7 +567,6 @@ class Account:
         cursor = self._cursor
         fanout = self._fanout
         listeners = self._listeners
-        to_handle = self._to_handle
         if not fanout.watched and not listeners:
             if not self._handles and not self._inflight:
                 # Nobody reads the stream and no order handle is alive or being made (a
@@ -539,7 +577,9 @@ class Account:
                         last = report.seq
                 cursor.last = last
                 return
-            # Nobody reads the stream (the usual order path): only the order handles.
+            # Nobody reads the stream (the usual order path): only the order handles
+            # (_to_handle, inlined).
+            handles = self._handles
             for report in reports:
                 seq = report.seq
                 if seq > 0:
@@ -547,10 +587,14 @@ class Account:
                         continue
                     cursor.last = seq
                 item = report.item
-                if type(item) in _STATE_ITEMS:
+                if type(item) in _STATE_ITEMS or not isinstance(item, _ORDER_EVENTS):
                     continue
-                if isinstance(item, _ORDER_EVENTS):
-                    to_handle(item)
+                ref = handles.get(item.order_id)
+                handle = ref() if ref is not None else None
+                if handle is not None:
+                    handle._on_item(item)
+                elif self._inflight > 0:
+                    self._early.setdefault(item.order_id, []).append(item)
             return
         for report in reports:
             seq = report.seq
@@ -567,7 +611,7 @@ class Account:
                     log.exception("report listener %r failed", listener)
             item = report.item
             if isinstance(item, _ORDER_EVENTS):
-                to_handle(item)
+                self._to_handle(item)
 
     def _to_handle(self, item: OrderEvent) -> None:
         """Hand an order event to its handle, or keep it for a handle still being made."""
@@ -637,6 +681,8 @@ class Account:
         if client._closed or client._info is None:
             client._check_open()  # raises
         code = normalize_code(stock_code)
+        if type(stock_code) is str:
+            _remember_code(stock_code, code)
         if not (
             # The usual call, judged in one expression; anything else gets the full checks.
             type(order_type) is int
@@ -668,6 +714,44 @@ class Account:
             seq,
         )
 
+    def _limit_request(
+        self,
+        stock_code: str,
+        order_type: int,
+        order_volume: int,
+        price: float,
+        strategy_name: str,
+        order_remark: str,
+    ) -> SubmitOrder:
+        """``_order_request`` of a limit order (``buy``/``sell`` with a price): the same checks
+        and request, with the order and price types known good (fewer tests per order)."""
+        client = self.client
+        if client._closed or client._info is None:
+            client._check_open()  # raises
+        code = _CANONICAL.get(stock_code) if type(stock_code) is str else None
+        if (
+            code is None
+            or type(order_volume) is not int
+            or type(price) is not float
+            or type(strategy_name) is not str
+            or type(order_remark) is not str
+            or order_volume <= 0
+            or not 0.0 < price < _INF
+        ):
+            return self._order_request(
+                stock_code, order_type, order_volume, _FIX_PRICE, price, strategy_name, order_remark
+            )
+        return SubmitOrder(
+            self.account_id,
+            code,
+            order_type,
+            order_volume,
+            _FIX_PRICE,
+            price,
+            strategy_name,
+            order_remark,
+        )
+
     async def _submit(self, req: SubmitOrder) -> OrderHandle:
         # A venue that answers at once is asked without the request's chain of coroutines
         # (client, terminal, guard, simulator: one each): the same answer, sooner.
@@ -680,14 +764,25 @@ class Account:
         ``in_task``: the caller is a task of the client's loop (``buy``, ``order``), so a
         venue that answers its own tasks' orders at once (a backtest) may answer it too.
         """
+        client = self.client
+        if client._closed or client._info is None:
+            client._check_open()  # raises
+        answer = client._answer_in_task if in_task else client._answer_now
+        if answer is None:
+            return None
+        # Client._request_in_task / _request_now, inlined: this runs for every order.
         self._inflight += 1
         try:
-            client = self.client
-            reply = client._request_in_task(req) if in_task else client._request_now(req)
+            try:
+                reply = answer(req)
+            except QmtkitError:
+                raise
+            except Exception as exc:
+                raise _backend_error(req, exc) from exc
             return None if reply is None else self._handle_of(req, reply)
         finally:
             self._inflight -= 1
-            if self._inflight == 0:
+            if self._inflight == 0 and self._early:
                 self._early.clear()
 
     async def _submit_waiting(self, req: SubmitOrder) -> OrderHandle:
@@ -746,16 +841,17 @@ class Account:
         resp = reply if type(reply) is OrderResponse else expect(reply, OrderResponse)
         oid = resp.order_id
         if oid > 0:
-            early = self._early.pop(oid, None)
-            if early and type(early[0]) is Order and early[0].order_status != _JUNK:
-                handle = OrderHandle(self, req, resp, early[0])
-                early = early[1:]
+            early = self._early.pop(oid, None) if self._early else None
+            if early and type(first := early[0]) is Order and first.order_status != _JUNK:
+                handle = OrderHandle(self, req, resp, first)
+                rest = 1
             else:
                 handle = OrderHandle(self, req, resp)
-            handles = self._handles
-            handles[oid] = weakref.ref(handle, partial(_forget_handle, handles, oid))
-            if early:
-                for item in early:
+                rest = 0
+            ref = self._handles[oid] = _HandleRef(handle, self._forget)
+            ref.order_id = oid
+            if early is not None and len(early) > rest:
+                for item in early[rest:]:
                     handle._on_item(item)
         else:
             handle = OrderHandle(self, req, resp)
@@ -803,7 +899,7 @@ class Account:
     ) -> OrderHandle:
         """Buy ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
         if price is not None and price_type is None:  # the usual call: a limit price
-            req = self._order_request(code, _BUY, volume, _FIX_PRICE, price, strategy_name, remark)
+            req = self._limit_request(code, _BUY, volume, price, strategy_name, remark)
         else:
             req = self._order_request(
                 *self._simple(
@@ -825,7 +921,7 @@ class Account:
     ) -> OrderHandle:
         """Sell ``volume`` shares: at ``price`` (FIX_PRICE), or at the latest price if None."""
         if price is not None and price_type is None:  # the usual call: a limit price
-            req = self._order_request(code, _SELL, volume, _FIX_PRICE, price, strategy_name, remark)
+            req = self._limit_request(code, _SELL, volume, price, strategy_name, remark)
         else:
             req = self._order_request(
                 *self._simple(
