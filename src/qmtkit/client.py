@@ -770,7 +770,7 @@ class Account:
         answer = client._answer_in_task if in_task else client._answer_now
         if answer is None:
             return None
-        # Client._request_in_task / _request_now, inlined: this runs for every order.
+        # The venue's answer with _answer_with's wrapping, inlined: this runs for every order.
         self._inflight += 1
         try:
             try:
@@ -1129,18 +1129,6 @@ class Client:
         close = getattr(self._data, "close", None)
         if callable(close):
             close()
-
-    def _request_now(self, req: Request) -> Reply | None:
-        """``request`` answered without waiting, by a venue that can (None: it cannot)."""
-        if self._closed or self._info is None:
-            self._check_open()  # raises
-        return _answer_with(self._answer_now, req)
-
-    def _request_in_task(self, req: Request) -> Reply | None:
-        """``_request_now`` for a caller that is a task of this client's loop."""
-        if self._closed or self._info is None:
-            self._check_open()  # raises
-        return _answer_with(self._answer_in_task, req)
 
     def _send_now(self, req: Request) -> Awaitable[Reply | BaseException] | None:
         """Send ``req`` without waiting where the backend can; what its answer will be.
