@@ -57,7 +57,9 @@ class Tick(msgspec.Struct, kw_only=True, tag="tick", frozen=True):
     transactionNum: int = 0
 
 
-class Bar(msgspec.Struct, kw_only=True, tag="bar", frozen=True):
+# gc=False: a bar holds only a str and numbers, so it can be in no reference cycle; the
+# collector need not track it, and a replay makes one per code per step.
+class Bar(msgspec.Struct, kw_only=True, tag="bar", frozen=True, gc=False):
     """One K-line bar; ``time`` is the bar's label in Unix milliseconds (minute bars: the end)."""
 
     stock_code: str

@@ -41,12 +41,14 @@ class ReplayClock(VirtualClock):
 
     def advance_to(self, ms: int) -> None:
         """Set the time to ``ms`` (never backwards) and wake every sleeper due by then."""
-        if ms < self.now_ms():
-            raise ValueError(f"a clock cannot go back: {ms} < {self.now_ms()}")
-        self.advance((ms - self.now_ms()) / 1000)
+        if ms < self._now:
+            raise ValueError(f"a clock cannot go back: {ms} < {self._now}")
+        if self._waiters:  # sleepers of VirtualClock.sleep (this clock's own are in _heap)
+            self.advance((ms - self._now) / 1000)
         self._now = ms  # exact, whatever float rounding advance() did
-        while self._heap and self._heap[0][0] <= ms:
-            heapq.heappop(self._heap)[2].set()
+        heap = self._heap
+        while heap and heap[0][0] <= ms:
+            heapq.heappop(heap)[2].set()
             self.woken += 1
 
     def finish(self) -> None:
