@@ -13,11 +13,14 @@ Two forms, one engine (``backends.replay``):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from qmtkit.backends.replay import BacktestSpec, ReplayBackend
@@ -91,6 +94,98 @@ class BarContext:
     def sell(self, code: str, volume: int, price: float) -> OrderResponse:
         """A limit sell."""
         return self.order(code, _SELL, volume, price)
+
+    def order_many(
+        self,
+        codes: Column,
+        sides: int | Column,
+        volumes: int | Column,
+        prices: float | Column,
+        price_types: int | Column = _FIX_PRICE,
+    ) -> list[OrderResponse]:
+        """Place ``len(codes)`` orders in one call, one per code, in order: the same as
+        ``order(codes[i], sides[i], volumes[i], prices[i], price_types[i])`` for each ``i`` in
+        turn (the same ids, responses, refusals and recorded rows), with the step's lookups
+        done once. ``sides``, ``volumes``, ``prices`` and ``price_types`` are each one value
+        for all or a column as long as ``codes`` (a list, tuple, 1-d numpy array or Polars
+        Series); a column of another length, or ``codes`` not a column, is an
+        ``InvalidArgument``. Each order's values are judged as ``order`` judges them: a bad
+        one is refused (in the result's orders), not raised."""
+        names = codes if type(codes) is list else _codes(codes)
+        n = len(names)
+        reqs = list(
+            map(
+                SubmitOrder,
+                repeat(self.account_id, n),
+                names,
+                _column("sides", sides, n),
+                _column("volumes", volumes, n),
+                _column("price_types", price_types, n),
+                _column("prices", prices, n),
+            )
+        )
+        risk = self._risk
+        if risk is not None:
+            submit = self._backend.submit_now
+            return [risk.submit_now(req, submit) for req in reqs]
+        return self._backend.submit_many(reqs)
+
+    def buy_many(
+        self, codes: Column, volumes: int | Column, prices: float | Column
+    ) -> list[OrderResponse]:
+        """Limit buys of ``codes``, as ``order_many`` places them."""
+        return self.order_many(codes, _BUY, volumes, prices)
+
+    def sell_many(
+        self, codes: Column, volumes: int | Column, prices: float | Column
+    ) -> list[OrderResponse]:
+        """Limit sells of ``codes``, as ``order_many`` places them."""
+        return self.order_many(codes, _SELL, volumes, prices)
+
+
+#: A column of per-order values: one per code.
+Column = Sequence[Any] | npt.NDArray[Any] | pl.Series
+
+
+def _values(name: str, values: object) -> list[Any] | None:
+    """A column's values as a list; None if ``values`` is not a column."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise InvalidArgument(f"{name} must be one-dimensional, got shape {values.shape}")
+        out: list[Any] = values.tolist()
+        return out
+    if isinstance(values, pl.Series):
+        return values.to_list()
+    if isinstance(values, (list, tuple, range)):
+        return values if type(values) is list else list(values)
+    return None
+
+
+def _codes(codes: object) -> list[Any]:
+    """The codes of a batch, one per order."""
+    out = _values("codes", codes)
+    if out is None:
+        raise InvalidArgument(
+            f"codes must be a list, tuple, numpy array or Polars Series, got {codes!r}"
+        )
+    return out
+
+
+def _column(name: str, values: object, n: int) -> Iterable[Any]:
+    """``n`` per-order values: a column's (of length ``n``), or one value ``n`` times."""
+    kind = type(values)
+    if kind is list:
+        out: list[Any] | None = values  # type: ignore[assignment]
+    elif kind is int or kind is float:  # one value for all: the usual volume
+        return repeat(values, n)
+    else:
+        out = _values(name, values)
+        if out is None:
+            return repeat(values, n)
+    assert out is not None
+    if len(out) != n:
+        raise InvalidArgument(f"{name} has {len(out)} values for {n} codes")
+    return out
 
 
 async def run_backtest(

@@ -827,6 +827,44 @@ class ReplayBackend:
         """Place an order at the virtual now without a round trip (the fast form's path)."""
         return self._submit(req, self.clock.now_ms())
 
+    def submit_many(self, reqs: list[msg.SubmitOrder]) -> list[OrderResponse]:
+        """Place orders of one account at the virtual now as ``submit_now`` on each in turn
+        would (the same ids, refusals, reports and records), with the lookups of the step
+        done once and their reports published together."""
+        if type(reqs) is not list:
+            raise InvalidArgument(f"reqs must be a list of SubmitOrder, got {type(reqs).__name__}")
+        now = self.clock.now_ms()
+        if not reqs:
+            return []
+        if self.dividend_tax is not None:
+            # A sale filled at once owes its tax before the next order is judged.
+            return [self._submit(req, now) for req in reqs]
+        first = reqs[0]
+        if not isinstance(first, msg.SubmitOrder):
+            raise InvalidArgument(f"reqs must hold SubmitOrder, got {type(first).__name__}")
+        check_account_id(first.account_id)
+        market = self._need_market()
+        if self._phase == "done":
+            raise ClosedError("the backtest has ended: no more orders")
+        day = self.broker.day
+        listings: list[Listing | None] = []
+        books: list[Tick | None] = []
+        index = market._code_index
+        listing_of = market.listing
+        # The usual order, as _facts would see it: a limit order on a normal code of the
+        # replay meets no book under next_open.
+        limits_rest = self.spec.fill == "next_open"
+        for req in reqs:
+            code = req.stock_code
+            if limits_rest and req.price_type == _FIX_PRICE and type(code) is str and code in index:
+                listings.append(listing_of(code, day))
+                books.append(None)
+            else:
+                listing, book = self._facts(market, req, day)
+                listings.append(listing)
+                books.append(book)
+        return self.accounts.submit_many(reqs, books=books, listings=listings, now=now, day=day)
+
     def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:
         check_account_id(req.account_id)
         market = self._need_market()
@@ -834,28 +872,45 @@ class ReplayBackend:
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         code = req.stock_code
-        listing: Listing | None = None
-        book: Tick | None = None
-        if isinstance(code, str):
-            if code in market._code_index:  # already normal: most orders
-                norm = code
-            else:
-                try:
-                    norm = normalize_code(code)
-                except InvalidCode:
-                    norm = ""
-            if norm in market._code_index:
-                # The rules' view of the day's instrument, without an InstrumentDetail.
-                listing = market.listing(norm, day)
-                # A limit order under next_open meets no book now (see _submit_book).
-                if req.price_type != _FIX_PRICE or self.spec.fill != "next_open":
-                    book = self._submit_book(norm, req)
+        if (
+            req.price_type == _FIX_PRICE
+            and self.spec.fill == "next_open"
+            and type(code) is str
+            and code in market._code_index
+        ):  # the usual order (see submit_many)
+            listing: Listing | None = market.listing(code, day)
+            book = None
+        else:
+            listing, book = self._facts(market, req, day)
         response = self.accounts.submit(
             req, book=book, instrument=None, now=now, day=day, listing=listing
         )
         if self._owed:
             self._collect_taxes()
         return response
+
+    def _facts(
+        self, market: ReplayMarket, req: msg.SubmitOrder, day: int
+    ) -> tuple[Listing | None, Tick | None]:
+        """What the rules read of an order's instrument today, and the book it meets now."""
+        code = req.stock_code
+        if not isinstance(code, str):
+            return None, None
+        if code in market._code_index:  # already normal: most orders
+            norm = code
+        else:
+            try:
+                norm = normalize_code(code)
+            except InvalidCode:
+                return None, None
+            if norm not in market._code_index:
+                return None, None
+        # The rules' view of the day's instrument, without an InstrumentDetail.
+        listing = market.listing(norm, day)
+        # A limit order under next_open meets no book now (see _submit_book).
+        if req.price_type != _FIX_PRICE or self.spec.fill != "next_open":
+            return listing, self._submit_book(norm, req)
+        return listing, None
 
     def _submit_book(self, code: str, req: msg.SubmitOrder) -> Tick | None:
         """What an order placed now meets at once (see the fill models)."""

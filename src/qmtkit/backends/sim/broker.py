@@ -136,6 +136,19 @@ _DAY_LIMIT = 10**_DAY_DIGITS
 _copy = msgspec.structs.replace
 
 
+def _check_batch_item(req: object, account_id: object, book: object, listing: object) -> None:
+    """Refuse one item of a ``submit_many`` batch that ``submit`` would not take (or that
+    names another account than the batch's first order)."""
+    if not isinstance(req, SubmitOrder):
+        raise InvalidArgument(f"req must be a SubmitOrder, got {type(req).__name__}")
+    if req.account_id != account_id:
+        raise InvalidArgument(f"one account per batch: {req.account_id!r} after {account_id!r}")
+    if book is not None and not isinstance(book, Tick):
+        raise InvalidArgument(f"book must be a Tick or None, got {type(book).__name__}")
+    if listing is not None and type(listing) is not Listing:
+        raise InvalidArgument(f"listing must be a Listing or None, got {type(listing).__name__}")
+
+
 # --------------------------------------------------------------------------- internal state
 
 
@@ -649,13 +662,83 @@ class Broker:
             raise InvalidArgument(
                 f"listing must be a Listing or None, got {type(listing).__name__}"
             )
+        out: list[TradeReportItem] = []
+        account_id = req.account_id
+        acct = self._accounts.get(account_id) if type(account_id) is str else None
+        # A known account on the broker's day at a plain time is what _submitter would find.
+        if (
+            acct is None
+            or type(day) is not int
+            or day != self._day
+            or type(now_ms) is not int
+            or now_ms < 0
+        ):
+            acct = self._submitter(account_id, now_ms, day, out)
+        resp = self._place(acct, req, book, instrument, listing, now_ms, market_open, out)
+        return resp, out
+
+    def submit_many(
+        self,
+        reqs: list[SubmitOrder],
+        *,
+        books: list[Tick | None],
+        listings: list[Listing | None],
+        now_ms: int,
+        day: int,
+        out: list[TradeReportItem],
+        market_open: bool = True,
+    ) -> list[OrderResponse]:
+        """Place the orders of one account at one time, as ``submit`` called on each in turn
+        would: the same ids, refusals and state; their reports are appended to ``out`` as they
+        are made (one list for all, in the same order), and the responses returned.
+
+        ``books[i]`` / ``listings[i]`` are what ``submit`` takes for ``reqs[i]``. The time, the
+        day and the account are checked once (an empty batch changes nothing); an order that
+        ``submit`` would not take, or of another account, raises when reached (the orders
+        before it stand, their reports in ``out``).
+        """
+        n = len(reqs) if type(reqs) is list else -1
+        if n < 0 or type(books) is not list or type(listings) is not list:
+            raise InvalidArgument(
+                "reqs, books and listings must be lists, got "
+                f"{type(reqs).__name__}, {type(books).__name__}, {type(listings).__name__}"
+            )
+        if len(books) != n or len(listings) != n:
+            raise InvalidArgument(
+                f"{n} orders need {n} books and listings, got {len(books)} and {len(listings)}"
+            )
+        if not n:
+            return []
+        first = reqs[0]
+        if not isinstance(first, SubmitOrder):
+            raise InvalidArgument(f"req must be a SubmitOrder, got {type(first).__name__}")
+        account_id = first.account_id
+        acct = self._submitter(account_id, now_ms, day, out)
+        place = self._place
+        responses = []
+        for req, book, listing in zip(reqs, books, listings, strict=True):
+            if (
+                type(req) is not SubmitOrder
+                or req.account_id != account_id
+                or (book is not None and type(book) is not Tick)
+                or (listing is not None and type(listing) is not Listing)
+            ):
+                _check_batch_item(req, account_id, book, listing)
+            responses.append(place(acct, req, book, None, listing, now_ms, market_open, out))
+        return responses
+
+    def _submitter(
+        self, account_id: object, now_ms: int, day: int, out: list[TradeReportItem]
+    ) -> AccountState:
+        """The account an order at ``now_ms`` on ``day`` is placed in (created, with its
+        ``Asset`` report in ``out``, if new and allowed), after checking the three."""
         if type(now_ms) is not int or now_ms < 0:
             self._check_time(now_ms)
         if type(day) is not int or not 0 < day < _DAY_LIMIT:
             self._check_day_arg(day)
-        account_id = req.account_id
         if type(account_id) is not str or not account_id:
             self._check_account_id(account_id)
+        assert isinstance(account_id, str)
         acct = self._accounts.get(account_id)
         if acct is None and not self.allow_new_accounts:
             raise self._unknown(account_id)
@@ -666,7 +749,23 @@ class Broker:
                 f"order for trading day {day} but the broker is on day {self._day}: "
                 + (f"call roll_day({day}) first" if day > self._day else "days cannot go backwards")
             )
+        if acct is None:
+            acct = self._create(account_id)
+            out.append(self._asset_report(acct))
+        return acct
 
+    def _place(
+        self,
+        acct: AccountState,
+        req: SubmitOrder,
+        book: Tick | None,
+        instrument: InstrumentDetail | None,
+        listing: Listing | None,
+        now_ms: int,
+        market_open: bool,
+        out: list[TradeReportItem],
+    ) -> OrderResponse:
+        """Judge and place one order of ``acct`` (its reports appended to ``out``)."""
         remark = req.order_remark
         if type(remark) is not str:
             remark = cut_remark(remark) if isinstance(remark, str) else ""
@@ -678,14 +777,10 @@ class Broker:
             seq = seq if is_int(seq) else 0
         order_id = self._next_order_id
         self._next_order_id += 1
-        out: list[TradeReportItem] = []
-        if acct is None:
-            acct = self._create(account_id)
-            out.append(self._asset_report(acct))
 
         side, volume, pt, price = req.order_type, req.order_volume, req.price_type, req.price
         order = Order(
-            account_id=account_id,
+            account_id=acct.account_id,
             stock_code=req.stock_code if isinstance(req.stock_code, str) else str(req.stock_code),
             order_id=order_id,
             order_sysid=self._counter_id(order_id),
@@ -732,7 +827,7 @@ class Broker:
                 error_msg=r.msg,
                 seq=seq,
             )
-            return resp, out
+            return resp
 
         order.stock_code = code
         order.price = limit
@@ -782,7 +877,7 @@ class Broker:
             order_remark=remark,
             seq=seq,
         )
-        return resp, out
+        return resp
 
     def _counter_id(self, n: int) -> str:
         day = self._day

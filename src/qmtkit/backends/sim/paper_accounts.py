@@ -266,6 +266,27 @@ class PaperAccounts:
         self.publish(req.account_id, items)
         return response
 
+    def submit_many(
+        self,
+        reqs: list[SubmitOrder],
+        *,
+        books: list[Tick | None],
+        listings: list[Listing | None],
+        now: int,
+        day: int,
+    ) -> list[OrderResponse]:
+        """Place the orders of one account as ``submit`` on each in turn would, and publish
+        their reports together (see ``Broker.submit_many``)."""
+        items: list[TradeReportItem] = []
+        try:
+            return self.broker.submit_many(
+                reqs, books=books, listings=listings, now_ms=now, day=day, out=items
+            )
+        finally:
+            # Whatever was placed before a failure is published, as single submits had.
+            if items:
+                self.publish(reqs[0].account_id, items)
+
     def _open_unlogged(self, account_id: str, after_seq: int) -> AccountStatus:
         """Open an account's stream when no log is kept: only if nothing is to be replayed."""
         if self.last_seq.get(account_id, 0) > after_seq:
