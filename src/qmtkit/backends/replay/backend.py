@@ -44,7 +44,7 @@ import qmtkit.messages as msg
 from qmtkit._tasks import lifetime_tasks
 from qmtkit._version import __version__
 from qmtkit.backends.base import EventSink
-from qmtkit.backends.replay.barbook import Quote, quote, quotes
+from qmtkit.backends.replay.barbook import BlockQuotes, Quote, quote, quotes
 from qmtkit.backends.replay.clock import ReplayClock
 from qmtkit.backends.replay.divtax import DividendTax
 from qmtkit.backends.replay.idle import Idle
@@ -231,6 +231,7 @@ class ReplayBackend:
         )
         self._sink: EventSink | None = None
         self._bench_cols: dict[str, Any] | None = None
+        self._block_quotes: BlockQuotes | None = None  # the bar books by blocks (``_quotes``)
         self._subs: dict[int, QuoteSub] = {}
         self._frame_callbacks: list[tuple[FrameCallback, int]] = []
         self._frame_from: dict[int, int] = {}  # batch size -> first step not yet delivered
@@ -516,8 +517,14 @@ class ReplayBackend:
         market = self.market
         assert market is not None
         day = self.broker.day
-        out: list[tuple[str, float | None, float | None, int]] = []
         spec = self.spec
+        block = self._block_quotes
+        if block is None or block.market is not market:
+            block = self._block_quotes = BlockQuotes(market, spec.participation, spec.slippage)
+        found_all = block.at(codes, k, day, phase)
+        if found_all is not None:  # an aligned daily replay: its books by blocks of steps
+            return found_all
+        out: list[tuple[str, float | None, float | None, int]] = []
         found = market.bars_at(codes, k) if len(codes) >= _VECTOR_FROM else None
         if found is None:
             bar_at, listing = market.bar_at, market.listing

@@ -15,13 +15,16 @@ judged by), the broker fills (``Broker.on_bars``).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from qmtkit.backends.sim.accounts import ROUND_SPAN, round3
 from qmtkit.backends.sim.rules import Listing
+
+if TYPE_CHECKING:
+    from qmtkit.backends.replay.market import FactsBlock, ReplayMarket
 
 _LOT: Final = 100
 _EPS: Final = 1e-9
@@ -95,26 +98,128 @@ def quotes(
     trading = np.fromiter((i.trading for i in listings), np.bool_, n)
     up = np.fromiter((i.up for i in listings), np.float64, n)
     down = np.fromiter((i.down for i in listings), np.float64, n)
+    tick = np.fromiter((i.tick for i in listings), np.float64, n) if slippage else up
+    ask, bid, cap = quote_arrays(price, volume, trading, up, down, tick, participation, slippage)
+    return [
+        (None if a != a else a, None if b != b else b, c) if c > 0 else None
+        for a, b, c in zip(ask.tolist(), bid.tolist(), cap.tolist(), strict=True)
+    ]
+
+
+def quote_arrays(
+    price: F64,
+    volume: npt.NDArray[np.int64],
+    trading: npt.NDArray[np.bool_],
+    up: F64,
+    down: F64,
+    tick: F64,
+    participation: float,
+    slippage: float,
+) -> tuple[F64, F64, npt.NDArray[np.int64]]:
+    """``quote`` of many bars at one price each, from their listings' facts as columns
+    (trading flag, up and down limits, price tick; ``tick`` is read with ``slippage`` only):
+    the ask, the bid (NaN: no such side) and the shares a side (0: no trading, ``quote``'s
+    None), the very floats ``quote`` gives."""
     cap = (volume * _LOT * participation).astype(np.int64) // _LOT * _LOT
+    cap[~trading] = 0
     if slippage:
-        tick = np.fromiter((i.tick for i in listings), np.float64, n)
         slip = slippage * np.where(tick == 0, 0.01, tick)  # ``tick or 0.01``
         ask_p, bid_p = round3_array(price + slip), round3_array(price - slip)
     else:
-        ask_p = bid_p = round3_array(price)
-    ask_p = np.where((up > 0) & (ask_p > up), up, ask_p)
-    bid_p = np.where((down > 0) & (bid_p < down), down, bid_p)
-    asks = ask_p.tolist()
-    bids = bid_p.tolist()
-    ask_shut = ((up > 0) & (price >= up - _EPS)).tolist()
-    bid_shut = ((down > 0) & (price <= down + _EPS)).tolist()
-    ok = (trading & (cap > 0)).tolist()
-    return [
-        (None if a_shut else a, None if b_shut else b, c) if go else None
-        for go, a, b, a_shut, b_shut, c in zip(
-            ok, asks, bids, ask_shut, bid_shut, cap.tolist(), strict=True
+        ask_p = round3_array(price)
+        bid_p = ask_p.copy()
+    limited = up > 0
+    np.copyto(ask_p, up, where=limited & (ask_p > up))
+    ask_p[limited & (price >= up - _EPS)] = np.nan  # locked at the up limit: nobody sells
+    limited = down > 0
+    np.copyto(bid_p, down, where=limited & (bid_p < down))
+    bid_p[limited & (price <= down + _EPS)] = np.nan
+    return ask_p, bid_p, cap
+
+
+class BlockQuotes:
+    """The books of an aligned daily replay's bars worked out by vectors a block of steps at
+    a time (``quote_arrays`` over every code of the market's ``facts_block``), then read for
+    the codes a step asks about: no ``Listing`` and no vector step per step.
+
+    ``at`` gives None where the market has no block for the day (the first step, and every
+    step of other replays): then each code's book comes from ``quote``.
+    """
+
+    def __init__(self, market: ReplayMarket, participation: float, slippage: float) -> None:
+        self.market = market
+        self.participation = participation
+        self.slippage = slippage
+        #: (phase, the block's up limits (its identity), k0, asks, bids, caps) last worked out
+        self._made: tuple[str, F64, int, F64, F64, npt.NDArray[np.int64]] | None = None
+
+    def at(
+        self, codes: list[str], k: int, day: int, phase: str
+    ) -> list[tuple[str, float | None, float | None, int]] | None:
+        """``(code, ask, bid, shares)`` of the codes that trade at step ``k`` (of ``day``) in
+        ``phase`` (``open``: at the bars' opens; ``close``: at their closes), in the order
+        given; None: no block for the day."""
+        market = self.market
+        if market.step_day(k) != day:
+            return None
+        block = market.facts_block(day)
+        if block is None or not block.k0 <= k < block.k1:
+            return None
+        made = self._made
+        if made is None or made[0] != phase or made[1] is not block.up:
+            made = self._made = self._make(block, phase)
+        _, _, k0, asks, bids, caps = made
+        index = block.number
+        base = (k - k0) * len(index)
+        out: list[tuple[str, float | None, float | None, int]] = []
+        for code in codes:
+            i = index.get(code)
+            if i is None:  # not replayed: no bar
+                continue
+            j = base + i
+            cap = caps.item(j)
+            if cap > 0:
+                ask = asks.item(j)
+                bid = bids.item(j)
+                out.append((code, None if ask != ask else ask, None if bid != bid else bid, cap))
+            elif cap < 0:  # rules of its own today (a new listing): its listing, as ever
+                bar = market.bar_at(code, k)
+                assert bar is not None  # aligned: every code has a bar at every step
+                q = quote(
+                    bar,
+                    market.listing(code, day),
+                    phase,
+                    "next_open",
+                    self.participation,
+                    self.slippage,
+                )
+                if q is not None:
+                    out.append((code, *q))
+        return out
+
+    def _make(
+        self, block: FactsBlock, phase: str
+    ) -> tuple[str, F64, int, F64, F64, npt.NDArray[np.int64]]:
+        n = len(block.number)
+        a, b = block.k0 * n, block.k1 * n  # aligned: step k's records are [k * n, (k + 1) * n)
+        cols = self.market.long_columns()
+        price = np.asarray(cols["open" if phase == "open" else "close"][a:b], dtype=np.float64)
+        volume = np.asarray(cols["volume"][a:b], dtype=np.int64)
+        up = block.up
+        own = np.isnan(up)
+        ticks = np.tile(block.ticks, block.k1 - block.k0) if self.slippage else up
+        ask, bid, cap = quote_arrays(
+            price,
+            volume,
+            block.trading,
+            np.where(own, 0.0, up),
+            block.down,
+            ticks,
+            self.participation,
+            self.slippage,
         )
-    ]
+        cap[own] = -1
+        return phase, up, block.k0, ask, bid, cap
 
 
 def round3_array(x: F64) -> F64:
@@ -130,4 +235,4 @@ def round3_array(x: F64) -> F64:
     return out
 
 
-__all__ = ["Quote", "quote", "quotes", "round3_array"]
+__all__ = ["BlockQuotes", "Quote", "quote", "quote_arrays", "quotes", "round3_array"]

@@ -55,6 +55,21 @@ _INDEX, _ETF = Board.INDEX, Board.ETF  # plain names: ``Board.X`` reads go throu
 I64 = npt.NDArray[np.int64]
 
 
+class FactsBlock(NamedTuple):
+    """``ReplayMarket.facts_block``: the day facts of steps ``k0`` to ``k1`` (exclusive) of
+    every code, by row ``(step - k0) * len(codes) + number[code]``: trading flags, down and
+    up limits (an up limit of NaN: ask ``listing``, the code has rules of its own that day),
+    and each code's price tick by ``number[code]``."""
+
+    k0: int
+    k1: int
+    number: dict[str, int]
+    trading: npt.NDArray[np.bool_]
+    down: F64
+    up: F64
+    ticks: F64
+
+
 class _Fixed(NamedTuple):
     """The parts of a code's instrument that do not change from day to day."""
 
@@ -283,6 +298,8 @@ class ReplayMarket:
         self._blk_down: F64 = np.zeros(0)
         self._blk_up: F64 = np.zeros(0)
         self._row_day, self._row_at = 0, -1  # the day whose row _day_row gave last, and the row
+        self._ticks: F64 | None = None  # each code's price tick (``facts_block``)
+        self._facts: FactsBlock | None = None  # ``facts_block``'s answer for the block in force
         self.listings = Listings(listing_dates(cache.root, self.codes), cache.home)
 
     def _last_label(self, end_ms: int) -> int:
@@ -754,6 +771,27 @@ class ReplayMarket:
                 row = (k - self._blk_k0) * len(self.codes)
         self._row_day, self._row_at = day, row
         return row
+
+    def facts_block(self, day: int) -> FactsBlock | None:
+        """The day facts ``listing`` reads, of every code for the block of steps holding
+        ``day``, as columns (an aligned daily replay from its second step; None: ``listing``
+        works them out code by code). A hook for the bar books' vectors (``barbook``)."""
+        if self._day_row(day) < 0:
+            return None
+        made = self._facts
+        if made is None or made.up is not self._blk_up:  # made once per block
+            if self._ticks is None:
+                self._ticks = np.asarray([self._fixed(c).price_tick for c in self.codes])
+            made = self._facts = FactsBlock(
+                self._blk_k0,
+                self._blk_k1,
+                self._code_index,
+                self._blk_trading,
+                self._blk_down,
+                self._blk_up,
+                self._ticks,
+            )
+        return made
 
     def _day_facts_of(self, code: str, day: int) -> tuple[float, bool, float, float]:
         """``_day_facts`` of one code from its own bar of the day."""
