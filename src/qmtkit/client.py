@@ -251,8 +251,8 @@ class OrderHandle:
     reports.
     """
 
-    # Slots: a backtest makes one handle per order (most dropped at once), and an instance
-    # dict's inserts were a third of the client's own cost of an order.
+    # Slots: a backtest makes one handle per order, most dropped at once; no instance dict
+    # to make and free (a small part of a handle's cost: ~4.2 k -> ~4.0 k instructions).
     __slots__ = (
         "__weakref__",
         "_changed",
