@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from qmtkit.backends.sim.broker import Broker
-from qmtkit.models import Tick, TradeReportItem
+from qmtkit.constants import OrderStatus
+from qmtkit.models import Tick, Trade, TradeReportItem
 from support.broker import BUY, DAY, SELL, T0, instrument, order
 
 CODES = ("600000.SH", "600001.SH", "000002.SZ", "300003.SZ")
@@ -124,3 +125,35 @@ def test_a_steps_fills_in_runs_equal_each_codes_book_met_alone(quiet: set[str], 
         assert all(items for _, items in runs)
         assert all(a != b for (a, _), (b, _) in itertools.pairwise(runs))
         assert _state(batch) == _state(general)
+        open_codes = {
+            o.stock_code
+            for a in ACCOUNTS
+            for o in batch.orders(a)
+            if not OrderStatus(o.order_status).is_terminal
+        }
+        assert batch.resting_codes == sorted(open_codes)  # a code goes with its last order
+
+
+@pytest.mark.parametrize("as_bar", [False, True])
+def test_a_new_day_brings_a_books_volume_back_even_at_the_same_book_time(as_bar: bool) -> None:
+    # The ledger keeps each code's entry from day to day (renewed when next used); a new day
+    # is a new tick for it even where a book comes back with the time of the day before.
+    broker = Broker(initial_cash=10_000_000.0)
+    code = CODES[0]
+    took = []
+    for day in (DAY, DAY + 1):
+        broker.roll_day(day)
+        for _ in range(2):
+            broker.submit(
+                order(BUY, 600, 10.0, code=code, account="A1"),
+                book=None,
+                instrument=instrument(code),
+                now_ms=T0,
+                day=day,
+            )
+        if as_bar:
+            pairs = broker.on_bar(code, T0 + 1000, 10.0, None, 1000, T0 + 1000)
+        else:
+            pairs = broker.on_tick(_tick(code, T0 + 1000, 10.0, None, 1000), T0 + 1000)
+        took.append(sum(t.traded_volume for _, t in pairs if isinstance(t, Trade)))
+    assert took == [1000, 1000]

@@ -184,6 +184,27 @@ def _held_columns(acct: AccountState) -> HeldColumns:
     )
 
 
+class _Fills:
+    """One account's fills waiting to be made, a column each: orders, prices, prices in li,
+    shares. Columns, not a tuple per fill: a whole market's step holds hundreds, and that
+    many young tuples at once set off the garbage collector about every step."""
+
+    __slots__ = ("lis", "orders", "prices", "shares")
+
+    def __init__(self) -> None:
+        self.orders: list[Order] = []
+        self.prices: list[float] = []
+        self.lis: list[int] = []
+        self.shares: list[int] = []
+
+    def add(self, order: Order, price: float, price_li: int, shares: int) -> None:
+        """One more fill of ``shares`` of ``order`` at ``price`` (``price_li`` in li)."""
+        self.orders.append(order)
+        self.prices.append(price)
+        self.lis.append(price_li)
+        self.shares.append(shares)
+
+
 # --------------------------------------------------------------------------- the broker
 
 
@@ -239,7 +260,8 @@ class Broker:
     @property
     def resting_codes(self) -> list[str]:
         """The codes with orders that can still trade, sorted (what a new book may fill)."""
-        return sorted(code for code, orders in self._resting.items() if orders)
+        # A code's entry goes with its last order (``_unrest``): every entry has orders.
+        return sorted(self._resting)
 
     @property
     def known_accounts(self) -> frozenset[str]:
@@ -905,12 +927,15 @@ class Broker:
         want = order.order_volume - order.traded_volume
         pieces = self._ledger.take(order, book, want)
         if pieces:
-            self._fill_run(acct, [(order, p, p_li, q) for p, p_li, q in pieces], now_ms, out)
+            fills = _Fills()
+            for p, p_li, q in pieces:
+                fills.add(order, p, p_li, q)
+            self._fill_run(acct, fills, now_ms, out)
 
     def _fill_run(
         self,
         acct: AccountState,
-        fills: list[tuple[Order, float, int, int]],
+        fills: _Fills,
         now_ms: int,
         out: list[TradeReportItem],
     ) -> None:
@@ -934,7 +959,9 @@ class Broker:
         if day != self._prefix_day:  # _counter_id's prefix, made once a day
             self._prefix_day, self._prefix = day, f"{day:08d}"  # _DAY_DIGITS
         prefix = self._prefix
-        for order, price, price_li, qty in fills:
+        for order, price, price_li, qty in zip(
+            fills.orders, fills.prices, fills.lis, fills.shares, strict=True
+        ):
             code = order.stock_code
             side = order.order_type
             amount = (price_li * qty + 5) // 10  # amount_cents, inlined: hot path
@@ -1137,16 +1164,16 @@ class Broker:
         take = self._ledger.take_level
         runs: list[tuple[str, list[TradeReportItem]]] = []
         run_id = ""
-        pending: list[tuple[Order, float, int, int]] = []
+        pending = _Fills()
         met: set[str] = set()
         for code, ask, bid, volume in quotes:
             resting = all_resting.get(code)
             if not resting:
                 continue
             if code in met:  # met again: its orders must show the fills so far
-                if pending:
+                if pending.orders:
                     self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
-                    pending = []
+                    pending = _Fills()
             else:
                 met.add(code)
             if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
@@ -1164,13 +1191,13 @@ class Broker:
                 if qty:
                     assert price is not None  # something was taken at it
                     if account_id != run_id or not runs:
-                        if pending:
+                        if pending.orders:
                             self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
-                            pending = []
+                            pending = _Fills()
                         run_id = account_id
                         runs.append((account_id, []))
-                    pending.append((order, price, price_li, qty))
-        if pending:
+                    pending.add(order, price, price_li, qty)
+        if pending.orders:
             self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
         return runs
 

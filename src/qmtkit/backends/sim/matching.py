@@ -37,8 +37,10 @@ class _Tick:
     tick): a live book is met by many orders, a backtest's book by one order on one side.
     """
 
-    __slots__ = ("asks", "bids", "book", "time", "used")
+    __slots__ = ("asks", "bids", "book", "day", "time", "used")
     time: int
+    #: the ledger's day this entry's ``used`` counts in (an older day's counts nothing)
+    day: int
     #: shares already taken by level: its price in li on the asks (what buys take), the li's
     #: complement ``~li`` (below zero) on the bids (what sells take); an int key, no tuple
     used: dict[int, int]
@@ -47,18 +49,21 @@ class _Tick:
     asks: Levels | None
     bids: Levels | None
 
-    def __init__(self, book: Tick | None, time: int = 0) -> None:
+    def __init__(self, book: Tick | None, day: int, time: int = 0) -> None:
+        self.used = {}
+        self.day = day
         if book is not None:
-            self.renew(book)
+            self.renew(book, day)
         else:  # a one-level bar met through ``take_level``: no Tick to read levels from
             self.time = time
-            self.used = {}
             self.book = self.asks = self.bids = None
 
-    def renew(self, book: Tick) -> None:
+    def renew(self, book: Tick, day: int) -> None:
         """Take ``book`` as a new tick: its time, nothing taken yet."""
         self.time = book.time
-        self.used = {}
+        self.day = day
+        if self.used:
+            self.used.clear()  # kept: a new dict per code per tick was an allocation a fill
         self.read(book)
 
     def read(self, book: Tick) -> None:
@@ -86,17 +91,24 @@ class BookLedger:
 
     def __init__(self) -> None:
         self._ticks: dict[str, _Tick] = {}
+        #: Bumped by ``clear``: an entry of an older day is a code's new tick whatever its time.
+        self._day = 0
 
     def clear(self) -> None:
-        """Forget every tick (a new trading day)."""
-        self._ticks.clear()
+        """Forget every tick (a new trading day).
+
+        The codes' entries are kept and renewed when next used (a day's clear of them made
+        every code's entry anew each day: two objects a fill, and over a whole market the
+        step's fills set off the garbage collector).
+        """
+        self._day += 1
 
     def _tick(self, book: Tick) -> _Tick:
         entry = self._ticks.get(book.stock_code)
         if entry is None:
-            entry = self._ticks[book.stock_code] = _Tick(book)
-        elif entry.time != book.time:
-            entry.renew(book)  # the code's next tick (a backtest: nearly every fill)
+            entry = self._ticks[book.stock_code] = _Tick(book, self._day)
+        elif entry.time != book.time or entry.day != self._day:
+            entry.renew(book, self._day)  # the code's next tick (a backtest: nearly every fill)
         elif entry.book is not book:  # the same tick passed again as another object
             entry.read(book)
         return entry
@@ -179,10 +191,12 @@ class BookLedger:
         """
         entry = self._ticks.get(code)
         if entry is None:
-            entry = self._ticks[code] = _Tick(None, time)
-        elif entry.time != time:  # the code's next tick, as ``_tick`` renews it
+            entry = self._ticks[code] = _Tick(None, self._day, time)
+        elif entry.time != time or entry.day != self._day:  # its next tick, as ``_tick`` has it
             entry.time = time
-            entry.used = {}
+            entry.day = self._day
+            if entry.used:
+                entry.used.clear()
             entry.book = entry.asks = entry.bids = None
         if price is None or not (price > 0 and volume > 0):
             return 0, 0
