@@ -88,3 +88,34 @@ def test_codes_on_different_days(tmp_path: Path, flag_day: int | None) -> None:
     _check_every_step(market)
     assert [b.stock_code for b in market.bars(0)] == [B, C]
     assert [b.stock_code for b in market.bars(2)] == [A, C]
+
+
+def test_pre_closes_share_the_closes_of_the_step_before_only_when_the_bits_match(
+    tmp_path: Path,
+) -> None:
+    # Every code's pre-close is its previous close, except: step 2 of B (an ex-rights day:
+    # a lower pre-close) and step 4 of C (the same value but the other zero's sign would not
+    # do: here a pre-close one ulp away from the close before).
+    data = {A: _bars(RISING), B: _bars(FLAT), C: _bars(RISING)}
+    data[B]["preClose"][2] = 9.5
+    data[C]["preClose"][4] = np.nextafter(data[C]["close"][3], 0.0)
+    market = _market(tmp_path, data)
+    assert market._aligned
+    _check_every_step(market)  # in order: every step after the first may share
+    steps = [market.bars(k) for k in range(len(market))]
+    for k in range(1, len(market)):
+        before, now = steps[k - 1], steps[k]
+        shared = all(n.preClose is b.close for n, b in zip(now, before, strict=True))
+        # Made again, so each step's bars come after the step before's.
+        assert shared == (k not in (2, 4)), k
+        assert [n.preClose for n in now] == [b.preClose for b in _expected(market, k)]
+    assert steps[2][0].preClose == 9.5  # codes in order: B, A, C
+    assert steps[4][2].preClose == float(data[C]["preClose"][4])
+
+
+def test_a_step_out_of_order_reads_its_own_pre_closes(tmp_path: Path) -> None:
+    data = {A: _bars(RISING), B: _bars(FLAT)}
+    data[A]["preClose"][3] = 1.0  # not the close before: step 3 must not take step 2's
+    market = _market(tmp_path, data)
+    for k in (0, 2, 1, 3, 5, 4, 4, 0):
+        assert market.bars(k) == _expected(market, k), k

@@ -186,6 +186,8 @@ class SparsePrices(Mapping[str, float]):
 #: The fields of a replayed ``Bar`` read from the long columns (besides code, period, time
 #: and ``suspendFlag``), in ``Bar``'s order.
 _BAR_FIELDS: Final = ("open", "high", "low", "close", "volume", "amount", "preClose")
+#: ``_BAR_FIELDS`` but the pre-close, which ``bars`` may take from the step before.
+_PRICED_FIELDS: Final = _BAR_FIELDS[:-1]
 
 
 class ReplayMarket:
@@ -280,6 +282,11 @@ class ReplayMarket:
         self._long: dict[str, npt.NDArray[Any]] | None = None
         #: Whether any replayed record has a non-zero ``suspendFlag`` (None: not looked yet).
         self._suspended: bool | None = None
+        #: Per step of an aligned replay: every code's pre-close has the bits of its close one
+        #: step before (None: not looked yet; see ``bars``).
+        self._pre_is_last_close: list[bool] | None = None
+        #: The last step ``bars`` made and its closes (their float objects).
+        self._bars_closes: tuple[int, list[float]] = (-2, [])
         self._long_frame: pl.DataFrame | None = None
         self._prices_step = -1
         self._prices: Mapping[str, float] = {}
@@ -422,7 +429,15 @@ class ReplayMarket:
         t = int(self.steps[k])
         # zip over the columns' lists: no index per field per bar (a replay makes one Bar per
         # code per step, the per-bar form's largest cost before the strategy's own).
-        values = (cols[f][a:b].tolist() for f in _BAR_FIELDS)
+        values = [cols[f][a:b].tolist() for f in _PRICED_FIELDS]
+        last, closes = self._bars_closes
+        if last == k - 1 and self._pre_closes_repeat(k):
+            # Each code's pre-close is its close of the step before, bit for bit (a day's bars
+            # in an aligned daily replay): the same float objects, not 100 new ones.
+            values.append(closes)
+        else:
+            values.append(cols["preClose"][a:b].tolist())
+        self._bars_closes = (k, values[3])
         if self._suspended is None:
             self._suspended = bool(cols["suspendFlag"].any())
         if self._suspended:
@@ -461,6 +476,22 @@ class ReplayMarket:
             )
             for code, o, h, lo, c, v, am, pc in zip(codes, *values, strict=True)
         ]
+
+    def _pre_closes_repeat(self, k: int) -> bool:
+        """Whether step ``k`` of an aligned replay has, for every code, a pre-close with the
+        bits of the code's close at step ``k - 1`` (looked up for every step at once)."""
+        if not self._aligned or k < 1:
+            return False
+        same = self._pre_is_last_close
+        if same is None:
+            cols = self.long_columns()
+            n = len(self.codes)
+            pre = np.ascontiguousarray(cols["preClose"], dtype=np.float64).view(np.int64)
+            close = np.ascontiguousarray(cols["close"], dtype=np.float64).view(np.int64)
+            # Aligned: step k holds records k*n .. k*n+n-1, every code in code order.
+            equal = (pre[n:] == close[:-n]).reshape(-1, n).all(axis=1)
+            same = self._pre_is_last_close = [False, *equal.tolist()]
+        return same[k]
 
     def step_prices(self, k: int) -> Mapping[str, float]:
         """Code -> close (last price for ticks) of every record of step ``k``."""
