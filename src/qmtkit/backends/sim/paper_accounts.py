@@ -164,65 +164,74 @@ class PaperAccounts:
         whole change or none of it (never a fill without its position and asset reports).
         """
         pairs = pairs if type(pairs) is list else list(pairs)
-        if not pairs:
-            return
-        if self.journal is None and not self.keep_log and not self.streaming:
-            # Nothing numbered is kept or pushed (a backtest's fast form): count and observe.
-            last = self.last_seq
-            runs = _runs(pairs)
-            for account_id, items in runs:
-                last[account_id] = last.get(account_id, 0) + len(items)
-            self._observe_all(len(pairs), runs)
-            return
-        last = self.last_seq
-        reports: list[AccountReport] = []
-        for account_id, item in pairs:
-            seq = last.get(account_id, 0) + 1
-            last[account_id] = seq
-            reports.append(AccountReport(account_id, seq, item))
-        if self.journal is not None:
-            self.journal.extend_made(reports)
-        if self.keep_log:
-            logs = self.reports
-            for report in reports:
-                logs.setdefault(report.account_id, []).append(report)
-        self._observe_all(len(pairs), _runs(pairs) if self._observe is not None else [])
-        sink = self._sink
-        if sink is not None:
-            streaming = self.streaming
-            many = self._push_many
-            if many is None:
-                for report in reports:
-                    if report.account_id in streaming:
-                        sink.on_report(report)
-                return
-            # A sink that takes an account's reports in one call gets each run of one
-            # account in one call (a step's fills: one call per run, not per report).
-            run: list[AccountReport] = []
-            for report in reports:
-                if report.account_id in streaming:
-                    if run and run[0].account_id != report.account_id:
-                        many(run)
-                        run = []
-                    run.append(report)
-            if run:
-                many(run)
+        if pairs:
+            self._publish_runs(_runs(pairs), len(pairs))
 
     def publish_runs(self, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
         """``publish_many`` for reports given as runs of one account each, in order (what
         ``Broker.on_bars`` gives): numbered, kept, observed and pushed the same way."""
-        if not runs:
-            return
+        merged: list[tuple[str, list[TradeReportItem]]] = []
+        n = 0
+        for account_id, items in runs:
+            if not items:
+                continue
+            n += len(items)
+            if merged and merged[-1][0] == account_id:  # as ``_runs`` would have made them
+                merged[-1] = (account_id, merged[-1][1] + items)
+            else:
+                merged.append((account_id, items))
+        if merged:
+            self._publish_runs(merged, n)
+
+    def _publish_runs(self, runs: list[tuple[str, list[TradeReportItem]]], n: int) -> None:
+        """Publish ``n`` reports as maximal runs of one account each (none empty)."""
+        last = self.last_seq
         if self.journal is None and not self.keep_log and not self.streaming:
             # Nothing numbered is kept or pushed (a backtest's fast form): count and observe.
-            last = self.last_seq
-            n = 0
             for account_id, items in runs:
                 last[account_id] = last.get(account_id, 0) + len(items)
-                n += len(items)
             self._observe_all(n, runs)
             return
-        self.publish_many([(account_id, item) for account_id, items in runs for item in items])
+        numbered: list[list[AccountReport]] = []
+        for account_id, items in runs:
+            seq = last.get(account_id, 0)
+            numbered.append(
+                [AccountReport(account_id, seq + i, item) for i, item in enumerate(items, 1)]
+            )
+            last[account_id] = seq + len(items)
+        if self.journal is not None:
+            self.journal.extend_made([report for run in numbered for report in run])
+        if self.keep_log:
+            logs = self.reports
+            for (account_id, _), reports in zip(runs, numbered, strict=True):
+                logs.setdefault(account_id, []).extend(reports)
+        self._observe_all(n, runs if self._observe is not None else [])
+        sink = self._sink
+        if sink is None:
+            return
+        streaming = self.streaming
+        many = self._push_many
+        if many is None:
+            for (account_id, _), reports in zip(runs, numbered, strict=True):
+                if account_id in streaming:
+                    for report in reports:
+                        sink.on_report(report)
+            return
+        # A sink that takes an account's reports in one call gets each run of one streaming
+        # account in one call (a step's fills: one call per run, not per report); the runs of
+        # accounts nobody streams do not break it.
+        run: list[AccountReport] = []
+        for (account_id, _), reports in zip(runs, numbered, strict=True):
+            if account_id in streaming:
+                if run and run[0].account_id != account_id:
+                    many(run)
+                    run = []
+                if run:
+                    run.extend(reports)
+                else:
+                    run = reports
+        if run:
+            many(run)
 
     def _observe_all(self, n: int, runs: list[tuple[str, list[TradeReportItem]]]) -> None:
         self.report_count += n
