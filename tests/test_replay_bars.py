@@ -119,3 +119,31 @@ def test_a_step_out_of_order_reads_its_own_pre_closes(tmp_path: Path) -> None:
     market = _market(tmp_path, data)
     for k in (0, 2, 1, 3, 5, 4, 4, 0):
         assert market.bars(k) == _expected(market, k), k
+
+
+def test_closes_share_the_step_price_maps_objects_of_the_same_step_only(tmp_path: Path) -> None:
+    data = {A: _bars(RISING), B: _bars(FLAT), C: _bars(RISING)}
+    market = _market(tmp_path, data)
+    assert market._aligned
+    for k in range(len(market)):
+        prices = market.step_prices(k)
+        made = k % 2 == 0
+        if made:  # the map's list of closes is made on its first lookup by code
+            assert prices.get(A) == float(data[A]["close"][k])
+        got = market.bars(k)
+        assert got == _expected(market, k), k
+        listed = [prices[b.stock_code] for b in got]
+        shared = all(b.close is p for b, p in zip(got, listed, strict=True))
+        assert shared == made, k
+    market.step_prices(3).get(A)
+    assert market.bars(2) == _expected(market, 2)  # another step's map: its own closes
+    assert not any(b.close is market.step_prices(3)[b.stock_code] for b in market.bars(2))
+
+
+def test_closes_of_codes_on_different_days_are_read_from_the_step(tmp_path: Path) -> None:
+    data = {A: _bars(RISING), B: _bars(FLAT[:4], DAYS[2:])}
+    market = _market(tmp_path, data)
+    assert not market._aligned
+    for k in range(len(market)):
+        market.step_prices(k).get(A)
+        assert market.bars(k) == _expected(market, k), k

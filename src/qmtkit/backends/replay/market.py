@@ -429,7 +429,14 @@ class ReplayMarket:
         t = int(self.steps[k])
         # zip over the columns' lists: no index per field per bar (a replay makes one Bar per
         # code per step, the per-bar form's largest cost before the strategy's own).
-        values = [cols[f][a:b].tolist() for f in _PRICED_FIELDS]
+        # The closes as the step's price map made them already (the day's mark runs before
+        # the bars are handed out): the same float objects, not 100 new ones.
+        prices = self._prices
+        made = prices._values if self._prices_step == k and type(prices) is StepPrices else None
+        values = [
+            made if f == "close" and made is not None else cols[f][a:b].tolist()
+            for f in _PRICED_FIELDS
+        ]
         last, closes = self._bars_closes
         if last == k - 1 and self._pre_closes_repeat(k):
             # Each code's pre-close is its close of the step before, bit for bit (a day's bars
