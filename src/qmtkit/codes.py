@@ -159,11 +159,28 @@ def limit_ratio(board: Board, is_st: bool) -> float | None:
     return 0.10
 
 
+#: ``limit_prices``' answers for codes that are not ST, by board (its text or member) and
+#: pre-close: a strategy asks for every order it prices, and the checks, the ratio and
+#: ``band_prices``' memo cost several times a dict lookup. Only answers given are kept (a bad
+#: argument never is); each board's memo is emptied when full.
+_LIMITS: dict[str, dict[float, tuple[float, float]]] = {}
+_LIMITS_MAX: Final = 1 << 16
+
+
 def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> tuple[float, float]:
     """The (down, up) daily limit prices: pre_close x (1 -/+ ratio), rounded half-up to 0.01.
 
     Ratios come from ``limit_ratio``. A board without a limit (indices) raises InvalidArgument.
     """
+    memo = (
+        _LIMITS.get(board)
+        if is_st is False and type(pre_close) is float and isinstance(board, str)
+        else None
+    )
+    if memo is not None:
+        hit = memo.get(pre_close)
+        if hit is not None:
+            return hit
     if type(pre_close) is not float or not 0.0 < pre_close < math.inf:  # else: full checks
         if not is_real(pre_close):
             raise InvalidArgument(f"pre_close must be a price, got {pre_close!r}")
@@ -180,7 +197,14 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
     ratio = limit_ratio(b, bool(is_st))
     if ratio is None:
         raise InvalidArgument(f"board {b.value!r} has no daily price limit")
-    return band_prices(pre_close, ratio, ratio)
+    prices = band_prices(pre_close, ratio, ratio)
+    if is_st is False and type(pre_close) is float and isinstance(board, str):
+        if memo is None:
+            memo = _LIMITS.setdefault(board, {})
+        elif len(memo) >= _LIMITS_MAX:
+            memo.clear()
+        memo[pre_close] = prices
+    return prices
 
 
 @functools.lru_cache(maxsize=1 << 16)
