@@ -34,6 +34,12 @@ def always_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(marks, "COLUMNS_UNTIL", 0)
 
 
+@pytest.fixture
+def small_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A book starts with room for a few slots only: growing it is exercised early."""
+    monkeypatch.setattr(marks, "_FIRST_ROOM", 2)
+
+
 def test_exact_value_sum_is_the_sum_of_value_q_in_range_and_beyond_it() -> None:
     rng = np.random.default_rng(3)
     cases: list[tuple[np.ndarray, np.ndarray]] = []
@@ -63,11 +69,11 @@ def _submit(
     broker.submit(req, book=tick, instrument=inst, now_ms=t, day=day)
 
 
-def _rows(held: Any) -> list[tuple[str, int, int, float]]:
+def _rows(held: Any, codes: list[str] = CODES) -> list[tuple[str, int, int, float]]:
     if isinstance(held, HeldArrays):
         return list(
             zip(
-                [CODES[k] for k in held.keys.tolist()],
+                [codes[k] for k in held.keys.tolist()],
                 held.volume.tolist(),
                 held.usable.tolist(),
                 held.close.tolist(),
@@ -87,24 +93,34 @@ def _pair() -> tuple[Broker, Broker]:
     return out[0], out[1]
 
 
-def _scenario(seed: int, plain: Broker, columns: Broker, days: int = 60) -> int:
+def _scenario(
+    seed: int,
+    plain: Broker,
+    columns: Broker,
+    days: int = 60,
+    codes: list[str] | None = None,
+    orders: int = 8,
+) -> int:
     """Random days on both brokers: the plain one marked with a dict, the other with prices
     by number; every observable compared. Returns how many closes were marked as columns."""
     rng = random.Random(seed)
     day, t = 20250102, T0
-    closes = {c: round(rng.uniform(5, 50), 2) for c in CODES}
+    if codes is None:
+        codes = CODES
+    index = {c: i for i, c in enumerate(codes)}
+    closes = {c: round(rng.uniform(5, 50), 2) for c in codes}
     as_columns = 0
     for _ in range(days):
         day += 1
         for b in (plain, columns):
             b.roll_day(day)
         if rng.random() < 0.2:  # ex-rights on a held code (cash and/or bonus shares)
-            code = rng.choice(CODES)
+            code = rng.choice(codes)
             cash, shares = rng.choice(((0.3, 0.0), (0.0, 0.2), (0.15, 0.1)))
             for b in (plain, columns):
                 b.ex_rights(code, cash, shares)
-        for _ in range(rng.randint(0, 8)):
-            code = rng.choice(CODES)
+        for _ in range(rng.randint(0, orders)):
+            code = rng.choice(codes)
             price = round(closes[code] * rng.uniform(0.95, 1.05), 2)
             t += 1
             held, usable = plain.holding(ACC, code)
@@ -116,24 +132,27 @@ def _scenario(seed: int, plain: Broker, columns: Broker, days: int = 60) -> int:
                 volume, side = rng.choice((100, 300, 1000)), BUY
             for b in (plain, columns):
                 _submit(b, side, code, volume, price, t, day)
-        for code in CODES:
+        for code in codes:
             closes[code] = round(closes[code] * rng.uniform(0.93, 1.07), 2)
-        shown = [c for c in CODES if rng.random() < 0.85]  # the others have no record today
-        values = {c: (0.0 if rng.random() < 0.03 else closes[c]) for c in shown}
-        stand = {c: round(closes[c] * 0.99, 2) for c in CODES if rng.random() < 0.5}
+        shown = [c for c in codes if rng.random() < 0.85]  # the others have no record today
+        if rng.random() < 0.3:
+            shown = list(codes)  # every code has a record (an aligned replay's close)
+        zeros = rng.random() < 0.3  # some prices zero: the mark keeps their last price
+        values = {c: (0.0 if zeros and rng.random() < 0.03 else closes[c]) for c in shown}
+        stand = {c: round(closes[c] * 0.99, 2) for c in codes if rng.random() < 0.5}
 
         def fallback(code: str, stand: dict[str, float] = stand) -> float | None:
             return stand.get(code)
 
-        if len(shown) == len(CODES) and rng.random() < 0.5:
-            keyed: Any = StepPrices(INDEX, np.asarray([values[c] for c in CODES]))
+        if len(shown) == len(codes) and rng.random() < 0.7:
+            keyed: Any = StepPrices(index, np.asarray([values[c] for c in codes]))
         else:
-            keys = np.asarray([INDEX[c] for c in shown], dtype=np.int64)
-            keyed = SparsePrices(INDEX, CODES, keys, np.asarray([values[c] for c in shown]))
+            keys = np.asarray([index[c] for c in shown], dtype=np.int64)
+            keyed = SparsePrices(index, codes, keys, np.asarray([values[c] for c in shown]))
         want = plain.mark_and_snapshot(values, fallback)[ACC]
         got = columns.mark_and_snapshot(keyed, fallback)[ACC]
         as_columns += isinstance(got, HeldArrays)
-        assert _rows(got) == _rows(want)
+        assert _rows(got, codes) == _rows(want, codes)
         assert columns.asset(ACC) == plain.asset(ACC)
         if rng.random() < 0.15:  # queries bring lagging holdings up to date
             assert columns.positions(ACC) == plain.positions(ACC)
@@ -149,6 +168,53 @@ def test_columns_mark_like_the_plain_pass_over_random_days(seed: int) -> None:
     plain, columns = _pair()
     assert _scenario(seed, plain, columns) > 30
     assert columns._accounts[ACC].marks is not None  # still marked as columns at the end
+
+
+@pytest.mark.usefixtures("always_columns", "small_room")
+@pytest.mark.parametrize("seed", range(4))
+def test_columns_mark_like_the_plain_pass_with_many_holdings_turned_over(seed: int) -> None:
+    """Hundreds of codes, dozens of orders a day: the book grows, many slots die and are
+    packed, codes sold out are bought back, whole-day closes take the vector sum's path."""
+    codes = [f"00{i:04d}.SZ" for i in range(150)]
+    plain, columns = _pair()
+    assert _scenario(200 + seed, plain, columns, days=40, codes=codes, orders=60) > 30
+    book = columns._accounts[ACC].marks
+    assert book is not None and len(book.keys) > 2
+
+
+@pytest.mark.usefixtures("always_columns")
+def test_shares_beyond_the_vector_sums_range_are_summed_one_by_one() -> None:
+    plain, columns = _pair()
+    for b in (plain, columns):
+        b.roll_day(20250106)
+        for i, code in enumerate(CODES[:3]):
+            _submit(b, BUY, code, 100 * (i + 1), 10.0, T0 + i, 20250106)
+        pos = b._accounts[ACC].positions[CODES[1]]
+        pos.volume = pos.can_use = 2**33  # no real account holds this many: the sum's edge
+        b._accounts[ACC].touched.add(CODES[1])
+    prices = [11.5, 12.25, 13.0] + [1.0] * (len(CODES) - 3)
+    for day in (0, 1):
+        if day:
+            for b in (plain, columns):
+                b.roll_day(20250107)
+        plain.mark_and_snapshot(dict(zip(CODES, prices, strict=True)), lambda c: None)
+        got = columns.mark_and_snapshot(StepPrices(INDEX, np.asarray(prices)), lambda c: None)
+        assert isinstance(got[ACC], HeldArrays)
+        assert columns._accounts[ACC].market_value == plain._accounts[ACC].market_value
+        assert columns.asset(ACC) == plain.asset(ACC)
+        prices = [p * 1.01 for p in prices]
+
+
+def test_step_prices_say_whether_they_are_in_the_vector_sums_range() -> None:
+    assert StepPrices(INDEX, np.full(len(CODES), 10.5)).in_range
+    for bad in (0.0, float("nan"), float("inf"), -1.0, 2.0**-30, 2.0**48):
+        values = np.full(len(CODES), 10.5)
+        values[3] = bad
+        assert not StepPrices(INDEX, values).in_range
+        keys = np.asarray([1, 3], dtype=np.int64)
+        assert not SparsePrices(INDEX, CODES, keys, values[[1, 3]]).in_range
+    # A replay that looked at all its prices once passes its answer on.
+    assert StepPrices(INDEX, np.zeros(len(CODES)), True).in_range
 
 
 def test_the_book_is_made_from_enough_holdings_and_dropped_below_fewer(
@@ -232,11 +298,44 @@ def test_keyed_positions_rows_equal_the_listed_ones() -> None:
     assert keyed.frames()["positions"].equals(listed.frames()["positions"])
 
 
+def test_keyed_and_listed_days_mixed_keep_their_order_and_codes() -> None:
+    """An account recorded by code number on some closes and by name on others (state
+    reports turned on and off), with two name lists: the rows of the all-listed recording."""
+    other = list(reversed(CODES))
+    days = [
+        (20250106, "keyed", CODES, [CODES[3], CODES[1]], [100, 200], [0, 200], [10.5, 3.25]),
+        (20250107, "listed", CODES, [CODES[1], CODES[7]], [300, 100], [300, 0], [3.5, 7.0]),
+        (20250108, "listed", CODES, [CODES[2]], [100], [100], [2.5]),
+        (20250109, "keyed", other, [CODES[7], CODES[0]], [100, 500], [100, 0], [7.25, 1.5]),
+        (20250110, "keyed", CODES, [], [], [], []),
+        (20250113, "keyed", CODES, [CODES[11]], [900], [900], [4.0]),
+        (20250114, "listed", CODES, [CODES[11], CODES[4]], [900, 100], [900, 0], [4.5, 8.0]),
+    ]
+    listed, mixed = Recorder(), Recorder()
+    asset = Broker().asset("X")
+    for day, how, names, codes, volumes, usable, closes in days:
+        listed.record_day_columns("X", day, asset, (codes, volumes, usable, closes), None)
+        if how == "listed":
+            mixed.record_day_columns("X", day, asset, (codes, volumes, usable, closes), None)
+            continue
+        held = HeldArrays(
+            np.asarray([names.index(c) for c in codes], dtype=np.int64),
+            np.asarray(volumes, dtype=np.int64),
+            np.asarray(usable, dtype=np.int64),
+            np.asarray(closes, dtype=np.float64),
+        )
+        mixed.record_day_keyed("X", day, asset, names, held, None)
+    want = listed.frames()["positions"]
+    assert want.height == 10
+    assert mixed.frames()["positions"].equals(want)
+
+
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("extra", ["", "&fill=close", "&fill=qmt&participation=0.1&slippage=1"])
 def test_a_backtest_marked_as_columns_has_the_results_of_the_plain_mark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, aligned: bool
 ) -> None:
+    monkeypatch.setattr(marks, "COLUMNS_FROM", 10**9)  # never as columns
     plain = run_small_backtest(tmp_path / "a", extra, aligned=aligned)
     monkeypatch.setattr(marks, "COLUMNS_FROM", 0)
     monkeypatch.setattr(marks, "COLUMNS_UNTIL", 0)

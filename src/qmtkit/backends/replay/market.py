@@ -30,6 +30,7 @@ from qmtkit.backends.base import Dividend
 from qmtkit.backends.daylimits import day_limits, ordinary_limits
 from qmtkit.backends.market import Market
 from qmtkit.backends.replay.listings import Listings, listing_dates
+from qmtkit.backends.sim import marks
 from qmtkit.backends.sim.market import SyntheticMarket
 from qmtkit.backends.sim.rules import Listing
 from qmtkit.clock import BEIJING_OFFSET_MS
@@ -101,16 +102,25 @@ class StepPrices(Mapping[str, float]):
     quiet account with: the timeline's own column, no Python float per code.
     """
 
-    __slots__ = ("_array", "_index", "_values")
+    __slots__ = ("_array", "_in_range", "_index", "_values")
 
-    def __init__(self, index: dict[str, int], array: F64) -> None:
+    def __init__(self, index: dict[str, int], array: F64, in_range: bool | None = None) -> None:
         self._index, self._array = index, array
         self._values: list[float] | None = None  # made on the first lookup by code
+        self._in_range = in_range  # None: not known yet (looked at on first use)
 
     @property
     def index(self) -> dict[str, int]:
         """Code -> its number (the replay's code order)."""
         return self._index
+
+    @property
+    def in_range(self) -> bool:
+        """Whether every price is in the exact market value's vector range (``marks.in_range``)."""
+        known = self._in_range
+        if known is None:
+            known = self._in_range = marks.in_range(self._array)
+        return known
 
     def by_key(self) -> tuple[F64, None]:
         """Every code's price by number; every code has one."""
@@ -141,16 +151,32 @@ class SparsePrices(Mapping[str, float]):
     """Code -> price of the codes with a record at one step of a replay whose codes are not
     all at every step; by code number as ``StepPrices`` (with which codes have one)."""
 
-    __slots__ = ("_array", "_codes", "_index", "_keys", "_map")
+    __slots__ = ("_array", "_codes", "_in_range", "_index", "_keys", "_map")
 
-    def __init__(self, index: dict[str, int], codes: list[str], keys: I64, array: F64) -> None:
+    def __init__(
+        self,
+        index: dict[str, int],
+        codes: list[str],
+        keys: I64,
+        array: F64,
+        in_range: bool | None = None,
+    ) -> None:
         self._index, self._codes, self._keys, self._array = index, codes, keys, array
         self._map: dict[str, float] | None = None
+        self._in_range = in_range  # None: not known yet (looked at on first use)
 
     @property
     def index(self) -> dict[str, int]:
         """Code -> its number (the replay's code order)."""
         return self._index
+
+    @property
+    def in_range(self) -> bool:
+        """Whether every price given is in the exact market value's vector range."""
+        known = self._in_range
+        if known is None:
+            known = self._in_range = marks.in_range(self._array)
+        return known
 
     def by_key(self) -> tuple[F64, npt.NDArray[np.bool_]]:
         """Every code's price by number (0 where it has none) and which have one."""
@@ -289,6 +315,8 @@ class ReplayMarket:
         self._bars_closes: tuple[int, list[float]] = (-2, [])
         self._long_frame: pl.DataFrame | None = None
         self._prices_step = -1
+        #: Whether every replayed close (last price) is in ``marks.in_range`` (None: not seen).
+        self._prices_in_range: bool | None = None
         self._prices: Mapping[str, float] = {}
         self._dividends: dict[str, list[Dividend]] = {}
         self._ex_days: dict[str, dict[int, list[Dividend]]] = {}
@@ -506,13 +534,17 @@ class ReplayMarket:
             cols = self.long_columns()
             a, b = self._bounds[k], self._bounds[k + 1]
             name = "lastPrice" if self.period == "tick" else "close"
+            if self._prices_in_range is None:  # one look at the whole replay's prices
+                self._prices_in_range = marks.in_range(cols[name])
+            # All in range or not: then each step's own look says.
+            sure = True if self._prices_in_range else None
             if self._aligned:
                 # Every code, in code order: the codes' own index finds a price (a map of
                 # every code built each step cost more than the day's mark of the held ones).
-                self._prices = StepPrices(self._code_index, cols[name][a:b])
+                self._prices = StepPrices(self._code_index, cols[name][a:b], sure)
             else:
                 self._prices = SparsePrices(
-                    self._code_index, self.codes, self.rec_code[a:b], cols[name][a:b]
+                    self._code_index, self.codes, self.rec_code[a:b], cols[name][a:b], sure
                 )
             self._prices_step = k
         return self._prices

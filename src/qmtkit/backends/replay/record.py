@@ -119,8 +119,19 @@ def to_fen(amounts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
+@dataclass(slots=True)
+class _KeyedDay:
+    """One close's rows given by code number (``names[key]``), as the broker's own arrays."""
+
+    date: int
+    names: list[str]
+    rows: HeldArrays
+
+
 class _Positions:
-    """Daily holdings in typed arrays (no Python object per value); codes by number."""
+    """Daily holdings without a Python object per value: rows given by code name in typed
+    arrays (codes by number into ``names``), rows given by code number (``add_keyed``) as
+    the close's own numpy columns, kept in recording order (``_parts``)."""
 
     def __init__(self) -> None:
         self.dates = array("i")  # days since 1970-01-01
@@ -130,14 +141,25 @@ class _Positions:
         self.closes = array("d")
         self.names: list[str] = []
         self._ids: dict[str, int] = {}
-        #: ``add_keyed``: the code names its numbers refer to, and number -> id (-1: none yet).
-        self._keyed_names: list[str] | None = None
-        self._key_ids: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        #: In recording order: a run ``(first, end)`` of the typed arrays' rows, or a close
+        #: recorded by code number.
+        self._parts: list[tuple[int, int] | _KeyedDay] = []
+
+    def _named(self, before: int) -> None:
+        """Rows from ``before`` on were added to the typed arrays: extend or start a run."""
+        end = len(self.codes)
+        parts = self._parts
+        last = parts[-1] if parts else None
+        if isinstance(last, tuple) and last[1] == before:
+            parts[-1] = (last[0], end)
+        elif end > before:
+            parts.append((before, end))
 
     def add(self, date: int, held: list[tuple[str, int, int, float]]) -> None:
         """One day's rows: (code, shares, sellable shares, last price) with shares > 0."""
         # A column at a time (no transpose of the rows: over a whole market a day holds
         # thousands of them, and ``zip(*held)`` was most of the snapshot's cost).
+        before = len(self.codes)
         ids = self._ids
         names = self.names
         codes = self.codes
@@ -151,6 +173,7 @@ class _Positions:
         self.volumes.extend([h[1] for h in held])
         self.usable.extend([h[2] for h in held])
         self.closes.extend([h[3] for h in held])
+        self._named(before)
 
     def add_columns(
         self,
@@ -161,6 +184,7 @@ class _Positions:
         closes: list[float],
     ) -> None:
         """``add`` for rows given as columns (shares > 0), as the broker's day end gives them."""
+        before = len(self.codes)
         ids = self._ids
         numbers = list(map(ids.get, codes))
         if None in numbers:
@@ -177,41 +201,14 @@ class _Positions:
         self.volumes.extend(volumes)
         self.usable.extend(usable)
         self.closes.extend(closes)
+        self._named(before)
 
-    def add_keyed(
-        self,
-        date: int,
-        names: list[str],
-        keys: npt.NDArray[np.int64],
-        volumes: npt.NDArray[np.int64],
-        usable: npt.NDArray[np.int64],
-        closes: npt.NDArray[np.float64],
-    ) -> None:
+    def add_keyed(self, date: int, names: list[str], rows: HeldArrays) -> None:
         """``add_columns`` for codes given by number (``names[key]``) and numpy columns: the
-        broker's day end of an account marked as columns (``sim.marks``)."""
-        n = len(keys)
-        if n == 0:
-            return
-        if names is not self._keyed_names:
-            self._keyed_names = names
-            self._key_ids = np.full(len(names), -1, dtype=np.int32)
-        table = self._key_ids
-        ids = table[keys]
-        if bool((ids < 0).any()):
-            known = self._ids
-            for key in np.unique(keys[ids < 0]).tolist():
-                code = names[key]
-                i = known.get(code)
-                if i is None:
-                    i = known[code] = len(self.names)
-                    self.names.append(code)
-                table[key] = i
-            ids = table[keys]
-        self.codes.frombytes(ids.tobytes())
-        self.dates.extend(array("i", [date]) * n)
-        self.volumes.frombytes(np.ascontiguousarray(volumes, dtype=np.int64).tobytes())
-        self.usable.frombytes(np.ascontiguousarray(usable, dtype=np.int64).tobytes())
-        self.closes.frombytes(np.ascontiguousarray(closes, dtype=np.float64).tobytes())
+        broker's day end of an account marked as columns (``sim.marks``), kept as they are
+        (they are the mark's own copies; the frame is made from them at the end)."""
+        if len(rows.keys):
+            self._parts.append(_KeyedDay(date, names, rows))
 
     def frame(self) -> pl.DataFrame:
         """The ``positions`` frame (``POSITION_COLUMNS``)."""
@@ -221,20 +218,65 @@ class _Positions:
             out: npt.NDArray[Any] = np.frombuffer(values, dtype=dtype).copy()
             return out
 
-        names = pl.Series("code", self.names, dtype=pl.String)
-        index = pl.Series("code", column(self.codes, np.int32), dtype=pl.UInt32)
-        closes = column(self.closes, np.float64)
+        parts = self._parts
+        if not any(isinstance(p, _KeyedDay) for p in parts):
+            all_names = self.names
+            codes = column(self.codes, np.int32)
+            dates = column(self.dates, np.int32)
+            volumes = column(self.volumes, np.int64)
+            usable = column(self.usable, np.int64)
+            closes = column(self.closes, np.float64)
+        else:
+            # Each name list the keyed rows number into follows the named rows' names: a
+            # keyed row's code is its key past that list's start.
+            all_names = list(self.names)
+            start_of: dict[int, int] = {}
+            named: tuple[npt.NDArray[Any], ...] = (
+                np.frombuffer(self.codes, dtype=np.int32),
+                np.frombuffer(self.dates, dtype=np.int32),
+                np.frombuffer(self.volumes, dtype=np.int64),
+                np.frombuffer(self.usable, dtype=np.int64),
+                np.frombuffer(self.closes, dtype=np.float64),
+            )
+            pieces: list[list[npt.NDArray[Any]]] = [[], [], [], []]
+            days: list[int] = []
+            counts: list[int] = []
+            for part in parts:
+                if not isinstance(part, _KeyedDay):
+                    a, b = part
+                    for piece, col in zip(pieces, (named[0], *named[2:]), strict=True):
+                        piece.append(col[a:b])
+                    days.extend(named[1][a:b].tolist())
+                    counts.extend([1] * (b - a))
+                    continue
+                start = start_of.get(id(part.names))
+                if start is None:
+                    start = start_of[id(part.names)] = len(all_names)
+                    all_names.extend(part.names)
+                rows = part.rows
+                pieces[0].append(rows.keys if start == 0 else rows.keys + start)
+                pieces[1].append(rows.volume)
+                pieces[2].append(rows.usable)
+                pieces[3].append(rows.close)
+                days.append(part.date)
+                counts.append(len(rows.keys))
+            codes = np.concatenate(pieces[0]).astype(np.uint32)
+            dates = np.repeat(np.asarray(days, dtype=np.int32), counts)
+            volumes = np.concatenate(pieces[1]).astype(np.int64, copy=False)
+            usable = np.concatenate(pieces[2]).astype(np.int64, copy=False)
+            closes = np.concatenate(pieces[3]).astype(np.float64, copy=False)
+        names = pl.Series("code", all_names, dtype=pl.String)
+        index = pl.Series("code", codes, dtype=pl.UInt32)
         return pl.DataFrame(
             {
-                "date": pl.Series("date", column(self.dates, np.int32)).cast(pl.Date),
+                "date": pl.Series("date", dates).cast(pl.Date),
                 "code": names.gather(index),
-                "volume": pl.Series("volume", column(self.volumes, np.int64)),
-                "can_use_volume": pl.Series("can_use_volume", column(self.usable, np.int64)),
+                "volume": pl.Series("volume", volumes),
+                "can_use_volume": pl.Series("can_use_volume", usable),
                 "close": pl.Series("close", closes),
                 # A holding's market value is the broker's own: shares x last price, to the fen.
                 "market_value": pl.Series(
-                    "market_value",
-                    to_fen(column(self.volumes, np.int64).astype(np.float64) * closes),
+                    "market_value", to_fen(volumes.astype(np.float64) * closes)
                 ),
             }
         )
@@ -489,7 +531,7 @@ class Recorder:
         (``names[key]``): the broker's day end of an account marked as columns."""
         book = self._book(account_id)
         date = _epoch_day(day)
-        book.positions.add_keyed(date, names, held.keys, held.volume, held.usable, held.close)
+        book.positions.add_keyed(date, names, held)
         book.equity.append(
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )

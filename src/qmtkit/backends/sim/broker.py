@@ -41,7 +41,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
-import numpy as np
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim import marks
@@ -60,7 +59,7 @@ from qmtkit.backends.sim.accounts import (
     value_q,
 )
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
-from qmtkit.backends.sim.marks import HeldArrays, MarkBook, exact_value_sum
+from qmtkit.backends.sim.marks import HeldArrays, MarkBook
 from qmtkit.backends.sim.matching import BookLedger
 from qmtkit.backends.sim.rules import Listing, Refused, Reject, fmt_price, validate
 from qmtkit.checks import is_finite, is_int
@@ -473,8 +472,8 @@ class Broker:
     ) -> HeldArrays | None:
         """Mark a quiet account's holdings as columns (``sim.marks``) and return its held rows;
         None, with every holding up to date, where the plain mark must do it: an account with
-        state reports, prices not by number, a held code without a number, or a price the
-        plain mark refuses (it raises the same error, after the same changes)."""
+        state reports, prices not by number, a held code without a number, too few holdings,
+        or a price the plain mark refuses (it raises the same error, after the same changes)."""
         index = getattr(prices, "index", None)
         if not acct.quiet or index is None or not hasattr(prices, "by_key"):
             self._materialize(acct)
@@ -490,40 +489,17 @@ class Broker:
             self._materialize(acct)
             book = None
         if book is None:
-            book = acct.marks = MarkBook(acct.positions, index)
+            book = acct.marks = MarkBook.of(acct.positions, index)
+            if book is None:
+                return None
         else:
             book.pack()
-        got, has = book.prices(prices)  # type: ignore[arg-type]  # by_key: checked above
-        held = book.alive & (book.volume > 0)
-        if bool((held & (book.keys < 0)).any()):
+        marked = book.mark(prices, fallback)  # type: ignore[arg-type]  # by_key: checked above
+        if marked is None:
             self._materialize(acct)
             return None
-        priced = held & has
-        if not bool(np.isfinite(got[priced]).all()) or bool((got[priced] < 0).any()):
-            self._materialize(acct)
-            return None
-        last = book.last.copy()
-        moved = priced & (got != 0)
-        last[moved] = got[moved]
-        codes = book.codes
-        for s in np.flatnonzero(held & ~has).tolist():
-            price = fallback(codes[s])  # no price at this moment (suspended): it stands
-            if price is None:
-                continue
-            if type(price) is not float or not 0.0 <= price < math.inf:
-                if not is_finite(price) or price < 0:
-                    self._materialize(acct)
-                    return None
-                price = float(price)
-            if price != 0:
-                last[s] = price
-        volume = book.volume[held]
-        close = last[held]
-        acct.market_value = exact_value_sum(volume, close)
-        book.last = last
-        book.marked = held
-        book.fresh = set()
-        return HeldArrays(book.keys[held], volume, book.usable[held], close)
+        rows, acct.market_value = marked
+        return rows
 
     @staticmethod
     def _freshen(acct: AccountState, code: str, pos: Holding) -> None:
@@ -1385,12 +1361,14 @@ class Broker:
     @staticmethod
     def _settle_touched(acct: AccountState) -> None:
         """``_settle_all`` without reports, for the touched holdings only: the others are
-        settled already (a quiet account with thousands of holdings rolls every day)."""
+        settled already (a quiet account with thousands of holdings rolls every day).
+
+        An account marked as columns gets the settled shares into its book here, while each
+        holding is in hand (the next mark reads only what changes after the roll)."""
         positions = acct.positions
         book = acct.marks
-        if book is not None:
-            book.dirty |= acct.touched  # changed since the book's last mark: read at the next
         unsettled = set()
+        settled: list[tuple[str, Holding]] = []
         for code in acct.touched:
             pos = positions.get(code)
             if pos is None:
@@ -1406,6 +1384,9 @@ class Broker:
                 pos.yesterday = volume
             if pos.frozen:  # still not all sellable: settled again at the next roll
                 unsettled.add(code)
+            settled.append((code, pos))
+        if book is not None:
+            book.settled(settled)
         acct.touched = unsettled
 
     # ------------------------------------------------------------------ corporate actions

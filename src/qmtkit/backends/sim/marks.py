@@ -1,12 +1,17 @@
 """A quiet account's holdings as columns, marked at a close without a pass over the holdings.
 
-A backtest over a whole market marks ~2,300 holdings at every close; one ``Holding`` at a time
-that was the largest part of its day end, most of it memory reads of objects scattered over
-the heap. ``MarkBook`` keeps, per held code in holding order, the code's number in the
-caller's price index, its shares, sellable shares and last price as numpy columns, and brings
-them up to date each close from the codes the broker changed since (``AccountState.touched``,
+A backtest marks every holding at every close: ~50 a day in the benchmark's 100 codes,
+~2,300 over a whole market. One ``Holding`` at a time that was the largest part of its day
+end. ``MarkBook`` keeps, per held code in holding order, the code's number in the caller's
+price index, its shares, sellable shares and last price as numpy columns, and brings them
+up to date each close from the codes the broker changed since (``AccountState.touched``,
 kept by every change of a holding). The mark itself is then vector work: the prices read by
 number, the exact market value summed in int64 limbs (``exact_value_sum``).
+
+The columns have room to grow (a code bought is written into the next free slot, not
+concatenated), and a mark whose prices are known to be in the exact sum's range
+(``KeyedPrices.in_range``) makes a handful of numpy calls whatever the holding count: at
+~50 holdings each call's fixed cost is what the day costs.
 
 A holding marked this way is left as it was: its ``last_price`` and ``value`` lag the book's
 columns until the broker reads or changes it, and brings it up to date first
@@ -15,24 +20,27 @@ columns until the broker reads or changes it, and brings it up to date first
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from operator import attrgetter
+import math
+from collections.abc import Callable, Mapping
+from itertools import islice
+from operator import mul
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.backends.sim.accounts import EXACT_FROM, Holding, value_q
+from qmtkit.backends.sim.accounts import EXACT_FROM, SCALE_F, Holding, value_q
+from qmtkit.checks import is_finite
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 
 #: An account is marked as columns from this many holdings on, and until it holds fewer than
-#: ``COLUMNS_UNTIL``: below that, the vector steps' fixed cost is more than a pass over them
-#: (measured: even at ~200 holdings, dearer at ~50).
-COLUMNS_FROM = 256
-COLUMNS_UNTIL = 128
+#: ``COLUMNS_UNTIL``: below that, a pass over the holdings costs less than the vector steps'
+#: fixed cost (a dozen numpy calls, ~1 us each).
+COLUMNS_FROM = 16
+COLUMNS_UNTIL = 8
 
 #: ``exact_value_sum`` works in 16-bit digits of ``price * 2**80``: eight of them cover the
 #: prices below 2**48 CNY; a product of a digit and shares below 2**32 is below 2**48, and up
@@ -40,13 +48,41 @@ COLUMNS_UNTIL = 128
 _DIGIT = 16
 _DIGITS = 8
 _SCALES = np.asarray([2.0 ** (80 - _DIGIT * k) for k in range(_DIGITS)])
-_PRICE_BELOW = 2.0**48
+PRICE_BELOW = 2.0**48
 _DIGIT_SPAN = 65536.0
-_INV_DIGIT = 1.0 / _DIGIT_SPAN
-_VOLUME_BELOW = 1 << 32
+VOLUME_BELOW = 1 << 32
 _TERMS = 1 << 15
-_VOLUME = attrgetter("volume")
-_CAN_USE = attrgetter("can_use")
+#: Below this many terms the exact sum is cheaper as Python integers than as digit vectors.
+_PYTHON_SUM_BELOW = 16
+_FIRST_ROOM = 64
+
+
+def _ints(values: list[int]) -> I64:
+    """A list of ints as an array: about half of what numpy's own conversion of a list costs
+    (the columns take a day's changed codes this way)."""
+    return np.fromiter(values, np.int64, len(values))
+
+
+def _floats(values: list[float]) -> F64:
+    """A list of floats as an array (``_ints``' reason)."""
+    return np.fromiter(values, np.float64, len(values))
+
+
+def _digit_sum(volume: I64, price: F64) -> int:
+    """``exact_value_sum`` for pairs known to be in its vector range."""
+    if len(volume) < _PYTHON_SUM_BELOW:
+        # int(price * 2**80) is value_q(1, price) in range: exact products, exact sum.
+        return sum(map(mul, volume.tolist(), map(int, (price * SCALE_F).tolist())))
+    # Row k is floor(price * 2**(80 - 16k)), row k + 1 is floor(row k / 2**16): digit k is
+    # row k - row k+1 * 2**16, exact (Sterbenz: the two are within a factor of 2, or the
+    # second is 0), and several times cheaper than np.fmod.
+    scaled = np.floor(price[None, :] * _SCALES[:, None])
+    scaled[:-1] -= scaled[1:] * _DIGIT_SPAN
+    sums = (scaled.astype(np.int64) @ volume).tolist()
+    total = 0
+    for k in range(_DIGITS - 1, -1, -1):
+        total = (total << _DIGIT) + sums[k]
+    return total
 
 
 def exact_value_sum(volume: I64, price: F64) -> int:
@@ -62,20 +98,18 @@ def exact_value_sum(volume: I64, price: F64) -> int:
     if (
         n <= _TERMS
         and float(price.min()) >= EXACT_FROM
-        and float(price.max()) < _PRICE_BELOW
+        and float(price.max()) < PRICE_BELOW
         and int(volume.min()) >= 0
-        and int(volume.max()) < _VOLUME_BELOW
+        and int(volume.max()) < VOLUME_BELOW
     ):
-        # x - floor(x / 2**16) * 2**16 is exact for a whole float x (Sterbenz), and several
-        # times cheaper than np.fmod.
-        scaled = np.floor(price[None, :] * _SCALES[:, None])
-        digits = (scaled - np.floor(scaled * _INV_DIGIT) * _DIGIT_SPAN).astype(np.int64)
-        sums = (digits @ volume).tolist()
-        total = 0
-        for k in range(_DIGITS - 1, -1, -1):
-            total = (total << _DIGIT) + sums[k]
-        return total
+        return _digit_sum(volume, price)
     return sum(map(value_q, volume.tolist(), price.tolist()))
+
+
+def in_range(prices: F64) -> bool:
+    """Whether every price is in ``[2**-27, 2**48)`` CNY: finite, above zero, and summed
+    exactly by ``exact_value_sum``'s vector step."""
+    return bool(((prices >= EXACT_FROM) & (prices < PRICE_BELOW)).all())
 
 
 class KeyedPrices(Protocol):
@@ -84,6 +118,11 @@ class KeyedPrices(Protocol):
     @property
     def index(self) -> Mapping[str, int]:
         """Code -> its number (the same mapping at every moment of a run)."""
+        ...
+
+    @property
+    def in_range(self) -> bool:
+        """Whether every price given is in the exact sum's range (``in_range``)."""
         ...
 
     def by_key(self) -> tuple[F64, Mask | None]:
@@ -104,41 +143,51 @@ class HeldArrays(NamedTuple):
 class MarkBook:
     """The columns of one account's holdings (see the module doc), numbered by ``index``.
 
-    Slots are in holding order; a code dropped by the day's roll leaves a dead slot (``alive``
-    false) until the columns are packed again, so the order never needs a search.
+    Slots ``[0, n)`` are in holding order; a code dropped by the day's roll leaves a dead slot
+    (no shares, no longer in ``slot``) until the columns are packed again, so the order never needs
+    a search. ``wide``: some share count written from a holding is outside the exact sum's
+    vector range (``[0, 2**32)``), so the sum checks its ranges.
     """
 
     __slots__ = (
-        "alive",
         "codes",
-        "dirty",
+        "dead",
         "fresh",
         "index",
         "keys",
         "last",
         "marked",
+        "n",
         "slot",
         "usable",
         "volume",
+        "wide",
     )
 
-    def __init__(self, positions: Mapping[str, Holding], index: Mapping[str, int]) -> None:
-        # Built from holdings that are up to date (none lags a book yet).
+    def __init__(self, index: Mapping[str, int], room: int = _FIRST_ROOM) -> None:
         self.index = index
-        self.codes: list[str] = list(positions)
-        self.slot: dict[str, int] = {c: i for i, c in enumerate(self.codes)}
-        holdings = list(positions.values())
-        self.keys: I64 = np.asarray([index.get(c, -1) for c in self.codes], dtype=np.int64)
-        self.volume: I64 = np.asarray([p.volume for p in holdings], dtype=np.int64)
-        self.usable: I64 = np.asarray([p.can_use for p in holdings], dtype=np.int64)
-        self.last: F64 = np.asarray([p.last_price for p in holdings], dtype=np.float64)
-        self.alive: Mask = np.ones(len(self.codes), dtype=np.bool_)
+        self.codes: list[str] = []
+        self.slot: dict[str, int] = {}
+        self.n = 0
+        self.dead = 0
+        self.wide = False
+        self.keys: I64 = np.zeros(room, dtype=np.int64)
+        self.volume: I64 = np.zeros(room, dtype=np.int64)
+        self.usable: I64 = np.zeros(room, dtype=np.int64)
+        self.last: F64 = np.zeros(room, dtype=np.float64)
         #: Slots whose holding lags the columns since the last mark (it had shares then).
-        self.marked: Mask = np.zeros(len(self.codes), dtype=np.bool_)
+        self.marked: Mask = np.zeros(room, dtype=np.bool_)
         #: Codes brought up to date (or made) since the last mark: their holding is the truth.
         self.fresh: set[str] = set()
-        #: Codes the broker changed before a roll forgot them (see ``Broker._settle_touched``).
-        self.dirty: set[str] = set()
+
+    @classmethod
+    def of(cls, positions: Mapping[str, Holding], index: Mapping[str, int]) -> MarkBook | None:
+        """A book of holdings that are up to date (none lags a book yet); None if one of
+        them has no number in ``index``."""
+        book = cls(index, max(_FIRST_ROOM, 2 * len(positions)))
+        if not book._append(list(positions), list(positions.values())):
+            return None
+        return book
 
     def lags(self, code: str) -> int:
         """The slot of ``code`` if its holding lags the columns, else -1 (and from now on it
@@ -153,90 +202,209 @@ class MarkBook:
         """``code``'s holding is gone (sold out, dropped at the roll): its slot dies."""
         s = self.slot.pop(code, None)
         if s is not None:
-            self.alive[s] = False
             self.marked[s] = False
             self.volume[s] = 0
+            self.dead += 1
         self.fresh.discard(code)
 
-    def sync(self, positions: Mapping[str, Holding], touched: set[str]) -> bool:
-        """Bring the columns up to the holdings changed since the last mark (``touched`` and
-        the roll's ``dirty``) and append the codes bought since; False: the holdings are not in
-        the order the columns expect (the caller builds a new book)."""
+    def sync(self, positions: dict[str, Holding], touched: set[str]) -> bool:
+        """Bring the columns up to the holdings changed since the last roll (``touched``;
+        the roll hands over what it settled, ``settled``) and append the codes bought since;
+        False: the holdings are not in the order the columns expect, or a new code has no
+        number (the caller starts again)."""
         slot = self.slot
-        if len(positions) < len(slot):
+        extra = len(positions) - len(slot)
+        if extra < 0:
             return False
-        changed = touched | self.dirty if self.dirty else touched
-        self.dirty = set()
-        # C-level passes (map) over the changed codes: a few hundred a day over a whole market.
-        kept = [c for c in changed if c in slot]  # the others were bought since, or dropped
-        # A holding that lags the book keeps the book's price; only one brought up to date
-        # (``lags``) may have a newer one (a fill's).
-        newer = [c for c in self.fresh if c in slot]
         try:
-            holdings = list(map(positions.__getitem__, kept))
-            prices = [positions[c].last_price for c in newer]
+            if touched:
+                self._read(positions, [c for c in touched if c in slot])
+            if self.fresh:
+                # A holding that lags the book keeps the book's price; only one brought up
+                # to date (``lags``) may have a newer one (a fill's).
+                newer = [c for c in self.fresh if c in slot]
+                if newer:
+                    prices = [positions[c].last_price for c in newer]
+                    self.last[_ints(list(map(slot.__getitem__, newer)))] = _floats(prices)
         except KeyError:
             return False  # dropped without ``drop``: not a state this book follows
-        if kept:
-            slots = list(map(slot.__getitem__, kept))
-            self.volume[slots] = list(map(_VOLUME, holdings))
-            self.usable[slots] = list(map(_CAN_USE, holdings))
-        if newer:
-            self.last[list(map(slot.__getitem__, newer))] = prices
-        if len(positions) > len(slot):
+        if extra:
             # Dict order: every code bought since the last mark follows the ones kept.
-            new = list(positions)[len(slot) :]
+            new = list(islice(reversed(positions.keys()), extra))
+            new.reverse()
             if any(c in slot for c in new):
                 return False
-            self._append(new, [positions[c] for c in new])
+            return self._append(new, [positions[c] for c in new])
         return True
 
-    def _append(self, codes: list[str], holdings: list[Holding]) -> None:
-        n = len(self.codes)
+    def settled(self, holdings: list[tuple[str, Holding]]) -> None:
+        """The roll settled these holdings (shares kept): their shares and sellable shares,
+        for the ones in the book (a code bought since the last mark is appended later)."""
+        slot = self.slot
+        found = [(slot[c], p) for c, p in holdings if c in slot]
+        if not found:
+            return
+        if len(found) <= 8:
+            volume, usable = self.volume, self.usable
+            for s, pos in found:
+                v = volume[s] = pos.volume
+                usable[s] = pos.can_use
+                if not 0 <= v < VOLUME_BELOW:
+                    self.wide = True
+            return
+        slots = _ints([s for s, _ in found])
+        shares = [p.volume for _, p in found]
+        self.volume[slots] = _ints(shares)
+        self.usable[slots] = _ints([p.can_use for _, p in found])
+        if min(shares) < 0 or max(shares) >= VOLUME_BELOW:
+            self.wide = True
+
+    def _read(self, positions: Mapping[str, Holding], codes: list[str]) -> None:
+        """Shares and sellable shares of ``codes`` (all in the book) from their holdings."""
+        slot, volume, usable = self.slot, self.volume, self.usable
+        if len(codes) <= 8:  # a few codes (a small book's day): element writes are cheaper
+            for code in codes:
+                pos = positions[code]
+                s = slot[code]
+                v = volume[s] = pos.volume
+                usable[s] = pos.can_use
+                if not 0 <= v < VOLUME_BELOW:
+                    self.wide = True
+            return
+        holdings = list(map(positions.__getitem__, codes))
+        slots = _ints(list(map(slot.__getitem__, codes)))
+        shares = [p.volume for p in holdings]
+        volume[slots] = _ints(shares)
+        usable[slots] = _ints([p.can_use for p in holdings])
+        if min(shares) < 0 or max(shares) >= VOLUME_BELOW:
+            self.wide = True
+
+    def _append(self, codes: list[str], holdings: list[Holding]) -> bool:
+        # Slots from ``n`` on hold no shares and are not marked (``_grow``, ``pack``).
         index = self.index
-        self.codes.extend(codes)
+        keys = [index.get(c, -1) for c in codes]
+        if keys and min(keys) < 0:
+            return False
+        n, m = self.n, len(codes)
+        if n + m > len(self.keys):
+            self._grow(max(2 * len(self.keys), n + m))
+        shares = [p.volume for p in holdings]
+        if m <= 4:  # a day's few new codes: element writes cost less than slice writes
+            key_col, volume, usable, last = self.keys, self.volume, self.usable, self.last
+            for i, pos in enumerate(holdings):
+                s = n + i
+                key_col[s] = keys[i]
+                volume[s] = shares[i]
+                usable[s] = pos.can_use
+                last[s] = pos.last_price
+        else:
+            self.keys[n : n + m] = _ints(keys)
+            self.volume[n : n + m] = _ints(shares)
+            self.usable[n : n + m] = _ints([p.can_use for p in holdings])
+            self.last[n : n + m] = _floats([p.last_price for p in holdings])
+        slot = self.slot
         for i, code in enumerate(codes):
-            self.slot[code] = n + i
-        self.keys = np.concatenate(
-            [self.keys, np.asarray([index.get(c, -1) for c in codes], dtype=np.int64)]
-        )
-        self.volume = np.concatenate(
-            [self.volume, np.asarray([p.volume for p in holdings], dtype=np.int64)]
-        )
-        self.usable = np.concatenate(
-            [self.usable, np.asarray([p.can_use for p in holdings], dtype=np.int64)]
-        )
-        self.last = np.concatenate(
-            [self.last, np.asarray([p.last_price for p in holdings], dtype=np.float64)]
-        )
-        self.alive = np.concatenate([self.alive, np.ones(len(codes), dtype=np.bool_)])
-        self.marked = np.concatenate([self.marked, np.zeros(len(codes), dtype=np.bool_)])
+            slot[code] = n + i
+        self.codes.extend(codes)
+        self.n = n + m
+        if shares and (min(shares) < 0 or max(shares) >= VOLUME_BELOW):
+            self.wide = True
+        return True
+
+    def _grow(self, room: int) -> None:
+        n = self.n
+        for name in ("keys", "volume", "usable", "last", "marked"):
+            old = getattr(self, name)
+            new = np.zeros(room, dtype=old.dtype)
+            new[:n] = old[:n]
+            setattr(self, name, new)
 
     def pack(self) -> None:
         """Drop the dead slots (kept in order) once they are many."""
-        alive = self.alive
-        dead = len(alive) - int(np.count_nonzero(alive))
-        if dead * 2 < len(alive):
+        dead, n = self.dead, self.n
+        if dead * 2 < n:
             return
-        keep = np.flatnonzero(alive)
-        self.codes = [self.codes[i] for i in keep.tolist()]
+        slot = self.slot
+        keep = [i for i, code in enumerate(self.codes) if slot.get(code) == i]
+        m = len(keep)
+        at = np.asarray(keep, dtype=np.intp)
+        for name in ("keys", "volume", "usable", "last", "marked"):
+            column = getattr(self, name)
+            column[:m] = column[at]
+        self.marked[m:n] = False
+        self.volume[m:n] = 0
+        self.codes = [self.codes[i] for i in keep]
         self.slot = {c: i for i, c in enumerate(self.codes)}
-        self.keys = self.keys[keep]
-        self.volume = self.volume[keep]
-        self.usable = self.usable[keep]
-        self.last = self.last[keep]
-        self.marked = self.marked[keep]
-        self.alive = np.ones(len(keep), dtype=np.bool_)
+        self.n = m
+        self.dead = 0
 
-    def prices(self, prices: KeyedPrices) -> tuple[F64, Mask]:
-        """Each slot's price at this moment and whether it has one (by the code's number)."""
+    def mark(
+        self, prices: KeyedPrices, fallback: Callable[[str], float | None]
+    ) -> tuple[HeldArrays, int] | None:
+        """Mark the held slots at ``prices`` (``fallback(code)`` for a held code without one;
+        a zero price leaves the last one standing): the held rows and their exact market
+        value. None, with nothing changed, where a price is one the plain mark refuses."""
+        n = self.n
         values, present = prices.by_key()
-        keys = self.keys
-        known = keys >= 0
-        safe = np.where(known, keys, 0)
-        got: F64 = values[safe]
-        has: Mask = known if present is None else known & present[safe]
-        return got, has
+        keys = self.keys[:n]
+        volume = self.volume[:n]
+        got = values[keys]
+        held = volume > 0
+        if present is None and prices.in_range:
+            # Every price is there and above zero: the columns take them all (a slot without
+            # shares is read from its holding before it counts again, see ``sync``).
+            last = self.last[:n]
+            last[...] = got
+            exact = not self.wide
+        else:
+            marked = self._mark_checked(got, present, held, fallback)
+            if marked is None:
+                return None
+            last, exact = marked
+        count = int(np.count_nonzero(held))
+        if count == n:
+            rows = HeldArrays(keys.copy(), volume.copy(), self.usable[:n].copy(), last.copy())
+        else:
+            at = np.flatnonzero(held)
+            rows = HeldArrays(keys[at], volume[at], self.usable[at], last[at])
+        if exact and count <= _TERMS:
+            value = _digit_sum(rows.volume, rows.close)
+        else:
+            value = exact_value_sum(rows.volume, rows.close)
+        self.marked[:n] = held
+        self.fresh = set()
+        return rows, value
+
+    def _mark_checked(
+        self,
+        got: F64,
+        present: Mask | None,
+        held: Mask,
+        fallback: Callable[[str], float | None],
+    ) -> tuple[F64, bool] | None:
+        """``mark``'s prices where some may be missing, zero or bad: the new last prices (the
+        columns' own, if all is well) and whether they are all in the vector sum's range."""
+        n = self.n
+        has = held if present is None else held & present[self.keys[:n]]
+        priced = got[has]
+        if not bool(np.isfinite(priced).all()) or bool((priced < 0).any()):
+            return None
+        last = self.last[:n].copy()
+        moved = has & (got != 0)
+        last[moved] = got[moved]
+        codes = self.codes
+        for s in np.flatnonzero(held & ~has).tolist():
+            price = fallback(codes[s])  # no price at this moment (suspended): it stands
+            if price is None:
+                continue
+            if type(price) is not float or not 0.0 <= price < math.inf:
+                if not is_finite(price) or price < 0:
+                    return None
+                price = float(price)
+            if price != 0:
+                last[s] = price
+        self.last[:n] = last
+        return last, False
 
 
-__all__ = ["HeldArrays", "KeyedPrices", "MarkBook", "exact_value_sum"]
+__all__ = ["HeldArrays", "KeyedPrices", "MarkBook", "exact_value_sum", "in_range"]
