@@ -37,6 +37,7 @@ from ratios import record
 from qmtkit.backtest.runner import BarContext, run_backtest
 from qmtkit.client import Account, Client
 from qmtkit.codes import limit_prices
+from qmtkit.constants import OrderType
 from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import ms_to_yyyymmdd, trading_days
 
@@ -52,6 +53,7 @@ TARGETS = {
 #: What this run measured, by the names of ``TARGETS``.
 FIGURES: dict[str, float] = {}
 SIZE = 100
+_BUY, _SELL = int(OrderType.STOCK_BUY), int(OrderType.STOCK_SELL)
 FAST, SLOW = 5, 20
 
 
@@ -150,7 +152,8 @@ async def per_bar(qk: Client, account: Account) -> None:
 
 class CrossSection:
     """The crossover over every code at once: running sums of the last 5 and 20 closes (cents)
-    in numpy vectors; the few codes whose sign of fast - slow changed are looked at one by one."""
+    in numpy vectors; the few codes whose sign of fast - slow changed are looked at one by one,
+    and all of a step's orders placed in one batch (``BarContext.order_many``)."""
 
     def __init__(self, codes: list[str]) -> None:
         self.codes = codes
@@ -188,15 +191,21 @@ class CrossSection:
         ):
             if now > 0 and before < 0 and not held[i]:
                 ups.append(i)
+                held[i] = True
             elif now < 0 and before > 0 and held[i]:
                 downs.append(i)
+                held[i] = False
+        if not ups and not downs:
+            return
+        # The step's buys, then its sells, each in code order: one batch.
         codes = self.codes
-        for i in ups:
-            ctx.buy(codes[i], SIZE, up_limit(float(close[i]), int(cents[i])))
-            held[i] = True
-        for i in downs:
-            ctx.sell(codes[i], SIZE, down_limit(float(close[i]), int(cents[i])))
-            held[i] = False
+        ctx.order_many(
+            [codes[i] for i in ups] + [codes[i] for i in downs],
+            [_BUY] * len(ups) + [_SELL] * len(downs),
+            SIZE,
+            [up_limit(float(close[i]), int(cents[i])) for i in ups]
+            + [down_limit(float(close[i]), int(cents[i])) for i in downs],
+        )
 
 
 def up_limit(close: float, cents: int) -> float:

@@ -858,13 +858,14 @@ class ReplayBackend:
         books: list[Tick | None] = []
         index = market._code_index
         listing_of = market.listing
+        made = market.listings_made(day)
         # The usual order, as _facts would see it: a limit order on a normal code of the
         # replay meets no book under next_open.
         limits_rest = self.spec.fill == "next_open"
         for req in reqs:
             code = req.stock_code
             if limits_rest and req.price_type == _FIX_PRICE and type(code) is str and code in index:
-                listings.append(listing_of(code, day))
+                listings.append(made.get(code) or listing_of(code, day))
                 books.append(None)
             else:
                 listing, book = self._facts(market, req, day)

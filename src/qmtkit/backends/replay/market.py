@@ -763,6 +763,13 @@ class ReplayMarket:
         )
         return found
 
+    def listings_made(self, day: int) -> dict[str, Listing]:
+        """The listings ``listing`` has made for ``day`` so far, by code (read only: a code
+        not in it is made by ``listing``)."""
+        if day != self._listing_day:
+            self._listing_day, self._listings = day, {}
+        return self._listings
+
     def pre_close(self, code: str, day: int) -> float:
         """``code``'s pre-close on ``day``: ``instrument(code, day).PreClose`` without the
         ``InstrumentDetail`` (``code`` normal, as for ``listing``)."""
