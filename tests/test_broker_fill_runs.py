@@ -157,3 +157,28 @@ def test_a_new_day_brings_a_books_volume_back_even_at_the_same_book_time(as_bar:
             pairs = broker.on_tick(_tick(code, T0 + 1000, 10.0, None, 1000), T0 + 1000)
         took.append(sum(t.traded_volume for _, t in pairs if isinstance(t, Trade)))
     assert took == [1000, 1000]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bar_and_tick_books_mixed_in_one_tick_share_its_volume_as_ticks_alone_do(
+    seed: int,
+) -> None:
+    # A tick's first level taken by a bar is counted in the ledger's entry itself, the others
+    # in its dict; a Tick met at the same time must see both, and a bar after a Tick the dict.
+    rng = random.Random(500 + seed)
+    general, mixed = _broker(seed, set()), _broker(seed, set())
+    prices = (None, 9.95, 10.0, 10.05)
+    for step in range(12):
+        time = T0 + 1000 * (1 + step // 3)  # three books a time
+        code = rng.choice(CODES[:2])
+        ask, bid, volume = rng.choice(prices), rng.choice(prices), rng.choice((100, 400, 900))
+        want = general.on_tick(_tick(code, time, ask, bid, volume), T0 + 5000)
+        if rng.random() < 0.5:
+            got = mixed.on_bar(code, time, ask, bid, volume, T0 + 5000)
+        else:
+            got = mixed.on_tick(_tick(code, time, ask, bid, volume), T0 + 5000)
+        assert got == want, (seed, step)
+        if step % 5 == 4:
+            for broker in (general, mixed):
+                broker.roll_day(DAY + 2 + step)
+    assert _state(mixed) == _state(general)

@@ -37,20 +37,27 @@ class _Tick:
     tick): a live book is met by many orders, a backtest's book by one order on one side.
     """
 
-    __slots__ = ("asks", "bids", "book", "day", "time", "used")
+    __slots__ = ("asks", "bids", "book", "day", "key", "taken", "time", "used")
     time: int
-    #: the ledger's day this entry's ``used`` counts in (an older day's counts nothing)
+    #: the ledger's day this entry's counts are of (an older day's count nothing)
     day: int
     #: shares already taken by level: its price in li on the asks (what buys take), the li's
-    #: complement ``~li`` (below zero) on the bids (what sells take); an int key, no tuple
-    used: dict[int, int]
+    #: complement ``~li`` (below zero) on the bids (what sells take); an int key, no tuple.
+    #: The first level taken in a tick is counted in ``key`` / ``taken`` (a bar's book has
+    #: one level a side, and a kept dict per code was a cold read a fill); ``counts`` moves
+    #: it into ``used`` (None: no dict yet) when a second level or a ``Tick`` path asks.
+    used: dict[int, int] | None
+    key: int | None
+    taken: int
     #: the book in force (None: a one-level bar met by its numbers, ``take_level``)
     book: Tick | None
     asks: Levels | None
     bids: Levels | None
 
     def __init__(self, book: Tick | None, day: int, time: int = 0) -> None:
-        self.used = {}
+        self.used = None
+        self.key = None
+        self.taken = 0
         self.day = day
         if book is not None:
             self.renew(book, day)
@@ -62,9 +69,21 @@ class _Tick:
         """Take ``book`` as a new tick: its time, nothing taken yet."""
         self.time = book.time
         self.day = day
-        if self.used:
-            self.used.clear()  # kept: a new dict per code per tick was an allocation a fill
+        self.key = None
+        if self.used is not None:
+            self.used = None
         self.read(book)
+
+    def counts(self) -> dict[int, int]:
+        """The shares taken this tick by level key, as one dict (``used``)."""
+        used = self.used
+        if used is None:
+            used = self.used = {}
+        key = self.key
+        if key is not None:  # never also in ``used``: moved there once, now
+            used[key] = self.taken
+            self.key = None
+        return used
 
     def read(self, book: Tick) -> None:
         """Take ``book`` as the one in force; its levels are read when first asked."""
@@ -119,7 +138,7 @@ class BookLedger:
         (the levels after them would not be reached by an order of that size)."""
         limit = round(order.price * 1000)
         entry = self._tick(book)
-        used = entry.used
+        used = entry.counts()
         out = []
         offered = 0
         buy = order.order_type == _BUY
@@ -142,7 +161,7 @@ class BookLedger:
         read before any piece is counted (a book listing one price twice offers both).
         """
         limit = round(order.price * 1000)
-        used = self._tick(book).used
+        used = self._tick(book).counts()
         if order.order_type == _BUY:
             buy, prices, vols = True, book.askPrice, book.askVol
         else:
@@ -195,8 +214,9 @@ class BookLedger:
         elif entry.time != time or entry.day != self._day:  # its next tick, as ``_tick`` has it
             entry.time = time
             entry.day = self._day
-            if entry.used:
-                entry.used.clear()
+            entry.key = None
+            if entry.used is not None:
+                entry.used = None
             entry.book = entry.asks = entry.bids = None
         if price is None or not (price > 0 and volume > 0):
             return 0, 0
@@ -204,13 +224,23 @@ class BookLedger:
         if li > round(limit * 1000) if buy else li < round(limit * 1000):
             return 0, li
         key = li if buy else ~li
-        used = entry.used
-        taken = used.get(key, 0)
+        held = entry.key
+        # The tick's first level, or the one already counted in the entry: no dict.
+        inline = held == key or (held is None and entry.used is None)
+        if inline:
+            taken = entry.taken if held == key else 0
+        else:
+            used = entry.counts()
+            taken = used.get(key, 0)
         free = volume - taken
         if free <= 0:
             return 0, li
         qty = free if free < want else want
-        used[key] = taken + qty
+        if inline:
+            entry.key = key
+            entry.taken = taken + qty
+        else:
+            used[key] = taken + qty
         return qty, li
 
     def fillable(self, order: Order, book: Tick) -> int:
