@@ -17,11 +17,12 @@ import polars as pl
 import pytest
 
 from qmtkit.backends.base import SubmitOrder
+from qmtkit.backends.replay.backend import ReplayBackend
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.rules import Listing
 from qmtkit.backtest.runner import BarContext, run_backtest
 from qmtkit.data.cache import Cache
-from qmtkit.errors import InvalidArgument, UnknownAccount
+from qmtkit.errors import ClosedError, InvalidArgument, UnknownAccount
 from qmtkit.models import OrderResponse, TradeReportItem
 from qmtkit.risk.limits import RiskLimits
 from support.history import DAYS, FLAT, RISING, A, B, daily_bars
@@ -403,3 +404,32 @@ def test_broker_submit_many_refuses_what_submit_would_not_take(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message.replace("(", r"\(")):
         Broker().submit_many(reqs, books=books, listings=listings, now_ms=0, day=20240102, out=[])
+
+
+# --------------------------------------------------------------------------- the replay's entry
+
+
+async def test_both_paths_refuse_a_bad_account_and_a_finished_backtest(home: Path) -> None:
+    backends: list[ReplayBackend] = []
+    caught: list[str] = []
+
+    def strategy(frame: pl.DataFrame, ctx: BarContext) -> None:
+        if caught:
+            return
+        backend = backends[0]
+        for account in (" ", "", 5):
+            req = SubmitOrder(account, A, BUY, 100, FIX, 10.0)  # type: ignore[arg-type]
+            for place in (backend.submit_now, lambda r: backend.submit_many([r])):
+                with pytest.raises(InvalidArgument) as e:
+                    place(req)
+                caught.append(str(e.value))
+
+    result = await run_backtest(url(home), on_bars=strategy, backend_hook=backends.append)
+    assert result.orders.height == 0
+    assert caught == [
+        f"account id must be a non-empty string, got {a!r}" for a in (" ", "", 5) for _ in range(2)
+    ]
+    req = SubmitOrder("backtest", A, BUY, 100, FIX, 10.0)
+    for place in (backends[0].submit_now, lambda r: backends[0].submit_many([r])):
+        with pytest.raises(ClosedError):
+            place(req)

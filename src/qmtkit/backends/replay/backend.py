@@ -874,8 +874,12 @@ class ReplayBackend:
         return self.accounts.submit_many(reqs, books=books, listings=listings, now=now, day=day)
 
     def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:
-        check_account_id(req.account_id)
-        market = self._need_market()
+        account_id = req.account_id
+        if type(account_id) is not str or not account_id or account_id.isspace():
+            check_account_id(account_id)  # the full check, with its error
+        market = self.market
+        if market is None or self._sink is None:
+            market = self._need_market()  # raises
         day = self.broker.day
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
