@@ -37,10 +37,12 @@ F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 
 #: An account is marked as columns from this many holdings on, and until it holds fewer than
-#: ``COLUMNS_UNTIL``: below that, a pass over the holdings costs less than the vector steps'
-#: fixed cost (a dozen numpy calls, ~1 us each).
-COLUMNS_FROM = 16
-COLUMNS_UNTIL = 8
+#: ``COLUMNS_UNTIL``: below that, a pass over the holdings costs less CPU time than the vector
+#: steps' ~20 numpy calls. (The columns take fewer instructions from ~16 holdings on, but
+#: numpy's calls run slower per instruction: measured, ~50 holdings are quicker plain, ~100
+#: as columns.)
+COLUMNS_FROM = 96
+COLUMNS_UNTIL = 64
 
 #: ``exact_value_sum`` works in 16-bit digits of ``price * 2**80``: eight of them cover the
 #: prices below 2**48 CNY; a product of a digit and shares below 2**32 is below 2**48, and up
