@@ -30,7 +30,7 @@ from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import ms_to_yyyymmdd, trading_days, yyyymmdd_to_ms
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import Tick, TradeReportItem
-from support.broker import BUY, DAY, SELL, T0, instrument, order
+from support.broker import BUY, DAY, SELL, T0, broker_state, instrument, one_level_tick, order
 
 CODE = "600000.SH"
 ACCOUNTS = ("A1", "A2")
@@ -90,29 +90,11 @@ def _resting_broker(quiet: bool) -> Broker:
 
 
 def _tick(time: int, ask: float | None, bid: float | None, volume: int) -> Tick:
-    asks = [] if ask is None else [ask]
-    bids = [] if bid is None else [bid]
-    return Tick(
-        stock_code=CODE,
-        time=time,
-        lastPrice=10.0,
-        open=10.0,
-        high=10.0,
-        low=10.0,
-        lastClose=10.0,
-        amount=0.0,
-        volume=volume,
-        askPrice=asks,
-        bidPrice=bids,
-        askVol=[volume] * len(asks),
-        bidVol=[volume] * len(bids),
-    )
+    return one_level_tick(CODE, time, ask, bid, volume)
 
 
 def _state(broker: Broker) -> list[Any]:
-    return [
-        (broker.asset(a), broker.positions(a), broker.orders(a), broker.trades(a)) for a in ACCOUNTS
-    ] + [broker.resting_codes]
+    return broker_state(broker, ACCOUNTS)
 
 
 PRICES = [None, 0.0, 9.80, 9.95, 10.0, 10.05, 10.10, 10.20, 10.30]

@@ -16,7 +16,7 @@ import pytest
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.constants import OrderStatus
 from qmtkit.models import Tick, Trade, TradeReportItem
-from support.broker import BUY, DAY, SELL, T0, instrument, order
+from support.broker import BUY, DAY, SELL, T0, broker_state, instrument, one_level_tick, order
 
 CODES = ("600000.SH", "600001.SH", "000002.SZ", "300003.SZ")
 ACCOUNTS = ("A1", "A2", "A3")
@@ -73,29 +73,11 @@ def _broker(seed: int, quiet: set[str]) -> Broker:
 
 
 def _tick(code: str, time: int, ask: float | None, bid: float | None, volume: int) -> Tick:
-    asks = [] if ask is None else [ask]
-    bids = [] if bid is None else [bid]
-    return Tick(
-        stock_code=code,
-        time=time,
-        lastPrice=10.0,
-        open=10.0,
-        high=10.0,
-        low=10.0,
-        lastClose=10.0,
-        amount=0.0,
-        volume=volume,
-        askPrice=asks,
-        bidPrice=bids,
-        askVol=[volume] * len(asks),
-        bidVol=[volume] * len(bids),
-    )
+    return one_level_tick(code, time, ask, bid, volume)
 
 
 def _state(broker: Broker) -> list[Any]:
-    return [
-        (broker.asset(a), broker.positions(a), broker.orders(a), broker.trades(a)) for a in ACCOUNTS
-    ] + [broker.resting_codes]
+    return broker_state(broker, ACCOUNTS)
 
 
 def _quotes(rng: random.Random) -> list[tuple[str, float | None, float | None, int]]:

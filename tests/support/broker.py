@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.models import InstrumentDetail, Tick, TradeReportItem
@@ -117,3 +120,32 @@ def kinds(reports: list[TradeReportItem]) -> list[str]:
         status = getattr(r, "order_status", None)
         out.append(f"{name}:{status}" if name == "order" else name)
     return out
+
+
+def one_level_tick(code: str, time: int, ask: float | None, bid: float | None, volume: int) -> Tick:
+    """A tick whose book is one level a side (None: that side empty), ``volume`` on each."""
+    asks = [] if ask is None else [ask]
+    bids = [] if bid is None else [bid]
+    return Tick(
+        stock_code=code,
+        time=time,
+        lastPrice=10.0,
+        open=10.0,
+        high=10.0,
+        low=10.0,
+        lastClose=10.0,
+        amount=0.0,
+        volume=volume,
+        askPrice=asks,
+        bidPrice=bids,
+        askVol=[volume] * len(asks),
+        bidVol=[volume] * len(bids),
+    )
+
+
+def broker_state(broker: Broker, accounts: Iterable[str]) -> list[Any]:
+    """Everything a broker shows of ``accounts`` (asset, positions, orders, trades) and its
+    resting codes: two brokers that went through the same must show the same."""
+    return [
+        (broker.asset(a), broker.positions(a), broker.orders(a), broker.trades(a)) for a in accounts
+    ] + [broker.resting_codes]

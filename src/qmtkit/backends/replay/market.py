@@ -94,7 +94,24 @@ def day_ms(day: int) -> int:
     return int(yyyymmdd_to_ms(np.asarray([day]))[0])
 
 
-class StepPrices(Mapping[str, float]):
+class _PricesInRange:
+    """``in_range`` for a step's prices held as one float64 array (``_array``)."""
+
+    __slots__ = ("_array", "_in_range")
+    _array: F64
+    _in_range: bool | None  # None: not known yet (looked at on first use)
+
+    @property
+    def in_range(self) -> bool:
+        """Whether every price given is in the exact market value's vector range
+        (``marks.in_range``)."""
+        known = self._in_range
+        if known is None:
+            known = self._in_range = marks.in_range(self._array)
+        return known
+
+
+class StepPrices(_PricesInRange, Mapping[str, float]):
     """Code -> price of one step of an aligned replay (every code, in code order): the step's
     values, looked up by the code's index; it never changes.
 
@@ -102,7 +119,7 @@ class StepPrices(Mapping[str, float]):
     quiet account with: the timeline's own column, no Python float per code.
     """
 
-    __slots__ = ("_array", "_in_range", "_index", "_values")
+    __slots__ = ("_index", "_values")
 
     def __init__(self, index: dict[str, int], array: F64, in_range: bool | None = None) -> None:
         self._index, self._array = index, array
@@ -113,14 +130,6 @@ class StepPrices(Mapping[str, float]):
     def index(self) -> dict[str, int]:
         """Code -> its number (the replay's code order)."""
         return self._index
-
-    @property
-    def in_range(self) -> bool:
-        """Whether every price is in the exact market value's vector range (``marks.in_range``)."""
-        known = self._in_range
-        if known is None:
-            known = self._in_range = marks.in_range(self._array)
-        return known
 
     def by_key(self) -> tuple[F64, None]:
         """Every code's price by number; every code has one."""
@@ -147,11 +156,11 @@ class StepPrices(Mapping[str, float]):
         return len(self._index)
 
 
-class SparsePrices(Mapping[str, float]):
+class SparsePrices(_PricesInRange, Mapping[str, float]):
     """Code -> price of the codes with a record at one step of a replay whose codes are not
     all at every step; by code number as ``StepPrices`` (with which codes have one)."""
 
-    __slots__ = ("_array", "_codes", "_in_range", "_index", "_keys", "_map")
+    __slots__ = ("_codes", "_index", "_keys", "_map")
 
     def __init__(
         self,
@@ -169,14 +178,6 @@ class SparsePrices(Mapping[str, float]):
     def index(self) -> dict[str, int]:
         """Code -> its number (the replay's code order)."""
         return self._index
-
-    @property
-    def in_range(self) -> bool:
-        """Whether every price given is in the exact market value's vector range."""
-        known = self._in_range
-        if known is None:
-            known = self._in_range = marks.in_range(self._array)
-        return known
 
     def by_key(self) -> tuple[F64, npt.NDArray[np.bool_]]:
         """Every code's price by number (0 where it has none) and which have one."""
