@@ -30,7 +30,17 @@ from qmtkit.data.cache import Cache
 from qmtkit.data.calendar import ms_to_yyyymmdd, trading_days, yyyymmdd_to_ms
 from qmtkit.errors import InvalidArgument
 from qmtkit.models import Tick, TradeReportItem
-from support.broker import BUY, DAY, SELL, T0, broker_state, instrument, one_level_tick, order
+from support.broker import (
+    BUY,
+    DAY,
+    SELL,
+    T0,
+    book,
+    broker_state,
+    instrument,
+    one_level_tick,
+    order,
+)
 
 CODE = "600000.SH"
 ACCOUNTS = ("A1", "A2")
@@ -44,19 +54,7 @@ def _resting_broker(quiet: bool) -> Broker:
     broker = Broker(initial_cash=10_000_000.0, allow_new_accounts=False)
     for acc in ACCOUNTS:
         broker.open_account(acc)
-    seed = Tick(
-        stock_code=CODE,
-        time=T0 - 60_000,
-        lastPrice=10.0,
-        open=10.0,
-        high=10.0,
-        low=10.0,
-        lastClose=10.0,
-        amount=0.0,
-        volume=0,
-        askPrice=[10.0],
-        askVol=[100_000],
-    )
+    seed = book(CODE, asks=[(10.0, 100_000)], bids=[], time=T0 - 60_000)
     inst = instrument(CODE, up=11.0, down=9.0)
     for acc in ACCOUNTS:
         broker.submit(

@@ -16,7 +16,17 @@ import pytest
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.constants import OrderStatus
 from qmtkit.models import Tick, Trade, TradeReportItem
-from support.broker import BUY, DAY, SELL, T0, broker_state, instrument, one_level_tick, order
+from support.broker import (
+    BUY,
+    DAY,
+    SELL,
+    T0,
+    book,
+    broker_state,
+    instrument,
+    one_level_tick,
+    order,
+)
 
 CODES = ("600000.SH", "600001.SH", "000002.SZ", "300003.SZ")
 ACCOUNTS = ("A1", "A2", "A3")
@@ -28,19 +38,7 @@ def _broker(seed: int, quiet: set[str]) -> Broker:
     for acc in ACCOUNTS:
         broker.open_account(acc)
     for code in CODES:
-        seed_book = Tick(
-            stock_code=code,
-            time=T0 - 60_000,
-            lastPrice=10.0,
-            open=10.0,
-            high=10.0,
-            low=10.0,
-            lastClose=10.0,
-            amount=0.0,
-            volume=0,
-            askPrice=[10.0],
-            askVol=[1_000_000],
-        )
+        seed_book = book(code, asks=[(10.0, 1_000_000)], bids=[], time=T0 - 60_000)
         for acc in ACCOUNTS:
             broker.submit(
                 order(BUY, 20_000, 10.0, code=code, account=acc),

@@ -49,8 +49,9 @@ def book(
     asks: list[tuple[float, int]] | None = None,
     bids: list[tuple[float, int]] | None = None,
     time: int = T0,
+    volume: int = 0,
 ) -> Tick:
-    """A tick whose book levels are (price, shares)."""
+    """A tick whose book levels are (price, shares); ``volume`` is the day's so far."""
     asks = asks if asks is not None else [(10.01, 1000), (10.02, 1000)]
     bids = bids if bids is not None else [(10.0, 1000), (9.99, 1000)]
     return Tick(
@@ -62,7 +63,7 @@ def book(
         low=last,
         lastClose=10.0,
         amount=0.0,
-        volume=0,
+        volume=volume,
         askPrice=[p for p, _ in asks],
         askVol=[v for _, v in asks],
         bidPrice=[p for p, _ in bids],
@@ -124,22 +125,12 @@ def kinds(reports: list[TradeReportItem]) -> list[str]:
 
 def one_level_tick(code: str, time: int, ask: float | None, bid: float | None, volume: int) -> Tick:
     """A tick whose book is one level a side (None: that side empty), ``volume`` on each."""
-    asks = [] if ask is None else [ask]
-    bids = [] if bid is None else [bid]
-    return Tick(
-        stock_code=code,
+    return book(
+        code,
+        asks=[] if ask is None else [(ask, volume)],
+        bids=[] if bid is None else [(bid, volume)],
         time=time,
-        lastPrice=10.0,
-        open=10.0,
-        high=10.0,
-        low=10.0,
-        lastClose=10.0,
-        amount=0.0,
         volume=volume,
-        askPrice=asks,
-        bidPrice=bids,
-        askVol=[volume] * len(asks),
-        bidVol=[volume] * len(bids),
     )
 
 

@@ -590,12 +590,7 @@ def _order_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
     strategy = names.gather(_column("code", rec["strategy"], pl.UInt32))
     return pl.DataFrame(
         {
-            "time": _column("time", rec["time"]).cast(TIME),
-            "order_id": _column("order_id", rec["order_id"]),
-            "code": names.gather(_column("code", rec["code"], pl.UInt32)),
-            "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
-            "price": _column("price", rec["price"]),
-            "volume": _column("volume", rec["volume"]),
+            **_leading_columns(rec, names),
             "price_type": _column("price_type", rec["price_type"]),
             "status": _column("status", rec["status"]),
             "traded_volume": _column("traded_volume", rec["traded_volume"]),
@@ -606,17 +601,24 @@ def _order_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
     )
 
 
+def _leading_columns(rec: npt.NDArray[Any], names: pl.Series) -> dict[str, pl.Series]:
+    """The columns the orders and trades frames both begin with, from their packed rows."""
+    return {
+        "time": _column("time", rec["time"]).cast(TIME),
+        "order_id": _column("order_id", rec["order_id"]),
+        "code": names.gather(_column("code", rec["code"], pl.UInt32)),
+        "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
+        "price": _column("price", rec["price"]),
+        "volume": _column("volume", rec["volume"]),
+    }
+
+
 def _trade_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
     """The ``trades`` frame (``TRADE_COLUMNS``), fills in the order they came."""
     rec = _packed(book.trade_rows, _TRADE_DTYPE)
     return pl.DataFrame(
         {
-            "time": _column("time", rec["time"]).cast(TIME),
-            "order_id": _column("order_id", rec["order_id"]),
-            "code": names.gather(_column("code", rec["code"], pl.UInt32)),
-            "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
-            "price": _column("price", rec["price"]),
-            "volume": _column("volume", rec["volume"]),
+            **_leading_columns(rec, names),
             "amount": _column("amount", rec["amount"]),
             "fee": _column("fee", rec["fee"]),
         }
