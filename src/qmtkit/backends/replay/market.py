@@ -747,18 +747,7 @@ class ReplayMarket:
         if found is not None:
             return found
         f = self._fixed_of.get(code) or self._fixed(code)
-        j = self._day_row(day)
-        i = self._code_index.get(code)
-        if j >= 0 and i is not None:
-            j += i
-            trading = self._blk_trading.item(j)
-            up = self._blk_up.item(j)
-            if up == up:
-                down = self._blk_down.item(j)
-            else:  # NaN: left to the scalar rules
-                down, up = self._limits(code, self._blk_pre.item(j), day)
-        else:
-            _, trading, down, up = self._day_facts_of(code, day)
+        _, trading, down, up = self._day_facts(code, day)
         found = self._listings[code] = Listing(
             code, f.exchange, code, f.price_tick, up, down, trading, f.board is _INDEX
         )
