@@ -29,6 +29,7 @@ import polars as pl
 from qmtkit.backends.base import Dividend
 from qmtkit.backends.daylimits import day_limits, ordinary_limits
 from qmtkit.backends.market import Market
+from qmtkit.backends.replay import fresh
 from qmtkit.backends.replay.listings import Listings, listing_dates
 from qmtkit.backends.sim import marks
 from qmtkit.backends.sim.market import SyntheticMarket
@@ -406,13 +407,15 @@ class ReplayMarket:
         if self._long is None:
             order = self._order
             long = {}
+            total = int(self.bounds[-1])
             for name, dt in dtypes_for(self.period).items():
                 parts = [np.asarray(self._cols[c][name][a:b], dtype=dt) for c, a, b in self._slices]
-                long[name] = (
-                    np.stack(parts, axis=1).ravel()
-                    if order is None
-                    else np.concatenate(parts)[order]
-                )
+                out = fresh.empty(total, dt)
+                if order is None:
+                    np.stack(parts, axis=1, out=out.reshape(len(self.steps), len(parts)))
+                else:
+                    np.take(np.concatenate(parts), order, out=out)
+                long[name] = out
             self._long = long
         return self._long
 
