@@ -232,6 +232,28 @@ def test_the_days_facts_of_every_code_from_blocks_equal_those_worked_out_per_cod
     assert fast.listing(INDEX, DAYS20[4]).index and not fast.listing(MAIN, DAYS20[5]).trading
 
 
+@pytest.mark.parametrize("gather_from", [1, 4, 1000])
+def test_listings_for_a_batch_equal_the_listings_made_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gather_from: int
+) -> None:
+    import qmtkit.backends.replay.market as market_module
+
+    # 1: every batch gathers its facts as arrays; 1000: none does; 4: some do.
+    monkeypatch.setattr(market_module, "_GATHER_FROM", gather_from)
+    batched, single = _replay(tmp_path)
+    single.long_columns()
+    batch = [*CODES, MAIN, CODES[3], MAIN]  # a code twice in one batch
+    for k, day in enumerate(DAYS20):
+        if k % 3 == 1:  # some listings made before the batch asks for them
+            batched.listing(CHINEXT, day)
+        got = batched.listings_for(batch if k % 2 else batch[::-1], day)
+        want = [single.listing(c, day) for c in (batch if k % 2 else batch[::-1])]
+        assert [_slots(g) for g in got] == [_slots(w) for w in want], day
+        # One listing per code and day, whichever way it was made.
+        assert got[0] is batched.listing(got[0].code, day)
+    assert batched.listings_for([], DAYS20[2]) == []
+
+
 # --------------------------------------------------------------------------- the broker
 
 

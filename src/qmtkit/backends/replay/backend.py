@@ -854,23 +854,28 @@ class ReplayBackend:
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         day = self.broker.day
+        codes = [req.stock_code for req in reqs]
+        index = market._code_index
+        # The usual batch, as _facts would see each order: limit orders on normal codes of
+        # the replay, which meet no book under next_open.
+        if (
+            self.spec.fill == "next_open"
+            and all(type(code) is str and code in index for code in codes)
+            and all(req.price_type == _FIX_PRICE for req in reqs)
+        ):
+            return self.accounts.submit_many(
+                reqs,
+                books=[None] * len(reqs),
+                listings=market.listings_for(codes, day),
+                now=now,
+                day=day,
+            )
         listings: list[Listing | None] = []
         books: list[Tick | None] = []
-        index = market._code_index
-        listing_of = market.listing
-        made = market.listings_made(day)
-        # The usual order, as _facts would see it: a limit order on a normal code of the
-        # replay meets no book under next_open.
-        limits_rest = self.spec.fill == "next_open"
         for req in reqs:
-            code = req.stock_code
-            if limits_rest and req.price_type == _FIX_PRICE and type(code) is str and code in index:
-                listings.append(made.get(code) or listing_of(code, day))
-                books.append(None)
-            else:
-                listing, book = self._facts(market, req, day)
-                listings.append(listing)
-                books.append(book)
+            listing, book = self._facts(market, req, day)
+            listings.append(listing)
+            books.append(book)
         return self.accounts.submit_many(reqs, books=books, listings=listings, now=now, day=day)
 
     def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:

@@ -51,6 +51,9 @@ PERIODS: Final = ("1d", "1m", "tick")
 #: About how many (day, code) facts of an aligned daily replay are worked out in one vector
 #: step (a block of days of every code).
 _BLOCK_RECORDS: Final = 1 << 16
+#: From how many new listings at once ``listings_for`` gathers their facts as arrays (below
+#: it, numpy's per-call cost is more than reading them one by one).
+_GATHER_FROM: Final = 8
 
 F64 = npt.NDArray[np.float64]
 _INDEX, _ETF = Board.INDEX, Board.ETF  # plain names: ``Board.X`` reads go through a descriptor
@@ -755,6 +758,39 @@ class ReplayMarket:
             code, f.exchange, code, f.price_tick, up, down, trading, f.board is _INDEX
         )
         return found
+
+    def listings_for(self, codes: list[str], day: int) -> list[Listing]:
+        """``[listing(code, day) for code in codes]``, the listings not made yet read from the
+        block's facts in one gather (``codes`` normal and in the replay)."""
+        if day != self._listing_day:
+            self._listing_day, self._listings = day, {}
+        made = self._listings
+        new = [c for c in dict.fromkeys(codes) if c not in made]
+        row = self._day_row(day) if len(new) >= _GATHER_FROM else -1
+        if row < 0:
+            listing = self.listing
+            for code in new:
+                listing(code, day)
+        else:
+            index = self._code_index
+            at = np.fromiter(map(index.__getitem__, new), np.int64, len(new)) + row
+            fixed_of = self._fixed_of
+            facts = zip(
+                new,
+                self._blk_trading[at].tolist(),
+                self._blk_down[at].tolist(),
+                self._blk_up[at].tolist(),
+                at.tolist(),
+                strict=True,
+            )
+            for code, trading, down, up, j in facts:
+                if up != up:  # NaN: the scalar rules, as _day_facts
+                    down, up = self._limits(code, self._blk_pre.item(j), day)
+                f = fixed_of.get(code) or self._fixed(code)
+                made[code] = Listing(
+                    code, f.exchange, code, f.price_tick, up, down, trading, f.board is _INDEX
+                )
+        return list(map(made.__getitem__, codes))
 
     def listings_made(self, day: int) -> dict[str, Listing]:
         """The listings ``listing`` has made for ``day`` so far, by code (read only: a code

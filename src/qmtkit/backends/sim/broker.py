@@ -38,7 +38,7 @@ Units and readings worth knowing:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -680,7 +680,7 @@ class Broker:
         reqs: list[SubmitOrder],
         *,
         books: list[Tick | None],
-        listings: list[Listing | None],
+        listings: Sequence[Listing | None],
         now_ms: int,
         day: int,
         out: list[TradeReportItem],

@@ -10,7 +10,7 @@ it the time of each request and, for an order, the book and instrument the order
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from qmtkit.backends.base import (
@@ -280,7 +280,7 @@ class PaperAccounts:
         reqs: list[SubmitOrder],
         *,
         books: list[Tick | None],
-        listings: list[Listing | None],
+        listings: Sequence[Listing | None],
         now: int,
         day: int,
     ) -> list[OrderResponse]:
