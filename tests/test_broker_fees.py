@@ -170,3 +170,16 @@ def test_fee_rates_answer_the_same_when_an_amount_comes_again_and_after_the_memo
         for side in (23, 24):
             got = [rates.total_cents(side, a) for a in amounts]
             assert got == [sum(schedule.fee_cents(side, a)) for a in amounts]
+
+
+def test_fill_cents_equals_total_cents_with_or_without_the_memo() -> None:
+    from qmtkit.backends.sim.fees import FeeRates, FeeSchedule
+
+    schedule = FeeSchedule(commission_rate=0.0003, min_commission=5.0, stamp_duty_rate=0.001)
+    rates = FeeRates(schedule)
+    for side in (23, 24):
+        for amount in (-5, 0, 1, 99, 16_666, 16_667, 123_456_789, 10**12):
+            assert rates.fill_cents(side, amount) == rates.total_cents(side, amount)
+            assert rates.fill_cents(side, amount) == (
+                sum(schedule.fee_cents(side, amount)) if amount > 0 else 0
+            )

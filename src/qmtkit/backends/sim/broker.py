@@ -921,6 +921,7 @@ class Broker:
         ``Trade`` and the order's new state, then (an account with state reports) its
         ``Position`` and ``Asset``."""
         total_cents = self._rates.total_cents
+        fill_cents = self._rates.fill_cents
         positions = acct.positions
         touched = acct.touched
         trades = acct.trades
@@ -935,13 +936,16 @@ class Broker:
         if day != self._prefix_day:  # _counter_id's prefix, made once a day
             self._prefix_day, self._prefix = day, f"{day:08d}"  # _DAY_DIGITS
         prefix = self._prefix
+        # The account's cash, frozen cash and market value move by these sums, written to it
+        # once per run (or before each report that reads them).
+        cash = frozen = value = 0
         for order, price, price_li, qty in zip(
             fills.orders, fills.prices, fills.lis, fills.shares, strict=True
         ):
             code = order.stock_code
             side = order.order_type
             amount = (price_li * qty + 5) // 10  # amount_cents, inlined: hot path
-            fee = total_cents(side, amount)
+            fee = fill_cents(side, amount)
             done = order.traded_volume
             left = order.order_volume - done - qty
             order.traded_price = (order.traded_price * done + price * qty) / (done + qty)
@@ -963,23 +967,28 @@ class Broker:
                     new_freeze = after + total_cents(_BUY, after)
                 else:
                     new_freeze = 0
-                acct.frozen += new_freeze - old_freeze
-                acct.cash += old_freeze - new_freeze - amount - fee
+                frozen += new_freeze - old_freeze
+                cash += old_freeze - new_freeze - amount - fee
                 held = pos.volume
+                volume = held + qty
                 if held > 0:
-                    pos.open_price = (pos.open_price * held + amount / 100) / (held + qty)
-                    pos.avg_price = (pos.avg_price * held + (amount + fee) / 100) / (held + qty)
+                    pos.open_price = (pos.open_price * held + amount / 100) / volume
+                    pos.avg_price = (pos.avg_price * held + (amount + fee) / 100) / volume
                 else:
                     pos.open_price = amount / 100 / qty
                     pos.avg_price = (amount + fee) / 100 / qty
-                pos.volume = held + qty
             else:
-                acct.cash += amount - fee
-                pos.volume -= qty
+                cash += amount - fee
+                volume = pos.volume - qty
                 pos.frozen -= qty
+            pos.volume = volume
             pos.last_price = price
-            q = value_q(pos.volume, price)  # revalue(), inlined: hot path
-            acct.market_value += q - pos.value
+            # revalue(), inlined with value_q's usual case: hot path
+            if type(price) is float and EXACT_FROM <= price < EXACT_BELOW:
+                q = volume * int(price * SCALE_F)
+            else:
+                q = value_q(volume, price)
+            value += q - pos.value
             pos.value = q
             if left == 0:  # _unrest
                 on_code = resting.get(code)
@@ -1008,10 +1017,17 @@ class Broker:
             trades.append(trade)
             add(trade)  # never changed once made (queries hand out copies)
             add(_copy(order))
-            if not quiet:
+            if not quiet:  # the reports read the account: bring it up to date first
+                acct.cash += cash
+                acct.frozen += frozen
+                acct.market_value += value
+                cash = frozen = value = 0
                 self._trade_counter = n
                 add(self._position_report(acct, code))
                 add(self._asset_report(acct))
+        acct.cash += cash
+        acct.frozen += frozen
+        acct.market_value += value
         self._trade_counter = n
 
     def _unrest(self, order: Order) -> None:

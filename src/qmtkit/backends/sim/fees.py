@@ -143,6 +143,13 @@ class FeeRates:
             return fee
         return self._total(side, amount_cents)
 
+    def fill_cents(self, side: int, amount_cents: int) -> int:
+        """``total_cents`` without the memo: for a fill's own amount, which rarely comes
+        again (remembering each one only pushed the orders' freezes out of the memo)."""
+        if amount_cents <= 0:
+            return 0
+        return self._total(side, amount_cents)
+
     def _total(self, side: int, amount_cents: int) -> int:
         a2 = 2 * amount_cents
         commission = (a2 * self._cn + self._cd) // (2 * self._cd)
