@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from qmtkit.backends.replay import record
+from qmtkit.backends.replay import fresh, record
 from qmtkit.backends.replay.record import ORDER_COLUMNS, TRADE_COLUMNS, Recorder
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.messages import SubmitOrder
@@ -248,3 +248,27 @@ def test_a_backtest_records_the_frames_its_reports_give(
     assert result.trades.equals(trades)
     assert orders.height > 200
     assert orders.filter(pl.col("traded_volume") < pl.col("volume")).height > 0
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["numpy", "mapped"])
+def test_frames_read_mid_run_leave_the_rows_growable_and_equal_the_plain_ones(
+    monkeypatch: pytest.MonkeyPatch, mapped: bool
+) -> None:
+    if mapped:  # every field column in a mapping of its own (as over a whole market)
+        monkeypatch.setattr(fresh, "MAPPED_FROM", 0)
+    rec = Logged()
+    N = OrderStatus
+    rec.on_items("A", [_order("A", 7, "600000.SH", N.REPORTED)], T0)
+    rec.on_items("A", [_order("A", 4, "600001.SH", N.JUNK)], T0 + 1)  # ids out of order
+    rec.on_items("A", [OrderError(account_id="A", order_id=4, error_msg="no cash")], T0 + 1)
+    rec.on_items("A", [_trade("A", 7, "600000.SH", 100, 10.0)], T0 + 2)
+    _assert_same(rec, ["A"])
+    held = rec.frames("A")  # kept while the recording grows
+    rec.on_items("A", [_order("A", 9, "600002.SH", N.REPORTED, order_type=SELL)], T0 + 3)
+    rec.on_items("A", [_trade("A", 9, "600002.SH", 200, 5.5, SELL)], T0 + 4)
+    rec.on_items("A", [_order("A", 7, "600000.SH", N.SUCCEEDED, traded_volume=1000)], T0 + 5)
+    _assert_same(rec, ["A"])
+    assert held["orders"]["order_id"].to_list() == [4, 7]
+    assert held["orders"]["error"].to_list() == ["no cash", None]
+    assert held["orders"]["status"].to_list() == [int(N.JUNK), int(N.REPORTED)]
+    assert held["trades"].height == 1

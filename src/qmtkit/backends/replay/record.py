@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from qmtkit.backends.replay import fresh
 from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
@@ -564,63 +565,80 @@ class Recorder:
         return module.BacktestResult(**frames, initial_cash=initial_cash, meta=meta)
 
 
-def _packed(rows: bytearray, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """The packed rows as a structured array of their own (a view would lock ``rows``)."""
-    out: npt.NDArray[Any] = np.frombuffer(rows, dtype=dtype).copy()
-    return out
+def _fields(
+    rows: bytearray, dtype: np.dtype[Any], by: str | None = None
+) -> tuple[dict[str, npt.NDArray[Any]], npt.NDArray[np.intp] | None]:
+    """Each field of the packed rows as a column of its own, and the row order used: sorted
+    stably by field ``by`` unless already increasing in it (None: as recorded).
+
+    The rows are read through a view gone on return (it would lock ``rows`` from growing);
+    each field is copied once, straight from the rows into its column.
+    """
+    rec = np.frombuffer(rows, dtype=dtype)
+    order = None
+    if by is not None and len(rec) > 1:
+        key = rec[by]
+        if not bool((key[1:] > key[:-1]).all()):
+            order = np.argsort(key, kind="stable")
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name in dtype.names or ():
+        src = rec[name]
+        col = fresh.empty(len(src), src.dtype)
+        if order is None:
+            np.copyto(col, src)
+        else:
+            np.take(src, order, out=col)
+        out[name] = col
+    return out, order
 
 
-def _column(name: str, values: npt.NDArray[Any], dtype: Any = None) -> pl.Series:
-    """One field of packed rows as a Polars column."""
-    return pl.Series(name, np.ascontiguousarray(values), dtype=dtype)
+def _codes(name: str, numbers: npt.NDArray[Any]) -> pl.Series:
+    """Numbers into a names list as a Polars index column."""
+    return pl.Series(name, numbers, dtype=pl.UInt32)
 
 
 def _order_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
     """The ``orders`` frame (``ORDER_COLUMNS``): each order once, its latest state, by id."""
-    rec = _packed(book.order_rows, _ORDER_DTYPE)
-    n = len(rec)
-    errors = pl.Series("error", [None] * n, dtype=pl.String)
+    cols, order = _fields(book.order_rows, _ORDER_DTYPE, by="order_id")
+    n = len(cols["order_id"])
+    errors = pl.Series("error", dtype=pl.String).extend_constant(None, n)
     if book.errors:
         errors = errors.scatter(list(book.errors), list(book.errors.values()))
-    ids = rec["order_id"]
-    if n > 1 and not bool((ids[1:] > ids[:-1]).all()):
-        order = np.argsort(ids, kind="stable")
-        rec = rec[order]
-        errors = errors.gather(order)
-    strategy = names.gather(_column("code", rec["strategy"], pl.UInt32))
+        if order is not None:
+            errors = errors.gather(order)
     return pl.DataFrame(
         {
-            **_leading_columns(rec, names),
-            "price_type": _column("price_type", rec["price_type"]),
-            "status": _column("status", rec["status"]),
-            "traded_volume": _column("traded_volume", rec["traded_volume"]),
-            "traded_price": _column("traded_price", rec["traded_price"]),
+            **_leading_columns(cols, names),
+            "price_type": pl.Series("price_type", cols["price_type"]),
+            "status": pl.Series("status", cols["status"]),
+            "traded_volume": pl.Series("traded_volume", cols["traded_volume"]),
+            "traded_price": pl.Series("traded_price", cols["traded_price"]),
             "error": errors,
-            "strategy": strategy.rename("strategy"),
+            "strategy": names.gather(_codes("strategy", cols["strategy"])).rename("strategy"),
         }
     )
 
 
-def _leading_columns(rec: npt.NDArray[Any], names: pl.Series) -> dict[str, pl.Series]:
-    """The columns the orders and trades frames both begin with, from their packed rows."""
+def _leading_columns(cols: dict[str, npt.NDArray[Any]], names: pl.Series) -> dict[str, pl.Series]:
+    """The columns the orders and trades frames both begin with, from their packed fields."""
     return {
-        "time": _column("time", rec["time"]).cast(TIME),
-        "order_id": _column("order_id", rec["order_id"]),
-        "code": names.gather(_column("code", rec["code"], pl.UInt32)),
-        "side": pl.Series("side", _SIDES).gather(_column("side", rec["side"], pl.UInt32)),
-        "price": _column("price", rec["price"]),
-        "volume": _column("volume", rec["volume"]),
+        "time": pl.Series("time", cols["time"]).cast(TIME),
+        "order_id": pl.Series("order_id", cols["order_id"]),
+        "code": names.gather(_codes("code", cols["code"])),
+        "side": pl.Series("side", _SIDES).gather(_codes("side", cols["side"])),
+        "price": pl.Series("price", cols["price"]),
+        "volume": pl.Series("volume", cols["volume"]),
     }
 
 
 def _trade_frame(book: _Book, names: pl.Series) -> pl.DataFrame:
     """The ``trades`` frame (``TRADE_COLUMNS``), fills in the order they came."""
-    rec = _packed(book.trade_rows, _TRADE_DTYPE)
+    cols, _ = _fields(book.trade_rows, _TRADE_DTYPE)
     return pl.DataFrame(
         {
-            **_leading_columns(rec, names),
-            "amount": _column("amount", rec["amount"]),
-            "fee": _column("fee", rec["fee"]),
+            **_leading_columns(cols, names),
+            "amount": pl.Series("amount", cols["amount"]),
+            "fee": pl.Series("fee", cols["fee"]),
         }
     )
 
