@@ -29,7 +29,6 @@ from qmtkit.models import (
     Asset,
     Order,
     OrderError,
-    Position,
     Trade,
     TradeReportItem,
 )
@@ -386,34 +385,30 @@ class Recorder:
             book = self._books[account_id] = _Book()  # listed in the order first seen
         ids = book.order_ids
         name_ids = self._name_ids
+        local = now_ms + _BEIJING_MS  # local_ms
         for item in items:
-            kind = type(item)
-            if kind is Asset or kind is Position:  # most reports; the frames take nothing
-                continue
-            if type(item) is Order:
+            # A fill's Trade and Order first: a backtest's most frequent items after the
+            # Asset and Position reports, of which the frames take nothing.
+            if type(item) is Trade:
+                code = name_ids.get(item.stock_code)
+                if code is None:
+                    code = self._name_of(item.stock_code)
+                book.trade_rows += _TRADE_ROW.pack(
+                    local,
+                    item.order_id,
+                    code,
+                    item.order_type == _BUY,
+                    item.traded_price,
+                    item.traded_volume,
+                    item.traded_amount,
+                    item.commission,
+                )
+            elif type(item) is Order:
                 code = name_ids.get(item.stock_code)
                 if code is None:
                     code = self._name_of(item.stock_code)
                 row = ids.get(item.order_id)
-                if row is None:
-                    strategy = name_ids.get(item.strategy_name)
-                    if strategy is None:
-                        strategy = self._name_of(item.strategy_name)
-                    ids[item.order_id] = len(ids)
-                    book.order_rows += _ORDER_ROW.pack(
-                        now_ms + _BEIJING_MS,  # local_ms
-                        item.order_id,
-                        item.order_volume,
-                        item.price_type,
-                        item.order_type == _BUY,
-                        strategy,
-                        code,
-                        item.price,
-                        item.order_status,
-                        item.traded_volume,
-                        item.traded_price,
-                    )
-                else:
+                if row is not None:
                     _ORDER_LATER.pack_into(
                         book.order_rows,
                         row * _ORDER_ROW.size + _LATER_AT,
@@ -423,19 +418,23 @@ class Recorder:
                         item.traded_volume,
                         item.traded_price,
                     )
-            elif type(item) is Trade:
-                code = name_ids.get(item.stock_code)
-                if code is None:
-                    code = self._name_of(item.stock_code)
-                book.trade_rows += _TRADE_ROW.pack(
-                    now_ms + _BEIJING_MS,
+                    continue
+                strategy = name_ids.get(item.strategy_name)
+                if strategy is None:
+                    strategy = self._name_of(item.strategy_name)
+                ids[item.order_id] = len(ids)
+                book.order_rows += _ORDER_ROW.pack(
+                    local,
                     item.order_id,
-                    code,
+                    item.order_volume,
+                    item.price_type,
                     item.order_type == _BUY,
-                    item.traded_price,
+                    strategy,
+                    code,
+                    item.price,
+                    item.order_status,
                     item.traded_volume,
-                    item.traded_amount,
-                    item.commission,
+                    item.traded_price,
                 )
             elif type(item) is OrderError:
                 row = ids.get(item.order_id)

@@ -203,6 +203,13 @@ class _Fills:
         self.lis.append(price_li)
         self.shares.append(shares)
 
+    def clear(self) -> None:
+        """Forget the fills (made): the lists are kept, and so their bound ``append``."""
+        self.orders.clear()
+        self.prices.clear()
+        self.lis.clear()
+        self.shares.clear()
+
 
 # --------------------------------------------------------------------------- the broker
 
@@ -1157,6 +1164,9 @@ class Broker:
         runs: list[tuple[str, list[TradeReportItem]]] = []
         run_id = ""
         pending = _Fills()
+        # pending.add, unrolled: a call per fill was a measurable part of a step's matching
+        add_order, add_price = pending.orders.append, pending.prices.append
+        add_li, add_shares = pending.lis.append, pending.shares.append
         met: set[str] = set()
         for code, ask, bid, volume in quotes:
             resting = all_resting.get(code)
@@ -1165,7 +1175,7 @@ class Broker:
             if code in met:  # met again: its orders must show the fills so far
                 if pending.orders:
                     self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
-                    pending = _Fills()
+                    pending.clear()
             else:
                 met.add(code)
             if len(resting) == 1:  # one order: nothing to rank (a backtest's usual case)
@@ -1185,10 +1195,13 @@ class Broker:
                     if account_id != run_id or not runs:
                         if pending.orders:
                             self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
-                            pending = _Fills()
+                            pending.clear()
                         run_id = account_id
                         runs.append((account_id, []))
-                    pending.add(order, price, price_li, qty)
+                    add_order(order)
+                    add_price(price)
+                    add_li(price_li)
+                    add_shares(qty)
         if pending.orders:
             self._fill_run(accounts[run_id], pending, now_ms, runs[-1][1])
         return runs

@@ -217,7 +217,8 @@ class BookLedger:
             entry.key = None
             if entry.used is not None:
                 entry.used = None
-            entry.book = entry.asks = entry.bids = None
+            if entry.book is not None:  # asks and bids are read from a book only
+                entry.book = entry.asks = entry.bids = None
         if price is None or not (price > 0 and volume > 0):
             return 0, 0
         li = round(price * 1000)
