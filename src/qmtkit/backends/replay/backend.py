@@ -52,7 +52,7 @@ from qmtkit.backends.replay.market import ReplayMarket, day_ms
 from qmtkit.backends.replay.qmtfill import price_groups
 from qmtkit.backends.replay.quotes import QuoteSub, split_step
 from qmtkit.backends.replay.record import Recorder
-from qmtkit.backends.sim.broker import Broker
+from qmtkit.backends.sim.broker import Broker, HeldColumns
 from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.backends.sim.paper_accounts import PaperAccounts, check_account_id
 from qmtkit.backends.sim.rules import Listing
@@ -638,12 +638,18 @@ class ReplayBackend:
         """Mark every holding at step ``k`` (the day's last) and snapshot every account."""
         market = self.market
         assert market is not None
-        now = self.clock.now_ms()
+        prices = market.step_prices(k)
+        # A quiet account's close is only logged (``Broker.close_quietly``). With fill=close
+        # or qmt, ``_mark`` marked this step already, eagerly: the close stays eager too.
+        log = self.broker.close_quietly(prices) if self.spec.fill == "next_open" else None
+        held: dict[str, HeldColumns | HeldArrays] = {}
+        if log is None:
+            now = self.clock.now_ms()
 
-        def last_close(code: str) -> float | None:
-            return market.last_close(code, now)  # no bar today (suspended): it stands
+            def last_close(code: str) -> float | None:
+                return market.last_close(code, now)  # no bar today (suspended): it stands
 
-        held = self.broker.mark_and_snapshot(market.step_prices(k), last_close)
+            held = self.broker.mark_and_snapshot(prices, last_close)
         bench: float | None = None
         if self.spec.benchmark:
             if self._bench_cols is None:
@@ -653,6 +659,8 @@ class ReplayBackend:
             i = int(np.searchsorted(cols["time"], label, "left"))
             if i < len(cols["time"]) and int(cols["time"][i]) == label:
                 bench = float(cols["close"][i])
+        if log is not None:
+            self.recorder.record_day_logged(log, day, market.codes, bench)
         for account_id in sorted(held):
             rows = held[account_id]
             asset = self.broker.asset(account_id)

@@ -20,6 +20,8 @@ import numpy.typing as npt
 import polars as pl
 
 from qmtkit.backends.replay import fresh
+from qmtkit.backends.sim.accounts import VALUE_SCALE, round2
+from qmtkit.backends.sim.dayclose import DayLog, day_values
 from qmtkit.backends.sim.marks import HeldArrays
 from qmtkit.constants import OrderStatus, OrderType
 from qmtkit.errors import InvalidArgument
@@ -128,6 +130,46 @@ class _KeyedDay:
     rows: HeldArrays
 
 
+class _Logged:
+    """The closes of one account kept by a ``DayLog`` (``sim.dayclose``): their dates and
+    benchmark closes here, their rows and values made from the log when first asked for."""
+
+    __slots__ = ("benches", "dates", "log", "made", "names")
+
+    def __init__(self, log: DayLog, names: list[str]) -> None:
+        self.log = log
+        self.names = names  # codes by the log's numbers
+        self.dates: list[int] = []
+        self.benches: list[float | None] = []
+        #: (closes, codes, shares, sellable, prices, rows per close, equity rows) once made
+        self.made: tuple[Any, ...] | None = None
+
+    def build(self) -> tuple[Any, ...]:
+        """The run's positions columns (codes by number), rows per close and equity rows."""
+        n = len(self.dates)
+        if self.made is not None and self.made[0] == n:
+            return self.made
+        log = self.log
+        rows = log.rows()
+        if n < log.closes:  # not recorded (yet): never the case in a replay
+            keep = rows.close < n
+            rows = type(rows)(*(col[keep] for col in rows))
+        prices = log.row_prices(rows)
+        counts = np.bincount(rows.close, minlength=n).tolist()
+        equity = []
+        cash, frozen = log.cash, log.frozen
+        for j, value in enumerate(day_values(rows, prices, n)):
+            # Broker._asset_report's figures, from the close's cash and exact value.
+            mv = value / VALUE_SCALE
+            held = cash[j] + frozen[j]
+            total = round2(held / 100 + mv)
+            equity.append(
+                (self.dates[j], cash[j] / 100, frozen[j] / 100, round2(mv), total, self.benches[j])
+            )
+        self.made = (n, rows.keys, rows.volume, rows.usable, prices, counts, equity)
+        return self.made
+
+
 class _Positions:
     """Daily holdings without a Python object per value: rows given by code name in typed
     arrays (codes by number into ``names``), rows given by code number (``add_keyed``) as
@@ -143,7 +185,7 @@ class _Positions:
         self._ids: dict[str, int] = {}
         #: In recording order: a run ``(first, end)`` of the typed arrays' rows, or a close
         #: recorded by code number.
-        self._parts: list[tuple[int, int] | _KeyedDay] = []
+        self._parts: list[tuple[int, int] | _KeyedDay | _Logged] = []
 
     def _named(self, before: int) -> None:
         """Rows from ``before`` on were added to the typed arrays: extend or start a run."""
@@ -210,6 +252,10 @@ class _Positions:
         if len(rows.keys):
             self._parts.append(_KeyedDay(date, names, rows))
 
+    def add_logged(self, run: _Logged) -> None:
+        """The rows of a run of logged closes (made when the frame is)."""
+        self._parts.append(run)
+
     def frame(self) -> pl.DataFrame:
         """The ``positions`` frame (``POSITION_COLUMNS``)."""
 
@@ -219,7 +265,7 @@ class _Positions:
             return out
 
         parts = self._parts
-        if not any(isinstance(p, _KeyedDay) for p in parts):
+        if all(type(p) is tuple for p in parts):
             all_names = self.names
             codes = column(self.codes, np.int32)
             dates = column(self.dates, np.int32)
@@ -242,7 +288,7 @@ class _Positions:
             days: list[int] = []
             counts: list[int] = []
             for part in parts:
-                if not isinstance(part, _KeyedDay):
+                if isinstance(part, tuple):
                     a, b = part
                     for piece, col in zip(pieces, (named[0], *named[2:]), strict=True):
                         piece.append(col[a:b])
@@ -253,6 +299,15 @@ class _Positions:
                 if start is None:
                     start = start_of[id(part.names)] = len(all_names)
                     all_names.extend(part.names)
+                if isinstance(part, _Logged):
+                    _, keys, volume, usable, prices, per_close, _ = part.build()
+                    pieces[0].append(keys if start == 0 else keys + start)
+                    pieces[1].append(volume)
+                    pieces[2].append(usable)
+                    pieces[3].append(prices)
+                    days.extend(part.dates)
+                    counts.extend(per_close)
+                    continue
                 rows = part.rows
                 pieces[0].append(rows.keys if start == 0 else rows.keys + start)
                 pieces[1].append(rows.volume)
@@ -336,7 +391,9 @@ class _Book:
     #: The daily holdings as typed columns (a backtest holds a row per held code per day:
     #: rows, or lists of Python numbers, were slow and most of a long run's memory).
     positions: _Positions = field(default_factory=lambda: _Positions())
-    equity: list[tuple[Any, ...]] = field(default_factory=list)
+    #: A row per close; None for a logged close (its row is made from the log: ``logged``).
+    equity: list[tuple[Any, ...] | None] = field(default_factory=list)
+    logged: list[_Logged] = field(default_factory=list)
 
 
 @dataclass
@@ -536,6 +593,22 @@ class Recorder:
             (date, asset.cash, asset.frozen_cash, asset.market_value, asset.total_asset, benchmark)
         )
 
+    def record_day_logged(
+        self, log: DayLog, day: int, names: list[str], benchmark: float | None
+    ) -> None:
+        """Note a close the broker logged (``Broker.close_quietly``) for ``day``: its rows and
+        equity row are made from the log at the end (codes by number into ``names``)."""
+        book = self._book(log.account_id)
+        runs = book.logged
+        run = runs[-1] if runs else None
+        if run is None or run.log is not log or book.equity[-1] is not None:
+            run = _Logged(log, names)
+            runs.append(run)
+            book.positions.add_logged(run)
+        run.dates.append(_epoch_day(day))
+        run.benches.append(benchmark)
+        book.equity.append(None)
+
     def frames(self, account_id: str | None = None) -> dict[str, pl.DataFrame]:
         """The five frames of one account (the only one, or the first seen, if not named)."""
         if account_id is None:
@@ -551,7 +624,7 @@ class Recorder:
             "trades": _trade_frame(book, names),
             "cancels": _frame(self._cancels, CANCEL_COLUMNS),
             "positions": book.positions.frame(),
-            "equity": _frame(book.equity, EQUITY_COLUMNS),
+            "equity": _frame(_equity_rows(book), EQUITY_COLUMNS),
         }
 
     def result(self, account_id: str | None, *, initial_cash: float, meta: dict[str, str]) -> Any:
@@ -562,6 +635,14 @@ class Recorder:
         except ImportError:
             return Frames(**frames, initial_cash=initial_cash, meta=meta)
         return module.BacktestResult(**frames, initial_cash=initial_cash, meta=meta)
+
+
+def _equity_rows(book: _Book) -> list[tuple[Any, ...]]:
+    """The equity rows of every close, the logged ones made from their logs."""
+    if not book.logged:
+        return book.equity  # type: ignore[return-value]  # no None without a log
+    made = iter([row for run in book.logged for row in run.build()[6]])
+    return [next(made) if row is None else row for row in book.equity]
 
 
 def _fields(

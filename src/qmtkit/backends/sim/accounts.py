@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from qmtkit.models import Order, Trade
 
 if TYPE_CHECKING:
+    from qmtkit.backends.sim.dayclose import DayLog
     from qmtkit.backends.sim.marks import MarkBook
 
 
@@ -59,8 +60,9 @@ class AccountState:
     #: only these instead of every holding every day.
     touched: set[str] = field(default_factory=set)
     #: A quiet account's holdings as columns once a close was marked by code number
-    #: (``sim.marks``): while it is set, a holding's ``last_price`` and ``value`` may lag it.
-    marks: MarkBook | None = None
+    #: (``sim.marks``), or its closes kept as what changed (``sim.dayclose``): while it is
+    #: set, a holding's ``last_price`` and ``value`` may lag it.
+    marks: MarkBook | DayLog | None = None
 
 
 #: The fixed point of exact market values: 2**-80 CNY holds every product of whole shares and

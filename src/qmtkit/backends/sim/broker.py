@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import msgspec
 
 from qmtkit.backends.base import SubmitOrder
-from qmtkit.backends.sim import marks
+from qmtkit.backends.sim import dayclose, marks
 from qmtkit.backends.sim.accounts import (
     EXACT_BELOW,
     EXACT_FROM,
@@ -58,6 +58,7 @@ from qmtkit.backends.sim.accounts import (
     round2,
     value_q,
 )
+from qmtkit.backends.sim.dayclose import DayLog
 from qmtkit.backends.sim.fees import DEFAULT_FEES, FeeRates, FeeSchedule
 from qmtkit.backends.sim.marks import HeldArrays, MarkBook
 from qmtkit.backends.sim.matching import BookLedger
@@ -350,7 +351,10 @@ class Broker:
 
     def asset(self, account_id: str) -> Asset:
         """The account's cash and totals."""
-        return self._asset_report(self._query_account(account_id))
+        acct = self._query_account(account_id)
+        if type(acct.marks) is DayLog:
+            self._value(acct)
+        return self._asset_report(acct)
 
     def orders(self, account_id: str, cancelable_only: bool = False) -> list[Order]:
         """Today's orders in id order; only those that can still trade if ``cancelable_only``."""
@@ -485,7 +489,10 @@ class Broker:
         if not acct.quiet or index is None or not hasattr(prices, "by_key"):
             self._materialize(acct)
             return None
+        if isinstance(acct.marks, DayLog):
+            self._materialize(acct)
         book = acct.marks
+        assert not isinstance(book, DayLog)
         count = len(acct.positions)
         if count < (marks.COLUMNS_FROM if book is None else marks.COLUMNS_UNTIL):
             self._materialize(acct)
@@ -510,9 +517,13 @@ class Broker:
 
     @staticmethod
     def _freshen(acct: AccountState, code: str, pos: Holding) -> None:
-        """Bring a holding that lags its account's ``MarkBook`` up to the last mark."""
+        """Bring a holding that lags its account's ``MarkBook`` (or ``DayLog``) up to the
+        last mark."""
         book = acct.marks
         if book is None or code in book.fresh:
+            return
+        if isinstance(book, DayLog):
+            book.freshen(code, pos)
             return
         s = book.lags(code)
         if s >= 0:
@@ -521,13 +532,63 @@ class Broker:
             pos.value = value_q(pos.volume, price)
 
     def _materialize(self, acct: AccountState) -> None:
-        """Bring every holding of ``acct`` up to its ``MarkBook`` and drop the book."""
+        """Bring every holding of ``acct`` up to its ``MarkBook`` (or ``DayLog``) and drop it."""
         book = acct.marks
         if book is None:
             return
-        for code, pos in acct.positions.items():
-            self._freshen(acct, code, pos)
+        if isinstance(book, DayLog):
+            self._value(acct)
+        else:
+            for code, pos in acct.positions.items():
+                self._freshen(acct, code, pos)
         acct.marks = None
+
+    @staticmethod
+    def _value(acct: AccountState) -> None:
+        """Bring every holding and the market value of an account kept by a ``DayLog`` up to
+        date (the log keeps no market value between closes: most days nothing reads it)."""
+        log = acct.marks
+        assert isinstance(log, DayLog)
+        if log.valued:
+            return
+        freshen = log.freshen
+        total = 0
+        for code, pos in acct.positions.items():
+            freshen(code, pos)
+            total += pos.value
+        # Exact integers: the sum afresh is the one the eager close keeps by differences.
+        acct.market_value = total
+        log.valued = True
+
+    def close_quietly(self, prices: Mapping[str, float]) -> DayLog | None:
+        """The day close of a broker's only account when nobody follows it: the close is
+        logged (``sim.dayclose``), nothing is marked, and the log is returned; None where
+        the eager close must do it (``mark_and_snapshot``): several accounts, state reports,
+        prices not by number, a code without a price or one out of the exact sum's range,
+        a held code without a number, many holdings (``dayclose.LOG_FROM``)."""
+        if not dayclose.DEFER or len(self._accounts) != 1:
+            return None
+        acct = next(iter(self._accounts.values()))
+        index = getattr(prices, "index", None)
+        if not acct.quiet or index is None or not getattr(prices, "in_range", False):
+            return None
+        values, present = prices.by_key()  # type: ignore[attr-defined]  # KeyedPrices
+        if present is not None:
+            return None
+        log = acct.marks
+        held = len(acct.positions)
+        if not isinstance(log, DayLog) or log.index is not index:
+            if held >= dayclose.LOG_FROM:
+                return None
+            self._materialize(acct)
+            log = acct.marks = DayLog(acct, index)
+        elif held >= dayclose.LOG_UNTIL:
+            self._materialize(acct)
+            return None
+        if not log.close(acct, values):
+            self._materialize(acct)
+            return None
+        return log
 
     @staticmethod
     def _mark_one(
@@ -1396,6 +1457,9 @@ class Broker:
         holding is in hand (the next mark reads only what changes after the roll)."""
         positions = acct.positions
         book = acct.marks
+        if isinstance(book, DayLog):
+            book.settled(acct.touched)
+            book = None
         unsettled = set()
         settled: list[tuple[str, Holding]] = []
         for code in acct.touched:

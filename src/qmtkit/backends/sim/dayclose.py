@@ -1,0 +1,259 @@
+"""A quiet account's day close kept as what changed, its daily rows made at the end.
+
+A backtest's day close marks every holding at the close and writes every holding's row.
+For an account nobody follows, marked with every code's price by number at each close
+(``KeyedPrices`` with no price missing, all in the exact sum's range), the rows of a close
+follow from little: which holdings changed since the close before (their shares and
+sellable shares), the account's cash and frozen cash, and the close's prices. ``DayLog``
+keeps only that per close; ``DayLog.rows`` and ``day_values`` rebuild the daily rows and
+exact market values of all its closes at once, equal to what the eager close writes.
+
+Holdings are told apart by ``Holding`` object, not code: a code dropped at a roll and
+bought again is a new holding, listed after the ones kept (dict order). Each holding gets a
+slot number when first seen at a close, in holding order, so a close's rows in holding
+order are its live slots in slot order.
+
+While a log is kept a holding's ``last_price`` and ``value`` lag the last close and the
+account's ``market_value`` is not kept; ``freshen`` and ``Broker._value`` bring them up
+to date when something reads or changes them (see ``Broker._freshen``).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping
+from itertools import islice
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from qmtkit.backends.sim.accounts import AccountState, Holding, value_q
+from qmtkit.backends.sim.marks import _DIGIT, _DIGITS, _TERMS, VOLUME_BELOW, exact_value_sum
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+#: Off: every close is eager (tests compare the two).
+DEFER = True
+#: A log is started for an account with fewer holdings than this and dropped from
+#: ``LOG_UNTIL`` on: with thousands of holdings, rebuilding every close's rows at the end
+#: costs more than the columns' mark (``sim.marks``) does each close.
+LOG_FROM = 96
+LOG_UNTIL = 128
+
+
+class DayRows(NamedTuple):
+    """Daily holding rows, close by close, in holding order: each row's close number, code
+    number, shares and sellable shares."""
+
+    close: I64
+    keys: I64
+    volume: I64
+    usable: I64
+
+
+class DayLog:
+    """What changed at each close of one quiet account (module doc).
+
+    ``index`` numbers the codes as the prices do; ``last`` is the last close's prices by
+    number (None before the first close).
+    """
+
+    __slots__ = (
+        "account_id",
+        "cash",
+        "entries",
+        "events",
+        "fresh",
+        "frozen",
+        "index",
+        "last",
+        "next_slot",
+        "pending",
+        "prices",
+        "valued",
+    )
+
+    def __init__(self, acct: AccountState, index: Mapping[str, int]) -> None:
+        self.account_id = acct.account_id
+        self.index = index
+        #: code -> (its holding at the last close, slot, code number)
+        self.entries: dict[str, tuple[Holding, int, int]] = {}
+        self.next_slot = 0
+        #: Codes to read at the next close besides ``acct.touched``: every holding at the
+        #: start, the ones the roll settled or dropped later (``settled``).
+        self.pending: set[str] = set(acct.positions)
+        #: Codes read or changed since the last close: their holding is the truth.
+        self.fresh: set[str] = set()
+        self.last: F64 | None = None
+        #: Each close's prices by code number (the replay's own arrays: no copies).
+        self.prices: list[F64] = []
+        #: Whether ``acct.market_value`` is up to date (it is not after a close).
+        self.valued = True
+        self.cash = array("q")
+        self.frozen = array("q")
+        #: (close, slot, code number, shares, sellable shares) of each holding read at a
+        #: close, flat: one extend per holding is the close's whole cost.
+        self.events = array("q")
+
+    @property
+    def closes(self) -> int:
+        """How many closes are logged."""
+        return len(self.cash)
+
+    def settled(self, codes: set[str]) -> None:
+        """The roll settled or dropped these codes' holdings: read them at the next close."""
+        self.pending |= codes
+
+    def freshen(self, code: str, pos: Holding) -> None:
+        """Bring ``pos`` (held under ``code``) up to the last close, if it lags it."""
+        fresh = self.fresh
+        if code in fresh:
+            return
+        fresh.add(code)
+        last = self.last
+        entry = self.entries.get(code)
+        # Shares unchanged since the close (a change freshens first): held then, marked then.
+        if last is None or entry is None or entry[0] is not pos or pos.volume <= 0:
+            return
+        price = float(last[entry[2]])
+        pos.last_price = price
+        pos.value = value_q(pos.volume, price)
+
+    def close(self, acct: AccountState, prices: F64) -> bool:
+        """Log a close at ``prices`` (by code number, every one in the exact sum's range).
+        False if a code bought has no number (the caller drops the log; what was written
+        for this close is past the closes logged, where ``rows`` reads nothing)."""
+        positions, entries, index = acct.positions, self.entries, self.index
+        pending = self.pending
+        changed = pending | acct.touched if pending else acct.touched
+        c = len(self.cash)
+        add = self.events.extend
+        new: list[str] = []
+        for code in changed:
+            pos = positions.get(code)
+            entry = entries.get(code)
+            if entry is None:
+                if pos is not None:
+                    if code not in index:
+                        return False
+                    new.append(code)
+                continue
+            if entry[0] is pos:
+                add((c, entry[1], entry[2], pos.volume, pos.can_use))
+                continue
+            # Gone, or a holding bought again after the roll dropped it: its rows end here.
+            add((c, entry[1], entry[2], 0, 0))
+            del entries[code]
+            if pos is not None:
+                if code not in index:
+                    return False
+                new.append(code)
+        if new:
+            # Holdings new since the last close are the last ones in holding order.
+            tail = list(islice(reversed(positions.keys()), len(new)))
+            tail.reverse()
+            if set(tail) != set(new):
+                wanted = set(new)
+                tail = [code for code in positions if code in wanted]
+            slot = self.next_slot
+            for code in tail:
+                key = index[code]
+                pos = positions[code]
+                entries[code] = (pos, slot, key)
+                add((c, slot, key, pos.volume, pos.can_use))
+                slot += 1
+            self.next_slot = slot
+        if pending:
+            self.pending = set()
+        self.cash.append(acct.cash)
+        self.frozen.append(acct.frozen)
+        self.last = prices
+        self.prices.append(prices)
+        self.fresh = set()
+        self.valued = False
+        return True
+
+    def rows(self) -> DayRows:
+        """The held rows (shares > 0) of every close logged, close by close, in holding order."""
+        closes = len(self.cash)
+
+        events = self.events
+        flat = np.frombuffer(events, dtype=np.int64) if len(events) else _EMPTY
+        c, s, k, v, u = flat.reshape(-1, 5).T.copy()
+        order = np.lexsort((c, s))  # by slot, then close
+        c, s, k, v, u = c[order], s[order], k[order], v[order], u[order]
+        # An event holds until its slot's next event (or the last close).
+        end = np.full(len(c), closes, dtype=np.int64)
+        same = s[1:] == s[:-1]
+        end[:-1][same] = c[1:][same]
+        span = np.where(v > 0, end - c, 0)
+        total = int(span.sum())
+        first = np.cumsum(span) - span
+        at = np.repeat(np.arange(len(c)), span)
+        close = c[at] + (np.arange(total, dtype=np.int64) - first[at])
+        # Rows are by slot then close: a stable sort by close keeps slot (holding) order.
+        by_close = np.argsort(
+            close.astype(np.uint16 if closes < 1 << 16 else np.int64), kind="stable"
+        )
+        at = at[by_close]
+        return DayRows(close[by_close], k[at], v[at], u[at])
+
+    def row_prices(self, rows: DayRows) -> F64:
+        """Each row's price: its code's at its close (``rows`` as ``rows`` gives them)."""
+        counts = np.bincount(rows.close, minlength=len(self.prices)).tolist()
+        parts = []
+        a = 0
+        keys = rows.keys
+        for prices, n in zip(self.prices, counts, strict=True):
+            if n:
+                parts.append(prices[keys[a : a + n]])
+                a += n
+        if not parts:
+            return np.zeros(0, dtype=np.float64)
+        return np.concatenate(parts).astype(np.float64, copy=False)
+
+
+_EMPTY: I64 = np.zeros(0, dtype=np.int64)
+_SCALES = np.asarray([2.0 ** (80 - _DIGIT * d) for d in range(_DIGITS)])
+_SPAN = float(1 << _DIGIT)
+
+
+def day_values(rows: DayRows, prices: F64, closes: int) -> list[int]:
+    """Each close's exact market value (``sum(value_q(shares, price))``) of ``rows``, whose
+    prices are ``prices`` (one per row, every one in the exact sum's range)."""
+    counts = np.bincount(rows.close, minlength=closes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    volume = rows.volume
+    if len(volume) and (
+        int(counts.max()) > _TERMS or int(volume.min()) < 0 or int(volume.max()) >= VOLUME_BELOW
+    ):
+        return [
+            exact_value_sum(volume[a : a + n], prices[a : a + n])
+            for a, n in zip(starts.tolist(), counts.tolist(), strict=True)
+        ]
+    # marks._digit_sum over every close at once: digit d of price * 2**80, times shares,
+    # summed per close in int64 (a close's terms stay below 2**63, see marks).
+    sums: list[list[int]] = []
+    nonempty = counts > 0
+    at = starts[nonempty]
+    upper = np.floor(prices * _SCALES[0]) if len(prices) else prices
+    for d in range(_DIGITS):
+        lower = np.floor(prices * _SCALES[d + 1]) if d + 1 < _DIGITS else np.zeros_like(prices)
+        digit = (upper - lower * _SPAN).astype(np.int64)
+        per = np.zeros(closes, dtype=np.int64)
+        if len(at):
+            per[nonempty] = np.add.reduceat(digit * volume, at)
+        sums.append(per.tolist())
+        upper = lower
+    out = []
+    for j in range(closes):
+        total = 0
+        for d in range(_DIGITS - 1, -1, -1):
+            total = (total << _DIGIT) + sums[d][j]
+        out.append(total)
+    return out
+
+
+__all__ = ["DEFER", "DayLog", "DayRows", "day_values"]
