@@ -18,6 +18,7 @@ import pytest
 
 from qmtkit.backends.base import SubmitOrder
 from qmtkit.backends.replay.backend import ReplayBackend
+from qmtkit.backends.sim import broker as broker_module
 from qmtkit.backends.sim.broker import Broker
 from qmtkit.backends.sim.rules import Listing
 from qmtkit.backtest.runner import BarContext, run_backtest
@@ -25,6 +26,7 @@ from qmtkit.data.cache import Cache
 from qmtkit.errors import ClosedError, InvalidArgument, UnknownAccount
 from qmtkit.models import OrderResponse, TradeReportItem
 from qmtkit.risk.limits import RiskLimits
+from support.broker import book, broker_state
 from support.history import DAYS, FLAT, RISING, A, B, daily_bars
 
 C, D = "600004.SH", "600006.SH"  # C: suspended on days 3-4; D: locked at its up limit on day 3
@@ -178,6 +180,18 @@ async def test_batches_give_what_single_calls_give(home: Path, extra: str, size:
     assert len(single.responses) == sum(len(v) for v in SCRIPT.values())
 
 
+async def test_an_unhashable_code_is_refused_alike(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        SCRIPT, 0, [(A, BUY, 100, 11.0, FIX), ([A], BUY, 100, 11.0, FIX), (B, BUY, 100, 11.0, FIX)]
+    )
+    single, batched = Scripted(0), Scripted(3)
+    assert_same(await run(home, single), await run(home, batched))
+    assert batched.responses == single.responses
+    assert [r.error_msg == "" for r in single.responses[:3]] == [True, False, True]
+
+
 async def test_the_script_meets_each_rule(home: Path) -> None:
     # The comparison above is only as good as the script: it refuses for every reason listed.
     single = Scripted(0)
@@ -311,6 +325,23 @@ async def test_with_a_risk_chain_each_order_is_judged_as_a_single_one(home: Path
     assert (one.orders["order_id"] < 0).any()  # the risk chain refused some
 
 
+@pytest.mark.filterwarnings("ignore:fill=close")
+@pytest.mark.parametrize("extra", ["", "&fill=close", "&slippage=2", "&dividend_tax=1"])
+@pytest.mark.parametrize("size", [0, 3, 100])
+async def test_the_usual_orders_short_path_places_what_the_general_path_places(
+    home: Path, monkeypatch: pytest.MonkeyPatch, extra: str, size: int
+) -> None:
+    # The broker books a limit order of plain values that meets no book on a path of its
+    # own (Broker._rest); with _FIX_PRICE no price type, every order takes the general one.
+    short = Scripted(size)
+    one = await run(home, short, extra)
+    monkeypatch.setattr(broker_module, "_FIX_PRICE", -1)
+    general = Scripted(size)
+    other = await run(home, general, extra)
+    assert_same(one, other)
+    assert short.responses == general.responses
+
+
 # --------------------------------------------------------------------------- the broker
 
 
@@ -424,6 +455,10 @@ async def test_both_paths_refuse_a_bad_account_and_a_finished_backtest(home: Pat
                     place(req)
                 caught.append(str(e.value))
 
+        ok = SubmitOrder("backtest", A, BUY, 100, FIX, 10.0)
+        with pytest.raises(InvalidArgument, match="reqs must hold SubmitOrder, got str"):
+            backend.submit_many([ok, "x"])  # type: ignore[list-item]
+
     result = await run_backtest(url(home), on_bars=strategy, backend_hook=backends.append)
     assert result.orders.height == 0
     assert caught == [
@@ -433,3 +468,68 @@ async def test_both_paths_refuse_a_bad_account_and_a_finished_backtest(home: Pat
     for place in (backends[0].submit_now, lambda r: backends[0].submit_many([r])):
         with pytest.raises(ClosedError):
             place(req)
+
+
+def _placed_with_state(reports: bool) -> tuple[list[Any], list[TradeReportItem], list[Any]]:
+    """Orders of every kind the short path takes or leaves, single and batched, on an
+    account with a holding to sell (``reports``: its Asset and Position reports on)."""
+    broker = Broker(initial_cash=50_000.0)
+    broker.open_account("acc")
+    broker.state_reports("acc", reports)
+    day, now = 20240102, 1_704_160_800_000
+    seed = SubmitOrder("acc", B, BUY, 1000, FIX, 10.01)
+    broker.submit(seed, book=book(B), instrument=None, now_ms=now, day=day, listing=listing(B))
+    broker.roll_day(20240103)  # sellable from today (T+1)
+    day += 1
+    reqs = [
+        SubmitOrder("acc", A, BUY, 100, FIX, 10.5, "strategy", "a remark longer than its cut", 9),
+        SubmitOrder("acc", B, SELL, 300, FIX, 9.5, "", "", 3),
+        SubmitOrder("acc", B, SELL, 50, FIX, 9.5),  # an odd lot of part of a holding
+        SubmitOrder("acc", A, BUY, 100, FIX, 11.5),  # above the limit
+        SubmitOrder("acc", A, BUY, 10_000, FIX, 10.0),  # no cash
+        SubmitOrder("acc", A, BUY, 100, 5, 0.0),  # not a limit order: no quote to price it
+        SubmitOrder("acc", A, BUY, True, FIX, 10.0),  # a bool volume: the general path
+        SubmitOrder("acc", B, SELL, 700, FIX, 9.0, "s"),  # the rest of the holding
+        SubmitOrder("acc", A, BUY, 200, FIX, 9.0),
+    ]
+    responses: list[Any] = []
+    items: list[TradeReportItem] = []
+    for i in range(0, len(reqs), 4):
+        part = reqs[i : i + 4]
+        if i == 4:  # one batch, the rest one at a time
+            responses += broker.submit_many(
+                part,
+                books=[None] * len(part),
+                listings=[listing(r.stock_code) for r in part],
+                now_ms=now,
+                day=day,
+                out=items,
+            )
+            continue
+        for req in part:
+            resp, got = broker.submit(
+                req,
+                book=None,
+                instrument=None,
+                now_ms=now,
+                day=day,
+                listing=listing(A) if req.stock_code == A else listing(B),
+            )
+            responses.append(resp)
+            items += got
+    return responses, items, broker_state(broker, ["acc"])
+
+
+@pytest.mark.parametrize("reports", [True, False])
+def test_the_brokers_short_path_gives_the_general_paths_reports_and_state(
+    monkeypatch: pytest.MonkeyPatch, reports: bool
+) -> None:
+    short = _placed_with_state(reports)
+    monkeypatch.setattr(broker_module, "_FIX_PRICE", -1)
+    general = _placed_with_state(reports)
+    assert short == general
+    responses, items, _ = short
+    assert [r.error_msg == "" for r in responses] == [1, 1, 0, 0, 0, 0, 0, 1, 1]
+    assert responses[0].order_remark == "a remark longer than its" and responses[0].seq == 9
+    names = [type(x).__name__ for x in items]
+    assert ("Asset" in names and "Position" in names) == reports

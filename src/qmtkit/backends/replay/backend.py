@@ -32,6 +32,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -855,21 +856,22 @@ class ReplayBackend:
             # A sale filled at once owes its tax before the next order is judged.
             return [self._submit(req, now) for req in reqs]
         first = reqs[0]
-        if not isinstance(first, msg.SubmitOrder):
-            raise InvalidArgument(f"reqs must hold SubmitOrder, got {type(first).__name__}")
+        if set(map(type, reqs)) != _SUBMIT_ONLY:
+            for req in reqs:
+                if not isinstance(req, msg.SubmitOrder):
+                    raise InvalidArgument(f"reqs must hold SubmitOrder, got {type(req).__name__}")
         check_account_id(first.account_id)
         market = self._need_market()
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         day = self.broker.day
-        codes = [req.stock_code for req in reqs]
-        index = market._code_index
+        codes = list(map(_code_of, reqs))
         # The usual batch, as _facts would see each order: limit orders on normal codes of
-        # the replay, which meet no book under next_open.
+        # the replay, which meet no book under next_open (set tests: no Python step per order).
         if (
             self.spec.fill == "next_open"
-            and all(type(code) is str and code in index for code in codes)
-            and all(req.price_type == _FIX_PRICE for req in reqs)
+            and set(map(_price_type_of, reqs)) == _FIX_ONLY
+            and _all_known(codes, market._code_index)
         ):
             return self.accounts.submit_many(
                 reqs,
@@ -1001,6 +1003,20 @@ class ReplayBackend:
         # No account named: result() picks the only one, so the sum is its tax.
         paid = sum(tax.paid.values()) if account_id is None else tax.paid.get(account_id, 0.0)
         return {"dividend_tax": "1", "dividend_tax_paid": f"{paid:.2f}"}
+
+
+_code_of = attrgetter("stock_code")
+_price_type_of = attrgetter("price_type")
+_FIX_ONLY = frozenset([_FIX_PRICE])
+_SUBMIT_ONLY = frozenset([msg.SubmitOrder])
+
+
+def _all_known(codes: list[Any], index: dict[str, int]) -> bool:
+    """Whether every code is one of the replay's, as given (normal)."""
+    try:
+        return index.keys() >= set(codes)
+    except TypeError:  # an unhashable code: not one of them
+        return False
 
 
 def _day_ms(day: int) -> int:
