@@ -246,12 +246,13 @@ def test_listings_for_a_batch_equal_the_listings_made_one_by_one(
     for k, day in enumerate(DAYS20):
         if k % 3 == 1:  # some listings made before the batch asks for them
             batched.listing(CHINEXT, day)
-        got = batched.listings_for(batch if k % 2 else batch[::-1], day)
-        want = [single.listing(c, day) for c in (batch if k % 2 else batch[::-1])]
+        codes = batch if k % 2 else batch[::-1]
+        got = batched.listings_for(codes, day, [CODES.index(c) for c in codes])
+        want = [single.listing(c, day) for c in codes]
         assert [_slots(g) for g in got] == [_slots(w) for w in want], day
         # One listing per code and day, whichever way it was made.
         assert got[0] is batched.listing(got[0].code, day)
-    assert batched.listings_for([], DAYS20[2]) == []
+    assert batched.listings_for([], DAYS20[2], []) == []
 
 
 # --------------------------------------------------------------------------- the broker

@@ -865,21 +865,20 @@ class ReplayBackend:
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         day = self.broker.day
-        codes = list(map(_code_of, reqs))
         # The usual batch, as _facts would see each order: limit orders on normal codes of
-        # the replay, which meet no book under next_open (set tests: no Python step per order).
-        if (
-            self.spec.fill == "next_open"
-            and set(map(_price_type_of, reqs)) == _FIX_ONLY
-            and _all_known(codes, market._code_index)
-        ):
-            return self.accounts.submit_many(
-                reqs,
-                books=[None] * len(reqs),
-                listings=market.listings_for(codes, day),
-                now=now,
-                day=day,
-            )
+        # the replay, which meet no book under next_open (tested without a Python step per
+        # order).
+        if self.spec.fill == "next_open" and set(map(_price_type_of, reqs)) == _FIX_ONLY:
+            codes = list(map(_code_of, reqs))
+            numbers = _numbers(codes, market._code_index)
+            if numbers is not None:
+                return self.accounts.submit_many(
+                    reqs,
+                    books=[None] * len(reqs),
+                    listings=market.listings_for(codes, day, numbers),
+                    now=now,
+                    day=day,
+                )
         listings: list[Listing | None] = []
         books: list[Tick | None] = []
         for req in reqs:
@@ -1011,12 +1010,13 @@ _FIX_ONLY = frozenset([_FIX_PRICE])
 _SUBMIT_ONLY = frozenset([msg.SubmitOrder])
 
 
-def _all_known(codes: list[Any], index: dict[str, int]) -> bool:
-    """Whether every code is one of the replay's, as given (normal)."""
+def _numbers(codes: list[Any], index: dict[str, int]) -> list[int] | None:
+    """Each code's number in the replay, if all are its codes as given (normal); else None."""
     try:
-        return index.keys() >= set(codes)
+        numbers = list(map(index.get, codes))
     except TypeError:  # an unhashable code: not one of them
-        return False
+        return None
+    return None if None in numbers else numbers  # type: ignore[return-value]
 
 
 def _day_ms(day: int) -> int:

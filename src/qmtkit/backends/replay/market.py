@@ -331,6 +331,8 @@ class ReplayMarket:
         self._listing_day = 0
         self._listings: dict[str, Listing] = {}
         self._fixed_of: dict[str, _Fixed] = {}
+        #: Per code number: what its listings keep from day to day (exchange, tick, index).
+        self._listing_parts: list[tuple[str, float, bool]] | None = None
         # The day facts of steps [_blk_k0, _blk_k1) of every code (aligned daily replays).
         self._blk_k0 = self._blk_k1 = 0
         self._blk_pre: F64 = np.zeros(0)
@@ -759,37 +761,43 @@ class ReplayMarket:
         )
         return found
 
-    def listings_for(self, codes: list[str], day: int) -> list[Listing]:
+    def listings_for(self, codes: list[str], day: int, numbers: list[int]) -> list[Listing]:
         """``[listing(code, day) for code in codes]``, the listings not made yet read from the
-        block's facts in one gather (``codes`` normal and in the replay)."""
+        block's facts in one gather. ``codes`` are the replay's own (normal), ``numbers``
+        their places in ``codes`` of the market."""
         if day != self._listing_day:
             self._listing_day, self._listings = day, {}
         made = self._listings
-        new = [c for c in dict.fromkeys(codes) if c not in made]
+        if made:
+            new = [(c, i) for c, i in zip(codes, numbers, strict=True) if c not in made]
+        else:
+            new = list(zip(codes, numbers, strict=True))
         row = self._day_row(day) if len(new) >= _GATHER_FROM else -1
         if row < 0:
             listing = self.listing
-            for code in new:
+            for code, _ in new:
                 listing(code, day)
         else:
-            index = self._code_index
-            at = np.fromiter(map(index.__getitem__, new), np.int64, len(new)) + row
-            fixed_of = self._fixed_of
+            parts = self._listing_parts
+            if parts is None:
+                parts = self._listing_parts = [
+                    (f.exchange, f.price_tick, f.board is _INDEX)
+                    for f in map(self._fixed, self.codes)
+                ]
+            at = np.fromiter((i for _, i in new), np.int64, len(new)) + row
             facts = zip(
                 new,
                 self._blk_trading[at].tolist(),
                 self._blk_down[at].tolist(),
                 self._blk_up[at].tolist(),
-                at.tolist(),
                 strict=True,
             )
-            for code, trading, down, up, j in facts:
+            for (code, i), trading, down, up in facts:
                 if up != up:  # NaN: the scalar rules, as _day_facts
-                    down, up = self._limits(code, self._blk_pre.item(j), day)
-                f = fixed_of.get(code) or self._fixed(code)
-                made[code] = Listing(
-                    code, f.exchange, code, f.price_tick, up, down, trading, f.board is _INDEX
-                )
+                    down, up = self._limits(code, self._blk_pre.item(row + i), day)
+                exchange, tick, index = parts[i]
+                # A code twice in ``new`` is made twice, the same both times.
+                made[code] = Listing(code, exchange, code, tick, up, down, trading, index)
         return list(map(made.__getitem__, codes))
 
     def listings_made(self, day: int) -> dict[str, Listing]:
