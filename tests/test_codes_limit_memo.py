@@ -73,3 +73,38 @@ def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(1, 50):
         assert limit_prices(i / 100 + 1.0, "main") == computed(i / 100 + 1.0, Board.MAIN, False)
     assert len(codes._LIMITS["main"]) <= 8
+
+
+def _decimal_band(base: float, up_ratio: float, down_ratio: float) -> tuple[float, float]:
+    """The limits in decimal arithmetic on the shortest reprs, rounded half-up to the cent."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    b, cent = Decimal(repr(float(base))), Decimal("0.01")
+    up = (b * (1 + Decimal(repr(up_ratio)))).quantize(cent, rounding=ROUND_HALF_UP)
+    down = (b * (1 - Decimal(repr(down_ratio)))).quantize(cent, rounding=ROUND_HALF_UP)
+    return float(max(cent, down)), float(up)
+
+
+#: Every ratio pair in use (main, ST, ChiNext/STAR, BJ, the listing day's band), and odd ones
+#: the whole-cent path must leave to the decimals (not whole percents, zero, 100 % down).
+RATIOS = [
+    (0.1, 0.1),
+    (0.05, 0.05),
+    (0.2, 0.2),
+    (0.3, 0.3),
+    (0.44, 0.36),
+    (0.0, 0.0),
+    (0.125, 0.075),
+    (0.1, 1.0),
+    (1.5, 0.99),
+]
+
+
+@pytest.mark.parametrize(("up", "down"), RATIOS)
+def test_band_prices_in_whole_cents_equal_the_decimal_arithmetic(up: float, down: float) -> None:
+    rng = np.random.default_rng(5)
+    cents = np.concatenate([np.arange(1, 20_001), rng.integers(20_001, 2**42, 2_000)])
+    odd = [1.005, 9.995, 10.005, 0.001, 0.004, 0.006, 12.3456, 2.0**40 / 100, 1e15, 3]
+    band = band_prices.__wrapped__
+    for price in [*(cents / 100.0).tolist(), *odd]:
+        assert band(price, up, down) == _decimal_band(price, up, down), (price, up, down)

@@ -207,6 +207,10 @@ def limit_prices(pre_close: float, board: Board | str, is_st: bool = False) -> t
     return prices
 
 
+#: Prices below this (in yuan) have a whole number of cents far inside a float's exact range.
+_WHOLE_CENTS_BELOW: Final = float(2**40) / 100
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def band_prices(base_price: float, up_ratio: float, down_ratio: float) -> tuple[float, float]:
     """(down, up) = base x (1 - down_ratio), base x (1 + up_ratio), rounded half-up to 0.01.
@@ -215,6 +219,21 @@ def band_prices(base_price: float, up_ratio: float, down_ratio: float) -> tuple[
     Memoised: a backtest asks for the limits of every code on every day it orders, and
     closes on the cent grid repeat (the decimal arithmetic below is the slow part).
     """
+    if 0.0 < base_price < _WHOLE_CENTS_BELOW:
+        # A price on the cent grid and whole-percent ratios (every board's): the decimal
+        # arithmetic below in whole cents, exactly (``ordinary_limits`` does the same in numpy).
+        cents = round(base_price * 100)
+        up_pct, down_pct = round(up_ratio * 100), round(down_ratio * 100)
+        if (
+            cents / 100 == base_price
+            and up_pct / 100 == up_ratio
+            and down_pct / 100 == down_ratio
+            and up_pct >= 0
+            and 0 <= down_pct < 100
+        ):
+            up_cents = (cents * (100 + up_pct) + 50) // 100
+            down_cents = max((cents * (100 - down_pct) + 50) // 100, 1)
+            return down_cents / 100, up_cents / 100
     # Decimal of the shortest repr computes on the price as written (1.005), not its binary
     # neighbour, and rounds half-up to the cent as the exchanges publish limits.
     base, cent = Decimal(repr(float(base_price))), Decimal("0.01")
