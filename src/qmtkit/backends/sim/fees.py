@@ -114,7 +114,20 @@ class FeeRates:
     worked out once here instead of on every fill.
     """
 
-    __slots__ = ("_bought", "_cd", "_cn", "_min", "_sd", "_sn", "_td", "_tn", "schedule")
+    __slots__ = (
+        "_bought",
+        "_cd",
+        "_cd2",
+        "_cn",
+        "_min",
+        "_sd",
+        "_sd2",
+        "_sn",
+        "_td",
+        "_td2",
+        "_tn",
+        "schedule",
+    )
 
     def __init__(self, schedule: FeeSchedule) -> None:
         if not isinstance(schedule, FeeSchedule):
@@ -123,6 +136,7 @@ class FeeRates:
         self._cn, self._cd = _fraction(schedule.commission_rate)
         self._sn, self._sd = _fraction(schedule.stamp_duty_rate)
         self._tn, self._td = _fraction(schedule.transfer_fee_rate)
+        self._cd2, self._sd2, self._td2 = 2 * self._cd, 2 * self._sd, 2 * self._td
         self._min = _rate_cents(100, schedule.min_commission)
         #: Buy fees by amount: a buy's fees at its limit are asked for when its cash is
         #: checked and again when it fills (its freeze before the fill). Emptied when full.
@@ -136,28 +150,25 @@ class FeeRates:
             bought = self._bought
             fee = bought.get(amount_cents)
             if fee is None:
-                fee = self._total(side, amount_cents)
+                fee = self.fill_cents(side, amount_cents)
                 if len(bought) >= _MEMO_MAX:
                     bought.clear()
                 bought[amount_cents] = fee
             return fee
-        return self._total(side, amount_cents)
+        return self.fill_cents(side, amount_cents)
 
     def fill_cents(self, side: int, amount_cents: int) -> int:
         """``total_cents`` without the memo: for a fill's own amount, which rarely comes
         again (remembering each one only pushed the orders' freezes out of the memo)."""
         if amount_cents <= 0:
             return 0
-        return self._total(side, amount_cents)
-
-    def _total(self, side: int, amount_cents: int) -> int:
-        a2 = 2 * amount_cents
-        commission = (a2 * self._cn + self._cd) // (2 * self._cd)
+        a2 = 2 * amount_cents  # each fee rounded half up: (2 a n + d) // 2 d
+        commission = (a2 * self._cn + self._cd) // self._cd2
         if commission < self._min:
             commission = self._min
-        transfer = (a2 * self._tn + self._td) // (2 * self._td)
+        transfer = (a2 * self._tn + self._td) // self._td2
         if side == _SELL:
-            return commission + (a2 * self._sn + self._sd) // (2 * self._sd) + transfer
+            return commission + (a2 * self._sn + self._sd) // self._sd2 + transfer
         return commission + transfer
 
 
