@@ -150,15 +150,12 @@ class _Logged:
         if self.made is not None and self.made[0] == n:
             return self.made
         log = self.log
-        rows = log.rows()
-        if n < log.closes:  # not recorded (yet): never the case in a replay
-            keep = rows.close < n
-            rows = type(rows)(*(col[keep] for col in rows))
+        rows = log.rows(n)
         prices = log.row_prices(rows)
-        counts = np.bincount(rows.close, minlength=n).tolist()
+        counts = rows.counts.tolist()
         equity = []
         cash, frozen = log.cash, log.frozen
-        for j, value in enumerate(day_values(rows, prices, n)):
+        for j, value in enumerate(day_values(rows, prices)):
             # Broker._asset_report's figures, from the close's cash and exact value.
             mv = value / VALUE_SCALE
             held = cash[j] + frozen[j]

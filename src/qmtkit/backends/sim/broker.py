@@ -1526,15 +1526,17 @@ class Broker:
         """``_settle_all`` without reports, for the touched holdings only: the others are
         settled already (a quiet account with thousands of holdings rolls every day).
 
-        An account marked as columns gets the settled shares into its book here, while each
-        holding is in hand (the next mark reads only what changes after the roll)."""
+        An account marked as columns (or logged) gets the settled shares into its book (log)
+        here, while each holding is in hand (the next close reads only what changes after
+        the roll)."""
         positions = acct.positions
         book = acct.marks
+        log = None
         if isinstance(book, DayLog):
-            book.settled(acct.touched)
-            book = None
+            log, book = book, None
         unsettled = set()
         settled: list[tuple[str, Holding]] = []
+        dropped: list[str] = []
         for code in acct.touched:
             pos = positions.get(code)
             if pos is None:
@@ -1544,6 +1546,7 @@ class Broker:
                 del positions[code]
                 if book is not None:
                     book.drop(code)
+                dropped.append(code)
                 continue
             if pos.can_use != volume or pos.yesterday != volume:
                 pos.can_use = volume - pos.frozen
@@ -1553,6 +1556,8 @@ class Broker:
             settled.append((code, pos))
         if book is not None:
             book.settled(settled)
+        elif log is not None:
+            log.settled(settled, dropped)
         acct.touched = unsettled
 
     # ------------------------------------------------------------------ corporate actions

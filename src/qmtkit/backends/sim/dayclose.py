@@ -20,6 +20,7 @@ to date when something reads or changes them (see ``Broker._freshen``).
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Mapping
 from itertools import islice
@@ -28,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.backends.sim.accounts import AccountState, Holding, value_q
-from qmtkit.backends.sim.marks import _DIGIT, _DIGITS, _TERMS, VOLUME_BELOW, exact_value_sum
+from qmtkit.backends.sim.accounts import EXACT_FROM, AccountState, Holding, value_q
+from qmtkit.backends.sim.marks import PRICE_BELOW, exact_value_sum
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -44,10 +45,10 @@ LOG_UNTIL = 128
 
 
 class DayRows(NamedTuple):
-    """Daily holding rows, close by close, in holding order: each row's close number, code
-    number, shares and sellable shares."""
+    """Daily holding rows, close by close, in holding order: how many rows each close has,
+    and each row's code number, shares and sellable shares."""
 
-    close: I64
+    counts: I64
     keys: I64
     volume: I64
     usable: I64
@@ -82,7 +83,7 @@ class DayLog:
         self.entries: dict[str, tuple[Holding, int, int]] = {}
         self.next_slot = 0
         #: Codes to read at the next close besides ``acct.touched``: every holding at the
-        #: start, the ones the roll settled or dropped later (``settled``).
+        #: start, later a holding the roll settled before a close saw it (``settled``).
         self.pending: set[str] = set(acct.positions)
         #: Codes read or changed since the last close: their holding is the truth.
         self.fresh: set[str] = set()
@@ -102,9 +103,22 @@ class DayLog:
         """How many closes are logged."""
         return len(self.cash)
 
-    def settled(self, codes: set[str]) -> None:
-        """The roll settled or dropped these codes' holdings: read them at the next close."""
-        self.pending |= codes
+    def settled(self, kept: list[tuple[str, Holding]], dropped: list[str]) -> None:
+        """The roll settled these holdings (``kept``) and dropped these codes' holdings: from
+        the next close on, their rows are as they are now."""
+        c = len(self.cash)
+        add = self.events.extend
+        entries = self.entries
+        for code, pos in kept:
+            entry = entries.get(code)
+            if entry is not None and entry[0] is pos:
+                add((c, entry[1], entry[2], pos.volume, pos.can_use))
+            else:  # not seen at a close yet: the next close gives it its slot
+                self.pending.add(code)
+        for code in dropped:
+            entry = entries.pop(code, None)
+            if entry is not None:
+                add((c, entry[1], entry[2], 0, 0))
 
     def freshen(self, code: str, pos: Holding) -> None:
         """Bring ``pos`` (held under ``code``) up to the last close, if it lags it."""
@@ -175,38 +189,38 @@ class DayLog:
         self.valued = False
         return True
 
-    def rows(self) -> DayRows:
-        """The held rows (shares > 0) of every close logged, close by close, in holding order."""
-        closes = len(self.cash)
-
+    def rows(self, closes: int) -> DayRows:
+        """The held rows (shares > 0) of the first ``closes`` closes logged, close by close,
+        in holding order."""
         events = self.events
         flat = np.frombuffer(events, dtype=np.int64) if len(events) else _EMPTY
-        c, s, k, v, u = flat.reshape(-1, 5).T.copy()
-        order = np.lexsort((c, s))  # by slot, then close
-        c, s, k, v, u = c[order], s[order], k[order], v[order], u[order]
+        table = flat.reshape(-1, 5)
+        # Events come in close order: a stable sort by slot orders them by slot, then close.
+        table = table[_stable_order(table[:, 1], self.next_slot)]
+        c, s, k, v, u = table.T
         # An event holds until its slot's next event (or the last close).
         end = np.full(len(c), closes, dtype=np.int64)
         same = s[1:] == s[:-1]
-        end[:-1][same] = c[1:][same]
-        span = np.where(v > 0, end - c, 0)
+        end[:-1][same] = np.minimum(c[1:][same], closes)
+        span = np.where(v > 0, np.maximum(end - c, 0), 0)
         total = int(span.sum())
         first = np.cumsum(span) - span
-        at = np.repeat(np.arange(len(c)), span)
-        close = c[at] + (np.arange(total, dtype=np.int64) - first[at])
+        # Row i of event e is at close c[e] + i - first[e].
+        close = np.repeat(c - first, span)
+        close += np.arange(total, dtype=np.int64)
         # Rows are by slot then close: a stable sort by close keeps slot (holding) order.
-        by_close = np.argsort(
-            close.astype(np.uint16 if closes < 1 << 16 else np.int64), kind="stable"
+        at = _stable_order(close, closes)
+        counts = np.bincount(close, minlength=closes)[:closes]
+        return DayRows(
+            counts, np.repeat(k, span)[at], np.repeat(v, span)[at], np.repeat(u, span)[at]
         )
-        at = at[by_close]
-        return DayRows(close[by_close], k[at], v[at], u[at])
 
     def row_prices(self, rows: DayRows) -> F64:
         """Each row's price: its code's at its close (``rows`` as ``rows`` gives them)."""
-        counts = np.bincount(rows.close, minlength=len(self.prices)).tolist()
         parts = []
         a = 0
         keys = rows.keys
-        for prices, n in zip(self.prices, counts, strict=True):
+        for prices, n in zip(self.prices, rows.counts.tolist(), strict=False):
             if n:
                 parts.append(prices[keys[a : a + n]])
                 a += n
@@ -216,43 +230,61 @@ class DayLog:
 
 
 _EMPTY: I64 = np.zeros(0, dtype=np.int64)
-_SCALES = np.asarray([2.0 ** (80 - _DIGIT * d) for d in range(_DIGITS)])
-_SPAN = float(1 << _DIGIT)
 
 
-def day_values(rows: DayRows, prices: F64, closes: int) -> list[int]:
+def _stable_order(values: I64, bound: int) -> npt.NDArray[np.intp]:
+    """The stable sort order of ``values`` (all in ``[0, bound)``): numpy's radix sort of
+    16-bit keys, twice (low then high half) when ``bound`` needs more than 16 bits."""
+    if bound <= 1 << 16:
+        return np.argsort(values.astype(np.uint16), kind="stable")
+    if bound > 1 << 32:
+        return np.argsort(values, kind="stable")
+    low = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((values[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
+
+
+def day_values(rows: DayRows, prices: F64) -> list[int]:
     """Each close's exact market value (``sum(value_q(shares, price))``) of ``rows``, whose
-    prices are ``prices`` (one per row, every one in the exact sum's range)."""
-    counts = np.bincount(rows.close, minlength=closes)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    volume = rows.volume
-    if len(volume) and (
-        int(counts.max()) > _TERMS or int(volume.min()) < 0 or int(volume.max()) >= VOLUME_BELOW
-    ):
+    prices are ``prices`` (one per row)."""
+    counts, volume = rows.counts, rows.volume
+    closes = len(counts)
+    starts = np.cumsum(counts) - counts
+    if not len(volume):
+        return [0] * closes
+    v_max, n_max = int(volume.max()), int(counts.max())
+    p_min, p_max = float(prices.min()), float(prices.max())
+    # Digits of ``w`` bits of price * 2**80, times shares, summed over a close stay below
+    # 2**63; each digit is a whole float (w <= 52), cut exactly from the scaled price.
+    w = min(52, 62 - v_max.bit_length() - n_max.bit_length())
+    if int(volume.min()) < 0 or w < 8 or not EXACT_FROM <= p_min <= p_max < PRICE_BELOW:
         return [
             exact_value_sum(volume[a : a + n], prices[a : a + n])
             for a, n in zip(starts.tolist(), counts.tolist(), strict=True)
         ]
-    # marks._digit_sum over every close at once: digit d of price * 2**80, times shares,
-    # summed per close in int64 (a close's terms stay below 2**63, see marks).
-    sums: list[list[int]] = []
+    # price * 2**80 is a multiple of 2**(e + 28) below 2**(e + 81), e = floor(log2(price)):
+    # only the digits that bit range reaches can be nonzero.
+    low = math.frexp(p_min)[1] - 1 + 28
+    top = math.frexp(p_max)[1] - 1 + 80
     nonempty = counts > 0
     at = starts[nonempty]
-    upper = np.floor(prices * _SCALES[0]) if len(prices) else prices
-    for d in range(_DIGITS):
-        lower = np.floor(prices * _SCALES[d + 1]) if d + 1 < _DIGITS else np.zeros_like(prices)
-        digit = (upper - lower * _SPAN).astype(np.int64)
+    span = float(1 << w)
+    sums: list[list[int]] = []
+    upper = np.floor(prices * 2.0 ** (80 - w * (low // w)))
+    for d in range(low // w, top // w + 1):
+        lower = np.floor(prices * 2.0 ** (80 - w * (d + 1)))
+        digit = (upper - lower * span).astype(np.int64)  # exact: Sterbenz, or lower == 0
         per = np.zeros(closes, dtype=np.int64)
-        if len(at):
-            per[nonempty] = np.add.reduceat(digit * volume, at)
+        per[nonempty] = np.add.reduceat(digit * volume, at)
         sums.append(per.tolist())
         upper = lower
+    first = low // w
     out = []
     for j in range(closes):
         total = 0
-        for d in range(_DIGITS - 1, -1, -1):
-            total = (total << _DIGIT) + sums[d][j]
-        out.append(total)
+        for d in range(len(sums) - 1, -1, -1):
+            total = (total << w) + sums[d][j]
+        out.append(total << (w * first))
     return out
 
 
