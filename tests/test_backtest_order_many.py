@@ -192,6 +192,43 @@ async def test_an_unhashable_code_is_refused_alike(
     assert [r.error_msg == "" for r in single.responses[:3]] == [True, False, True]
 
 
+#: Steps of usual orders only (limit orders on the replay's own codes), codes repeated: the
+#: batches the replay tells by set tests and whose listings it gathers.
+USUAL: dict[int, list[Order]] = {
+    0: [(c, BUY, 100, 10.5, FIX) for c in (A, B, C, D)] * 2 + [(A, BUY, 100, 11.445, FIX)],
+    1: [(A, SELL, 200, 9.72, FIX), (B, SELL, 100, 9.5, FIX), (D, BUY, 100, 11.0, FIX)] * 3,
+    2: [(C, BUY, 100, 11.0, FIX), (A, BUY, 1000, 12.32, FIX), (B, BUY, 150, 10.0, FIX)] * 3,
+    3: [(c, SELL, 100, 9.9, FIX) for c in (A, B, C, D)] * 2,
+}
+
+
+@pytest.mark.parametrize("gather_from", [1, 8, 1000])
+async def test_batches_of_usual_orders_give_what_single_calls_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gather_from: int
+) -> None:
+    import qmtkit.backends.replay.backend as backend_module
+
+    # Every code has a bar every day (an aligned replay: its day facts are read in blocks);
+    # C trades nothing on the third and fourth days (suspended).
+    idle = [row if d not in (2, 3) else (*row[:4], 0) for d, row in enumerate(FLAT)]
+    bars = {A: RISING, B: FLAT, C: idle, D: LOCKED}
+    Cache(tmp_path).write_bars("1d", {code: daily_bars(rows) for code, rows in bars.items()})
+    for step, orders in USUAL.items():
+        monkeypatch.setitem(SCRIPT, step, orders)
+    single = Scripted(0)
+    one = await run(tmp_path, single)
+    monkeypatch.setattr(backend_module, "_GATHER_FROM", gather_from)
+    batched = Scripted(100)
+    backends: list[ReplayBackend] = []
+    assert_same(one, await run(tmp_path, batched, backend_hook=backends.append))
+    assert batched.responses == single.responses
+    errors = [r.error_msg for r in single.responses]
+    assert any("suspended" in e for e in errors) and any("tick" in e for e in errors)
+    assert sum(e == "" for e in errors) >= 10
+    market = backends[0].market
+    assert market is not None and (market._listing_parts is None) == (gather_from > 8)
+
+
 async def test_the_script_meets_each_rule(home: Path) -> None:
     # The comparison above is only as good as the script: it refuses for every reason listed.
     single = Scripted(0)

@@ -865,12 +865,17 @@ class ReplayBackend:
         if self._phase == "done":
             raise ClosedError("the backtest has ended: no more orders")
         day = self.broker.day
-        # The usual batch, as _facts would see each order: limit orders on normal codes of
-        # the replay, which meet no book under next_open (tested without a Python step per
-        # order).
-        if self.spec.fill == "next_open" and set(map(_price_type_of, reqs)) == _FIX_ONLY:
+        index = market._code_index
+        # The usual order, as _facts would see it: a limit order on a normal code of the
+        # replay, which meets no book under next_open.
+        limits_rest = self.spec.fill == "next_open"
+        if (
+            limits_rest
+            and len(reqs) >= _GATHER_FROM
+            and set(map(_price_type_of, reqs)) == _FIX_ONLY
+        ):  # a batch of usual orders, told without a Python step per order
             codes = list(map(_code_of, reqs))
-            numbers = _numbers(codes, market._code_index)
+            numbers = _numbers(codes, index)
             if numbers is not None:
                 return self.accounts.submit_many(
                     reqs,
@@ -881,10 +886,17 @@ class ReplayBackend:
                 )
         listings: list[Listing | None] = []
         books: list[Tick | None] = []
+        listing_of = market.listing
+        made = market.listings_made(day)
         for req in reqs:
-            listing, book = self._facts(market, req, day)
-            listings.append(listing)
-            books.append(book)
+            code = req.stock_code
+            if limits_rest and req.price_type == _FIX_PRICE and type(code) is str and code in index:
+                listings.append(made.get(code) or listing_of(code, day))
+                books.append(None)
+            else:
+                listing, book = self._facts(market, req, day)
+                listings.append(listing)
+                books.append(book)
         return self.accounts.submit_many(reqs, books=books, listings=listings, now=now, day=day)
 
     def _submit(self, req: msg.SubmitOrder, now: int) -> OrderResponse:
@@ -1008,6 +1020,9 @@ _code_of = attrgetter("stock_code")
 _price_type_of = attrgetter("price_type")
 _FIX_ONLY = frozenset([_FIX_PRICE])
 _SUBMIT_ONLY = frozenset([msg.SubmitOrder])
+#: From how many orders a batch of usual ones is told by set tests and its listings gathered
+#: (below it, order by order costs less: ~0.2 us an order at six).
+_GATHER_FROM = 8
 
 
 def _numbers(codes: list[Any], index: dict[str, int]) -> list[int] | None:

@@ -768,6 +768,9 @@ class ReplayMarket:
         if day != self._listing_day:
             self._listing_day, self._listings = day, {}
         made = self._listings
+        if len(codes) < _GATHER_FROM:
+            listing = self.listing
+            return [made.get(c) or listing(c, day) for c in codes]
         if made:
             new = [(c, i) for c, i in zip(codes, numbers, strict=True) if c not in made]
         else:
