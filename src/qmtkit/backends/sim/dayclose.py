@@ -20,7 +20,6 @@ to date when something reads or changes them (see ``Broker._freshen``).
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Mapping
 from itertools import islice
@@ -29,8 +28,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from qmtkit.backends.sim.accounts import EXACT_FROM, AccountState, Holding, value_q
-from qmtkit.backends.sim.marks import PRICE_BELOW, exact_value_sum
+from qmtkit.backends.sim.accounts import AccountState, Holding, value_q
+from qmtkit.backends.sim.marks import value_sums
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -247,45 +246,7 @@ def _stable_order(values: I64, bound: int) -> npt.NDArray[np.intp]:
 def day_values(rows: DayRows, prices: F64) -> list[int]:
     """Each close's exact market value (``sum(value_q(shares, price))``) of ``rows``, whose
     prices are ``prices`` (one per row)."""
-    counts, volume = rows.counts, rows.volume
-    closes = len(counts)
-    starts = np.cumsum(counts) - counts
-    if not len(volume):
-        return [0] * closes
-    v_max, n_max = int(volume.max()), int(counts.max())
-    p_min, p_max = float(prices.min()), float(prices.max())
-    # Digits of ``w`` bits of price * 2**80, times shares, summed over a close stay below
-    # 2**63; each digit is a whole float (w <= 52), cut exactly from the scaled price.
-    w = min(52, 62 - v_max.bit_length() - n_max.bit_length())
-    if int(volume.min()) < 0 or w < 8 or not EXACT_FROM <= p_min <= p_max < PRICE_BELOW:
-        return [
-            exact_value_sum(volume[a : a + n], prices[a : a + n])
-            for a, n in zip(starts.tolist(), counts.tolist(), strict=True)
-        ]
-    # price * 2**80 is a multiple of 2**(e + 28) below 2**(e + 81), e = floor(log2(price)):
-    # only the digits that bit range reaches can be nonzero.
-    low = math.frexp(p_min)[1] - 1 + 28
-    top = math.frexp(p_max)[1] - 1 + 80
-    nonempty = counts > 0
-    at = starts[nonempty]
-    span = float(1 << w)
-    sums: list[list[int]] = []
-    upper = np.floor(prices * 2.0 ** (80 - w * (low // w)))
-    for d in range(low // w, top // w + 1):
-        lower = np.floor(prices * 2.0 ** (80 - w * (d + 1)))
-        digit = (upper - lower * span).astype(np.int64)  # exact: Sterbenz, or lower == 0
-        per = np.zeros(closes, dtype=np.int64)
-        per[nonempty] = np.add.reduceat(digit * volume, at)
-        sums.append(per.tolist())
-        upper = lower
-    first = low // w
-    out = []
-    for j in range(closes):
-        total = 0
-        for d in range(len(sums) - 1, -1, -1):
-            total = (total << w) + sums[d][j]
-        out.append(total << (w * first))
-    return out
+    return value_sums(rows.volume, prices, rows.counts)
 
 
 __all__ = ["DEFER", "DayLog", "DayRows", "day_values"]

@@ -6,7 +6,7 @@ end. ``MarkBook`` keeps, per held code in holding order, the code's number in th
 price index, its shares, sellable shares and last price as numpy columns, and brings them
 up to date each close from the codes the broker changed since (``AccountState.touched``,
 kept by every change of a holding). The mark itself is then vector work: the prices read by
-number, the exact market value summed in int64 limbs (``exact_value_sum``).
+number, the exact market value summed in int64 digits (``exact_value_sum``).
 
 The columns have room to grow (a code bought is written into the next free slot, not
 concatenated), and a mark whose prices are known to be in the exact sum's range
@@ -44,16 +44,10 @@ Mask = npt.NDArray[np.bool_]
 COLUMNS_FROM = 96
 COLUMNS_UNTIL = 64
 
-#: ``exact_value_sum`` works in 16-bit digits of ``price * 2**80``: eight of them cover the
-#: prices below 2**48 CNY; a product of a digit and shares below 2**32 is below 2**48, and up
-#: to 2**15 of those add up below 2**63.
-_DIGIT = 16
-_DIGITS = 8
-_SCALES = np.asarray([2.0 ** (80 - _DIGIT * k) for k in range(_DIGITS)])
+#: ``exact_value_sum`` works in digits of ``price * 2**80`` (a whole number for prices in
+#: ``[2**-27, 2**48)`` CNY), as wide as the shares and the count of terms allow: each
+#: digit times shares, summed, stays below 2**62.
 PRICE_BELOW = 2.0**48
-_DIGIT_SPAN = 65536.0
-VOLUME_BELOW = 1 << 32
-_TERMS = 1 << 15
 #: Below this many terms the exact sum is cheaper as Python integers than as digit vectors.
 _PYTHON_SUM_BELOW = 16
 _FIRST_ROOM = 64
@@ -70,42 +64,79 @@ def _floats(values: list[float]) -> F64:
     return np.fromiter(values, np.float64, len(values))
 
 
-def _digit_sum(volume: I64, price: F64) -> int:
-    """``exact_value_sum`` for pairs known to be in its vector range."""
-    if len(volume) < _PYTHON_SUM_BELOW:
-        # int(price * 2**80) is value_q(1, price) in range: exact products, exact sum.
-        return sum(map(mul, volume.tolist(), map(int, (price * SCALE_F).tolist())))
-    # Row k is floor(price * 2**(80 - 16k)), row k + 1 is floor(row k / 2**16): digit k is
-    # row k - row k+1 * 2**16, exact (Sterbenz: the two are within a factor of 2, or the
-    # second is 0), and several times cheaper than np.fmod.
-    scaled = np.floor(price[None, :] * _SCALES[:, None])
-    scaled[:-1] -= scaled[1:] * _DIGIT_SPAN
-    sums = (scaled.astype(np.int64) @ volume).tolist()
-    total = 0
-    for k in range(_DIGITS - 1, -1, -1):
-        total = (total << _DIGIT) + sums[k]
-    return total
+def _digit_sums(volume: I64, price: F64, counts: I64) -> list[int] | None:
+    """``value_sums`` in a few vector steps; None where a price or share count is out of
+    their range (prices in ``[2**-27, 2**48)``, shares >= 0 and narrow enough)."""
+    single = len(counts) == 1
+    v_max = int(volume.max())
+    n_max = len(volume) if single else int(counts.max())
+    p_min, p_max = float(price.min()), float(price.max())
+    w = min(52, 62 - v_max.bit_length() - n_max.bit_length())
+    if int(volume.min()) < 0 or w < 8 or not EXACT_FROM <= p_min <= p_max < PRICE_BELOW:
+        return None
+    # price * 2**80 is a multiple of 2**(e + 28) below 2**(e + 81), e = floor(log2(price)):
+    # only the w-bit digits that range reaches can be nonzero. Digit d is
+    # floor(price * 2**(80 - w*d)) - floor(price * 2**(80 - w*(d+1))) * 2**w: every float
+    # step exact (a power-of-two scaling, a floor, Sterbenz), several times cheaper than fmod.
+    first = (math.frexp(p_min)[1] + 27) // w
+    last = (math.frexp(p_max)[1] + 79) // w
+    span = float(1 << w)
+    if single:  # one close: a matrix of the digits, fewer numpy calls for a few hundred rows
+        scales = np.exp2(80.0 - w * np.arange(first, last + 1, dtype=np.float64))
+        scaled = np.floor(price[None, :] * scales[:, None])
+        scaled[:-1] -= scaled[1:] * span
+        sums = [[x] for x in (scaled.astype(np.int64) @ volume).tolist()]
+    else:
+        nonempty = counts > 0
+        at = (np.cumsum(counts) - counts)[nonempty]
+        sums = []
+        upper = np.floor(price * 2.0 ** (80 - w * first))
+        for d in range(first, last + 1):
+            lower = np.floor(price * 2.0 ** (80 - w * (d + 1)))
+            digit = (upper - lower * span).astype(np.int64)
+            per = np.zeros(len(counts), dtype=np.int64)
+            per[nonempty] = np.add.reduceat(digit * volume, at)
+            sums.append(per.tolist())
+            upper = lower
+    out = []
+    for j in range(len(counts)):
+        total = 0
+        for d in range(len(sums) - 1, -1, -1):
+            total = (total << w) + sums[d][j]
+        out.append(total << (w * first))
+    return out
+
+
+def value_sums(volume: I64, price: F64, counts: I64) -> list[int]:
+    """``exact_value_sum`` of each run of ``counts[j]`` pairs, in order (runs may be empty)."""
+    if not len(volume):
+        return [0] * len(counts)
+    sums = _digit_sums(volume, price, counts)
+    if sums is not None:
+        return sums
+    out = []
+    a = 0
+    for n in counts.tolist():
+        out.append(sum(map(value_q, volume[a : a + n].tolist(), price[a : a + n].tolist())))
+        a += n
+    return out
 
 
 def exact_value_sum(volume: I64, price: F64) -> int:
     """``sum(value_q(v, p))`` over the pairs: the exact market value in ``2**-80`` CNY.
 
-    In one vector step where every price is in ``[2**-27, 2**48)`` CNY and every volume in
-    ``[0, 2**32)`` (there ``price * 2**80`` is a whole number, and its 16-bit digits are
-    ``floor(price * 2**(80 - 16k)) mod 2**16``, each float step exact); otherwise one by one.
+    In a few vector steps where every price is in ``[2**-27, 2**48)`` CNY and the shares
+    are not too many (``_digit_sums``); otherwise one by one.
     """
     n = len(volume)
-    if n == 0:
-        return 0
-    if (
-        n <= _TERMS
-        and float(price.min()) >= EXACT_FROM
-        and float(price.max()) < PRICE_BELOW
-        and int(volume.min()) >= 0
-        and int(volume.max()) < VOLUME_BELOW
-    ):
-        return _digit_sum(volume, price)
-    return sum(map(value_q, volume.tolist(), price.tolist()))
+    if n < _PYTHON_SUM_BELOW:
+        if n == 0:
+            return 0
+        p_min, p_max = float(price.min()), float(price.max())
+        if p_min >= EXACT_FROM and p_max < PRICE_BELOW:
+            # int(price * 2**80) is value_q(1, price) in range: exact products, exact sum.
+            return sum(map(mul, volume.tolist(), map(int, (price * SCALE_F).tolist())))
+    return value_sums(volume, price, np.asarray([n], dtype=np.int64))[0]
 
 
 def in_range(prices: F64) -> bool:
@@ -147,8 +178,7 @@ class MarkBook:
 
     Slots ``[0, n)`` are in holding order; a code dropped by the day's roll leaves a dead slot
     (no shares, no longer in ``slot``) until the columns are packed again, so the order never needs
-    a search. ``wide``: some share count written from a holding is outside the exact sum's
-    vector range (``[0, 2**32)``), so the sum checks its ranges.
+    a search.
     """
 
     __slots__ = (
@@ -163,7 +193,6 @@ class MarkBook:
         "slot",
         "usable",
         "volume",
-        "wide",
     )
 
     def __init__(self, index: Mapping[str, int], room: int = _FIRST_ROOM) -> None:
@@ -172,7 +201,6 @@ class MarkBook:
         self.slot: dict[str, int] = {}
         self.n = 0
         self.dead = 0
-        self.wide = False
         self.keys: I64 = np.zeros(room, dtype=np.int64)
         self.volume: I64 = np.zeros(room, dtype=np.int64)
         self.usable: I64 = np.zeros(room, dtype=np.int64)
@@ -249,17 +277,13 @@ class MarkBook:
         if len(found) <= 8:
             volume, usable = self.volume, self.usable
             for s, pos in found:
-                v = volume[s] = pos.volume
+                volume[s] = pos.volume
                 usable[s] = pos.can_use
-                if not 0 <= v < VOLUME_BELOW:
-                    self.wide = True
             return
         slots = _ints([s for s, _ in found])
         shares = [p.volume for _, p in found]
         self.volume[slots] = _ints(shares)
         self.usable[slots] = _ints([p.can_use for _, p in found])
-        if min(shares) < 0 or max(shares) >= VOLUME_BELOW:
-            self.wide = True
 
     def _read(self, positions: Mapping[str, Holding], codes: list[str]) -> None:
         """Shares and sellable shares of ``codes`` (all in the book) from their holdings."""
@@ -268,18 +292,14 @@ class MarkBook:
             for code in codes:
                 pos = positions[code]
                 s = slot[code]
-                v = volume[s] = pos.volume
+                volume[s] = pos.volume
                 usable[s] = pos.can_use
-                if not 0 <= v < VOLUME_BELOW:
-                    self.wide = True
             return
         holdings = list(map(positions.__getitem__, codes))
         slots = _ints(list(map(slot.__getitem__, codes)))
         shares = [p.volume for p in holdings]
         volume[slots] = _ints(shares)
         usable[slots] = _ints([p.can_use for p in holdings])
-        if min(shares) < 0 or max(shares) >= VOLUME_BELOW:
-            self.wide = True
 
     def _append(self, codes: list[str], holdings: list[Holding]) -> bool:
         # Slots from ``n`` on hold no shares and are not marked (``_grow``, ``pack``).
@@ -309,8 +329,6 @@ class MarkBook:
             slot[code] = n + i
         self.codes.extend(codes)
         self.n = n + m
-        if shares and (min(shares) < 0 or max(shares) >= VOLUME_BELOW):
-            self.wide = True
         return True
 
     def _grow(self, room: int) -> None:
@@ -357,22 +375,18 @@ class MarkBook:
             # shares is read from its holding before it counts again, see ``sync``).
             last = self.last[:n]
             last[...] = got
-            exact = not self.wide
         else:
-            marked = self._mark_checked(got, present, held, fallback)
-            if marked is None:
+            checked = self._mark_checked(got, present, held, fallback)
+            if checked is None:
                 return None
-            last, exact = marked
+            last = checked
         count = int(np.count_nonzero(held))
         if count == n:
             rows = HeldArrays(keys.copy(), volume.copy(), self.usable[:n].copy(), last.copy())
         else:
             at = np.flatnonzero(held)
             rows = HeldArrays(keys[at], volume[at], self.usable[at], last[at])
-        if exact and count <= _TERMS:
-            value = _digit_sum(rows.volume, rows.close)
-        else:
-            value = exact_value_sum(rows.volume, rows.close)
+        value = exact_value_sum(rows.volume, rows.close)
         self.marked[:n] = held
         self.fresh = set()
         return rows, value
@@ -383,15 +397,15 @@ class MarkBook:
         present: Mask | None,
         held: Mask,
         fallback: Callable[[str], float | None],
-    ) -> tuple[F64, bool] | None:
+    ) -> F64 | None:
         """``mark``'s prices where some may be missing, zero or bad: the new last prices (the
-        columns' own, if all is well) and whether they are all in the vector sum's range."""
+        columns' own, if all is well)."""
         n = self.n
         has = held if present is None else held & present[self.keys[:n]]
         priced = got[has]
         if not bool(np.isfinite(priced).all()) or bool((priced < 0).any()):
             return None
-        last = self.last[:n].copy()
+        last: F64 = self.last[:n].copy()
         moved = has & (got != 0)
         last[moved] = got[moved]
         codes = self.codes
@@ -406,7 +420,7 @@ class MarkBook:
             if price != 0:
                 last[s] = price
         self.last[:n] = last
-        return last, False
+        return last
 
 
 __all__ = ["HeldArrays", "KeyedPrices", "MarkBook", "exact_value_sum", "in_range"]
