@@ -180,16 +180,17 @@ async def test_batches_give_what_single_calls_give(home: Path, extra: str, size:
     assert len(single.responses) == sum(len(v) for v in SCRIPT.values())
 
 
-async def test_an_unhashable_code_is_refused_alike(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("size", [3, 100])
+async def test_unhashable_values_are_refused_alike(
+    home: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
-    monkeypatch.setitem(
-        SCRIPT, 0, [(A, BUY, 100, 11.0, FIX), ([A], BUY, 100, 11.0, FIX), (B, BUY, 100, 11.0, FIX)]
-    )
-    single, batched = Scripted(0), Scripted(3)
+    # 100: one batch of ten, which the replay first tries to tell by set tests.
+    odd = [(A, BUY, 100, 11.0, FIX), ([A], BUY, 100, 11.0, FIX), (B, BUY, 100, 11.0, [FIX])]
+    monkeypatch.setitem(SCRIPT, 0, odd + [(B, BUY, 100, 11.0, FIX)] * 7)
+    single, batched = Scripted(0), Scripted(size)
     assert_same(await run(home, single), await run(home, batched))
     assert batched.responses == single.responses
-    assert [r.error_msg == "" for r in single.responses[:3]] == [True, False, True]
+    assert [r.error_msg == "" for r in single.responses[:4]] == [True, False, False, True]
 
 
 #: Steps of usual orders only (limit orders on the replay's own codes), codes repeated: the

@@ -870,9 +870,7 @@ class ReplayBackend:
         # replay, which meets no book under next_open.
         limits_rest = self.spec.fill == "next_open"
         if (
-            limits_rest
-            and len(reqs) >= _GATHER_FROM
-            and set(map(_price_type_of, reqs)) == _FIX_ONLY
+            limits_rest and len(reqs) >= _GATHER_FROM and _all_limits(reqs)
         ):  # a batch of usual orders, told without a Python step per order
             codes = list(map(_code_of, reqs))
             numbers = _numbers(codes, index)
@@ -1023,6 +1021,14 @@ _SUBMIT_ONLY = frozenset([msg.SubmitOrder])
 #: From how many orders a batch of usual ones is told by set tests and its listings gathered
 #: (below it, order by order costs less: ~0.2 us an order at six).
 _GATHER_FROM = 8
+
+
+def _all_limits(reqs: list[msg.SubmitOrder]) -> bool:
+    """Whether every order is a limit order (``FIX_PRICE``)."""
+    try:
+        return set(map(_price_type_of, reqs)) == _FIX_ONLY
+    except TypeError:  # an unhashable price type: not a limit order
+        return False
 
 
 def _numbers(codes: list[Any], index: dict[str, int]) -> list[int] | None:
